@@ -1,0 +1,5 @@
+//! The occ broker and its admin CLI. The broker decides, asks a human, and writes every step to
+//! the audit log; it must fail closed on any broken file, failed write or malformed request.
+
+pub mod cli;
+pub mod paths;

@@ -1,0 +1,2 @@
+//! occ-scan: host monitoring (ports, egress) and compliance checks for scheduled jobs.
+#![forbid(unsafe_code)]

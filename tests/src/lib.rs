@@ -1,0 +1,50 @@
+//! Helpers for the end-to-end tests: find the built binaries, make temporary homes, and report
+//! skips honestly (a skip under `OCC_REQUIRE_FULL_TESTS=1` is a failure).
+#![forbid(unsafe_code)]
+
+use std::path::PathBuf;
+
+/// Directory holding the built `occ`, `occ-scan` and `occ-shim` binaries: `$OCC_BIN_DIR`, or
+/// the cargo target directory this test binary was built into.
+pub fn bin_dir() -> PathBuf {
+    if let Some(d) = std::env::var_os("OCC_BIN_DIR").filter(|d| !d.is_empty()) {
+        return PathBuf::from(d);
+    }
+    // target/<profile>/deps/<test-exe> -> target/<profile>
+    let exe = std::env::current_exe().expect("current_exe");
+    exe.parent()
+        .and_then(|d| d.parent())
+        .map(PathBuf::from)
+        .expect("test binary lives in target/<profile>/deps")
+}
+
+/// Path of one built binary; panics with the fix when it is missing.
+pub fn bin(name: &str) -> PathBuf {
+    let p = bin_dir().join(name);
+    assert!(
+        p.is_file(),
+        "{} is missing: run `cargo build --workspace` first, or set OCC_BIN_DIR",
+        p.display()
+    );
+    p
+}
+
+/// Whether this process runs as root.
+pub fn is_root() -> bool {
+    std::fs::read_to_string("/proc/self/status")
+        .ok()
+        .and_then(|s| {
+            s.lines()
+                .find(|l| l.starts_with("Uid:"))
+                .map(|l| l.split_whitespace().nth(2) == Some("0"))
+        })
+        .unwrap_or(false)
+}
+
+/// Reports a skipped test. Under `OCC_REQUIRE_FULL_TESTS=1` a skip is a failure.
+pub fn skip(why: &str) {
+    if std::env::var("OCC_REQUIRE_FULL_TESTS").as_deref() == Ok("1") {
+        panic!("SKIP not allowed under OCC_REQUIRE_FULL_TESTS=1: {why}");
+    }
+    eprintln!("SKIP: {why}");
+}

@@ -1,0 +1,3 @@
+//! End-to-end tests through the real binaries. One test binary, modules per area.
+
+mod cli_smoke;
