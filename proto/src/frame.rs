@@ -1,0 +1,185 @@
+//! The frames shim and broker exchange. Text the broker prints goes through the shim verbatim,
+//! so the broker must escape requester-controlled text before putting it in a frame.
+//!
+//! Conversation (user mode): shim → `Request` (+ stdio fds); broker → zero or more `Waiting`,
+//! then exactly one of `Pending`, `Refuse`, `Output` or `Grant`; after `Grant` the shim runs the
+//! argv and sends `Signal` for each signal it relays, then one `ExitReport`.
+
+/// Most argv entries a request or grant may carry.
+pub const MAX_ARGS: usize = 65_536;
+/// Most environment entries a request may carry.
+pub const MAX_ENV: usize = 4_096;
+/// Largest single environment entry (name + value) a request may carry.
+pub const MAX_ENV_ENTRY: usize = 128 * 1024;
+
+/// The type byte of a frame.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+#[repr(u8)]
+pub enum FrameType {
+    /// Shim → broker: what the caller asked for.
+    Request = 1,
+    /// Broker → shim: the request is queued and the shim should not wait (final).
+    Pending = 2,
+    /// Broker → shim: the request is queued and the broker is waiting for an approver.
+    Waiting = 3,
+    /// Broker → shim: run exactly this argv (final until the exit report).
+    Grant = 4,
+    /// Broker → shim: refused (final).
+    Refuse = 5,
+    /// Broker → shim: print this and exit with this code (final).
+    Output = 6,
+    /// Shim → broker: how the granted command ended.
+    ExitReport = 7,
+    /// Shim → broker: a signal the shim relayed to the command.
+    Signal = 8,
+}
+
+impl FrameType {
+    /// The frame type for a header byte, if any.
+    pub fn from_byte(b: u8) -> Option<FrameType> {
+        Some(match b {
+            1 => FrameType::Request,
+            2 => FrameType::Pending,
+            3 => FrameType::Waiting,
+            4 => FrameType::Grant,
+            5 => FrameType::Refuse,
+            6 => FrameType::Output,
+            7 => FrameType::ExitReport,
+            8 => FrameType::Signal,
+            _ => return None,
+        })
+    }
+}
+
+/// What the caller typed and the context it typed it in. Everything here is requester-controlled.
+#[derive(Clone, Debug, Default, PartialEq, Eq)]
+pub struct Request {
+    /// The raw arguments after `sudo` (argv[1..]), as bytes. No entry contains NUL.
+    pub argv: Vec<Vec<u8>>,
+    /// The caller's working directory, as bytes (empty if it could not be read).
+    pub cwd: Vec<u8>,
+    /// The caller's `OPENCLAW_*`, `TERM`, `LANG` and `LC_*` variables, as (name, value).
+    pub env: Vec<(Vec<u8>, Vec<u8>)>,
+    /// Whether fds 0, 1 and 2 are terminals.
+    pub isatty: [bool; 3],
+    /// Which of fds 0, 1 and 2 travel with this frame (`SCM_RIGHTS`, in fd order).
+    pub stdio_passed: [bool; 3],
+    /// The caller's terminal name (`/dev/pts/3`), if any of its stdio is a terminal.
+    pub tty: Option<Vec<u8>>,
+}
+
+impl Request {
+    /// How many descriptors this request says travel with it.
+    pub fn passed_fd_count(&self) -> usize {
+        self.stdio_passed.iter().filter(|b| **b).count()
+    }
+}
+
+/// A refusal, printed by the shim as `sudo: MESSAGE (occ: REASON_CODE)`.
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub struct Refuse {
+    /// Human text (already escaped by the broker).
+    pub message: String,
+    /// Stable snake_case reason code (`policy_block`, `broker_stopping`, …).
+    pub reason_code: String,
+    /// The shim's exit code; the shim turns 0 into 1, since a refusal never succeeds.
+    pub exit_code: i32,
+}
+
+/// Text the broker answers with itself (`-h`, `-V`, `-l`, grammar errors, not found).
+#[derive(Clone, Debug, Default, PartialEq, Eq)]
+pub struct Output {
+    /// Bytes for the shim's stdout.
+    pub stdout: Vec<u8>,
+    /// Bytes for the shim's stderr.
+    pub stderr: Vec<u8>,
+    /// The shim's exit code.
+    pub exit_code: i32,
+}
+
+/// How a granted command ended, as the shim saw it.
+#[derive(Clone, Copy, Debug, Default, PartialEq, Eq)]
+pub struct ExitReport {
+    /// The exit status when it exited normally; -1 when a signal killed it.
+    pub exit_value: i32,
+    /// The signal that killed it, or 0.
+    pub signal: i32,
+    /// Wall-clock run time in milliseconds.
+    pub run_time_ms: u64,
+}
+
+/// One message on the wire.
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub enum Frame {
+    /// See [`Request`].
+    Request(Request),
+    /// Queued; the shim prints the pending line and exits 1.
+    Pending {
+        /// The pending id, `[a-z0-9]{1,32}`.
+        id: String,
+    },
+    /// Queued; the shim prints the waiting line and keeps reading.
+    Waiting {
+        /// The pending id, `[a-z0-9]{1,32}`.
+        id: String,
+    },
+    /// Run this argv; `argv[0]` is an absolute path and no entry contains NUL.
+    Grant {
+        /// The exact argv to exec.
+        argv: Vec<Vec<u8>>,
+    },
+    /// See [`Refuse`].
+    Refuse(Refuse),
+    /// See [`Output`].
+    Output(Output),
+    /// See [`ExitReport`].
+    ExitReport(ExitReport),
+    /// The shim relayed this signal (1..=64) to the command.
+    Signal {
+        /// The signal number.
+        signo: i32,
+    },
+}
+
+impl Frame {
+    /// The type byte this frame is sent with.
+    pub fn frame_type(&self) -> FrameType {
+        match self {
+            Frame::Request(_) => FrameType::Request,
+            Frame::Pending { .. } => FrameType::Pending,
+            Frame::Waiting { .. } => FrameType::Waiting,
+            Frame::Grant { .. } => FrameType::Grant,
+            Frame::Refuse(_) => FrameType::Refuse,
+            Frame::Output(_) => FrameType::Output,
+            Frame::ExitReport(_) => FrameType::ExitReport,
+            Frame::Signal { .. } => FrameType::Signal,
+        }
+    }
+
+    /// A refusal frame.
+    pub fn refuse(message: impl Into<String>, reason_code: impl Into<String>) -> Frame {
+        Frame::Refuse(Refuse {
+            message: message.into(),
+            reason_code: reason_code.into(),
+            exit_code: 1,
+        })
+    }
+}
+
+/// Whether `id` is an acceptable pending id: 1 to 32 of `[a-z0-9]`.
+pub(crate) fn valid_id(id: &str) -> bool {
+    !id.is_empty()
+        && id.len() <= 32
+        && id
+            .bytes()
+            .all(|b| b.is_ascii_lowercase() || b.is_ascii_digit())
+}
+
+/// Whether `code` is an acceptable reason code: 1 to 64 of `[a-z0-9_]`.
+pub(crate) fn valid_reason_code(code: &str) -> bool {
+    !code.is_empty()
+        && code.len() <= 64
+        && code
+            .bytes()
+            .all(|b| b.is_ascii_lowercase() || b.is_ascii_digit() || b == b'_')
+}
