@@ -2,4 +2,6 @@
 //! the audit log; it must fail closed on any broken file, failed write or malformed request.
 
 pub mod cli;
+pub mod escape;
 pub mod paths;
+pub mod session;

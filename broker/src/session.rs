@@ -1,0 +1,630 @@
+//! Pending requests, grants and task sessions, held in the broker's memory. It owns the rules
+//! for ids, expiry, `--once`/`--session` scope and the idle timeout; it must never let a grant
+//! cover a request whose digest differs, or a session grant cover a code-running or untrusted
+//! request. Time is always passed in (milliseconds since the epoch), so every rule is testable.
+
+use std::collections::{BTreeMap, HashMap, HashSet};
+
+/// SHA-256 digest binding a grant to exactly one request (see `occ_policy`'s grant digest).
+pub type Digest = [u8; 32];
+
+/// How long an approval lasts.
+#[derive(Clone, Copy, Debug, PartialEq, Eq, serde::Serialize, serde::Deserialize)]
+#[serde(rename_all = "snake_case")]
+pub enum Scope {
+    /// Consumed by one run (the default).
+    Once,
+    /// Lasts until the task session has been idle for the configured timeout.
+    Session,
+}
+
+impl Scope {
+    /// The name used in audit events (`grant_scope`) and output.
+    pub fn as_str(self) -> &'static str {
+        match self {
+            Scope::Once => "once",
+            Scope::Session => "session",
+        }
+    }
+}
+
+/// What an approver sees about a pending request; everything is as the broker resolved it.
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub struct RequestInfo {
+    pub digest: Digest,
+    pub submituser: String,
+    pub peer_uid: u32,
+    pub peer_pid: i32,
+    pub session_id: Option<String>,
+    pub command: Vec<String>,
+    pub runuser: String,
+    pub rungroup: Option<String>,
+    pub runcwd: String,
+    pub env: BTreeMap<String, String>,
+    pub reason: Option<String>,
+    pub untrusted: bool,
+    pub runs_arbitrary_code: bool,
+}
+
+/// A request waiting for a human.
+#[derive(Clone, Debug)]
+pub struct Pending {
+    pub id: String,
+    pub info: RequestInfo,
+    pub created_ms: u64,
+    pub expires_ms: u64,
+}
+
+/// How a pending request ended.
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub enum Outcome {
+    Approved {
+        scope: Scope,
+    },
+    Denied {
+        note: Option<String>,
+    },
+    Expired,
+    /// The broker is shutting down.
+    Stopping,
+}
+
+/// A live approval for one digest.
+#[derive(Clone, Debug, PartialEq, Eq, serde::Serialize, serde::Deserialize)]
+pub struct Grant {
+    #[serde(with = "hex_digest")]
+    pub digest: Digest,
+    pub scope: Scope,
+    pub request_id: String,
+    pub caller_uid: u32,
+    pub session_id: Option<String>,
+    pub created_ms: u64,
+}
+
+/// Why an approval was refused.
+#[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
+#[non_exhaustive]
+pub enum ApproveError {
+    #[error("no pending request with id {0}: list them with `occ approvals`")]
+    UnknownId(String),
+    #[error("request {0} comes from an untrusted source: re-run with --confirm-untrusted after reading it")]
+    UntrustedNotConfirmed(String),
+    #[error("--session refused for request {id}: {why}; approve it --once instead")]
+    SessionRefused { id: String, why: &'static str },
+}
+
+/// A session's liveness, for `occ status`.
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub struct SessionSummary {
+    pub session_id: String,
+    pub idle_ms: u64,
+    pub grants: usize,
+}
+
+/// Snapshot written for a restart: grants and session activity only, never pending requests.
+#[derive(Debug, Default, serde::Serialize, serde::Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct Snapshot {
+    pub version: u32,
+    pub grants: Vec<Grant>,
+    pub sessions: BTreeMap<String, u64>,
+}
+
+/// All in-memory approval state of one broker.
+#[derive(Debug)]
+pub struct Store {
+    pending: BTreeMap<String, Pending>,
+    outcomes: HashMap<String, Outcome>,
+    issued: HashSet<String>,
+    grants: HashMap<Digest, Grant>,
+    /// session id → last activity (ms).
+    sessions: HashMap<String, u64>,
+    pending_expiry_ms: u64,
+    idle_timeout_ms: u64,
+}
+
+impl Store {
+    /// A store with the configured expiry of pending requests and session idle timeout.
+    pub fn new(pending_expiry_minutes: u64, idle_timeout_minutes: u64) -> Store {
+        Store {
+            pending: BTreeMap::new(),
+            outcomes: HashMap::new(),
+            issued: HashSet::new(),
+            grants: HashMap::new(),
+            sessions: HashMap::new(),
+            pending_expiry_ms: pending_expiry_minutes.saturating_mul(60_000),
+            idle_timeout_ms: idle_timeout_minutes.saturating_mul(60_000),
+        }
+    }
+
+    /// Files a request. An identical request that is still pending gets the same id; otherwise
+    /// `new_id` is asked for fresh random ids until one was never issued before.
+    /// Returns the id and whether it is new.
+    pub fn submit(
+        &mut self,
+        info: RequestInfo,
+        now_ms: u64,
+        mut new_id: impl FnMut() -> String,
+    ) -> (String, bool) {
+        if let Some(p) = self
+            .pending
+            .values()
+            .find(|p| p.info.digest == info.digest && p.expires_ms > now_ms)
+        {
+            return (p.id.clone(), false);
+        }
+        let id = loop {
+            let candidate = new_id();
+            if !self.issued.contains(&candidate) {
+                break candidate;
+            }
+        };
+        self.issued.insert(id.clone());
+        let pending = Pending {
+            id: id.clone(),
+            info,
+            created_ms: now_ms,
+            expires_ms: now_ms.saturating_add(self.pending_expiry_ms),
+        };
+        self.pending.insert(id.clone(), pending);
+        (id, true)
+    }
+
+    /// Pending requests, oldest id order.
+    pub fn pending(&self) -> impl Iterator<Item = &Pending> {
+        self.pending.values()
+    }
+
+    /// One pending request.
+    pub fn pending_by_id(&self, id: &str) -> Option<&Pending> {
+        self.pending.get(id)
+    }
+
+    /// How a request ended, once it has.
+    pub fn outcome(&self, id: &str) -> Option<&Outcome> {
+        self.outcomes.get(id)
+    }
+
+    /// Removes and returns every pending request past its expiry.
+    pub fn expire(&mut self, now_ms: u64) -> Vec<Pending> {
+        let gone: Vec<String> = self
+            .pending
+            .values()
+            .filter(|p| p.expires_ms <= now_ms)
+            .map(|p| p.id.clone())
+            .collect();
+        gone.into_iter()
+            .filter_map(|id| {
+                self.outcomes.insert(id.clone(), Outcome::Expired);
+                self.pending.remove(&id)
+            })
+            .collect()
+    }
+
+    /// Approves a pending request, creating its grant.
+    pub fn approve(
+        &mut self,
+        id: &str,
+        scope: Scope,
+        confirm_untrusted: bool,
+        now_ms: u64,
+    ) -> Result<(Pending, Grant), ApproveError> {
+        let p = self
+            .pending
+            .get(id)
+            .filter(|p| p.expires_ms > now_ms)
+            .ok_or_else(|| ApproveError::UnknownId(id.to_string()))?;
+        if p.info.untrusted && !confirm_untrusted {
+            return Err(ApproveError::UntrustedNotConfirmed(id.to_string()));
+        }
+        if scope == Scope::Session {
+            let why = if p.info.runs_arbitrary_code {
+                Some("the command can run arbitrary code")
+            } else if p.info.untrusted {
+                Some("the request comes from an untrusted source")
+            } else if p.info.session_id.is_none() {
+                Some("the request has no session id")
+            } else {
+                None
+            };
+            if let Some(why) = why {
+                return Err(ApproveError::SessionRefused {
+                    id: id.to_string(),
+                    why,
+                });
+            }
+        }
+        let p = self
+            .pending
+            .remove(id)
+            .ok_or_else(|| ApproveError::UnknownId(id.to_string()))?;
+        let grant = Grant {
+            digest: p.info.digest,
+            scope,
+            request_id: p.id.clone(),
+            caller_uid: p.info.peer_uid,
+            session_id: p.info.session_id.clone(),
+            created_ms: now_ms,
+        };
+        if let Some(s) = &grant.session_id {
+            self.sessions.insert(s.clone(), now_ms);
+        }
+        self.grants.insert(grant.digest, grant.clone());
+        self.outcomes
+            .insert(p.id.clone(), Outcome::Approved { scope });
+        Ok((p, grant))
+    }
+
+    /// Denies a pending request.
+    pub fn deny(&mut self, id: &str, note: Option<String>) -> Result<Pending, ApproveError> {
+        let p = self
+            .pending
+            .remove(id)
+            .ok_or_else(|| ApproveError::UnknownId(id.to_string()))?;
+        self.outcomes.insert(p.id.clone(), Outcome::Denied { note });
+        Ok(p)
+    }
+
+    /// Answers every pending request with `Stopping` (broker shutdown).
+    pub fn stop_all(&mut self) -> Vec<Pending> {
+        let all: Vec<Pending> = std::mem::take(&mut self.pending).into_values().collect();
+        for p in &all {
+            self.outcomes.insert(p.id.clone(), Outcome::Stopping);
+        }
+        all
+    }
+
+    /// Whether a live grant covers this digest, without using it.
+    pub fn peek_grant(&self, digest: &Digest, now_ms: u64) -> Option<&Grant> {
+        let g = self.grants.get(digest)?;
+        match g.scope {
+            Scope::Once => Some(g),
+            Scope::Session => {
+                let s = g.session_id.as_ref()?;
+                let last = *self.sessions.get(s)?;
+                (now_ms.saturating_sub(last) < self.idle_timeout_ms).then_some(g)
+            }
+        }
+    }
+
+    /// Uses the grant covering this digest: a `--once` grant is consumed, a `--session` grant
+    /// refreshes its session's activity. Untrusted requests never reuse a grant beyond once,
+    /// which `approve` already guarantees by refusing `--session` for them.
+    pub fn take_grant(&mut self, digest: &Digest, now_ms: u64) -> Option<Grant> {
+        let g = self.peek_grant(digest, now_ms)?.clone();
+        match g.scope {
+            Scope::Once => {
+                self.grants.remove(digest);
+            }
+            Scope::Session => {
+                if let Some(s) = &g.session_id {
+                    self.sessions.insert(s.clone(), now_ms);
+                }
+            }
+        }
+        Some(g)
+    }
+
+    /// Ends sessions idle for the timeout, dropping their grants; returns their ids.
+    pub fn expire_sessions(&mut self, now_ms: u64) -> Vec<String> {
+        let idle = self.idle_timeout_ms;
+        let gone: Vec<String> = self
+            .sessions
+            .iter()
+            .filter(|(_, last)| now_ms.saturating_sub(**last) >= idle)
+            .map(|(s, _)| s.clone())
+            .collect();
+        for s in &gone {
+            self.drop_session(s);
+        }
+        gone
+    }
+
+    /// Drops every grant of one session; returns how many.
+    pub fn drop_session(&mut self, session_id: &str) -> usize {
+        let before = self.grants.len();
+        self.grants
+            .retain(|_, g| g.session_id.as_deref() != Some(session_id));
+        self.sessions.remove(session_id);
+        before - self.grants.len()
+    }
+
+    /// Drops every grant held for one caller uid (`sudo -k`/`-K`); returns how many.
+    pub fn drop_caller(&mut self, uid: u32) -> usize {
+        let before = self.grants.len();
+        self.grants.retain(|_, g| g.caller_uid != uid);
+        before - self.grants.len()
+    }
+
+    /// Drops every grant; returns how many.
+    pub fn drop_all(&mut self) -> usize {
+        let n = self.grants.len();
+        self.grants.clear();
+        self.sessions.clear();
+        n
+    }
+
+    /// Live sessions with idle time and grant counts, for `occ status`.
+    pub fn sessions(&self, now_ms: u64) -> Vec<SessionSummary> {
+        let mut out: Vec<SessionSummary> = self
+            .sessions
+            .iter()
+            .map(|(s, last)| SessionSummary {
+                session_id: s.clone(),
+                idle_ms: now_ms.saturating_sub(*last),
+                grants: self
+                    .grants
+                    .values()
+                    .filter(|g| g.session_id.as_deref() == Some(s))
+                    .count(),
+            })
+            .collect();
+        out.sort_by(|a, b| a.session_id.cmp(&b.session_id));
+        out
+    }
+
+    /// Number of live grants.
+    pub fn grant_count(&self) -> usize {
+        self.grants.len()
+    }
+
+    /// The restart snapshot: grants and session activity.
+    pub fn snapshot(&self) -> Snapshot {
+        let mut grants: Vec<Grant> = self.grants.values().cloned().collect();
+        grants.sort_by(|a, b| a.request_id.cmp(&b.request_id));
+        Snapshot {
+            version: 1,
+            grants,
+            sessions: self.sessions.iter().map(|(k, v)| (k.clone(), *v)).collect(),
+        }
+    }
+
+    /// Restores grants from a snapshot the caller has already checked (owner, mode); session
+    /// grants whose session is idle past the timeout are not restored.
+    pub fn restore(&mut self, snap: Snapshot, now_ms: u64) {
+        for (s, last) in snap.sessions {
+            if now_ms.saturating_sub(last) < self.idle_timeout_ms {
+                self.sessions.insert(s, last);
+            }
+        }
+        for g in snap.grants {
+            let live = match (&g.scope, &g.session_id) {
+                (Scope::Once, _) => true,
+                (Scope::Session, Some(s)) => self.sessions.contains_key(s),
+                (Scope::Session, None) => false,
+            };
+            if live {
+                self.issued.insert(g.request_id.clone());
+                self.grants.insert(g.digest, g);
+            }
+        }
+    }
+}
+
+/// A fresh pending-request id: 8 characters of `[a-z0-9]` from the OS random source.
+pub fn random_id() -> std::io::Result<String> {
+    const ALPHABET: &[u8; 36] = b"abcdefghijklmnopqrstuvwxyz0123456789";
+    let mut out = String::with_capacity(8);
+    while out.len() < 8 {
+        let mut buf = [0u8; 16];
+        getrandom::fill(&mut buf).map_err(std::io::Error::other)?;
+        // Reject bytes >= 252 so every character is equally likely (252 = 7 * 36).
+        for b in buf.into_iter().filter(|b| *b < 252) {
+            if out.len() < 8 {
+                out.push(char::from(ALPHABET[usize::from(b % 36)]));
+            }
+        }
+    }
+    Ok(out)
+}
+
+mod hex_digest {
+    use super::Digest;
+
+    pub fn serialize<S: serde::Serializer>(d: &Digest, s: S) -> Result<S::Ok, S::Error> {
+        let mut hex = String::with_capacity(64);
+        for b in d {
+            hex.push_str(&format!("{b:02x}"));
+        }
+        s.serialize_str(&hex)
+    }
+
+    pub fn deserialize<'de, D: serde::Deserializer<'de>>(d: D) -> Result<Digest, D::Error> {
+        let s: String = serde::Deserialize::deserialize(d)?;
+        let bytes = s.as_bytes();
+        if bytes.len() != 64 {
+            return Err(serde::de::Error::custom("digest must be 64 hex characters"));
+        }
+        let mut out = [0u8; 32];
+        for (i, pair) in bytes.chunks(2).enumerate() {
+            let text = std::str::from_utf8(pair).map_err(serde::de::Error::custom)?;
+            out[i] = u8::from_str_radix(text, 16).map_err(serde::de::Error::custom)?;
+        }
+        Ok(out)
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    const MIN: u64 = 60_000;
+
+    fn info(d: u8) -> RequestInfo {
+        RequestInfo {
+            digest: [d; 32],
+            submituser: "agent".into(),
+            peer_uid: 1001,
+            peer_pid: 42,
+            session_id: Some("task-1".into()),
+            command: vec!["/usr/bin/true".into()],
+            runuser: "root".into(),
+            rungroup: None,
+            runcwd: "/".into(),
+            env: BTreeMap::new(),
+            reason: None,
+            untrusted: false,
+            runs_arbitrary_code: false,
+        }
+    }
+
+    fn ids() -> impl FnMut() -> String {
+        let mut n = 0;
+        move || {
+            n += 1;
+            format!("id{n:06}")
+        }
+    }
+
+    #[test]
+    fn identical_pending_request_gets_the_same_id() {
+        let mut s = Store::new(30, 30);
+        let mut gen = ids();
+        let (a, new_a) = s.submit(info(1), 0, &mut gen);
+        let (b, new_b) = s.submit(info(1), 1000, &mut gen);
+        let (c, _) = s.submit(info(2), 1000, &mut gen);
+        assert_eq!((a.as_str(), new_a, new_b), (b.as_str(), true, false));
+        assert_ne!(a, c);
+    }
+
+    #[test]
+    fn ids_are_never_reused_even_when_the_generator_repeats() {
+        let mut s = Store::new(30, 30);
+        let seq = ["aaaaaaaa", "aaaaaaaa", "bbbbbbbb"];
+        let mut i = 0;
+        let mut gen = || {
+            i += 1;
+            seq[i - 1].to_string()
+        };
+        let (a, _) = s.submit(info(1), 0, &mut gen);
+        s.deny(&a, None).unwrap();
+        let (b, _) = s.submit(info(2), 0, &mut gen);
+        assert_eq!((a.as_str(), b.as_str()), ("aaaaaaaa", "bbbbbbbb"));
+    }
+
+    #[test]
+    fn pending_requests_expire() {
+        let mut s = Store::new(30, 30);
+        let (id, _) = s.submit(info(1), 0, ids());
+        assert!(s.expire(30 * MIN - 1).is_empty());
+        let gone = s.expire(30 * MIN);
+        assert_eq!(gone.len(), 1);
+        assert_eq!(s.outcome(&id), Some(&Outcome::Expired));
+        assert!(matches!(
+            s.approve(&id, Scope::Once, false, 30 * MIN),
+            Err(ApproveError::UnknownId(_))
+        ));
+    }
+
+    #[test]
+    fn once_grant_is_consumed_by_one_run() {
+        let mut s = Store::new(30, 30);
+        let (id, _) = s.submit(info(1), 0, ids());
+        s.approve(&id, Scope::Once, false, 0).unwrap();
+        assert!(s.take_grant(&[1; 32], 1).is_some());
+        assert!(s.take_grant(&[1; 32], 2).is_none());
+    }
+
+    #[test]
+    fn grant_never_covers_a_different_digest() {
+        let mut s = Store::new(30, 30);
+        let (id, _) = s.submit(info(1), 0, ids());
+        s.approve(&id, Scope::Session, false, 0).unwrap();
+        assert!(s.take_grant(&[2; 32], 1).is_none());
+    }
+
+    #[test]
+    fn session_grant_slides_and_ends_after_idle_timeout() {
+        let mut s = Store::new(30, 30);
+        let (id, _) = s.submit(info(1), 0, ids());
+        s.approve(&id, Scope::Session, false, 0).unwrap();
+        assert!(s.take_grant(&[1; 32], 20 * MIN).is_some());
+        assert!(
+            s.take_grant(&[1; 32], 49 * MIN).is_some(),
+            "activity slides the window"
+        );
+        assert!(
+            s.take_grant(&[1; 32], 79 * MIN).is_none(),
+            "idle 30 minutes"
+        );
+        assert_eq!(s.expire_sessions(79 * MIN), vec!["task-1".to_string()]);
+        assert_eq!(s.grant_count(), 0);
+    }
+
+    #[test]
+    fn session_scope_refused_for_code_runners_untrusted_and_sessionless() {
+        type Tweak = fn(&mut RequestInfo);
+        let tweaks: [(Tweak, bool); 3] = [
+            (|i| i.runs_arbitrary_code = true, false),
+            (|i| i.untrusted = true, true),
+            (|i| i.session_id = None, false),
+        ];
+        for (tweak, confirm) in tweaks {
+            let mut s = Store::new(30, 30);
+            let mut i = info(1);
+            tweak(&mut i);
+            let (id, _) = s.submit(i, 0, ids());
+            assert!(matches!(
+                s.approve(&id, Scope::Session, confirm, 0),
+                Err(ApproveError::SessionRefused { .. })
+            ));
+            assert!(s.approve(&id, Scope::Once, confirm, 0).is_ok());
+        }
+    }
+
+    #[test]
+    fn untrusted_request_needs_confirmation() {
+        let mut s = Store::new(30, 30);
+        let mut i = info(1);
+        i.untrusted = true;
+        let (id, _) = s.submit(i, 0, ids());
+        assert!(matches!(
+            s.approve(&id, Scope::Once, false, 0),
+            Err(ApproveError::UntrustedNotConfirmed(_))
+        ));
+        assert!(s.approve(&id, Scope::Once, true, 0).is_ok());
+    }
+
+    #[test]
+    fn drops_by_session_caller_and_all() {
+        let mut s = Store::new(30, 30);
+        let mut gen = ids();
+        for d in 1..=3 {
+            let mut i = info(d);
+            i.peer_uid = if d == 3 { 7 } else { 1001 };
+            i.session_id = Some(format!("s{}", d % 2));
+            let (id, _) = s.submit(i, 0, &mut gen);
+            s.approve(&id, Scope::Once, false, 0).unwrap();
+        }
+        assert_eq!(s.drop_caller(7), 1);
+        assert_eq!(s.drop_session("s1"), 1);
+        assert_eq!(s.drop_all(), 1);
+    }
+
+    #[test]
+    fn snapshot_round_trips_live_grants_only() {
+        let mut s = Store::new(30, 30);
+        let (id, _) = s.submit(info(1), 0, ids());
+        s.approve(&id, Scope::Session, false, 0).unwrap();
+        let json = serde_json::to_string(&s.snapshot()).unwrap();
+        let snap: Snapshot = serde_json::from_str(&json).unwrap();
+        let mut fresh = Store::new(30, 30);
+        fresh.restore(snap, 10 * MIN);
+        assert!(fresh.peek_grant(&[1; 32], 10 * MIN).is_some());
+        let snap: Snapshot = serde_json::from_str(&json).unwrap();
+        let mut late = Store::new(30, 30);
+        late.restore(snap, 31 * MIN);
+        assert_eq!(late.grant_count(), 0);
+    }
+
+    #[test]
+    fn random_ids_match_the_documented_shape() {
+        for _ in 0..100 {
+            let id = random_id().unwrap();
+            assert_eq!(id.len(), 8);
+            assert!(id
+                .bytes()
+                .all(|b| b.is_ascii_lowercase() || b.is_ascii_digit()));
+        }
+    }
+}
