@@ -1,8 +1,10 @@
 //! Reading and writing whole frames on a Unix stream socket, with the caller's stdio
 //! descriptors riding on the request. Timeouts are the socket's own (`set_read_timeout`).
 
+use std::io;
 use std::os::fd::{AsRawFd, BorrowedFd, OwnedFd};
 use std::os::unix::net::UnixStream;
+use std::time::Instant;
 
 use crate::error::Error;
 use crate::frame::Frame;
@@ -22,13 +24,19 @@ pub struct Received {
 /// anything the peer gets wrong is a typed error, and descriptors that came with a bad frame
 /// are closed.
 pub fn read_frame(sock: &UnixStream) -> Result<Received, Error> {
-    let fd = sock.as_raw_fd();
+    read_frame_by(sock, None)
+}
+
+/// Like [`read_frame`], but the whole frame must arrive before `deadline`, however slowly the
+/// peer trickles it (a stalled or slow-drip peer gets a timeout). Changes the socket's read
+/// timeout.
+pub fn read_frame_by(sock: &UnixStream, deadline: Option<Instant>) -> Result<Received, Error> {
     let mut fds = Vec::new();
     let mut head = [0u8; HEADER_LEN];
-    fill(fd, &mut head, &mut fds, true)?;
+    fill(sock, &mut head, &mut fds, true, deadline)?;
     let (kind, len) = decode_header(&head)?;
     let mut payload = vec![0u8; len];
-    fill(fd, &mut payload, &mut fds, false)?;
+    fill(sock, &mut payload, &mut fds, false, deadline)?;
     let frame = decode_payload(kind, &payload)?;
     let expected = match &frame {
         Frame::Request(r) => r.passed_fd_count(),
@@ -44,10 +52,23 @@ pub fn read_frame(sock: &UnixStream) -> Result<Received, Error> {
 }
 
 /// Fills `buf` completely. `at_start` makes an immediate end of stream a clean [`Error::Closed`].
-fn fill(fd: i32, buf: &mut [u8], fds: &mut Vec<OwnedFd>, at_start: bool) -> Result<(), Error> {
+fn fill(
+    sock: &UnixStream,
+    buf: &mut [u8],
+    fds: &mut Vec<OwnedFd>,
+    at_start: bool,
+    deadline: Option<Instant>,
+) -> Result<(), Error> {
     let mut got = 0;
     while got < buf.len() {
-        let (n, cut) = sys::recv_with_fds(fd, &mut buf[got..], fds)?;
+        if let Some(d) = deadline {
+            let left = d.saturating_duration_since(Instant::now());
+            if left.is_zero() {
+                return Err(Error::Io(io::Error::from(io::ErrorKind::TimedOut)));
+            }
+            sock.set_read_timeout(Some(left))?;
+        }
+        let (n, cut) = sys::recv_with_fds(sock.as_raw_fd(), &mut buf[got..], fds)?;
         if cut || fds.len() > MAX_FDS {
             return Err(Error::TooManyFds);
         }

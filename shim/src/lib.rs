@@ -1,0 +1,142 @@
+//! The `sudo` shim. It does no parsing and no user lookups: it forwards the request to the
+//! broker and relays the outcome. It never falls back to the real sudo: an unreachable broker
+//! is a refusal (`broker_unavailable`), never an exec of anything the broker did not grant.
+
+mod home;
+mod print;
+mod run;
+mod start;
+mod sys;
+
+use std::io::Write;
+use std::os::fd::{AsFd, AsRawFd, BorrowedFd};
+use std::os::unix::ffi::OsStrExt;
+use std::os::unix::net::UnixStream;
+
+use occ_proto::{read_frame, write_frame, Error as ProtoError, Frame, Request};
+
+pub use print::{pending_line, refuse_line, unavailable_line, waiting_line};
+
+/// Runs the shim with the process's arguments and environment; returns the exit code (or
+/// re-raises the signal that killed the granted command).
+pub fn main() -> i32 {
+    let argv: Vec<Vec<u8>> = std::env::args_os()
+        .skip(1)
+        .map(|a| a.as_bytes().to_vec())
+        .collect();
+    let stream = match home::locate().and_then(|h| start::connect(&h)) {
+        Ok(s) => s,
+        Err(detail) => return unreachable(&argv, &detail),
+    };
+    converse(stream, argv)
+}
+
+/// The broker cannot be reached: `-h`/`-V` alone are answered locally, everything else is
+/// refused. Never runs the real sudo.
+fn unreachable(argv: &[Vec<u8>], detail: &str) -> i32 {
+    let only = match argv {
+        [one] => one.as_slice(),
+        _ => b"",
+    };
+    match only {
+        b"-h" | b"--help" => {
+            print::out(&print::local_help(detail));
+            0
+        }
+        b"-V" | b"--version" => {
+            print::out(&print::local_version(detail));
+            0
+        }
+        _ => fail(&unavailable_line(detail)),
+    }
+}
+
+fn fail(line: &str) -> i32 {
+    print::err(line);
+    1
+}
+
+/// Sends the request with the caller's stdio and follows the broker's answer.
+fn converse(stream: UnixStream, argv: Vec<Vec<u8>>) -> i32 {
+    let mut req = Request {
+        argv,
+        cwd: std::env::current_dir()
+            .map(|d| d.as_os_str().as_bytes().to_vec())
+            .unwrap_or_default(),
+        env: forwarded_env(),
+        ..Request::default()
+    };
+    let (stdin, stdout, stderr) = (std::io::stdin(), std::io::stdout(), std::io::stderr());
+    let std_fds: [BorrowedFd<'_>; 3] = [stdin.as_fd(), stdout.as_fd(), stderr.as_fd()];
+    let mut borrowed = Vec::new();
+    for (i, fd) in std_fds.into_iter().enumerate() {
+        req.isatty[i] = sys::isatty(fd.as_raw_fd());
+        // A closed stdio descriptor cannot be passed; the flags tell the broker which came.
+        if sys::fd_is_open(fd.as_raw_fd()) {
+            req.stdio_passed[i] = true;
+            borrowed.push(fd);
+        }
+    }
+    req.tty = (0..3)
+        .find(|i| req.isatty[*i])
+        .and_then(|i| sys::ttyname(i as i32));
+    if let Err(e) = write_frame(&stream, &Frame::Request(req), &borrowed) {
+        return fail(&unavailable_line(&format!(
+            "could not send the request: {e}"
+        )));
+    }
+    loop {
+        let frame = match read_frame(&stream) {
+            Ok(r) => r.frame,
+            Err(ProtoError::Closed) => {
+                return fail(&unavailable_line(
+                    "the broker closed the connection without answering",
+                ))
+            }
+            Err(e) => return fail(&unavailable_line(&format!("broker protocol error: {e}"))),
+        };
+        match frame {
+            Frame::Waiting { id } => print::err(&waiting_line(&id)),
+            Frame::Pending { id } => return fail(&pending_line(&id)),
+            Frame::Refuse(r) => {
+                print::err(&refuse_line(&r.message, &r.reason_code));
+                return if (1..=255).contains(&r.exit_code) {
+                    r.exit_code
+                } else {
+                    1
+                };
+            }
+            Frame::Output(o) => {
+                let _ = std::io::stdout().lock().write_all(&o.stdout);
+                let _ = std::io::stdout().flush();
+                let _ = std::io::stderr().lock().write_all(&o.stderr);
+                return if (0..=255).contains(&o.exit_code) {
+                    o.exit_code
+                } else {
+                    1
+                };
+            }
+            Frame::Grant { argv } => return run::granted(stream, &argv),
+            other => {
+                return fail(&unavailable_line(&format!(
+                    "broker protocol error: unexpected {:?} frame",
+                    other.frame_type()
+                )))
+            }
+        }
+    }
+}
+
+/// The caller's variables the broker may look at: `OPENCLAW_*`, `TERM`, `LANG`, `LC_*`.
+fn forwarded_env() -> Vec<(Vec<u8>, Vec<u8>)> {
+    std::env::vars_os()
+        .filter_map(|(k, v)| {
+            let kb = k.as_bytes();
+            let keep = kb.starts_with(b"OPENCLAW_")
+                || kb == b"TERM"
+                || kb == b"LANG"
+                || kb.starts_with(b"LC_");
+            keep.then(|| (kb.to_vec(), v.as_bytes().to_vec()))
+        })
+        .collect()
+}

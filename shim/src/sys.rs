@@ -1,0 +1,254 @@
+//! The shim's only FFI: terminal queries, the single-instance lock probe, starting the broker
+//! as a detached daemon, signal relay and waiting for the granted command. It never changes
+//! privileges and never looks up users, groups or hosts.
+
+use std::ffi::{CStr, CString};
+use std::io;
+use std::os::fd::RawFd;
+use std::sync::atomic::{AtomicI32, AtomicU64, Ordering};
+
+/// Whether `fd` is a terminal.
+pub fn isatty(fd: RawFd) -> bool {
+    // SAFETY: isatty only inspects the descriptor number; a closed fd yields 0.
+    unsafe { libc::isatty(fd) == 1 }
+}
+
+/// Whether `fd` is open.
+pub fn fd_is_open(fd: RawFd) -> bool {
+    // SAFETY: F_GETFD reads the descriptor's flags and touches no memory.
+    unsafe { libc::fcntl(fd, libc::F_GETFD) != -1 }
+}
+
+/// The terminal device name of `fd`, if it is a terminal.
+pub fn ttyname(fd: RawFd) -> Option<Vec<u8>> {
+    let mut buf = [0u8; 256];
+    // SAFETY: ttyname_r writes at most `buf.len()` bytes, NUL-terminated, into `buf`.
+    let rc = unsafe { libc::ttyname_r(fd, buf.as_mut_ptr().cast(), buf.len()) };
+    if rc != 0 {
+        return None;
+    }
+    let name = CStr::from_bytes_until_nul(&buf).ok()?;
+    Some(name.to_bytes().to_vec())
+}
+
+/// What the broker's single-instance lock says.
+#[derive(Debug, PartialEq, Eq)]
+pub enum LockState {
+    /// Nobody holds it (or it does not exist yet): a broker may be started.
+    Free,
+    /// A broker holds it: one is running or starting.
+    Held,
+}
+
+/// Probes `run/broker.lock` without keeping it: a brief `flock(LOCK_EX|LOCK_NB)`.
+pub fn probe_lock(path: &CStr) -> io::Result<LockState> {
+    // SAFETY: `path` is a valid NUL-terminated string; open returns a new fd or -1.
+    let fd = unsafe { libc::open(path.as_ptr(), libc::O_RDONLY | libc::O_CLOEXEC) };
+    if fd < 0 {
+        let e = io::Error::last_os_error();
+        if e.kind() == io::ErrorKind::NotFound {
+            return Ok(LockState::Free);
+        }
+        return Err(e);
+    }
+    // SAFETY: `fd` is the descriptor we just opened.
+    let rc = unsafe { libc::flock(fd, libc::LOCK_EX | libc::LOCK_NB) };
+    let e = io::Error::last_os_error();
+    // SAFETY: closing our own descriptor releases the probe lock if we took it.
+    unsafe { libc::close(fd) };
+    if rc == 0 {
+        Ok(LockState::Free)
+    } else if e.raw_os_error() == Some(libc::EWOULDBLOCK) {
+        Ok(LockState::Held)
+    } else {
+        Err(e)
+    }
+}
+
+/// Starts `argv` (with exactly `env`) as a daemon: fork, `setsid`, fork again, stdin from
+/// /dev/null, stdout and stderr appended to `log`, every other descriptor closed, cwd `/`.
+/// Returns once the intermediate child has exited, so the caller leaves no zombie and the
+/// daemon holds none of the caller's descriptors (a `$(sudo …)` pipe closes promptly).
+pub fn spawn_daemon(argv: &[CString], env: &[CString], log: &CStr) -> io::Result<()> {
+    let mut argv_p: Vec<*const libc::c_char> = argv.iter().map(|a| a.as_ptr()).collect();
+    argv_p.push(std::ptr::null());
+    let mut env_p: Vec<*const libc::c_char> = env.iter().map(|a| a.as_ptr()).collect();
+    env_p.push(std::ptr::null());
+    let Some(prog) = argv.first() else {
+        return Err(io::Error::from(io::ErrorKind::InvalidInput));
+    };
+    let devnull = c"/dev/null";
+    let root = c"/";
+    // SAFETY: the shim is single-threaded here, so the child may run any code; it only calls
+    // async-signal-safe functions anyway, on pointers prepared before the fork, and leaves with
+    // execve or _exit, never returning into Rust code.
+    let pid = unsafe { libc::fork() };
+    if pid < 0 {
+        return Err(io::Error::last_os_error());
+    }
+    if pid == 0 {
+        // SAFETY: see above; every pointer stays valid in the child's copy of memory.
+        unsafe {
+            if libc::setsid() < 0 {
+                libc::_exit(1);
+            }
+            match libc::fork() {
+                -1 => libc::_exit(1),
+                0 => {}
+                _ => libc::_exit(0),
+            }
+            libc::umask(0o077);
+            let null = libc::open(devnull.as_ptr(), libc::O_RDONLY);
+            let out = libc::open(
+                log.as_ptr(),
+                libc::O_WRONLY | libc::O_APPEND | libc::O_CREAT | libc::O_NOFOLLOW,
+                0o600 as libc::c_uint,
+            );
+            if null < 0 || out < 0 {
+                libc::_exit(1);
+            }
+            libc::dup2(null, 0);
+            libc::dup2(out, 1);
+            libc::dup2(out, 2);
+            close_from(3);
+            libc::chdir(root.as_ptr());
+            libc::execve(prog.as_ptr(), argv_p.as_ptr(), env_p.as_ptr());
+            libc::_exit(127);
+        }
+    }
+    let mut status = 0;
+    loop {
+        // SAFETY: waiting for our own child; `status` is a valid out-pointer.
+        let rc = unsafe { libc::waitpid(pid, &mut status, 0) };
+        if rc >= 0 {
+            break;
+        }
+        let e = io::Error::last_os_error();
+        if e.kind() != io::ErrorKind::Interrupted {
+            return Err(e);
+        }
+    }
+    if libc::WIFEXITED(status) && libc::WEXITSTATUS(status) == 0 {
+        Ok(())
+    } else {
+        Err(io::Error::other("the daemon's intermediate process failed"))
+    }
+}
+
+/// Closes every descriptor from `first` up. Used only in a forked child before exec.
+///
+/// # Safety
+/// Must only be called in a single-threaded forked child that owns no Rust objects wrapping
+/// descriptors at or above `first`.
+unsafe fn close_from(first: libc::c_uint) {
+    // SAFETY: close_range closes descriptors only; the caller guarantees nothing uses them.
+    let rc = unsafe { libc::syscall(libc::SYS_close_range, first, libc::c_uint::MAX, 0) };
+    if rc != 0 {
+        // Kernels before 5.9: close them one by one up to the soft limit.
+        // SAFETY: sysconf has no memory effects.
+        let max = unsafe { libc::sysconf(libc::_SC_OPEN_MAX) };
+        let max = if max <= 0 { 1024 } else { max.min(65_536) } as libc::c_int;
+        for fd in first as libc::c_int..max {
+            // SAFETY: as above; EBADF on unused numbers is harmless.
+            unsafe { libc::close(fd) };
+        }
+    }
+}
+
+/// The granted command's pid while it runs (0 otherwise), read by the signal handler.
+static CHILD: AtomicI32 = AtomicI32::new(0);
+/// Bit `n` set: signal `n` was relayed and not yet reported to the broker.
+static RELAYED: AtomicU64 = AtomicU64::new(0);
+
+/// The signals the shim relays to the command, as sudo does.
+pub const RELAY: [libc::c_int; 4] = [libc::SIGINT, libc::SIGTERM, libc::SIGHUP, libc::SIGQUIT];
+
+extern "C" fn relay_handler(sig: libc::c_int, info: *mut libc::siginfo_t, _ctx: *mut libc::c_void) {
+    // SAFETY: the kernel passes a valid siginfo_t to an SA_SIGINFO handler.
+    let code = unsafe { (*info).si_code };
+    // A signal from the terminal driver (si_code > 0) already reached the command, which shares
+    // our foreground process group; relaying it would deliver it twice. Signals sent by a
+    // process (kill, si_code <= 0) are forwarded, as sudo forwards them.
+    if code > 0 {
+        return;
+    }
+    let child = CHILD.load(Ordering::SeqCst);
+    if child > 0 {
+        // SAFETY: kill is async-signal-safe and only sends a signal.
+        unsafe { libc::kill(child, sig) };
+        if (0..64).contains(&sig) {
+            RELAYED.fetch_or(1u64 << sig, Ordering::SeqCst);
+        }
+    }
+}
+
+/// Installs the relay handler for [`RELAY`], without `SA_RESTART` so a blocked `waitpid`
+/// returns `EINTR` and the main loop can report relayed signals.
+pub fn install_relay() -> io::Result<()> {
+    for sig in RELAY {
+        // SAFETY: sigaction is plain data; all-zero is a valid empty action that we then fill.
+        let mut sa: libc::sigaction = unsafe { std::mem::zeroed() };
+        sa.sa_sigaction = relay_handler as *const () as libc::sighandler_t;
+        sa.sa_flags = libc::SA_SIGINFO;
+        // SAFETY: `sa.sa_mask` is a valid sigset_t to clear.
+        unsafe { libc::sigemptyset(&mut sa.sa_mask) };
+        // SAFETY: installs a handler that only touches atomics and calls kill.
+        if unsafe { libc::sigaction(sig, &sa, std::ptr::null_mut()) } != 0 {
+            return Err(io::Error::last_os_error());
+        }
+    }
+    Ok(())
+}
+
+/// Tells the relay handler which pid to forward to (0 to stop).
+pub fn set_child(pid: i32) {
+    CHILD.store(pid, Ordering::SeqCst);
+}
+
+/// Takes the set of signals relayed since the last call.
+pub fn take_relayed() -> Vec<i32> {
+    let bits = RELAYED.swap(0, Ordering::SeqCst);
+    (1..64).filter(|s| bits & (1u64 << s) != 0).collect()
+}
+
+/// How the command ended.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub enum Ended {
+    /// It exited with this status.
+    Exited(i32),
+    /// This signal killed it.
+    Signaled(i32),
+}
+
+/// Waits for `pid` once; `Ok(None)` when a signal interrupted the wait.
+pub fn wait_child(pid: i32) -> io::Result<Option<Ended>> {
+    let mut status = 0;
+    // SAFETY: waiting for our own child; `status` is a valid out-pointer.
+    let rc = unsafe { libc::waitpid(pid, &mut status, 0) };
+    if rc < 0 {
+        let e = io::Error::last_os_error();
+        if e.kind() == io::ErrorKind::Interrupted {
+            return Ok(None);
+        }
+        return Err(e);
+    }
+    if libc::WIFSIGNALED(status) {
+        Ok(Some(Ended::Signaled(libc::WTERMSIG(status))))
+    } else {
+        Ok(Some(Ended::Exited(libc::WEXITSTATUS(status))))
+    }
+}
+
+/// Dies of `sig` as the command did (sudo's behaviour); returns only if that did not kill us.
+pub fn reraise(sig: i32) {
+    // SAFETY: restoring the default action, unblocking and raising a signal on ourselves have
+    // no memory effects; if the default action is fatal the process ends here.
+    unsafe {
+        libc::signal(sig, libc::SIG_DFL);
+        let mut set: libc::sigset_t = std::mem::zeroed();
+        libc::sigemptyset(&mut set);
+        libc::sigaddset(&mut set, sig);
+        libc::sigprocmask(libc::SIG_UNBLOCK, &set, std::ptr::null_mut());
+        libc::raise(sig);
+    }
+}
