@@ -5,3 +5,5 @@ pub mod cli;
 pub mod escape;
 pub mod paths;
 pub mod session;
+pub mod stack;
+pub mod token;
