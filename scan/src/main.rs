@@ -1,13 +1,9 @@
 #![forbid(unsafe_code)]
+//! The `occ-scan` binary: parses arguments and hands over to the library.
+
 use clap::Parser;
 
-/// occ-scan: listening ports, egress and compliance checks (not built yet).
-#[derive(Parser)]
-#[command(name = "occ-scan", version)]
-struct Cli {}
-
 fn main() {
-    let _ = Cli::parse();
-    eprintln!("occ-scan: no scans are available in this build yet");
-    std::process::exit(2);
+    let cli = occ_scan::cli::Cli::parse();
+    std::process::exit(occ_scan::cli::run(cli));
 }
