@@ -1,3 +1,31 @@
 //! occ's policy engine: sudo's command-line grammar, the policy files, safe command resolution
 //! and the pure decision function. It never executes anything.
+//!
+//! The broker calls, in order:
+//! - [`file::load`] → [`PolicyConfig`] (or every file problem; a problem is a deny),
+//! - [`decide::evaluate`] with the raw words after `sudo`, a [`decide::Context`] and its grants
+//!   → [`decide::Evaluation`] (parse, option table, resolution, decision table, grants),
+//! - [`grant::Grant::new`] with the request's [`grant::Binding`] once a human approves,
+//! - [`explain::to_json`] for `occ explain` and audit details.
+//!
+//! The pieces are public for callers that need one step: [`grammar::parse`],
+//! [`options::check`], [`resolve::resolve_command`], [`resolve::resolve_target`],
+//! [`decide::decide`], [`grant::Binding::digest`].
 #![forbid(unsafe_code)]
+
+pub mod decide;
+pub mod explain;
+pub mod file;
+pub mod grammar;
+pub mod grant;
+pub mod options;
+pub mod resolve;
+pub mod rule;
+
+pub use decide::{decide, evaluate, Context, Decision, Evaluation, Outcome, Request};
+pub use file::{
+    load, BrokerConfig, CodeRunners, CommandPolicy, FileError, PolicyConfig, PromptPolicy,
+};
+pub use grammar::{parse, Action, PreserveEnv, SudoRequest, UsageError};
+pub use grant::{Binding, Grant, GrantDigest, GrantError, Scope};
+pub use resolve::{Caller, ResolveError, ResolvedCommand, Target};
