@@ -1,2 +1,35 @@
 //! occ's audit log: canonical JSON lines, hash chain, seal, head checkpoint, rotation and a
 //! streaming verifier. It must never rewrite or lose a complete record once written.
+//!
+//! The broker appends through [`Writer`]; `occ audit` reads through [`verify_files`] and
+//! [`lines::LineReader`]. The log format is DESIGN.md's "Audit log" section.
+#![deny(unsafe_code)]
+
+pub mod canon;
+pub mod chain;
+mod error;
+pub mod head;
+mod hex;
+pub mod lines;
+pub mod rotate;
+pub mod seal;
+mod sys;
+pub mod verify;
+
+pub use canon::Value;
+pub use chain::{now_rfc3339, Appended, Fsync, Options, Writer};
+pub use error::{AuditError, Result};
+pub use head::Head;
+pub use rotate::Rotated;
+pub use seal::SealKey;
+pub use verify::{open_for_reading, verify_files, Break, Reason, Report, VerifyOptions};
+
+/// The longest record (line, without its newline) the writer writes and the verifier reads.
+/// Longer lines are reported as `invalid_json` and skipped without being buffered.
+pub const MAX_LINE: usize = 1 << 20;
+
+/// Lowercase hex SHA-256, as used for `chain_hash` and `log_recovered.sha256`.
+pub fn sha256_hex(bytes: &[u8]) -> String {
+    use sha2::Digest;
+    hex::encode(&sha2::Sha256::digest(bytes))
+}
