@@ -2,8 +2,10 @@
 //! the audit log; it must fail closed on any broken file, failed write or malformed request.
 
 pub mod cli;
+pub mod daemon;
 pub mod escape;
 pub mod paths;
 pub mod session;
 pub mod stack;
+mod sys;
 pub mod token;

@@ -4,6 +4,7 @@
 use clap::{Parser, Subcommand};
 
 pub mod audit;
+pub mod broker;
 pub mod explain;
 pub mod policy;
 
@@ -19,6 +20,8 @@ pub struct Cli {
 pub enum Command {
     /// Verify, show, tail, initialise and rotate the hash-chained audit log.
     Audit(audit::AuditArgs),
+    /// Run the broker daemon (started on demand by the sudo shim).
+    Broker(broker::BrokerArgs),
     /// Show what `sudo ARGS…` would do and why, executing nothing.
     Explain(explain::ExplainArgs),
     /// Check or initialise the policy files.
@@ -42,6 +45,7 @@ pub fn main() -> i32 {
 pub fn run(cli: Cli) -> i32 {
     match cli.command {
         Command::Audit(a) => audit::run(a),
+        Command::Broker(a) => broker::run(a),
         Command::Explain(a) => explain::run(a),
         Command::Policy(a) => policy::run(a),
     }

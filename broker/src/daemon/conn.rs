@@ -1,0 +1,300 @@
+//! One caller's connection as the approval stack sees it: who the peer is, the caller's stdio,
+//! sending answers, waiting for a human while watching for hangup and shutdown, and collecting
+//! the exit report. It never decides anything.
+
+use std::os::fd::{AsFd, BorrowedFd, OwnedFd};
+use std::os::unix::net::UnixStream;
+use std::sync::mpsc::{Receiver, RecvTimeoutError};
+use std::time::{Duration, Instant};
+
+use occ_proto::{read_frame, write_frame, ExitReport, Frame, Output, Refuse};
+
+use super::Shutdown;
+use crate::sys;
+
+/// How often a wait re-checks for hangup and shutdown.
+const TICK: Duration = Duration::from_millis(50);
+/// How long a peer may take to finish sending a frame it has started.
+pub const FRAME_TIMEOUT: Duration = Duration::from_secs(5);
+/// How long one answer may take to write before the peer counts as gone.
+pub const WRITE_TIMEOUT: Duration = Duration::from_secs(5);
+
+/// Reason code sent to callers when the broker shuts down under them.
+pub const BROKER_STOPPING: &str = "broker_stopping";
+
+/// The peer's identity from `SO_PEERCRED`, recorded in every event.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub struct PeerCred {
+    /// The peer's pid (at connect time).
+    pub pid: i32,
+    /// The peer's uid.
+    pub uid: u32,
+    /// The peer's gid.
+    pub gid: u32,
+}
+
+/// Why sending an answer failed: the caller hung up (or stalled), or the frame was invalid.
+#[derive(Debug)]
+pub struct SendError(pub occ_proto::Error);
+
+impl std::fmt::Display for SendError {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        write!(f, "cannot answer the caller: {}", self.0)
+    }
+}
+
+impl std::error::Error for SendError {}
+
+/// How a wait for a decision ended.
+#[derive(Debug, PartialEq, Eq)]
+pub enum Wait<T> {
+    /// The decision arrived.
+    Decided(T),
+    /// Nothing arrived in time.
+    TimedOut,
+    /// The caller hung up (the shim was killed or gave up).
+    ClientGone,
+    /// The broker is shutting down: answer with [`Conn::refuse_stopping`].
+    Stopping,
+}
+
+/// How a granted run ended, as far as the broker can know.
+#[derive(Debug, PartialEq, Eq)]
+pub enum ExecOutcome {
+    /// The shim reported it; `relayed` lists the signals it forwarded to the command.
+    Finished {
+        /// The shim's report.
+        report: ExitReport,
+        /// Signals relayed during the run, in order.
+        relayed: Vec<i32>,
+    },
+    /// The shim disconnected or misbehaved first, or the broker is stopping:
+    /// `exec_outcome_unknown`.
+    Unknown {
+        /// Why it is unknown.
+        detail: String,
+        /// Signals relayed before that.
+        relayed: Vec<i32>,
+    },
+}
+
+/// One accepted connection after its request was read.
+#[derive(Debug)]
+pub struct Conn {
+    stream: UnixStream,
+    peer: PeerCred,
+    stdio: [Option<OwnedFd>; 3],
+    shutdown: Shutdown,
+    finished: bool,
+}
+
+impl Conn {
+    pub(super) fn new(
+        stream: UnixStream,
+        peer: PeerCred,
+        stdio: [Option<OwnedFd>; 3],
+        shutdown: Shutdown,
+    ) -> Conn {
+        Conn {
+            stream,
+            peer,
+            stdio,
+            shutdown,
+            finished: false,
+        }
+    }
+
+    /// The peer's pid, uid and gid.
+    pub fn peer(&self) -> PeerCred {
+        self.peer
+    }
+
+    /// The caller's stdin (0), stdout (1) or stderr (2), if it was passed.
+    pub fn caller_stdio(&self, n: usize) -> Option<BorrowedFd<'_>> {
+        self.stdio
+            .get(n)
+            .and_then(|f| f.as_ref())
+            .map(|f| f.as_fd())
+    }
+
+    /// Takes ownership of the caller's stdio (for a system-mode executor or the tty channel).
+    pub fn take_caller_stdio(&mut self) -> [Option<OwnedFd>; 3] {
+        std::mem::take(&mut self.stdio)
+    }
+
+    /// Whether a final frame (`Pending`, `Refuse`, `Output`, `Grant`) has been sent.
+    pub fn answered(&self) -> bool {
+        self.finished
+    }
+
+    /// Whether the broker is shutting down.
+    pub fn is_stopping(&self) -> bool {
+        self.shutdown.is_triggered()
+    }
+
+    /// Sends `Waiting{id}`; the shim prints the waiting line.
+    pub fn waiting(&mut self, id: &str) -> Result<(), SendError> {
+        self.send(Frame::Waiting { id: id.to_owned() }, false)
+    }
+
+    /// Sends the final `Pending{id}`; the shim prints the pending line and exits 1.
+    pub fn pending(&mut self, id: &str) -> Result<(), SendError> {
+        self.send(Frame::Pending { id: id.to_owned() }, true)
+    }
+
+    /// Sends the final `Grant`: the exact argv (absolute `argv[0]`) the shim will run.
+    pub fn grant(&mut self, argv: Vec<Vec<u8>>) -> Result<(), SendError> {
+        self.send(Frame::Grant { argv }, true)
+    }
+
+    /// Sends a final refusal (exit 1): `sudo: MESSAGE (occ: REASON_CODE)`.
+    pub fn refuse(&mut self, message: &str, reason_code: &str) -> Result<(), SendError> {
+        self.refuse_with(Refuse {
+            message: message.to_owned(),
+            reason_code: reason_code.to_owned(),
+            exit_code: 1,
+        })
+    }
+
+    /// Sends a final refusal with its own exit code.
+    pub fn refuse_with(&mut self, refuse: Refuse) -> Result<(), SendError> {
+        self.send(Frame::Refuse(refuse), true)
+    }
+
+    /// Refuses with `broker_stopping`.
+    pub fn refuse_stopping(&mut self) -> Result<(), SendError> {
+        self.refuse(
+            "the occ broker is shutting down; try again",
+            BROKER_STOPPING,
+        )
+    }
+
+    /// Sends final text for the shim to print and exit with (`-h`, `-V`, `-l`, grammar errors,
+    /// `command not found`).
+    pub fn output(&mut self, output: Output) -> Result<(), SendError> {
+        self.send(Frame::Output(output), true)
+    }
+
+    fn send(&mut self, frame: Frame, last: bool) -> Result<(), SendError> {
+        if self.finished {
+            return Err(SendError(occ_proto::Error::Malformed(
+                "a final answer was already sent on this connection",
+            )));
+        }
+        write_frame(&self.stream, &frame, &[]).map_err(SendError)?;
+        if last {
+            self.finished = true;
+        }
+        Ok(())
+    }
+
+    /// Whether the caller has hung up. Never blocks.
+    pub fn client_gone(&self) -> bool {
+        match sys::poll2(self.stream.as_fd(), None, Some(Duration::ZERO)) {
+            Ok([r, _]) => r.hangup,
+            Err(_) => true,
+        }
+    }
+
+    /// Waits up to `timeout` for a decision on `rx`, noticing the caller hanging up and the
+    /// broker stopping within [`TICK`]. A disconnected `rx` counts as a time-out.
+    pub fn wait_for<T>(&self, rx: &Receiver<T>, timeout: Duration) -> Wait<T> {
+        self.wait_with(timeout, |slice| match rx.recv_timeout(slice) {
+            Ok(v) => Some(Some(v)),
+            Err(RecvTimeoutError::Timeout) => None,
+            Err(RecvTimeoutError::Disconnected) => Some(None),
+        })
+        .map_decided()
+    }
+
+    /// The general form of [`Conn::wait_for`]: `check(slice)` may block up to `slice` and
+    /// returns `Some` once decided.
+    pub fn wait_with<T>(
+        &self,
+        timeout: Duration,
+        mut check: impl FnMut(Duration) -> Option<T>,
+    ) -> Wait<T> {
+        let deadline = Instant::now() + timeout;
+        loop {
+            if self.is_stopping() {
+                return Wait::Stopping;
+            }
+            if self.client_gone() {
+                return Wait::ClientGone;
+            }
+            let now = Instant::now();
+            if now >= deadline {
+                return Wait::TimedOut;
+            }
+            if let Some(v) = check(TICK.min(deadline - now)) {
+                return Wait::Decided(v);
+            }
+        }
+    }
+
+    /// After a `Grant`: waits for the shim's `ExitReport`, collecting relayed `Signal`s. A
+    /// hangup, a bad frame or shutdown gives [`ExecOutcome::Unknown`].
+    pub fn recv_exit_report(&mut self) -> ExecOutcome {
+        let mut relayed = Vec::new();
+        loop {
+            if self.is_stopping() {
+                return ExecOutcome::Unknown {
+                    detail: "the broker stopped before the command finished".into(),
+                    relayed,
+                };
+            }
+            match sys::poll2(self.stream.as_fd(), None, Some(TICK)) {
+                Ok([r, _]) if r.readable || r.hangup => {}
+                Ok(_) => continue,
+                Err(e) => {
+                    return ExecOutcome::Unknown {
+                        detail: format!("poll failed: {e}"),
+                        relayed,
+                    }
+                }
+            }
+            // A frame has started arriving: it must finish within FRAME_TIMEOUT.
+            let _ = self.stream.set_read_timeout(Some(FRAME_TIMEOUT));
+            let got = read_frame(&self.stream);
+            let _ = self.stream.set_read_timeout(None);
+            match got {
+                Ok(r) => match r.frame {
+                    Frame::Signal { signo } => relayed.push(signo),
+                    Frame::ExitReport(report) => return ExecOutcome::Finished { report, relayed },
+                    other => {
+                        return ExecOutcome::Unknown {
+                            detail: format!(
+                                "expected an exit report, got a {:?} frame",
+                                other.frame_type()
+                            ),
+                            relayed,
+                        }
+                    }
+                },
+                Err(occ_proto::Error::Closed) => {
+                    return ExecOutcome::Unknown {
+                        detail: "the shim disconnected before reporting the exit status".into(),
+                        relayed,
+                    }
+                }
+                Err(e) => {
+                    return ExecOutcome::Unknown {
+                        detail: format!("bad exit report: {e}"),
+                        relayed,
+                    }
+                }
+            }
+        }
+    }
+}
+
+impl<T> Wait<Option<T>> {
+    fn map_decided(self) -> Wait<T> {
+        match self {
+            Wait::Decided(Some(v)) => Wait::Decided(v),
+            Wait::Decided(None) | Wait::TimedOut => Wait::TimedOut,
+            Wait::ClientGone => Wait::ClientGone,
+            Wait::Stopping => Wait::Stopping,
+        }
+    }
+}

@@ -1,0 +1,261 @@
+//! The broker's run files: `run/` (0700), the single-instance lock, the pid file and the socket
+//! (0600). A stale socket is removed only while holding the lock, so two brokers never fight
+//! over one path.
+
+use std::fmt;
+use std::fs::{File, OpenOptions};
+use std::io::{self, Read, Write};
+use std::os::unix::fs::{DirBuilderExt, FileTypeExt, MetadataExt, OpenOptionsExt, PermissionsExt};
+use std::os::unix::net::UnixListener;
+use std::path::{Path, PathBuf};
+
+use nix::fcntl::{Flock, FlockArg};
+
+/// Longest socket path `sun_path` holds (108 bytes with the terminating NUL).
+pub const SUN_PATH_MAX: usize = 107;
+
+/// Why the broker could not set up its run files.
+#[derive(Debug)]
+#[non_exhaustive]
+pub enum FilesError {
+    /// Another broker holds `run/broker.lock`.
+    Locked {
+        /// Its pid, from `run/broker.pid`, if readable.
+        pid: Option<u32>,
+    },
+    /// A file operation failed.
+    Io {
+        /// What we were doing.
+        op: &'static str,
+        /// On which path.
+        path: PathBuf,
+        /// The error.
+        source: io::Error,
+    },
+    /// `run/` is a symlink, not a directory, or owned by another user.
+    Unsafe {
+        /// The path.
+        path: PathBuf,
+        /// What is wrong and the fix.
+        why: String,
+    },
+    /// The socket path does not fit `sun_path`.
+    PathTooLong {
+        /// The path.
+        path: PathBuf,
+        /// Its length in bytes.
+        len: usize,
+    },
+}
+
+impl fmt::Display for FilesError {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        match self {
+            FilesError::Locked { pid: Some(p) } => {
+                write!(f, "a broker is already running (pid {p})")
+            }
+            FilesError::Locked { pid: None } => write!(f, "a broker is already running"),
+            FilesError::Io { op, path, source } => {
+                write!(f, "cannot {op} {}: {source}", path.display())
+            }
+            FilesError::Unsafe { path, why } => write!(f, "{}: {why}", path.display()),
+            FilesError::PathTooLong { path, len } => write!(
+                f,
+                "socket path {} is {len} bytes, longer than the {SUN_PATH_MAX} bytes sun_path \
+                 holds; use a shorter OCC_HOME",
+                path.display()
+            ),
+        }
+    }
+}
+
+impl std::error::Error for FilesError {}
+
+fn io_err<'a>(op: &'static str, path: &'a Path) -> impl FnOnce(io::Error) -> FilesError + 'a {
+    move |source| FilesError::Io {
+        op,
+        path: path.to_path_buf(),
+        source,
+    }
+}
+
+/// Paths under `$OCC_HOME/run`.
+#[derive(Clone, Debug)]
+pub struct RunPaths {
+    /// `run/`.
+    pub dir: PathBuf,
+    /// `run/broker.sock`.
+    pub socket: PathBuf,
+    /// `run/broker.lock`.
+    pub lock: PathBuf,
+    /// `run/broker.pid`.
+    pub pid: PathBuf,
+    /// `run/broker.log`.
+    pub log: PathBuf,
+}
+
+impl RunPaths {
+    /// The run paths for a home.
+    pub fn new(home: &Path) -> RunPaths {
+        let dir = home.join("run");
+        RunPaths {
+            socket: dir.join("broker.sock"),
+            lock: dir.join("broker.lock"),
+            pid: dir.join("broker.pid"),
+            log: dir.join("broker.log"),
+            dir,
+        }
+    }
+}
+
+/// Creates `run/` (and the home) 0700 if missing; refuses a symlink, a non-directory or a
+/// directory owned by someone else, and tightens our own directory to 0700.
+pub fn ensure_run_dir(paths: &RunPaths) -> Result<(), FilesError> {
+    let dir = &paths.dir;
+    std::fs::DirBuilder::new()
+        .recursive(true)
+        .mode(0o700)
+        .create(dir)
+        .map_err(io_err("create", dir))?;
+    let md = std::fs::symlink_metadata(dir).map_err(io_err("inspect", dir))?;
+    if !md.is_dir() {
+        return Err(FilesError::Unsafe {
+            path: dir.clone(),
+            why: "is not a directory (a symlink or file); remove it and retry".into(),
+        });
+    }
+    let uid = nix::unistd::geteuid().as_raw();
+    if md.uid() != uid {
+        return Err(FilesError::Unsafe {
+            path: dir.clone(),
+            why: format!(
+                "is owned by uid {}, not the broker's uid {uid}; chown it or remove it",
+                md.uid()
+            ),
+        });
+    }
+    if md.mode() & 0o777 != 0o700 {
+        std::fs::set_permissions(dir, std::fs::Permissions::from_mode(0o700))
+            .map_err(io_err("chmod 0700", dir))?;
+    }
+    Ok(())
+}
+
+/// Opens `run/broker.log` for appending (0600), refusing a symlink.
+pub fn open_log(paths: &RunPaths) -> Result<File, FilesError> {
+    OpenOptions::new()
+        .append(true)
+        .create(true)
+        .mode(0o600)
+        .custom_flags(libc::O_NOFOLLOW)
+        .open(&paths.log)
+        .map_err(io_err("open", &paths.log))
+}
+
+/// The lock, pid file and listening socket of a running broker. Dropping it releases the lock
+/// but leaves the files; call [`Running::remove`] on a clean stop.
+#[derive(Debug)]
+pub struct Running {
+    /// The paths.
+    pub paths: RunPaths,
+    _lock: Flock<File>,
+}
+
+/// Takes the single-instance lock, writes the pid file and binds the socket.
+pub fn acquire(paths: &RunPaths) -> Result<(Running, UnixListener), FilesError> {
+    ensure_run_dir(paths)?;
+    let len = paths.socket.as_os_str().len();
+    if len > SUN_PATH_MAX {
+        return Err(FilesError::PathTooLong {
+            path: paths.socket.clone(),
+            len,
+        });
+    }
+    let file = OpenOptions::new()
+        .read(true)
+        .write(true)
+        .create(true)
+        .truncate(false)
+        .mode(0o600)
+        .custom_flags(libc::O_NOFOLLOW)
+        .open(&paths.lock)
+        .map_err(io_err("open", &paths.lock))?;
+    let lock = match Flock::lock(file, FlockArg::LockExclusiveNonblock) {
+        Ok(l) => l,
+        Err((_, nix::errno::Errno::EWOULDBLOCK)) => {
+            return Err(FilesError::Locked {
+                pid: read_pid(&paths.pid),
+            })
+        }
+        Err((_, e)) => {
+            return Err(FilesError::Io {
+                op: "lock",
+                path: paths.lock.clone(),
+                source: io::Error::from(e),
+            })
+        }
+    };
+    // We hold the lock: whatever socket is there belongs to a dead broker.
+    match std::fs::symlink_metadata(&paths.socket) {
+        Ok(md) if md.file_type().is_socket() => {
+            std::fs::remove_file(&paths.socket).map_err(io_err("remove stale", &paths.socket))?
+        }
+        Ok(_) => {
+            return Err(FilesError::Unsafe {
+                path: paths.socket.clone(),
+                why: "exists and is not a socket; remove it and retry".into(),
+            })
+        }
+        Err(e) if e.kind() == io::ErrorKind::NotFound => {}
+        Err(e) => return Err(io_err("inspect", &paths.socket)(e)),
+    }
+    let listener = UnixListener::bind(&paths.socket).map_err(io_err("bind", &paths.socket))?;
+    std::fs::set_permissions(&paths.socket, std::fs::Permissions::from_mode(0o600))
+        .map_err(io_err("chmod 0600", &paths.socket))?;
+    write_pid(&paths.pid)?;
+    Ok((
+        Running {
+            paths: paths.clone(),
+            _lock: lock,
+        },
+        listener,
+    ))
+}
+
+impl Running {
+    /// Removes the socket (first, so no new caller connects to a stopping broker).
+    pub fn remove_socket(&self) {
+        let _ = std::fs::remove_file(&self.paths.socket);
+    }
+
+    /// Removes the socket and the pid file; the lock goes when `self` drops.
+    pub fn remove(self) {
+        self.remove_socket();
+        let _ = std::fs::remove_file(&self.paths.pid);
+    }
+}
+
+fn write_pid(path: &Path) -> Result<(), FilesError> {
+    let tmp = path.with_extension("pid.tmp");
+    let _ = std::fs::remove_file(&tmp);
+    let mut f = OpenOptions::new()
+        .write(true)
+        .create_new(true)
+        .mode(0o600)
+        .open(&tmp)
+        .map_err(io_err("create", &tmp))?;
+    writeln!(f, "{}", std::process::id()).map_err(io_err("write", &tmp))?;
+    f.sync_all().map_err(io_err("fsync", &tmp))?;
+    std::fs::rename(&tmp, path).map_err(io_err("rename into", path))
+}
+
+/// The pid in a pid file, if it holds one.
+pub fn read_pid(path: &Path) -> Option<u32> {
+    let mut s = String::new();
+    File::open(path)
+        .ok()?
+        .take(32)
+        .read_to_string(&mut s)
+        .ok()?;
+    s.trim().parse().ok()
+}

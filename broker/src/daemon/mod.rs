@@ -1,0 +1,514 @@
+//! The broker daemon's connection layer: the socket, the single-instance lock, one thread per
+//! caller, peer credentials, framing limits, signals and clean shutdown. It makes no decision:
+//! every request goes to a [`RequestHandler`], and it never answers a request with a grant
+//! on its own.
+
+pub mod conn;
+pub mod files;
+pub mod handler;
+
+use std::io::{Read, Write};
+use std::os::fd::AsFd;
+use std::os::unix::net::{UnixListener, UnixStream};
+use std::path::PathBuf;
+use std::sync::atomic::{AtomicBool, Ordering};
+use std::sync::{Arc, Condvar, Mutex};
+use std::time::{Duration, Instant};
+
+use nix::sys::signal::{SigSet, Signal};
+use occ_proto::{read_frame_by, write_frame, Frame};
+
+pub use conn::{Conn, ExecOutcome, PeerCred, SendError, Wait, BROKER_STOPPING};
+pub use handler::{
+    FailClosedHandler, ProtocolError, RequestHandler, StartInfo, StopCause,
+    APPROVAL_STACK_UNAVAILABLE,
+};
+
+use crate::sys;
+
+/// How long a new connection has to deliver its whole request frame.
+pub const REQUEST_TIMEOUT: Duration = Duration::from_secs(5);
+/// How long shutdown waits for open connections to finish before exiting anyway.
+pub const SHUTDOWN_GRACE: Duration = Duration::from_secs(3);
+/// Most connections served at once; more are refused with `broker_busy`.
+pub const MAX_CONNECTIONS: usize = 512;
+/// Reason code for a peer whose uid differs from the broker's.
+pub const PEER_UID_MISMATCH: &str = "peer_uid_mismatch";
+
+/// The handler `occ broker` runs with. The approval stack replaces this one function.
+pub fn default_handler() -> Arc<dyn RequestHandler> {
+    Arc::new(FailClosedHandler)
+}
+
+/// A cloneable shutdown switch: a flag plus a wake-up for the accept loop.
+#[derive(Clone, Debug)]
+pub struct Shutdown {
+    inner: Arc<ShutdownInner>,
+}
+
+#[derive(Debug)]
+struct ShutdownInner {
+    flag: AtomicBool,
+    cause: Mutex<Option<StopCause>>,
+    wake_tx: UnixStream,
+    wake_rx: UnixStream,
+}
+
+impl Shutdown {
+    /// A new, untriggered switch.
+    pub fn new() -> std::io::Result<Shutdown> {
+        let (wake_tx, wake_rx) = UnixStream::pair()?;
+        wake_tx.set_nonblocking(true)?;
+        wake_rx.set_nonblocking(true)?;
+        Ok(Shutdown {
+            inner: Arc::new(ShutdownInner {
+                flag: AtomicBool::new(false),
+                cause: Mutex::new(None),
+                wake_tx,
+                wake_rx,
+            }),
+        })
+    }
+
+    /// Starts shutdown (idempotent; the first cause wins).
+    pub fn trigger(&self, cause: StopCause) {
+        if let Ok(mut c) = self.inner.cause.lock() {
+            c.get_or_insert(cause);
+        }
+        self.inner.flag.store(true, Ordering::SeqCst);
+        let _ = (&self.inner.wake_tx).write(&[1]);
+    }
+
+    /// Whether shutdown has started.
+    pub fn is_triggered(&self) -> bool {
+        self.inner.flag.load(Ordering::SeqCst)
+    }
+
+    fn cause(&self) -> StopCause {
+        self.inner
+            .cause
+            .lock()
+            .ok()
+            .and_then(|c| *c)
+            .unwrap_or(StopCause::Requested)
+    }
+}
+
+/// Counts live connection threads so shutdown can wait for them.
+#[derive(Debug, Default)]
+struct Live {
+    count: Mutex<usize>,
+    zero: Condvar,
+}
+
+struct LiveGuard(Arc<Live>);
+
+impl Drop for LiveGuard {
+    fn drop(&mut self) {
+        if let Ok(mut n) = self.0.count.lock() {
+            *n = n.saturating_sub(1);
+            if *n == 0 {
+                self.0.zero.notify_all();
+            }
+        }
+    }
+}
+
+/// Accepts connections and hands each to its own thread.
+pub struct Server {
+    listener: UnixListener,
+    handler: Arc<dyn RequestHandler>,
+    shutdown: Shutdown,
+    uid: u32,
+    live: Arc<Live>,
+}
+
+impl Server {
+    /// A server for `listener` that serves peers with `uid` only.
+    pub fn new(
+        listener: UnixListener,
+        handler: Arc<dyn RequestHandler>,
+        shutdown: Shutdown,
+        uid: u32,
+    ) -> Server {
+        Server {
+            listener,
+            handler,
+            shutdown,
+            uid,
+            live: Arc::new(Live::default()),
+        }
+    }
+
+    /// Accepts until shutdown is triggered, then tells the handler it is stopping and returns
+    /// the cause. Errors accepting one connection never stop the loop.
+    pub fn accept_loop(&self) -> StopCause {
+        if let Err(e) = self.listener.set_nonblocking(true) {
+            tracing::error!("cannot make the listener non-blocking: {e}");
+        }
+        while !self.shutdown.is_triggered() {
+            let ready = sys::poll2(
+                self.listener.as_fd(),
+                Some(self.shutdown.inner.wake_rx.as_fd()),
+                None,
+            );
+            if let Err(e) = ready {
+                tracing::error!("poll failed: {e}");
+                std::thread::sleep(Duration::from_millis(50));
+                continue;
+            }
+            match self.listener.accept() {
+                Ok((stream, _)) => self.spawn(stream),
+                Err(e) if e.kind() == std::io::ErrorKind::WouldBlock => {}
+                Err(e) => {
+                    tracing::warn!("accept failed: {e}");
+                    // EMFILE and friends: back off instead of spinning.
+                    std::thread::sleep(Duration::from_millis(20));
+                }
+            }
+        }
+        let mut drain = [0u8; 16];
+        while matches!((&self.shutdown.inner.wake_rx).read(&mut drain), Ok(n) if n > 0) {}
+        let cause = self.shutdown.cause();
+        self.handler.stopping(cause);
+        cause
+    }
+
+    fn spawn(&self, stream: UnixStream) {
+        let admitted = match self.live.count.lock() {
+            Ok(mut n) if *n < MAX_CONNECTIONS => {
+                *n += 1;
+                true
+            }
+            _ => false,
+        };
+        if !admitted {
+            tracing::warn!("too many connections; refusing one with broker_busy");
+            let _ = stream.set_nonblocking(false);
+            let _ = stream.set_write_timeout(Some(Duration::from_millis(100)));
+            let _ = write_frame(
+                &stream,
+                &Frame::refuse("the occ broker is busy; try again", "broker_busy"),
+                &[],
+            );
+            return;
+        }
+        let guard = LiveGuard(self.live.clone());
+        let handler = self.handler.clone();
+        let shutdown = self.shutdown.clone();
+        let uid = self.uid;
+        let spawned = std::thread::Builder::new()
+            .name("occ-conn".into())
+            .spawn(move || {
+                let _guard = guard;
+                serve_conn(stream, handler.as_ref(), shutdown, uid);
+            });
+        if let Err(e) = spawned {
+            tracing::error!("cannot start a connection thread: {e}");
+        }
+    }
+
+    /// Waits up to `grace` for connection threads; returns how many were still running.
+    pub fn drain(&self, grace: Duration) -> usize {
+        let deadline = Instant::now() + grace;
+        let Ok(mut n) = self.live.count.lock() else {
+            return 0;
+        };
+        while *n > 0 {
+            let left = deadline.saturating_duration_since(Instant::now());
+            if left.is_zero() {
+                break;
+            }
+            n = match self.live.zero.wait_timeout(n, left) {
+                Ok((g, _)) => g,
+                Err(_) => return 0,
+            };
+        }
+        *n
+    }
+}
+
+/// Serves one connection: identify the peer, read one request within the time limit, hand it
+/// to the handler, and make sure the caller gets a final answer.
+fn serve_conn(stream: UnixStream, handler: &dyn RequestHandler, shutdown: Shutdown, uid: u32) {
+    let _ = stream.set_nonblocking(false);
+    let _ = stream.set_write_timeout(Some(conn::WRITE_TIMEOUT));
+    let peer = match peer_cred(&stream) {
+        Ok(p) => p,
+        Err(e) => {
+            tracing::warn!("SO_PEERCRED failed, closing the connection: {e}");
+            return;
+        }
+    };
+    if peer.uid != uid {
+        handler.peer_refused(&peer, uid);
+        let _ = write_frame(
+            &stream,
+            &Frame::refuse(
+                format!(
+                    "this occ broker serves uid {uid} only, and the caller is uid {}",
+                    peer.uid
+                ),
+                PEER_UID_MISMATCH,
+            ),
+            &[],
+        );
+        let _ = stream.shutdown(std::net::Shutdown::Write);
+        // Read what the peer already sent, briefly, so closing does not reset the connection
+        // before it has read the refusal.
+        let _ = stream.set_read_timeout(Some(Duration::from_millis(200)));
+        let mut sink = [0u8; 4096];
+        let deadline = Instant::now() + Duration::from_millis(200);
+        while Instant::now() < deadline {
+            match (&stream).read(&mut sink) {
+                Ok(n) if n > 0 => {}
+                _ => break,
+            }
+        }
+        return;
+    }
+    let received = match read_frame_by(&stream, Some(Instant::now() + REQUEST_TIMEOUT)) {
+        Ok(r) => r,
+        Err(occ_proto::Error::Closed) => {
+            tracing::debug!(peer_pid = peer.pid, "connection closed before a request");
+            return;
+        }
+        Err(e) => {
+            handler.protocol_error(&peer, &ProtocolError::from_proto(&e));
+            return;
+        }
+    };
+    let _ = stream.set_read_timeout(None);
+    let req = match received.frame {
+        Frame::Request(r) => r,
+        other => {
+            handler.protocol_error(
+                &peer,
+                &ProtocolError {
+                    kind: "unexpected_frame",
+                    detail: format!("expected a request, got a {:?} frame", other.frame_type()),
+                },
+            );
+            return;
+        }
+    };
+    let mut fds = received.fds.into_iter();
+    let mut stdio = [None, None, None];
+    for (slot, passed) in stdio.iter_mut().zip(req.stdio_passed) {
+        if passed {
+            *slot = fds.next();
+        }
+    }
+    let mut conn = Conn::new(stream, peer, stdio, shutdown);
+    if conn.is_stopping() {
+        let _ = conn.refuse_stopping();
+        return;
+    }
+    handler.handle(&mut conn, req);
+    if !conn.answered() {
+        // Fail closed: a handler that forgot to answer must not leave the caller hanging.
+        let _ = if conn.is_stopping() {
+            conn.refuse_stopping()
+        } else {
+            tracing::error!(peer_pid = peer.pid, "handler returned without an answer");
+            conn.refuse(
+                "the occ broker ended the request without an answer",
+                "internal_error",
+            )
+        };
+    }
+}
+
+fn peer_cred(stream: &UnixStream) -> std::io::Result<PeerCred> {
+    let c = nix::sys::socket::getsockopt(stream, nix::sys::socket::sockopt::PeerCredentials)
+        .map_err(std::io::Error::from)?;
+    Ok(PeerCred {
+        pid: c.pid(),
+        uid: c.uid(),
+        gid: c.gid(),
+    })
+}
+
+/// How `occ broker` runs.
+#[derive(Clone, Debug)]
+pub struct Options {
+    /// Stay attached, logging to stderr, instead of detaching and logging to run/broker.log.
+    pub foreground: bool,
+    /// `$OCC_HOME`.
+    pub home: PathBuf,
+}
+
+/// Runs the broker until SIGTERM/SIGINT/SIGHUP; returns the exit code (0 after a clean stop).
+pub fn run(opts: Options, handler: Arc<dyn RequestHandler>) -> i32 {
+    let paths = files::RunPaths::new(&opts.home);
+    // Files we create are ours alone (the socket's bind honours the umask too).
+    nix::sys::stat::umask(nix::sys::stat::Mode::from_bits_truncate(0o077));
+    let mut ready_pipe = None;
+    if !opts.foreground {
+        match detach(&paths) {
+            Ok(Detached::Parent(code)) => return code,
+            Ok(Detached::Daemon(pipe)) => ready_pipe = Some(pipe),
+            Err(e) => {
+                eprintln!("occ broker: {e}");
+                return 2;
+            }
+        }
+    }
+    let _ = tracing_subscriber::fmt()
+        .with_writer(std::io::stderr)
+        .with_target(false)
+        .try_init();
+
+    let (running, listener) = match files::acquire(&paths) {
+        Ok(r) => r,
+        Err(e @ files::FilesError::Locked { .. }) => {
+            tracing::info!("not starting: {e}");
+            tell(&mut ready_pipe, &format!("locked {e}"));
+            eprintln!("occ broker: {e}");
+            return 1;
+        }
+        Err(e) => {
+            tracing::error!("cannot start: {e}");
+            tell(&mut ready_pipe, &format!("error {e}"));
+            eprintln!("occ broker: {e}");
+            return 2;
+        }
+    };
+    let shutdown = match Shutdown::new() {
+        Ok(s) => s,
+        Err(e) => {
+            tracing::error!("cannot create the shutdown pipe: {e}");
+            running.remove();
+            return 2;
+        }
+    };
+    if let Err(e) = watch_signals(shutdown.clone()) {
+        tracing::error!("cannot install signal handling: {e}");
+        running.remove();
+        return 2;
+    }
+    let uid = nix::unistd::geteuid().as_raw();
+    let server = Server::new(listener, handler.clone(), shutdown, uid);
+    handler.started(&StartInfo {
+        pid: std::process::id(),
+        uid,
+        home: opts.home.clone(),
+        socket: paths.socket.clone(),
+    });
+    tracing::info!(pid = std::process::id(), socket = %paths.socket.display(), "listening");
+    tell(&mut ready_pipe, &format!("ready {}", std::process::id()));
+    ready_pipe = None;
+    drop(ready_pipe);
+
+    let cause = server.accept_loop();
+    tracing::info!(?cause, "stopping");
+    running.remove_socket();
+    let left = server.drain(SHUTDOWN_GRACE);
+    if left > 0 {
+        tracing::warn!(connections = left, "exiting with connections still open");
+    }
+    handler.stopped();
+    running.remove();
+    tracing::info!("stopped");
+    0
+}
+
+/// Blocks the stop signals in every thread and turns them into a shutdown from one thread.
+/// Must run before any other thread is spawned, so all threads inherit the mask.
+fn watch_signals(shutdown: Shutdown) -> std::io::Result<()> {
+    let mut set = SigSet::empty();
+    for s in [Signal::SIGTERM, Signal::SIGINT, Signal::SIGHUP] {
+        set.add(s);
+    }
+    set.thread_block().map_err(std::io::Error::from)?;
+    std::thread::Builder::new()
+        .name("occ-signals".into())
+        .spawn(move || loop {
+            match set.wait() {
+                Ok(sig) => {
+                    tracing::info!(signal = %sig, "signal received");
+                    shutdown.trigger(StopCause::Signal(sig as i32));
+                }
+                Err(e) => {
+                    tracing::error!("sigwait failed: {e}");
+                    return;
+                }
+            }
+        })?;
+    Ok(())
+}
+
+fn tell(pipe: &mut Option<UnixStream>, msg: &str) {
+    if let Some(p) = pipe.as_mut() {
+        let _ = p.write_all(msg.as_bytes());
+    }
+}
+
+enum Detached {
+    /// We are the process the user started; exit with this code.
+    Parent(i32),
+    /// We are the daemon; report readiness on this pipe.
+    Daemon(UnixStream),
+}
+
+/// Detaches: fork, `setsid`, fork; the daemon's stdin is /dev/null and its stdout and stderr
+/// go to run/broker.log. The original process waits (up to 5 s) to report whether it started.
+fn detach(paths: &files::RunPaths) -> Result<Detached, String> {
+    files::ensure_run_dir(paths).map_err(|e| e.to_string())?;
+    let log = files::open_log(paths).map_err(|e| e.to_string())?;
+    let devnull = std::fs::File::open("/dev/null").map_err(|e| format!("/dev/null: {e}"))?;
+    let (mut parent_end, child_end) =
+        UnixStream::pair().map_err(|e| format!("cannot create a pipe: {e}"))?;
+    match sys::fork_single_threaded().map_err(|e| format!("fork: {e}"))? {
+        sys::Forked::Parent(pid) => {
+            drop(child_end);
+            let _ = nix::sys::wait::waitpid(nix::unistd::Pid::from_raw(pid), None);
+            let _ = parent_end.set_read_timeout(Some(Duration::from_secs(5)));
+            let mut msg = String::new();
+            let _ = (&mut parent_end).take(4096).read_to_string(&mut msg);
+            let code = if let Some(pid) = msg.strip_prefix("ready ") {
+                println!(
+                    "occ broker: started (pid {pid}), listening on {}",
+                    paths.socket.display()
+                );
+                0
+            } else if let Some(why) = msg.strip_prefix("locked ") {
+                println!("occ broker: {why}");
+                0
+            } else if let Some(why) = msg.strip_prefix("error ") {
+                eprintln!("occ broker: {why}");
+                2
+            } else {
+                eprintln!(
+                    "occ broker: the daemon did not report readiness; see {}",
+                    paths.log.display()
+                );
+                2
+            };
+            Ok(Detached::Parent(code))
+        }
+        sys::Forked::Child => {
+            drop(parent_end);
+            if nix::unistd::setsid().is_err() {
+                sys::exit_now(2);
+            }
+            match sys::fork_single_threaded() {
+                Ok(sys::Forked::Parent(_)) => sys::exit_now(0),
+                Ok(sys::Forked::Child) => {}
+                Err(_) => sys::exit_now(2),
+            }
+            use std::os::fd::AsRawFd;
+            let ok = nix::unistd::dup2(devnull.as_raw_fd(), 0).is_ok()
+                && nix::unistd::dup2(log.as_raw_fd(), 1).is_ok()
+                && nix::unistd::dup2(log.as_raw_fd(), 2).is_ok();
+            if !ok {
+                sys::exit_now(2);
+            }
+            let _ = std::env::set_current_dir("/");
+            Ok(Detached::Daemon(child_end))
+        }
+    }
+}
+
+#[cfg(test)]
+mod tests;
