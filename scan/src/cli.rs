@@ -46,6 +46,18 @@ pub enum Command {
     Egress(EgressArgs),
     /// List every TCP and UDP socket with its owner (the raw collection).
     Sockets(SocketsArgs),
+    /// Run every compliance check and write the assessment, summary and dashboard.
+    Assess(crate::compliance_cli::AssessArgs),
+    /// Re-render the summary, dashboard and Prometheus textfile from the saved assessment.
+    Report(crate::compliance_cli::ReportArgs),
+    /// Send new or escalated violations to the configured notifier.
+    Notify(crate::compliance_cli::NotifyArgs),
+    /// Check tools, paths, policy files and permissions before a cycle.
+    Preflight(crate::compliance_cli::PreflightArgs),
+    /// preflight, ports, egress, assess, reports, notify: one locked run for cron or a timer.
+    Cycle(crate::compliance_cli::CycleArgs),
+    /// Install, remove or show the scheduled cycle (systemd timer, crontab or launchd).
+    Schedule(crate::compliance_cli::ScheduleArgs),
 }
 
 /// Where sockets come from.
@@ -125,6 +137,12 @@ pub fn run(cli: Cli) -> i32 {
         Command::Baseline(a) => run_baseline(a, json),
         Command::Egress(a) => run_egress(a, json),
         Command::Sockets(a) => run_sockets(a, json),
+        Command::Assess(a) => return crate::compliance_cli::run_assess(a, json),
+        Command::Report(a) => return crate::compliance_cli::run_report(a, json),
+        Command::Notify(a) => return crate::compliance_cli::run_notify(a, json),
+        Command::Preflight(a) => return crate::compliance_cli::run_preflight(a, json),
+        Command::Cycle(a) => return crate::compliance_cli::run_cycle(a, json),
+        Command::Schedule(a) => return crate::compliance_cli::run_schedule(a, json),
     };
     match result {
         Ok(code) => code,

@@ -5,6 +5,8 @@
 #![forbid(unsafe_code)]
 
 pub mod cli;
+pub mod compliance;
+pub mod compliance_cli;
 pub mod egress;
 pub mod error;
 pub mod exec;

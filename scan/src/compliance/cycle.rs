@@ -1,0 +1,328 @@
+//! `occ-scan cycle`: preflight → ports → egress → assess → reports → notify, under a
+//! single-instance lock, with a timeout on every child process. Ports and egress come from one
+//! socket collection, so the dashboard and the saved reports describe the same instant.
+
+use std::path::PathBuf;
+use std::time::{Duration, Instant, SystemTime};
+
+use serde::Serialize;
+
+use super::facts::{NetReport, ProbeOptions};
+use super::notify::{self, NotifyOptions};
+use super::report::{self, AssessOptions, ReportPaths};
+use super::{preflight, ComplianceError, Paths, Status};
+
+/// Lock file under `assessments/`.
+pub const LOCK_FILE: &str = ".cycle.lock";
+
+/// One step of the cycle.
+#[derive(Debug, Clone, Serialize)]
+pub struct Step {
+    /// Step name.
+    pub name: &'static str,
+    /// `ok`, `findings`, `failed` or `skipped`.
+    pub status: &'static str,
+    /// Wall time in milliseconds.
+    pub ms: f64,
+    /// One line.
+    pub detail: String,
+}
+
+/// What the cycle did.
+#[derive(Debug, Clone, Serialize)]
+pub struct CycleOutcome {
+    /// `ok`, `findings` or `failed`.
+    pub status: &'static str,
+    /// Steps in order.
+    pub steps: Vec<Step>,
+    /// Checks per status.
+    pub status_counts: std::collections::BTreeMap<String, u32>,
+    /// Where the reports went.
+    pub reports: Vec<String>,
+    /// Total wall time in milliseconds.
+    pub ms: f64,
+    /// Exit code.
+    pub exit_code: i32,
+}
+
+/// Options for [`cycle`].
+#[derive(Debug, Clone)]
+pub struct CycleOptions {
+    /// Prometheus textfile.
+    pub prom: Option<PathBuf>,
+    /// Notify settings.
+    pub notify: NotifyOptions,
+    /// Skip notify.
+    pub no_notify: bool,
+    /// Timeout for each child process.
+    pub child_timeout: Duration,
+}
+
+/// Holds the cycle lock until dropped.
+pub struct CycleLock {
+    _lock: nix::fcntl::Flock<std::fs::File>,
+}
+
+/// Takes the single-instance lock without waiting.
+pub fn lock(paths: &Paths) -> Result<CycleLock, ComplianceError> {
+    use std::os::unix::fs::{DirBuilderExt, OpenOptionsExt};
+    let dir = paths.assessments();
+    let path = dir.join(LOCK_FILE);
+    std::fs::DirBuilder::new()
+        .recursive(true)
+        .mode(0o700)
+        .create(&dir)
+        .map_err(|source| ComplianceError::Write {
+            path: dir.clone(),
+            source,
+        })?;
+    let f = std::fs::OpenOptions::new()
+        .create(true)
+        .truncate(false)
+        .write(true)
+        .mode(0o600)
+        .custom_flags(nix::fcntl::OFlag::O_NOFOLLOW.bits())
+        .open(&path)
+        .map_err(|source| ComplianceError::Write {
+            path: path.clone(),
+            source,
+        })?;
+    match nix::fcntl::Flock::lock(f, nix::fcntl::FlockArg::LockExclusiveNonblock) {
+        Ok(l) => Ok(CycleLock { _lock: l }),
+        Err((_, nix::errno::Errno::EWOULDBLOCK)) => Err(ComplianceError::Locked { path }),
+        Err((_, e)) => Err(ComplianceError::Write {
+            path,
+            source: std::io::Error::from(e),
+        }),
+    }
+}
+
+fn ms(t: Instant) -> f64 {
+    (t.elapsed().as_secs_f64() * 1000.0 * 100.0).round() / 100.0
+}
+
+fn net_step(name: &'static str, r: &NetReport, t: Instant) -> Step {
+    match r {
+        NetReport::Failed(e) => Step {
+            name,
+            status: "failed",
+            ms: ms(t),
+            detail: e.clone(),
+        },
+        NetReport::Ok(_) => {
+            let n = r.findings().len();
+            Step {
+                name,
+                status: if n == 0 { "ok" } else { "findings" },
+                ms: ms(t),
+                detail: format!(
+                    "{} listening, {} connections, {n} finding(s), method {}",
+                    r.listeners().len(),
+                    r.connections().len(),
+                    r.method()
+                ),
+            }
+        }
+    }
+}
+
+/// Runs one cycle. Fails only when the lock is held; every step's failure is in the outcome.
+pub fn cycle(paths: &Paths, opts: &CycleOptions) -> Result<CycleOutcome, ComplianceError> {
+    let start = Instant::now();
+    let _lock = lock(paths)?;
+    let mut steps = Vec::new();
+    let mut worst = 0;
+
+    let t = Instant::now();
+    let (pf, pf_ok) = preflight::preflight(paths);
+    let critical: Vec<String> = pf
+        .get("critical")
+        .and_then(|c| c.as_array())
+        .map(|a| {
+            a.iter()
+                .filter_map(|x| x.as_str().map(String::from))
+                .collect()
+        })
+        .unwrap_or_default();
+    if !pf_ok {
+        let fatal = critical
+            .iter()
+            .any(|c| c == "no_port_discovery_tool" || c == "assessments_dir_not_writable");
+        worst = worst.max(if fatal { 2 } else { 1 });
+    }
+    steps.push(Step {
+        name: "preflight",
+        status: if pf_ok { "ok" } else { "failed" },
+        ms: ms(t),
+        detail: if pf_ok {
+            "ok".into()
+        } else {
+            critical.join(", ")
+        },
+    });
+
+    // One collection for both scans; each keeps its own step line.
+    let t = Instant::now();
+    let (ports, egress) = report::scan_network(paths);
+    let elapsed = ms(t);
+    for (name, r) in [("ports", &ports), ("egress", &egress)] {
+        let mut s = net_step(name, r, t);
+        s.ms = elapsed;
+        if s.status == "failed" {
+            worst = 2;
+        } else if s.status == "findings" {
+            worst = worst.max(1);
+        }
+        steps.push(s);
+    }
+
+    let t = Instant::now();
+    let assessment = report::assess(
+        paths,
+        AssessOptions {
+            probe: ProbeOptions {
+                child_timeout: opts.child_timeout,
+                ..ProbeOptions::default()
+            },
+            ports: Some(ports),
+            egress: Some(egress),
+            now: Some(SystemTime::now()),
+        },
+    );
+    let assessment = match assessment {
+        Ok(a) => a,
+        Err(e) => {
+            steps.push(Step {
+                name: "assess",
+                status: "failed",
+                ms: ms(t),
+                detail: e.to_string(),
+            });
+            return Ok(finish(steps, Default::default(), Vec::new(), 2, start));
+        }
+    };
+    let counts = report::status_counts(&assessment);
+    let failing = assessment
+        .checks
+        .iter()
+        .filter(|c| c.status.is_failing())
+        .count();
+    if failing > 0 {
+        worst = worst.max(1);
+    }
+    steps.push(Step {
+        name: "assess",
+        status: if failing > 0 { "findings" } else { "ok" },
+        ms: ms(t),
+        detail: crate::compliance::cycle::counts_line(&counts),
+    });
+
+    let t = Instant::now();
+    let out = ReportPaths::defaults(paths, opts.prom.clone());
+    let mut written = vec![
+        out.summary.display().to_string(),
+        out.dashboard.display().to_string(),
+    ];
+    if let Some(p) = &out.prom {
+        written.push(p.display().to_string());
+    }
+    match report::write_reports(&assessment, &out) {
+        Ok(()) => steps.push(Step {
+            name: "reports",
+            status: "ok",
+            ms: ms(t),
+            detail: format!("{} file(s)", written.len()),
+        }),
+        Err(e) => {
+            worst = 2;
+            written.clear();
+            steps.push(Step {
+                name: "reports",
+                status: "failed",
+                ms: ms(t),
+                detail: e.to_string(),
+            });
+        }
+    }
+
+    let t = Instant::now();
+    if opts.no_notify || written.is_empty() {
+        steps.push(Step {
+            name: "notify",
+            status: "skipped",
+            ms: 0.0,
+            detail: if opts.no_notify {
+                "--no-notify".into()
+            } else {
+                "no summary was written".into()
+            },
+        });
+    } else {
+        match notify::notify(&opts.notify, SystemTime::now()) {
+            Ok(n) => {
+                let code = n.exit_code();
+                if code == 2 {
+                    worst = 2;
+                }
+                steps.push(Step {
+                    name: "notify",
+                    status: match n.status.as_str() {
+                        "failed" | "refused" => "failed",
+                        _ => "ok",
+                    },
+                    ms: ms(t),
+                    detail: match &n.error {
+                        Some(e) => format!("{}: {e}", n.status),
+                        None => format!("{}: {} new or escalated", n.status, n.new.len()),
+                    },
+                });
+            }
+            Err(e) => {
+                worst = 2;
+                steps.push(Step {
+                    name: "notify",
+                    status: "failed",
+                    ms: ms(t),
+                    detail: e.to_string(),
+                });
+            }
+        }
+    }
+    Ok(finish(steps, counts, written, worst, start))
+}
+
+/// `violation 2, partial 5, …` in report order.
+pub fn counts_line(counts: &std::collections::BTreeMap<String, u32>) -> String {
+    Status::ALL
+        .iter()
+        .map(|s| {
+            format!(
+                "{} {}",
+                s.as_str(),
+                counts.get(s.as_str()).copied().unwrap_or(0)
+            )
+        })
+        .collect::<Vec<_>>()
+        .join(", ")
+}
+
+fn finish(
+    steps: Vec<Step>,
+    status_counts: std::collections::BTreeMap<String, u32>,
+    reports: Vec<String>,
+    exit_code: i32,
+    start: Instant,
+) -> CycleOutcome {
+    CycleOutcome {
+        status: match exit_code {
+            0 => "ok",
+            1 => "findings",
+            _ => "failed",
+        },
+        steps,
+        status_counts,
+        reports,
+        ms: ms(start),
+        exit_code,
+    }
+}

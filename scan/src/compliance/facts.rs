@@ -1,0 +1,562 @@
+//! Evidence about the host that is not in occ's own files: the OpenClaw gateway process and its
+//! real environment, the agent user's uid and groups, setuid privilege tools, the openclaw CLI,
+//! the broker's answer, and the port and egress scan reports. Probes record what they could
+//! not see instead of guessing.
+
+use std::path::{Path, PathBuf};
+use std::process::Command;
+use std::time::{Duration, SystemTime};
+
+use serde_json::Value;
+
+use super::util::{self, run_with_timeout};
+use super::Paths;
+
+/// A port or egress scan report as JSON, or why there is none.
+#[derive(Debug, Clone)]
+pub enum NetReport {
+    /// The scan ran; its JSON report.
+    Ok(Value),
+    /// The scan failed; the error. Checks that need it are `not_assessed`.
+    Failed(String),
+}
+
+impl NetReport {
+    /// Builds a report from a child's output: JSON on stdout with exit 0 (clean) or 1
+    /// (findings); anything else is a failed scan.
+    pub fn from_output(what: &str, out: &util::ChildOutput) -> NetReport {
+        if out.timed_out {
+            return NetReport::Failed(format!("{what} timed out after {:?}", out.elapsed));
+        }
+        match out.code {
+            Some(0) | Some(1) => NetReport::from_json(what, &out.stdout),
+            code => {
+                let why = out.stderr_text();
+                NetReport::Failed(format!(
+                    "{what} failed (exit {}): {}",
+                    code.map_or("signal".into(), |c| c.to_string()),
+                    if why.is_empty() { "no message" } else { &why }
+                ))
+            }
+        }
+    }
+
+    /// Parses a saved report; a report whose `status` is `error` counts as failed.
+    pub fn from_json(what: &str, bytes: &[u8]) -> NetReport {
+        match serde_json::from_slice::<Value>(bytes) {
+            Ok(v) if v.is_object() => {
+                if v.get("status").and_then(Value::as_str) == Some("error") {
+                    let e = v
+                        .get("error")
+                        .and_then(Value::as_str)
+                        .unwrap_or("no error message");
+                    NetReport::Failed(format!("{what} reported an error: {e}"))
+                } else {
+                    NetReport::Ok(v)
+                }
+            }
+            Ok(_) => NetReport::Failed(format!("{what}: report is not a JSON object")),
+            Err(e) => NetReport::Failed(format!("{what}: report is not JSON: {e}")),
+        }
+    }
+
+    /// Reads a saved report file.
+    pub fn from_file(what: &str, path: &Path) -> NetReport {
+        match std::fs::read(path) {
+            Ok(b) => NetReport::from_json(what, &b),
+            Err(e) => NetReport::Failed(format!("{what}: cannot read {}: {e}", path.display())),
+        }
+    }
+
+    /// The JSON when the scan ran.
+    pub fn json(&self) -> Option<&Value> {
+        match self {
+            NetReport::Ok(v) => Some(v),
+            NetReport::Failed(_) => None,
+        }
+    }
+
+    /// Findings (empty when failed).
+    pub fn findings(&self) -> Vec<&Value> {
+        self.array(&["findings"])
+    }
+
+    /// Findings of one `type`.
+    pub fn findings_of(&self, kind: &str) -> Vec<&Value> {
+        self.findings()
+            .into_iter()
+            .filter(|f| f.get("type").and_then(Value::as_str) == Some(kind))
+            .collect()
+    }
+
+    /// The first array found under one of `keys`.
+    pub fn array(&self, keys: &[&str]) -> Vec<&Value> {
+        let Some(v) = self.json() else {
+            return Vec::new();
+        };
+        keys.iter()
+            .find_map(|k| v.get(*k).and_then(Value::as_array))
+            .map(|a| a.iter().collect())
+            .unwrap_or_default()
+    }
+
+    /// Listening sockets.
+    pub fn listeners(&self) -> Vec<&Value> {
+        self.array(&["listening_services", "listeners", "sockets"])
+    }
+
+    /// Outbound connections.
+    pub fn connections(&self) -> Vec<&Value> {
+        self.array(&["connections", "egress"])
+    }
+
+    /// How the scan saw sockets (`method` or the seed's `tool`).
+    pub fn method(&self) -> String {
+        self.json()
+            .and_then(|v| v.get("method").or_else(|| v.get("tool")))
+            .and_then(Value::as_str)
+            .unwrap_or("unknown")
+            .to_string()
+    }
+
+    /// Sockets whose owner could not be seen, when the report says so.
+    pub fn unknown_owner_count(&self) -> usize {
+        let from_key = self.json().and_then(|v| {
+            v.get("unknown_owner")
+                .or_else(|| v.get("visibility").and_then(|x| x.get("unknown_owner")))
+                .and_then(Value::as_u64)
+        });
+        match from_key {
+            Some(n) => usize::try_from(n).unwrap_or(usize::MAX),
+            None => self
+                .listeners()
+                .iter()
+                .filter(|s| s.get("pid").is_none_or(Value::is_null))
+                .count(),
+        }
+    }
+}
+
+/// A field of a socket entry, trying the issue's names and then the seed's.
+pub fn field<'a>(v: &'a Value, keys: &[&str]) -> Option<&'a Value> {
+    keys.iter().find_map(|k| v.get(*k)).filter(|x| !x.is_null())
+}
+
+/// A socket field as display text (`-` when absent).
+pub fn field_text(v: &Value, keys: &[&str]) -> String {
+    match field(v, keys) {
+        Some(Value::String(s)) => s.clone(),
+        Some(other) => other.to_string(),
+        None => "-".into(),
+    }
+}
+
+/// The OpenClaw gateway process as found in /proc.
+#[derive(Debug, Clone)]
+pub struct GatewayProc {
+    /// Its pid.
+    pub pid: u32,
+    /// Its real uid, when readable.
+    pub uid: Option<u32>,
+    /// comm.
+    pub comm: String,
+    /// PATH from `/proc/<pid>/environ`: `Ok(None)` when unset, `Err` when unreadable.
+    pub path_env: Result<Option<String>, String>,
+}
+
+/// Whether a process looks like the OpenClaw gateway: comm `openclaw-gatewa[y]`, or argv with
+/// an `openclaw` program followed by a `gateway` argument.
+pub fn is_gateway(comm: &str, argv: &[String]) -> bool {
+    if comm.starts_with("openclaw-gatew") {
+        return true;
+    }
+    let base = |s: &str| s.rsplit('/').next().unwrap_or(s).to_string();
+    if argv.first().is_some_and(|a| base(a) == "openclaw-gateway") {
+        return true;
+    }
+    let Some(i) = argv.iter().take(3).position(|a| {
+        let b = base(a);
+        b == "openclaw" || b == "openclaw.mjs" || a.contains("/openclaw/")
+    }) else {
+        return false;
+    };
+    argv.iter().skip(i + 1).take(3).any(|a| a == "gateway")
+}
+
+/// Reads one process's gateway facts.
+pub fn read_proc(proc_root: &Path, pid: u32) -> Option<GatewayProc> {
+    let dir = proc_root.join(pid.to_string());
+    let comm = std::fs::read_to_string(dir.join("comm"))
+        .ok()?
+        .trim_end()
+        .to_string();
+    let uid = std::fs::read_to_string(dir.join("status"))
+        .ok()
+        .and_then(|s| {
+            s.lines()
+                .find(|l| l.starts_with("Uid:"))
+                .and_then(|l| l.split_whitespace().nth(1))
+                .and_then(|u| u.parse().ok())
+        });
+    let path_env = match std::fs::read(dir.join("environ")) {
+        Ok(bytes) => Ok(bytes
+            .split(|b| *b == 0)
+            .find_map(|kv| kv.strip_prefix(b"PATH="))
+            .map(|v| String::from_utf8_lossy(v).into_owned())),
+        Err(e) => Err(format!(
+            "cannot read /proc/{pid}/environ: {e} (run occ-scan as the gateway's user or root)"
+        )),
+    };
+    Some(GatewayProc {
+        pid,
+        uid,
+        comm,
+        path_env,
+    })
+}
+
+/// Finds the OpenClaw gateway among the processes in `proc_root`.
+pub fn find_gateway(proc_root: &Path) -> Option<GatewayProc> {
+    let me = std::process::id();
+    let rd = std::fs::read_dir(proc_root).ok()?;
+    let mut pids: Vec<u32> = rd
+        .filter_map(|e| e.ok()?.file_name().to_str()?.parse().ok())
+        .filter(|p| *p != me)
+        .collect();
+    pids.sort_unstable();
+    pids.into_iter().find_map(|pid| {
+        let dir = proc_root.join(pid.to_string());
+        let comm = std::fs::read_to_string(dir.join("comm")).ok()?;
+        let argv: Vec<String> = std::fs::read(dir.join("cmdline"))
+            .ok()?
+            .split(|b| *b == 0)
+            .filter(|a| !a.is_empty())
+            .map(|a| String::from_utf8_lossy(a).into_owned())
+            .collect();
+        if is_gateway(comm.trim_end(), &argv) {
+            read_proc(proc_root, pid)
+        } else {
+            None
+        }
+    })
+}
+
+/// A setuid privilege tool found on the standard system directories.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct PrivTool {
+    /// Its path.
+    pub path: PathBuf,
+    /// Whether it is setuid root (it can raise privilege).
+    pub setuid_root: bool,
+}
+
+/// The standard system directories searched for su, doas, pkexec and the real sudo.
+pub const SYSTEM_DIRS: &[&str] = &[
+    "/usr/local/sbin",
+    "/usr/local/bin",
+    "/usr/sbin",
+    "/usr/bin",
+    "/sbin",
+    "/bin",
+];
+
+/// Finds su, doas, pkexec, sudo and run0 in `dirs`, deduplicated by real path.
+pub fn find_priv_tools(dirs: &[PathBuf]) -> Vec<PrivTool> {
+    use std::os::unix::fs::MetadataExt;
+    let mut seen = std::collections::BTreeSet::new();
+    let mut out = Vec::new();
+    for d in dirs {
+        for name in ["su", "doas", "pkexec", "sudo", "run0"] {
+            let p = d.join(name);
+            let Ok(real) = std::fs::canonicalize(&p) else {
+                continue;
+            };
+            if !seen.insert(real.clone()) {
+                continue;
+            }
+            if let Ok(m) = std::fs::metadata(&real) {
+                if m.is_file() {
+                    out.push(PrivTool {
+                        path: p,
+                        setuid_root: m.uid() == 0 && m.mode() & 0o4000 != 0,
+                    });
+                }
+            }
+        }
+    }
+    out
+}
+
+/// The installed openclaw CLI.
+#[derive(Debug, Clone)]
+pub struct OpenClawCli {
+    /// Where it is.
+    pub path: PathBuf,
+    /// `openclaw --version` output, or why it failed.
+    pub version: Result<String, String>,
+    /// When the resolved file was last modified.
+    pub modified: Option<SystemTime>,
+}
+
+/// Finds the openclaw CLI: `openclaw-bin-path.txt`, PATH, then the usual install paths.
+pub fn find_openclaw(paths: &Paths) -> Option<PathBuf> {
+    if let Ok(s) = std::fs::read_to_string(paths.home.join("openclaw-bin-path.txt")) {
+        let p = PathBuf::from(s.trim());
+        if p.is_absolute() && util::is_executable_file(&p) {
+            return Some(p);
+        }
+    }
+    if let Some(p) = util::which("openclaw") {
+        return Some(p);
+    }
+    let home = std::env::var_os("HOME").map(PathBuf::from);
+    ["/opt/homebrew/bin/openclaw", "/usr/local/bin/openclaw"]
+        .iter()
+        .map(PathBuf::from)
+        .chain(home.map(|h| h.join(".npm-global/bin/openclaw")))
+        .find(|p| util::is_executable_file(p))
+}
+
+/// Runs `openclaw --version` with a timeout and stats the resolved file.
+pub fn probe_openclaw(path: PathBuf, timeout: Duration) -> OpenClawCli {
+    let mut c = Command::new(&path);
+    c.arg("--version");
+    let version = match run_with_timeout(c, None, timeout) {
+        Ok(o) if o.success() => {
+            let v = String::from_utf8_lossy(&o.stdout).trim().to_string();
+            if v.is_empty() {
+                Err("`openclaw --version` printed nothing".into())
+            } else {
+                Ok(v.lines().next().unwrap_or_default().to_string())
+            }
+        }
+        Ok(o) if o.timed_out => Err(format!("`openclaw --version` timed out after {timeout:?}")),
+        Ok(o) => Err(format!(
+            "`openclaw --version` exited {:?}: {}",
+            o.code,
+            o.stderr_text()
+        )),
+        Err(e) => Err(e.to_string()),
+    };
+    let modified = std::fs::canonicalize(&path)
+        .and_then(std::fs::metadata)
+        .and_then(|m| m.modified())
+        .ok();
+    OpenClawCli {
+        path,
+        version,
+        modified,
+    }
+}
+
+/// What the broker said to `occ status --json`.
+#[derive(Debug, Clone)]
+pub enum BrokerProbe {
+    /// No `occ` binary to ask.
+    NoClient(String),
+    /// `occ status` is not in this build of occ.
+    Unsupported(String),
+    /// The broker answered; its JSON.
+    Up(Value),
+    /// The broker did not answer; why.
+    Down(String),
+}
+
+/// Finds `occ`: `$OCC_HOME/bin/occ`, else beside this executable.
+pub fn find_occ(paths: &Paths) -> Option<PathBuf> {
+    let installed = paths.home.join("bin").join("occ");
+    if util::is_executable_file(&installed) {
+        return Some(installed);
+    }
+    std::env::current_exe()
+        .ok()
+        .and_then(|e| e.parent().map(|d| d.join("occ")))
+        .filter(|p| util::is_executable_file(p))
+}
+
+/// Asks the broker for its status through `occ status --json`.
+pub fn probe_broker(paths: &Paths, timeout: Duration) -> BrokerProbe {
+    let Some(occ) = find_occ(paths) else {
+        return BrokerProbe::NoClient(format!(
+            "no occ binary at {} or beside occ-scan",
+            paths.home.join("bin/occ").display()
+        ));
+    };
+    let mut c = Command::new(&occ);
+    c.args(["status", "--json"]).env("OCC_HOME", &paths.home);
+    match run_with_timeout(c, None, timeout) {
+        Err(e) => BrokerProbe::Down(e.to_string()),
+        Ok(o) if o.timed_out => {
+            BrokerProbe::Down(format!("`occ status` timed out after {timeout:?}"))
+        }
+        Ok(o) => {
+            let err = o.stderr_text();
+            if o.code == Some(2)
+                && (err.contains("unrecognized subcommand") || err.contains("invalid subcommand"))
+            {
+                return BrokerProbe::Unsupported(format!(
+                    "{} has no `status` subcommand yet",
+                    occ.display()
+                ));
+            }
+            match serde_json::from_slice::<Value>(&o.stdout) {
+                Ok(v) if o.code == Some(0) => {
+                    let up = v
+                        .get("running")
+                        .or_else(|| v.get("up"))
+                        .and_then(Value::as_bool)
+                        .unwrap_or(true);
+                    if up {
+                        BrokerProbe::Up(v)
+                    } else {
+                        BrokerProbe::Down(format!(
+                            "`occ status` says the broker is not running: {v}"
+                        ))
+                    }
+                }
+                _ => BrokerProbe::Down(format!(
+                    "`occ status --json` exited {:?}: {}",
+                    o.code,
+                    if err.is_empty() {
+                        "no message".into()
+                    } else {
+                        err
+                    }
+                )),
+            }
+        }
+    }
+}
+
+/// The agent user as seen by this process.
+#[derive(Debug, Clone)]
+pub struct Agent {
+    /// Effective uid.
+    pub uid: u32,
+    /// Names of its groups.
+    pub groups: Vec<String>,
+}
+
+impl Agent {
+    /// This process's uid and group names.
+    pub fn current() -> Agent {
+        let uid = nix::unistd::geteuid().as_raw();
+        let mut gids = nix::unistd::getgroups().unwrap_or_default();
+        gids.push(nix::unistd::getegid());
+        let mut groups: Vec<String> = gids
+            .into_iter()
+            .filter_map(|g| {
+                nix::unistd::Group::from_gid(g)
+                    .ok()
+                    .flatten()
+                    .map(|g| g.name)
+            })
+            .collect();
+        groups.sort();
+        groups.dedup();
+        Agent { uid, groups }
+    }
+}
+
+/// Everything the checks need besides occ's own files.
+#[derive(Debug, Clone)]
+pub struct Host {
+    /// The agent user (this process, unless the gateway's uid is known).
+    pub agent: Agent,
+    /// The gateway process, when found.
+    pub gateway: Option<GatewayProc>,
+    /// Setuid tools on the system directories.
+    pub priv_tools: Vec<PrivTool>,
+    /// The openclaw CLI, when found.
+    pub openclaw: Option<OpenClawCli>,
+    /// The broker's answer.
+    pub broker: BrokerProbe,
+    /// The port scan.
+    pub ports: NetReport,
+    /// The egress scan.
+    pub egress: NetReport,
+    /// This process's PATH (fallback when the gateway is not running).
+    pub own_path: Option<String>,
+}
+
+/// Options for [`Host::probe`].
+#[derive(Debug, Clone)]
+pub struct ProbeOptions {
+    /// Use this pid as the gateway instead of searching /proc.
+    pub gateway_pid: Option<u32>,
+    /// Timeout for each child process.
+    pub child_timeout: Duration,
+    /// Skip the openclaw CLI (it can be slow).
+    pub skip_openclaw: bool,
+}
+
+impl Default for ProbeOptions {
+    fn default() -> Self {
+        ProbeOptions {
+            gateway_pid: None,
+            child_timeout: Duration::from_secs(5),
+            skip_openclaw: false,
+        }
+    }
+}
+
+impl Host {
+    /// Probes the real host. `ports` and `egress` come from the caller (the cycle's scans or
+    /// saved reports).
+    pub fn probe(paths: &Paths, opts: &ProbeOptions, ports: NetReport, egress: NetReport) -> Host {
+        let proc_root = Path::new("/proc");
+        let gateway = match opts.gateway_pid {
+            Some(pid) => read_proc(proc_root, pid),
+            None => find_gateway(proc_root),
+        };
+        let dirs: Vec<PathBuf> = SYSTEM_DIRS.iter().map(PathBuf::from).collect();
+        let openclaw = if opts.skip_openclaw {
+            None
+        } else {
+            find_openclaw(paths).map(|p| probe_openclaw(p, opts.child_timeout))
+        };
+        Host {
+            agent: Agent::current(),
+            gateway,
+            priv_tools: find_priv_tools(&dirs),
+            openclaw,
+            broker: probe_broker(paths, opts.child_timeout),
+            ports,
+            egress,
+            own_path: std::env::var("PATH").ok(),
+        }
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn gateway_matching() {
+        let v = |s: &[&str]| s.iter().map(|x| x.to_string()).collect::<Vec<_>>();
+        assert!(is_gateway("openclaw-gatewa", &[]));
+        assert!(is_gateway(
+            "node",
+            &v(&[
+                "node",
+                "/usr/lib/node_modules/openclaw/dist/index.js",
+                "gateway"
+            ])
+        ));
+        assert!(is_gateway(
+            "node",
+            &v(&["/usr/bin/openclaw", "gateway", "run"])
+        ));
+        assert!(!is_gateway("cargo", &v(&["cargo", "test", "gateway"])));
+        assert!(!is_gateway("bash", &v(&["bash"])));
+    }
+
+    #[test]
+    fn failed_scan_reports() {
+        let r = NetReport::from_json("ports", br#"{"status":"error","error":"lsof missing"}"#);
+        assert!(matches!(r, NetReport::Failed(ref e) if e.contains("lsof missing")));
+        let r = NetReport::from_json("ports", b"not json");
+        assert!(matches!(r, NetReport::Failed(_)));
+    }
+}

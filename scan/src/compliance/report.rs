@@ -1,0 +1,408 @@
+//! `occ-scan assess`: runs the checks, merges them with the controls map and the scan state
+//! (first-seen dates, so due dates do not slide), and writes the assessment and the
+//! compliance summary in the seed's shape. Every file is written atomically.
+
+use std::collections::BTreeMap;
+use std::path::{Path, PathBuf};
+use std::time::SystemTime;
+
+use serde::{Deserialize, Serialize};
+use serde_json::{json, Value};
+
+use super::audit::{self, AuditOutcome};
+use super::checks::{self, Ctx};
+use super::facts::{Host, NetReport, ProbeOptions};
+use super::map::{Control, ControlsMap};
+use super::state::{CheckMemory, RunRecord, ScanState};
+use super::util::{self, atomic_write_json};
+use super::{ComplianceError, Paths, Risk, Status};
+
+/// The assessment file (the seed's name).
+pub const ASSESSMENT_FILE: &str = "openclaw-assessment.json";
+/// The summary file (the seed's name).
+pub const SUMMARY_FILE: &str = "compliance-summary.json";
+/// The dashboard file (the seed's name).
+pub const DASHBOARD_FILE: &str = "compliance-dashboard.html";
+/// Saved port report.
+pub const PORTS_FILE: &str = "port-monitor-latest.json";
+/// Saved egress report.
+pub const EGRESS_FILE: &str = "egress-monitor-latest.json";
+
+/// Frameworks named in reports.
+pub const FRAMEWORKS: [&str; 3] = [
+    "ISO/IEC 27001:2022 Annex A",
+    "NIST CSF 2.0",
+    "NIST SP 800-53 Rev. 5",
+];
+
+/// One check's result merged with its control (the seed's merged item, plus evidence-grade
+/// fields).
+#[derive(Debug, Clone, Serialize, Deserialize, PartialEq, Eq)]
+pub struct CheckResult {
+    /// Check id.
+    pub check_id: String,
+    /// Title.
+    pub title: String,
+    /// ISO/IEC 27001:2022 Annex A controls.
+    pub iso27001: Vec<String>,
+    /// NIST CSF 2.0 subcategories.
+    pub nist: Vec<String>,
+    /// NIST SP 800-53 r5 controls.
+    pub sp800_53: Vec<String>,
+    /// What compliant looks like.
+    pub expected_state: String,
+    /// Status.
+    pub status: Status,
+    /// Risk (for failing checks: of the finding; else the control's inherent risk).
+    pub risk: Risk,
+    /// What was observed.
+    pub observed_state: String,
+    /// Facts behind the verdict.
+    pub evidence: Vec<String>,
+    /// What is missing (empty when compliant).
+    pub gap: String,
+    /// What to do (empty when compliant).
+    pub mitigation: String,
+    /// Who fixes it.
+    pub owner: String,
+    /// When the finding was first seen (failing checks).
+    pub first_seen: Option<String>,
+    /// first_seen + the control's window (failing checks).
+    pub due_date: Option<String>,
+    /// Whether the due date has passed.
+    pub overdue: bool,
+    /// Why the check could not run (not_assessed).
+    pub error: Option<String>,
+}
+
+/// A full assessment: metadata, results and the scans they used.
+#[derive(Debug, Clone, Serialize, Deserialize)]
+pub struct Assessment {
+    /// System, time, frameworks, warnings.
+    pub metadata: Metadata,
+    /// Results in the map's order.
+    pub checks: Vec<CheckResult>,
+    /// The port and egress reports (or their errors), for the dashboard.
+    pub scans: Scans,
+    /// Recent runs (oldest first).
+    pub history: Vec<RunRecord>,
+}
+
+/// Assessment metadata.
+#[derive(Debug, Clone, Serialize, Deserialize)]
+pub struct Metadata {
+    /// `OpenClaw`.
+    pub system: String,
+    /// When.
+    pub generated_at_utc: String,
+    /// Frameworks.
+    pub frameworks: Vec<String>,
+    /// OCC_HOME.
+    pub occ_home: String,
+    /// occ-scan version.
+    pub occ_scan_version: String,
+    /// Problems that did not stop the run.
+    pub warnings: Vec<String>,
+}
+
+/// Scan reports as JSON, or `{"status":"error","error":…}`.
+#[derive(Debug, Clone, Serialize, Deserialize)]
+pub struct Scans {
+    /// `occ-scan ports`.
+    pub ports: Value,
+    /// `occ-scan egress`.
+    pub egress: Value,
+}
+
+fn net_json(r: &NetReport) -> Value {
+    match r {
+        NetReport::Ok(v) => v.clone(),
+        NetReport::Failed(e) => json!({"status": "error", "error": e}),
+    }
+}
+
+/// Runs every check against `host` and merges with the map and `state` (which it updates).
+pub fn evaluate(
+    paths: &Paths,
+    map: &ControlsMap,
+    host: &Host,
+    audit: &AuditOutcome,
+    now: SystemTime,
+    state: &mut ScanState,
+) -> Vec<CheckResult> {
+    let ctx = Ctx::load(paths, now, host, audit);
+    map.controls
+        .iter()
+        .map(|control| {
+            let verdict = checks::run(&control.check_id, &ctx).unwrap_or_else(|| {
+                checks::Verdict::not_assessed(format!(
+                    "no check implements {} in this build",
+                    control.check_id
+                ))
+            });
+            merge(control, verdict, now, state)
+        })
+        .collect()
+}
+
+fn merge(
+    control: &Control,
+    v: checks::Verdict,
+    now: SystemTime,
+    state: &mut ScanState,
+) -> CheckResult {
+    let mem = state.checks.entry(control.check_id.clone()).or_default();
+    let failing = v.status.is_failing();
+    match v.status {
+        Status::Violation | Status::Partial => {
+            if mem.first_seen.is_none() {
+                mem.first_seen = Some(util::rfc3339(now));
+            }
+        }
+        Status::Compliant => mem.first_seen = None,
+        // Unknown is not fixed: keep the clock running.
+        Status::NotAssessed => {}
+    }
+    mem.last_status = Some(v.status);
+    let first_seen = if failing {
+        mem.first_seen.clone()
+    } else {
+        None
+    };
+    let due = first_seen
+        .as_deref()
+        .and_then(util::parse_rfc3339)
+        .map(|t| util::date_plus_days(t, i64::from(control.due_days)));
+    let today = util::date_plus_days(now, 0);
+    let overdue = due.as_deref().is_some_and(|d| d < today.as_str());
+    let risk = match v.status {
+        Status::Violation => v.risk.unwrap_or(control.default_risk),
+        Status::Partial => v.risk.map_or(control.default_risk.lower(), Risk::lower),
+        _ => control.default_risk,
+    };
+    CheckResult {
+        check_id: control.check_id.clone(),
+        title: control.title.clone(),
+        iso27001: control.iso27001.clone(),
+        nist: control.nist.clone(),
+        sp800_53: control.sp800_53.clone(),
+        expected_state: control.expected_state.clone(),
+        status: v.status,
+        risk,
+        observed_state: v.observed,
+        evidence: v.evidence,
+        gap: if v.status == Status::Compliant {
+            String::new()
+        } else {
+            v.gap
+        },
+        mitigation: if v.status == Status::Compliant {
+            String::new()
+        } else {
+            v.mitigation
+        },
+        owner: control.owner.clone(),
+        first_seen,
+        due_date: due,
+        overdue,
+        error: v.error,
+    }
+}
+
+/// Options for [`assess`].
+#[derive(Debug, Clone, Default)]
+pub struct AssessOptions {
+    /// Probe options.
+    pub probe: ProbeOptions,
+    /// Use these reports instead of scanning.
+    pub ports: Option<NetReport>,
+    /// Use this report instead of scanning.
+    pub egress: Option<NetReport>,
+    /// Override "now" (tests).
+    pub now: Option<SystemTime>,
+}
+
+/// Scans ports and egress in-process from one socket collection (so both reports describe
+/// the same instant) and saves them under `assessments/`.
+pub fn scan_network(paths: &Paths) -> (NetReport, NetReport) {
+    let (p, e) = super::netscan::scan(paths);
+    for (r, name) in [(&p, PORTS_FILE), (&e, EGRESS_FILE)] {
+        let _ = atomic_write_json(&paths.assessment_file(name), &net_json(r));
+    }
+    (p, e)
+}
+
+/// Runs a full assessment: scans (unless given), probes, audit verification, checks; updates
+/// and saves the scan state; writes `openclaw-assessment.json`.
+pub fn assess(paths: &Paths, opts: AssessOptions) -> Result<Assessment, ComplianceError> {
+    let now = opts.now.unwrap_or_else(SystemTime::now);
+    let map = ControlsMap::embedded()?;
+    let state_path = ScanState::path(paths);
+    let (mut state, warning) = ScanState::load(&state_path);
+    let mut warnings: Vec<String> = warning.into_iter().collect();
+    let (ports, egress) = match (opts.ports, opts.egress) {
+        (Some(p), Some(e)) => (p, e),
+        (p, e) => {
+            let (sp, se) = scan_network(paths);
+            (p.unwrap_or(sp), e.unwrap_or(se))
+        }
+    };
+    let (audit_outcome, checkpoint) = audit::verify(paths, state.audit_checkpoint.as_ref());
+    state.audit_checkpoint = checkpoint;
+    let host = Host::probe(paths, &opts.probe, ports, egress);
+    let results = evaluate(paths, &map, &host, &audit_outcome, now, &mut state);
+    // Forget checks that left the map.
+    state
+        .checks
+        .retain(|k, _| map.controls.iter().any(|c| &c.check_id == k));
+    let count = |s: Status| results.iter().filter(|r| r.status == s).count() as u32;
+    state.history.push(RunRecord {
+        at: util::rfc3339(now),
+        violation: count(Status::Violation),
+        partial: count(Status::Partial),
+        compliant: count(Status::Compliant),
+        not_assessed: count(Status::NotAssessed),
+        port_findings: host.ports.findings().len() as u32,
+        egress_findings: host.egress.findings().len() as u32,
+    });
+    if let Err(e) = state.save(&state_path) {
+        warnings.push(e.to_string());
+    }
+    let assessment = Assessment {
+        metadata: Metadata {
+            system: "OpenClaw".into(),
+            generated_at_utc: util::rfc3339(now),
+            frameworks: FRAMEWORKS.iter().map(|s| s.to_string()).collect(),
+            occ_home: paths.home.display().to_string(),
+            occ_scan_version: env!("CARGO_PKG_VERSION").into(),
+            warnings,
+        },
+        checks: results,
+        scans: Scans {
+            ports: net_json(&host.ports),
+            egress: net_json(&host.egress),
+        },
+        history: state.history.clone(),
+    };
+    atomic_write_json(&paths.assessment_file(ASSESSMENT_FILE), &assessment)?;
+    Ok(assessment)
+}
+
+/// Loads a saved assessment.
+pub fn load_assessment(path: &Path) -> Result<Assessment, ComplianceError> {
+    let text = std::fs::read(path).map_err(|source| ComplianceError::Read {
+        path: path.to_path_buf(),
+        source,
+    })?;
+    serde_json::from_slice(&text).map_err(|e| {
+        ComplianceError::invalid(
+            path,
+            &format!("line {}", e.line()),
+            e.to_string(),
+            "run `occ-scan assess` to write a fresh assessment",
+        )
+    })
+}
+
+/// Counts per status, across all checks.
+pub fn status_counts(a: &Assessment) -> BTreeMap<String, u32> {
+    let mut m = BTreeMap::new();
+    for r in &a.checks {
+        *m.entry(r.status.as_str().to_string()).or_insert(0) += 1;
+    }
+    m
+}
+
+/// Counts per risk, failing checks only.
+pub fn risk_counts(a: &Assessment) -> BTreeMap<String, u32> {
+    let mut m = BTreeMap::new();
+    for r in a.checks.iter().filter(|r| r.status.is_failing()) {
+        *m.entry(r.risk.as_str().to_string()).or_insert(0) += 1;
+    }
+    m
+}
+
+/// The compliance summary in the seed's shape: `{generated_at_utc, system, summary:
+/// {status_counts, risk_counts, violations, mitigations}, controls}`, plus `frameworks` and
+/// scan counts.
+pub fn summary(a: &Assessment) -> Value {
+    let failing: Vec<&CheckResult> = a.checks.iter().filter(|r| r.status.is_failing()).collect();
+    let mitigations: Vec<&CheckResult> = failing
+        .iter()
+        .copied()
+        .filter(|r| !r.mitigation.is_empty())
+        .collect();
+    let scan_counts = |v: &Value| {
+        if v.get("status").and_then(Value::as_str) == Some("error") {
+            json!({"status": "error", "error": v.get("error")})
+        } else {
+            json!({
+                "status": "ok",
+                "method": v.get("method").or_else(|| v.get("tool")),
+                "findings": v.get("findings").and_then(Value::as_array).map_or(0, Vec::len),
+                "counts": v.get("counts"),
+            })
+        }
+    };
+    json!({
+        "generated_at_utc": a.metadata.generated_at_utc,
+        "system": a.metadata.system,
+        "frameworks": a.metadata.frameworks,
+        "summary": {
+            "status_counts": status_counts(a),
+            "risk_counts": risk_counts(a),
+            "overdue": a.checks.iter().filter(|r| r.overdue).count(),
+            "violations": failing,
+            "mitigations": mitigations,
+        },
+        "controls": a.checks,
+        "scans": {
+            "ports": scan_counts(&a.scans.ports),
+            "egress": scan_counts(&a.scans.egress),
+        },
+        "warnings": a.metadata.warnings,
+    })
+}
+
+/// Where reports go.
+#[derive(Debug, Clone)]
+pub struct ReportPaths {
+    /// Summary JSON.
+    pub summary: PathBuf,
+    /// Dashboard HTML.
+    pub dashboard: PathBuf,
+    /// Prometheus textfile, when asked for.
+    pub prom: Option<PathBuf>,
+}
+
+impl ReportPaths {
+    /// The defaults under `assessments/`.
+    pub fn defaults(paths: &Paths, prom: Option<PathBuf>) -> Self {
+        ReportPaths {
+            summary: paths.assessment_file(SUMMARY_FILE),
+            dashboard: paths.assessment_file(DASHBOARD_FILE),
+            prom,
+        }
+    }
+}
+
+/// Writes the summary, the dashboard and (optionally) the Prometheus textfile, atomically.
+pub fn write_reports(a: &Assessment, out: &ReportPaths) -> Result<(), ComplianceError> {
+    atomic_write_json(&out.summary, &summary(a))?;
+    util::atomic_write(&out.dashboard, super::dashboard::render(a).as_bytes())?;
+    if let Some(p) = &out.prom {
+        util::atomic_write(p, super::prom::render(a).as_bytes())?;
+        // node_exporter runs as another user and must read the textfile.
+        use std::os::unix::fs::PermissionsExt;
+        let _ = std::fs::set_permissions(p, std::fs::Permissions::from_mode(0o644));
+    }
+    Ok(())
+}
+
+/// Exit code for an assessment: 1 when any check is violation or partial, else 0.
+pub fn exit_code(a: &Assessment) -> i32 {
+    i32::from(a.checks.iter().any(|r| r.status.is_failing()))
+}
+
+/// Memory of one check (re-exported for tests).
+pub type Memory = CheckMemory;

@@ -1,0 +1,311 @@
+//! Small helpers shared by the compliance modules: atomic 0600 writes, UTC dates, PATH lookups,
+//! file digests and child processes with a hard timeout. Nothing here decides a verdict.
+
+use std::ffi::OsStr;
+use std::io::{Read, Write};
+use std::os::unix::fs::{DirBuilderExt, OpenOptionsExt, PermissionsExt};
+use std::path::{Path, PathBuf};
+use std::process::{Command, Stdio};
+use std::time::{Duration, Instant, SystemTime, UNIX_EPOCH};
+
+use sha2::{Digest, Sha256};
+
+use super::ComplianceError;
+
+/// Writes `bytes` to `path` atomically: a temp file in the same directory (mode 0600), fsync,
+/// rename, then fsync of the directory. Creates missing parent directories with mode 0700.
+pub fn atomic_write(path: &Path, bytes: &[u8]) -> Result<(), ComplianceError> {
+    let werr = |source| ComplianceError::Write {
+        path: path.to_path_buf(),
+        source,
+    };
+    let dir = path
+        .parent()
+        .filter(|d| !d.as_os_str().is_empty())
+        .unwrap_or(Path::new("."));
+    if !dir.exists() {
+        std::fs::DirBuilder::new()
+            .recursive(true)
+            .mode(0o700)
+            .create(dir)
+            .map_err(werr)?;
+    }
+    let name = path
+        .file_name()
+        .map(|n| n.to_string_lossy().into_owned())
+        .unwrap_or_else(|| "out".into());
+    let tmp = dir.join(format!(".{name}.tmp-{}", std::process::id()));
+    let result = (|| {
+        let mut f = std::fs::OpenOptions::new()
+            .write(true)
+            .create(true)
+            .truncate(true)
+            .mode(0o600)
+            .custom_flags(libc_o_nofollow())
+            .open(&tmp)?;
+        f.write_all(bytes)?;
+        f.sync_all()?;
+        std::fs::rename(&tmp, path)?;
+        if let Ok(d) = std::fs::File::open(dir) {
+            let _ = d.sync_all();
+        }
+        Ok(())
+    })();
+    if result.is_err() {
+        let _ = std::fs::remove_file(&tmp);
+    }
+    result.map_err(werr)
+}
+
+/// Writes pretty JSON with a trailing newline, atomically.
+pub fn atomic_write_json(
+    path: &Path,
+    value: &impl serde::Serialize,
+) -> Result<(), ComplianceError> {
+    let mut bytes = serde_json::to_vec_pretty(value).map_err(|e| ComplianceError::Write {
+        path: path.to_path_buf(),
+        source: std::io::Error::other(e),
+    })?;
+    bytes.push(b'\n');
+    atomic_write(path, &bytes)
+}
+
+fn libc_o_nofollow() -> i32 {
+    nix::fcntl::OFlag::O_NOFOLLOW.bits()
+}
+
+/// Seconds since the Unix epoch.
+pub fn unix_secs(t: SystemTime) -> i64 {
+    match t.duration_since(UNIX_EPOCH) {
+        Ok(d) => i64::try_from(d.as_secs()).unwrap_or(i64::MAX),
+        Err(e) => -i64::try_from(e.duration().as_secs()).unwrap_or(i64::MAX),
+    }
+}
+
+/// RFC 3339 UTC timestamp with seconds and `Z`.
+pub fn rfc3339(t: SystemTime) -> String {
+    humantime::format_rfc3339_seconds(t).to_string()
+}
+
+/// Parses an RFC 3339 timestamp.
+pub fn parse_rfc3339(s: &str) -> Option<SystemTime> {
+    humantime::parse_rfc3339_weak(s).ok()
+}
+
+/// Days since the epoch to (year, month, day), proleptic Gregorian.
+pub fn civil_from_days(days: i64) -> (i64, u32, u32) {
+    let z = days + 719_468;
+    let era = z.div_euclid(146_097);
+    let doe = z.rem_euclid(146_097);
+    let yoe = (doe - doe / 1460 + doe / 36_524 - doe / 146_096) / 365;
+    let doy = doe - (365 * yoe + yoe / 4 - yoe / 100);
+    let mp = (5 * doy + 2) / 153;
+    let day = doy - (153 * mp + 2) / 5 + 1;
+    let month = if mp < 10 { mp + 3 } else { mp - 9 };
+    let year = yoe + era * 400 + i64::from(month <= 2);
+    (year, month as u32, day as u32)
+}
+
+/// `YYYY-MM-DD` (UTC) of a time plus `add_days`.
+pub fn date_plus_days(t: SystemTime, add_days: i64) -> String {
+    let days = unix_secs(t).div_euclid(86_400) + add_days;
+    let (y, m, d) = civil_from_days(days);
+    format!("{y:04}-{m:02}-{d:02}")
+}
+
+/// Finds `name` on a PATH-style list: the first entry holding an executable regular file.
+pub fn which_in(name: &str, path_var: &OsStr) -> Option<PathBuf> {
+    std::env::split_paths(path_var)
+        .filter(|d| d.is_absolute())
+        .map(|d| d.join(name))
+        .find(|p| is_executable_file(p))
+}
+
+/// Finds `name` on this process's PATH.
+pub fn which(name: &str) -> Option<PathBuf> {
+    std::env::var_os("PATH").and_then(|p| which_in(name, &p))
+}
+
+/// Whether `p` (following symlinks) is a regular file with an execute bit.
+pub fn is_executable_file(p: &Path) -> bool {
+    std::fs::metadata(p)
+        .map(|m| m.is_file() && m.permissions().mode() & 0o111 != 0)
+        .unwrap_or(false)
+}
+
+/// Lowercase hex SHA-256 of a file's content, streamed.
+pub fn sha256_file(p: &Path) -> std::io::Result<String> {
+    let mut f = std::fs::File::open(p)?;
+    let mut h = Sha256::new();
+    let mut buf = vec![0u8; 64 * 1024];
+    loop {
+        let n = f.read(&mut buf)?;
+        if n == 0 {
+            break;
+        }
+        h.update(&buf[..n]);
+    }
+    Ok(hex(&h.finalize()))
+}
+
+/// Lowercase hex of bytes.
+pub fn hex(bytes: &[u8]) -> String {
+    use std::fmt::Write as _;
+    let mut s = String::with_capacity(bytes.len() * 2);
+    for b in bytes {
+        let _ = write!(s, "{b:02x}");
+    }
+    s
+}
+
+/// What a child process did.
+#[derive(Debug, Clone)]
+pub struct ChildOutput {
+    /// Exit code, or None when killed by a signal or the timeout.
+    pub code: Option<i32>,
+    /// Whether the timeout killed it.
+    pub timed_out: bool,
+    /// Captured stdout (capped).
+    pub stdout: Vec<u8>,
+    /// Captured stderr (capped).
+    pub stderr: Vec<u8>,
+    /// Wall time.
+    pub elapsed: Duration,
+}
+
+impl ChildOutput {
+    /// Exit 0 and not timed out.
+    pub fn success(&self) -> bool {
+        self.code == Some(0) && !self.timed_out
+    }
+
+    /// Stderr as lossy text, trimmed and shortened for reports.
+    pub fn stderr_text(&self) -> String {
+        let s = String::from_utf8_lossy(&self.stderr);
+        let s = s.trim();
+        s.chars().take(400).collect()
+    }
+}
+
+const CAPTURE_CAP: usize = 8 * 1024 * 1024;
+
+fn drain(mut r: impl Read + Send + 'static) -> std::thread::JoinHandle<Vec<u8>> {
+    std::thread::spawn(move || {
+        let mut out = Vec::new();
+        let mut buf = [0u8; 16 * 1024];
+        loop {
+            match r.read(&mut buf) {
+                Ok(0) | Err(_) => break,
+                Ok(n) => {
+                    if out.len() < CAPTURE_CAP {
+                        out.extend_from_slice(&buf[..n]);
+                    }
+                }
+            }
+        }
+        out
+    })
+}
+
+/// Runs `cmd` with `stdin` bytes (or /dev/null), capturing stdout and stderr, and kills it
+/// when `timeout` passes. The child gets its own process group so the kill reaches helpers.
+pub fn run_with_timeout(
+    mut cmd: Command,
+    stdin: Option<&[u8]>,
+    timeout: Duration,
+) -> Result<ChildOutput, ComplianceError> {
+    use std::os::unix::process::CommandExt;
+    let program = cmd.get_program().to_string_lossy().into_owned();
+    cmd.stdout(Stdio::piped())
+        .stderr(Stdio::piped())
+        .stdin(if stdin.is_some() {
+            Stdio::piped()
+        } else {
+            Stdio::null()
+        })
+        .process_group(0);
+    let start = Instant::now();
+    let mut child = cmd.spawn().map_err(|e| ComplianceError::Child {
+        program: program.clone(),
+        message: format!("cannot start: {e}"),
+    })?;
+    let out_h = child.stdout.take().map(drain);
+    let err_h = child.stderr.take().map(drain);
+    if let (Some(data), Some(mut w)) = (stdin, child.stdin.take()) {
+        let data = data.to_vec();
+        // A notifier that never reads stdin must not block us: write from a thread.
+        std::thread::spawn(move || {
+            let _ = w.write_all(&data);
+        });
+    }
+    let deadline = start + timeout;
+    let mut nap = Duration::from_micros(200);
+    let (code, timed_out) = loop {
+        match child.try_wait() {
+            Ok(Some(st)) => break (st.code(), false),
+            Ok(None) => {}
+            Err(e) => {
+                return Err(ComplianceError::Child {
+                    program,
+                    message: format!("wait failed: {e}"),
+                })
+            }
+        }
+        if Instant::now() >= deadline {
+            let pgid = nix::unistd::Pid::from_raw(-(child.id() as i32));
+            let _ = nix::sys::signal::kill(pgid, nix::sys::signal::Signal::SIGKILL);
+            let _ = child.kill();
+            let _ = child.wait();
+            break (None, true);
+        }
+        std::thread::sleep(nap);
+        nap = (nap * 2).min(Duration::from_millis(20));
+    };
+    let stdout = out_h.and_then(|h| h.join().ok()).unwrap_or_default();
+    let stderr = err_h.and_then(|h| h.join().ok()).unwrap_or_default();
+    Ok(ChildOutput {
+        code,
+        timed_out,
+        stdout,
+        stderr,
+        elapsed: start.elapsed(),
+    })
+}
+
+/// Mode bits (permission part) of a path, not following a final symlink.
+pub fn mode_of(p: &Path) -> std::io::Result<u32> {
+    std::fs::symlink_metadata(p).map(|m| m.permissions().mode() & 0o7777)
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn civil_dates() {
+        assert_eq!(civil_from_days(0), (1970, 1, 1));
+        assert_eq!(civil_from_days(19_723), (2024, 1, 1));
+        assert_eq!(civil_from_days(11_016), (2000, 2, 29));
+        let t = UNIX_EPOCH + Duration::from_secs(86_400 * 19_723 + 5);
+        assert_eq!(date_plus_days(t, 14), "2024-01-15");
+    }
+
+    #[test]
+    fn timeout_kills_child() {
+        let mut c = Command::new("sleep");
+        c.arg("5");
+        let out = run_with_timeout(c, None, Duration::from_millis(100)).unwrap();
+        assert!(out.timed_out);
+        assert!(out.elapsed < Duration::from_secs(3));
+    }
+
+    #[test]
+    fn atomic_write_is_0600() {
+        let d = tempfile::tempdir().unwrap();
+        let p = d.path().join("sub/x.json");
+        atomic_write(&p, b"{}\n").unwrap();
+        assert_eq!(mode_of(&p).unwrap(), 0o600);
+        assert_eq!(std::fs::read(&p).unwrap(), b"{}\n");
+        assert_eq!(std::fs::read_dir(d.path().join("sub")).unwrap().count(), 1);
+    }
+}
