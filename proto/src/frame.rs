@@ -32,6 +32,10 @@ pub enum FrameType {
     ExitReport = 7,
     /// Shim → broker: a signal the shim relayed to the command.
     Signal = 8,
+    /// Admin client (`occ approve`, …) → broker: one JSON request.
+    Admin = 9,
+    /// Broker → admin client: the JSON answer and whether the operation succeeded (final).
+    AdminReply = 10,
 }
 
 impl FrameType {
@@ -46,6 +50,8 @@ impl FrameType {
             6 => FrameType::Output,
             7 => FrameType::ExitReport,
             8 => FrameType::Signal,
+            9 => FrameType::Admin,
+            10 => FrameType::AdminReply,
             _ => return None,
         })
     }
@@ -139,6 +145,18 @@ pub enum Frame {
         /// The signal number.
         signo: i32,
     },
+    /// An approver's request to the broker, as UTF-8 JSON.
+    Admin {
+        /// The JSON text.
+        body: Vec<u8>,
+    },
+    /// The broker's answer to an [`Frame::Admin`], as UTF-8 JSON.
+    AdminReply {
+        /// Whether the operation succeeded.
+        ok: bool,
+        /// The JSON text.
+        body: Vec<u8>,
+    },
 }
 
 impl Frame {
@@ -153,6 +171,8 @@ impl Frame {
             Frame::Output(_) => FrameType::Output,
             Frame::ExitReport(_) => FrameType::ExitReport,
             Frame::Signal { .. } => FrameType::Signal,
+            Frame::Admin { .. } => FrameType::Admin,
+            Frame::AdminReply { .. } => FrameType::AdminReply,
         }
     }
 

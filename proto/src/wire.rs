@@ -50,6 +50,11 @@ pub fn encode(frame: &Frame) -> Result<Vec<u8>, Error> {
             w.u64(e.run_time_ms);
         }
         Frame::Signal { signo } => w.i32(*signo),
+        Frame::Admin { body } => w.bytes(body),
+        Frame::AdminReply { ok, body } => {
+            w.u8(u8::from(*ok));
+            w.bytes(body);
+        }
     }
     let len = w.buf.len() - HEADER_LEN;
     if len > MAX_PAYLOAD {
@@ -209,6 +214,25 @@ pub fn decode_payload(kind: FrameType, payload: &[u8]) -> Result<Frame, Error> {
                 return Err(Error::Malformed("signal number out of range"));
             }
             Frame::Signal { signo }
+        }
+        FrameType::Admin => {
+            let body = r.bytes()?.to_vec();
+            if std::str::from_utf8(&body).is_err() {
+                return Err(Error::Malformed("admin request is not UTF-8"));
+            }
+            Frame::Admin { body }
+        }
+        FrameType::AdminReply => {
+            let ok = match r.u8()? {
+                0 => false,
+                1 => true,
+                _ => return Err(Error::Malformed("admin reply status flag")),
+            };
+            let body = r.bytes()?.to_vec();
+            if std::str::from_utf8(&body).is_err() {
+                return Err(Error::Malformed("admin reply is not UTF-8"));
+            }
+            Frame::AdminReply { ok, body }
         }
     };
     if !r.buf.is_empty() {

@@ -57,6 +57,13 @@ fn all_frames() -> Vec<Frame> {
             run_time_ms: u64::MAX,
         }),
         Frame::Signal { signo: 2 },
+        Frame::Admin {
+            body: br#"{"op":"approvals"}"#.to_vec(),
+        },
+        Frame::AdminReply {
+            ok: false,
+            body: br#"{"error":"no such id"}"#.to_vec(),
+        },
     ]
 }
 
