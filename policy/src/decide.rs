@@ -103,6 +103,21 @@ pub fn decide(req: &Request, policy: &PolicyConfig, grants: &[Grant], now: Syste
             message: format!("refused by command-policy.json {} ({})", rule.id, rule.text),
         };
     }
+    if req.runs_arbitrary_code {
+        if let Some((rule, inner)) = nested_deny(policy, &req.argv) {
+            return Outcome {
+                decision: Decision::Deny,
+                reason_code: "policy_block",
+                rule: Some(format!("{}: {}", rule.id, rule.text)),
+                message: format!(
+                    "refused by command-policy.json {} ({}): {inner:?} is carried inside {}",
+                    rule.id,
+                    rule.text,
+                    req.command.path.display()
+                ),
+            };
+        }
+    }
     let allow_rule = policy.commands.allow.first_match(&req.command, args);
     if !policy.commands.allow.is_empty() && allow_rule.is_none() {
         return Outcome::deny(
@@ -153,6 +168,47 @@ pub fn decide(req: &Request, policy: &PolicyConfig, grants: &[Grant], now: Syste
         rule,
         message: "needs a human's approval: an approver runs `occ approve ID`".into(),
     }
+}
+
+/// Deny rules also look inside commands that run other commands (`env rm …`,
+/// `sh -c 'rm …'`, `xargs rm`): every later argument is tried as the start of an inner
+/// command, and arguments containing white space are split like a shell would. This errs
+/// towards refusing; allow rules never look inside.
+fn nested_deny<'p>(
+    policy: &'p PolicyConfig,
+    argv: &[String],
+) -> Option<(&'p crate::rule::Rule, String)> {
+    let mut candidates: Vec<Vec<String>> = Vec::new();
+    for i in 1..argv.len() {
+        candidates.push(argv[i..].to_vec());
+        if argv[i].contains([' ', '\t', '\n', ';', '|', '&']) {
+            let spaced = argv[i].replace([';', '|', '&'], " ");
+            if let Ok(words) = crate::rule::split_words(&spaced) {
+                for j in 0..words.len() {
+                    candidates.push(words[j..].to_vec());
+                }
+            }
+        }
+    }
+    for inner in candidates {
+        let Some((first, rest)) = inner.split_first() else {
+            continue;
+        };
+        if first.is_empty() {
+            continue;
+        }
+        let pseudo = ResolvedCommand {
+            path: PathBuf::from(first),
+            real_path: PathBuf::from(first),
+            dev: 0,
+            ino: 0,
+            via_secure_path: true,
+        };
+        if let Some(rule) = policy.commands.deny.first_match(&pseudo, rest) {
+            return Some((rule, inner.join(" ")));
+        }
+    }
+    None
 }
 
 /// Who asks, from where, with what environment.

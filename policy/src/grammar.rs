@@ -679,8 +679,14 @@ pub fn render(r: &SudoRequest) -> Vec<String> {
     opt("role", &r.role);
     opt("type", &r.selinux_type);
     opt("command-timeout", &r.command_timeout);
-    opt("host", &r.host);
+    if r.host.as_deref() != Some("") {
+        opt("host", &r.host);
+    }
     opt("other-user", &r.other_user);
+    if r.host.as_deref() == Some("") {
+        // `--host=` refuses an empty value; a separate word after a lone `-h` does not.
+        v.extend(["-h".to_string(), String::new()]);
+    }
     let flag = |v: &mut Vec<String>, on: bool, s: &str| {
         if on {
             v.push(s.to_string());

@@ -1,0 +1,222 @@
+//! Regression tests for wrapper bypasses seen in agent tools (OpenClaw #23276, PR #57871,
+//! PR #93362 and the `time` advisory): allowing a wrapper must never let another command
+//! through without its own approval.
+
+use occ_policy::{decide, Decision, Grant, GrantError, Scope};
+
+use crate::support::{now, policy, request};
+
+/// Approves `approved` with a once grant and checks it covers `approved` only, that a session
+/// grant is refused, and that `other` (a different command smuggled through the same wrapper)
+/// still needs its own approval.
+fn assert_wrapper_is_contained(approved: &occ_policy::Request, other: &occ_policy::Request) {
+    assert!(
+        approved.runs_arbitrary_code,
+        "{:?} must be flagged",
+        approved.argv
+    );
+    assert!(
+        other.runs_arbitrary_code,
+        "{:?} must be flagged",
+        other.argv
+    );
+    let p = policy(r#"{"version": 2}"#);
+    assert_eq!(
+        Grant::new(&approved.binding, Scope::Session, true, false, now()),
+        Err(GrantError::RunsArbitraryCode),
+        "no session grant for {:?}",
+        approved.argv
+    );
+    let once = Grant::new(&approved.binding, Scope::Once, true, false, now()).expect("once");
+    let grants = [once];
+    assert_eq!(
+        decide(approved, &p, &grants, now()).decision,
+        Decision::Allow
+    );
+    let d = decide(other, &p, &grants, now());
+    assert_eq!(
+        d.decision,
+        Decision::ApprovalRequired,
+        "{:?} rode on {:?}",
+        other.argv,
+        approved.argv
+    );
+    let mut used = grants[0].clone();
+    used.consumed = true;
+    assert_eq!(
+        decide(approved, &p, &[used], now()).decision,
+        Decision::ApprovalRequired,
+        "a once grant is consumed by one run"
+    );
+}
+
+#[test]
+fn rejects_zsh_lc_wrapper_bypass() {
+    // Allowing `/bin/zsh -lc 'systemctl status nginx'` allows exactly that string.
+    let p = policy(r#"{"version": 2, "allow": ["/bin/zsh -lc 'systemctl status nginx'"]}"#);
+    let ok = request(
+        "/bin/zsh",
+        "/usr/bin/zsh",
+        &["-lc", "systemctl status nginx"],
+        Some("s"),
+    );
+    let evil = request(
+        "/bin/zsh",
+        "/usr/bin/zsh",
+        &["-lc", "systemctl status nginx; rm -rf /"],
+        Some("s"),
+    );
+    assert_eq!(
+        decide(&ok, &p, &[], now()).decision,
+        Decision::ApprovalRequired
+    );
+    let d = decide(&evil, &p, &[], now());
+    assert_eq!(
+        (d.decision, d.reason_code),
+        (Decision::Deny, "not_in_allowlist")
+    );
+    assert_wrapper_is_contained(&ok, &evil);
+}
+
+#[test]
+fn rejects_env_wrapper_bypass() {
+    let a = request("/usr/bin/env", "/usr/bin/env", &["X=1", "true"], Some("s"));
+    let b = request(
+        "/usr/bin/env",
+        "/usr/bin/env",
+        &["X=1", "rm", "-rf", "/"],
+        Some("s"),
+    );
+    assert_wrapper_is_contained(&a, &b);
+    let p = policy(r#"{"version": 2, "allow": ["env"], "deny": ["rm -rf **"]}"#);
+    let d = decide(&b, &p, &[], now());
+    assert_eq!(
+        (d.decision, d.reason_code),
+        (Decision::Deny, "policy_block"),
+        "{d:?}"
+    );
+}
+
+#[test]
+fn rejects_flock_wrapper_bypass() {
+    let a = request(
+        "/usr/bin/flock",
+        "/usr/bin/flock",
+        &["/run/x.lock", "true"],
+        Some("s"),
+    );
+    let b = request(
+        "/usr/bin/flock",
+        "/usr/bin/flock",
+        &["/run/x.lock", "sh", "-c", "id"],
+        Some("s"),
+    );
+    assert_wrapper_is_contained(&a, &b);
+    let p = policy(r#"{"version": 2, "deny": ["sh"]}"#);
+    assert_eq!(decide(&b, &p, &[], now()).reason_code, "policy_block");
+}
+
+#[test]
+fn rejects_time_wrapper_bypass() {
+    let a = request("/usr/bin/time", "/usr/bin/time", &["true"], Some("s"));
+    let b = request(
+        "/usr/bin/time",
+        "/usr/bin/time",
+        &["/usr/bin/passwd", "root"],
+        Some("s"),
+    );
+    assert_wrapper_is_contained(&a, &b);
+    let p = policy(r#"{"version": 2, "allow": ["time true"], "deny": ["passwd"]}"#);
+    assert_eq!(decide(&b, &p, &[], now()).reason_code, "policy_block");
+}
+
+#[test]
+fn rejects_xargs_wrapper_bypass() {
+    let a = request("/usr/bin/xargs", "/usr/bin/xargs", &["echo"], Some("s"));
+    let b = request("/usr/bin/xargs", "/usr/bin/xargs", &["rm", "-f"], Some("s"));
+    assert_wrapper_is_contained(&a, &b);
+    let p = policy(r#"{"version": 2, "allow": ["xargs echo"]}"#);
+    assert_eq!(decide(&b, &p, &[], now()).reason_code, "not_in_allowlist");
+}
+
+#[test]
+fn rejects_sh_c_positional_carrier_bypass() {
+    // `sh -c '$0 "$@"' CMD ARGS…` runs CMD: the carrier string is harmless, the payload is not.
+    let a = request(
+        "/bin/sh",
+        "/usr/bin/dash",
+        &["-c", "$0 \"$@\"", "true"],
+        Some("s"),
+    );
+    let b = request(
+        "/bin/sh",
+        "/usr/bin/dash",
+        &["-c", "$0 \"$@\"", "rm", "-rf", "/"],
+        Some("s"),
+    );
+    assert_wrapper_is_contained(&a, &b);
+    let p = policy(r#"{"version": 2, "allow": ["/bin/sh -c * **"], "deny": ["rm -rf /"]}"#);
+    let d = decide(&b, &p, &[], now());
+    assert_eq!(
+        (d.decision, d.reason_code),
+        (Decision::Deny, "policy_block")
+    );
+    let inline = request(
+        "/bin/sh",
+        "/usr/bin/dash",
+        &["-c", "echo hi; rm -rf /"],
+        Some("s"),
+    );
+    assert_eq!(decide(&inline, &p, &[], now()).reason_code, "policy_block");
+}
+
+#[test]
+fn rejects_versioned_python_bypass() {
+    // python3 is a symlink to python3.11; both names are code runners, argv matched literally.
+    let a = request(
+        "/usr/bin/python3",
+        "/usr/bin/python3.11",
+        &["-c", "print(1)"],
+        Some("s"),
+    );
+    let b = request(
+        "/usr/bin/python3.11",
+        "/usr/bin/python3.11",
+        &["-c", "import os; os.system('id')"],
+        Some("s"),
+    );
+    assert_wrapper_is_contained(&a, &b);
+    let p = policy(r#"{"version": 2, "allow": ["python3 -c print(1)"]}"#);
+    assert_eq!(decide(&b, &p, &[], now()).reason_code, "not_in_allowlist");
+    assert_eq!(
+        decide(&a, &p, &[], now()).decision,
+        Decision::ApprovalRequired
+    );
+}
+
+#[test]
+fn session_grants_still_work_for_plain_commands() {
+    let a = request(
+        "/usr/bin/systemctl",
+        "/usr/bin/systemctl",
+        &["restart", "nginx"],
+        Some("s"),
+    );
+    assert!(!a.runs_arbitrary_code);
+    let g = Grant::new(&a.binding, Scope::Session, false, false, now()).expect("session grant");
+    let p = policy(r#"{"version": 2}"#);
+    assert_eq!(
+        decide(&a, &p, std::slice::from_ref(&g), now()).decision,
+        Decision::Allow
+    );
+    let b = request(
+        "/usr/bin/systemctl",
+        "/usr/bin/systemctl",
+        &["stop", "nginx"],
+        Some("s"),
+    );
+    assert_eq!(
+        decide(&b, &p, &[g], now()).decision,
+        Decision::ApprovalRequired
+    );
+}

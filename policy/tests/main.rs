@@ -1,0 +1,6 @@
+//! occ-policy's integration tests: one binary, one module per area.
+
+mod bypass;
+mod files;
+mod props;
+mod support;
