@@ -17,8 +17,8 @@ pub enum AuditError {
         source: io::Error,
     },
     #[error(
-        "{path}: writing the audit record failed ({source}); the record was not kept and the \
-         action must not proceed. Fix: free space or repair the filesystem, then retry"
+        "{path}: write failed ({source}); treat the action as not recorded: it must not \
+         proceed. Fix: free space or repair the filesystem, then retry"
     )]
     WriteFailed {
         path: PathBuf,
