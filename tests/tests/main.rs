@@ -1,3 +1,4 @@
 //! End-to-end tests through the real binaries. One test binary, modules per area.
 
 mod cli_smoke;
+mod shim_transport;

@@ -122,7 +122,7 @@ impl Conn {
         std::mem::take(&mut self.stdio)
     }
 
-    /// Whether a final frame (`Pending`, `Refuse`, `Output`, `Grant`) has been sent.
+    /// Whether a final frame (`Pending`, `Refuse`, `Output`, `Grant`, `AdminReply`) was sent.
     pub fn answered(&self) -> bool {
         self.finished
     }
@@ -173,6 +173,11 @@ impl Conn {
     /// `command not found`).
     pub fn output(&mut self, output: Output) -> Result<(), SendError> {
         self.send(Frame::Output(output), true)
+    }
+
+    /// Sends the final `AdminReply` to an admin client.
+    pub fn admin_reply(&mut self, ok: bool, body: Vec<u8>) -> Result<(), SendError> {
+        self.send(Frame::AdminReply { ok, body }, true)
     }
 
     fn send(&mut self, frame: Frame, last: bool) -> Result<(), SendError> {

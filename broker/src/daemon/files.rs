@@ -209,10 +209,11 @@ pub fn acquire(paths: &RunPaths) -> Result<(Running, UnixListener), FilesError> 
         Err(e) if e.kind() == io::ErrorKind::NotFound => {}
         Err(e) => return Err(io_err("inspect", &paths.socket)(e)),
     }
+    // The pid file first: once the socket answers, everything about the broker is in place.
+    write_pid(&paths.pid)?;
     let listener = UnixListener::bind(&paths.socket).map_err(io_err("bind", &paths.socket))?;
     std::fs::set_permissions(&paths.socket, std::fs::Permissions::from_mode(0o600))
         .map_err(io_err("chmod 0600", &paths.socket))?;
-    write_pid(&paths.pid)?;
     Ok((
         Running {
             paths: paths.clone(),

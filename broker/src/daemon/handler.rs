@@ -72,6 +72,18 @@ pub trait RequestHandler: Send + Sync {
     /// credentials and the caller's stdio descriptors.
     fn handle(&self, conn: &mut Conn, req: Request);
 
+    /// One admin request (`occ approve`, `occ approvals`, …: a UTF-8 JSON body) from a peer
+    /// whose uid matched. Answer with [`Conn::admin_reply`]. The default refuses, so a broker
+    /// without the approval stack approves nothing.
+    fn admin(&self, conn: &mut Conn, body: Vec<u8>) {
+        let _ = body;
+        let _ = conn.admin_reply(
+            false,
+            br#"{"error":"the approval stack is not installed in this broker","reason_code":"approval_stack_unavailable"}"#
+                .to_vec(),
+        );
+    }
+
     /// A peer broke the protocol (oversize, bad version, garbage, half-sent or stalled frame)
     /// and its connection was closed. Only that connection is affected.
     fn protocol_error(&self, peer: &PeerCred, err: &ProtocolError);
@@ -113,25 +125,12 @@ impl RequestHandler for FailClosedHandler {
         );
     }
 
-    fn protocol_error(&self, peer: &PeerCred, err: &ProtocolError) {
-        tracing::warn!(
-            peer_pid = peer.pid,
-            peer_uid = peer.uid,
-            peer_gid = peer.gid,
-            kind = err.kind,
-            "protocol_error: {}",
-            err.detail
-        );
+    fn protocol_error(&self, _peer: &PeerCred, _err: &ProtocolError) {
+        // The daemon has already logged it; there is no audit log to write it to yet.
     }
 
-    fn peer_refused(&self, peer: &PeerCred, broker_uid: u32) {
-        tracing::warn!(
-            peer_pid = peer.pid,
-            peer_uid = peer.uid,
-            peer_gid = peer.gid,
-            broker_uid,
-            "peer_uid_mismatch: refused"
-        );
+    fn peer_refused(&self, _peer: &PeerCred, _broker_uid: u32) {
+        // The daemon has already logged it; there is no audit log to write it to yet.
     }
 
     fn stopping(&self, cause: StopCause) {

@@ -241,6 +241,13 @@ fn serve_conn(stream: UnixStream, handler: &dyn RequestHandler, shutdown: Shutdo
         }
     };
     if peer.uid != uid {
+        tracing::warn!(
+            peer_pid = peer.pid,
+            peer_uid = peer.uid,
+            peer_gid = peer.gid,
+            broker_uid = uid,
+            "peer_uid_mismatch: refused"
+        );
         handler.peer_refused(&peer, uid);
         let _ = write_frame(
             &stream,
@@ -274,17 +281,30 @@ fn serve_conn(stream: UnixStream, handler: &dyn RequestHandler, shutdown: Shutdo
             return;
         }
         Err(e) => {
-            handler.protocol_error(&peer, &ProtocolError::from_proto(&e));
+            report_protocol_error(handler, &peer, ProtocolError::from_proto(&e));
             return;
         }
     };
     let _ = stream.set_read_timeout(None);
     let req = match received.frame {
         Frame::Request(r) => r,
+        Frame::Admin { body } => {
+            let mut conn = Conn::new(stream, peer, [None, None, None], shutdown);
+            handler.admin(&mut conn, body);
+            if !conn.answered() {
+                let _ = conn.admin_reply(
+                    false,
+                    br#"{"error":"the broker ended the request without an answer","reason_code":"internal_error"}"#
+                        .to_vec(),
+                );
+            }
+            return;
+        }
         other => {
-            handler.protocol_error(
+            report_protocol_error(
+                handler,
                 &peer,
-                &ProtocolError {
+                ProtocolError {
                     kind: "unexpected_frame",
                     detail: format!("expected a request, got a {:?} frame", other.frame_type()),
                 },
@@ -317,6 +337,19 @@ fn serve_conn(stream: UnixStream, handler: &dyn RequestHandler, shutdown: Shutdo
             )
         };
     }
+}
+
+/// Logs a protocol error in the daemon log and hands it to the handler for the audit event.
+fn report_protocol_error(handler: &dyn RequestHandler, peer: &PeerCred, err: ProtocolError) {
+    tracing::warn!(
+        peer_pid = peer.pid,
+        peer_uid = peer.uid,
+        peer_gid = peer.gid,
+        kind = err.kind,
+        "protocol_error, connection closed: {}",
+        err.detail
+    );
+    handler.protocol_error(peer, &err);
 }
 
 fn peer_cred(stream: &UnixStream) -> std::io::Result<PeerCred> {
