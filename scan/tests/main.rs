@@ -1,1 +1,4 @@
 //! Integration tests for occ-scan.
+
+mod compliance_checks;
+mod compliance_support;

@@ -1091,12 +1091,18 @@ fn secrets_permissions_hardened(c: &Ctx) -> Verdict {
 }
 
 fn alternate_privilege_paths_restricted(c: &Ctx) -> Verdict {
-    let uid = c
-        .host
-        .gateway
-        .as_ref()
-        .and_then(|g| g.uid)
-        .unwrap_or(c.host.agent.uid);
+    let uid = match &c.host.gateway {
+        Some(g) => match g.uid {
+            Some(u) => u,
+            None => {
+                return Verdict::not_assessed(format!(
+                    "cannot read the uid of the OpenClaw gateway (pid {}) from /proc",
+                    g.pid
+                ))
+            }
+        },
+        None => c.host.agent.uid,
+    };
     let mut ev = vec![format!(
         "agent uid {uid}, groups: {}",
         if c.host.agent.groups.is_empty() {
@@ -1487,7 +1493,16 @@ fn broker_reachable(c: &Ctx) -> Verdict {
                 .get("pid")
                 .map(|p| p.to_string())
                 .unwrap_or_else(|| "-".into());
-            Verdict::compliant("the broker answers `occ status`").ev(format!("pid {pid}"))
+            let ours = env!("CARGO_PKG_VERSION");
+            match v.get("version").and_then(Value::as_str) {
+                Some(theirs) if theirs != ours => Verdict::partial(
+                    format!("the broker answers but runs version {theirs} (occ-scan is {ours})"),
+                    "the running broker predates the installed binaries",
+                    "restart the broker after upgrading occ",
+                )
+                .ev(format!("pid {pid}")),
+                _ => Verdict::compliant("the broker answers `occ status`").ev(format!("pid {pid}")),
+            }
         }
     }
 }
@@ -1527,8 +1542,26 @@ fn shim_first_in_path(c: &Ctx) -> Verdict {
     let first = util::which_in("sudo", std::ffi::OsStr::new(path));
     let ev = format!("gateway pid {} PATH={path}", g.pid);
     match first.and_then(|f| std::fs::canonicalize(&f).ok().map(|r| (f, r))) {
-        Some((_, real)) if real == shim_real => {
-            Verdict::compliant("sudo resolves to occ's shim in the gateway's PATH").ev(ev)
+        Some((f, real)) if real == shim_real => {
+            // A directory searched before the shim's that others can write lets them plant a
+            // sudo that wins.
+            use std::os::unix::fs::MetadataExt;
+            let shim_dir = f.parent().map(Path::to_path_buf).unwrap_or_default();
+            let open: Vec<String> = std::env::split_paths(std::ffi::OsStr::new(path))
+                .take_while(|d| *d != shim_dir)
+                .filter(|d| std::fs::metadata(d).is_ok_and(|m| m.mode() & 0o002 != 0))
+                .map(|d| d.display().to_string())
+                .collect();
+            if open.is_empty() {
+                Verdict::compliant("sudo resolves to occ's shim in the gateway's PATH").ev(ev)
+            } else {
+                Verdict::partial(
+                    format!("the shim is first, but {} precede(s) it and are world-writable", open.join(", ")),
+                    "anyone can plant a sudo that wins over the shim",
+                    "remove world-writable directories from the gateway's PATH, or put OCC_HOME/bin first",
+                )
+                .ev(ev)
+            }
         }
         Some((f, _)) => Verdict::violation(
             format!("sudo resolves to {} in the gateway's PATH", f.display()),

@@ -36,6 +36,9 @@ pub struct AuditCheckpoint {
     pub seq: u64,
     /// `chain_hash` of the last verified event.
     pub hash: String,
+    /// Byte offset where that event's line starts (it is re-checked on resume).
+    #[serde(default)]
+    pub line_start: u64,
 }
 
 /// One run, for the "findings over recent runs" chart.

@@ -1,0 +1,819 @@
+//! Every compliance check in its compliant, partial, violation and not_assessed forms,
+//! including the seed's reproduced false passes (a dummy `exit 0` shim, `allowFrom: ["*"]`,
+//! a missing lsof, an empty egress report), now judged on evidence.
+
+use std::time::{Duration, SystemTime};
+
+use occ_scan::compliance::checks::CHECK_IDS;
+use occ_scan::compliance::facts::{BrokerProbe, NetReport, PrivTool};
+use occ_scan::compliance::Status::{self, Compliant, NotAssessed, Partial, Violation};
+use serde_json::json;
+
+use crate::compliance_support::*;
+
+type Setup = fn(&Home, &mut occ_scan::compliance::facts::Host);
+
+fn broker(h: &Home, v: serde_json::Value) {
+    write(&h.sec("broker.json"), &v.to_string());
+}
+
+fn unreadable(p: &std::path::Path) {
+    // A directory where a file should be: reading it fails even for root.
+    let _ = std::fs::remove_file(p);
+    std::fs::create_dir_all(p).unwrap();
+}
+
+fn set_age(p: &std::path::Path, days: u64) {
+    let f = std::fs::File::options().write(true).open(p).unwrap();
+    f.set_modified(SystemTime::now() - Duration::from_secs(86_400 * days))
+        .unwrap();
+}
+
+const CASES: &[(&str, Status, &str, Setup)] = &[
+    // privilege_approval_required
+    ("privilege_approval_required", Compliant, "good", |_, _| {}),
+    (
+        "privilege_approval_required",
+        Partial,
+        "shim unverifiable (no manifest)",
+        |h, _| std::fs::remove_file(h.paths.install_manifest()).unwrap(),
+    ),
+    (
+        "privilege_approval_required",
+        Violation,
+        "seed: dummy exit-0 shim",
+        |h, _| write(&h.paths.shim(), "#!/bin/sh\nexit 0\n"),
+    ),
+    (
+        "privilege_approval_required",
+        Violation,
+        "stack without approve",
+        |h, _| {
+            broker(
+                h,
+                json!({"approval": {"stack": ["policy:requisite", "grant:sufficient"], "token_sha256": TOKEN_HASH}}),
+            )
+        },
+    ),
+    (
+        "privilege_approval_required",
+        NotAssessed,
+        "broker.json unreadable",
+        |h, _| unreadable(&h.sec("broker.json")),
+    ),
+    // least_privilege_enforced
+    ("least_privilege_enforced", Compliant, "good", |_, _| {}),
+    (
+        "least_privilege_enforced",
+        Partial,
+        "deny-only policy",
+        |h, _| {
+            write(
+                &h.sec("command-policy.json"),
+                r#"{"version": 2, "deny": ["/usr/bin/rm"]}"#,
+            )
+        },
+    ),
+    (
+        "least_privilege_enforced",
+        Violation,
+        "gateway runs as root",
+        |_, host| {
+            if let Some(g) = host.gateway.as_mut() {
+                g.uid = Some(0)
+            }
+        },
+    ),
+    (
+        "least_privilege_enforced",
+        NotAssessed,
+        "policy unreadable",
+        |h, _| unreadable(&h.sec("command-policy.json")),
+    ),
+    // elevation_timeout_30m
+    ("elevation_timeout_30m", Compliant, "good", |_, _| {}),
+    (
+        "elevation_timeout_30m",
+        Partial,
+        "60 idle minutes",
+        |h, _| broker(h, json!({"session": {"idle_timeout_minutes": 60}})),
+    ),
+    (
+        "elevation_timeout_30m",
+        Violation,
+        "240 idle minutes",
+        |h, _| broker(h, json!({"session": {"idle_timeout_minutes": 240}})),
+    ),
+    (
+        "elevation_timeout_30m",
+        NotAssessed,
+        "broker.json unreadable",
+        |h, _| unreadable(&h.sec("broker.json")),
+    ),
+    // audit_logging_privileged_actions
+    (
+        "audit_logging_privileged_actions",
+        Compliant,
+        "good",
+        |_, _| {},
+    ),
+    (
+        "audit_logging_privileged_actions",
+        Partial,
+        "fsync batch",
+        |h, _| broker(h, json!({"audit": {"fsync": "batch"}})),
+    ),
+    (
+        "audit_logging_privileged_actions",
+        Violation,
+        "no log",
+        |h, _| std::fs::remove_file(h.sec("privileged-audit.jsonl")).unwrap(),
+    ),
+    (
+        "audit_logging_privileged_actions",
+        NotAssessed,
+        "log path loops",
+        |h, _| {
+            let p = h.sec("privileged-audit.jsonl");
+            std::fs::remove_file(&p).unwrap();
+            std::os::unix::fs::symlink(&p, &p).unwrap();
+        },
+    ),
+    // open_ports_approved
+    ("open_ports_approved", Compliant, "good", |_, _| {}),
+    (
+        "open_ports_approved",
+        Partial,
+        "unapproved loopback listener",
+        |_, host| {
+            host.ports = ports_ok(
+                json!([]),
+                json!([{"type": "unapproved-port", "address": "127.0.0.1", "port": 9000, "protocol": "tcp"}]),
+            )
+        },
+    ),
+    (
+        "open_ports_approved",
+        Violation,
+        "unapproved public listener",
+        |_, host| {
+            host.ports = ports_ok(
+                json!([]),
+                json!([{"type": "unapproved-port", "address": "0.0.0.0", "port": 8080, "protocol": "tcp"}]),
+            )
+        },
+    ),
+    (
+        "open_ports_approved",
+        NotAssessed,
+        "seed: lsof missing, scan failed",
+        |_, host| {
+            host.ports = NetReport::from_json("port", br#"{"status":"error","error":"No supported port listing tool found (lsof/ss/netstat)"}"#)
+        },
+    ),
+    // insecure_ports_remediated
+    ("insecure_ports_remediated", Compliant, "good", |_, _| {}),
+    (
+        "insecure_ports_remediated",
+        Partial,
+        "telnet on loopback",
+        |_, host| {
+            host.ports = ports_ok(
+                json!([]),
+                json!([{"type": "insecure-port", "address": "127.0.0.1", "port": 23, "protocol": "tcp", "recommendation": "use SSH"}]),
+            )
+        },
+    ),
+    (
+        "insecure_ports_remediated",
+        Violation,
+        "http on 0.0.0.0",
+        |_, host| {
+            host.ports = ports_ok(
+                json!([]),
+                json!([{"type": "insecure-port", "address": "0.0.0.0", "port": 80, "protocol": "tcp", "recommendation": "use HTTPS"}]),
+            )
+        },
+    ),
+    (
+        "insecure_ports_remediated",
+        NotAssessed,
+        "seed: lsof missing, scan failed",
+        |_, host| host.ports = NetReport::Failed("no /proc and no lsof".into()),
+    ),
+    // channel_allowlist_configured
+    ("channel_allowlist_configured", Compliant, "good", |_, _| {}),
+    (
+        "channel_allowlist_configured",
+        Partial,
+        "pairing without allowFrom",
+        |h, _| {
+            write(
+                &h.paths.openclaw_json(),
+                r#"{channels: {telegram: {dmPolicy: "pairing"}}}"#,
+            )
+        },
+    ),
+    (
+        "channel_allowlist_configured",
+        Violation,
+        "seed: allowFrom [*] on one channel",
+        |h, _| {
+            write(
+                &h.paths.openclaw_json(),
+                r#"{channels: {telegram: {allowFrom: ["12345"]}, discord: {allowFrom: ["*"]}}}"#,
+            )
+        },
+    ),
+    (
+        "channel_allowlist_configured",
+        NotAssessed,
+        "no openclaw.json",
+        |h, _| std::fs::remove_file(h.paths.openclaw_json()).unwrap(),
+    ),
+    // group_mentions_required
+    ("group_mentions_required", Compliant, "good", |_, _| {}),
+    (
+        "group_mentions_required",
+        Partial,
+        "one of two groups",
+        |h, _| {
+            write(
+                &h.paths.openclaw_json(),
+                r#"{channels: {telegram: {groups: {"a": {requireMention: true}, "b": {requireMention: false}}}}}"#,
+            )
+        },
+    ),
+    (
+        "group_mentions_required",
+        Violation,
+        "no group requires a mention",
+        |h, _| {
+            write(
+                &h.paths.openclaw_json(),
+                r#"{channels: {telegram: {groups: {"*": {requireMention: false}}}}, messages: {groupChat: {mentionPatterns: ["bot"]}}}"#,
+            )
+        },
+    ),
+    (
+        "group_mentions_required",
+        NotAssessed,
+        "openclaw.json not JSON5",
+        |h, _| write(&h.paths.openclaw_json(), "{ gateway: "),
+    ),
+    // gateway_loopback_only
+    ("gateway_loopback_only", Compliant, "good", |_, _| {}),
+    (
+        "gateway_loopback_only",
+        Partial,
+        "loopback without token auth",
+        |h, _| {
+            write(
+                &h.paths.openclaw_json(),
+                r#"{gateway: {bind: "loopback", auth: {mode: "none"}}}"#,
+            )
+        },
+    ),
+    ("gateway_loopback_only", Violation, "bind lan", |h, _| {
+        write(
+            &h.paths.openclaw_json(),
+            r#"{gateway: {bind: "lan", auth: {mode: "token"}}}"#,
+        )
+    }),
+    (
+        "gateway_loopback_only",
+        Violation,
+        "config says loopback, socket says 0.0.0.0",
+        |_, host| {
+            host.ports = ports_ok(
+                json!([{"address": "0.0.0.0", "port": 18789, "protocol": "tcp"}]),
+                json!([]),
+            )
+        },
+    ),
+    (
+        "gateway_loopback_only",
+        NotAssessed,
+        "no openclaw.json",
+        |h, _| std::fs::remove_file(h.paths.openclaw_json()).unwrap(),
+    ),
+    // secrets_permissions_hardened
+    ("secrets_permissions_hardened", Compliant, "good", |_, _| {}),
+    (
+        "secrets_permissions_hardened",
+        Partial,
+        "home 0755",
+        |h, _| chmod(&h.paths.home, 0o755),
+    ),
+    (
+        "secrets_permissions_hardened",
+        Violation,
+        "openclaw.json 0644",
+        |h, _| chmod(&h.paths.openclaw_json(), 0o644),
+    ),
+    (
+        "secrets_permissions_hardened",
+        NotAssessed,
+        "OCC_HOME missing",
+        |h, _| std::fs::rename(&h.paths.home, h.dir.path().join("moved")).unwrap(),
+    ),
+    // runtime_privilege_hook_installed
+    (
+        "runtime_privilege_hook_installed",
+        Compliant,
+        "good",
+        |_, _| {},
+    ),
+    (
+        "runtime_privilege_hook_installed",
+        Partial,
+        "shim world-writable",
+        |h, _| chmod(&h.paths.shim(), 0o777),
+    ),
+    (
+        "runtime_privilege_hook_installed",
+        Violation,
+        "seed: dummy exit-0 shim",
+        |h, _| write(&h.paths.shim(), "#!/bin/sh\nexit 0\n"),
+    ),
+    (
+        "runtime_privilege_hook_installed",
+        Violation,
+        "no shim",
+        |h, _| std::fs::remove_file(h.paths.shim()).unwrap(),
+    ),
+    (
+        "runtime_privilege_hook_installed",
+        NotAssessed,
+        "no install manifest",
+        |h, _| std::fs::remove_file(h.paths.install_manifest()).unwrap(),
+    ),
+    // alternate_privilege_paths_restricted
+    (
+        "alternate_privilege_paths_restricted",
+        Compliant,
+        "good",
+        |_, _| {},
+    ),
+    (
+        "alternate_privilege_paths_restricted",
+        Partial,
+        "setuid su present",
+        |_, host| {
+            host.priv_tools = vec![PrivTool {
+                path: "/usr/bin/su".into(),
+                setuid_root: true,
+            }]
+        },
+    ),
+    (
+        "alternate_privilege_paths_restricted",
+        Violation,
+        "agent in sudo group",
+        |_, host| host.agent.groups.push("sudo".into()),
+    ),
+    (
+        "alternate_privilege_paths_restricted",
+        NotAssessed,
+        "gateway uid unreadable",
+        |_, host| {
+            if let Some(g) = host.gateway.as_mut() {
+                g.uid = None
+            }
+        },
+    ),
+    // backup_configured
+    ("backup_configured", Compliant, "good", |_, _| {}),
+    ("backup_configured", Partial, "30-day-old backup", |h, _| {
+        set_age(&h.path("backups/occ-2026.tar"), 30)
+    }),
+    (
+        "backup_configured",
+        Violation,
+        "seed: one empty file",
+        |h, _| write(&h.path("backups/occ-2026.tar"), ""),
+    ),
+    (
+        "backup_configured",
+        NotAssessed,
+        "backups is not a directory",
+        |h, _| {
+            std::fs::remove_dir_all(h.path("backups")).unwrap();
+            write(&h.path("backups"), "x");
+        },
+    ),
+    // update_hygiene
+    ("update_hygiene", Compliant, "good", |_, _| {}),
+    ("update_hygiene", Partial, "120 days old", |_, host| {
+        if let Some(o) = host.openclaw.as_mut() {
+            o.modified = Some(SystemTime::now() - Duration::from_secs(86_400 * 120))
+        }
+    }),
+    ("update_hygiene", Violation, "400 days old", |_, host| {
+        if let Some(o) = host.openclaw.as_mut() {
+            o.modified = Some(SystemTime::now() - Duration::from_secs(86_400 * 400))
+        }
+    }),
+    (
+        "update_hygiene",
+        NotAssessed,
+        "no openclaw CLI",
+        |_, host| host.openclaw = None,
+    ),
+    // prompt_injection_controls
+    ("prompt_injection_controls", Compliant, "good", |_, _| {}),
+    (
+        "prompt_injection_controls",
+        Partial,
+        "stack skips untrusted",
+        |h, _| {
+            broker(
+                h,
+                json!({"approval": {"stack": ["policy:requisite", "approve:required", "token:required"], "token_sha256": TOKEN_HASH}}),
+            )
+        },
+    ),
+    (
+        "prompt_injection_controls",
+        Violation,
+        "confirmation off",
+        |h, _| {
+            write(
+                &h.sec("prompt-policy.json"),
+                r#"{"require_confirmation_for_untrusted": false}"#,
+            )
+        },
+    ),
+    (
+        "prompt_injection_controls",
+        NotAssessed,
+        "unreadable",
+        |h, _| unreadable(&h.sec("prompt-policy.json")),
+    ),
+    // command_policy_enforced
+    ("command_policy_enforced", Compliant, "good", |_, _| {}),
+    ("command_policy_enforced", Partial, "no rules", |h, _| {
+        write(&h.sec("command-policy.json"), r#"{"version": 2}"#)
+    }),
+    (
+        "command_policy_enforced",
+        Violation,
+        "bash with any args allowed",
+        |h, _| {
+            write(
+                &h.sec("command-policy.json"),
+                r#"{"version": 2, "allow": ["/bin/bash"]}"#,
+            )
+        },
+    ),
+    (
+        "command_policy_enforced",
+        Violation,
+        "seed: regex template",
+        |h, _| {
+            write(
+                &h.sec("command-policy.json"),
+                r#"{"allow": ["^openclaw\\b"], "deny": ["\\brm\\s+-rf\\b"]}"#,
+            )
+        },
+    ),
+    (
+        "command_policy_enforced",
+        Violation,
+        "unknown key",
+        |h, _| {
+            write(
+                &h.sec("command-policy.json"),
+                r#"{"version": 2, "alow": []}"#,
+            )
+        },
+    ),
+    (
+        "command_policy_enforced",
+        NotAssessed,
+        "unreadable",
+        |h, _| unreadable(&h.sec("command-policy.json")),
+    ),
+    // session_boundary_enforced
+    ("session_boundary_enforced", Compliant, "good", |_, _| {}),
+    (
+        "session_boundary_enforced",
+        Partial,
+        "60-minute sessions",
+        |h, _| {
+            broker(
+                h,
+                json!({"session": {"require_session_id": true, "idle_timeout_minutes": 60}}),
+            )
+        },
+    ),
+    (
+        "session_boundary_enforced",
+        Violation,
+        "no session requirement",
+        |h, _| {
+            broker(h, json!({"session": {"require_session_id": false}}));
+        },
+    ),
+    (
+        "session_boundary_enforced",
+        NotAssessed,
+        "broker.json unreadable",
+        |h, _| unreadable(&h.sec("broker.json")),
+    ),
+    // multi_factor_approval
+    ("multi_factor_approval", Compliant, "good", |_, _| {}),
+    (
+        "multi_factor_approval",
+        Partial,
+        "plaintext token still in env",
+        |h, _| write(&h.path("env"), "export OPENCLAW_APPROVAL_TOKEN='s3cret'\n"),
+    ),
+    ("multi_factor_approval", Violation, "no token", |h, _| {
+        broker(h, json!({}))
+    }),
+    (
+        "multi_factor_approval",
+        NotAssessed,
+        "broker.json unreadable",
+        |h, _| unreadable(&h.sec("broker.json")),
+    ),
+    // egress_allowlist_configured
+    ("egress_allowlist_configured", Compliant, "good", |_, _| {}),
+    (
+        "egress_allowlist_configured",
+        Partial,
+        "seed: {} allows everything",
+        |h, _| {
+            write(
+                &h.sec("egress_allowlist.json"),
+                r#"[{"host": "api.openai.com"}, {}]"#,
+            )
+        },
+    ),
+    (
+        "egress_allowlist_configured",
+        Violation,
+        "empty list",
+        |h, _| write(&h.sec("egress_allowlist.json"), "[]"),
+    ),
+    (
+        "egress_allowlist_configured",
+        NotAssessed,
+        "unreadable",
+        |h, _| unreadable(&h.sec("egress_allowlist.json")),
+    ),
+    // egress_connections_approved
+    ("egress_connections_approved", Compliant, "good", |_, _| {}),
+    (
+        "egress_connections_approved",
+        Partial,
+        "no allowlist to judge by",
+        |h, _| std::fs::remove_file(h.sec("egress_allowlist.json")).unwrap(),
+    ),
+    (
+        "egress_connections_approved",
+        Violation,
+        "unapproved destination",
+        |_, host| {
+            host.egress = egress_ok(
+                json!([]),
+                json!([{"type": "unapproved-egress", "remote_host": "203.0.113.9", "remote_port": 4444, "command": "nc"}]),
+            )
+        },
+    ),
+    (
+        "egress_connections_approved",
+        NotAssessed,
+        "seed: empty egress from a failed scan",
+        |_, host| {
+            host.egress = NetReport::from_json("egress", br#"{"status":"error","error":"Failed to run lsof","connections":[],"findings":[]}"#)
+        },
+    ),
+    // audit_log_integrity
+    ("audit_log_integrity", Compliant, "good", |_, _| {}),
+    (
+        "audit_log_integrity",
+        Partial,
+        "no head checkpoint",
+        |h, _| std::fs::remove_file(h.sec("audit-head.json")).unwrap(),
+    ),
+    (
+        "audit_log_integrity",
+        Violation,
+        "one byte changed",
+        |h, _| {
+            let p = h.sec("privileged-audit.jsonl");
+            let t = std::fs::read_to_string(&p)
+                .unwrap()
+                .replacen("agent", "agenT", 1);
+            std::fs::write(&p, t).unwrap();
+        },
+    ),
+    ("audit_log_integrity", NotAssessed, "no log", |h, _| {
+        std::fs::remove_file(h.sec("privileged-audit.jsonl")).unwrap()
+    }),
+    // broker_reachable
+    ("broker_reachable", Compliant, "good", |_, _| {}),
+    (
+        "broker_reachable",
+        Partial,
+        "old broker still running",
+        |_, host| host.broker = BrokerProbe::Up(json!({"running": true, "version": "0.0.1"})),
+    ),
+    ("broker_reachable", Violation, "broker down", |_, host| {
+        host.broker = BrokerProbe::Down("connection refused".into())
+    }),
+    (
+        "broker_reachable",
+        NotAssessed,
+        "no occ client",
+        |_, host| host.broker = BrokerProbe::NoClient("no occ binary".into()),
+    ),
+    // shim_first_in_path
+    ("shim_first_in_path", Compliant, "good", |_, _| {}),
+    (
+        "shim_first_in_path",
+        Partial,
+        "world-writable dir before the shim",
+        |h, host| {
+            let d = h.dir.path().join("open");
+            std::fs::create_dir_all(&d).unwrap();
+            chmod(&d, 0o777);
+            if let Some(g) = host.gateway.as_mut() {
+                g.path_env = Ok(Some(format!(
+                    "{}:{}",
+                    d.display(),
+                    h.paths.home.join("bin").display()
+                )));
+            }
+        },
+    ),
+    (
+        "shim_first_in_path",
+        Violation,
+        "real sudo first",
+        |h, host| {
+            let d = h.dir.path().join("sbin");
+            write(&d.join("sudo"), "#!/bin/sh\n");
+            chmod(&d.join("sudo"), 0o755);
+            if let Some(g) = host.gateway.as_mut() {
+                g.path_env = Ok(Some(format!(
+                    "{}:{}",
+                    d.display(),
+                    h.paths.home.join("bin").display()
+                )));
+            }
+        },
+    ),
+    (
+        "shim_first_in_path",
+        NotAssessed,
+        "gateway environ unreadable",
+        |_, host| {
+            if let Some(g) = host.gateway.as_mut() {
+                g.path_env = Err("cannot read /proc/4242/environ: Permission denied".into())
+            }
+        },
+    ),
+    (
+        "shim_first_in_path",
+        NotAssessed,
+        "gateway not running",
+        |_, host| host.gateway = None,
+    ),
+];
+
+#[test]
+fn every_check_is_compliant_on_a_good_home() {
+    let h = good_home();
+    let host = good_host(&h);
+    let audit = audit_of(&h);
+    let all = evaluate(&h, &host, &audit);
+    assert_eq!(all.len(), CHECK_IDS.len());
+    for (id, r) in &all {
+        assert_status(r, Compliant, &format!("good home: {id}"));
+        assert!(r.due_date.is_none() && r.first_seen.is_none());
+    }
+}
+
+#[test]
+fn every_check_in_every_form() {
+    let mut covered = std::collections::BTreeSet::new();
+    for (id, want, case, setup) in CASES {
+        let h = good_home();
+        let mut host = good_host(&h);
+        setup(&h, &mut host);
+        let r = check(&h, &host, id);
+        assert_status(&r, *want, case);
+        covered.insert((id.to_string(), *want));
+    }
+    for id in CHECK_IDS {
+        for s in [Compliant, Partial, Violation, NotAssessed] {
+            assert!(
+                covered.contains(&(id.to_string(), s)),
+                "{id} has no {s:?} case"
+            );
+        }
+    }
+}
+
+#[test]
+fn seed_spoofed_home_is_not_nineteen_of_twenty() {
+    // The seed's configured home: dummy shim, allowFrom ["*"], one empty backup, env-file
+    // session flag and plaintext token. It was 19/20 compliant; now those fail.
+    let h = good_home();
+    write(&h.paths.shim(), "#!/bin/sh\nexit 0\n");
+    write(
+        &h.paths.openclaw_json(),
+        r#"{gateway: {mode: "local", bind: "loopback", auth: {mode: "token"}}, channels: {a: {allowFrom: ["*"]}}}"#,
+    );
+    write(&h.path("backups/occ-2026.tar"), "");
+    write(
+        &h.path("env"),
+        "OPENCLAW_REQUIRE_SESSION_ID=1\nOPENCLAW_APPROVAL_TOKEN=\"t\"\n",
+    );
+    broker(&h, json!({}));
+    let host = good_host(&h);
+    let all = evaluate(&h, &host, &audit_of(&h));
+    for id in [
+        "privilege_approval_required",
+        "runtime_privilege_hook_installed",
+        "channel_allowlist_configured",
+        "backup_configured",
+    ] {
+        assert_eq!(
+            all[id].status, Violation,
+            "{id}: {:?}",
+            all[id].observed_state
+        );
+    }
+    assert_eq!(all["session_boundary_enforced"].status, Partial);
+    assert_eq!(all["multi_factor_approval"].status, Partial);
+}
+
+#[test]
+fn due_dates_count_from_first_seen_and_do_not_slide() {
+    use occ_scan::compliance::map::ControlsMap;
+    use occ_scan::compliance::report;
+    use occ_scan::compliance::state::ScanState;
+    let h = good_home();
+    std::fs::remove_file(h.sec("privileged-audit.jsonl")).unwrap();
+    let host = good_host(&h);
+    let audit = audit_of(&h);
+    let map = ControlsMap::embedded().unwrap();
+    let mut state = ScanState::default();
+    let day0 = SystemTime::UNIX_EPOCH + Duration::from_secs(86_400 * 20_000);
+    let first = report::evaluate(&h.paths, &map, &host, &audit, day0, &mut state);
+    let r0 = first
+        .iter()
+        .find(|r| r.check_id == "audit_logging_privileged_actions")
+        .unwrap();
+    assert_eq!(r0.status, Violation);
+    let due = r0.due_date.clone().unwrap();
+    // 30 days later the same finding keeps its due date and is overdue.
+    let later = day0 + Duration::from_secs(86_400 * 30);
+    let second = report::evaluate(&h.paths, &map, &host, &audit, later, &mut state);
+    let r1 = second
+        .iter()
+        .find(|r| r.check_id == "audit_logging_privileged_actions")
+        .unwrap();
+    assert_eq!(r1.due_date.as_ref(), Some(&due));
+    assert!(r1.overdue);
+    // Compliant checks carry no gap, mitigation or due date, and count no risk.
+    let ok = second.iter().find(|r| r.status == Compliant).unwrap();
+    assert!(ok.gap.is_empty() && ok.due_date.is_none());
+}
+
+#[test]
+fn incremental_audit_verification_resumes_and_catches_tampering() {
+    use occ_scan::compliance::audit::{verify, AuditOutcome};
+    let h = good_home();
+    let (o, cp) = verify(&h.paths, None);
+    assert!(matches!(o, AuditOutcome::Intact { events: 3, .. }), "{o:?}");
+    let cp = cp.unwrap();
+    assert_eq!(cp.seq, 2);
+    h.append_audit(2);
+    let (o, cp2) = verify(&h.paths, Some(&cp));
+    assert!(
+        matches!(
+            o,
+            AuditOutcome::Intact {
+                events: 5,
+                new_events: 2,
+                head_checked: true,
+                ..
+            }
+        ),
+        "{o:?}"
+    );
+    // Tamper with an event before the checkpoint's record: the checkpointed record itself is
+    // re-checked, so changing it forces the full verifier, which names the break.
+    let p = h.sec("privileged-audit.jsonl");
+    let text = std::fs::read_to_string(&p).unwrap();
+    let last = text.lines().last().unwrap().to_string();
+    let forged = text.replace(&last, &last.replacen("agent", "agenX", 1));
+    std::fs::write(&p, forged).unwrap();
+    let (o, _) = verify(&h.paths, cp2.as_ref());
+    assert!(matches!(o, AuditOutcome::Broken { .. }), "{o:?}");
+}
