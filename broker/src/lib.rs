@@ -4,6 +4,8 @@
 pub mod cli;
 pub mod daemon;
 pub mod escape;
+pub mod gate;
+pub mod legacy;
 pub mod paths;
 pub mod session;
 pub mod stack;

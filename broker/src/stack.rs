@@ -2,115 +2,28 @@
 //! the control-flag semantics; what each module checks lives with the caller. It must never
 //! end in success when any `required` or `requisite` module failed.
 
-use std::fmt;
+pub use occ_policy::file::{Control, Module, StackEntry as Entry};
 
-/// One module of the stack.
-#[derive(Clone, Copy, Debug, PartialEq, Eq, Hash)]
-pub enum Module {
-    /// Required policy files exist, when configured.
-    Files,
-    /// The command-policy decision table.
-    Policy,
-    /// The session id is present when required.
-    Session,
-    /// Untrusted-source requests need `--confirm-untrusted` from the approver.
-    Untrusted,
-    /// A live grant whose digest matches.
-    Grant,
-    /// A human decision through a channel.
-    Approve,
-    /// The approver typed the token, when one is configured.
-    Token,
-}
-
-impl Module {
-    /// The name used in `broker.json`.
-    pub fn as_str(self) -> &'static str {
-        match self {
-            Module::Files => "files",
-            Module::Policy => "policy",
-            Module::Session => "session",
-            Module::Untrusted => "untrusted",
-            Module::Grant => "grant",
-            Module::Approve => "approve",
-            Module::Token => "token",
-        }
-    }
-
-    fn parse(s: &str) -> Option<Module> {
-        Some(match s {
-            "files" => Module::Files,
-            "policy" => Module::Policy,
-            "session" => Module::Session,
-            "untrusted" => Module::Untrusted,
-            "grant" => Module::Grant,
-            "approve" => Module::Approve,
-            "token" => Module::Token,
-            _ => return None,
-        })
+/// The name of a module as written in `broker.json`.
+pub fn module_name(m: Module) -> &'static str {
+    match m {
+        Module::Files => "files",
+        Module::Policy => "policy",
+        Module::Session => "session",
+        Module::Untrusted => "untrusted",
+        Module::Grant => "grant",
+        Module::Approve => "approve",
+        _ => "token",
     }
 }
 
-/// PAM control flags.
-#[derive(Clone, Copy, Debug, PartialEq, Eq)]
-pub enum Control {
-    /// A failure refuses at once.
-    Requisite,
-    /// A failure refuses once the stack has finished.
-    Required,
-    /// A success ends the stack, provided nothing failed before it; a failure is ignored.
-    Sufficient,
-}
-
-/// One `module:control` entry.
-#[derive(Clone, Copy, Debug, PartialEq, Eq)]
-pub struct Entry {
-    pub module: Module,
-    pub control: Control,
-}
-
-impl fmt::Display for Entry {
-    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
-        let c = match self.control {
-            Control::Requisite => "requisite",
-            Control::Required => "required",
-            Control::Sufficient => "sufficient",
-        };
-        write!(f, "{}:{c}", self.module.as_str())
-    }
-}
-
-/// Parses `approval.stack` from `broker.json`. Every privileged run must pass a human or a
-/// grant, so a stack without `approve` is refused, as is a duplicate module.
-pub fn parse(entries: &[String]) -> Result<Vec<Entry>, String> {
-    let mut out: Vec<Entry> = Vec::with_capacity(entries.len());
-    for (i, e) in entries.iter().enumerate() {
-        let (m, c) = e.split_once(':').ok_or_else(|| {
-            format!("approval.stack[{i}]: {e:?} is not MODULE:CONTROL (e.g. \"policy:requisite\")")
-        })?;
-        let module = Module::parse(m).ok_or_else(|| {
-            format!(
-                "approval.stack[{i}]: unknown module {m:?}; use files, policy, session, \
-                 untrusted, grant, approve or token"
-            )
-        })?;
-        let control = match c {
-            "requisite" => Control::Requisite,
-            "required" => Control::Required,
-            "sufficient" => Control::Sufficient,
-            _ => return Err(format!(
-                "approval.stack[{i}]: unknown control {c:?}; use requisite, required or sufficient"
-            )),
-        };
-        if out.iter().any(|x| x.module == module) {
-            return Err(format!("approval.stack[{i}]: module {m:?} is listed twice"));
-        }
-        out.push(Entry { module, control });
-    }
-    match out.iter().find(|e| e.module == Module::Approve) {
-        Some(e) if e.control != Control::Sufficient => Ok(out),
-        Some(_) => Err("approval.stack: approve must be required or requisite, never sufficient".into()),
-        None => Err("approval.stack: the approve module is missing; every privileged run needs a human's approval or a live grant".into()),
+/// Every privileged run must pass a human or a grant: a stack without a required or requisite
+/// `approve` is a broken configuration, refused before anything is decided.
+pub fn check(stack: &[Entry]) -> Result<(), String> {
+    match stack.iter().find(|e| e.module == Module::Approve) {
+        Some(e) if e.control != Control::Sufficient => Ok(()),
+        Some(_) => Err("broker.json approval.stack: approve must be required or requisite, never sufficient".into()),
+        None => Err("broker.json approval.stack: the approve module is missing; every privileged run needs a human's approval or a live grant".into()),
     }
 }
 
@@ -215,20 +128,7 @@ pub fn evaluate(stack: &[Entry], mut run: impl FnMut(Module) -> Verdict) -> Outc
 
 /// The default stack from DESIGN.md.
 pub fn default_stack() -> Vec<Entry> {
-    let names: Vec<String> = [
-        "files:requisite",
-        "policy:requisite",
-        "session:requisite",
-        "untrusted:required",
-        "grant:sufficient",
-        "approve:required",
-        "token:required",
-    ]
-    .iter()
-    .map(|s| s.to_string())
-    .collect();
-    // The literal above is valid; a failure here is a programming error caught by the tests.
-    parse(&names).unwrap_or_default()
+    occ_policy::file::ApprovalConfig::default().stack
 }
 
 #[cfg(test)]
@@ -247,7 +147,7 @@ mod tests {
     }
 
     #[test]
-    fn default_stack_parses_in_design_order() {
+    fn default_stack_is_in_design_order() {
         let s: Vec<String> = default_stack().iter().map(|e| e.to_string()).collect();
         assert_eq!(
             s,
@@ -261,6 +161,7 @@ mod tests {
                 "token:required"
             ]
         );
+        assert!(check(&default_stack()).is_ok());
     }
 
     #[test]
@@ -339,23 +240,17 @@ mod tests {
         );
     }
 
-    macro_rules! bad_stacks {
-        ($($name:ident: $stack:expr => $needle:expr;)*) => {$(
-            #[test]
-            fn $name() {
-                let s: Vec<String> = $stack.iter().map(|s: &&str| s.to_string()).collect();
-                let err = parse(&s).unwrap_err();
-                assert!(err.contains($needle), "{err}");
+    #[test]
+    fn stack_without_a_required_approve_is_refused() {
+        let mut s = default_stack();
+        s.retain(|e| e.module != Module::Approve);
+        assert!(check(&s).unwrap_err().contains("approve module is missing"));
+        let mut s = default_stack();
+        for e in &mut s {
+            if e.module == Module::Approve {
+                e.control = Control::Sufficient;
             }
-        )*};
-    }
-
-    bad_stacks! {
-        stack_without_approve_is_refused: ["policy:requisite", "grant:sufficient"] => "approve module is missing";
-        sufficient_approve_is_refused: ["approve:sufficient"] => "never sufficient";
-        unknown_module_is_named: ["approve:required", "magic:required"] => "stack[1]: unknown module \"magic\"";
-        unknown_control_is_named: ["approve:optional"] => "unknown control \"optional\"";
-        missing_colon_is_named: ["approve"] => "stack[0]";
-        duplicate_module_is_refused: ["approve:required", "approve:requisite"] => "listed twice";
+        }
+        assert!(check(&s).unwrap_err().contains("never sufficient"));
     }
 }

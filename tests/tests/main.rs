@@ -1,4 +1,5 @@
 //! End-to-end tests through the real binaries. One test binary, modules per area.
 
+mod approval;
 mod cli_smoke;
 mod shim_transport;

@@ -11,13 +11,19 @@ pub struct BrokerArgs {
     pub foreground: bool,
 }
 
-/// Runs the broker with the default handler until it is stopped.
+/// Runs the broker with the approval gate until it is stopped.
 pub fn run(a: BrokerArgs) -> i32 {
+    let home = crate::paths::occ_home();
+    let uid = nix::unistd::geteuid().as_raw();
+    // The legacy plaintext token counts only from this process's own start environment or a
+    // private $OCC_HOME/env file; callers can never supply it.
+    let legacy = crate::legacy::token_sha256(&home);
+    let gate = crate::gate::Gate::new(home.clone(), uid, legacy);
     crate::daemon::run(
         crate::daemon::Options {
             foreground: a.foreground,
-            home: crate::paths::occ_home(),
+            home,
         },
-        crate::daemon::default_handler(),
+        std::sync::Arc::new(gate),
     )
 }

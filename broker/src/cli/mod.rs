@@ -3,6 +3,7 @@
 
 use clap::{Parser, Subcommand};
 
+pub mod admin;
 pub mod audit;
 pub mod broker;
 pub mod explain;
@@ -26,6 +27,20 @@ pub enum Command {
     Explain(explain::ExplainArgs),
     /// Check or initialise the policy files.
     Policy(policy::PolicyArgs),
+    /// List pending requests, with requester text escaped.
+    Approvals(admin::ApprovalsArgs),
+    /// Approve a pending request (--once by default, or --session).
+    Approve(admin::ApproveArgs),
+    /// Deny a pending request.
+    Deny(admin::DenyArgs),
+    /// Show whether the broker is up, its pid, mode, and sessions with their grants.
+    Status(admin::StatusArgs),
+    /// Drop grants: one task session's, or all.
+    Drop(admin::DropArgs),
+    /// Set or clear the approval token (only its SHA-256 is stored).
+    Token(admin::TokenArgs),
+    /// Run one command through the sudo shim's path, with a reason for the approver.
+    Exec(admin::ExecArgs),
 }
 
 /// Parses `std::env::args` and runs the command; returns the process exit code.
@@ -48,5 +63,12 @@ pub fn run(cli: Cli) -> i32 {
         Command::Broker(a) => broker::run(a),
         Command::Explain(a) => explain::run(a),
         Command::Policy(a) => policy::run(a),
+        Command::Approvals(a) => admin::approvals(a),
+        Command::Approve(a) => admin::approve(a),
+        Command::Deny(a) => admin::deny(a),
+        Command::Status(a) => admin::status(a),
+        Command::Drop(a) => admin::drop_grants(a),
+        Command::Token(a) => admin::token(a),
+        Command::Exec(a) => admin::exec(a),
     }
 }

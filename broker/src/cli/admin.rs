@@ -1,0 +1,488 @@
+//! The approver's commands: `occ approvals`, `approve`, `deny`, `status`, `drop`, `token` and
+//! `exec`. Every command but `token` and `exec` talks to the running broker; none of them ever
+//! decides anything locally. Text from the requester is printed escaped.
+
+use std::io::IsTerminal;
+use std::os::unix::net::UnixStream;
+use std::path::{Path, PathBuf};
+use std::time::{Duration, Instant};
+
+use occ_proto::Frame;
+use serde_json::{json, Value};
+
+use crate::escape::{argv_json, escape_text};
+
+/// `occ approvals`.
+#[derive(clap::Args, Debug)]
+pub struct ApprovalsArgs {
+    /// Print a JSON array instead of text.
+    #[arg(long)]
+    pub json: bool,
+}
+
+/// `occ approve`.
+#[derive(clap::Args, Debug)]
+pub struct ApproveArgs {
+    /// The pending request's id (from the agent's message or `occ approvals`).
+    pub id: String,
+    /// The grant covers one run (the default).
+    #[arg(long, conflicts_with = "session")]
+    pub once: bool,
+    /// The grant lasts until the task session has been idle for the configured timeout.
+    #[arg(long)]
+    pub session: bool,
+    /// Required for requests flagged as coming from an untrusted source.
+    #[arg(long)]
+    pub confirm_untrusted: bool,
+    /// A note recorded in the audit log.
+    #[arg(long)]
+    pub note: Option<String>,
+    /// Print JSON.
+    #[arg(long)]
+    pub json: bool,
+}
+
+/// `occ deny`.
+#[derive(clap::Args, Debug)]
+pub struct DenyArgs {
+    /// The pending request's id.
+    pub id: String,
+    /// A note recorded in the audit log and shown to the requester.
+    #[arg(long)]
+    pub note: Option<String>,
+    /// Print JSON.
+    #[arg(long)]
+    pub json: bool,
+}
+
+/// `occ status`.
+#[derive(clap::Args, Debug)]
+pub struct StatusArgs {
+    /// Print JSON.
+    #[arg(long)]
+    pub json: bool,
+}
+
+/// `occ drop`.
+#[derive(clap::Args, Debug)]
+pub struct DropArgs {
+    /// Drop the grants of this task session.
+    #[arg(long, conflicts_with = "all")]
+    pub session: Option<String>,
+    /// Drop every grant.
+    #[arg(long)]
+    pub all: bool,
+    /// Print JSON.
+    #[arg(long)]
+    pub json: bool,
+}
+
+/// `occ token`.
+#[derive(clap::Args, Debug)]
+pub struct TokenArgs {
+    #[command(subcommand)]
+    pub action: TokenAction,
+}
+
+/// What to do with the approval token.
+#[derive(clap::Subcommand, Debug)]
+pub enum TokenAction {
+    /// Set the approval token (read twice without echo), keeping only its SHA-256.
+    Set {
+        /// Generate a random 128-bit token and print it once instead of reading one.
+        #[arg(long)]
+        generate: bool,
+        /// Print JSON.
+        #[arg(long)]
+        json: bool,
+    },
+    /// Remove the approval token.
+    Clear {
+        /// Print JSON.
+        #[arg(long)]
+        json: bool,
+    },
+}
+
+/// `occ exec`: run one command through the same path as the sudo shim.
+#[derive(clap::Args, Debug)]
+pub struct ExecArgs {
+    /// Why the command is needed; shown to the approver.
+    #[arg(long)]
+    pub reason: String,
+    /// The task session id.
+    #[arg(long)]
+    pub session_id: Option<String>,
+    /// Print JSON about how the command ended (its own output still goes to the terminal).
+    #[arg(long)]
+    pub json: bool,
+    /// The command and its arguments.
+    #[arg(last = true, required = true)]
+    pub command: Vec<String>,
+}
+
+/// The broker's socket for this home.
+pub fn socket_path() -> PathBuf {
+    crate::paths::occ_home().join("run").join("broker.sock")
+}
+
+/// Sends one admin request to the broker and returns `(ok, reply)`.
+pub fn call(req: &Value) -> Result<(bool, Value), String> {
+    let sock = socket_path();
+    let stream = UnixStream::connect(&sock).map_err(|e| {
+        format!(
+            "occ broker unavailable at {}: {e}; start it with `occ broker` (or run any sudo through the shim)",
+            sock.display()
+        )
+    })?;
+    let body = serde_json::to_vec(req).map_err(|e| e.to_string())?;
+    occ_proto::write_frame(&stream, &Frame::Admin { body }, &[])
+        .map_err(|e| format!("cannot talk to the broker: {e}"))?;
+    let deadline = Instant::now() + Duration::from_secs(30);
+    let got = occ_proto::read_frame_by(&stream, Some(deadline))
+        .map_err(|e| format!("no answer from the broker: {e}"))?;
+    match got.frame {
+        Frame::AdminReply { ok, body } => {
+            let v: Value = serde_json::from_slice(&body)
+                .map_err(|e| format!("the broker's answer is not JSON: {e}"))?;
+            Ok((ok, v))
+        }
+        Frame::Refuse(r) => Err(format!("{} ({})", r.message, r.reason_code)),
+        other => Err(format!(
+            "unexpected answer from the broker: {:?}",
+            other.frame_type()
+        )),
+    }
+}
+
+fn finish(
+    json_out: bool,
+    result: Result<(bool, Value), String>,
+    text: impl Fn(&Value) -> String,
+) -> i32 {
+    match result {
+        Ok((ok, v)) => {
+            if json_out {
+                println!("{v}");
+            } else if ok {
+                print!("{}", text(&v));
+            } else {
+                eprintln!(
+                    "occ: {}",
+                    v.get("error").and_then(|e| e.as_str()).unwrap_or("refused")
+                );
+            }
+            if ok {
+                0
+            } else {
+                1
+            }
+        }
+        Err(e) => {
+            if json_out {
+                println!("{}", json!({ "error": e }));
+            }
+            eprintln!("occ: {e}");
+            2
+        }
+    }
+}
+
+/// Runs `occ approvals`.
+pub fn approvals(a: ApprovalsArgs) -> i32 {
+    finish(a.json, call(&json!({"op": "approvals"})), |v| {
+        let items = v.as_array().cloned().unwrap_or_default();
+        if items.is_empty() {
+            return "no pending requests\n".into();
+        }
+        let mut out = String::new();
+        for p in items {
+            let g = |k: &str| p.get(k).cloned().unwrap_or(Value::Null);
+            let text = |k: &str| escape_text(g(k).as_str().unwrap_or("-"));
+            let argv: Vec<String> = g("command")
+                .as_array()
+                .map(|a| {
+                    a.iter()
+                        .filter_map(|x| x.as_str().map(str::to_string))
+                        .collect()
+                })
+                .unwrap_or_default();
+            out.push_str(&format!(
+                "#{}  {} → {}  age {}s  pid {}  session {}\n    command: {}\n    cwd: {}\n",
+                text("id"),
+                text("submituser"),
+                text("runuser"),
+                g("age_seconds"),
+                g("peer_pid"),
+                text("session_id"),
+                argv_json(&argv),
+                text("runcwd"),
+            ));
+            if let Some(env) = g("env").as_object().filter(|e| !e.is_empty()) {
+                let pairs: Vec<String> = env
+                    .iter()
+                    .map(|(k, v)| escape_text(&format!("{k}={}", v.as_str().unwrap_or(""))))
+                    .collect();
+                out.push_str(&format!("    env: {}\n", pairs.join(" ")));
+            }
+            if let Some(r) = g("reason").as_str() {
+                out.push_str(&format!("    reason: {}\n", escape_text(r)));
+            }
+            if g("untrusted").as_bool() == Some(true) {
+                out.push_str("    UNTRUSTED SOURCE: approve only with --confirm-untrusted after reading it\n");
+            }
+            if g("runs_arbitrary_code").as_bool() == Some(true) {
+                out.push_str("    runs arbitrary code: a grant covers one run only\n");
+            }
+        }
+        out
+    })
+}
+
+/// Reads the approval token: without echo from the terminal, or one line from stdin.
+fn read_token(prompt: &str) -> Result<String, String> {
+    if std::io::stdin().is_terminal() {
+        rpassword::prompt_password(prompt).map_err(|e| format!("cannot read the token: {e}"))
+    } else {
+        let mut line = String::new();
+        std::io::stdin()
+            .read_line(&mut line)
+            .map_err(|e| format!("cannot read the token from stdin: {e}"))?;
+        Ok(line.trim_end_matches(['\n', '\r']).to_string())
+    }
+}
+
+/// Runs `occ approve`.
+pub fn approve(a: ApproveArgs) -> i32 {
+    // Ask the broker whether a token is needed only by trying: the token is read first when
+    // broker.json names one, so it is never sent where it is not wanted.
+    let needs_token = token_configured();
+    let token = if needs_token {
+        match read_token("occ approval token: ") {
+            Ok(t) => Some(t),
+            Err(e) => {
+                eprintln!("occ: {e}");
+                return 2;
+            }
+        }
+    } else {
+        None
+    };
+    let req = json!({
+        "op": "approve",
+        "id": a.id,
+        "scope": if a.session { "session" } else { "once" },
+        "confirm_untrusted": a.confirm_untrusted,
+        "note": a.note,
+        "token": token,
+    });
+    finish(a.json, call(&req), |v| {
+        format!(
+            "approved #{} ({})\n",
+            escape_text(v.get("approved").and_then(|x| x.as_str()).unwrap_or("")),
+            v.get("scope").and_then(|x| x.as_str()).unwrap_or("once")
+        )
+    })
+}
+
+/// Whether broker.json (or the legacy env file) configures a token.
+fn token_configured() -> bool {
+    let sec = crate::paths::security_dir();
+    let in_json = std::fs::read_to_string(sec.join("broker.json"))
+        .ok()
+        .and_then(|t| serde_json::from_str::<Value>(&t).ok())
+        .and_then(|v| v.pointer("/approval/token_sha256").cloned())
+        .is_some_and(|t| !t.is_null());
+    in_json || crate::legacy::token_sha256(&crate::paths::occ_home()).is_some()
+}
+
+/// Runs `occ deny`.
+pub fn deny(a: DenyArgs) -> i32 {
+    finish(
+        a.json,
+        call(&json!({"op": "deny", "id": a.id, "note": a.note})),
+        |v| {
+            format!(
+                "denied #{}\n",
+                escape_text(v.get("denied").and_then(|x| x.as_str()).unwrap_or(""))
+            )
+        },
+    )
+}
+
+/// Runs `occ status`.
+pub fn status(a: StatusArgs) -> i32 {
+    let r = call(&json!({"op": "status"}));
+    if let Err(e) = &r {
+        if a.json {
+            println!("{}", json!({"broker": "down", "error": e}));
+        } else {
+            println!("broker: down ({e})");
+        }
+        return 1;
+    }
+    finish(a.json, r, |v| {
+        let mut out = format!(
+            "broker: up (pid {}, {} mode)\nhome: {}\npending requests: {}\nlive grants: {}\n",
+            v["pid"],
+            v["mode"].as_str().unwrap_or("user"),
+            v["home"].as_str().unwrap_or(""),
+            v["pending"],
+            v["grants"]
+        );
+        let sessions = v["sessions"].as_array().cloned().unwrap_or_default();
+        if sessions.is_empty() {
+            out.push_str("sessions: none\n");
+        }
+        for s in sessions {
+            out.push_str(&format!(
+                "session {}: idle {} min, {} grant(s)\n",
+                escape_text(s["session_id"].as_str().unwrap_or("")),
+                s["idle_minutes"],
+                s["grants"]
+            ));
+        }
+        out
+    })
+}
+
+/// Runs `occ drop`.
+pub fn drop_grants(a: DropArgs) -> i32 {
+    if a.session.is_none() && !a.all {
+        eprintln!("occ drop: say what to drop: --session ID or --all");
+        return 2;
+    }
+    finish(
+        a.json,
+        call(&json!({"op": "drop", "session": a.session, "all": a.all})),
+        |v| format!("dropped {} grant(s)\n", v["dropped"]),
+    )
+}
+
+/// Runs `occ token set|clear`.
+pub fn token(a: TokenArgs) -> i32 {
+    let file = crate::paths::security_dir().join("broker.json");
+    let (digest, printed, json_out) = match a.action {
+        TokenAction::Clear { json } => (None, None, json),
+        TokenAction::Set {
+            generate: true,
+            json,
+        } => match crate::token::generate() {
+            Ok(t) => (Some(crate::token::hash_hex(&t)), Some(t), json),
+            Err(e) => {
+                eprintln!("occ token: cannot generate a token: {e}");
+                return 2;
+            }
+        },
+        TokenAction::Set {
+            generate: false,
+            json,
+        } => {
+            let first = match read_token("new approval token: ") {
+                Ok(t) => t,
+                Err(e) => {
+                    eprintln!("occ token: {e}");
+                    return 2;
+                }
+            };
+            if first.len() < 8 {
+                eprintln!("occ token: the token must be at least 8 characters; or use --generate");
+                return 2;
+            }
+            if std::io::stdin().is_terminal() {
+                match read_token("again: ") {
+                    Ok(again) if again == first => {}
+                    Ok(_) => {
+                        eprintln!("occ token: the two tokens differ; nothing changed");
+                        return 1;
+                    }
+                    Err(e) => {
+                        eprintln!("occ token: {e}");
+                        return 2;
+                    }
+                }
+            }
+            (Some(crate::token::hash_hex(&first)), None, json)
+        }
+    };
+    if let Err(e) = write_token_digest(&file, digest.as_deref()) {
+        eprintln!("occ token: {e}");
+        return 2;
+    }
+    if json_out {
+        println!(
+            "{}",
+            json!({"file": file.display().to_string(), "token_set": digest.is_some(), "token": printed})
+        );
+    } else {
+        match (&digest, &printed) {
+            (Some(_), Some(t)) => println!(
+                "{t}\nThis is the approval token; it is shown once. Only its SHA-256 is kept in {}.",
+                file.display()
+            ),
+            (Some(_), None) => println!("approval token set; only its SHA-256 is kept in {}", file.display()),
+            (None, _) => println!("approval token cleared in {}", file.display()),
+        }
+    }
+    0
+}
+
+/// Sets or clears `approval.token_sha256` in broker.json, keeping every other key, checking
+/// that the result still loads, and replacing the file atomically with mode 0600.
+pub fn write_token_digest(file: &Path, digest: Option<&str>) -> Result<(), String> {
+    let mut doc: Value = match std::fs::read_to_string(file) {
+        Ok(t) => serde_json::from_str(&t)
+            .map_err(|e| format!("{} is not valid JSON ({e}); fix it first", file.display()))?,
+        Err(e) if e.kind() == std::io::ErrorKind::NotFound => json!({"version": 1}),
+        Err(e) => return Err(format!("cannot read {}: {e}", file.display())),
+    };
+    let obj = doc
+        .as_object_mut()
+        .ok_or_else(|| format!("{} must hold a JSON object", file.display()))?;
+    let approval = obj.entry("approval").or_insert_with(|| json!({}));
+    let approval = approval
+        .as_object_mut()
+        .ok_or_else(|| format!("{}: approval must be an object", file.display()))?;
+    match digest {
+        Some(d) => approval.insert("token_sha256".into(), Value::String(d.into())),
+        None => approval.remove("token_sha256"),
+    };
+    let text = serde_json::to_string_pretty(&doc).map_err(|e| e.to_string())? + "\n";
+    occ_policy::file::BrokerConfig::parse(file, &text).map_err(|e| e.to_string())?;
+    crate::paths::write_private(file, text.as_bytes())
+}
+
+/// Runs `occ exec`: the request goes through the sudo shim, so it takes exactly the path an
+/// agent's `sudo` takes.
+pub fn exec(a: ExecArgs) -> i32 {
+    let shim = crate::paths::occ_home().join("bin").join("sudo");
+    if !shim.is_file() {
+        eprintln!(
+            "occ exec: the sudo shim is not installed at {}; run `occ install` first",
+            shim.display()
+        );
+        return 2;
+    }
+    let mut cmd = std::process::Command::new(&shim);
+    cmd.arg("--").args(&a.command);
+    cmd.env("OPENCLAW_PRIV_REASON", &a.reason);
+    if let Some(s) = &a.session_id {
+        cmd.env("OPENCLAW_TASK_SESSION_ID", s);
+    }
+    match cmd.status() {
+        Ok(st) => {
+            let code = st.code().unwrap_or(1);
+            if a.json {
+                println!(
+                    "{}",
+                    json!({"exit_code": st.code(), "signal": std::os::unix::process::ExitStatusExt::signal(&st)})
+                );
+            }
+            code
+        }
+        Err(e) => {
+            eprintln!("occ exec: cannot run {}: {e}", shim.display());
+            2
+        }
+    }
+}

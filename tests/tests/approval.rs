@@ -1,0 +1,594 @@
+//! The approval path end to end, through the real binaries, as the unprivileged agent user:
+//! the shim files a request, an approver decides with `occ approve`/`deny`, the real sudo runs
+//! exactly what was approved, and every step is in an audit log that verifies.
+//!
+//! Needs root (to become the agent user), the real sudo, the `occ-agent` user and its scoped
+//! NOPASSWD drop-in, all of which `.ci/run` sets up.
+
+use std::io::Write;
+use std::os::unix::fs::{MetadataExt, PermissionsExt};
+use std::os::unix::process::CommandExt;
+use std::path::{Path, PathBuf};
+use std::process::{Command, Output, Stdio};
+use std::time::{Duration, Instant};
+
+use serde_json::Value;
+
+const AGENT: &str = "occ-agent";
+
+/// The agent user's uid and gid, if the user exists.
+fn agent_ids() -> Option<(u32, u32)> {
+    let passwd = std::fs::read_to_string("/etc/passwd").ok()?;
+    passwd.lines().find_map(|l| {
+        let f: Vec<&str> = l.split(':').collect();
+        (f.first() == Some(&AGENT))
+            .then(|| Some((f.get(2)?.parse().ok()?, f.get(3)?.parse().ok()?)))?
+    })
+}
+
+/// Whether the environment can run these tests; prints SKIP (a failure under
+/// OCC_REQUIRE_FULL_TESTS=1) when it cannot.
+fn ready() -> Option<(u32, u32)> {
+    if !occ_tests::is_root() {
+        occ_tests::skip("needs root (to run as the agent user)");
+        return None;
+    }
+    if !Path::new("/usr/bin/sudo").is_file() {
+        occ_tests::skip("needs the real sudo at /usr/bin/sudo");
+        return None;
+    }
+    let Some(ids) = agent_ids() else {
+        occ_tests::skip("needs the occ-agent user (created by .ci/run)");
+        return None;
+    };
+    let check = Command::new("/usr/bin/sudo")
+        .args(["-n", "-l", "-U", AGENT, "/usr/bin/id"])
+        .output();
+    if !check.map(|o| o.status.success()).unwrap_or(false) {
+        occ_tests::skip("needs occ-agent's NOPASSWD sudoers drop-in (written by .ci/run)");
+        return None;
+    }
+    Some(ids)
+}
+
+struct AgentHome {
+    _dir: tempfile::TempDir,
+    home: PathBuf,
+    uid: u32,
+    gid: u32,
+}
+
+impl AgentHome {
+    fn new((uid, gid): (u32, u32)) -> AgentHome {
+        let dir = tempfile::Builder::new()
+            .prefix("occ-approval")
+            .tempdir()
+            .unwrap();
+        std::fs::set_permissions(dir.path(), std::fs::Permissions::from_mode(0o755)).unwrap();
+        let home = dir.path().join("openclaw");
+        let bin = home.join("bin");
+        std::fs::create_dir_all(&bin).unwrap();
+        std::fs::create_dir_all(home.join("security")).unwrap();
+        std::fs::copy(occ_tests::bin("occ-shim"), bin.join("sudo")).unwrap();
+        std::fs::copy(occ_tests::bin("occ"), bin.join("occ")).unwrap();
+        let h = AgentHome {
+            _dir: dir,
+            home,
+            uid,
+            gid,
+        };
+        h.chown_all();
+        h
+    }
+
+    fn chown_all(&self) {
+        let st = Command::new("chown")
+            .args(["-R", &format!("{}:{}", self.uid, self.gid)])
+            .arg(&self.home)
+            .status()
+            .unwrap();
+        assert!(st.success());
+        for d in [
+            self.home.clone(),
+            self.home.join("bin"),
+            self.home.join("security"),
+        ] {
+            std::fs::set_permissions(&d, std::fs::Permissions::from_mode(0o700)).unwrap();
+        }
+    }
+
+    /// Writes a policy file as the agent's own 0600 file.
+    fn write_security(&self, name: &str, text: &str) {
+        let p = self.home.join("security").join(name);
+        std::fs::write(&p, text).unwrap();
+        std::fs::set_permissions(&p, std::fs::Permissions::from_mode(0o600)).unwrap();
+        std::os::unix::fs::chown(&p, Some(self.uid), Some(self.gid)).unwrap();
+    }
+
+    fn cmd(&self, program: &Path) -> Command {
+        let mut c = Command::new(program);
+        c.uid(self.uid)
+            .gid(self.gid)
+            .env_clear()
+            .env(
+                "PATH",
+                format!("{}:/usr/bin:/bin", self.home.join("bin").display()),
+            )
+            .env("HOME", self.home.parent().unwrap())
+            .env("OCC_HOME", &self.home)
+            .env("OCC_MODE", "user")
+            .env("LANG", "C")
+            .current_dir(&self.home)
+            .stdin(Stdio::null());
+        c
+    }
+
+    /// The agent's `sudo ARGS` through the shim (stdin not a terminal).
+    fn sudo(&self, args: &[&str], env: &[(&str, &str)]) -> Output {
+        let mut c = self.cmd(&self.home.join("bin/sudo"));
+        c.args(args);
+        for (k, v) in env {
+            c.env(k, v);
+        }
+        c.output().unwrap()
+    }
+
+    /// `occ ARGS` as the agent's uid (in user mode the approver shares it).
+    fn occ(&self, args: &[&str]) -> Output {
+        let mut c = self.cmd(&self.home.join("bin/occ"));
+        c.args(args);
+        c.output().unwrap()
+    }
+
+    fn occ_with_stdin(&self, args: &[&str], stdin: &str) -> Output {
+        let mut c = self.cmd(&self.home.join("bin/occ"));
+        c.args(args)
+            .stdin(Stdio::piped())
+            .stdout(Stdio::piped())
+            .stderr(Stdio::piped());
+        let mut child = c.spawn().unwrap();
+        child
+            .stdin
+            .take()
+            .unwrap()
+            .write_all(stdin.as_bytes())
+            .unwrap();
+        child.wait_with_output().unwrap()
+    }
+
+    fn pending(&self) -> Vec<Value> {
+        let out = self.occ(&["approvals", "--json"]);
+        assert!(out.status.success(), "occ approvals: {}", text(&out.stderr));
+        serde_json::from_slice::<Value>(&out.stdout)
+            .unwrap()
+            .as_array()
+            .cloned()
+            .unwrap()
+    }
+
+    fn events(&self) -> Vec<Value> {
+        let log = self.home.join("security/privileged-audit.jsonl");
+        std::fs::read_to_string(log)
+            .unwrap_or_default()
+            .lines()
+            .map(|l| serde_json::from_str(l).unwrap())
+            .collect()
+    }
+
+    fn verify_intact(&self) {
+        let out = self.occ(&["audit", "verify", "--json"]);
+        let v: Value = serde_json::from_slice(&out.stdout).unwrap_or(Value::Null);
+        assert_eq!(
+            v["intact"],
+            Value::Bool(true),
+            "audit verify: {} {}",
+            text(&out.stdout),
+            text(&out.stderr)
+        );
+        assert!(out.status.success());
+    }
+
+    fn stop_broker(&self) {
+        let pidfile = self.home.join("run/broker.pid");
+        if let Some(pid) = std::fs::read_to_string(&pidfile)
+            .ok()
+            .and_then(|s| s.trim().parse::<i32>().ok())
+        {
+            let _ = Command::new("kill")
+                .args(["-TERM", &pid.to_string()])
+                .status();
+            let deadline = Instant::now() + Duration::from_secs(5);
+            while pidfile.exists() && Instant::now() < deadline {
+                std::thread::sleep(Duration::from_millis(20));
+            }
+        }
+    }
+}
+
+impl Drop for AgentHome {
+    fn drop(&mut self) {
+        self.stop_broker();
+    }
+}
+
+fn text(b: &[u8]) -> String {
+    String::from_utf8_lossy(b).into_owned()
+}
+
+/// The id from the shim's pending line, checking the line word for word.
+fn pending_id(out: &Output) -> String {
+    let err = text(&out.stderr);
+    assert_eq!(out.status.code(), Some(1), "stderr: {err}");
+    let line = err.lines().last().unwrap_or("");
+    let id = line
+        .strip_prefix("sudo: approval pending (occ #")
+        .and_then(|r| r.split(')').next())
+        .unwrap_or_else(|| panic!("not a pending line: {err:?}"))
+        .to_string();
+    assert_eq!(
+        line,
+        format!("sudo: approval pending (occ #{id}): an approver can run: occ approve {id}")
+    );
+    assert_eq!(id.len(), 8);
+    assert!(id
+        .bytes()
+        .all(|b| b.is_ascii_lowercase() || b.is_ascii_digit()));
+    id
+}
+
+fn types(events: &[Value]) -> Vec<String> {
+    events
+        .iter()
+        .map(|e| e["event_type"].as_str().unwrap_or("").to_string())
+        .collect()
+}
+
+#[test]
+fn pending_then_approve_runs_exactly_once_with_stdio_and_status_passed_through() {
+    let Some(ids) = ready() else { return };
+    let h = AgentHome::new(ids);
+
+    let first = h.sudo(&["-n", "/usr/bin/id", "-u"], &[]);
+    let id = pending_id(&first);
+    assert!(first.stdout.is_empty(), "nothing ran before approval");
+
+    let again = h.sudo(&["-n", "/usr/bin/id", "-u"], &[]);
+    assert_eq!(
+        pending_id(&again),
+        id,
+        "an identical pending request keeps its id"
+    );
+
+    let list = h.pending();
+    assert_eq!(list.len(), 1);
+    assert_eq!(list[0]["id"], Value::String(id.clone()));
+    assert_eq!(list[0]["command"][0], "/usr/bin/id");
+    assert_eq!(list[0]["runuser"], "root");
+
+    let ok = h.occ(&["approve", &id]);
+    assert!(ok.status.success(), "approve: {}", text(&ok.stderr));
+
+    let ran = h.sudo(&["-n", "/usr/bin/id", "-u"], &[]);
+    assert_eq!(text(&ran.stdout), "0\n", "stderr: {}", text(&ran.stderr));
+    assert_eq!(ran.status.code(), Some(0));
+
+    // --once: the grant is gone.
+    let third = h.sudo(&["-n", "/usr/bin/id", "-u"], &[]);
+    let id2 = pending_id(&third);
+    assert_ne!(id2, id, "ids are never reused");
+
+    // stdin and the exit status pass through unchanged.
+    let ok = h.occ(&["approve", &id2]);
+    assert!(ok.status.success());
+    let cat = {
+        let req = h.sudo(&["-n", "/bin/sh", "-c", "cat; echo err >&2; exit 7"], &[]);
+        let id = pending_id(&req);
+        assert!(h.occ(&["approve", &id]).status.success());
+        let mut c = h.cmd(&h.home.join("bin/sudo"));
+        c.args(["-n", "/bin/sh", "-c", "cat; echo err >&2; exit 7"])
+            .stdin(Stdio::piped())
+            .stdout(Stdio::piped())
+            .stderr(Stdio::piped());
+        let mut child = c.spawn().unwrap();
+        child.stdin.take().unwrap().write_all(b"hello\n").unwrap();
+        child.wait_with_output().unwrap()
+    };
+    assert_eq!(text(&cat.stdout), "hello\n");
+    assert_eq!(text(&cat.stderr), "err\n");
+    assert_eq!(cat.status.code(), Some(7));
+
+    h.stop_broker();
+    let ev = h.events();
+    let t = types(&ev);
+    for want in [
+        "broker_started",
+        "request_received",
+        "approval_requested",
+        "approval_granted",
+        "exec_start",
+        "exec_finish",
+        "broker_stopped",
+    ] {
+        assert!(t.iter().any(|x| x == want), "missing {want} in {t:?}");
+    }
+    let granted = ev
+        .iter()
+        .find(|e| e["event_type"] == "approval_granted")
+        .unwrap();
+    assert!(
+        granted["approver_pid"].as_i64().unwrap_or(0) > 0,
+        "approver pid recorded: {granted}"
+    );
+    assert_eq!(granted["approver_uid"], Value::from(h.uid));
+    let finish: Vec<&Value> = ev
+        .iter()
+        .filter(|e| e["event_type"] == "exec_finish")
+        .collect();
+    assert_eq!(finish.last().unwrap()["exit_value"], 7);
+    let seqs: Vec<u64> = ev.iter().map(|e| e["seq"].as_u64().unwrap()).collect();
+    assert!(seqs.windows(2).all(|w| w[1] == w[0] + 1), "seq contiguous");
+    h.verify_intact();
+}
+
+#[test]
+fn deny_refuses_and_is_audited() {
+    let Some(ids) = ready() else { return };
+    let h = AgentHome::new(ids);
+    let id = pending_id(&h.sudo(&["-n", "/usr/bin/true"], &[]));
+    let out = h.occ(&["deny", &id, "--note", "not now"]);
+    assert!(out.status.success(), "{}", text(&out.stderr));
+    assert!(h.pending().is_empty());
+    // A denied request never runs: the next attempt is a new pending request.
+    let next = h.sudo(&["-n", "/usr/bin/true"], &[]);
+    assert_ne!(pending_id(&next), id);
+    let bad = h.occ(&["approve", &id]);
+    assert_eq!(bad.status.code(), Some(1), "approving a denied id fails");
+    h.stop_broker();
+    let ev = h.events();
+    assert!(types(&ev).contains(&"approval_denied".to_string()));
+    assert!(!types(&ev).contains(&"exec_start".to_string()));
+    h.verify_intact();
+}
+
+#[test]
+fn session_grant_is_reused_within_the_session_only() {
+    let Some(ids) = ready() else { return };
+    let h = AgentHome::new(ids);
+    let sid = [("OPENCLAW_TASK_SESSION_ID", "task-42")];
+    let id = pending_id(&h.sudo(&["-n", "/usr/bin/id", "-u"], &sid));
+    let out = h.occ(&["approve", &id, "--session"]);
+    assert!(out.status.success(), "{}", text(&out.stderr));
+    for _ in 0..3 {
+        let ran = h.sudo(&["-n", "/usr/bin/id", "-u"], &sid);
+        assert_eq!(text(&ran.stdout), "0\n", "{}", text(&ran.stderr));
+    }
+    // Another session, different args, or no session: not covered.
+    pending_id(&h.sudo(
+        &["-n", "/usr/bin/id", "-u"],
+        &[("OPENCLAW_TASK_SESSION_ID", "other")],
+    ));
+    pending_id(&h.sudo(&["-n", "/usr/bin/id", "-g"], &sid));
+    pending_id(&h.sudo(&["-n", "/usr/bin/id", "-u"], &[]));
+
+    let st = h.occ(&["status", "--json"]);
+    let v: Value = serde_json::from_slice(&st.stdout).unwrap();
+    assert_eq!(v["broker"], "up");
+    let s = v["sessions"].as_array().unwrap();
+    assert_eq!(s.len(), 1);
+    assert_eq!(s[0]["session_id"], "task-42");
+    assert_eq!(s[0]["grants"], 1);
+
+    let dropped = h.occ(&["drop", "--session", "task-42"]);
+    assert!(dropped.status.success());
+    pending_id(&h.sudo(&["-n", "/usr/bin/id", "-u"], &sid));
+}
+
+#[test]
+fn session_scope_refused_for_code_runners_and_sessionless_requests() {
+    let Some(ids) = ready() else { return };
+    let h = AgentHome::new(ids);
+    let sid = [("OPENCLAW_TASK_SESSION_ID", "t")];
+    let id = pending_id(&h.sudo(&["-n", "/bin/sh", "-c", "true"], &sid));
+    let out = h.occ(&["approve", &id, "--session"]);
+    assert_eq!(out.status.code(), Some(1));
+    assert!(
+        text(&out.stderr).contains("arbitrary code"),
+        "{}",
+        text(&out.stderr)
+    );
+    let id = pending_id(&h.sudo(&["-n", "/usr/bin/true"], &[]));
+    let out = h.occ(&["approve", &id, "--session"]);
+    assert_eq!(out.status.code(), Some(1));
+    assert!(
+        text(&out.stderr).contains("no session id"),
+        "{}",
+        text(&out.stderr)
+    );
+}
+
+#[test]
+fn untrusted_request_needs_confirmation() {
+    let Some(ids) = ready() else { return };
+    let h = AgentHome::new(ids);
+    h.write_security(
+        "prompt-policy.json",
+        r#"{"require_confirmation_for_untrusted": true}"#,
+    );
+    let env = [("OPENCLAW_UNTRUSTED_SOURCE", "1")];
+    let id = pending_id(&h.sudo(&["-n", "/usr/bin/id", "-u"], &env));
+    assert_eq!(h.pending()[0]["untrusted"], true);
+    let out = h.occ(&["approve", &id]);
+    assert_eq!(out.status.code(), Some(1));
+    assert!(text(&out.stderr).contains("--confirm-untrusted"));
+    let out = h.occ(&["approve", &id, "--confirm-untrusted"]);
+    assert!(out.status.success(), "{}", text(&out.stderr));
+    let ran = h.sudo(&["-n", "/usr/bin/id", "-u"], &env);
+    assert_eq!(text(&ran.stdout), "0\n", "{}", text(&ran.stderr));
+    h.stop_broker();
+    let t = types(&h.events());
+    assert!(t.contains(&"untrusted_source_block".to_string()));
+    assert!(t.contains(&"untrusted_source_confirmed".to_string()));
+}
+
+#[test]
+fn token_is_required_when_configured_and_never_logged() {
+    let Some(ids) = ready() else { return };
+    let h = AgentHome::new(ids);
+    let set = h.occ(&["token", "set", "--generate", "--json"]);
+    assert!(set.status.success(), "{}", text(&set.stderr));
+    let v: Value = serde_json::from_slice(&set.stdout).unwrap();
+    let token = v["token"].as_str().unwrap().to_string();
+    assert_eq!(token.len(), 32);
+    let cfg = std::fs::read_to_string(h.home.join("security/broker.json")).unwrap();
+    assert!(!cfg.contains(&token), "only the digest is stored");
+    let md = std::fs::metadata(h.home.join("security/broker.json")).unwrap();
+    assert_eq!(md.mode() & 0o777, 0o600);
+
+    let id = pending_id(&h.sudo(&["-n", "/usr/bin/true"], &[]));
+    // The agent approving itself without the token fails.
+    let bad = h.occ_with_stdin(&["approve", &id], "wrong-token\n");
+    assert_eq!(bad.status.code(), Some(1), "{}", text(&bad.stderr));
+    let none = h.occ(&["approve", &id]);
+    assert_eq!(none.status.code(), Some(1));
+    assert_eq!(h.pending().len(), 1, "still pending");
+    let good = h.occ_with_stdin(&["approve", &id], &format!("{token}\n"));
+    assert!(good.status.success(), "{}", text(&good.stderr));
+    let ran = h.sudo(&["-n", "/usr/bin/true"], &[]);
+    assert_eq!(ran.status.code(), Some(0), "{}", text(&ran.stderr));
+
+    h.stop_broker();
+    let log = std::fs::read_to_string(h.home.join("security/privileged-audit.jsonl")).unwrap();
+    assert!(
+        !log.contains(&token),
+        "the token never appears in the audit log"
+    );
+    let t = types(&h.events());
+    assert!(t.contains(&"token_failed".to_string()));
+    assert!(t.contains(&"token_ok".to_string()));
+}
+
+#[test]
+fn agent_self_approval_without_token_is_audited_with_its_pid() {
+    // User mode's documented limit: with no token, the agent can approve itself. It must at
+    // least be on record, with the approving process's pid.
+    let Some(ids) = ready() else { return };
+    let h = AgentHome::new(ids);
+    let id = pending_id(&h.sudo(&["-n", "/usr/bin/true"], &[]));
+    let child = h
+        .cmd(&h.home.join("bin/occ"))
+        .args(["approve", &id])
+        .spawn()
+        .unwrap();
+    let approver_pid = child.id();
+    assert!(child.wait_with_output().unwrap().status.success());
+    h.stop_broker();
+    let ev = h.events();
+    let g = ev
+        .iter()
+        .find(|e| e["event_type"] == "approval_granted")
+        .unwrap();
+    assert_eq!(g["approver_pid"], Value::from(approver_pid));
+}
+
+#[test]
+fn piped_yes_does_not_approve() {
+    let Some(ids) = ready() else { return };
+    let h = AgentHome::new(ids);
+    let mut c = h.cmd(&h.home.join("bin/sudo"));
+    c.args(["/usr/bin/true"])
+        .stdin(Stdio::piped())
+        .stdout(Stdio::piped())
+        .stderr(Stdio::piped());
+    let mut child = c.spawn().unwrap();
+    let _ = child.stdin.take().unwrap().write_all(b"y\ny\nyes\n");
+    let out = child.wait_with_output().unwrap();
+    pending_id(&out);
+    assert_eq!(h.pending().len(), 1);
+}
+
+#[test]
+fn replaying_a_grant_with_other_args_cwd_or_env_is_refused() {
+    let Some(ids) = ready() else { return };
+    let h = AgentHome::new(ids);
+    let id = pending_id(&h.sudo(&["-n", "/usr/bin/id", "-u"], &[]));
+    assert!(h.occ(&["approve", &id]).status.success());
+    // Different arguments, an env assignment, a different cwd, another target user: all new
+    // requests.
+    pending_id(&h.sudo(&["-n", "/usr/bin/id", "-g"], &[]));
+    pending_id(&h.sudo(&["-n", "FOO=1", "/usr/bin/id", "-u"], &[]));
+    pending_id(&h.sudo(&["-n", "-u", "nobody", "/usr/bin/id", "-u"], &[]));
+    let mut c = h.cmd(&h.home.join("bin/sudo"));
+    c.args(["-n", "/usr/bin/id", "-u"]).current_dir("/");
+    pending_id(&c.output().unwrap());
+    // The approved one still works exactly once.
+    let ran = h.sudo(&["-n", "/usr/bin/id", "-u"], &[]);
+    assert_eq!(text(&ran.stdout), "0\n", "{}", text(&ran.stderr));
+}
+
+#[test]
+fn forged_session_state_file_grants_nothing() {
+    let Some(ids) = ready() else { return };
+    let h = AgentHome::new(ids);
+    let id = pending_id(&h.sudo(&["-n", "/usr/bin/true"], &[]));
+    // The agent writes a "state file" claiming a session grant for everything.
+    h.write_security(
+        "root-session-state.json",
+        &format!(
+            r#"{{"version":1,"grants":[{{"digest":"{}","scope":"session","request_id":"{id}","caller_uid":{},"session_id":"x","created_ms":0}}],"sessions":{{"x":99999999999999}}}}"#,
+            "0".repeat(64),
+            h.uid
+        ),
+    );
+    pending_id(&h.sudo(&["-n", "/usr/bin/true"], &[]));
+}
+
+#[test]
+fn spoofing_text_is_shown_escaped_to_the_approver() {
+    let Some(ids) = ready() else { return };
+    let h = AgentHome::new(ids);
+    let evil = "x\u{1b}[2J\u{202e}gpj.exe\nAPPROVED";
+    pending_id(&h.sudo(
+        &["-n", "/usr/bin/echo", evil],
+        &[(
+            "OPENCLAW_PRIV_REASON",
+            "routine\u{1b}[31m update\r\nall good",
+        )],
+    ));
+    let out = h.occ(&["approvals"]);
+    let shown = text(&out.stdout);
+    assert!(out.status.success());
+    for bad in ['\u{1b}', '\u{202e}', '\r'] {
+        assert!(
+            !shown.contains(bad),
+            "raw {bad:?} reached the approver: {shown:?}"
+        );
+    }
+    assert!(
+        shown.contains("\\u001b[2J\\u202egpj.exe\\nAPPROVED"),
+        "{shown}"
+    );
+    assert!(
+        shown.contains("routine\\u{001b}[31m update\\r\\nall good"),
+        "{shown}"
+    );
+}
+
+#[test]
+fn another_uid_is_refused_by_the_agents_broker() {
+    let Some(ids) = ready() else { return };
+    let h = AgentHome::new(ids);
+    // Start the agent's broker.
+    pending_id(&h.sudo(&["-n", "/usr/bin/true"], &[]));
+    // Root talks to it through a copy of the shim pointed at the same home.
+    let out = Command::new(h.home.join("bin/occ"))
+        .args(["approvals", "--json"])
+        .env("OCC_HOME", &h.home)
+        .output()
+        .unwrap();
+    assert_ne!(out.status.code(), Some(0), "{}", text(&out.stdout));
+    assert!(
+        text(&out.stderr).contains("peer_uid_mismatch"),
+        "{}",
+        text(&out.stderr)
+    );
+}
