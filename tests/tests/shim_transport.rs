@@ -490,6 +490,10 @@ fn sigterm_stops_cleanly_and_removes_socket_and_pid() {
     let home = Home::new(true);
     let mut broker = foreground_broker(&home);
     assert!(home.run().join("broker.pid").exists());
+    // An idle client that never sends its request must not hold the shutdown up.
+    let idle = UnixStream::connect(home.sock()).unwrap();
+    std::thread::sleep(Duration::from_millis(100));
+    let t = Instant::now();
     let _ = Command::new("kill")
         .args(["-TERM", &broker.id().to_string()])
         .status();
@@ -502,6 +506,12 @@ fn sigterm_stops_cleanly_and_removes_socket_and_pid() {
         .expect("the broker exits within 5 s of SIGTERM")
         .unwrap();
     assert_eq!(status.code(), Some(0));
+    assert!(
+        t.elapsed() < Duration::from_secs(2),
+        "shutdown waited {:?} for an idle client",
+        t.elapsed()
+    );
+    drop(idle);
     assert!(!home.sock().exists(), "socket left behind");
     assert!(
         !home.run().join("broker.pid").exists(),

@@ -7,11 +7,12 @@ pub mod conn;
 pub mod files;
 pub mod handler;
 
+use std::collections::HashMap;
 use std::io::{Read, Write};
 use std::os::fd::AsFd;
 use std::os::unix::net::{UnixListener, UnixStream};
 use std::path::PathBuf;
-use std::sync::atomic::{AtomicBool, Ordering};
+use std::sync::atomic::{AtomicBool, AtomicU64, Ordering};
 use std::sync::{Arc, Condvar, Mutex};
 use std::time::{Duration, Instant};
 
@@ -99,6 +100,33 @@ impl Shutdown {
 struct Live {
     count: Mutex<usize>,
     zero: Condvar,
+    /// Connections still reading their first frame, cut at shutdown so they end at once
+    /// instead of holding the broker for the request time-out.
+    reading: Mutex<HashMap<u64, UnixStream>>,
+    next: AtomicU64,
+}
+
+impl Live {
+    fn start_reading(&self, stream: &UnixStream) -> Option<u64> {
+        let id = self.next.fetch_add(1, Ordering::Relaxed);
+        let clone = stream.try_clone().ok()?;
+        self.reading.lock().ok()?.insert(id, clone);
+        Some(id)
+    }
+
+    fn done_reading(&self, id: Option<u64>) {
+        if let (Some(id), Ok(mut r)) = (id, self.reading.lock()) {
+            r.remove(&id);
+        }
+    }
+
+    fn cut_readers(&self) {
+        if let Ok(mut r) = self.reading.lock() {
+            for (_, s) in r.drain() {
+                let _ = s.shutdown(std::net::Shutdown::Both);
+            }
+        }
+    }
 }
 
 struct LiveGuard(Arc<Live>);
@@ -169,6 +197,7 @@ impl Server {
         }
         let mut drain = [0u8; 16];
         while matches!((&self.shutdown.inner.wake_rx).read(&mut drain), Ok(n) if n > 0) {}
+        self.live.cut_readers();
         let cause = self.shutdown.cause();
         self.handler.stopping(cause);
         cause
@@ -197,11 +226,12 @@ impl Server {
         let handler = self.handler.clone();
         let shutdown = self.shutdown.clone();
         let uid = self.uid;
+        let live = self.live.clone();
         let spawned = std::thread::Builder::new()
             .name("occ-conn".into())
             .spawn(move || {
                 let _guard = guard;
-                serve_conn(stream, handler.as_ref(), shutdown, uid);
+                serve_conn(stream, handler.as_ref(), shutdown, uid, &live);
             });
         if let Err(e) = spawned {
             tracing::error!("cannot start a connection thread: {e}");
@@ -230,7 +260,13 @@ impl Server {
 
 /// Serves one connection: identify the peer, read one request within the time limit, hand it
 /// to the handler, and make sure the caller gets a final answer.
-fn serve_conn(stream: UnixStream, handler: &dyn RequestHandler, shutdown: Shutdown, uid: u32) {
+fn serve_conn(
+    stream: UnixStream,
+    handler: &dyn RequestHandler,
+    shutdown: Shutdown,
+    uid: u32,
+    live: &Live,
+) {
     let _ = stream.set_nonblocking(false);
     let _ = stream.set_write_timeout(Some(conn::WRITE_TIMEOUT));
     let peer = match peer_cred(&stream) {
@@ -274,8 +310,19 @@ fn serve_conn(stream: UnixStream, handler: &dyn RequestHandler, shutdown: Shutdo
         }
         return;
     }
-    let received = match read_frame_by(&stream, Some(Instant::now() + REQUEST_TIMEOUT)) {
+    let reading = live.start_reading(&stream);
+    let got = if shutdown.is_triggered() {
+        Err(occ_proto::Error::Closed)
+    } else {
+        read_frame_by(&stream, Some(Instant::now() + REQUEST_TIMEOUT))
+    };
+    live.done_reading(reading);
+    let received = match got {
         Ok(r) => r,
+        Err(_) if shutdown.is_triggered() => {
+            tracing::debug!(peer_pid = peer.pid, "connection cut by shutdown");
+            return;
+        }
         Err(occ_proto::Error::Closed) => {
             tracing::debug!(peer_pid = peer.pid, "connection closed before a request");
             return;
