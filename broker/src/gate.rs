@@ -20,12 +20,37 @@ use crate::escape::escape_text;
 use crate::session::{self, Digest, Outcome as PendingOutcome, RequestInfo, Scope, Store};
 use crate::stack::{self, Module, Verdict};
 
-/// Milliseconds since the epoch: the one clock every rule here reads.
+/// Milliseconds since the epoch: the one clock every rule here reads. Builds with the
+/// compile-time `test-clock` feature add an offset that tests advance through the admin socket;
+/// no environment variable or file can move it.
 pub fn now_ms() -> u64 {
-    SystemTime::now()
+    let real = SystemTime::now()
         .duration_since(UNIX_EPOCH)
         .map(|d| u64::try_from(d.as_millis()).unwrap_or(u64::MAX))
-        .unwrap_or(0)
+        .unwrap_or(0);
+    real.saturating_add(test_clock::offset_ms())
+}
+
+#[cfg(feature = "test-clock")]
+mod test_clock {
+    use std::sync::atomic::{AtomicU64, Ordering};
+
+    static OFFSET_MS: AtomicU64 = AtomicU64::new(0);
+
+    pub fn offset_ms() -> u64 {
+        OFFSET_MS.load(Ordering::SeqCst)
+    }
+
+    pub fn advance(ms: u64) -> u64 {
+        OFFSET_MS.fetch_add(ms, Ordering::SeqCst).saturating_add(ms)
+    }
+}
+
+#[cfg(not(feature = "test-clock"))]
+mod test_clock {
+    pub fn offset_ms() -> u64 {
+        0
+    }
 }
 
 /// Audit fields under construction.
@@ -587,6 +612,13 @@ impl Gate {
         let str_field = |k: &str| req.get(k).and_then(|v| v.as_str()).map(str::to_string);
         match op {
             "approvals" => (self.approvals_json(), true),
+            #[cfg(feature = "test-clock")]
+            "advance_clock" => {
+                let ms = req.get("ms").and_then(|v| v.as_u64()).unwrap_or(0);
+                let offset = test_clock::advance(ms);
+                self.sweep();
+                (serde_json::json!({ "offset_ms": offset }), true)
+            }
             "status" => (self.status_json(), true),
             "approve" => self.admin_approve(
                 peer,

@@ -592,3 +592,69 @@ fn another_uid_is_refused_by_the_agents_broker() {
         text(&out.stderr)
     );
 }
+
+const MINUTE_MS: u64 = 60_000;
+
+impl AgentHome {
+    /// Moves the broker's compile-time test clock forward.
+    fn advance_minutes(&self, minutes: u64) {
+        let out = self.occ(&["advance-clock", &(minutes * MINUTE_MS).to_string()]);
+        assert!(
+            out.status.success(),
+            "advance-clock (the workspace's occ is built with the test-clock feature): {}",
+            text(&out.stderr)
+        );
+    }
+}
+
+#[test]
+fn pending_requests_expire_after_the_configured_minutes() {
+    let Some(ids) = ready() else { return };
+    let h = AgentHome::new(ids);
+    let id = pending_id(&h.sudo(&["-n", "/usr/bin/true"], &[]));
+    h.advance_minutes(29);
+    assert_eq!(h.pending().len(), 1, "still pending after 29 minutes");
+    h.advance_minutes(2);
+    assert!(h.pending().is_empty(), "expired after 30 minutes");
+    let late = h.occ(&["approve", &id]);
+    assert_eq!(
+        late.status.code(),
+        Some(1),
+        "an expired request cannot be approved"
+    );
+    // Asking again files a new request with a new id.
+    assert_ne!(pending_id(&h.sudo(&["-n", "/usr/bin/true"], &[])), id);
+    h.stop_broker();
+    let ev = h.events();
+    let expired = ev
+        .iter()
+        .find(|e| e["event_type"] == "approval_expired")
+        .expect("approval_expired audited");
+    assert_eq!(expired["request_id"], Value::String(id));
+    h.verify_intact();
+}
+
+#[test]
+fn session_grant_ends_after_thirty_idle_minutes() {
+    let Some(ids) = ready() else { return };
+    let h = AgentHome::new(ids);
+    let sid = [("OPENCLAW_TASK_SESSION_ID", "task-idle")];
+    let id = pending_id(&h.sudo(&["-n", "/usr/bin/id", "-u"], &sid));
+    assert!(h.occ(&["approve", &id, "--session"]).status.success());
+    // Activity slides the window: 25 + 25 minutes with a run in between stays live.
+    h.advance_minutes(25);
+    assert_eq!(
+        text(&h.sudo(&["-n", "/usr/bin/id", "-u"], &sid).stdout),
+        "0\n"
+    );
+    h.advance_minutes(25);
+    assert_eq!(
+        text(&h.sudo(&["-n", "/usr/bin/id", "-u"], &sid).stdout),
+        "0\n"
+    );
+    h.advance_minutes(31);
+    pending_id(&h.sudo(&["-n", "/usr/bin/id", "-u"], &sid));
+    h.stop_broker();
+    let t = types(&h.events());
+    assert!(t.contains(&"session_timeout".to_string()), "{t:?}");
+}

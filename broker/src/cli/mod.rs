@@ -41,6 +41,13 @@ pub enum Command {
     Token(admin::TokenArgs),
     /// Run one command through the sudo shim's path, with a reason for the approver.
     Exec(admin::ExecArgs),
+    /// Test builds only: advance the running broker's clock by MS milliseconds.
+    #[cfg(feature = "test-clock")]
+    #[command(hide = true)]
+    AdvanceClock {
+        /// Milliseconds to add.
+        ms: u64,
+    },
 }
 
 /// Parses `std::env::args` and runs the command; returns the process exit code.
@@ -70,5 +77,22 @@ pub fn run(cli: Cli) -> i32 {
         Command::Drop(a) => admin::drop_grants(a),
         Command::Token(a) => admin::token(a),
         Command::Exec(a) => admin::exec(a),
+        #[cfg(feature = "test-clock")]
+        Command::AdvanceClock { ms } => {
+            match admin::call(&serde_json::json!({"op": "advance_clock", "ms": ms})) {
+                Ok((true, v)) => {
+                    println!("{v}");
+                    0
+                }
+                Ok((false, v)) => {
+                    eprintln!("occ: {v}");
+                    1
+                }
+                Err(e) => {
+                    eprintln!("occ: {e}");
+                    2
+                }
+            }
+        }
     }
 }
