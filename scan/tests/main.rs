@@ -2,3 +2,5 @@
 
 mod compliance_checks;
 mod compliance_support;
+mod compliance_notify;
+mod compliance_schedule;

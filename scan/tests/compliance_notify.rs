@@ -1,0 +1,260 @@
+//! `notify`: new, escalated and unchanged findings; a failing notifier leaves the state where
+//! it was so the next run retries; refused notifiers (a shell, a symlinked interpreter, a
+//! mismatched argv, the legacy comma allowlist); the notifier's environment is cleared.
+
+use std::path::{Path, PathBuf};
+use std::time::{Duration, SystemTime};
+
+use occ_scan::compliance::notify::{notify, NotifyOptions, NotifyState};
+use serde_json::json;
+
+use crate::compliance_support::{chmod, write};
+
+struct Setup {
+    dir: tempfile::TempDir,
+    opts: NotifyOptions,
+    out: PathBuf,
+}
+
+fn summary(p: &Path, items: &[(&str, &str, &str)]) {
+    let v: Vec<_> = items
+        .iter()
+        .map(|(id, st, risk)| json!({"check_id": id, "status": st, "risk": risk, "title": format!("title of {id}")}))
+        .collect();
+    write(p, &json!({"summary": {"violations": v}}).to_string());
+}
+
+/// A notifier script that appends its stdin (and its environment) to `out`, then exits `code`.
+fn notifier(dir: &Path, name: &str, code: i32) -> PathBuf {
+    let out = dir.join("delivered.txt");
+    let p = dir.join(name);
+    write(
+        &p,
+        &format!(
+            "#!/bin/sh\ncat >> '{o}'\necho '--' >> '{o}'\nenv > '{o}.env'\nexit {code}\n",
+            o = out.display()
+        ),
+    );
+    chmod(&p, 0o755);
+    p
+}
+
+fn setup(code: i32) -> Setup {
+    let dir = tempfile::tempdir().unwrap();
+    let n = notifier(dir.path(), "notify-admin", code);
+    let argv = json!([n.display().to_string(), "--channel", "ops"]).to_string();
+    let opts = NotifyOptions {
+        summary: dir.path().join("compliance-summary.json"),
+        state: dir.path().join("state.json"),
+        cmd: Some(argv.clone()),
+        allowlist: Some(format!("[{argv}]")),
+        timeout: Duration::from_secs(5),
+    };
+    let out = dir.path().join("delivered.txt");
+    Setup { dir, opts, out }
+}
+
+fn delivered(s: &Setup) -> String {
+    std::fs::read_to_string(&s.out).unwrap_or_default()
+}
+
+fn state(s: &Setup) -> NotifyState {
+    serde_json::from_slice(&std::fs::read(&s.opts.state).unwrap()).unwrap()
+}
+
+#[test]
+fn new_then_unchanged_then_escalated() {
+    let s = setup(0);
+    summary(
+        &s.opts.summary,
+        &[
+            ("backup_configured", "partial", "low"),
+            ("command_policy_enforced", "violation", "high"),
+        ],
+    );
+    let o = notify(&s.opts, SystemTime::now()).unwrap();
+    assert_eq!(o.status, "sent");
+    assert_eq!(o.new, vec!["backup_configured", "command_policy_enforced"]);
+    assert!(o.state_advanced);
+    let text = delivered(&s);
+    assert!(
+        text.contains("- backup_configured: partial (low) - title of backup_configured"),
+        "{text}"
+    );
+    assert!(
+        text.contains("- command_policy_enforced: violation (high)"),
+        "{text}"
+    );
+    assert_eq!(o.exit_code(), 1);
+
+    // Unchanged: nothing sent.
+    std::fs::remove_file(&s.out).unwrap();
+    let o = notify(&s.opts, SystemTime::now()).unwrap();
+    assert_eq!(o.status, "nothing_new");
+    assert!(!s.out.exists(), "notifier ran for unchanged findings");
+
+    // Escalated: exactly that one line.
+    summary(
+        &s.opts.summary,
+        &[
+            ("backup_configured", "violation", "low"),
+            ("command_policy_enforced", "violation", "high"),
+        ],
+    );
+    let o = notify(&s.opts, SystemTime::now()).unwrap();
+    assert_eq!(o.new, vec!["backup_configured"]);
+    let text = delivered(&s);
+    assert_eq!(text.matches("\n- ").count(), 1, "{text}");
+
+    // Downgrade is not news, but it is remembered: a later re-escalation is news again.
+    summary(&s.opts.summary, &[("backup_configured", "partial", "low")]);
+    let o = notify(&s.opts, SystemTime::now()).unwrap();
+    assert_eq!(o.status, "nothing_new");
+    assert_eq!(state(&s).violations.len(), 1);
+}
+
+#[test]
+fn failing_notifier_keeps_state_and_retries() {
+    let s = setup(3);
+    summary(
+        &s.opts.summary,
+        &[("backup_configured", "violation", "low")],
+    );
+    let o = notify(&s.opts, SystemTime::now()).unwrap();
+    assert_eq!(o.status, "failed");
+    assert!(!o.state_advanced);
+    assert_eq!(o.exit_code(), 2);
+    assert!(
+        o.error.as_deref().unwrap_or_default().contains("exited 3"),
+        "{o:?}"
+    );
+    let st = state(&s);
+    assert!(
+        st.violations.is_empty(),
+        "state advanced after a failed delivery"
+    );
+    assert_eq!(st.failed_attempts, 1);
+    // Still new on the next run (retry), reported again.
+    let o = notify(&s.opts, SystemTime::now()).unwrap();
+    assert_eq!(o.new, vec!["backup_configured"]);
+    assert_eq!(o.failed_attempts, 2);
+    // Fix the notifier: delivered, state advances.
+    notifier(s.dir.path(), "notify-admin", 0);
+    let o = notify(&s.opts, SystemTime::now()).unwrap();
+    assert_eq!(o.status, "sent");
+    assert_eq!(state(&s).violations.len(), 1);
+    assert_eq!(state(&s).failed_attempts, 0);
+}
+
+#[test]
+fn hanging_notifier_is_killed_and_retried() {
+    let mut s = setup(0);
+    let p = s.dir.path().join("slow-notifier");
+    write(&p, "#!/bin/sh\nsleep 30\n");
+    chmod(&p, 0o755);
+    let argv = json!([p.display().to_string()]).to_string();
+    s.opts.cmd = Some(argv.clone());
+    s.opts.allowlist = Some(format!("[{argv}]"));
+    s.opts.timeout = Duration::from_millis(300);
+    summary(
+        &s.opts.summary,
+        &[("backup_configured", "violation", "low")],
+    );
+    let t = std::time::Instant::now();
+    let o = notify(&s.opts, SystemTime::now()).unwrap();
+    assert!(t.elapsed() < Duration::from_secs(10));
+    assert_eq!(o.status, "failed");
+    assert!(o.error.unwrap_or_default().contains("timed out"));
+    assert!(state(&s).violations.is_empty());
+}
+
+#[test]
+fn notifier_environment_is_cleared() {
+    std::env::set_var("OCC_NOTIFY_TEST_LEAK", "BASH_ENV-like");
+    let s = setup(0);
+    summary(
+        &s.opts.summary,
+        &[("backup_configured", "violation", "low")],
+    );
+    notify(&s.opts, SystemTime::now()).unwrap();
+    let env = std::fs::read_to_string(s.out.with_extension("txt.env")).unwrap();
+    assert!(!env.contains("OCC_NOTIFY_TEST_LEAK"), "{env}");
+    assert!(env.contains("PATH=/usr/local/bin:/usr/bin:/bin"), "{env}");
+}
+
+fn refused(s: &Setup, cmd: &str, allow: &str) -> String {
+    let mut opts = s.opts.clone();
+    opts.cmd = Some(cmd.to_string());
+    opts.allowlist = Some(allow.to_string());
+    let o = notify(&opts, SystemTime::now()).unwrap();
+    assert_eq!(o.status, "refused", "{cmd} was not refused: {o:?}");
+    assert!(!o.state_advanced);
+    assert_eq!(o.exit_code(), 2);
+    o.error.unwrap_or_default()
+}
+
+#[test]
+fn refuses_shells_interpreters_and_mismatched_argv() {
+    let s = setup(0);
+    summary(
+        &s.opts.summary,
+        &[("backup_configured", "violation", "low")],
+    );
+    // A shell, exactly allowlisted: still refused (it would run the message as commands).
+    let e = refused(&s, r#"["/bin/sh"]"#, r#"[["/bin/sh"]]"#);
+    assert!(e.contains("shell or interpreter"), "{e}");
+    // A symlink with an innocent name pointing at bash: judged by its target.
+    let link = s.dir.path().join("notifier");
+    std::os::unix::fs::symlink("/bin/bash", &link).unwrap();
+    let cmd = json!([link.display().to_string()]).to_string();
+    let e = refused(&s, &cmd, &format!("[{cmd}]"));
+    assert!(e.contains("shell or interpreter"), "{e}");
+    // A versioned interpreter name.
+    let py = s.dir.path().join("python3.11");
+    write(&py, "#!/bin/false\n");
+    chmod(&py, 0o755);
+    let cmd = json!([py.display().to_string(), "-c", "1"]).to_string();
+    refused(&s, &cmd, &format!("[{cmd}]"));
+    // awk runs code through system().
+    refused(
+        &s,
+        r#"["/usr/bin/awk", "{system($0)}"]"#,
+        r#"[["/usr/bin/awk", "{system($0)}"]]"#,
+    );
+    // Mismatched argv: the allowlist holds the program with other arguments.
+    let n = s.dir.path().join("notify-admin");
+    let cmd = json!([n.display().to_string(), "--channel", "everyone"]).to_string();
+    let allow = json!([[n.display().to_string(), "--channel", "ops"]]).to_string();
+    let e = refused(&s, &cmd, &allow);
+    assert!(e.contains("not in"), "{e}");
+    // The legacy comma allowlist approved any arguments; it is refused now.
+    let e = refused(&s, &format!("{} -a", n.display()), &n.display().to_string());
+    assert!(e.contains("JSON array"), "{e}");
+    // Relative path, and no allowlist at all.
+    refused(&s, r#"["notify-admin"]"#, r#"[["notify-admin"]]"#);
+    let mut opts = s.opts.clone();
+    opts.allowlist = None;
+    assert_eq!(notify(&opts, SystemTime::now()).unwrap().status, "refused");
+    assert!(!s.out.exists(), "a refused notifier ran");
+}
+
+#[test]
+fn reads_the_nested_summary_and_prints_without_a_notifier() {
+    // The seed read a top-level `violations` key and so never fired (B5).
+    let s = setup(0);
+    let mut opts = s.opts.clone();
+    opts.cmd = None;
+    summary(
+        &opts.summary,
+        &[("gateway_loopback_only", "violation", "critical")],
+    );
+    let o = notify(&opts, SystemTime::now()).unwrap();
+    assert_eq!(o.status, "printed");
+    assert!(o
+        .message
+        .unwrap()
+        .contains("gateway_loopback_only: violation (critical)"));
+    // A summary without summary.violations is an error, not "nothing new".
+    write(&opts.summary, r#"{"violations": []}"#);
+    assert!(notify(&opts, SystemTime::now()).is_err());
+}
