@@ -5,6 +5,7 @@ pub mod cli;
 pub mod daemon;
 pub mod escape;
 pub mod gate;
+pub mod install;
 pub mod legacy;
 pub mod paths;
 pub mod session;

@@ -6,7 +6,9 @@ use clap::{Parser, Subcommand};
 pub mod admin;
 pub mod audit;
 pub mod broker;
+pub mod doctor;
 pub mod explain;
+pub mod install;
 pub mod policy;
 
 /// occ: the privilege gate for AI agents.
@@ -41,6 +43,12 @@ pub enum Command {
     Token(admin::TokenArgs),
     /// Run one command through the sudo shim's path, with a reason for the approver.
     Exec(admin::ExecArgs),
+    /// Install occ for this user: binaries, policy templates, broker, agent PATH.
+    Install(install::InstallArgs),
+    /// Undo `occ install`, keeping the audit log and edited policy files.
+    Uninstall(install::UninstallArgs),
+    /// Check the installation: PATH order, broker, files, real sudo, audit log, policy.
+    Doctor(doctor::DoctorArgs),
     /// Test builds only: advance the running broker's clock by MS milliseconds.
     #[cfg(feature = "test-clock")]
     #[command(hide = true)]
@@ -77,6 +85,9 @@ pub fn run(cli: Cli) -> i32 {
         Command::Drop(a) => admin::drop_grants(a),
         Command::Token(a) => admin::token(a),
         Command::Exec(a) => admin::exec(a),
+        Command::Install(a) => install::run(a),
+        Command::Uninstall(a) => install::run_uninstall(a),
+        Command::Doctor(a) => doctor::run(a),
         #[cfg(feature = "test-clock")]
         Command::AdvanceClock { ms } => {
             match admin::call(&serde_json::json!({"op": "advance_clock", "ms": ms})) {

@@ -1,0 +1,88 @@
+//! `occ doctor`: runs every install check at any time, one line each (ok, warn, fail with the
+//! fix). Warnings alone exit 0; any failure exits 1. It changes nothing.
+
+use clap::Args;
+use serde_json::json;
+
+use crate::install::checks;
+use crate::install::manifest::{Manifest, PathInjection};
+use crate::install::{pathinj, tool};
+
+/// Arguments of `occ doctor`.
+#[derive(Args, Debug)]
+pub struct DoctorArgs {
+    /// Print one JSON object.
+    #[arg(long)]
+    pub json: bool,
+}
+
+/// Runs the checks and prints them.
+pub fn run(a: DoctorArgs) -> i32 {
+    let home = crate::paths::occ_home();
+    let security = crate::paths::security_dir();
+    let mut list = Vec::new();
+    let manifest = match Manifest::load(&crate::install::manifest_path()) {
+        Ok(m) => m,
+        Err(e) => {
+            list.push(checks::Check {
+                name: "manifest",
+                status: checks::Status::Fail,
+                detail: e,
+                fix: Some("run `occ install` again".into()),
+            });
+            None
+        }
+    };
+    let sc = tool::systemd_user();
+    // The PATH the agent gets from OpenClaw: ask the CLI when it is here, else trust the
+    // manifest's record of what occ set.
+    let prepend = tool::which("openclaw")
+        .and_then(|oc| pathinj::openclaw_get(&oc, pathinj::PATH_KEY))
+        .or_else(|| {
+            manifest.as_ref().and_then(|m| {
+                m.path.iter().find_map(|p| match p {
+                    PathInjection::OpenclawConfig { value, .. } => Some(value.clone()),
+                    _ => None,
+                })
+            })
+        });
+    list.push(checks::path_order(&home, prepend.as_ref()));
+    list.push(checks::openclaw(sc.as_deref()));
+    list.push(checks::broker_reachable(&home, manifest.as_ref()));
+    list.extend(checks::files(&home, manifest.as_ref()));
+    list.push(checks::shim_static(&home));
+    let real = occ_policy::file::load(&security, nix::unistd::geteuid().as_raw(), &|_| None)
+        .map(|c| c.broker.real_sudo)
+        .unwrap_or_else(|_| std::path::PathBuf::from("/usr/bin/sudo"));
+    let real_check = checks::real_sudo(&real);
+    let real_ok = real_check.status != checks::Status::Fail;
+    list.push(real_check);
+    if real_ok {
+        list.push(checks::sudo_list(&real));
+    }
+    list.push(checks::audit_log(&security));
+    list.push(checks::policy(&security));
+    list.push(checks::legacy_token(&home));
+
+    let failed = checks::any_fail(&list);
+    if a.json {
+        println!("{}", json!({"home": home, "ok": !failed, "checks": list}));
+    } else {
+        for c in &list {
+            println!("{}", c.line());
+        }
+        let warns = list
+            .iter()
+            .filter(|c| c.status == checks::Status::Warn)
+            .count();
+        let fails = list
+            .iter()
+            .filter(|c| c.status == checks::Status::Fail)
+            .count();
+        println!(
+            "occ doctor: {} checks, {warns} warning(s), {fails} failure(s)",
+            list.len()
+        );
+    }
+    i32::from(failed)
+}

@@ -1,0 +1,567 @@
+//! The checks `occ install` prints after installing and `occ doctor` runs at any time. Each
+//! yields one line: ok, warn or fail, with the fix. A missing OpenClaw gateway or CLI is a
+//! warning, never a failure. Checks read and probe; they never change anything.
+
+use std::os::unix::fs::MetadataExt;
+use std::path::Path;
+use std::time::Duration;
+
+use serde::Serialize;
+use serde_json::Value;
+
+use crate::install::manifest::{FileKind, Manifest};
+use crate::install::{broker, pathinj, tool, unit};
+
+/// A check's result.
+#[derive(Clone, Copy, Debug, PartialEq, Eq, Serialize)]
+#[serde(rename_all = "lowercase")]
+pub enum Status {
+    /// Fine.
+    Ok,
+    /// Works, but something should be done.
+    Warn,
+    /// Broken: occ does not protect the agent's sudo, or cannot run what is approved.
+    Fail,
+}
+
+/// One check's line.
+#[derive(Clone, Debug, Serialize)]
+pub struct Check {
+    /// Short stable name.
+    pub name: &'static str,
+    /// Result.
+    pub status: Status,
+    /// What was found.
+    pub detail: String,
+    /// What to do, for warn and fail.
+    pub fix: Option<String>,
+}
+
+impl Check {
+    fn ok(name: &'static str, detail: impl Into<String>) -> Check {
+        Check {
+            name,
+            status: Status::Ok,
+            detail: detail.into(),
+            fix: None,
+        }
+    }
+    fn warn(name: &'static str, detail: impl Into<String>, fix: impl Into<String>) -> Check {
+        Check {
+            name,
+            status: Status::Warn,
+            detail: detail.into(),
+            fix: Some(fix.into()),
+        }
+    }
+    fn fail(name: &'static str, detail: impl Into<String>, fix: impl Into<String>) -> Check {
+        Check {
+            name,
+            status: Status::Fail,
+            detail: detail.into(),
+            fix: Some(fix.into()),
+        }
+    }
+
+    /// The printed line: `ok    name: detail` (then `; fix: …`).
+    pub fn line(&self) -> String {
+        let tag = match self.status {
+            Status::Ok => "ok  ",
+            Status::Warn => "warn",
+            Status::Fail => "FAIL",
+        };
+        match &self.fix {
+            Some(f) => format!("{tag}  {}: {}; fix: {f}", self.name, self.detail),
+            None => format!("{tag}  {}: {}", self.name, self.detail),
+        }
+    }
+}
+
+/// Whether any check failed.
+pub fn any_fail(checks: &[Check]) -> bool {
+    checks.iter().any(|c| c.status == Status::Fail)
+}
+
+/// `sudo` resolves to this home's shim in the PATH the agent will use.
+pub fn path_order(home: &Path, prepend: Option<&Value>) -> Check {
+    let bin = home.join("bin");
+    let shim = bin.join("sudo");
+    let (path, source) = pathinj::agent_path(prepend);
+    let found = tool::which_in("sudo", &path);
+    let same = |p: &Path| {
+        std::fs::canonicalize(p).ok() == std::fs::canonicalize(&shim).ok() && shim.exists()
+    };
+    match found {
+        Some(p) if same(&p) => Check::ok(
+            "path_order",
+            format!("sudo resolves to the shim {} in {source}", p.display()),
+        ),
+        Some(p) => {
+            let has_bin = path.split(':').any(|d| Path::new(d) == bin);
+            if has_bin {
+                Check::fail(
+                    "path_order",
+                    format!(
+                        "sudo resolves to {} before the shim in {source}",
+                        p.display()
+                    ),
+                    format!(
+                        "put {} first: {}",
+                        bin.display(),
+                        pathinj::manual_line(&bin)
+                    ),
+                )
+            } else {
+                Check::warn(
+                    "path_order",
+                    format!(
+                        "{} is not in {source}, so the agent's sudo is {} (not gated)",
+                        bin.display(),
+                        p.display()
+                    ),
+                    format!(
+                        "run `occ install` where OpenClaw is set up, or add to the gateway's \
+                         environment: {}",
+                        pathinj::manual_line(&bin)
+                    ),
+                )
+            }
+        }
+        None if !shim.exists() => Check::fail(
+            "path_order",
+            format!("the shim {} is missing", shim.display()),
+            "run `occ install`",
+        ),
+        None => Check::warn(
+            "path_order",
+            format!("no sudo at all in {source}"),
+            format!("add the shim's directory: {}", pathinj::manual_line(&bin)),
+        ),
+    }
+}
+
+/// The broker answers on its socket.
+pub fn broker_reachable(home: &Path, manifest: Option<&Manifest>) -> Check {
+    match broker::probe(home) {
+        broker::Probe::Up { status } => {
+            let pid = status
+                .as_ref()
+                .and_then(|s| s.get("pid").cloned())
+                .or_else(|| {
+                    crate::daemon::files::read_pid(&crate::daemon::files::RunPaths::new(home).pid)
+                        .map(Value::from)
+                });
+            Check::ok(
+                "broker",
+                match pid {
+                    Some(p) => format!("the broker answers (pid {p})"),
+                    None => "the broker answers".into(),
+                },
+            )
+        }
+        broker::Probe::Down(why) => match manifest.and_then(|m| m.broker.as_ref()) {
+            Some(crate::install::manifest::BrokerStart::Systemd { unit }) => Check::fail(
+                "broker",
+                format!("the broker does not answer ({why})"),
+                format!("systemctl --user restart {unit}; journalctl --user -u {unit}"),
+            ),
+            _ => Check::warn(
+                "broker",
+                format!("the broker does not answer ({why}); the shim starts it on demand"),
+                format!("start it now: {} broker", broker::occ_bin(home).display()),
+            ),
+        },
+    }
+}
+
+fn mode_of(p: &Path) -> Option<std::fs::Metadata> {
+    std::fs::symlink_metadata(p).ok()
+}
+
+/// Ownership and modes of the home, `bin/`, the binaries, `security/` and `run/`.
+pub fn files(home: &Path, manifest: Option<&Manifest>) -> Vec<Check> {
+    let me = nix::unistd::geteuid().as_raw();
+    let mut out = Vec::new();
+    let mut problems = Vec::new();
+    let dirs: [(&Path, u32); 4] = [
+        (home, 0o022),
+        (&home.join("bin"), 0o077),
+        (&home.join("security"), 0o077),
+        (&home.join("run"), 0o077),
+    ];
+    for (d, forbidden) in dirs {
+        match mode_of(d) {
+            None => problems.push((
+                format!("{} is missing", d.display()),
+                "run `occ install`".to_string(),
+            )),
+            Some(m) if !m.is_dir() => problems.push((
+                format!("{} is not a directory", d.display()),
+                "move it away and run `occ install`".to_string(),
+            )),
+            Some(m) if m.uid() != me => problems.push((
+                format!("{} is owned by uid {}, not {me}", d.display(), m.uid()),
+                format!("chown {me} {}", d.display()),
+            )),
+            Some(m) if m.mode() & forbidden != 0 => problems.push((
+                format!("{} has mode {:o}", d.display(), m.mode() & 0o7777),
+                format!(
+                    "chmod go-{} {}",
+                    if forbidden == 0o022 { "w" } else { "rwx" },
+                    d.display()
+                ),
+            )),
+            Some(_) => {}
+        }
+    }
+    for (name, _) in crate::install::BINARIES {
+        let f = home.join("bin").join(name);
+        match mode_of(&f) {
+            None => problems.push((
+                format!("{} is missing", f.display()),
+                "run `occ install`".into(),
+            )),
+            Some(m) if !m.is_file() => problems.push((
+                format!("{} is not a regular file (a symlink?)", f.display()),
+                "run `occ install`, which moves it aside".into(),
+            )),
+            Some(m) if m.uid() != me && m.uid() != 0 => problems.push((
+                format!("{} is owned by uid {}", f.display(), m.uid()),
+                format!("chown {me} {}", f.display()),
+            )),
+            Some(m) if m.mode() & 0o022 != 0 || m.mode() & 0o100 == 0 => problems.push((
+                format!("{} has mode {:o}", f.display(), m.mode() & 0o7777),
+                format!("chmod 755 {}", f.display()),
+            )),
+            Some(_) => {
+                if let Some(rec) = manifest.and_then(|m| m.file(&f)) {
+                    let now = std::fs::read(&f).map(|b| occ_audit::sha256_hex(&b)).ok();
+                    if rec.kind == FileKind::Binary && now.as_deref() != Some(rec.sha256.as_str()) {
+                        out.push(Check::warn(
+                            "files",
+                            format!(
+                                "{} changed since `occ install` (sha256 differs)",
+                                f.display()
+                            ),
+                            "run `occ install` again to put back the built binaries",
+                        ));
+                    }
+                }
+            }
+        }
+    }
+    if problems.is_empty() {
+        out.insert(
+            0,
+            Check::ok(
+                "files",
+                format!(
+                    "{} and its bin/, security/, run/ have safe owners and modes",
+                    home.display()
+                ),
+            ),
+        );
+    }
+    for (what, fix) in problems {
+        out.push(Check::fail("files", what, fix));
+    }
+    out
+}
+
+/// The real sudo broker.json names is root-owned, not group/other-writable, and setuid.
+pub fn real_sudo(real: &Path) -> Check {
+    if !real.is_absolute() {
+        return Check::fail(
+            "real_sudo",
+            format!("real_sudo {} is not an absolute path", real.display()),
+            "set \"real_sudo\": \"/usr/bin/sudo\" in broker.json",
+        );
+    }
+    let resolved = match std::fs::canonicalize(real) {
+        Ok(r) => r,
+        Err(e) => {
+            return Check::fail(
+                "real_sudo",
+                format!("{}: {e}", real.display()),
+                "install sudo (apt-get install sudo), or set real_sudo in broker.json",
+            )
+        }
+    };
+    let m = match std::fs::metadata(&resolved) {
+        Ok(m) => m,
+        Err(e) => {
+            return Check::fail(
+                "real_sudo",
+                format!("{}: {e}", resolved.display()),
+                "install sudo",
+            )
+        }
+    };
+    if !m.is_file() || m.uid() != 0 {
+        return Check::fail(
+            "real_sudo",
+            format!(
+                "{} is not a root-owned regular file (uid {})",
+                resolved.display(),
+                m.uid()
+            ),
+            "reinstall sudo from the distribution",
+        );
+    }
+    if m.mode() & 0o022 != 0 {
+        return Check::fail(
+            "real_sudo",
+            format!(
+                "{} is writable by group or others (mode {:o})",
+                resolved.display(),
+                m.mode() & 0o7777
+            ),
+            format!("chmod go-w {}", resolved.display()),
+        );
+    }
+    if m.mode() & 0o4000 == 0 {
+        return Check::warn(
+            "real_sudo",
+            format!(
+                "{} has no setuid bit, so approved commands cannot gain root",
+                resolved.display()
+            ),
+            "reinstall sudo from the distribution",
+        );
+    }
+    Check::ok(
+        "real_sudo",
+        format!(
+            "{} is root-owned, setuid and not writable by others",
+            resolved.display()
+        ),
+    )
+}
+
+/// `REAL_SUDO -n -l` works for this (the agent's) user.
+pub fn sudo_list(real: &Path) -> Check {
+    let ran = match tool::run(real, &["-n", "-l"], Duration::from_secs(10)) {
+        Ok(r) => r,
+        Err(e) => return Check::fail("sudo_n_l", e, "install sudo"),
+    };
+    let user = nix::unistd::User::from_uid(nix::unistd::geteuid())
+        .ok()
+        .flatten()
+        .map(|u| u.name)
+        .unwrap_or_else(|| nix::unistd::geteuid().to_string());
+    if ran.ok() {
+        return Check::ok(
+            "sudo_n_l",
+            format!("`{} -n -l` works for {user}", real.display()),
+        );
+    }
+    let text = format!("{}{}", ran.stderr, ran.stdout).to_lowercase();
+    if text.contains("password is required") {
+        Check::warn(
+            "sudo_n_l",
+            format!(
+                "{user}'s sudo needs a password, so approved runs prompt on the agent's terminal"
+            ),
+            format!(
+                "allow the approved commands without a password for {user} in /etc/sudoers.d \
+                 (occ still asks a human first)"
+            ),
+        )
+    } else {
+        Check::fail(
+            "sudo_n_l",
+            format!(
+                "`{} -n -l` fails for {user} ({})",
+                real.display(),
+                ran.why()
+            ),
+            format!("give {user} sudo rights in /etc/sudoers.d, or use system mode"),
+        )
+    }
+}
+
+/// The audit log verifies (a missing log is fine: the broker creates it).
+pub fn audit_log(security: &Path) -> Check {
+    let log = security.join("privileged-audit.jsonl");
+    if std::fs::symlink_metadata(&log).is_err() {
+        return Check::ok(
+            "audit_log",
+            format!(
+                "no audit log yet at {} (the broker creates it)",
+                log.display()
+            ),
+        );
+    }
+    let head = match occ_audit::Head::read(&crate::paths::head_for(&log)) {
+        Ok(h) => h,
+        Err(e) => return Check::fail("audit_log", e.to_string(), "occ audit verify --json"),
+    };
+    let opts = occ_audit::VerifyOptions {
+        head,
+        ..occ_audit::VerifyOptions::default()
+    };
+    match occ_audit::verify_files(std::slice::from_ref(&log), opts, &mut |_| {}) {
+        Ok(r) if r.intact() => Check::ok(
+            "audit_log",
+            format!("{} verifies ({} events)", log.display(), r.events),
+        ),
+        Ok(r) => Check::fail(
+            "audit_log",
+            format!(
+                "{} has {} break(s){}",
+                log.display(),
+                r.breaks_total,
+                r.breaks
+                    .first()
+                    .map(|b| format!(", first at line {}: {:?}", b.line, b.reason))
+                    .unwrap_or_default()
+            ),
+            format!(
+                "investigate with `occ audit verify --log {}`",
+                log.display()
+            ),
+        ),
+        Err(e) => Check::fail("audit_log", e.to_string(), "occ audit verify"),
+    }
+}
+
+/// The policy files load as the broker would load them.
+pub fn policy(security: &Path) -> Check {
+    let uid = nix::unistd::geteuid().as_raw();
+    match occ_policy::file::load(security, uid, &|_| None) {
+        Ok(_) => Check::ok(
+            "policy",
+            format!("the policy files in {} parse", security.display()),
+        ),
+        Err(errs) => Check::fail(
+            "policy",
+            errs.iter()
+                .map(ToString::to_string)
+                .collect::<Vec<_>>()
+                .join(" | "),
+            "`occ policy check` shows each problem; `occ policy init` writes templates",
+        ),
+    }
+}
+
+/// A plaintext token from the original tool.
+pub fn legacy_token(home: &Path) -> Check {
+    let env_file = home.join("env");
+    let text = std::fs::read_to_string(&env_file).unwrap_or_default();
+    let in_file = text.lines().any(|l| {
+        let l = l.trim();
+        l.strip_prefix("export ")
+            .unwrap_or(l)
+            .starts_with("OPENCLAW_APPROVAL_TOKEN=")
+    });
+    let loose = mode_of(&env_file).is_some_and(|m| m.mode() & 0o077 != 0);
+    match crate::legacy::find(home) {
+        _ if in_file && loose => Check::fail(
+            "legacy_token",
+            format!(
+                "{} holds a plaintext OPENCLAW_APPROVAL_TOKEN and others can read it",
+                env_file.display()
+            ),
+            format!(
+                "run `occ token set`, then delete the OPENCLAW_APPROVAL_TOKEN line from {}",
+                env_file.display()
+            ),
+        ),
+        Some((crate::legacy::Source::Environment, _)) => Check::warn(
+            "legacy_token",
+            "OPENCLAW_APPROVAL_TOKEN is set in the environment (plaintext)",
+            "run `occ token set`, then unset OPENCLAW_APPROVAL_TOKEN",
+        ),
+        Some((crate::legacy::Source::EnvFile, _)) => Check::warn(
+            "legacy_token",
+            format!(
+                "{} holds a plaintext OPENCLAW_APPROVAL_TOKEN",
+                env_file.display()
+            ),
+            format!(
+                "run `occ token set`, then delete the line from {}",
+                env_file.display()
+            ),
+        ),
+        None => Check::ok("legacy_token", "no plaintext approval token"),
+    }
+}
+
+/// The shim is statically linked (no ELF interpreter), so the agent's environment cannot
+/// inject a library into it.
+pub fn shim_static(home: &Path) -> Check {
+    let shim = home.join("bin").join("sudo");
+    match std::fs::read(&shim) {
+        Ok(bytes) => match elf_has_interp(&bytes) {
+            Some(false) => Check::ok(
+                "shim_static",
+                format!("{} is statically linked", shim.display()),
+            ),
+            Some(true) => Check::warn(
+                "shim_static",
+                format!(
+                    "{} is dynamically linked (LD_PRELOAD from the agent's environment applies)",
+                    shim.display()
+                ),
+                "reinstall with ./install/install.sh, which builds the static shim",
+            ),
+            None => Check::warn(
+                "shim_static",
+                format!("{} is not a 64-bit ELF file", shim.display()),
+                "run `occ install`",
+            ),
+        },
+        Err(e) => Check::fail(
+            "shim_static",
+            format!("{}: {e}", shim.display()),
+            "run `occ install`",
+        ),
+    }
+}
+
+/// Whether a 64-bit little-endian ELF image has a PT_INTERP program header.
+pub fn elf_has_interp(b: &[u8]) -> Option<bool> {
+    if b.len() < 64 || &b[..4] != b"\x7fELF" || b[4] != 2 || b[5] != 1 {
+        return None;
+    }
+    let u16_at = |o: usize| b.get(o..o + 2).map(|s| u16::from_le_bytes([s[0], s[1]]));
+    let u64_at = |o: usize| {
+        b.get(o..o + 8)
+            .and_then(|s| <[u8; 8]>::try_from(s).ok())
+            .map(u64::from_le_bytes)
+    };
+    let phoff = usize::try_from(u64_at(0x20)?).ok()?;
+    let phentsize = usize::from(u16_at(0x36)?);
+    let phnum = usize::from(u16_at(0x38)?);
+    for i in 0..phnum {
+        let o = phoff.checked_add(i.checked_mul(phentsize)?)?;
+        let ty = b
+            .get(o..o + 4)
+            .and_then(|s| <[u8; 4]>::try_from(s).ok())
+            .map(u32::from_le_bytes)?;
+        if ty == 3 {
+            return Some(true);
+        }
+    }
+    Some(false)
+}
+
+/// Whether OpenClaw is here at all (CLI on PATH, gateway user unit): warnings only.
+pub fn openclaw(sc: Option<&Path>) -> Check {
+    let cli = tool::which("openclaw");
+    let gw = sc.is_some_and(pathinj::gateway_loaded);
+    match (cli, gw) {
+        (Some(c), true) => Check::ok("openclaw", format!("OpenClaw CLI {} and the {} unit found", c.display(), unit::GATEWAY_UNIT)),
+        (Some(c), false) => Check::ok("openclaw", format!("OpenClaw CLI {} found (no gateway user unit)", c.display())),
+        (None, true) => Check::warn(
+            "openclaw",
+            format!("no openclaw CLI on PATH (the {} unit exists)", unit::GATEWAY_UNIT),
+            "put the openclaw CLI on PATH and re-run `occ install` so tools.exec.pathPrepend is set",
+        ),
+        (None, false) => Check::warn(
+            "openclaw",
+            "no OpenClaw CLI on PATH and no openclaw-gateway user unit",
+            "install OpenClaw, then re-run `occ install`; until then set the agent's PATH by hand",
+        ),
+    }
+}

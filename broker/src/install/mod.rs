@@ -1,0 +1,32 @@
+//! Installing occ for one user: the manifest of everything `occ install` created, the broker's
+//! start (systemd user unit or the daemon itself), the agent-PATH injection, and the checks
+//! `occ install` and `occ doctor` print. It must never replace a file it did not create without
+//! a backup, and every change it makes is recorded so `occ uninstall` can revert it.
+
+pub mod broker;
+pub mod checks;
+pub mod manifest;
+pub mod pathinj;
+pub mod remove;
+pub mod setup;
+pub mod tool;
+pub mod unit;
+
+use std::path::PathBuf;
+
+/// `$OCC_HOME/bin`.
+pub fn bin_dir() -> PathBuf {
+    crate::paths::occ_home().join("bin")
+}
+
+/// `$OCC_HOME/install-manifest.json`.
+pub fn manifest_path() -> PathBuf {
+    crate::paths::occ_home().join("install-manifest.json")
+}
+
+/// The installed names and the files they come from in a build directory.
+pub const BINARIES: [(&str, &str); 3] = [
+    ("occ", "occ"),
+    ("occ-scan", "occ-scan"),
+    ("sudo", "occ-shim"),
+];

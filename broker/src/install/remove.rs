@@ -1,0 +1,209 @@
+//! `occ uninstall`: stop the broker occ started, revert the PATH injections, and remove exactly
+//! what the manifest lists. It keeps the audit log and every policy file the admin changed,
+//! and says so. It never removes a path the manifest does not name.
+
+use std::os::unix::fs::PermissionsExt;
+use std::path::{Path, PathBuf};
+
+use serde::Serialize;
+
+use crate::install::manifest::{BrokerStart, FileKind, Manifest, PathInjection};
+use crate::install::{broker, pathinj, tool};
+
+/// What `occ uninstall` did.
+#[derive(Debug, Clone, Default, Serialize)]
+pub struct Report {
+    /// Paths removed.
+    pub removed: Vec<PathBuf>,
+    /// Other changes (broker stopped, backups restored, PATH reverted).
+    pub reverted: Vec<String>,
+    /// Paths kept, each with why.
+    pub kept: Vec<(PathBuf, String)>,
+    /// Steps that did not work, with what to do by hand.
+    pub warnings: Vec<String>,
+}
+
+/// Runs the uninstall. `Err` when there is no usable manifest.
+pub fn uninstall() -> Result<Report, String> {
+    let home = crate::paths::occ_home();
+    let file = crate::install::manifest_path();
+    let m = Manifest::load(&file)?.ok_or_else(|| {
+        format!(
+            "no install manifest at {}, so there is nothing occ knows it installed; \
+             set OCC_HOME to the home you installed into",
+            file.display()
+        )
+    })?;
+    let mut r = Report::default();
+    let occ = broker::occ_bin(&home);
+    let sc = tool::systemd_user();
+
+    // 1. The broker.
+    if let Some(BrokerStart::Systemd { unit }) = &m.broker {
+        match &sc {
+            Some(sc) => match broker::systemctl(sc, &["disable", "--now", unit]) {
+                Ok(()) => r.reverted.push(format!("stopped and disabled {unit}")),
+                Err(e) => r.warnings.push(e),
+            },
+            None => r.warnings.push(format!(
+                "systemctl --user is not reachable; run `systemctl --user disable --now {unit}` \
+                 in the user's session"
+            )),
+        }
+    }
+    if let Some(pid) = broker::stop(&home, &occ) {
+        r.reverted.push(format!("stopped the broker (pid {pid})"));
+    }
+
+    // 2. PATH injections, newest first.
+    let mut reload = false;
+    for inj in m.path.iter().rev() {
+        match inj {
+            PathInjection::OpenclawConfig { key, previous, .. } => {
+                let Some(oc) = tool::which("openclaw") else {
+                    r.warnings.push(format!(
+                        "the openclaw CLI is not on PATH; revert {key} by hand: {}",
+                        match previous {
+                            Some(v) => format!("openclaw config set {key} '{v}' --strict-json"),
+                            None => format!("openclaw config unset {key}"),
+                        }
+                    ));
+                    continue;
+                };
+                let done = match previous {
+                    Some(v) => pathinj::openclaw_set(&oc, key, v)
+                        .map(|()| format!("restored openclaw {key} to {v}")),
+                    None => {
+                        pathinj::openclaw_unset(&oc, key).map(|()| format!("unset openclaw {key}"))
+                    }
+                };
+                match done {
+                    Ok(msg) => r.reverted.push(msg),
+                    Err(e) => r.warnings.push(e),
+                }
+            }
+            PathInjection::SystemdDropIn { .. } => reload = true,
+            PathInjection::Manual { line } => r.reverted.push(format!(
+                "if you added `{line}` to the agent's environment, remove it"
+            )),
+        }
+    }
+
+    // 3. Files occ wrote.
+    for f in m.files.iter().rev() {
+        let Ok(md) = std::fs::symlink_metadata(&f.path) else {
+            continue;
+        };
+        let now = std::fs::read(&f.path)
+            .map(|b| occ_audit::sha256_hex(&b))
+            .ok();
+        let changed = !md.is_file() || now.as_deref() != Some(f.sha256.as_str());
+        if f.kind == FileKind::Policy && changed {
+            r.kept
+                .push((f.path.clone(), "policy file edited since install".into()));
+            continue;
+        }
+        if f.kind == FileKind::Unit {
+            reload = true;
+        }
+        match std::fs::remove_file(&f.path) {
+            Ok(()) => {
+                if changed {
+                    r.warnings.push(format!(
+                        "{} had changed since install; removed anyway",
+                        f.path.display()
+                    ));
+                }
+                r.removed.push(f.path.clone());
+            }
+            Err(e) => r
+                .warnings
+                .push(format!("cannot remove {}: {e}", f.path.display())),
+        }
+    }
+    if reload {
+        if let Some(sc) = &sc {
+            match broker::systemctl(sc, &["daemon-reload"]) {
+                Ok(()) => r.reverted.push("systemctl --user daemon-reload".into()),
+                Err(e) => r.warnings.push(e),
+            }
+        }
+    }
+
+    // 4. Files moved aside go back.
+    for b in m.backups.iter().rev() {
+        if std::fs::symlink_metadata(&b.original).is_ok() {
+            r.warnings.push(format!(
+                "{} exists again, so its backup {} stays where it is",
+                b.original.display(),
+                b.backup.display()
+            ));
+            continue;
+        }
+        match std::fs::rename(&b.backup, &b.original) {
+            Ok(()) => r.reverted.push(format!(
+                "restored {} from {}",
+                b.original.display(),
+                b.backup.display()
+            )),
+            Err(e) => r
+                .warnings
+                .push(format!("cannot restore {}: {e}", b.original.display())),
+        }
+    }
+
+    // 5. Broker run-time files (never the audit log).
+    for p in &m.runtime {
+        if std::fs::remove_file(p).is_ok() {
+            r.removed.push(p.clone());
+        }
+    }
+
+    // 6. Directory modes, then the manifest itself, then directories occ made, deepest first.
+    for c in &m.mode_changes {
+        if let Err(e) = std::fs::set_permissions(&c.path, std::fs::Permissions::from_mode(c.before))
+        {
+            r.warnings.push(format!(
+                "cannot restore the mode of {}: {e}",
+                c.path.display()
+            ));
+        } else {
+            r.reverted.push(format!(
+                "mode of {} back to {:o}",
+                c.path.display(),
+                c.before
+            ));
+        }
+    }
+    match std::fs::remove_file(&file) {
+        Ok(()) => r.removed.push(file.clone()),
+        Err(e) => r
+            .warnings
+            .push(format!("cannot remove {}: {e}", file.display())),
+    }
+    for d in m.dirs.iter().rev() {
+        if std::fs::remove_dir(d).is_ok() {
+            r.removed.push(d.clone());
+        } else if d.exists() {
+            r.kept
+                .push((d.clone(), format!("not empty: {}", listing(d))));
+        }
+    }
+    let log = crate::paths::audit_log();
+    if log.exists() {
+        r.kept.push((log, "the audit log is kept".into()));
+    }
+    Ok(r)
+}
+
+fn listing(d: &Path) -> String {
+    let mut names: Vec<String> = std::fs::read_dir(d)
+        .map(|it| {
+            it.filter_map(|e| e.ok())
+                .map(|e| e.file_name().to_string_lossy().into_owned())
+                .collect()
+        })
+        .unwrap_or_default();
+    names.sort();
+    names.join(", ")
+}

@@ -1,0 +1,548 @@
+//! `occ install`: copy the binaries, write missing policy templates, start the broker, put the
+//! shim first in the agent's PATH, and record each change in the manifest. With `dry_run` it
+//! describes every change and makes none. It never overwrites a file it did not write without
+//! moving it aside first and saying so.
+
+use std::os::unix::fs::{DirBuilderExt, MetadataExt, PermissionsExt};
+use std::path::{Path, PathBuf};
+
+use serde::Serialize;
+
+use crate::install::checks::{self, Check};
+use crate::install::manifest::{
+    Backup, BrokerStart, FileKind, Manifest, ModeChange, PathInjection,
+};
+use crate::install::{broker, pathinj, tool, unit};
+
+/// What to install from.
+#[derive(Debug, Clone)]
+pub struct Options {
+    /// Directory holding `occ` and `occ-scan` (and `occ-shim` unless `shim` is given).
+    pub from: PathBuf,
+    /// The shim binary, when it is not `FROM/occ-shim`.
+    pub shim: Option<PathBuf>,
+    /// Describe, change nothing.
+    pub dry_run: bool,
+}
+
+/// One change (made, or that would be made).
+#[derive(Debug, Clone, Serialize)]
+pub struct Change {
+    /// `mkdir`, `chmod`, `copy`, `backup`, `write`, `run`, `start`, `stop`, `config`.
+    pub action: &'static str,
+    /// The file, directory or command.
+    pub target: String,
+    /// More about it.
+    pub detail: String,
+}
+
+/// What `occ install` did.
+#[derive(Debug, Clone, Default, Serialize)]
+pub struct Report {
+    /// Nothing was changed.
+    pub dry_run: bool,
+    /// Changes, in order.
+    pub changes: Vec<Change>,
+    /// Things the admin should know (a file moved aside, a step that failed).
+    pub warnings: Vec<String>,
+    /// What the admin still has to do.
+    pub next: Vec<String>,
+    /// The checks after installing (empty on a dry run).
+    pub checks: Vec<Check>,
+}
+
+struct Ctx {
+    dry: bool,
+    /// Directories a dry run would have created, so they are listed once.
+    planned: Vec<PathBuf>,
+    report: Report,
+    manifest: Manifest,
+}
+
+impl Ctx {
+    fn change(
+        &mut self,
+        action: &'static str,
+        target: impl Into<String>,
+        detail: impl Into<String>,
+    ) {
+        self.report.changes.push(Change {
+            action,
+            target: target.into(),
+            detail: detail.into(),
+        });
+    }
+
+    /// Creates `dir` (0700) and any missing parent, recording each one created.
+    fn mkdir(&mut self, dir: &Path) -> Result<(), String> {
+        let mut missing = Vec::new();
+        let mut cur = Some(dir);
+        while let Some(d) = cur {
+            if self.planned.iter().any(|p| p == d) {
+                break;
+            }
+            match std::fs::symlink_metadata(d) {
+                Ok(m) if m.is_dir() => break,
+                Ok(_) => {
+                    return Err(format!(
+                    "{} exists and is not a directory; move it away and run `occ install` again",
+                    d.display()
+                ))
+                }
+                Err(_) => missing.push(d.to_path_buf()),
+            }
+            cur = d.parent();
+        }
+        for d in missing.into_iter().rev() {
+            if !self.dry {
+                std::fs::DirBuilder::new()
+                    .mode(0o700)
+                    .create(&d)
+                    .map_err(|e| format!("cannot create {}: {e}", d.display()))?;
+                self.manifest.add_dir(&d);
+            }
+            self.planned.push(d.clone());
+            self.change("mkdir", d.display().to_string(), "mode 0700");
+        }
+        Ok(())
+    }
+
+    /// Takes away the `forbidden` bits of an existing directory, recording its old mode.
+    fn tighten(&mut self, dir: &Path, forbidden: u32) -> Result<(), String> {
+        let Ok(m) = std::fs::symlink_metadata(dir) else {
+            return Ok(());
+        };
+        let mode = m.mode() & 0o7777;
+        if mode & forbidden == 0 {
+            return Ok(());
+        }
+        let new = mode & !forbidden;
+        if !self.dry {
+            std::fs::set_permissions(dir, std::fs::Permissions::from_mode(new))
+                .map_err(|e| format!("cannot chmod {}: {e}", dir.display()))?;
+            if !self.manifest.mode_changes.iter().any(|c| c.path == dir) {
+                self.manifest.mode_changes.push(ModeChange {
+                    path: dir.to_path_buf(),
+                    before: mode,
+                });
+            }
+        }
+        self.change(
+            "chmod",
+            dir.display().to_string(),
+            format!("{mode:o} -> {new:o}"),
+        );
+        Ok(())
+    }
+
+    /// Moves a file occ did not write out of the way, recording the backup.
+    fn backup(&mut self, file: &Path) -> Result<PathBuf, String> {
+        let mut b = PathBuf::from(format!("{}.pre-occ", file.display()));
+        let mut n = 1;
+        while std::fs::symlink_metadata(&b).is_ok() {
+            b = PathBuf::from(format!("{}.pre-occ.{n}", file.display()));
+            n += 1;
+        }
+        if !self.dry {
+            std::fs::rename(file, &b)
+                .map_err(|e| format!("cannot move {} to {}: {e}", file.display(), b.display()))?;
+            self.manifest.backups.push(Backup {
+                original: file.to_path_buf(),
+                backup: b.clone(),
+            });
+        }
+        self.change(
+            "backup",
+            file.display().to_string(),
+            format!("moved to {}", b.display()),
+        );
+        self.report.warnings.push(format!(
+            "{} was not written by occ; it is kept as {} (`occ uninstall` puts it back)",
+            file.display(),
+            b.display()
+        ));
+        Ok(b)
+    }
+
+    /// Writes `bytes` to `file` with `mode` unless it already holds them. A file occ did not
+    /// write (or that changed since) is moved aside first. Returns whether it wrote.
+    fn put(
+        &mut self,
+        file: &Path,
+        bytes: &[u8],
+        mode: u32,
+        kind: FileKind,
+    ) -> Result<bool, String> {
+        let sha = occ_audit::sha256_hex(bytes);
+        let existing = std::fs::symlink_metadata(file).ok();
+        if let Some(m) = &existing {
+            let same = m.is_file() && std::fs::read(file).map(|b| b == bytes).unwrap_or(false);
+            if same {
+                if !self.dry {
+                    if m.mode() & 0o7777 != mode {
+                        std::fs::set_permissions(file, std::fs::Permissions::from_mode(mode))
+                            .map_err(|e| format!("cannot chmod {}: {e}", file.display()))?;
+                    }
+                    self.manifest.add_file(file, kind, &sha);
+                }
+                return Ok(false);
+            }
+            let ours = m.is_file()
+                && self.manifest.file(file).is_some_and(|rec| {
+                    std::fs::read(file)
+                        .map(|b| occ_audit::sha256_hex(&b) == rec.sha256)
+                        .unwrap_or(false)
+                });
+            if !ours {
+                self.backup(file)?;
+            }
+        }
+        if !self.dry {
+            crate::paths::write_private(file, bytes)?;
+            std::fs::set_permissions(file, std::fs::Permissions::from_mode(mode))
+                .map_err(|e| format!("cannot chmod {}: {e}", file.display()))?;
+            self.manifest.add_file(file, kind, &sha);
+        }
+        let what = if existing.is_some() {
+            "replace"
+        } else {
+            "write"
+        };
+        self.change(
+            "copy",
+            file.display().to_string(),
+            format!("{what}, mode {mode:o}, sha256 {sha}"),
+        );
+        Ok(true)
+    }
+
+    fn save(&mut self, file: &Path) -> Result<(), String> {
+        if self.dry {
+            return Ok(());
+        }
+        self.manifest.installed_at = occ_audit::now_rfc3339();
+        self.manifest.occ_version = env!("CARGO_PKG_VERSION").to_string();
+        self.manifest.save(file)
+    }
+}
+
+/// Runs the install. `Err` is a runtime error that stopped it (exit 2); failed checks are in
+/// the report.
+pub fn install(opts: &Options) -> Result<Report, String> {
+    let home = crate::paths::occ_home();
+    if !home.is_absolute() {
+        return Err(format!(
+            "OCC_HOME {} is not an absolute path; set OCC_HOME or HOME",
+            home.display()
+        ));
+    }
+    let bin = home.join("bin");
+    let security = home.join("security");
+    let run = home.join("run");
+    let manifest_file = crate::install::manifest_path();
+
+    // Read every source first: a missing binary stops the install before anything changes.
+    let mut sources = Vec::new();
+    for (name, built) in crate::install::BINARIES {
+        let src = match (&opts.shim, name) {
+            (Some(s), "sudo") => s.clone(),
+            _ => opts.from.join(built),
+        };
+        let bytes = std::fs::read(&src).map_err(|e| {
+            format!(
+                "cannot read {}: {e}; build it first (cargo build --release --workspace) or pass --from DIR",
+                src.display()
+            )
+        })?;
+        sources.push((name, src, bytes));
+    }
+
+    let manifest = Manifest::load(&manifest_file)?.unwrap_or_else(|| Manifest::new(&home));
+    let had_manifest = manifest_file.exists();
+    let mut cx = Ctx {
+        dry: opts.dry_run,
+        planned: Vec::new(),
+        report: Report {
+            dry_run: opts.dry_run,
+            ..Report::default()
+        },
+        manifest,
+    };
+
+    for d in [&home, &bin, &security, &run] {
+        cx.mkdir(d)?;
+    }
+    cx.tighten(&home, 0o022)?;
+    for d in [&bin, &security, &run] {
+        cx.tighten(d, 0o077)?;
+    }
+
+    let mut replaced = false;
+    for (name, src, bytes) in &sources {
+        let dst = bin.join(name);
+        let existed = dst.exists();
+        let wrote = cx.put(&dst, bytes, 0o755, FileKind::Binary)?;
+        replaced |= wrote && existed;
+        if wrote {
+            if let Some(c) = cx.report.changes.last_mut() {
+                c.detail = format!("{} (from {})", c.detail, src.display());
+            }
+        }
+    }
+
+    use occ_policy::file::{templates, BROKER_CONFIG, COMMAND_POLICY, PROMPT_POLICY};
+    for (name, text) in [
+        (COMMAND_POLICY, templates::COMMAND_POLICY),
+        (PROMPT_POLICY, templates::PROMPT_POLICY),
+        (BROKER_CONFIG, templates::BROKER_CONFIG),
+    ] {
+        let f = security.join(name);
+        if std::fs::symlink_metadata(&f).is_ok() {
+            continue; // never overwrite a policy file
+        }
+        if !cx.dry {
+            crate::paths::write_private(&f, text.as_bytes())?;
+            cx.manifest.add_file(
+                &f,
+                FileKind::Policy,
+                &occ_audit::sha256_hex(text.as_bytes()),
+            );
+        }
+        cx.change(
+            "write",
+            f.display().to_string(),
+            "policy template, mode 600",
+        );
+    }
+    if !cx.dry {
+        let rp = crate::daemon::files::RunPaths::new(&home);
+        for p in [
+            rp.socket,
+            rp.pid,
+            rp.lock,
+            rp.log,
+            security.join("root-session-state.json"),
+        ] {
+            cx.manifest.add_runtime(&p);
+        }
+    }
+    cx.save(&manifest_file)?;
+
+    let sc = tool::systemd_user();
+    start_broker(&mut cx, &home, sc.as_deref(), replaced)?;
+    cx.save(&manifest_file)?;
+    let prepend = inject_path(&mut cx, &home, sc.as_deref())?;
+    cx.save(&manifest_file)?;
+    if !had_manifest {
+        cx.change(
+            "write",
+            manifest_file.display().to_string(),
+            "install manifest, mode 600",
+        );
+    }
+    if !cx.dry {
+        cx.report.checks = vec![
+            checks::path_order(&home, prepend.as_ref()),
+            checks::broker_reachable(&home, Some(&cx.manifest)),
+            checks::policy(&security),
+        ];
+    }
+    Ok(cx.report)
+}
+
+fn start_broker(
+    cx: &mut Ctx,
+    home: &Path,
+    sc: Option<&Path>,
+    replaced: bool,
+) -> Result<(), String> {
+    let occ = broker::occ_bin(home);
+    let running = broker::running_pid(home, &occ);
+    if let Some(sc) = sc {
+        let unit_file = unit::user_unit_dir().join(unit::BROKER_UNIT);
+        let text = unit::broker_unit(home, &occ)?;
+        if let Some(dir) = unit_file.parent() {
+            cx.mkdir(dir)?;
+        }
+        let unit_changed = cx.put(&unit_file, text.as_bytes(), 0o644, FileKind::Unit)?;
+        let was_systemd = matches!(cx.manifest.broker, Some(BrokerStart::Systemd { .. }));
+        let sc_s = sc.display().to_string();
+        if cx.dry {
+            cx.change("run", format!("{sc_s} --user daemon-reload"), "");
+            cx.change(
+                "run",
+                format!("{sc_s} --user enable --now {}", unit::BROKER_UNIT),
+                "start the broker",
+            );
+            return Ok(());
+        }
+        if unit_changed {
+            broker::systemctl(sc, &["daemon-reload"])?;
+            cx.change("run", format!("{sc_s} --user daemon-reload"), "");
+        }
+        if running.is_some() && !was_systemd {
+            // A broker the shim started on demand holds the lock; hand over to the unit.
+            if let Some(pid) = broker::stop(home, &occ) {
+                cx.change(
+                    "stop",
+                    format!("pid {pid}"),
+                    "broker started outside systemd",
+                );
+            }
+        }
+        cx.manifest.broker = Some(BrokerStart::Systemd {
+            unit: unit::BROKER_UNIT.into(),
+        });
+        broker::systemctl(sc, &["enable", "--now", unit::BROKER_UNIT])?;
+        cx.change(
+            "run",
+            format!("{sc_s} --user enable --now {}", unit::BROKER_UNIT),
+            "",
+        );
+        if (replaced || unit_changed) && was_systemd {
+            broker::systemctl(sc, &["restart", unit::BROKER_UNIT])?;
+            cx.change(
+                "run",
+                format!("{sc_s} --user restart {}", unit::BROKER_UNIT),
+                "new binaries",
+            );
+        }
+        if let Err(e) = broker::wait_up(home, std::time::Duration::from_secs(5)) {
+            cx.report.warnings.push(e);
+        }
+        return Ok(());
+    }
+    if cx.dry {
+        if let (Some(pid), true) = (running, replaced) {
+            cx.change("stop", format!("pid {pid}"), "restart on the new binaries");
+        }
+        if running.is_none() || replaced {
+            cx.change(
+                "start",
+                format!("{} broker", occ.display()),
+                "no systemd user manager",
+            );
+        }
+        return Ok(());
+    }
+    if cx.manifest.broker.is_none() {
+        cx.manifest.broker = Some(BrokerStart::Spawned);
+    }
+    match running {
+        Some(_) if !replaced => return Ok(()),
+        Some(_) => {
+            if let Some(pid) = broker::stop(home, &occ) {
+                cx.change("stop", format!("pid {pid}"), "restart on the new binaries");
+            }
+        }
+        None => {}
+    }
+    match broker::spawn(home, &occ) {
+        Ok(()) => {
+            let pid =
+                crate::daemon::files::read_pid(&crate::daemon::files::RunPaths::new(home).pid);
+            cx.change(
+                "start",
+                format!("{} broker", occ.display()),
+                pid.map(|p| format!("pid {p} (no systemd user manager)"))
+                    .unwrap_or_default(),
+            );
+        }
+        Err(e) => cx.report.warnings.push(e),
+    }
+    Ok(())
+}
+
+fn inject_path(
+    cx: &mut Ctx,
+    home: &Path,
+    sc: Option<&Path>,
+) -> Result<Option<serde_json::Value>, String> {
+    let bin = home.join("bin");
+    let mut injected = false;
+    let mut prepend = None;
+    if let Some(oc) = tool::which("openclaw") {
+        injected = true;
+        let current = pathinj::openclaw_get(&oc, pathinj::PATH_KEY);
+        let value = pathinj::prepend_value(&bin, current.as_ref());
+        if current.as_ref() != Some(&value) {
+            if !cx.dry {
+                pathinj::openclaw_set(&oc, pathinj::PATH_KEY, &value)?;
+            }
+            cx.change(
+                "config",
+                format!("openclaw config set {} '{value}'", pathinj::PATH_KEY),
+                "",
+            );
+        }
+        if !cx.dry {
+            let recorded = cx
+                .manifest
+                .path
+                .iter()
+                .any(|p| matches!(p, PathInjection::OpenclawConfig { .. }));
+            if let Some(PathInjection::OpenclawConfig { value: v, .. }) = cx
+                .manifest
+                .path
+                .iter_mut()
+                .find(|p| matches!(p, PathInjection::OpenclawConfig { .. }))
+            {
+                *v = value.clone();
+            }
+            if !recorded {
+                cx.manifest.path.push(PathInjection::OpenclawConfig {
+                    key: pathinj::PATH_KEY.into(),
+                    previous: current,
+                    value: value.clone(),
+                });
+            }
+        }
+        prepend = Some(value);
+    }
+    if let Some(sc) = sc.filter(|sc| pathinj::gateway_loaded(sc)) {
+        injected = true;
+        let full = unit::prepend(&bin, &pathinj::gateway_path(sc));
+        let file = pathinj::drop_in_file();
+        if let Some(dir) = file.parent() {
+            cx.mkdir(dir)?;
+        }
+        let text = unit::drop_in(&full)?;
+        if cx.put(&file, text.as_bytes(), 0o644, FileKind::Unit)? {
+            if !cx.dry {
+                broker::systemctl(sc, &["daemon-reload"])?;
+            }
+            cx.change("run", format!("{} --user daemon-reload", sc.display()), "");
+            cx.report.next.push(format!(
+                "restart the gateway so its PATH takes effect: systemctl --user restart {}",
+                unit::GATEWAY_UNIT
+            ));
+        }
+        if !cx.dry {
+            cx.manifest
+                .path
+                .retain(|p| !matches!(p, PathInjection::SystemdDropIn { .. }));
+            cx.manifest.path.push(PathInjection::SystemdDropIn {
+                unit: unit::GATEWAY_UNIT.into(),
+                file,
+                path: full,
+            });
+        }
+    }
+    if !injected {
+        let line = pathinj::manual_line(&bin);
+        cx.report.next.push(format!(
+            "no OpenClaw CLI or gateway user unit found: add this line to the environment the \
+             agent's commands start with (its service file or shell profile): {line}"
+        ));
+        if !cx.dry
+            && !cx
+                .manifest
+                .path
+                .iter()
+                .any(|p| matches!(p, PathInjection::Manual { .. }))
+        {
+            cx.manifest.path.push(PathInjection::Manual { line });
+        }
+    }
+    Ok(prepend)
+}

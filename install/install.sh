@@ -1,0 +1,152 @@
+#!/bin/sh
+# occ installer (user mode): checks the toolchain, builds the release binaries and the static
+# sudo shim, then runs `occ install`, which copies them into $OCC_HOME/bin (default
+# ~/.openclaw/bin), writes missing policy templates, starts the broker and puts the shim first
+# in the agent's PATH. Idempotent: run it again to upgrade. POSIX sh; no bash, python or npm.
+#
+#   ./install/install.sh [--dry-run] [--bin-dir DIR] [--system]
+#
+#   --dry-run      print every step and every change, make none
+#   --bin-dir DIR  install prebuilt binaries from DIR (occ, occ-scan, occ-shim); no build
+#   --system       system mode (not available yet; exits 2)
+#
+# Environment: CARGO_TARGET_DIR (honoured), OCC_HOME, ALLOW_ROOT=1 (run as root anyway).
+set -eu
+
+prog=install.sh
+say() { printf '%s\n' "$*"; }
+die() { printf '%s: %s\n' "$prog" "$*" >&2; exit 2; }
+
+dry_run=0
+bin_dir=
+while [ $# -gt 0 ]; do
+  case $1 in
+    --dry-run) dry_run=1 ;;
+    --bin-dir)
+      [ $# -ge 2 ] || die "--bin-dir needs a directory"
+      bin_dir=$2
+      shift ;;
+    --bin-dir=*) bin_dir=${1#--bin-dir=} ;;
+    --system)
+      printf '%s: system mode is not available yet\n' "$prog" >&2
+      exit 2 ;;
+    -h|--help)
+      sed -n '2,14p' "$0" | sed 's/^# \{0,1\}//'
+      exit 0 ;;
+    *) die "unknown option '$1' (see --help)" ;;
+  esac
+  shift
+done
+
+# Prints a command, then runs it unless this is a dry run.
+run() {
+  say "+ $*"
+  if [ "$dry_run" = 0 ]; then
+    "$@"
+  fi
+}
+
+if [ "$(id -u)" = 0 ] && [ "${ALLOW_ROOT:-0}" != 1 ]; then
+  die "refusing to run as root: occ's user mode installs for the agent's own user. Run it as
+that user, or set ALLOW_ROOT=1 if root really is the agent's user."
+fi
+
+here=$(cd "$(dirname "$0")/.." && pwd)
+
+if [ -n "$bin_dir" ]; then
+  [ -d "$bin_dir" ] || die "--bin-dir $bin_dir: no such directory"
+  bin_dir=$(cd "$bin_dir" && pwd)
+  for f in occ occ-scan occ-shim; do
+    [ -x "$bin_dir/$f" ] || die "--bin-dir $bin_dir has no executable $f; build with
+cargo build --release --workspace, or pass the directory that holds occ, occ-scan and occ-shim"
+  done
+  from=$bin_dir
+  shim=$bin_dir/occ-shim
+else
+  # Toolchain.
+  if ! command -v cargo >/dev/null 2>&1; then
+    die "cargo is not on PATH. Install Rust 1.85 or newer (https://rustup.rs:
+curl --proto '=https' --tlsv1.2 -sSf https://sh.rustup.rs | sh), open a new shell, then run
+$0 again; or pass --bin-dir DIR with prebuilt binaries."
+  fi
+  rustc_v=$(rustc --version 2>/dev/null || true)
+  say "toolchain: ${rustc_v:-rustc not found} ($(command -v cargo))"
+  cd "$here"
+  target_dir=${CARGO_TARGET_DIR:-$here/target}
+  case $target_dir in /*) ;; *) target_dir=$here/$target_dir ;; esac
+
+  if [ "$(uname -m)" != x86_64 ]; then
+    die "only x86_64 Linux builds of the static shim are wired up here; build occ-shim
+statically for $(uname -m) yourself and pass --bin-dir"
+  fi
+  # The shim must be static: musl when the target is there (or rustup can add it), else a
+  # static glibc build.
+  musl=x86_64-unknown-linux-musl
+  static=
+  if command -v rustup >/dev/null 2>&1; then
+    if rustup target list --installed 2>/dev/null | grep -qx "$musl"; then
+      static=musl
+    elif [ "$dry_run" = 1 ]; then
+      say "+ rustup target add $musl"
+      static=musl
+    elif rustup target add "$musl"; then
+      static=musl
+    fi
+  fi
+
+  run cargo build --release -p occ-broker -p occ-scan
+  shim=
+  if [ "$static" = musl ]; then
+    if run cargo build --release -p occ-shim --target "$musl"; then
+      shim=$target_dir/$musl/release/occ-shim
+    else
+      say "the musl build failed; falling back to a static glibc build"
+    fi
+  else
+    say "the $musl target is not available; falling back to a static glibc build"
+  fi
+  if [ -z "$shim" ]; then
+    gnu=x86_64-unknown-linux-gnu
+    say "+ RUSTFLAGS=\"-C target-feature=+crt-static\" cargo build --release -p occ-shim --target $gnu"
+    if [ "$dry_run" = 0 ]; then
+      RUSTFLAGS="-C target-feature=+crt-static" \
+        cargo build --release -p occ-shim --target "$gnu" ||
+        die "cannot build the static shim (musl and static glibc both failed); see the errors above"
+    fi
+    shim=$target_dir/$gnu/release/occ-shim
+  fi
+  from=$target_dir/release
+fi
+
+if [ "$dry_run" = 1 ]; then
+  if [ -x "$from/occ" ]; then
+    say "+ $from/occ install --dry-run --from $from --shim $shim"
+    "$from/occ" install --dry-run --from "$from" --shim "$shim"
+  else
+    say "+ $from/occ install --from $from --shim $shim"
+  fi
+  say "dry run: nothing was changed"
+  exit 0
+fi
+
+say "+ $from/occ install --from $from --shim $shim"
+set +e
+"$from/occ" install --from "$from" --shim "$shim"
+rc=$?
+set -e
+[ "$rc" -le 1 ] || exit "$rc"
+
+home=${OCC_HOME:-$HOME/.openclaw}
+cat <<EOF
+
+What next:
+  - The agent's sudo now asks for approval. When it prints "occ approve ID", approve it with
+      $home/bin/occ approvals
+      $home/bin/occ approve ID
+  - Check the setup at any time:   $home/bin/occ doctor
+  - Run a host scan:               $home/bin/occ-scan --help
+  - The audit log is $home/security/privileged-audit.jsonl; verify it with
+      $home/bin/occ audit verify
+  - Remove everything occ installed (keeps the audit log): $home/bin/occ uninstall
+EOF
+exit "$rc"
