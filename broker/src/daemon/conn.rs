@@ -118,6 +118,7 @@ impl Conn {
     }
 
     /// Takes ownership of the caller's stdio (for a system-mode executor or the tty channel).
+    /// Descriptors not taken are closed when the final answer is sent.
     pub fn take_caller_stdio(&mut self) -> [Option<OwnedFd>; 3] {
         std::mem::take(&mut self.stdio)
     }
@@ -186,10 +187,16 @@ impl Conn {
                 "a final answer was already sent on this connection",
             )));
         }
-        write_frame(&self.stream, &frame, &[]).map_err(SendError)?;
+        if last {
+            // Release the caller's stdio with the final answer: a `$(sudo …)` pipe must see
+            // end-of-file when the shim exits, not when this connection ends.
+            self.stdio = Default::default();
+        }
+        let sent = write_frame(&self.stream, &frame, &[]).map_err(SendError);
         if last {
             self.finished = true;
         }
+        sent?;
         Ok(())
     }
 

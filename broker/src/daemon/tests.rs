@@ -306,3 +306,40 @@ fn bad_frames_close_only_their_connection() {
     drop(stalled);
     fx.shutdown.trigger(StopCause::Requested);
 }
+
+#[test]
+fn callers_stdio_is_released_with_the_final_answer() {
+    use std::io::Read;
+    use std::os::fd::AsFd;
+    let fx = start(me());
+    let c = UnixStream::connect(&fx.sock).unwrap();
+    // Stand-in for the `$(sudo …)` pipe: the broker gets a copy of `w` as the caller's stdout.
+    let (w, mut r) = UnixStream::pair().unwrap();
+    let mut req = Request {
+        argv: vec![b"grant".to_vec()],
+        ..Request::default()
+    };
+    req.stdio_passed = [false, true, false];
+    write_frame(&c, &Frame::Request(req), &[w.as_fd()]).unwrap();
+    assert!(matches!(read_frame(&c).unwrap().frame, Frame::Grant { .. }));
+    drop(w);
+    // The connection is still open (the broker waits for the exit report), yet the reader
+    // sees end-of-file: the broker no longer holds the caller's stdout.
+    r.set_read_timeout(Some(Duration::from_secs(2))).unwrap();
+    let mut buf = [0u8; 1];
+    assert_eq!(r.read(&mut buf).unwrap(), 0);
+    write_frame(
+        &c,
+        &Frame::ExitReport(ExitReport {
+            exit_value: 0,
+            signal: 0,
+            run_time_ms: 1,
+        }),
+        &[],
+    )
+    .unwrap();
+    eventually("finished", || {
+        fx.rec.events().contains(&"finished:0:0:[]".to_string())
+    });
+    fx.shutdown.trigger(StopCause::Requested);
+}
