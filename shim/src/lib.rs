@@ -80,20 +80,31 @@ fn converse(stream: UnixStream, argv: Vec<Vec<u8>>) -> i32 {
     req.tty = (0..3)
         .find(|i| req.isatty[*i])
         .and_then(|i| sys::ttyname(i as i32));
-    if let Err(e) = write_frame(&stream, &Frame::Request(req), &borrowed) {
-        return fail(&unavailable_line(&format!(
-            "could not send the request: {e}"
-        )));
-    }
+    // A broker that refuses at once (busy, wrong uid) may close before reading the request;
+    // its answer is still worth reading, so a failed send is reported only if none came.
+    let send_error = match write_frame(&stream, &Frame::Request(req), &borrowed) {
+        Ok(()) => None,
+        Err(e @ ProtoError::Io(_)) => Some(e),
+        // Nothing was sent (too large, or unencodable): there is no answer to wait for.
+        Err(e) => {
+            return fail(&unavailable_line(&format!(
+                "could not send the request: {e}"
+            )))
+        }
+    };
     loop {
         let frame = match read_frame(&stream) {
             Ok(r) => r.frame,
-            Err(ProtoError::Closed) => {
-                return fail(&unavailable_line(
-                    "the broker closed the connection without answering",
-                ))
+            Err(e) => {
+                let detail = match (send_error, e) {
+                    (Some(se), _) => format!("could not send the request: {se}"),
+                    (None, ProtoError::Closed) => {
+                        "the broker closed the connection without answering".to_string()
+                    }
+                    (None, e) => format!("broker protocol error: {e}"),
+                };
+                return fail(&unavailable_line(&detail));
             }
-            Err(e) => return fail(&unavailable_line(&format!("broker protocol error: {e}"))),
         };
         match frame {
             Frame::Waiting { id } => print::err(&waiting_line(&id)),

@@ -869,3 +869,28 @@ fn musl_shim_is_static_when_built() {
         assert_ne!(p_type, 3, "PT_INTERP: the shim is dynamically linked");
     }
 }
+
+#[test]
+fn request_over_one_mebibyte_is_refused_at_once_without_exec() {
+    let home = Home::new(false);
+    std::fs::create_dir_all(home.run()).unwrap();
+    // A listener that never answers: the shim must not wait for it.
+    let listener = UnixListener::bind(home.sock()).unwrap();
+    let big = "x".repeat(110 * 1024);
+    let args: Vec<&str> = std::iter::repeat_n(big.as_str(), 10).collect();
+    let t = Instant::now();
+    let out = output_within(home.shim(&args), 10);
+    assert!(
+        t.elapsed() < Duration::from_secs(3),
+        "took {:?}",
+        t.elapsed()
+    );
+    assert_eq!(out.status.code(), Some(1));
+    let e = stderr(&out);
+    assert!(
+        e.starts_with("sudo: occ broker unavailable: could not send the request: frame of "),
+        "{e}"
+    );
+    assert!(e.ends_with("byte limit (occ: broker_unavailable)\n"), "{e}");
+    drop(listener);
+}
