@@ -10,7 +10,7 @@ use std::sync::{Condvar, Mutex, MutexGuard};
 use std::time::{Duration, SystemTime, UNIX_EPOCH};
 
 use occ_audit::{Value, Writer};
-use occ_policy::file::{FileError, PolicyConfig};
+use occ_policy::file::{Channel, FileError, PolicyConfig};
 use occ_policy::{Action, Caller, Context, Decision, Evaluation};
 use occ_proto::{Output, Request};
 
@@ -350,18 +350,70 @@ impl Gate {
         }
     }
 
-    /// Waits for a human's decision on `id`, up to `wait`.
-    fn wait_decision(&self, conn: &Conn, id: &str, wait: Duration) -> Wait<PendingOutcome> {
+    /// Waits for a human's decision on `id`, up to `wait`: from the queue, or from the
+    /// caller's terminal when the `tty` channel is on.
+    fn wait_decision(
+        &self,
+        conn: &Conn,
+        id: &str,
+        wait: Duration,
+        tty: &mut Option<TtyPrompt>,
+        token_set: bool,
+    ) -> Wait<PendingOutcome> {
         conn.wait_with(wait, |slice| {
-            let store = self.store();
-            if let Some(o) = store.outcome(id) {
+            if let Some(o) = self.store().outcome(id) {
                 return Some(o.clone());
             }
-            let (store, _) = self
-                .decided
-                .wait_timeout(store, slice)
-                .unwrap_or_else(|p| p.into_inner());
-            store.outcome(id).cloned()
+            let answer = match tty.as_mut() {
+                Some(t) => t.step(slice, token_set),
+                None => {
+                    let store = self.store();
+                    let (store, _) = self
+                        .decided
+                        .wait_timeout(store, slice)
+                        .unwrap_or_else(|p| p.into_inner());
+                    return store.outcome(id).cloned();
+                }
+            };
+            let tty_peer = PeerCred {
+                pid: 0,
+                uid: self.uid,
+                gid: 0,
+            };
+            match answer {
+                Some(TtyAnswer::Yes { token }) => {
+                    let (reply, ok) = self.admin_approve_as(
+                        &tty_peer,
+                        "tty",
+                        id,
+                        Scope::Once,
+                        false,
+                        None,
+                        token,
+                    );
+                    if !ok {
+                        if let Some(t) = tty.as_mut() {
+                            use std::io::Write as _;
+                            let msg = reply
+                                .get("error")
+                                .and_then(|e| e.as_str())
+                                .unwrap_or("refused");
+                            let _ = writeln!(t.out, "occ: {msg}");
+                        }
+                        *tty = None;
+                    }
+                }
+                Some(TtyAnswer::No) => {
+                    let _ = self.admin_deny_as(
+                        &tty_peer,
+                        "tty",
+                        id,
+                        Some("declined on the terminal".into()),
+                    );
+                }
+                None => {}
+            }
+            self.store().outcome(id).cloned()
         })
     }
 
@@ -426,7 +478,29 @@ impl Gate {
                 if conn.waiting(&id).is_err() {
                     return Verdict::Pending { id };
                 }
-                match self.wait_decision(conn, &id, Duration::from_secs(wait_secs)) {
+                // Untrusted requests are never offered on the terminal: they need
+                // `occ approve --confirm-untrusted`.
+                let mut tty = (cfg.broker.approval.channels.contains(&Channel::Tty)
+                    && !u.info.untrusted)
+                    .then(|| {
+                        TtyPrompt::open(
+                            conn,
+                            &format!(
+                                "occ: run {} as {} in {}? [y/N] ",
+                                crate::escape::argv_json(&u.info.command),
+                                escape_text(&u.info.runuser),
+                                escape_text(&u.info.runcwd)
+                            ),
+                        )
+                    })
+                    .flatten();
+                match self.wait_decision(
+                    conn,
+                    &id,
+                    Duration::from_secs(wait_secs),
+                    &mut tty,
+                    token_set,
+                ) {
                     Wait::Decided(PendingOutcome::Approved { .. }) => {
                         match self.store().take_grant(&u.info.digest, now_ms()) {
                             Some(g) => {
@@ -620,8 +694,9 @@ impl Gate {
                 (serde_json::json!({ "offset_ms": offset }), true)
             }
             "status" => (self.status_json(), true),
-            "approve" => self.admin_approve(
+            "approve" => self.admin_approve_as(
                 peer,
+                "queue",
                 &str_field("id").unwrap_or_default(),
                 if str_field("scope").as_deref() == Some("session") {
                     Scope::Session
@@ -634,8 +709,9 @@ impl Gate {
                 str_field("note"),
                 str_field("token"),
             ),
-            "deny" => self.admin_deny(
+            "deny" => self.admin_deny_as(
                 peer,
+                "queue",
                 &str_field("id").unwrap_or_default(),
                 str_field("note"),
             ),
@@ -651,14 +727,24 @@ impl Gate {
         }
     }
 
-    fn approver_fields(peer: &PeerCred) -> Fields {
+    fn approver_fields(peer: &PeerCred, channel: &str) -> Fields {
         let name = Caller::from_uid(peer.uid).user;
         let mut f = Fields::new();
-        f.insert(
-            "approver".into(),
-            s(format!("{name} (uid {}, pid {})", peer.uid, peer.pid)),
-        );
-        f.insert("approver_pid".into(), int(peer.pid));
+        f.insert("channel".into(), s(channel));
+        if channel == "tty" {
+            // A keypress on the requester's terminal: no approver process to name.
+            f.insert(
+                "approver".into(),
+                s(format!("{name} at the requester's terminal")),
+            );
+            f.insert("approver_pid".into(), Value::Null);
+        } else {
+            f.insert(
+                "approver".into(),
+                s(format!("{name} (uid {}, pid {})", peer.uid, peer.pid)),
+            );
+            f.insert("approver_pid".into(), int(peer.pid));
+        }
         f.insert("approver_uid".into(), int(peer.uid));
         f
     }
@@ -676,9 +762,11 @@ impl Gate {
         f
     }
 
-    fn admin_approve(
+    #[allow(clippy::too_many_arguments)] // reason: one approval's whole context, named
+    fn admin_approve_as(
         &self,
         peer: &PeerCred,
+        channel: &str,
         id: &str,
         scope: Scope,
         confirm_untrusted: bool,
@@ -692,7 +780,7 @@ impl Gate {
             ));
         };
         let mut f = Self::pending_fields(&p);
-        f.extend(Self::approver_fields(peer));
+        f.extend(Self::approver_fields(peer, channel));
         f.insert("note".into(), opt(note.clone()));
         let cfg = match load_policy(&self.home, self.uid, &|_| None) {
             Ok(c) => c,
@@ -748,9 +836,10 @@ impl Gate {
         }
     }
 
-    fn admin_deny(
+    fn admin_deny_as(
         &self,
         peer: &PeerCred,
+        channel: &str,
         id: &str,
         note: Option<String>,
     ) -> (serde_json::Value, bool) {
@@ -758,7 +847,7 @@ impl Gate {
         match denied {
             Ok(p) => {
                 let mut f = Self::pending_fields(&p);
-                f.extend(Self::approver_fields(peer));
+                f.extend(Self::approver_fields(peer, channel));
                 f.insert("note".into(), opt(note));
                 let _ = self.audit("approval_denied", f);
                 self.decided.notify_all();
@@ -787,7 +876,7 @@ impl Gate {
                 }
             }
         };
-        let mut f = Self::approver_fields(peer);
+        let mut f = Self::approver_fields(peer, "queue");
         f.insert("grants".into(), int(n));
         f.insert("session_id".into(), opt(session.clone()));
         f.insert(
@@ -901,6 +990,98 @@ fn create_private_dir(dir: &Path) -> Result<(), String> {
         .mode(0o700)
         .create(dir)
         .map_err(|e| format!("cannot create {}: {e}", dir.display()))
+}
+
+/// The opt-in `tty` channel: a prompt on the caller's own terminal, for a human sitting at it.
+/// It runs inside the connection's wait loop, beside the queue; whichever decides first wins.
+struct TtyPrompt {
+    input: std::os::fd::OwnedFd,
+    out: std::fs::File,
+    line: Vec<u8>,
+    /// The answer "y" was given and the token is being read (echo off).
+    reading_token: Option<nix::sys::termios::Termios>,
+}
+
+/// What the person at the terminal said.
+enum TtyAnswer {
+    Yes { token: Option<String> },
+    No,
+}
+
+impl TtyPrompt {
+    fn open(conn: &Conn, prompt: &str) -> Option<TtyPrompt> {
+        use std::io::Write as _;
+        let input = conn.caller_stdio(0)?.try_clone_to_owned().ok()?;
+        let output = conn.caller_stdio(2)?.try_clone_to_owned().ok()?;
+        if nix::sys::termios::tcgetattr(&input).is_err() {
+            return None; // not a terminal
+        }
+        let mut out = std::fs::File::from(output);
+        let _ = write!(out, "{prompt}");
+        let _ = out.flush();
+        Some(TtyPrompt {
+            input,
+            out,
+            line: Vec::new(),
+            reading_token: None,
+        })
+    }
+
+    /// Waits up to `slice` for input; returns an answer once a whole line (or two, with a
+    /// token) has been typed.
+    fn step(&mut self, slice: Duration, token_set: bool) -> Option<TtyAnswer> {
+        use nix::sys::termios::{self, LocalFlags, SetArg};
+        use std::io::{Read as _, Write as _};
+        use std::os::fd::AsFd;
+        match crate::sys::poll2(self.input.as_fd(), None, Some(slice)) {
+            Ok([r, _]) if r.readable => {}
+            _ => return None,
+        }
+        let mut buf = [0u8; 256];
+        let n = std::fs::File::from(self.input.try_clone().ok()?)
+            .read(&mut buf)
+            .ok()?;
+        if n == 0 {
+            return Some(TtyAnswer::No);
+        }
+        self.line.extend_from_slice(&buf[..n]);
+        if !self.line.contains(&b'\n') && self.line.len() < 4096 {
+            return None;
+        }
+        let text = String::from_utf8_lossy(&self.line).trim().to_string();
+        self.line.clear();
+        if let Some(saved) = self.reading_token.take() {
+            let _ = termios::tcsetattr(self.input.as_fd(), SetArg::TCSANOW, &saved);
+            let _ = writeln!(self.out);
+            return Some(TtyAnswer::Yes { token: Some(text) });
+        }
+        if !matches!(text.as_str(), "y" | "Y" | "yes" | "Yes" | "YES") {
+            return Some(TtyAnswer::No);
+        }
+        if !token_set {
+            return Some(TtyAnswer::Yes { token: None });
+        }
+        let saved = termios::tcgetattr(self.input.as_fd()).ok()?;
+        let mut quiet = saved.clone();
+        quiet.local_flags.remove(LocalFlags::ECHO);
+        let _ = termios::tcsetattr(self.input.as_fd(), SetArg::TCSANOW, &quiet);
+        self.reading_token = Some(saved);
+        let _ = write!(self.out, "occ approval token: ");
+        let _ = self.out.flush();
+        None
+    }
+}
+
+impl Drop for TtyPrompt {
+    fn drop(&mut self) {
+        if let Some(saved) = self.reading_token.take() {
+            let _ = nix::sys::termios::tcsetattr(
+                &self.input,
+                nix::sys::termios::SetArg::TCSANOW,
+                &saved,
+            );
+        }
+    }
 }
 
 impl RequestHandler for Gate {

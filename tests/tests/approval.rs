@@ -658,3 +658,148 @@ fn session_grant_ends_after_thirty_idle_minutes() {
     let t = types(&h.events());
     assert!(t.contains(&"session_timeout".to_string()), "{t:?}");
 }
+
+/// Runs the agent's `sudo ARGS` on a pseudo-terminal (via `script`), so the shim waits for a
+/// decision instead of returning the pending line.
+fn sudo_on_pty(h: &AgentHome, args: &str) -> std::process::Child {
+    let mut c = h.cmd(Path::new("/usr/bin/script"));
+    c.args([
+        "-qec",
+        &format!("{} {args}", h.home.join("bin/sudo").display()),
+        "/dev/null",
+    ])
+    .stdout(Stdio::piped())
+    .stderr(Stdio::piped());
+    c.spawn().unwrap()
+}
+
+fn wait_for_pending(h: &AgentHome) -> String {
+    let deadline = Instant::now() + Duration::from_secs(10);
+    loop {
+        // The shim may still be starting the broker: an unreachable broker is "not yet".
+        let out = h.occ(&["approvals", "--json"]);
+        let list: Value = serde_json::from_slice(&out.stdout).unwrap_or(Value::Null);
+        if let Some(id) = list[0]["id"].as_str() {
+            return id.to_string();
+        }
+        assert!(Instant::now() < deadline, "no pending request appeared");
+        std::thread::sleep(Duration::from_millis(50));
+    }
+}
+
+#[test]
+fn waiting_shim_runs_as_soon_as_an_approver_approves() {
+    let Some(ids) = ready() else { return };
+    if !Path::new("/usr/bin/script").is_file() {
+        occ_tests::skip("needs script(1) from util-linux");
+        return;
+    }
+    let h = AgentHome::new(ids);
+    let child = sudo_on_pty(&h, "/usr/bin/id -u");
+    let id = wait_for_pending(&h);
+    let ok = h.occ(&["approve", &id]);
+    assert!(ok.status.success(), "{}", text(&ok.stderr));
+    let out = child.wait_with_output().unwrap();
+    let shown = text(&out.stdout);
+    assert!(
+        shown.contains(&format!(
+            "sudo: waiting for approval (occ #{id}): occ approve {id}"
+        )),
+        "{shown:?}"
+    );
+    assert!(
+        shown.trim_end().ends_with('0'),
+        "the command ran on the terminal: {shown:?}"
+    );
+    assert_eq!(out.status.code(), Some(0));
+}
+
+#[test]
+fn waiting_shim_reports_a_denial() {
+    let Some(ids) = ready() else { return };
+    if !Path::new("/usr/bin/script").is_file() {
+        occ_tests::skip("needs script(1) from util-linux");
+        return;
+    }
+    let h = AgentHome::new(ids);
+    let child = sudo_on_pty(&h, "/usr/bin/true");
+    let id = wait_for_pending(&h);
+    assert!(h.occ(&["deny", &id, "--note", "no"]).status.success());
+    let out = child.wait_with_output().unwrap();
+    let shown = text(&out.stdout);
+    assert!(shown.contains("(occ: approval_denied)"), "{shown:?}");
+    assert_eq!(out.status.code(), Some(1));
+}
+
+/// Like `sudo_on_pty`, with the terminal's input under the test's control.
+fn sudo_on_pty_with_input(h: &AgentHome, args: &str) -> std::process::Child {
+    let mut c = h.cmd(Path::new("/usr/bin/script"));
+    c.args([
+        "-qec",
+        &format!("{} {args}", h.home.join("bin/sudo").display()),
+        "/dev/null",
+    ])
+    .stdin(Stdio::piped())
+    .stdout(Stdio::piped())
+    .stderr(Stdio::piped());
+    c.spawn().unwrap()
+}
+
+#[test]
+fn typing_yes_on_its_own_terminal_does_not_approve_by_default() {
+    let Some(ids) = ready() else { return };
+    if !Path::new("/usr/bin/script").is_file() {
+        occ_tests::skip("needs script(1) from util-linux");
+        return;
+    }
+    let h = AgentHome::new(ids);
+    let mut child = sudo_on_pty_with_input(&h, "/usr/bin/id -u");
+    let id = wait_for_pending(&h);
+    let mut stdin = child.stdin.take().unwrap();
+    stdin.write_all(b"y\nyes\n").unwrap();
+    std::thread::sleep(Duration::from_millis(600));
+    assert_eq!(
+        h.pending().len(),
+        1,
+        "still pending: the terminal is not an approval channel"
+    );
+    assert!(h.occ(&["deny", &id]).status.success());
+    drop(stdin);
+    let out = child.wait_with_output().unwrap();
+    assert!(!text(&out.stdout).contains("\n0"), "{}", text(&out.stdout));
+    h.stop_broker();
+    assert!(!types(&h.events()).contains(&"exec_start".to_string()));
+}
+
+#[test]
+fn opt_in_tty_channel_prompts_on_the_callers_terminal() {
+    let Some(ids) = ready() else { return };
+    if !Path::new("/usr/bin/script").is_file() {
+        occ_tests::skip("needs script(1) from util-linux");
+        return;
+    }
+    let h = AgentHome::new(ids);
+    h.write_security(
+        "broker.json",
+        r#"{"approval": {"channels": ["queue", "tty"]}}"#,
+    );
+    let mut child = sudo_on_pty_with_input(&h, "/usr/bin/id -u");
+    wait_for_pending(&h);
+    let mut stdin = child.stdin.take().unwrap();
+    stdin.write_all(b"y\n").unwrap();
+    let out = child.wait_with_output().unwrap();
+    let shown = text(&out.stdout);
+    assert!(
+        shown.contains("occ: run [\"/usr/bin/id\", \"-u\"] as root in "),
+        "{shown:?}"
+    );
+    assert!(shown.trim_end().ends_with('0'), "{shown:?}");
+    assert_eq!(out.status.code(), Some(0));
+    h.stop_broker();
+    let ev = h.events();
+    let g = ev
+        .iter()
+        .find(|e| e["event_type"] == "approval_granted")
+        .unwrap();
+    assert_eq!(g["channel"], "tty");
+}
