@@ -2,4 +2,5 @@
 
 mod approval;
 mod cli_smoke;
+mod install;
 mod shim_transport;

@@ -186,14 +186,17 @@ impl Manifest {
         }
     }
 
-    /// Records a written file, replacing an older record of the same path.
+    /// Records a written file, updating an older record of the same path in place.
     pub fn add_file(&mut self, path: &Path, kind: FileKind, sha256: &str) {
-        self.files.retain(|f| f.path != path);
-        self.files.push(FileEntry {
+        let entry = FileEntry {
             path: path.to_path_buf(),
             kind,
             sha256: sha256.to_string(),
-        });
+        };
+        match self.files.iter_mut().find(|f| f.path == path) {
+            Some(f) => *f = entry,
+            None => self.files.push(entry),
+        }
     }
 
     /// The record of one file.

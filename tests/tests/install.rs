@@ -1,0 +1,800 @@
+//! `install/install.sh`, `occ install`, `occ uninstall` and `occ doctor` end to end: a fresh
+//! temporary HOME for every test, the binaries cargo already built (`--from`, never a second
+//! release build), fake `openclaw` and `systemctl` scripts where a test needs them, and every
+//! broker a test starts stopped when it ends.
+
+use std::collections::BTreeMap;
+use std::os::unix::fs::{MetadataExt, PermissionsExt};
+use std::os::unix::process::CommandExt;
+use std::path::{Path, PathBuf};
+use std::process::{Command, Output, Stdio};
+use std::time::{Duration, Instant};
+
+use serde_json::Value;
+
+const AGENT: &str = "occ-agent";
+
+fn text(b: &[u8]) -> String {
+    String::from_utf8_lossy(b).into_owned()
+}
+
+fn repo_root() -> PathBuf {
+    Path::new(env!("CARGO_MANIFEST_DIR"))
+        .parent()
+        .expect("tests/ lives in the workspace")
+        .to_path_buf()
+}
+
+/// A fake `systemctl` with no user manager (as in a container without a session bus).
+const NO_SYSTEMD: &str =
+    "#!/bin/sh\necho 'Failed to connect to bus: No medium found' >&2\nexit 1\n";
+
+/// A fake `systemctl --user` with a loaded `openclaw-gateway.service` whose environment sets
+/// PATH. It logs every call, and starts/stops the real broker the way the unit would.
+const FAKE_SYSTEMCTL: &str = r#"#!/bin/sh
+echo "$*" >> "$FAKE_LOG"
+[ "$1" = --user ] && shift
+case $1 in
+  show-environment) printf 'HOME=%s\nPATH=/usr/local/bin:/usr/bin:/bin\n' "$HOME" ;;
+  show)
+    case "$2:$4" in
+      openclaw-gateway.service:LoadState) echo LoadState=loaded ;;
+      openclaw-gateway.service:Environment)
+        echo 'Environment=HOME=/home/agent "PATH=/opt/node/bin:/usr/bin:/bin" LANG=C.UTF-8' ;;
+      *) echo "$4=" ;;
+    esac ;;
+  enable|start|restart) "$HOME/.openclaw/bin/occ" broker >/dev/null ;;
+  disable|stop)
+    pid=$(cat "$HOME/.openclaw/run/broker.pid" 2>/dev/null) && kill "$pid" ;;
+esac
+exit 0
+"#;
+
+/// A fake `openclaw` whose config keys are files in $FAKE_OC_DIR.
+const FAKE_OPENCLAW: &str = r#"#!/bin/sh
+echo "$*" >> "$FAKE_LOG"
+[ "$1" = config ] || exit 2
+f="$FAKE_OC_DIR/$3"
+case $2 in
+  get) [ -f "$f" ] || { echo "Config path not found: $3" >&2; exit 1; }; cat "$f" ;;
+  set) printf '%s\n' "$4" > "$f" ;;
+  unset) rm -f "$f" ;;
+  *) exit 2 ;;
+esac
+"#;
+
+/// A temporary HOME with a staging copy of the built binaries and a directory of fakes first
+/// on PATH. Dropping it stops any broker started in it.
+struct Env {
+    dir: tempfile::TempDir,
+    home: PathBuf,
+    stage: PathBuf,
+    fakes: PathBuf,
+    agent: Option<(u32, u32)>,
+}
+
+impl Env {
+    fn new(systemctl: &str) -> Env {
+        let dir = tempfile::Builder::new()
+            .prefix("occ-inst")
+            .tempdir()
+            .unwrap();
+        std::fs::set_permissions(dir.path(), std::fs::Permissions::from_mode(0o755)).unwrap();
+        let home = dir.path().join("h");
+        let stage = dir.path().join("stage");
+        let fakes = dir.path().join("fakes");
+        for d in [&home, &stage, &fakes] {
+            std::fs::create_dir(d).unwrap();
+        }
+        std::fs::set_permissions(&home, std::fs::Permissions::from_mode(0o755)).unwrap();
+        for name in ["occ", "occ-scan", "occ-shim"] {
+            std::fs::copy(occ_tests::bin(name), stage.join(name)).unwrap();
+        }
+        let e = Env {
+            dir,
+            home,
+            stage,
+            fakes,
+            agent: None,
+        };
+        e.fake("systemctl", systemctl);
+        e
+    }
+
+    fn fake(&self, name: &str, script: &str) {
+        let p = self.fakes.join(name);
+        std::fs::write(&p, script).unwrap();
+        std::fs::set_permissions(&p, std::fs::Permissions::from_mode(0o755)).unwrap();
+    }
+
+    fn occ_home(&self) -> PathBuf {
+        self.home.join(".openclaw")
+    }
+
+    fn path_var(&self) -> String {
+        format!(
+            "{}:{}:/usr/local/bin:/usr/bin:/bin",
+            self.occ_home().join("bin").display(),
+            self.fakes.display()
+        )
+    }
+
+    fn cmd(&self, program: &Path) -> Command {
+        let mut c = Command::new(program);
+        c.env_clear()
+            .env("HOME", &self.home)
+            .env("PATH", self.path_var())
+            .env("LANG", "C")
+            .env("FAKE_LOG", self.dir.path().join("fake.log"))
+            .env("FAKE_OC_DIR", self.dir.path().join("oc"))
+            .current_dir(&self.home)
+            .stdin(Stdio::null());
+        if let Some((uid, gid)) = self.agent {
+            c.uid(uid).gid(gid);
+        }
+        c
+    }
+
+    /// `STAGE/occ ARGS` (the freshly built occ, before install).
+    fn occ(&self, args: &[&str]) -> Output {
+        self.cmd(&self.stage.join("occ"))
+            .args(args)
+            .output()
+            .unwrap()
+    }
+
+    /// `$OCC_HOME/bin/occ ARGS` (the installed occ).
+    fn installed(&self, args: &[&str]) -> Output {
+        self.cmd(&self.occ_home().join("bin/occ"))
+            .args(args)
+            .output()
+            .unwrap()
+    }
+
+    fn install(&self, extra: &[&str]) -> Output {
+        let from = self.stage.display().to_string();
+        let mut args = vec!["install", "--from", &from];
+        args.extend_from_slice(extra);
+        self.occ(&args)
+    }
+
+    fn fake_log(&self) -> String {
+        std::fs::read_to_string(self.dir.path().join("fake.log")).unwrap_or_default()
+    }
+
+    fn broker_pid(&self) -> Option<i32> {
+        std::fs::read_to_string(self.occ_home().join("run/broker.pid"))
+            .ok()
+            .and_then(|s| s.trim().parse().ok())
+    }
+
+    fn stop_broker(&self) {
+        if let Some(pid) = self.broker_pid() {
+            let _ = Command::new("kill")
+                .args(["-TERM", &pid.to_string()])
+                .status();
+            let deadline = Instant::now() + Duration::from_secs(5);
+            while alive(pid) && Instant::now() < deadline {
+                std::thread::sleep(Duration::from_millis(20));
+            }
+        }
+    }
+}
+
+impl Drop for Env {
+    fn drop(&mut self) {
+        self.stop_broker();
+        // Unmount nothing, chmod back anything a test made read-only so the temp dir goes.
+        let _ = Command::new("chmod")
+            .args(["-R", "u+w"])
+            .arg(self.dir.path())
+            .status();
+    }
+}
+
+fn alive(pid: i32) -> bool {
+    std::fs::read_to_string(format!("/proc/{pid}/stat"))
+        .map(|s| {
+            s.rsplit_once(')')
+                .map(|(_, r)| !r.trim_start().starts_with('Z'))
+                .unwrap_or(false)
+        })
+        .unwrap_or(false)
+}
+
+/// Every path under `root` with its mode and (for files) content, for before/after checks.
+fn tree(root: &Path) -> BTreeMap<PathBuf, (u32, Vec<u8>)> {
+    let mut out = BTreeMap::new();
+    let mut stack = vec![root.to_path_buf()];
+    while let Some(d) = stack.pop() {
+        let Ok(rd) = std::fs::read_dir(&d) else {
+            continue;
+        };
+        for e in rd.flatten() {
+            let p = e.path();
+            let Ok(m) = std::fs::symlink_metadata(&p) else {
+                continue;
+            };
+            let body = if m.is_file() {
+                std::fs::read(&p).unwrap_or_default()
+            } else {
+                Vec::new()
+            };
+            out.insert(
+                p.strip_prefix(root).unwrap().to_path_buf(),
+                (m.mode() & 0o7777, body),
+            );
+            if m.is_dir() {
+                stack.push(p);
+            }
+        }
+    }
+    out
+}
+
+fn mode(p: &Path) -> u32 {
+    std::fs::symlink_metadata(p)
+        .unwrap_or_else(|e| panic!("{}: {e}", p.display()))
+        .mode()
+        & 0o7777
+}
+
+fn assert_ok(out: &Output, what: &str) {
+    assert!(
+        out.status.success(),
+        "{what} exited {:?}\nstdout:\n{}\nstderr:\n{}",
+        out.status.code(),
+        text(&out.stdout),
+        text(&out.stderr)
+    );
+}
+
+/// The agent user's uid and gid, if it exists.
+fn agent_ids() -> Option<(u32, u32)> {
+    let passwd = std::fs::read_to_string("/etc/passwd").ok()?;
+    passwd.lines().find_map(|l| {
+        let f: Vec<&str> = l.split(':').collect();
+        (f.first() == Some(&AGENT))
+            .then(|| Some((f.get(2)?.parse().ok()?, f.get(3)?.parse().ok()?)))?
+    })
+}
+
+fn chown_r(p: &Path, (uid, gid): (u32, u32)) {
+    let st = Command::new("chown")
+        .args(["-R", &format!("{uid}:{gid}")])
+        .arg(p)
+        .status()
+        .unwrap();
+    assert!(st.success());
+}
+
+#[test]
+fn full_cycle_as_the_agent_user_install_doctor_approve_uninstall_needs_root() {
+    if !occ_tests::is_root() {
+        occ_tests::skip("needs root (to run as the agent user)");
+        return;
+    }
+    let Some(ids) = agent_ids() else {
+        occ_tests::skip("needs the occ-agent user (created by .ci/run)");
+        return;
+    };
+    let sudo_ok = Command::new("/usr/bin/sudo")
+        .args(["-n", "-l", "-U", AGENT, "/usr/bin/id"])
+        .output()
+        .map(|o| o.status.success())
+        .unwrap_or(false);
+    if !sudo_ok {
+        occ_tests::skip("needs occ-agent's NOPASSWD sudoers drop-in (written by .ci/run)");
+        return;
+    }
+    let mut env = Env::new(NO_SYSTEMD);
+    chown_r(&env.home, ids);
+    chown_r(&env.stage, ids);
+    env.agent = Some(ids);
+    let before = tree(&env.home);
+
+    let out = env.install(&[]);
+    assert_ok(&out, "occ install");
+    let stdout = text(&out.stdout);
+    assert!(
+        stdout.contains("ok    path_order: sudo resolves to the shim"),
+        "{stdout}"
+    );
+    assert!(
+        stdout.contains("ok    broker: the broker answers"),
+        "{stdout}"
+    );
+    assert!(stdout.contains("ok    policy:"), "{stdout}");
+    assert!(
+        stdout.contains("export PATH=\""),
+        "manual PATH line: {stdout}"
+    );
+
+    // Every file and its mode.
+    let h = env.occ_home();
+    for (p, m) in [
+        (h.clone(), 0o700),
+        (h.join("bin"), 0o700),
+        (h.join("run"), 0o700),
+        (h.join("security"), 0o700),
+        (h.join("bin/occ"), 0o755),
+        (h.join("bin/occ-scan"), 0o755),
+        (h.join("bin/sudo"), 0o755),
+        (h.join("security/command-policy.json"), 0o600),
+        (h.join("security/prompt-policy.json"), 0o600),
+        (h.join("security/broker.json"), 0o600),
+        (h.join("install-manifest.json"), 0o600),
+    ] {
+        assert_eq!(mode(&p), m, "{}", p.display());
+        assert_eq!(
+            std::fs::metadata(&p).unwrap().uid(),
+            ids.0,
+            "{}",
+            p.display()
+        );
+    }
+    assert_eq!(
+        std::fs::read(h.join("bin/sudo")).unwrap(),
+        std::fs::read(env.stage.join("occ-shim")).unwrap(),
+        "bin/sudo is the shim"
+    );
+    let manifest: Value =
+        serde_json::from_slice(&std::fs::read(h.join("install-manifest.json")).unwrap()).unwrap();
+    let files = manifest["files"].as_array().unwrap();
+    assert_eq!(files.len(), 6, "{manifest}");
+    for f in files {
+        let p = PathBuf::from(f["path"].as_str().unwrap());
+        let sha = occ_audit_sha(&std::fs::read(&p).unwrap());
+        assert_eq!(f["sha256"], Value::String(sha), "{}", p.display());
+    }
+    assert_eq!(manifest["broker"]["how"], "spawned");
+
+    // doctor passes (warnings allowed: no OpenClaw here, a debug shim is not static).
+    let doc = env.installed(&["doctor"]);
+    assert_ok(&doc, "occ doctor");
+    let d = text(&doc.stdout);
+    for name in [
+        "path_order",
+        "broker",
+        "files",
+        "real_sudo",
+        "sudo_n_l",
+        "audit_log",
+        "policy",
+        "legacy_token",
+    ] {
+        assert!(d.contains(&format!("ok    {name}:")), "{name} not ok:\n{d}");
+    }
+    let dj = env.installed(&["doctor", "--json"]);
+    let v: Value = serde_json::from_slice(&dj.stdout).unwrap();
+    assert_eq!(v["ok"], Value::Bool(true), "{v}");
+
+    // pending -> approve -> run, through the installed shim as the agent.
+    let sudo = h.join("bin/sudo");
+    let first = env
+        .cmd(&sudo)
+        .args(["-n", "/usr/bin/id", "-u"])
+        .output()
+        .unwrap();
+    let err = text(&first.stderr);
+    assert_eq!(first.status.code(), Some(1), "{err}");
+    let id = err
+        .lines()
+        .last()
+        .and_then(|l| l.strip_prefix("sudo: approval pending (occ #"))
+        .and_then(|r| r.split(')').next())
+        .unwrap_or_else(|| panic!("not a pending line: {err}"))
+        .to_string();
+    assert_ok(&env.installed(&["approve", &id]), "occ approve");
+    let ran = env
+        .cmd(&sudo)
+        .args(["-n", "/usr/bin/id", "-u"])
+        .output()
+        .unwrap();
+    assert_eq!(text(&ran.stdout), "0\n", "stderr: {}", text(&ran.stderr));
+    assert_eq!(ran.status.code(), Some(0));
+
+    // uninstall: nothing is left but what was there before, and the audit log.
+    let pid = env.broker_pid().expect("a broker is running");
+    let out = env.installed(&["uninstall"]);
+    assert_ok(&out, "occ uninstall");
+    let u = text(&out.stdout);
+    assert!(u.contains("the audit log is kept"), "{u}");
+    assert!(!alive(pid), "the broker was stopped");
+    let after = tree(&env.home);
+    let mut extra: Vec<&PathBuf> = after.keys().filter(|p| !before.contains_key(*p)).collect();
+    extra.sort();
+    let want: Vec<PathBuf> = [
+        ".openclaw",
+        ".openclaw/security",
+        ".openclaw/security/audit-head.json",
+        ".openclaw/security/privileged-audit.jsonl",
+    ]
+    .iter()
+    .map(PathBuf::from)
+    .collect();
+    assert_eq!(extra, want.iter().collect::<Vec<_>>(), "left behind");
+    for (p, v) in &before {
+        assert_eq!(after.get(p), Some(v), "{} changed", p.display());
+    }
+    // The kept log still verifies.
+    let verify = Command::new(env.stage.join("occ"))
+        .args(["audit", "verify", "--log"])
+        .arg(env.home.join(".openclaw/security/privileged-audit.jsonl"))
+        .output()
+        .unwrap();
+    assert_ok(&verify, "occ audit verify");
+}
+
+fn occ_audit_sha(b: &[u8]) -> String {
+    // sha256sum is in coreutils everywhere these tests run; it keeps the test crate lean.
+    let mut c = Command::new("sha256sum")
+        .stdin(Stdio::piped())
+        .stdout(Stdio::piped())
+        .spawn()
+        .unwrap();
+    use std::io::Write;
+    c.stdin.take().unwrap().write_all(b).unwrap();
+    let out = c.wait_with_output().unwrap();
+    text(&out.stdout)
+        .split_whitespace()
+        .next()
+        .unwrap_or("")
+        .to_string()
+}
+
+#[test]
+fn install_twice_is_idempotent_and_dry_run_changes_nothing() {
+    let env = Env::new(NO_SYSTEMD);
+    let empty = tree(&env.home);
+    let dry = env.install(&["--dry-run"]);
+    assert_ok(&dry, "occ install --dry-run");
+    let d = text(&dry.stdout);
+    assert!(d.contains("nothing is changed"), "{d}");
+    assert!(d.contains("copy") && d.contains("bin/sudo"), "{d}");
+    assert_eq!(tree(&env.home), empty, "--dry-run changed files");
+    assert!(env.broker_pid().is_none());
+
+    assert_ok(&env.install(&[]), "first install");
+    let pid = env.broker_pid().expect("broker started");
+    let snap = |t: BTreeMap<PathBuf, (u32, Vec<u8>)>| {
+        t.into_iter()
+            .filter(|(p, _)| {
+                let s = p.to_string_lossy();
+                !s.starts_with(".openclaw/run/")
+                    && !s.contains("audit")
+                    && !s.ends_with("manifest.json")
+            })
+            .collect::<BTreeMap<_, _>>()
+    };
+    let first = snap(tree(&env.home));
+    let m1: Value = serde_json::from_slice(
+        &std::fs::read(env.occ_home().join("install-manifest.json")).unwrap(),
+    )
+    .unwrap();
+
+    let again = env.install(&[]);
+    assert_ok(&again, "second install");
+    let a = text(&again.stdout);
+    assert!(a.contains("nothing to change: already installed"), "{a}");
+    assert_eq!(
+        snap(tree(&env.home)),
+        first,
+        "a second install changed files"
+    );
+    assert_eq!(env.broker_pid(), Some(pid), "the running broker was kept");
+    let mut m2: Value = serde_json::from_slice(
+        &std::fs::read(env.occ_home().join("install-manifest.json")).unwrap(),
+    )
+    .unwrap();
+    m2["installed_at"] = m1["installed_at"].clone();
+    assert_eq!(m1, m2, "the manifest records the same things");
+
+    // A dry run on an installed home changes nothing either.
+    let full = tree(&env.home);
+    let dry = env.install(&["--dry-run"]);
+    assert_ok(&dry, "dry run after install");
+    assert!(
+        text(&dry.stdout).contains("nothing to change"),
+        "{}",
+        text(&dry.stdout)
+    );
+    let now = tree(&env.home);
+    assert_eq!(
+        snap(now.clone()),
+        snap(full),
+        "dry run after install changed files"
+    );
+
+    // An edited policy file survives uninstall; the untouched ones go.
+    let cp = env.occ_home().join("security/command-policy.json");
+    std::fs::write(&cp, "{\"version\": 2, \"allow\": [\"/usr/bin/id\"]}\n").unwrap();
+    let out = env.installed(&["uninstall", "--json"]);
+    assert_ok(&out, "uninstall");
+    let v: Value = serde_json::from_slice(&out.stdout).unwrap();
+    let kept: Vec<String> = v["kept"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .map(|k| k["path"].as_str().unwrap().to_string())
+        .collect();
+    assert!(kept.contains(&cp.display().to_string()), "{v}");
+    assert!(cp.exists());
+    assert!(!env.occ_home().join("security/broker.json").exists());
+    assert!(!env.occ_home().join("bin").exists());
+    assert!(!alive(pid));
+    // Nothing to uninstall twice: a clear error naming the manifest.
+    let twice = env.occ(&["uninstall"]);
+    assert_eq!(twice.status.code(), Some(2));
+    assert!(
+        text(&twice.stderr).contains("no install manifest"),
+        "{}",
+        text(&twice.stderr)
+    );
+}
+
+/// Replaces the temp home in generated text so it can be compared with a golden copy.
+fn golden(env: &Env, got: &str, name: &str) {
+    let got = got.replace(&env.home.display().to_string(), "@HOME@");
+    let file = repo_root().join("tests/golden/install").join(name);
+    if std::env::var_os("OCC_UPDATE_GOLDEN").is_some() {
+        std::fs::create_dir_all(file.parent().unwrap()).unwrap();
+        std::fs::write(&file, &got).unwrap();
+    }
+    let want = std::fs::read_to_string(&file)
+        .unwrap_or_else(|e| panic!("{}: {e} (OCC_UPDATE_GOLDEN=1 writes it)", file.display()));
+    assert_eq!(got, want, "{} differs from the golden copy", file.display());
+}
+
+#[test]
+fn path_injection_through_fake_openclaw_and_systemd_is_written_and_reverted() {
+    let env = Env::new(FAKE_SYSTEMCTL);
+    env.fake("openclaw", FAKE_OPENCLAW);
+    let oc = env.dir.path().join("oc");
+    std::fs::create_dir(&oc).unwrap();
+    std::fs::write(oc.join("tools.exec.pathPrepend"), "[\"/opt/tools/bin\"]\n").unwrap();
+
+    let out = env.install(&[]);
+    assert_ok(&out, "occ install");
+    let s = text(&out.stdout);
+    let bin = env.occ_home().join("bin");
+    let units = env.home.join(".config/systemd/user");
+
+    // OpenClaw's route: our bin first, the old entries kept.
+    let set: Value =
+        serde_json::from_str(&std::fs::read_to_string(oc.join("tools.exec.pathPrepend")).unwrap())
+            .unwrap();
+    assert_eq!(
+        set,
+        serde_json::json!([bin.display().to_string(), "/opt/tools/bin"])
+    );
+    // The gateway drop-in holds the unit's full PATH with ours first, and the broker unit.
+    let unit = std::fs::read_to_string(units.join("occ-broker.service")).unwrap();
+    golden(&env, &unit, "occ-broker.service");
+    let drop_in =
+        std::fs::read_to_string(units.join("openclaw-gateway.service.d/occ.conf")).unwrap();
+    golden(&env, &drop_in, "occ.conf");
+    assert!(
+        s.contains("systemctl --user restart openclaw-gateway.service"),
+        "{s}"
+    );
+    assert!(s.contains("ok    path_order"), "{s}");
+    let log = env.fake_log();
+    for want in [
+        "--user daemon-reload",
+        "--user enable --now occ-broker.service",
+        "config set tools.exec.pathPrepend",
+    ] {
+        assert!(log.contains(want), "missing `{want}` in\n{log}");
+    }
+    let m: Value = serde_json::from_slice(
+        &std::fs::read(env.occ_home().join("install-manifest.json")).unwrap(),
+    )
+    .unwrap();
+    assert_eq!(m["broker"]["how"], "systemd", "{m}");
+    assert!(
+        env.broker_pid().is_some_and(alive),
+        "the unit's broker runs"
+    );
+
+    // Install again: nothing new written, the recorded previous value is kept.
+    assert_ok(&env.install(&[]), "second install");
+    let m2: Value = serde_json::from_slice(
+        &std::fs::read(env.occ_home().join("install-manifest.json")).unwrap(),
+    )
+    .unwrap();
+    assert_eq!(m["path"], m2["path"]);
+
+    let out = env.installed(&["uninstall"]);
+    assert_ok(&out, "occ uninstall");
+    assert_eq!(
+        std::fs::read_to_string(oc.join("tools.exec.pathPrepend")).unwrap(),
+        "[\"/opt/tools/bin\"]\n",
+        "pathPrepend restored"
+    );
+    assert!(!units.join("occ-broker.service").exists());
+    assert!(!units.join("openclaw-gateway.service.d").exists());
+    assert!(
+        !env.home.join(".config").exists(),
+        "dirs occ created are gone"
+    );
+    let log = env.fake_log();
+    assert!(
+        log.contains("--user disable --now occ-broker.service"),
+        "{log}"
+    );
+    assert!(env.broker_pid().is_none_or(|p| !alive(p)));
+
+    // With no previous value, uninstall unsets the key.
+    std::fs::remove_file(oc.join("tools.exec.pathPrepend")).unwrap();
+    assert_ok(&env.install(&[]), "install without a previous value");
+    assert!(oc.join("tools.exec.pathPrepend").exists());
+    assert_ok(&env.installed(&["uninstall"]), "uninstall");
+    assert!(!oc.join("tools.exec.pathPrepend").exists(), "key unset");
+}
+
+#[test]
+fn existing_non_occ_sudo_is_kept_with_a_backup_and_a_warning() {
+    let env = Env::new(NO_SYSTEMD);
+    let bin = env.occ_home().join("bin");
+    std::fs::create_dir_all(&bin).unwrap();
+    std::fs::set_permissions(&bin, std::fs::Permissions::from_mode(0o755)).unwrap();
+    let legacy = "#!/bin/sh\n# the original tool's bash shim\nexec /usr/bin/sudo \"$@\"\n";
+    std::fs::write(bin.join("sudo"), legacy).unwrap();
+    std::fs::set_permissions(bin.join("sudo"), std::fs::Permissions::from_mode(0o700)).unwrap();
+
+    let out = env.install(&[]);
+    assert_ok(&out, "occ install");
+    let err = text(&out.stderr);
+    assert!(
+        err.contains("warning:")
+            && err.contains("was not written by occ")
+            && err.contains("sudo.pre-occ"),
+        "{err}"
+    );
+    assert_eq!(
+        std::fs::read_to_string(bin.join("sudo.pre-occ")).unwrap(),
+        legacy
+    );
+    assert_eq!(mode(&bin.join("sudo.pre-occ")), 0o700);
+    assert_eq!(
+        std::fs::read(bin.join("sudo")).unwrap(),
+        std::fs::read(env.stage.join("occ-shim")).unwrap()
+    );
+    assert_eq!(mode(&bin), 0o700, "bin/ tightened");
+
+    // A second install does not back the shim up again.
+    let again = env.install(&[]);
+    assert_ok(&again, "second install");
+    assert!(!text(&again.stderr).contains("was not written by occ"));
+    assert!(!bin.join("sudo.pre-occ.1").exists());
+
+    assert_ok(&env.installed(&["uninstall"]), "uninstall");
+    assert_eq!(
+        std::fs::read_to_string(bin.join("sudo")).unwrap(),
+        legacy,
+        "restored"
+    );
+    assert!(!bin.join("sudo.pre-occ").exists());
+    assert_eq!(mode(&bin), 0o755, "bin/ mode restored");
+    assert!(!bin.join("occ").exists());
+}
+
+#[test]
+fn read_only_home_is_a_clear_error_needs_root() {
+    if !occ_tests::is_root() {
+        occ_tests::skip("needs root (read-only bind mount with unshare -m)");
+        return;
+    }
+    let env = Env::new(NO_SYSTEMD);
+    let h = env.home.display().to_string();
+    let mut c = env.cmd(Path::new("unshare"));
+    c.args([
+        "-m",
+        "sh",
+        "-c",
+        "mount --bind \"$1\" \"$1\" && mount -o remount,ro,bind \"$1\" \"$1\" && shift && exec \"$@\"",
+        "sh",
+        &h,
+    ])
+    .arg(env.stage.join("occ"))
+    .args(["install", "--from"])
+    .arg(&env.stage);
+    let out = c.output().unwrap();
+    let err = text(&out.stderr);
+    assert_eq!(
+        out.status.code(),
+        Some(2),
+        "stdout {} stderr {err}",
+        text(&out.stdout)
+    );
+    assert!(
+        err.contains(&format!("cannot create {h}/.openclaw"))
+            && err.contains("Read-only file system"),
+        "{err}"
+    );
+    assert!(!env.occ_home().exists());
+}
+
+#[test]
+fn install_sh_without_cargo_as_root_and_system_mode_fail_clearly() {
+    let env = Env::new(NO_SYSTEMD);
+    let script = repo_root().join("install/install.sh");
+    // A PATH holding only what install.sh needs besides cargo.
+    let tools = env.dir.path().join("tools");
+    std::fs::create_dir(&tools).unwrap();
+    for t in [
+        "sh", "id", "dirname", "uname", "cat", "sed", "grep", "printf",
+    ] {
+        if let Some(p) = ["/usr/bin", "/bin"]
+            .iter()
+            .map(|d| Path::new(d).join(t))
+            .find(|p| p.exists())
+        {
+            std::os::unix::fs::symlink(p, tools.join(t)).unwrap();
+        }
+    }
+    let run = |args: &[&str], root_ok: bool| {
+        let mut c = env.cmd(&tools.join("sh"));
+        c.arg(&script).args(args).env("PATH", &tools);
+        if root_ok {
+            c.env("ALLOW_ROOT", "1");
+        }
+        c.output().unwrap()
+    };
+    let out = run(&[], true);
+    let err = text(&out.stderr);
+    assert_eq!(out.status.code(), Some(2), "{err}");
+    assert!(
+        err.contains("cargo is not on PATH") && err.contains("rustup"),
+        "{err}"
+    );
+
+    let out = run(&["--system"], true);
+    assert_eq!(out.status.code(), Some(2));
+    assert!(text(&out.stderr).contains("system mode is not available yet"));
+
+    if occ_tests::is_root() {
+        let out = run(&[], false);
+        assert_eq!(out.status.code(), Some(2));
+        assert!(
+            text(&out.stderr).contains("refusing to run as root"),
+            "{}",
+            text(&out.stderr)
+        );
+    }
+    assert!(!env.occ_home().exists(), "nothing installed");
+}
+
+#[test]
+fn install_sh_with_prebuilt_binaries_installs_and_its_dry_run_changes_nothing() {
+    let env = Env::new(NO_SYSTEMD);
+    let script = repo_root().join("install/install.sh");
+    let run = |args: &[&str]| {
+        let mut c = env.cmd(Path::new("sh"));
+        c.arg(&script)
+            .args(args)
+            .arg("--bin-dir")
+            .arg(&env.stage)
+            .env("ALLOW_ROOT", "1");
+        c.output().unwrap()
+    };
+    let before = tree(&env.home);
+    let out = run(&["--dry-run"]);
+    assert_ok(&out, "install.sh --dry-run");
+    assert!(text(&out.stdout).contains("dry run: nothing was changed"));
+    assert_eq!(tree(&env.home), before);
+
+    let out = run(&[]);
+    assert_ok(&out, "install.sh --bin-dir");
+    let s = text(&out.stdout);
+    assert!(
+        s.contains("What next:") && s.contains("occ approve ID"),
+        "{s}"
+    );
+    assert!(s.contains("privileged-audit.jsonl"), "{s}");
+    assert!(env.occ_home().join("bin/sudo").is_file());
+    // Idempotent.
+    assert_ok(&run(&[]), "install.sh again");
+    assert_ok(&env.installed(&["uninstall"]), "uninstall");
+}
