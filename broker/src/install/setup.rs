@@ -204,14 +204,17 @@ impl Ctx {
             self.manifest.add_file(file, kind, &sha);
         }
         let what = if existing.is_some() {
-            "replace"
+            "replaced"
         } else {
-            "write"
+            "new"
         };
         self.change(
             "copy",
             file.display().to_string(),
-            format!("{what}, mode {mode:o}, sha256 {sha}"),
+            format!(
+                "{what}, mode {mode:o}, sha256 {}…",
+                sha.get(..12).unwrap_or(&sha)
+            ),
         );
         Ok(true)
     }
@@ -285,7 +288,7 @@ pub fn install(opts: &Options) -> Result<Report, String> {
         replaced |= wrote && existed;
         if wrote {
             if let Some(c) = cx.report.changes.last_mut() {
-                c.detail = format!("{} (from {})", c.detail, src.display());
+                c.detail = format!("{}, from {}", c.detail, src.display());
             }
         }
     }
@@ -444,7 +447,7 @@ fn start_broker(
             cx.change(
                 "start",
                 format!("{} broker", occ.display()),
-                pid.map(|p| format!("pid {p} (no systemd user manager)"))
+                pid.map(|p| format!("pid {p}; no systemd user manager"))
                     .unwrap_or_default(),
             );
         }
