@@ -361,19 +361,45 @@ struct Strict<'a, 'm> {
     members: &'m mut Vec<Member>,
 }
 
-// Byte classes inside a canonical string: 0 = plain printable ASCII, 1 = needs handling.
-const fn string_class() -> [u8; 256] {
-    let mut t = [1u8; 256];
-    let mut c = 0x20;
-    while c < 0x7f {
-        t[c] = 0;
-        c += 1;
-    }
-    t[b'"' as usize] = 1;
-    t[b'\\' as usize] = 1;
-    t
+const LO: u64 = 0x0101_0101_0101_0101;
+const HI: u64 = 0x8080_8080_8080_8080;
+
+/// Marks (high bit per byte) the bytes of `x` that end a plain run: `"`, `\`, below 0x20, or
+/// 0x7f and above. Borrows can mark bytes *after* a real one, never before, so the lowest
+/// mark is exact.
+#[inline]
+fn specials(x: u64) -> u64 {
+    let q = x ^ (LO * u64::from(b'"'));
+    let bs = x ^ (LO * u64::from(b'\\'));
+    let quote = q.wrapping_sub(LO) & !q & HI;
+    let backslash = bs.wrapping_sub(LO) & !bs & HI;
+    let control = x.wrapping_sub(LO * 0x20) & !x & HI;
+    let high = (x.wrapping_add(LO) | x) & HI;
+    quote | backslash | control | high
 }
-static STRING_CLASS: [u8; 256] = string_class();
+
+/// Length of the leading run of bytes a canonical string holds as they are (printable ASCII
+/// other than `"` and `\`), eight bytes at a time.
+#[inline]
+fn plain_prefix(s: &[u8]) -> usize {
+    let mut i = 0;
+    while let Some(chunk) = s.get(i..i + 8) {
+        let mut w = [0u8; 8];
+        w.copy_from_slice(chunk);
+        let m = specials(u64::from_le_bytes(w));
+        if m != 0 {
+            return i + (m.trailing_zeros() / 8) as usize;
+        }
+        i += 8;
+    }
+    while let Some(&c) = s.get(i) {
+        if !(0x20..0x7f).contains(&c) || c == b'"' || c == b'\\' {
+            break;
+        }
+        i += 1;
+    }
+    i
+}
 
 fn hex4_lower(b: &[u8]) -> Option<u32> {
     let mut v = 0u32;
@@ -425,7 +451,7 @@ impl Strict<'_, '_> {
         match self.b.get(self.i) {
             Some(b'{') => self.object(depth),
             Some(b'[') => self.array(depth),
-            Some(b'"') => self.string(),
+            Some(b'"') => self.string().map(|_| ()),
             Some(b't') => self.lit(b"true"),
             Some(b'f') => self.lit(b"false"),
             Some(b'n') => self.lit(b"null"),
@@ -460,20 +486,24 @@ impl Strict<'_, '_> {
         Ok(())
     }
 
-    fn string(&mut self) -> Result<(), Dev> {
+    /// A canonical string; returns whether it holds escapes (keys without escapes compare as
+    /// plain bytes).
+    fn string(&mut self) -> Result<bool, Dev> {
         let b = self.b;
         self.i += 1;
+        let mut escaped = false;
         loop {
-            while self.i < b.len() && STRING_CLASS[b[self.i] as usize] == 0 {
-                self.i += 1;
-            }
+            self.i += plain_prefix(&b[self.i..]);
             match b.get(self.i) {
                 None => return Err(self.dev("unterminated string")),
                 Some(b'"') => {
                     self.i += 1;
-                    return Ok(());
+                    return Ok(escaped);
                 }
-                Some(b'\\') => self.escape()?,
+                Some(b'\\') => {
+                    escaped = true;
+                    self.escape()?;
+                }
                 Some(_) => return Err(self.dev("character that must be escaped")),
             }
         }
@@ -540,26 +570,32 @@ impl Strict<'_, '_> {
             self.i += 1;
             return Ok(());
         }
-        let mut prev: Option<Span> = None;
+        let mut prev: Option<(Span, bool)> = None;
         loop {
             if self.b.get(self.i) != Some(&b'"') {
                 return Err(self.dev("expected a key"));
             }
             let key_start = self.i + 1;
-            self.string()?;
+            let escaped = self.string()?;
             let key = Span {
                 start: key_start,
                 end: self.i - 1,
             };
-            if let Some(p) = prev {
-                if key_cmp(&self.b[p.start..p.end], &self.b[key.start..key.end]) != Ordering::Less {
+            if let Some((p, p_escaped)) = prev {
+                let (a, b) = (&self.b[p.start..p.end], &self.b[key.start..key.end]);
+                let order = if escaped || p_escaped {
+                    key_cmp(a, b)
+                } else {
+                    a.cmp(b)
+                };
+                if order != Ordering::Less {
                     return Err(Dev {
                         pos: key_start - 1,
                         what: "keys not sorted, or a duplicate key",
                     });
                 }
             }
-            prev = Some(key);
+            prev = Some((key, escaped));
             if !self.b[self.i..].starts_with(b": ") {
                 return Err(self.dev("expected \": \""));
             }
@@ -897,6 +933,20 @@ mod tests {
         empty_invalid: "" => Err(LineError::Invalid(_)),
         trailing_invalid: r#"{"a": 1}x"# => Err(LineError::Invalid(_)),
         nan_invalid: r#"{"a": NaN}"# => Err(LineError::Invalid(_)),
+    }
+
+    #[test]
+    fn plain_prefix_stops_at_every_special_byte() {
+        for special in
+            (0u8..=255).filter(|c| !(0x20..0x7f).contains(c) || *c == b'"' || *c == b'\\')
+        {
+            for at in 0..20 {
+                let mut s = vec![b'a'; 24];
+                s[at] = special;
+                assert_eq!(plain_prefix(&s), at, "byte {special:#x} at {at}");
+            }
+        }
+        assert_eq!(plain_prefix(&[b'~'; 19]), 19);
     }
 
     #[test]

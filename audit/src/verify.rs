@@ -122,8 +122,8 @@ impl Default for VerifyOptions {
 enum Prev {
     /// Nothing before (start of the first file).
     Start,
-    /// A record with a well-formed stored chain hash.
-    Hash([u8; 32]),
+    /// A record with a well-formed stored chain hash (its hex digits).
+    Hash([u8; 64]),
     /// A line that did not parse: the link cannot be checked.
     Unverifiable,
     /// A parsed record without a usable chain hash (already reported).
@@ -265,10 +265,49 @@ pub fn open_for_reading(path: &Path) -> Result<std::fs::File> {
     Ok(f)
 }
 
-fn hash_field(f: Option<Field<'_>>) -> Option<[u8; 32]> {
+/// The field's bytes when they are exactly 64 lowercase hex digits.
+fn lower_hex64(h: &[u8]) -> Option<[u8; 64]> {
+    let arr: [u8; 64] = h.try_into().ok()?;
+    let bad = arr.iter().fold(0u8, |acc, &c| {
+        acc | u8::from(!(c.is_ascii_digit() || (b'a'..=b'f').contains(&c)))
+    });
+    (bad == 0).then_some(arr)
+}
+
+fn hash_field(f: Option<Field<'_>>) -> Option<[u8; 64]> {
     match f {
-        Some(Field::Str(h)) => hex::decode32_lower(h),
+        Some(Field::Str(h)) => lower_hex64(h),
         _ => None,
+    }
+}
+
+/// Positions of the top-level members verify needs, found in one pass.
+#[derive(Default)]
+struct Index {
+    seq: Option<usize>,
+    timestamp: Option<usize>,
+    chain_hash: Option<usize>,
+    prev_hash: Option<usize>,
+    seal: Option<usize>,
+}
+
+impl Index {
+    fn of(rec: &Record<'_>) -> Index {
+        let mut ix = Index::default();
+        for (i, m) in rec.members.iter().enumerate() {
+            let k = &rec.line[m.key.start..m.key.end];
+            // Dispatch on length first so each comparison is a fixed-size one.
+            let slot = match k.len() {
+                3 if k == b"seq" => &mut ix.seq,
+                4 if k == b"seal" => &mut ix.seal,
+                9 if k == b"timestamp" => &mut ix.timestamp,
+                9 if k == b"prev_hash" => &mut ix.prev_hash,
+                10 if k == b"chain_hash" => &mut ix.chain_hash,
+                _ => continue,
+            };
+            *slot = Some(i);
+        }
+        ix
     }
 }
 
@@ -319,8 +358,15 @@ impl State {
         first_in_file: bool,
         rec: Record<'_>,
     ) {
-        let seq = rec.field("seq").and_then(|f| f.as_u64());
-        if let Some(Field::Str(t)) = rec.field("timestamp") {
+        let ix = Index::of(&rec);
+        let raw = |i: Option<usize>| {
+            i.map(|i| {
+                let m = rec.members[i];
+                Field::of(&rec.line[m.value.start..m.value.end])
+            })
+        };
+        let seq = raw(ix.seq).and_then(|f| f.as_u64());
+        if let Some(Field::Str(t)) = raw(ix.timestamp) {
             if self.first_ts.is_empty() {
                 self.first_ts.extend_from_slice(t);
             }
@@ -329,19 +375,15 @@ impl State {
         }
 
         // chain_hash: present, well-formed, and the hash of the line without it.
-        let ch_idx = rec.find("chain_hash");
-        let stored = ch_idx.and_then(|i| {
-            let m = rec.members[i];
-            hex::decode32_lower(match Field::of(&rec.line[m.value.start..m.value.end]) {
-                Field::Str(h) => h,
-                _ => return None,
-            })
-        });
-        match (ch_idx, stored) {
+        let stored = match raw(ix.chain_hash) {
+            Some(Field::Str(h)) => lower_hex64(h),
+            _ => None,
+        };
+        match (ix.chain_hash, stored) {
             (Some(i), Some(want)) => {
                 let mut h = Sha256::new();
                 rec.pieces_without(&[i], |p| h.update(p));
-                let got: [u8; 32] = h.finalize().into();
+                let got = hex::encode32(&h.finalize().into());
                 if got != want {
                     self.brk(
                         path,
@@ -350,8 +392,8 @@ impl State {
                         Reason::ContentHashMismatch,
                         format!(
                             "stored chain_hash {}…, content hashes to {}…",
-                            &hex::encode(&want)[..12],
-                            &hex::encode(&got)[..12]
+                            String::from_utf8_lossy(&want[..12]),
+                            String::from_utf8_lossy(&got[..12])
                         ),
                     );
                 }
@@ -366,7 +408,7 @@ impl State {
         }
 
         // prev_hash: null at a file's genesis, else the previous record's stored hash.
-        let prev_field = rec.field("prev_hash");
+        let prev_field = raw(ix.prev_hash);
         if first_in_file {
             if prev_field != Some(Field::Null) {
                 self.brk(
@@ -392,7 +434,7 @@ impl State {
                     "the previous line is not JSON, so this link cannot be checked".into(),
                 ),
                 Prev::Hash(want) => {
-                    if hash_field(prev_field) != Some(want) {
+                    if prev_field != Some(Field::Str(&want)) {
                         self.brk(
                             path,
                             line_no,
@@ -400,7 +442,7 @@ impl State {
                             Reason::PrevHashLinkMismatch,
                             format!(
                                 "prev_hash does not name the previous record ({}…)",
-                                &hex::encode(&want)[..12]
+                                String::from_utf8_lossy(&want[..12])
                             ),
                         );
                     }
@@ -429,31 +471,34 @@ impl State {
         }
 
         // seal: once one event is sealed, every later one must be.
-        match rec.find("seal") {
+        match ix.seal {
             Some(si) => {
                 self.sealing = true;
-                let stored = hash_field(rec.field("seal"));
+                let stored_seal = match raw(Some(si)) {
+                    Some(Field::Str(h)) => lower_hex64(h),
+                    _ => None,
+                };
                 if let Some(mut key) = self.key.take() {
-                    let mut drop = [si, ch_idx.unwrap_or(usize::MAX)];
+                    let mut drop = [si, ix.chain_hash.unwrap_or(usize::MAX)];
                     drop.sort_unstable();
                     let drop: &[usize] = if drop[1] == usize::MAX {
                         &drop[..1]
                     } else {
                         &drop
                     };
-                    let mac_of = |k: &SealKey| -> [u8; 32] {
+                    let mac_of = |k: &SealKey| -> [u8; 64] {
                         let mut mac = k.mac();
                         rec.pieces_without(drop, |p| mac.update(p));
-                        mac.finalize().into_bytes().into()
+                        hex::encode32(&mac.finalize().into_bytes().into())
                     };
-                    let mut ok = stored == Some(mac_of(&key));
+                    let mut ok = stored_seal == Some(mac_of(&key));
                     if !ok && !self.key_synced {
                         // The input may start after sealing began (the current file of a
                         // rotated log): ratchet k_0 forward to this record. There are at most
                         // seq+1 sealed records before it.
                         let mut k = key.next();
                         for _ in 0..seq.unwrap_or(0).min(MAX_RATCHET_SEARCH) {
-                            if stored == Some(mac_of(&k)) {
+                            if stored_seal == Some(mac_of(&k)) {
                                 key = k;
                                 ok = true;
                                 break;
@@ -474,7 +519,7 @@ impl State {
                         );
                     }
                     self.key = Some(key.next());
-                } else if stored.is_none() {
+                } else if stored_seal.is_none() {
                     self.brk(
                         path,
                         line_no,
@@ -496,7 +541,7 @@ impl State {
 
         if let (Some(h), Some(s)) = (&self.head, seq) {
             if h.seq == s {
-                let same = stored.is_some_and(|d| hex::encode(&d) == h.chain_hash);
+                let same = stored.is_some_and(|d| d[..] == *h.chain_hash.as_bytes());
                 self.head_seen = Some(same);
             }
         }
