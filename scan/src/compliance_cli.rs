@@ -87,6 +87,7 @@ pub fn run_assess(a: AssessArgs, json: bool) -> i32 {
             .as_deref()
             .map(|p| NetReport::from_file("egress", p)),
         now: None,
+        host: None,
     };
     let assessment = match report::assess(&paths, opts) {
         Ok(x) => x,
@@ -290,6 +291,13 @@ pub fn run_cycle(a: CycleArgs, json: bool) -> i32 {
         Ok(o) => o,
         Err(e) => return fail(&e, json),
     };
+    if !json {
+        // No notifier configured: the new findings go to stdout, even with --quiet, so cron
+        // mails them (notify's state has advanced past them).
+        if let Some(m) = &out.notify_message {
+            print!("{m}");
+        }
+    }
     if json {
         print_json(&out);
     } else if !a.quiet || out.exit_code == 2 {

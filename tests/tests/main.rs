@@ -3,4 +3,5 @@
 mod approval;
 mod cli_smoke;
 mod install;
+mod scan_compliance;
 mod shim_transport;

@@ -7,7 +7,7 @@ use std::time::{Duration, Instant, SystemTime};
 
 use serde::Serialize;
 
-use super::facts::{NetReport, ProbeOptions};
+use super::facts::{Host, NetReport, ProbeOptions};
 use super::notify::{self, NotifyOptions};
 use super::report::{self, AssessOptions, ReportPaths};
 use super::{preflight, ComplianceError, Paths, Status};
@@ -43,6 +43,9 @@ pub struct CycleOutcome {
     pub ms: f64,
     /// Exit code.
     pub exit_code: i32,
+    /// The notification text when no notifier is configured (printed, as the seed did, so
+    /// cron mails it or the log keeps it).
+    pub notify_message: Option<String>,
 }
 
 /// Options for [`cycle`].
@@ -133,6 +136,14 @@ pub fn cycle(paths: &Paths, opts: &CycleOptions) -> Result<CycleOutcome, Complia
     let mut steps = Vec::new();
     let mut worst = 0;
 
+    // Socket collection is the slow part: run it while preflight and the host probes run.
+    let t_net = Instant::now();
+    let net_paths = paths.clone();
+    let net = std::thread::spawn(move || {
+        let r = report::scan_network(&net_paths);
+        (r, ms(t_net))
+    });
+
     let t = Instant::now();
     let (pf, pf_ok) = preflight::preflight(paths);
     let critical: Vec<String> = pf
@@ -161,12 +172,20 @@ pub fn cycle(paths: &Paths, opts: &CycleOptions) -> Result<CycleOutcome, Complia
         },
     });
 
+    let probe = ProbeOptions {
+        child_timeout: opts.child_timeout,
+        ..ProbeOptions::default()
+    };
+    let failed = || NetReport::Failed("not scanned yet".into());
+    let host = Host::probe(paths, &probe, failed(), failed());
+
     // One collection for both scans; each keeps its own step line.
-    let t = Instant::now();
-    let (ports, egress) = report::scan_network(paths);
-    let elapsed = ms(t);
+    let ((ports, egress), elapsed) = net.join().unwrap_or_else(|_| {
+        let e = || NetReport::Failed("the socket scan thread panicked".into());
+        ((e(), e()), 0.0)
+    });
     for (name, r) in [("ports", &ports), ("egress", &egress)] {
-        let mut s = net_step(name, r, t);
+        let mut s = net_step(name, r, t_net);
         s.ms = elapsed;
         if s.status == "failed" {
             worst = 2;
@@ -180,13 +199,11 @@ pub fn cycle(paths: &Paths, opts: &CycleOptions) -> Result<CycleOutcome, Complia
     let assessment = report::assess(
         paths,
         AssessOptions {
-            probe: ProbeOptions {
-                child_timeout: opts.child_timeout,
-                ..ProbeOptions::default()
-            },
+            probe,
             ports: Some(ports),
             egress: Some(egress),
             now: Some(SystemTime::now()),
+            host: Some(host),
         },
     );
     let assessment = match assessment {
@@ -246,6 +263,7 @@ pub fn cycle(paths: &Paths, opts: &CycleOptions) -> Result<CycleOutcome, Complia
     }
 
     let t = Instant::now();
+    let mut notify_message = None;
     if opts.no_notify || written.is_empty() {
         steps.push(Step {
             name: "notify",
@@ -261,6 +279,9 @@ pub fn cycle(paths: &Paths, opts: &CycleOptions) -> Result<CycleOutcome, Complia
         match notify::notify(&opts.notify, SystemTime::now()) {
             Ok(n) => {
                 let code = n.exit_code();
+                if n.status == "printed" {
+                    notify_message.clone_from(&n.message);
+                }
                 if code == 2 {
                     worst = 2;
                 }
@@ -288,7 +309,9 @@ pub fn cycle(paths: &Paths, opts: &CycleOptions) -> Result<CycleOutcome, Complia
             }
         }
     }
-    Ok(finish(steps, counts, written, worst, start))
+    let mut out = finish(steps, counts, written, worst, start);
+    out.notify_message = notify_message;
+    Ok(out)
 }
 
 /// `violation 2, partial 5, …` in report order.
@@ -324,5 +347,6 @@ fn finish(
         reports,
         ms: ms(start),
         exit_code,
+        notify_message: None,
     }
 }

@@ -14,7 +14,7 @@ use super::checks::{self, Ctx};
 use super::facts::{Host, NetReport, ProbeOptions};
 use super::map::{Control, ControlsMap};
 use super::state::{CheckMemory, RunRecord, ScanState};
-use super::util::{self, atomic_write_json};
+use super::util;
 use super::{ComplianceError, Paths, Risk, Status};
 
 /// The assessment file (the seed's name).
@@ -220,6 +220,9 @@ pub struct AssessOptions {
     pub egress: Option<NetReport>,
     /// Override "now" (tests).
     pub now: Option<SystemTime>,
+    /// A host already probed (the cycle probes while the sockets are collected); its
+    /// `ports` and `egress` are replaced by the reports above when those are given.
+    pub host: Option<Host>,
 }
 
 /// Scans ports and egress in-process from one socket collection (so both reports describe
@@ -227,7 +230,7 @@ pub struct AssessOptions {
 pub fn scan_network(paths: &Paths) -> (NetReport, NetReport) {
     let (p, e) = super::netscan::scan(paths);
     for (r, name) in [(&p, PORTS_FILE), (&e, EGRESS_FILE)] {
-        let _ = atomic_write_json(&paths.assessment_file(name), &net_json(r));
+        let _ = util::atomic_write_json_report(&paths.assessment_file(name), &net_json(r));
     }
     (p, e)
 }
@@ -249,7 +252,14 @@ pub fn assess(paths: &Paths, opts: AssessOptions) -> Result<Assessment, Complian
     };
     let (audit_outcome, checkpoint) = audit::verify(paths, state.audit_checkpoint.as_ref());
     state.audit_checkpoint = checkpoint;
-    let host = Host::probe(paths, &opts.probe, ports, egress);
+    let host = match opts.host {
+        Some(mut h) => {
+            h.ports = ports;
+            h.egress = egress;
+            h
+        }
+        None => Host::probe(paths, &opts.probe, ports, egress),
+    };
     let results = evaluate(paths, &map, &host, &audit_outcome, now, &mut state);
     // Forget checks that left the map.
     state
@@ -284,7 +294,7 @@ pub fn assess(paths: &Paths, opts: AssessOptions) -> Result<Assessment, Complian
         },
         history: state.history.clone(),
     };
-    atomic_write_json(&paths.assessment_file(ASSESSMENT_FILE), &assessment)?;
+    util::atomic_write_json_report(&paths.assessment_file(ASSESSMENT_FILE), &assessment)?;
     Ok(assessment)
 }
 
@@ -388,10 +398,10 @@ impl ReportPaths {
 
 /// Writes the summary, the dashboard and (optionally) the Prometheus textfile, atomically.
 pub fn write_reports(a: &Assessment, out: &ReportPaths) -> Result<(), ComplianceError> {
-    atomic_write_json(&out.summary, &summary(a))?;
-    util::atomic_write(&out.dashboard, super::dashboard::render(a).as_bytes())?;
+    util::atomic_write_json_report(&out.summary, &summary(a))?;
+    util::atomic_write_report(&out.dashboard, super::dashboard::render(a).as_bytes())?;
     if let Some(p) = &out.prom {
-        util::atomic_write(p, super::prom::render(a).as_bytes())?;
+        util::atomic_write_report(p, super::prom::render(a).as_bytes())?;
         // node_exporter runs as another user and must read the textfile.
         use std::os::unix::fs::PermissionsExt;
         let _ = std::fs::set_permissions(p, std::fs::Permissions::from_mode(0o644));

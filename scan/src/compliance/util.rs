@@ -15,6 +15,29 @@ use super::ComplianceError;
 /// Writes `bytes` to `path` atomically: a temp file in the same directory (mode 0600), fsync,
 /// rename, then fsync of the directory. Creates missing parent directories with mode 0700.
 pub fn atomic_write(path: &Path, bytes: &[u8]) -> Result<(), ComplianceError> {
+    write_renamed(path, bytes, true)
+}
+
+/// Like [`atomic_write`] but without the fsyncs: for reports that the next run rewrites
+/// anyway. Readers still see the old file or the new one, never a half-written one.
+pub fn atomic_write_report(path: &Path, bytes: &[u8]) -> Result<(), ComplianceError> {
+    write_renamed(path, bytes, false)
+}
+
+/// Pretty JSON report with a trailing newline, written as [`atomic_write_report`] does.
+pub fn atomic_write_json_report(
+    path: &Path,
+    value: &impl serde::Serialize,
+) -> Result<(), ComplianceError> {
+    let mut bytes = serde_json::to_vec_pretty(value).map_err(|e| ComplianceError::Write {
+        path: path.to_path_buf(),
+        source: std::io::Error::other(e),
+    })?;
+    bytes.push(b'\n');
+    write_renamed(path, &bytes, false)
+}
+
+fn write_renamed(path: &Path, bytes: &[u8], durable: bool) -> Result<(), ComplianceError> {
     let werr = |source| ComplianceError::Write {
         path: path.to_path_buf(),
         source,
@@ -44,10 +67,14 @@ pub fn atomic_write(path: &Path, bytes: &[u8]) -> Result<(), ComplianceError> {
             .custom_flags(libc_o_nofollow())
             .open(&tmp)?;
         f.write_all(bytes)?;
-        f.sync_all()?;
+        if durable {
+            f.sync_all()?;
+        }
         std::fs::rename(&tmp, path)?;
-        if let Ok(d) = std::fs::File::open(dir) {
-            let _ = d.sync_all();
+        if durable {
+            if let Ok(d) = std::fs::File::open(dir) {
+                let _ = d.sync_all();
+            }
         }
         Ok(())
     })();
