@@ -490,6 +490,16 @@ fn install_twice_is_idempotent_and_dry_run_changes_nothing() {
     m2["installed_at"] = m1["installed_at"].clone();
     assert_eq!(m1, m2, "the manifest records the same things");
 
+    // The installed occ re-installs itself (its shim is bin/sudo there): nothing changes.
+    let own = env.installed(&["install"]);
+    assert_ok(&own, "installed occ install");
+    assert!(
+        text(&own.stdout).contains("nothing to change"),
+        "{}",
+        text(&own.stdout)
+    );
+    assert_eq!(snap(tree(&env.home)), first);
+
     // A dry run on an installed home changes nothing either.
     let full = tree(&env.home);
     let dry = env.install(&["--dry-run"]);

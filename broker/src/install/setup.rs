@@ -246,9 +246,12 @@ pub fn install(opts: &Options) -> Result<Report, String> {
 
     // Read every source first: a missing binary stops the install before anything changes.
     let mut sources = Vec::new();
+    // Re-running the installed `occ install` takes the shim from its installed name.
+    let from_installed = std::fs::canonicalize(&opts.from).ok() == std::fs::canonicalize(&bin).ok();
     for (name, built) in crate::install::BINARIES {
         let src = match (&opts.shim, name) {
             (Some(s), "sudo") => s.clone(),
+            _ if from_installed => opts.from.join(name),
             _ => opts.from.join(built),
         };
         let bytes = std::fs::read(&src).map_err(|e| {
@@ -332,10 +335,13 @@ pub fn install(opts: &Options) -> Result<Report, String> {
     cx.save(&manifest_file)?;
 
     let sc = tool::systemd_user();
-    start_broker(&mut cx, &home, sc.as_deref(), replaced)?;
+    // Save what was done even when a step fails, so `occ uninstall` can still undo it.
+    let started = start_broker(&mut cx, &home, sc.as_deref(), replaced);
     cx.save(&manifest_file)?;
-    let prepend = inject_path(&mut cx, &home, sc.as_deref())?;
+    started?;
+    let injected = inject_path(&mut cx, &home, sc.as_deref());
     cx.save(&manifest_file)?;
+    let prepend = injected?;
     if !had_manifest {
         cx.change(
             "write",
