@@ -94,7 +94,8 @@ statically for $(uname -m) yourself and pass --bin-dir"
     fi
   fi
 
-  run cargo build --release -p occ-broker -p occ-scan
+  run cargo build --release -p occ-broker -p occ-scan ||
+    die "cargo build failed; see the errors above (rustup default stable sets a toolchain)"
   shim=
   if [ "$static" = musl ]; then
     if run cargo build --release -p occ-shim --target "$musl"; then
