@@ -808,3 +808,54 @@ fn install_sh_with_prebuilt_binaries_installs_and_its_dry_run_changes_nothing() 
     assert_ok(&run(&[]), "install.sh again");
     assert_ok(&env.installed(&["uninstall"]), "uninstall");
 }
+
+#[test]
+fn doctor_warns_on_a_legacy_token_and_fails_on_tampering_and_loose_modes() {
+    let env = Env::new(NO_SYSTEMD);
+    assert_ok(&env.install(&[]), "occ install");
+    let h = env.occ_home();
+
+    // A private legacy env file with a plaintext token: a warning with the fix, not a failure.
+    let envf = h.join("env");
+    std::fs::write(&envf, "export OPENCLAW_APPROVAL_TOKEN=\"hunter2-token\"\n").unwrap();
+    std::fs::set_permissions(&envf, std::fs::Permissions::from_mode(0o600)).unwrap();
+    let out = env.installed(&["doctor", "--json"]);
+    let v: Value = serde_json::from_slice(&out.stdout).unwrap();
+    let check = |v: &Value, name: &str| -> Vec<Value> {
+        v["checks"]
+            .as_array()
+            .unwrap()
+            .iter()
+            .filter(|c| c["name"] == name)
+            .cloned()
+            .collect()
+    };
+    let legacy = check(&v, "legacy_token");
+    assert_eq!(legacy[0]["status"], "warn", "{v}");
+    assert!(legacy[0]["fix"].as_str().unwrap().contains("occ token set"));
+    if occ_tests::is_root() {
+        // Root passes sudo -n -l, so only warnings are left: exit 0.
+        assert_eq!(out.status.code(), Some(0), "{v}");
+    }
+
+    // Loose modes, an edited audit log and a world-readable token file: failures, exit 1.
+    std::fs::set_permissions(&envf, std::fs::Permissions::from_mode(0o644)).unwrap();
+    std::fs::set_permissions(h.join("bin"), std::fs::Permissions::from_mode(0o777)).unwrap();
+    let log = h.join("security/privileged-audit.jsonl");
+    let body = std::fs::read_to_string(&log).unwrap();
+    assert!(!body.is_empty(), "the broker wrote its start event");
+    std::fs::write(&log, body.replacen("broker_started", "broker_startex", 1)).unwrap();
+    let out = env.installed(&["doctor"]);
+    assert_eq!(out.status.code(), Some(1), "{}", text(&out.stdout));
+    let s = text(&out.stdout);
+    for want in [
+        "FAIL  files:",
+        "chmod go-rwx",
+        "FAIL  audit_log:",
+        "FAIL  legacy_token:",
+    ] {
+        assert!(s.contains(want), "missing `{want}` in\n{s}");
+    }
+    std::fs::set_permissions(h.join("bin"), std::fs::Permissions::from_mode(0o700)).unwrap();
+    env.stop_broker();
+}
