@@ -565,3 +565,33 @@ pub fn openclaw(sc: Option<&Path>) -> Check {
         ),
     }
 }
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn elf_interp_is_found_and_garbage_is_not_elf() {
+        // The test binary itself is dynamically linked by cargo's default gnu target.
+        let me = std::fs::read("/proc/self/exe").unwrap();
+        assert_eq!(elf_has_interp(&me), Some(true));
+        assert_eq!(elf_has_interp(b"#!/bin/sh\necho not elf\n"), None);
+        let mut cut = me[..64].to_vec();
+        cut[0x38] = 0xff; // many program headers, none present: no panic
+        assert_eq!(elf_has_interp(&cut), None);
+    }
+
+    #[test]
+    fn lines_name_the_status_and_the_fix() {
+        assert_eq!(Check::ok("x", "fine").line(), "ok    x: fine");
+        assert_eq!(
+            Check::fail("x", "broken", "do y").line(),
+            "FAIL  x: broken; fix: do y"
+        );
+        assert!(any_fail(&[
+            Check::warn("a", "b", "c"),
+            Check::fail("d", "e", "f")
+        ]));
+        assert!(!any_fail(&[Check::warn("a", "b", "c")]));
+    }
+}

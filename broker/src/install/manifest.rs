@@ -211,3 +211,37 @@ impl Manifest {
         }
     }
 }
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn manifest_round_trips_and_refuses_unknown_keys() {
+        let dir = tempfile::tempdir().unwrap();
+        let file = dir.path().join("install-manifest.json");
+        let mut m = Manifest::new(dir.path());
+        m.add_dir(dir.path());
+        m.add_dir(dir.path());
+        m.add_file(&dir.path().join("bin/sudo"), FileKind::Binary, "aa");
+        m.add_file(&dir.path().join("bin/occ"), FileKind::Binary, "bb");
+        m.add_file(&dir.path().join("bin/sudo"), FileKind::Binary, "cc");
+        m.path.push(PathInjection::OpenclawConfig {
+            key: "tools.exec.pathPrepend".into(),
+            previous: None,
+            value: serde_json::json!(["/x"]),
+        });
+        m.broker = Some(BrokerStart::Systemd {
+            unit: "occ-broker.service".into(),
+        });
+        assert_eq!(m.dirs.len(), 1);
+        assert_eq!(m.files[0].sha256, "cc", "updated in place, order kept");
+        m.save(&file).unwrap();
+        assert_eq!(Manifest::load(&file).unwrap(), Some(m));
+        // Rewriting keeps the 0600 mode save() gave the file.
+        std::fs::write(&file, "{\"version\": 1, \"bogus\": 1}").unwrap();
+        let err = Manifest::load(&file).unwrap_err();
+        assert!(err.contains("install-manifest.json"), "{err}");
+        assert_eq!(Manifest::load(&dir.path().join("none")).unwrap(), None);
+    }
+}
