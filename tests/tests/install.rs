@@ -608,7 +608,13 @@ fn path_injection_through_fake_openclaw_and_systemd_is_written_and_reverted() {
     );
 
     // Install again: nothing new written, the recorded previous value is kept.
-    assert_ok(&env.install(&[]), "second install");
+    let again = env.install(&[]);
+    assert_ok(&again, "second install");
+    assert!(
+        text(&again.stdout).contains("nothing to change"),
+        "{}",
+        text(&again.stdout)
+    );
     let m2: Value = serde_json::from_slice(
         &std::fs::read(env.occ_home().join("install-manifest.json")).unwrap(),
     )

@@ -376,6 +376,9 @@ fn start_broker(
         let unit_changed = cx.put(&unit_file, text.as_bytes(), 0o644, FileKind::Unit)?;
         let was_systemd = matches!(cx.manifest.broker, Some(BrokerStart::Systemd { .. }));
         let sc_s = sc.display().to_string();
+        if was_systemd && running.is_some() && !unit_changed && !replaced {
+            return Ok(()); // already running from the same unit and binaries
+        }
         if cx.dry {
             cx.change("run", format!("{sc_s} --user daemon-reload"), "");
             cx.change(
