@@ -1,6 +1,10 @@
-//! Integration tests for occ-scan.
+//! Integration tests for the occ-scan library: captured /proc tables parsed through a fake
+//! proc tree, and live sockets opened by this process and by child processes.
 
 mod compliance_checks;
-mod compliance_support;
 mod compliance_notify;
 mod compliance_schedule;
+mod compliance_support;
+mod live;
+mod parsing;
+mod support;
