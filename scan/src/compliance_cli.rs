@@ -149,10 +149,11 @@ pub fn run_report(a: ReportArgs, json: bool) -> i32 {
     let src = a
         .assessment
         .unwrap_or_else(|| paths.assessment_file(report::ASSESSMENT_FILE));
-    let assessment = match report::load_assessment(&src) {
+    let mut assessment = match report::load_assessment(&src) {
         Ok(x) => x,
         Err(e) => return fail(&e, json),
     };
+    assessment.reports = report::FullScans::load(&paths);
     let out = ReportPaths::defaults(&paths, a.prom);
     if let Err(e) = report::write_reports(&assessment, &out) {
         return fail(&e, json);

@@ -118,12 +118,19 @@ fn net_step(name: &'static str, r: &NetReport, t: Instant) -> Step {
                 name,
                 status: if n == 0 { "ok" } else { "findings" },
                 ms: ms(t),
-                detail: format!(
-                    "{} listening, {} connections, {n} finding(s), method {}",
-                    r.listeners().len(),
-                    r.connections().len(),
-                    r.method()
-                ),
+                detail: if name == "ports" {
+                    format!(
+                        "{} listening, {n} finding(s), via {}",
+                        r.listeners().len(),
+                        r.method()
+                    )
+                } else {
+                    format!(
+                        "{} outbound connection(s), {n} finding(s), via {}",
+                        r.connections().len(),
+                        r.method()
+                    )
+                },
             }
         }
     }

@@ -69,6 +69,7 @@ svg text{font:11px system-ui,sans-serif;fill:#374151}
 table{border-collapse:collapse;width:100%;font-size:13px}
 th,td{border-bottom:1px solid var(--line);padding:6px 8px;text-align:left;vertical-align:top}
 th{background:#f3f4f6;position:sticky;top:0}
+td.id{font-family:ui-monospace,SFMono-Regular,Menlo,monospace;font-size:12px;white-space:nowrap}
 td.mono,span.mono{font-family:ui-monospace,SFMono-Regular,Menlo,monospace;font-size:12px;word-break:break-all}
 .pill{display:inline-block;padding:1px 8px;border-radius:10px;color:#fff;font-size:12px;white-space:nowrap}
 .muted{color:var(--mut)}
@@ -104,9 +105,9 @@ fn status_chart(checks: &[CheckResult]) -> String {
     for (i, c) in checks.iter().enumerate() {
         let y = 4 + i * row;
         let w = match c.status {
-            Status::Violation => 320,
-            Status::Partial => 220,
-            Status::Compliant => 120,
+            Status::Violation => 230,
+            Status::Partial => 170,
+            Status::Compliant => 110,
             Status::NotAssessed => 60,
         };
         let _ = write!(
@@ -154,6 +155,9 @@ fn risk_chart(checks: &[CheckResult]) -> String {
     }
     let mut rows: Vec<(String, u32, Risk)> = by.into_iter().map(|(k, (w, r))| (k, w, r)).collect();
     rows.sort_by(|a, b| b.1.cmp(&a.1).then_with(|| a.0.cmp(&b.0)));
+    // The 24 heaviest controls; the full map is in the controls table below.
+    let hidden = rows.len().saturating_sub(24);
+    rows.truncate(24);
     let max = rows.iter().map(|r| r.1).max().unwrap_or(1).max(1);
     let row = 16;
     let label_w = 120;
@@ -182,6 +186,12 @@ fn risk_chart(checks: &[CheckResult]) -> String {
         );
     }
     s.push_str("</svg>");
+    if hidden > 0 {
+        let _ = write!(
+            s,
+            "<p class=\"muted\">{hidden} lighter control(s) not drawn; see the controls map.</p>"
+        );
+    }
     s
 }
 
@@ -191,8 +201,8 @@ fn history_chart(a: &Assessment) -> String {
     if runs.is_empty() {
         return "<p class=\"muted\" id=\"history-chart\">No runs recorded yet.</p>".into();
     }
-    let w = 600usize;
-    let h = 180usize;
+    let w = 1000usize;
+    let h = 220usize;
     let base = h - 24;
     let max = runs
         .iter()
@@ -262,6 +272,9 @@ fn scan_error(v: &Value) -> Option<String> {
 }
 
 fn socket_table(v: &Value) -> String {
+    if v.is_null() {
+        return "<p class=\"muted\">No port report (run <code>occ-scan cycle</code>).</p>".into();
+    }
     if let Some(e) = scan_error(v) {
         return format!("<p class=\"muted\">Port scan failed: {}</p>", esc(&e));
     }
@@ -294,6 +307,9 @@ fn socket_table(v: &Value) -> String {
 }
 
 fn egress_table(v: &Value) -> String {
+    if v.is_null() {
+        return "<p class=\"muted\">No egress report (run <code>occ-scan cycle</code>).</p>".into();
+    }
     if let Some(e) = scan_error(v) {
         return format!("<p class=\"muted\">Egress scan failed: {}</p>", esc(&e));
     }
@@ -426,7 +442,7 @@ pub fn render(a: &Assessment) -> String {
                 .collect();
             let _ = write!(
                 h,
-                "<tr><td class=\"mono\">{}</td><td>{}</td><td>{}</td><td>{}</td><td>{}</td><td><ul class=\"ev\">{}</ul></td><td>{}</td><td>{}</td><td>{}{}</td></tr>",
+                "<tr><td class=\"id\">{}</td><td>{}</td><td>{}</td><td>{}</td><td>{}</td><td><ul class=\"ev\">{}</ul></td><td>{}</td><td>{}</td><td>{}{}</td></tr>",
                 esc(&c.check_id),
                 pill(c.status),
                 risk_pill(c.risk),
@@ -445,8 +461,8 @@ pub fn render(a: &Assessment) -> String {
     let _ = write!(
         h,
         "<section><h2>Listening ports</h2>{}</section><section><h2>Egress</h2>{}</section>",
-        socket_table(&a.scans.ports),
-        egress_table(&a.scans.egress)
+        socket_table(&a.reports.ports),
+        egress_table(&a.reports.egress)
     );
     // Controls map view.
     h.push_str("<section><h2>Controls map</h2><div class=\"scroll\"><table id=\"controls-table\"><thead><tr><th>Check</th><th>Control</th><th>ISO 27001:2022</th><th>NIST CSF 2.0</th><th>SP 800-53 r5</th><th>Status</th><th>Observed</th></tr></thead><tbody>");
@@ -457,7 +473,7 @@ pub fn render(a: &Assessment) -> String {
         };
         let _ = write!(
             h,
-            "<tr class=\"control\"><td class=\"mono\">{}</td><td>{}</td><td>{}</td><td>{}</td><td>{}</td><td>{}</td><td>{}</td></tr>",
+            "<tr class=\"control\"><td class=\"id\">{}</td><td>{}</td><td>{}</td><td>{}</td><td>{}</td><td>{}</td><td>{}</td></tr>",
             esc(&c.check_id),
             esc(&c.title),
             join(&c.iso27001),

@@ -110,10 +110,10 @@ impl NetReport {
         self.array(&["connections", "egress"])
     }
 
-    /// How the scan saw sockets (`method` or the seed's `tool`).
+    /// How the scan saw sockets (the seed's `tool`: `proc` or `lsof`; else `method`).
     pub fn method(&self) -> String {
         self.json()
-            .and_then(|v| v.get("method").or_else(|| v.get("tool")))
+            .and_then(|v| v.get("tool").or_else(|| v.get("method")))
             .and_then(Value::as_str)
             .unwrap_or("unknown")
             .to_string()

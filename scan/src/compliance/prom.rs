@@ -70,10 +70,12 @@ pub fn render(a: &Assessment) -> String {
         {
             by.insert((*t).to_string(), 0);
         }
-        if let Some(f) = v.get("findings").and_then(Value::as_array) {
-            for x in f {
-                let t = x.get("type").and_then(Value::as_str).unwrap_or("unknown");
-                *by.entry(t.to_string()).or_insert(0) += 1;
+        if let Some(m) = v.get("findings_by_type").and_then(Value::as_object) {
+            for (t, n) in m {
+                by.insert(
+                    t.clone(),
+                    u32::try_from(n.as_u64().unwrap_or(0)).unwrap_or(u32::MAX),
+                );
             }
         }
         if failed {

@@ -86,6 +86,62 @@ pub struct Assessment {
     pub scans: Scans,
     /// Recent runs (oldest first).
     pub history: Vec<RunRecord>,
+    /// The full scan reports, for the dashboard's tables; not stored in the assessment (they
+    /// are in `port-monitor-latest.json` and `egress-monitor-latest.json`).
+    #[serde(skip)]
+    pub reports: FullScans,
+}
+
+/// Full port and egress reports as JSON (`Null` when not available).
+#[derive(Debug, Clone, Default)]
+pub struct FullScans {
+    /// `occ-scan ports` report.
+    pub ports: Value,
+    /// `occ-scan egress` report.
+    pub egress: Value,
+}
+
+impl FullScans {
+    /// Reads the saved reports of the last scan.
+    pub fn load(paths: &Paths) -> FullScans {
+        let read = |n: &str| {
+            std::fs::read(paths.assessment_file(n))
+                .ok()
+                .and_then(|b| serde_json::from_slice(&b).ok())
+                .unwrap_or(Value::Null)
+        };
+        FullScans {
+            ports: read(PORTS_FILE),
+            egress: read(EGRESS_FILE),
+        }
+    }
+}
+
+/// What the assessment keeps of a scan: status, error, tool, sizes and findings per type.
+pub fn scan_summary(v: &Value) -> Value {
+    if v.get("status").and_then(Value::as_str) == Some("error") {
+        return json!({"status": "error", "error": v.get("error")});
+    }
+    let mut by_type: BTreeMap<String, u64> = BTreeMap::new();
+    for f in v
+        .get("findings")
+        .and_then(Value::as_array)
+        .into_iter()
+        .flatten()
+    {
+        let t = f.get("type").and_then(Value::as_str).unwrap_or("unknown");
+        *by_type.entry(t.to_string()).or_insert(0) += 1;
+    }
+    let len = |k: &str| v.get(k).and_then(Value::as_array).map_or(0, Vec::len);
+    json!({
+        "status": "ok",
+        "tool": v.get("tool").or_else(|| v.get("method")),
+        "listening": len("listening_services"),
+        "connections": len("connections"),
+        "findings": len("findings"),
+        "findings_by_type": by_type,
+        "counts": v.get("counts"),
+    })
 }
 
 /// Assessment metadata.
@@ -112,6 +168,13 @@ pub struct Scans {
     pub ports: Value,
     /// `occ-scan egress`.
     pub egress: Value,
+}
+
+fn net_json_owned(r: NetReport) -> Value {
+    match r {
+        NetReport::Ok(v) => v,
+        NetReport::Failed(e) => json!({"status": "error", "error": e}),
+    }
 }
 
 fn net_json(r: &NetReport) -> Value {
@@ -289,11 +352,19 @@ pub fn assess(paths: &Paths, opts: AssessOptions) -> Result<Assessment, Complian
         },
         checks: results,
         scans: Scans {
-            ports: net_json(&host.ports),
-            egress: net_json(&host.egress),
+            ports: Value::Null,
+            egress: Value::Null,
         },
         history: state.history.clone(),
+        reports: FullScans::default(),
     };
+    let mut assessment = assessment;
+    let fail = || NetReport::Failed(String::new());
+    let mut host = host;
+    assessment.reports.ports = net_json_owned(std::mem::replace(&mut host.ports, fail()));
+    assessment.reports.egress = net_json_owned(std::mem::replace(&mut host.egress, fail()));
+    assessment.scans.ports = scan_summary(&assessment.reports.ports);
+    assessment.scans.egress = scan_summary(&assessment.reports.egress);
     util::atomic_write_json_report(&paths.assessment_file(ASSESSMENT_FILE), &assessment)?;
     Ok(assessment)
 }
@@ -342,18 +413,6 @@ pub fn summary(a: &Assessment) -> Value {
         .copied()
         .filter(|r| !r.mitigation.is_empty())
         .collect();
-    let scan_counts = |v: &Value| {
-        if v.get("status").and_then(Value::as_str) == Some("error") {
-            json!({"status": "error", "error": v.get("error")})
-        } else {
-            json!({
-                "status": "ok",
-                "method": v.get("method").or_else(|| v.get("tool")),
-                "findings": v.get("findings").and_then(Value::as_array).map_or(0, Vec::len),
-                "counts": v.get("counts"),
-            })
-        }
-    };
     json!({
         "generated_at_utc": a.metadata.generated_at_utc,
         "system": a.metadata.system,
@@ -367,8 +426,8 @@ pub fn summary(a: &Assessment) -> Value {
         },
         "controls": a.checks,
         "scans": {
-            "ports": scan_counts(&a.scans.ports),
-            "egress": scan_counts(&a.scans.egress),
+            "ports": a.scans.ports,
+            "egress": a.scans.egress,
         },
         "warnings": a.metadata.warnings,
     })
