@@ -4,5 +4,6 @@ mod approval;
 mod audit_cli;
 mod cli_smoke;
 mod install;
+mod scan_cli;
 mod scan_compliance;
 mod shim_transport;
