@@ -4,6 +4,8 @@ mod approval;
 mod audit_cli;
 mod cli_smoke;
 mod install;
+mod policy_cli;
 mod scan_cli;
 mod scan_compliance;
 mod shim_transport;
+mod sudo_differential;

@@ -1,0 +1,272 @@
+//! `occ explain` and `occ policy check|init` through the built binary.
+
+use std::os::unix::fs::{MetadataExt, PermissionsExt};
+use std::path::Path;
+use std::process::{Command, Output};
+
+use serde_json::Value;
+
+fn occ(home: &Path, args: &[&str]) -> Output {
+    Command::new(occ_tests::bin("occ"))
+        .args(args)
+        .env_remove("OPENCLAW_REQUIRE_POLICY_FILES")
+        .env_remove("OPENCLAW_REQUIRE_SESSION_ID")
+        .env_remove("OPENCLAW_SESSION_ID")
+        .env("OCC_HOME", home)
+        .current_dir("/")
+        .output()
+        .expect("run occ")
+}
+
+fn explain_json(home: &Path, sudo_args: &[&str]) -> (Option<i32>, Value) {
+    let mut args = vec!["explain", "--json", "--"];
+    args.extend_from_slice(sudo_args);
+    let out = occ(home, &args);
+    let v = serde_json::from_slice(&out.stdout).unwrap_or_else(|e| {
+        panic!(
+            "{sudo_args:?}: not JSON ({e}): {}",
+            String::from_utf8_lossy(&out.stdout)
+        )
+    });
+    (out.status.code(), v)
+}
+
+const KEYS: [&str; 14] = [
+    "action",
+    "command",
+    "target_user",
+    "target_uid",
+    "target_group",
+    "env",
+    "preserve_env",
+    "chdir",
+    "non_interactive",
+    "runs_arbitrary_code",
+    "decision",
+    "reason_code",
+    "rule",
+    "message",
+];
+
+#[test]
+fn explain_prints_every_key_and_exits_by_decision() {
+    let home = tempfile::tempdir().expect("home");
+    let (code, v) = explain_json(
+        home.path(),
+        &["-n", "-u", "root", "FOO=1", "--", "sh", "-c", "id"],
+    );
+    assert_eq!(code, Some(0), "{v}");
+    for k in KEYS {
+        assert!(v.get(k).is_some(), "missing {k}: {v}");
+    }
+    assert_eq!(v["action"], "run");
+    assert_eq!(v["target_user"], "root");
+    assert_eq!(v["target_uid"], 0);
+    assert_eq!(v["target_group"], Value::Null);
+    assert_eq!(v["env"]["FOO"], "1");
+    assert_eq!(v["non_interactive"], true);
+    assert_eq!(v["runs_arbitrary_code"], true, "sh is a code runner");
+    assert_eq!(v["decision"], "approval_required");
+    let cmd = v["command"].as_array().expect("command");
+    assert!(
+        cmd[0]
+            .as_str()
+            .is_some_and(|s| s.starts_with('/') && s.ends_with("/sh")),
+        "{v}"
+    );
+    assert_eq!(cmd[1..], [Value::from("-c"), Value::from("id")]);
+
+    let (code, v) = explain_json(home.path(), &["-Z"]);
+    assert_eq!(
+        (code, v["decision"].as_str(), v["reason_code"].as_str()),
+        (Some(1), Some("deny"), Some("usage"))
+    );
+    assert_eq!(v["message"], "sudo: invalid option -- 'Z'");
+    let (code, v) = explain_json(home.path(), &["occ-no-such-command"]);
+    assert_eq!(
+        (code, v["reason_code"].as_str()),
+        (Some(1), Some("command_not_found"))
+    );
+    assert_eq!(v["message"], "sudo: occ-no-such-command: command not found");
+    let (code, v) = explain_json(home.path(), &["-V"]);
+    assert_eq!(
+        (code, v["action"].as_str(), v["decision"].as_str()),
+        (Some(0), Some("version"), Some("allow"))
+    );
+}
+
+#[test]
+fn explain_usage_errors_exit_2_and_text_is_readable() {
+    let home = tempfile::tempdir().expect("home");
+    assert_eq!(
+        occ(home.path(), &["explain", "--bogus"]).status.code(),
+        Some(2)
+    );
+    let out = occ(home.path(), &["explain", "--", "-u", "root", "true"]);
+    assert_eq!(out.status.code(), Some(0));
+    let text = String::from_utf8_lossy(&out.stdout);
+    assert!(text.lines().count() >= 5, "{text}");
+    assert!(
+        text.contains("decision:") && text.contains("approval_required"),
+        "{text}"
+    );
+}
+
+#[test]
+fn policy_rules_decide_in_explain() {
+    let home = tempfile::tempdir().expect("home");
+    let sec = home.path().join("security");
+    std::fs::create_dir_all(&sec).expect("mkdir");
+    let f = sec.join("command-policy.json");
+    std::fs::write(
+        &f,
+        r#"{"version": 2, "allow": ["id", "ls -l *"], "deny": ["ls -l /root"]}"#,
+    )
+    .expect("write");
+    std::fs::set_permissions(&f, std::fs::Permissions::from_mode(0o600)).expect("chmod");
+    let (code, v) = explain_json(home.path(), &["ls", "-l", "/root"]);
+    assert_eq!(
+        (code, v["reason_code"].as_str()),
+        (Some(1), Some("policy_block")),
+        "{v}"
+    );
+    assert_eq!(v["rule"], "deny[0]: ls -l /root");
+    let (code, v) = explain_json(home.path(), &["ls", "-l", "/etc/x"]);
+    assert_eq!(
+        (code, v["reason_code"].as_str()),
+        (Some(1), Some("not_in_allowlist")),
+        "* never crosses /: {v}"
+    );
+    let (code, v) = explain_json(home.path(), &["ls", "-l", "etc"]);
+    assert_eq!(
+        (code, v["decision"].as_str()),
+        (Some(0), Some("approval_required")),
+        "{v}"
+    );
+    assert_eq!(v["rule"], "allow[1]: ls -l *");
+    // A broken file is a deny, never an allow.
+    std::fs::write(&f, r#"{"version": 2, "allow": ["id"], "typo": []}"#).expect("write");
+    let (code, v) = explain_json(home.path(), &["id"]);
+    assert_eq!(
+        (code, v["reason_code"].as_str()),
+        (Some(1), Some("policy_invalid")),
+        "{v}"
+    );
+    std::fs::set_permissions(&f, std::fs::Permissions::from_mode(0o666)).expect("chmod");
+    let (code, v) = explain_json(home.path(), &["id"]);
+    assert_eq!(
+        (code, v["reason_code"].as_str()),
+        (Some(1), Some("policy_invalid")),
+        "{v}"
+    );
+    assert!(
+        v["message"]
+            .as_str()
+            .is_some_and(|m| m.contains("chmod 600")),
+        "{v}"
+    );
+}
+
+#[test]
+fn required_policy_files_missing_is_a_deny() {
+    let home = tempfile::tempdir().expect("home");
+    let out = Command::new(occ_tests::bin("occ"))
+        .args(["explain", "--json", "--", "true"])
+        .env("OCC_HOME", home.path())
+        .env("OPENCLAW_REQUIRE_POLICY_FILES", "1")
+        .output()
+        .expect("run");
+    let v: Value = serde_json::from_slice(&out.stdout).expect("json");
+    assert_eq!(
+        (out.status.code(), v["reason_code"].as_str()),
+        (Some(1), Some("policy_files_missing")),
+        "{v}"
+    );
+}
+
+#[test]
+fn policy_init_writes_0600_and_never_overwrites_without_force() {
+    let home = tempfile::tempdir().expect("home");
+    let nested = home.path().join("fresh");
+    let out = occ(&nested, &["policy", "init"]);
+    assert_eq!(
+        out.status.code(),
+        Some(0),
+        "{}",
+        String::from_utf8_lossy(&out.stderr)
+    );
+    let sec = nested.join("security");
+    assert_eq!(std::fs::metadata(&sec).expect("dir").mode() & 0o777, 0o700);
+    for name in ["broker.json", "command-policy.json", "prompt-policy.json"] {
+        let m = std::fs::metadata(sec.join(name)).expect(name);
+        assert_eq!(m.mode() & 0o777, 0o600, "{name}");
+    }
+    let f = sec.join("command-policy.json");
+    std::fs::write(&f, r#"{"version": 2, "allow": ["id"]}"#).expect("edit");
+    let out = occ(&nested, &["policy", "init"]);
+    assert_eq!(
+        out.status.code(),
+        Some(1),
+        "skipping existing files is reported"
+    );
+    assert!(
+        std::fs::read_to_string(&f)
+            .expect("read")
+            .contains("\"id\""),
+        "not overwritten"
+    );
+    assert_eq!(
+        occ(&nested, &["policy", "init", "--force"]).status.code(),
+        Some(0)
+    );
+    assert!(
+        !std::fs::read_to_string(&f)
+            .expect("read")
+            .contains("\"id\""),
+        "overwritten with --force"
+    );
+    let out = occ(&nested, &["policy", "check", "--json"]);
+    let v: Value = serde_json::from_slice(&out.stdout).expect("json");
+    assert_eq!(
+        (out.status.code(), &v["ok"]),
+        (Some(0), &Value::Bool(true)),
+        "{v}"
+    );
+}
+
+#[test]
+fn policy_check_prints_every_problem() {
+    let home = tempfile::tempdir().expect("home");
+    let sec = home.path().join("security");
+    std::fs::create_dir_all(&sec).expect("mkdir");
+    for (name, text) in [
+        (
+            "command-policy.json",
+            r#"{"allow": ["^openclaw\\b"], "deny": ["\\brm\\s+-rf\\b"]}"#,
+        ),
+        (
+            "broker.json",
+            r#"{"approval": {"stack": ["policy:requisite", "grant:often"]}}"#,
+        ),
+    ] {
+        let p = sec.join(name);
+        std::fs::write(&p, text).expect("write");
+        std::fs::set_permissions(&p, std::fs::Permissions::from_mode(0o600)).expect("chmod");
+    }
+    let out = occ(home.path(), &["policy", "check", "--json"]);
+    assert_eq!(out.status.code(), Some(1));
+    let v: Value = serde_json::from_slice(&out.stdout).expect("json");
+    let problems = v["problems"].as_array().expect("problems");
+    assert_eq!(problems.len(), 2, "{v}");
+    let all: String = problems.iter().map(|p| p["message"].to_string()).collect();
+    assert!(all.contains("approval.stack[1]"), "{all}");
+    assert!(all.contains("rm -rf **"), "the glob form is shown: {all}");
+    let text = occ(home.path(), &["policy", "check"]);
+    assert_eq!(text.status.code(), Some(1));
+    assert_eq!(
+        String::from_utf8_lossy(&text.stdout)
+            .matches("problem: ")
+            .count(),
+        2
+    );
+}
