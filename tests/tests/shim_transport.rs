@@ -894,3 +894,54 @@ fn request_over_one_mebibyte_is_refused_at_once_without_exec() {
     assert!(e.ends_with("byte limit (occ: broker_unavailable)\n"), "{e}");
     drop(listener);
 }
+
+#[test]
+fn occ_broker_detaches_reports_started_and_keeps_serving() {
+    let home = Home::new(true);
+    let occ = |args: &[&str]| {
+        let mut c = Command::new(home.path.join("bin/occ"));
+        c.args(args)
+            .env_clear()
+            .env("PATH", "/usr/bin:/bin")
+            .env("OCC_HOME", &home.path)
+            .stdin(Stdio::null());
+        c
+    };
+    // Returns promptly even with its stdout on a pipe: the daemon holds no copy of it.
+    let out = output_within(occ(&["broker"]), 5);
+    assert_eq!(out.status.code(), Some(0), "{}", stderr(&out));
+    let pid = home.pid().expect("broker.pid");
+    assert_eq!(
+        String::from_utf8_lossy(&out.stdout),
+        format!(
+            "occ broker: started (pid {pid}), listening on {}\n",
+            home.sock().display()
+        )
+    );
+    // Detached: in a session of its own making (not ours), yet not its leader (double fork,
+    // so it can never reacquire a controlling terminal).
+    let stat_of = |p: &str| {
+        let stat = std::fs::read_to_string(format!("/proc/{p}/stat")).unwrap();
+        let after: Vec<String> = stat
+            .rsplit(')')
+            .next()
+            .unwrap()
+            .split_whitespace()
+            .map(String::from)
+            .collect();
+        after
+    };
+    let daemon = stat_of(&pid.to_string());
+    let me = stat_of("self");
+    assert_ne!(daemon[3], me[3], "the daemon shares our session");
+    assert_ne!(daemon[3], pid.to_string(), "the daemon is a session leader");
+    let out = output_within(occ(&["broker"]), 5);
+    assert_eq!(out.status.code(), Some(0));
+    assert!(
+        String::from_utf8_lossy(&out.stdout).contains("already running"),
+        "{}",
+        String::from_utf8_lossy(&out.stdout)
+    );
+    assert_broker_answered(&output_within(home.shim(&["true"]), 5));
+    home.stop_broker();
+}

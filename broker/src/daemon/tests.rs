@@ -343,3 +343,45 @@ fn callers_stdio_is_released_with_the_final_answer() {
     });
     fx.shutdown.trigger(StopCause::Requested);
 }
+
+#[test]
+fn run_files_refuse_a_symlinked_run_dir_and_a_non_socket() {
+    let d = tempfile::tempdir().unwrap();
+    let elsewhere = d.path().join("elsewhere");
+    std::fs::create_dir(&elsewhere).unwrap();
+    let home = d.path().join("home");
+    std::fs::create_dir(&home).unwrap();
+    std::os::unix::fs::symlink(&elsewhere, home.join("run")).unwrap();
+    let err = files::acquire(&files::RunPaths::new(&home)).unwrap_err();
+    assert!(
+        matches!(err, files::FilesError::Unsafe { .. }),
+        "symlinked run/: {err}"
+    );
+
+    let home2 = d.path().join("home2");
+    let paths = files::RunPaths::new(&home2);
+    files::ensure_run_dir(&paths).unwrap();
+    std::fs::write(&paths.socket, b"not a socket").unwrap();
+    let err = files::acquire(&paths).unwrap_err();
+    assert!(err.to_string().contains("is not a socket"), "{err}");
+}
+
+#[test]
+fn run_files_take_the_lock_once_and_tighten_run_dir() {
+    use std::os::unix::fs::PermissionsExt;
+    let d = tempfile::tempdir().unwrap();
+    let paths = files::RunPaths::new(d.path());
+    std::fs::create_dir(&paths.dir).unwrap();
+    std::fs::set_permissions(&paths.dir, std::fs::Permissions::from_mode(0o755)).unwrap();
+    let (running, _listener) = files::acquire(&paths).unwrap();
+    let mode = |p: &std::path::Path| std::fs::metadata(p).unwrap().permissions().mode() & 0o777;
+    assert_eq!(mode(&paths.dir), 0o700);
+    assert_eq!(mode(&paths.socket), 0o600);
+    assert_eq!(files::read_pid(&paths.pid), Some(std::process::id()));
+    match files::acquire(&paths) {
+        Err(files::FilesError::Locked { pid }) => assert_eq!(pid, Some(std::process::id())),
+        other => panic!("second acquire: {other:?}"),
+    }
+    running.remove();
+    assert!(!paths.socket.exists() && !paths.pid.exists());
+}
