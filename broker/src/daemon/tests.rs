@@ -385,3 +385,43 @@ fn run_files_take_the_lock_once_and_tighten_run_dir() {
     running.remove();
     assert!(!paths.socket.exists() && !paths.pid.exists());
 }
+
+#[test]
+fn fail_closed_handler_refuses_requests_and_admin_alike() {
+    let dir = tempfile::tempdir().unwrap();
+    let sock = dir.path().join("s");
+    let listener = UnixListener::bind(&sock).unwrap();
+    let shutdown = Shutdown::new().unwrap();
+    let server = Server::new(listener, default_handler(), shutdown.clone(), me());
+    let t = std::thread::spawn(move || server.accept_loop());
+    for argv in [&b"-h"[..], b"-V", b"true"] {
+        let c = UnixStream::connect(&sock).unwrap();
+        let req = Request {
+            argv: vec![argv.to_vec()],
+            ..Request::default()
+        };
+        write_frame(&c, &Frame::Request(req), &[]).unwrap();
+        match read_frame(&c).unwrap().frame {
+            Frame::Refuse(r) => {
+                assert_eq!(r.reason_code, APPROVAL_STACK_UNAVAILABLE);
+                assert_eq!(r.exit_code, 1);
+            }
+            f => panic!("{f:?}"),
+        }
+    }
+    let c = UnixStream::connect(&sock).unwrap();
+    write_frame(
+        &c,
+        &Frame::Admin {
+            body: br#"{"op":"approve","id":"abc"}"#.to_vec(),
+        },
+        &[],
+    )
+    .unwrap();
+    assert!(matches!(
+        read_frame(&c).unwrap().frame,
+        Frame::AdminReply { ok: false, .. }
+    ));
+    shutdown.trigger(StopCause::Requested);
+    assert_eq!(t.join().unwrap(), StopCause::Requested);
+}
