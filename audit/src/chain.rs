@@ -297,6 +297,17 @@ impl Writer {
         self.sync_locked()
     }
 
+    /// Makes every record appended so far durable with one `fdatasync`, without rewriting the
+    /// head checkpoint. The head catches up at the next [`Writer::sync`]; until then it names
+    /// an earlier record, which verifies (a head may lag the log, never lead it). For callers
+    /// that must not proceed until one record is on disk, and keep the head fresh elsewhere.
+    pub fn sync_data(&mut self) -> Result<()> {
+        self.file.sync_data().map_err(|e| AuditError::WriteFailed {
+            path: self.path.clone(),
+            source: e,
+        })
+    }
+
     fn sync_locked(&mut self) -> Result<()> {
         self.file.sync_data().map_err(|e| AuditError::WriteFailed {
             path: self.path.clone(),

@@ -391,7 +391,7 @@ impl State {
                         seq,
                         Reason::ContentHashMismatch,
                         format!(
-                            "stored chain_hash {}…, content hashes to {}…",
+                            "stored chain_hash {}..., content hashes to {}...",
                             String::from_utf8_lossy(&want[..12]),
                             String::from_utf8_lossy(&got[..12])
                         ),
@@ -441,7 +441,7 @@ impl State {
                             seq,
                             Reason::PrevHashLinkMismatch,
                             format!(
-                                "prev_hash does not name the previous record ({}…)",
+                                "prev_hash does not name the previous record ({}...)",
                                 String::from_utf8_lossy(&want[..12])
                             ),
                         );

@@ -674,10 +674,13 @@ fn init_fields(sealed: bool) -> BTreeMap<String, Value> {
         Value::from(env!("CARGO_PKG_VERSION")),
     );
     f.insert("sealed".to_owned(), Value::Bool(sealed));
-    f.insert(
-        "submituser".to_owned(),
-        Value::Int(i64::from(nix::unistd::getuid().as_raw())),
-    );
+    let uid = nix::unistd::getuid();
+    let name = nix::unistd::User::from_uid(uid)
+        .ok()
+        .flatten()
+        .map_or_else(|| uid.as_raw().to_string(), |u| u.name);
+    f.insert("submituser".to_owned(), Value::Str(name));
+    f.insert("submituid".to_owned(), Value::Int(i64::from(uid.as_raw())));
     f
 }
 
