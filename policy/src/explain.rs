@@ -72,18 +72,24 @@ pub fn to_text(ev: &Evaluation, args: &[String]) -> String {
         serde_json::to_string(args).unwrap_or_default()
     ));
     out.push_str(&format!("  action:       {}\n", s("action")));
-    out.push_str(&format!("  command:      {}\n", s("command")));
-    let uid = s("target_uid");
-    let gid = s("target_gid");
-    out.push_str(&format!(
-        "  runs as:      {} (uid {uid}, gid {gid})",
-        s("target_user")
-    ));
-    if !j["target_group"].is_null() {
-        out.push_str(&format!(", group {}", s("target_group")));
+    if !j["command"].is_null() {
+        out.push_str(&format!("  command:      {}\n", s("command")));
     }
-    out.push('\n');
-    out.push_str(&format!("  in directory: {}\n", s("cwd")));
+    if !j["target_uid"].is_null() {
+        out.push_str(&format!(
+            "  runs as:      {} (uid {}, gid {})",
+            s("target_user"),
+            s("target_uid"),
+            s("target_gid")
+        ));
+        if !j["target_group"].is_null() {
+            out.push_str(&format!(", group {}", s("target_group")));
+        }
+        out.push('\n');
+    }
+    if !j["cwd"].is_null() {
+        out.push_str(&format!("  in directory: {}\n", s("cwd")));
+    }
     if j["env"].as_object().is_some_and(|m| !m.is_empty()) {
         out.push_str(&format!("  env:          {}\n", s("env")));
     }
@@ -107,7 +113,7 @@ pub fn to_text(ev: &Evaluation, args: &[String]) -> String {
         out.push_str(&format!("  rule:         {}\n", s("rule")));
     }
     out.push_str(&format!("  why:          {}\n", s("message")));
-    if !j["grant_digest"].is_null() {
+    if !j["grant_digest"].is_null() && j["decision"] != "deny" {
         out.push_str(&format!("  grant digest: {}\n", s("grant_digest")));
     }
     out

@@ -523,6 +523,68 @@ mod tests {
     }
 
     #[test]
+    fn readme_examples_hold() {
+        let id = RuleId {
+            list: ListKind::Allow,
+            index: 0,
+        };
+        let cases: &[(&str, &str, &[&str], bool)] = &[
+            ("uptime \"\"", "/usr/bin/uptime", &[], true),
+            ("uptime \"\"", "/usr/bin/uptime", &["-p"], false),
+            (
+                "systemctl status *",
+                "/usr/bin/systemctl",
+                &["status", "nginx.service"],
+                true,
+            ),
+            (
+                "systemctl status *",
+                "/usr/bin/systemctl",
+                &["status", "/etc/nginx"],
+                false,
+            ),
+            (
+                "systemctl status *",
+                "/usr/bin/systemctl",
+                &["status", "a", "b"],
+                false,
+            ),
+            (
+                "journalctl -u * **",
+                "/usr/bin/journalctl",
+                &["-u", "nginx"],
+                true,
+            ),
+            (
+                "journalctl -u * **",
+                "/usr/bin/journalctl",
+                &["-u", "nginx", "--since", "today"],
+                true,
+            ),
+            (
+                "journalctl -u * **",
+                "/usr/bin/journalctl",
+                &["--since", "today"],
+                false,
+            ),
+            ("/usr/bin/*", "/usr/bin/x11/foo", &[], false),
+            ("/opt/**/bin/tool", "/opt/a/b/bin/tool", &[], true),
+            ("printf '\\*'", "/usr/bin/printf", &["*"], true),
+            ("printf '\\*'", "/usr/bin/printf", &["x"], false),
+            ("ls a b", "/usr/bin/ls", &["a\nb"], false),
+        ];
+        for (rule, path, args, want) in cases {
+            let r = Rule::parse(id, rule).unwrap_or_else(|e| panic!("{rule}: {e}"));
+            let c = cmd(path, path, true);
+            assert_eq!(
+                r.matches(&c, &argv(args)),
+                *want,
+                "{rule} vs {path} {args:?}"
+            );
+        }
+    }
+
+    #[test]
     fn double_star_only_as_last_word() {
         let id = RuleId {
             list: ListKind::Deny,
