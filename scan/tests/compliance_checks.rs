@@ -490,6 +490,23 @@ const CASES: &[(&str, Status, &str, Setup)] = &[
     ),
     (
         "command_policy_enforced",
+        Violation,
+        "broker refuses a group-writable policy",
+        |h, _| chmod(&h.sec("command-policy.json"), 0o666),
+    ),
+    (
+        "command_policy_enforced",
+        Violation,
+        "broker refuses a bad glob",
+        |h, _| {
+            write(
+                &h.sec("command-policy.json"),
+                r#"{"version": 2, "allow": ["/usr/bin/apt-get install [z-a"]}"#,
+            )
+        },
+    ),
+    (
+        "command_policy_enforced",
         NotAssessed,
         "unreadable",
         |h, _| unreadable(&h.sec("command-policy.json")),

@@ -144,6 +144,8 @@ pub struct Ctx<'a> {
     egress_rules: Loaded<Vec<EgressRule>>,
     openclaw: Loaded<Value>,
     env: Loaded<std::collections::BTreeMap<String, String>>,
+    /// What the broker's own loader (occ-policy) refuses in `security/`, as it would read it.
+    broker_refuses: Vec<String>,
 }
 
 impl<'a> Ctx<'a> {
@@ -165,6 +167,12 @@ impl<'a> Ctx<'a> {
             egress_rules: files::egress_allowlist(&paths.security_file("egress_allowlist.json")),
             openclaw: files::openclaw_config(&paths.openclaw_json()),
             env: files::env_file(&paths.home.join("env")),
+            broker_refuses: occ_policy::load(&paths.security(), host.agent.uid, &|_| None)
+                .err()
+                .unwrap_or_default()
+                .iter()
+                .map(ToString::to_string)
+                .collect(),
         }
     }
 }
@@ -1383,7 +1391,18 @@ fn command_policy_enforced(c: &Ctx) -> Verdict {
         )
         .ev(ev);
     }
-    Verdict::compliant("the command policy parses and is safe").ev(ev)
+    if !c.broker_refuses.is_empty() {
+        return Verdict::violation(
+            "the broker's own loader refuses the policy files",
+            "the broker fails closed: every request is refused until the files load",
+            "fix each problem named in the evidence (`occ policy check` shows them too)",
+        )
+        .ev(ev)
+        .evs(c.broker_refuses.iter().take(5).cloned());
+    }
+    Verdict::compliant("the command policy parses and is safe")
+        .ev(ev)
+        .ev("occ-policy loads every policy file as the broker would")
 }
 
 fn session_boundary_enforced(c: &Ctx) -> Verdict {

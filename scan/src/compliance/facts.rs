@@ -401,11 +401,11 @@ pub fn probe_broker(paths: &Paths, timeout: Duration) -> BrokerProbe {
             }
             match serde_json::from_slice::<Value>(&o.stdout) {
                 Ok(v) if o.code == Some(0) => {
-                    let up = v
-                        .get("running")
-                        .or_else(|| v.get("up"))
-                        .and_then(Value::as_bool)
-                        .unwrap_or(true);
+                    let up = v.get("broker").and_then(Value::as_str) != Some("down")
+                        && v.get("running")
+                            .or_else(|| v.get("up"))
+                            .and_then(Value::as_bool)
+                            .unwrap_or(true);
                     if up {
                         BrokerProbe::Up(v)
                     } else {
@@ -414,15 +414,18 @@ pub fn probe_broker(paths: &Paths, timeout: Duration) -> BrokerProbe {
                         ))
                     }
                 }
-                _ => BrokerProbe::Down(format!(
-                    "`occ status --json` exited {:?}: {}",
-                    o.code,
-                    if err.is_empty() {
-                        "no message".into()
-                    } else {
-                        err
-                    }
-                )),
+                parsed => {
+                    // `occ status --json` prints {"broker":"down","error":…} and exits 1.
+                    let said = parsed
+                        .ok()
+                        .and_then(|v| v.get("error").and_then(Value::as_str).map(String::from));
+                    let why = match said {
+                        Some(s) => s,
+                        None if err.is_empty() => "no message".into(),
+                        None => err,
+                    };
+                    BrokerProbe::Down(format!("`occ status --json` exited {:?}: {why}", o.code))
+                }
             }
         }
     }
