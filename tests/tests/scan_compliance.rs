@@ -451,3 +451,67 @@ fn scan_compliance_dashboard_in_headless_chromium() {
     let (colours, _) = png_stats(&phone);
     assert!(colours > 16, "blank phone screenshot");
 }
+
+#[test]
+fn scan_compliance_shim_first_in_path_reads_the_gateways_real_environment() {
+    use std::os::unix::fs::PermissionsExt;
+    let (d, h) = home();
+    let shim_dir = h.join("bin");
+    write(&shim_dir.join("sudo"), "#!/bin/sh\nexit 1\n");
+    std::fs::set_permissions(
+        shim_dir.join("sudo"),
+        std::fs::Permissions::from_mode(0o755),
+    )
+    .unwrap();
+    let other = d.path().join("sbin");
+    write(&other.join("sudo"), "#!/bin/sh\nexit 0\n");
+    std::fs::set_permissions(other.join("sudo"), std::fs::Permissions::from_mode(0o755)).unwrap();
+    // A process whose executable is named like the gateway, with its own PATH.
+    let gw = d.path().join("openclaw-gateway");
+    std::fs::copy("/bin/sleep", &gw).unwrap();
+    let ports = d.path().join("ports.json");
+    write(
+        &ports,
+        r#"{"status":"ok","tool":"proc","listening_services":[],"findings":[]}"#,
+    );
+    let status_with = |path: String, by_pid: bool| {
+        let mut child = Command::new(&gw)
+            .arg("30")
+            .env_clear()
+            .env("PATH", path)
+            .spawn()
+            .unwrap();
+        std::thread::sleep(Duration::from_millis(100));
+        let pid = child.id().to_string();
+        let mut args = vec!["--json", "assess", "--skip-openclaw", "--no-reports"];
+        args.extend([
+            "--ports-report",
+            ports.to_str().unwrap(),
+            "--egress-report",
+            ports.to_str().unwrap(),
+        ]);
+        if by_pid {
+            args.extend(["--gateway-pid", pid.as_str()]);
+        }
+        let v = json_of(&scan(&h, &args));
+        let _ = child.kill();
+        let _ = child.wait();
+        let c = v["controls"]
+            .as_array()
+            .unwrap()
+            .iter()
+            .find(|c| c["check_id"] == "shim_first_in_path")
+            .cloned()
+            .unwrap();
+        (c["status"].as_str().unwrap().to_string(), c.to_string())
+    };
+    let good = format!("{}:/usr/bin:/bin", shim_dir.display());
+    let bad = format!("{}:{}:/usr/bin", other.display(), shim_dir.display());
+    let (s, c) = status_with(good.clone(), true);
+    assert_eq!(s, "compliant", "{c}");
+    let (s, c) = status_with(bad, true);
+    assert_eq!(s, "violation", "{c}");
+    // Found without being told the pid: by its comm in /proc.
+    let (s, c) = status_with(good, false);
+    assert_eq!(s, "compliant", "{c}");
+}
