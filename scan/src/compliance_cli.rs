@@ -72,6 +72,11 @@ fn status_tag(s: Status) -> &'static str {
 /// Runs `occ-scan assess`.
 pub fn run_assess(a: AssessArgs, json: bool) -> i32 {
     let paths = Paths::from_env();
+    // The same lock as the cycle: two runs must not interleave their scan-state updates.
+    let _lock = match cycle::lock(&paths) {
+        Ok(l) => l,
+        Err(e) => return fail(&e, json),
+    };
     let opts = AssessOptions {
         probe: ProbeOptions {
             gateway_pid: a.gateway_pid,
