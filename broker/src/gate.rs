@@ -6,7 +6,8 @@
 use std::collections::BTreeMap;
 use std::os::unix::fs::MetadataExt;
 use std::path::{Path, PathBuf};
-use std::sync::{Condvar, Mutex, MutexGuard};
+use std::sync::atomic::{AtomicBool, Ordering};
+use std::sync::{Arc, Condvar, Mutex, MutexGuard};
 use std::time::{Duration, SystemTime, UNIX_EPOCH};
 
 use occ_audit::{Value, Writer};
@@ -53,6 +54,9 @@ mod test_clock {
     }
 }
 
+/// How often the flusher makes group-committed audit events durable and moves the head.
+pub const FLUSH_EVERY: Duration = Duration::from_millis(200);
+
 /// Audit fields under construction.
 pub type Fields = BTreeMap<String, Value>;
 
@@ -78,7 +82,9 @@ pub struct Gate {
     uid: u32,
     store: Mutex<Store>,
     decided: Condvar,
-    audit: Mutex<Option<Writer>>,
+    audit: Arc<Mutex<Option<Writer>>>,
+    /// Records appended since the head checkpoint was last brought up to date.
+    audit_dirty: Arc<AtomicBool>,
     /// Legacy `OPENCLAW_APPROVAL_TOKEN` from the broker's own start environment or a 0600
     /// `$OCC_HOME/env`, never from a caller. Kept only as its digest.
     legacy_token_sha256: Option<String>,
@@ -110,7 +116,8 @@ impl Gate {
             uid,
             store: Mutex::new(Store::new(expiry, idle)),
             decided: Condvar::new(),
-            audit: Mutex::new(None),
+            audit: Arc::new(Mutex::new(None)),
+            audit_dirty: Arc::new(AtomicBool::new(false)),
             legacy_token_sha256,
         }
     }
@@ -123,31 +130,83 @@ impl Gate {
         self.store.lock().unwrap_or_else(|p| p.into_inner())
     }
 
-    /// Appends one event. An `Err` means the event is not on record: the caller must not
-    /// proceed with whatever the event was about.
+    /// Appends one event, group-committed: written with one `write(2)` at once (so a crash of
+    /// the broker loses nothing), fsynced with the next durable event or within 200 ms of
+    /// appends. An `Err` means the event is not on record: the caller must not proceed with
+    /// whatever the event was about.
     pub fn audit(&self, event_type: &str, fields: Fields) -> Result<u64, String> {
+        self.append(event_type, fields, false)
+    }
+
+    /// Appends one event and makes it, and everything before it, durable before returning.
+    /// Used for the events that let something happen: `exec_start`, approvals, tokens.
+    pub fn audit_durable(&self, event_type: &str, fields: Fields) -> Result<u64, String> {
+        self.append(event_type, fields, true)
+    }
+
+    fn append(&self, event_type: &str, fields: Fields, durable: bool) -> Result<u64, String> {
         let mut guard = self.audit.lock().unwrap_or_else(|p| p.into_inner());
         if guard.is_none() {
             let path = self.security().join("privileged-audit.jsonl");
             if let Some(dir) = path.parent() {
                 create_private_dir(dir)?;
             }
-            let w = Writer::open(&path, occ_audit::Options::default())
-                .map_err(|e| format!("cannot open the audit log: {e}"))?;
+            // Group commit is done here, not by the writer: the flusher thread syncs and
+            // moves the head within FLUSH_EVERY, and durable events sync at once.
+            let opts = occ_audit::Options {
+                fsync: occ_audit::Fsync::Batch {
+                    max_records: u32::MAX,
+                    max_delay: Duration::from_secs(24 * 3600),
+                },
+                ..occ_audit::Options::default()
+            };
+            let w =
+                Writer::open(&path, opts).map_err(|e| format!("cannot open the audit log: {e}"))?;
             *guard = Some(w);
         }
         let Some(w) = guard.as_mut() else {
             return Err("the audit log is not open".into());
         };
-        match w.append(event_type, fields) {
-            Ok(a) => Ok(a.seq),
-            Err(e) => {
-                // Reopen next time: the file may have been rotated or repaired.
-                *guard = None;
-                tracing::error!("audit write failed: {e}");
-                Err(format!("cannot write the audit log: {e}"))
+        let result = w.append(event_type, fields).and_then(|a| {
+            if durable {
+                w.sync_data()?;
+            }
+            Ok(a.seq)
+        });
+        self.audit_dirty.store(true, Ordering::SeqCst);
+        result.map_err(|e| {
+            // Reopen next time: the file may have been rotated or repaired.
+            *guard = None;
+            tracing::error!("audit write failed: {e}");
+            format!("cannot write the audit log: {e}")
+        })
+    }
+
+    /// Makes every appended event durable and brings the head checkpoint up to date, if
+    /// anything was appended since the last time.
+    fn flush_audit(audit: &Mutex<Option<Writer>>, dirty: &AtomicBool) {
+        if !dirty.swap(false, Ordering::SeqCst) {
+            return;
+        }
+        let mut guard = audit.lock().unwrap_or_else(|p| p.into_inner());
+        if let Some(w) = guard.as_mut() {
+            if let Err(e) = w.sync() {
+                tracing::error!("audit sync failed: {e}");
+                dirty.store(true, Ordering::SeqCst);
             }
         }
+    }
+
+    /// Starts the thread that group-commits the audit log every [`FLUSH_EVERY`].
+    fn start_flusher(&self) {
+        let audit = Arc::clone(&self.audit);
+        let dirty = Arc::clone(&self.audit_dirty);
+        let _ = std::thread::Builder::new()
+            .name("audit-flush".into())
+            .spawn(move || loop {
+                std::thread::sleep(FLUSH_EVERY);
+                Gate::flush_audit(&audit, &dirty);
+            });
     }
 
     fn peer_fields(peer: &PeerCred) -> Fields {
@@ -610,7 +669,7 @@ impl Gate {
         fields.insert("sudo_argv".into(), strs(&argv));
         fields.insert("submit_argv".into(), strs(&u.raw_argv));
         // exec_start must be durable before the grant leaves the broker.
-        if let Err(e) = self.audit("exec_start", fields.clone()) {
+        if let Err(e) = self.audit_durable("exec_start", fields.clone()) {
             let _ = conn.refuse(&format!("refusing to run unrecorded: {e}"), "audit_failed");
             return;
         }
@@ -801,7 +860,9 @@ impl Gate {
             let ok = token
                 .as_deref()
                 .is_some_and(|t| crate::token::verify(t, &stored));
-            if let Err(e) = self.audit(if ok { "token_ok" } else { "token_failed" }, f.clone()) {
+            if let Err(e) =
+                self.audit_durable(if ok { "token_ok" } else { "token_failed" }, f.clone())
+            {
                 return fail(e);
             }
             if !ok {
@@ -822,7 +883,7 @@ impl Gate {
         match result {
             Ok((_, g)) => {
                 f.insert("grant_scope".into(), s(g.scope.as_str()));
-                if let Err(e) = self.audit("approval_granted", f) {
+                if let Err(e) = self.audit_durable("approval_granted", f) {
                     self.store().drop_all();
                     return fail(format!("approval withdrawn: {e}"));
                 }
@@ -1086,6 +1147,7 @@ impl Drop for TtyPrompt {
 
 impl RequestHandler for Gate {
     fn started(&self, info: &StartInfo) {
+        self.start_flusher();
         let mut f = Fields::new();
         f.insert("pid".into(), int(info.pid));
         f.insert("uid".into(), int(info.uid));
@@ -1238,9 +1300,6 @@ impl RequestHandler for Gate {
         let mut f = Fields::new();
         f.insert("pid".into(), int(std::process::id()));
         let _ = self.audit("broker_stopped", f);
-        let mut guard = self.audit.lock().unwrap_or_else(|p| p.into_inner());
-        if let Some(w) = guard.as_mut() {
-            let _ = w.sync();
-        }
+        Gate::flush_audit(&self.audit, &self.audit_dirty);
     }
 }

@@ -17,7 +17,7 @@ use serde_json::Value;
 const AGENT: &str = "occ-agent";
 
 /// The agent user's uid and gid, if the user exists.
-fn agent_ids() -> Option<(u32, u32)> {
+pub(crate) fn agent_ids() -> Option<(u32, u32)> {
     let passwd = std::fs::read_to_string("/etc/passwd").ok()?;
     passwd.lines().find_map(|l| {
         let f: Vec<&str> = l.split(':').collect();
@@ -28,7 +28,7 @@ fn agent_ids() -> Option<(u32, u32)> {
 
 /// Whether the environment can run these tests; prints SKIP (a failure under
 /// OCC_REQUIRE_FULL_TESTS=1) when it cannot.
-fn ready() -> Option<(u32, u32)> {
+pub(crate) fn ready() -> Option<(u32, u32)> {
     if !occ_tests::is_root() {
         occ_tests::skip("needs root (to run as the agent user)");
         return None;
@@ -51,15 +51,15 @@ fn ready() -> Option<(u32, u32)> {
     Some(ids)
 }
 
-struct AgentHome {
+pub(crate) struct AgentHome {
     _dir: tempfile::TempDir,
-    home: PathBuf,
-    uid: u32,
-    gid: u32,
+    pub(crate) home: PathBuf,
+    pub(crate) uid: u32,
+    pub(crate) gid: u32,
 }
 
 impl AgentHome {
-    fn new((uid, gid): (u32, u32)) -> AgentHome {
+    pub(crate) fn new((uid, gid): (u32, u32)) -> AgentHome {
         let dir = tempfile::Builder::new()
             .prefix("occ-approval")
             .tempdir()
@@ -81,7 +81,7 @@ impl AgentHome {
         h
     }
 
-    fn chown_all(&self) {
+    pub(crate) fn chown_all(&self) {
         let st = Command::new("chown")
             .args(["-R", &format!("{}:{}", self.uid, self.gid)])
             .arg(&self.home)
@@ -98,14 +98,14 @@ impl AgentHome {
     }
 
     /// Writes a policy file as the agent's own 0600 file.
-    fn write_security(&self, name: &str, text: &str) {
+    pub(crate) fn write_security(&self, name: &str, text: &str) {
         let p = self.home.join("security").join(name);
         std::fs::write(&p, text).unwrap();
         std::fs::set_permissions(&p, std::fs::Permissions::from_mode(0o600)).unwrap();
         std::os::unix::fs::chown(&p, Some(self.uid), Some(self.gid)).unwrap();
     }
 
-    fn cmd(&self, program: &Path) -> Command {
+    pub(crate) fn cmd(&self, program: &Path) -> Command {
         let mut c = Command::new(program);
         c.uid(self.uid)
             .gid(self.gid)
@@ -124,7 +124,7 @@ impl AgentHome {
     }
 
     /// The agent's `sudo ARGS` through the shim (stdin not a terminal).
-    fn sudo(&self, args: &[&str], env: &[(&str, &str)]) -> Output {
+    pub(crate) fn sudo(&self, args: &[&str], env: &[(&str, &str)]) -> Output {
         let mut c = self.cmd(&self.home.join("bin/sudo"));
         c.args(args);
         for (k, v) in env {
@@ -134,13 +134,13 @@ impl AgentHome {
     }
 
     /// `occ ARGS` as the agent's uid (in user mode the approver shares it).
-    fn occ(&self, args: &[&str]) -> Output {
+    pub(crate) fn occ(&self, args: &[&str]) -> Output {
         let mut c = self.cmd(&self.home.join("bin/occ"));
         c.args(args);
         c.output().unwrap()
     }
 
-    fn occ_with_stdin(&self, args: &[&str], stdin: &str) -> Output {
+    pub(crate) fn occ_with_stdin(&self, args: &[&str], stdin: &str) -> Output {
         let mut c = self.cmd(&self.home.join("bin/occ"));
         c.args(args)
             .stdin(Stdio::piped())
@@ -156,7 +156,7 @@ impl AgentHome {
         child.wait_with_output().unwrap()
     }
 
-    fn pending(&self) -> Vec<Value> {
+    pub(crate) fn pending(&self) -> Vec<Value> {
         let out = self.occ(&["approvals", "--json"]);
         assert!(out.status.success(), "occ approvals: {}", text(&out.stderr));
         serde_json::from_slice::<Value>(&out.stdout)
@@ -166,7 +166,7 @@ impl AgentHome {
             .unwrap()
     }
 
-    fn events(&self) -> Vec<Value> {
+    pub(crate) fn events(&self) -> Vec<Value> {
         let log = self.home.join("security/privileged-audit.jsonl");
         std::fs::read_to_string(log)
             .unwrap_or_default()
@@ -175,7 +175,7 @@ impl AgentHome {
             .collect()
     }
 
-    fn verify_intact(&self) {
+    pub(crate) fn verify_intact(&self) {
         let out = self.occ(&["audit", "verify", "--json"]);
         let v: Value = serde_json::from_slice(&out.stdout).unwrap_or(Value::Null);
         assert_eq!(
@@ -188,7 +188,7 @@ impl AgentHome {
         assert!(out.status.success());
     }
 
-    fn stop_broker(&self) {
+    pub(crate) fn stop_broker(&self) {
         let pidfile = self.home.join("run/broker.pid");
         if let Some(pid) = std::fs::read_to_string(&pidfile)
             .ok()
@@ -211,12 +211,12 @@ impl Drop for AgentHome {
     }
 }
 
-fn text(b: &[u8]) -> String {
+pub(crate) fn text(b: &[u8]) -> String {
     String::from_utf8_lossy(b).into_owned()
 }
 
 /// The id from the shim's pending line, checking the line word for word.
-fn pending_id(out: &Output) -> String {
+pub(crate) fn pending_id(out: &Output) -> String {
     let err = text(&out.stderr);
     assert_eq!(out.status.code(), Some(1), "stderr: {err}");
     let line = err.lines().last().unwrap_or("");
@@ -236,7 +236,7 @@ fn pending_id(out: &Output) -> String {
     id
 }
 
-fn types(events: &[Value]) -> Vec<String> {
+pub(crate) fn types(events: &[Value]) -> Vec<String> {
     events
         .iter()
         .map(|e| e["event_type"].as_str().unwrap_or("").to_string())
@@ -597,7 +597,7 @@ const MINUTE_MS: u64 = 60_000;
 
 impl AgentHome {
     /// Moves the broker's compile-time test clock forward.
-    fn advance_minutes(&self, minutes: u64) {
+    pub(crate) fn advance_minutes(&self, minutes: u64) {
         let out = self.occ(&["advance-clock", &(minutes * MINUTE_MS).to_string()]);
         assert!(
             out.status.success(),

@@ -4,6 +4,7 @@ mod approval;
 mod audit_cli;
 mod cli_smoke;
 mod install;
+mod load;
 mod policy_cli;
 mod scan_cli;
 mod scan_compliance;
