@@ -23,9 +23,10 @@ impl Env {
         write(
             &fake.join("systemctl"),
             &format!(
-                "#!/bin/sh\necho \"systemctl $*\" >> '{}'\nif [ \"$2\" = show-environment ]; then exit {}; fi\nexit 0\n",
+                "#!/bin/sh\necho \"systemctl $*\" >> '{}'\nif [ \"$2\" = show-environment ]; then exit {}; fi\nif [ \"$2\" = enable ] && [ -f '{d}/fail-enable' ]; then echo 'Failed to enable unit' >&2; exit 1; fi\nexit 0\n",
                 log.display(),
-                if systemd_works { 0 } else { 1 }
+                if systemd_works { 0 } else { 1 },
+                d = dir.path().display()
             ),
         );
         write(
@@ -216,4 +217,16 @@ fn bad_interval_is_a_usage_error() {
     assert_eq!(code, 2);
     assert!(v["error"].as_str().unwrap().contains("7m"));
     assert!(e.calls().is_empty() || !e.calls().contains("enable"));
+}
+
+#[test]
+fn failed_enable_leaves_no_unit_files() {
+    let e = Env::new(true);
+    write(&e.dir.path().join("fail-enable"), "");
+    let (code, v) = e.run(&["install"]);
+    assert_eq!(code, 2, "{v}");
+    assert!(v["error"].as_str().unwrap().contains("enable"), "{v}");
+    let units = e.dir.path().join("config/systemd/user");
+    assert!(!units.join("occ-scan.service").exists());
+    assert!(!units.join("occ-scan.timer").exists());
 }

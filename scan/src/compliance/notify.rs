@@ -371,8 +371,11 @@ pub fn notify(opts: &NotifyOptions, now: SystemTime) -> Result<NotifyOutcome, Co
             // Resolved or downgraded items: remember, so a reappearance is news again.
             state.violations = cur;
             state.updated_at = Some(util::rfc3339(now));
+            state.failed_attempts = 0;
+            state.last_error = None;
             atomic_write_json(&opts.state, &state)?;
             out.state_advanced = true;
+            out.failed_attempts = 0;
         }
         return Ok(out);
     }

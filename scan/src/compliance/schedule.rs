@@ -394,17 +394,21 @@ pub fn install(paths: &Paths, opts: &ScheduleOptions) -> Result<ScheduleOutcome,
             let tp = dir.join(format!("{UNIT}.timer"));
             write_file(&sp, &service)?;
             write_file(&tp, &timer)?;
-            r.must(&["systemctl", "--user", "daemon-reload"], None)?;
-            r.must(
-                &[
-                    "systemctl",
-                    "--user",
-                    "enable",
-                    "--now",
-                    &format!("{UNIT}.timer"),
-                ],
-                None,
-            )?;
+            let timer_unit = format!("{UNIT}.timer");
+            let enabled = r
+                .must(&["systemctl", "--user", "daemon-reload"], None)
+                .and_then(|_| {
+                    r.must(
+                        &["systemctl", "--user", "enable", "--now", &timer_unit],
+                        None,
+                    )
+                });
+            if let Err(e) = enabled {
+                // Leave nothing half-installed behind.
+                let _ = std::fs::remove_file(&sp);
+                let _ = std::fs::remove_file(&tp);
+                return Err(e);
+            }
             out.backend = "systemd".into();
             out.files = vec![sp.display().to_string(), tp.display().to_string()];
             let user = nix::unistd::User::from_uid(nix::unistd::getuid())
