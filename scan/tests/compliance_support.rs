@@ -147,7 +147,9 @@ pub fn good_host(h: &Home) -> Host {
     let bin = h.paths.home.join("bin");
     Host {
         agent: Agent {
-            uid: 1000,
+            // The files' owner, so the ownership checks pass whoever runs the tests; the
+            // gateway below runs as 1000, so the agent is never root.
+            uid: std::os::unix::fs::MetadataExt::uid(&std::fs::metadata(h.dir.path()).unwrap()),
             groups: vec!["agent".into()],
         },
         gateway: Some(GatewayProc {
