@@ -64,6 +64,8 @@ h2{font-size:16px;margin:0 0 10px}
 .grid2{display:grid;grid-template-columns:1fr 1fr;gap:16px}
 @media (max-width:820px){.grid2{grid-template-columns:1fr}main{padding:8px}header h1{font-size:18px}}
 svg{width:100%;height:auto;display:block}
+.chartbox{overflow-x:auto;-webkit-overflow-scrolling:touch}
+svg.chart{min-width:460px}
 svg text{font:11px system-ui,sans-serif;fill:#374151}
 .scroll{overflow-x:auto;-webkit-overflow-scrolling:touch}
 table{border-collapse:collapse;width:100%;font-size:13px}
@@ -420,9 +422,9 @@ pub fn render(a: &Assessment) -> String {
     h.push_str("</section>");
     let _ = write!(
         h,
-        "<div class=\"grid2\"><section><h2>Status per check</h2>{}</section>\
-         <section><h2>Risk per framework control</h2>{}</section></div>\
-         <section><h2>Findings over recent runs</h2>{}</section>",
+        "<div class=\"grid2\"><section><h2>Status per check</h2><div class=\"chartbox\">{}</div></section>\
+         <section><h2>Risk per framework control</h2><div class=\"chartbox\">{}</div></section></div>\
+         <section><h2>Findings over recent runs</h2><div class=\"chartbox\">{}</div></section>",
         status_chart(&a.checks),
         risk_chart(&a.checks),
         history_chart(a)
