@@ -4,6 +4,7 @@
 //! reduced visibility is stated in [`Visibility`].
 
 pub mod lsof;
+pub mod netlink;
 pub mod procfs;
 pub mod procnet;
 
@@ -267,8 +268,9 @@ impl Method {
     pub fn description(self) -> &'static str {
         match self {
             Method::Proc => {
-                "native: /proc/<pid>/net/{tcp,tcp6,udp,udp6} once per network namespace, owners \
-                 from /proc/<pid>/fd socket inodes"
+                "native: sock_diag netlink for the scanner's own network namespace and \
+                 /proc/<pid>/net/{tcp,tcp6,udp,udp6} once per other namespace (or when netlink \
+                 fails), owners from /proc/<pid>/fd socket inodes"
             }
             Method::Lsof => "lsof -nP -w -i -F machine output (no /proc)",
         }
@@ -298,6 +300,9 @@ pub struct NamespaceInfo {
     pub readable: bool,
     /// Sockets found in it.
     pub sockets: usize,
+    /// Where its table came from: `netlink` (sock_diag), `proc` (/proc/.../net), both, or
+    /// `none`.
+    pub source: &'static str,
 }
 
 /// What the scan could and could not see. Reduced visibility is reported, never an error.

@@ -3,9 +3,16 @@
 //! representative pid). Owners it cannot see stay unknown; it never infers them.
 
 use std::collections::{BTreeMap, HashMap};
+use std::ffi::{CStr, CString};
 use std::fs;
 use std::io;
+use std::os::fd::{AsRawFd, RawFd};
 use std::path::{Path, PathBuf};
+
+use nix::dir::Dir;
+use nix::errno::Errno;
+use nix::fcntl::{readlinkat, OFlag};
+use nix::sys::stat::Mode;
 
 use super::procnet::{self, RawSocket};
 use super::{Collection, Family, Method, NamespaceInfo, Protocol, Socket, SocketState, Visibility};
@@ -57,11 +64,13 @@ pub fn collect(root: &Path) -> Result<Collection, ScanError> {
     let mut notes = Vec::new();
     let mut malformed = 0usize;
 
-    // The reader's own namespace, through /proc/net (always tried, even when its inode is
-    // unknown because /proc/self is hidden).
-    let own = read_tables(&root.join("net"));
+    // The reader's own namespace: sock_diag netlink on the real /proc (as ss does), else the
+    // /proc/net tables (always tried, even when the inode is unknown because /proc/self is
+    // hidden).
+    let use_netlink = root == Path::new("/proc");
+    let own = read_tables(&root.join("net"), use_netlink);
     match own {
-        Ok((raw, bad)) => {
+        Ok((raw, bad, source)) => {
             malformed += bad;
             let n = raw.len();
             sockets.extend(raw.into_iter().map(|(p, f, r)| (p, f, r, own_ns)));
@@ -70,6 +79,7 @@ pub fn collect(root: &Path) -> Result<Collection, ScanError> {
                 representative_pid: None,
                 readable: true,
                 sockets: n,
+                source,
             });
         }
         Err(e) if walk.namespaces.is_empty() => {
@@ -87,6 +97,7 @@ pub fn collect(root: &Path) -> Result<Collection, ScanError> {
                 representative_pid: None,
                 readable: false,
                 sockets: 0,
+                source: "none",
             });
         }
     }
@@ -97,13 +108,13 @@ pub fn collect(root: &Path) -> Result<Collection, ScanError> {
         }
         let mut read = None;
         for &pid in pids {
-            if let Ok(r) = read_tables(&root.join(pid.to_string()).join("net")) {
+            if let Ok(r) = read_tables(&root.join(pid.to_string()).join("net"), false) {
                 read = Some((pid, r));
                 break;
             }
         }
         match read {
-            Some((pid, (raw, bad))) => {
+            Some((pid, (raw, bad, source))) => {
                 malformed += bad;
                 let n = raw.len();
                 sockets.extend(raw.into_iter().map(|(p, f, r)| (p, f, r, Some(ns))));
@@ -112,6 +123,7 @@ pub fn collect(root: &Path) -> Result<Collection, ScanError> {
                     representative_pid: Some(pid),
                     readable: true,
                     sockets: n,
+                    source,
                 });
             }
             None => {
@@ -124,6 +136,7 @@ pub fn collect(root: &Path) -> Result<Collection, ScanError> {
                     representative_pid: pids.first().copied(),
                     readable: false,
                     sockets: 0,
+                    source: "none",
                 });
             }
         }
@@ -213,18 +226,29 @@ pub fn collect(root: &Path) -> Result<Collection, ScanError> {
 
 type Rows = Vec<(Protocol, Family, RawSocket)>;
 
-/// Reads the four tables under `net_dir`. A missing IPv6 table is fine (IPv6 disabled); all
-/// four missing or unreadable is an error.
-fn read_tables(net_dir: &Path) -> Result<(Rows, usize), String> {
+/// Reads the four tables under `net_dir` (or, with `netlink`, asks sock_diag and reads a
+/// table only when netlink fails for it). A missing IPv6 table is fine (IPv6 disabled); all
+/// four missing or unreadable is an error. Returns the rows, the malformed count and the source.
+fn read_tables(net_dir: &Path, netlink: bool) -> Result<(Rows, usize, &'static str), String> {
     let mut rows = Vec::new();
     let mut malformed = 0;
     let mut read_any = false;
     let mut first_err = None;
+    let (mut via_netlink, mut via_proc) = (false, false);
     for (name, protocol, family) in TABLES {
+        if netlink {
+            if let Ok(raw) = super::netlink::dump(family, protocol) {
+                read_any = true;
+                via_netlink = true;
+                rows.extend(raw.into_iter().map(|s| (protocol, family, s)));
+                continue;
+            }
+        }
         let path = net_dir.join(name);
-        match fs::read(&path) {
+        match read_proc_file(&path) {
             Ok(bytes) => {
                 read_any = true;
+                via_proc = true;
                 let t = procnet::parse_table(&bytes, family);
                 malformed += t.malformed;
                 rows.extend(t.sockets.into_iter().map(|s| (protocol, family, s)));
@@ -236,12 +260,49 @@ fn read_tables(net_dir: &Path) -> Result<(Rows, usize), String> {
             }
         }
     }
+    let source = match (via_netlink, via_proc) {
+        (true, true) => "netlink+proc",
+        (true, false) => "netlink",
+        _ => "proc",
+    };
     if read_any {
-        Ok((rows, malformed))
+        Ok((rows, malformed, source))
     } else {
         Err(first_err.unwrap_or_else(|| format!("{}: no tables", net_dir.display())))
     }
 }
+
+/// Reads a /proc file in few, large reads: every read(2) of /proc/net/tcp re-walks the
+/// kernel's socket hash, so small reads multiply the cost.
+fn read_proc_file(path: &Path) -> io::Result<Vec<u8>> {
+    use std::io::Read;
+    let mut f = fs::File::open(path)?;
+    let mut buf = vec![0u8; 1 << 18];
+    let mut len = 0;
+    loop {
+        if len == buf.len() {
+            buf.resize(buf.len() * 2, 0);
+        }
+        match f.read(&mut buf[len..]) {
+            Ok(0) => break,
+            Ok(n) => len += n,
+            Err(e) if e.kind() == io::ErrorKind::Interrupted => {}
+            Err(e) => return Err(e),
+        }
+    }
+    buf.truncate(len);
+    Ok(buf)
+}
+
+/// One process's fd directory, listed but not yet resolved.
+struct FdDir {
+    pid: u32,
+    dir: Dir,
+    fds: Vec<(u32, CString)>,
+}
+
+/// Below this many fds a second thread costs more than it saves.
+const PARALLEL_MIN_FDS: usize = 1024;
 
 fn walk_processes(root: &Path) -> io::Result<ProcessWalk> {
     let mut walk = ProcessWalk::default();
@@ -250,45 +311,89 @@ fn walk_processes(root: &Path) -> io::Result<ProcessWalk> {
         .filter_map(|e| e.file_name().to_str().and_then(|n| n.parse::<u32>().ok()))
         .collect();
     pids.sort_unstable();
-    let mut dir = PathBuf::from(root);
+
+    // Phase 1: each process's namespace and fd names (getdents only).
+    let mut dirs: Vec<FdDir> = Vec::new();
+    let mut path = PathBuf::from(root);
     for pid in pids {
-        dir.push(pid.to_string());
-        let ns = read_ns_inode(&dir.join("ns/net"));
-        match fs::read_dir(dir.join("fd")) {
-            Ok(entries) => {
+        path.push(pid.to_string());
+        let ns = read_ns_inode(&path.join("ns/net"));
+        path.push("fd");
+        let flags = OFlag::O_RDONLY | OFlag::O_DIRECTORY | OFlag::O_CLOEXEC;
+        match Dir::open(&path, flags, Mode::empty()) {
+            Ok(mut dir) => {
                 walk.processes += 1;
-                if let Some(ns) = ns {
-                    walk.namespaces.entry(ns).or_default().push(pid);
-                } else {
-                    walk.uninspectable += 1;
+                match ns {
+                    Some(ns) => walk.namespaces.entry(ns).or_default().push(pid),
+                    None => walk.uninspectable += 1,
                 }
-                for entry in entries.flatten() {
-                    let Some(fd) = entry
-                        .file_name()
-                        .to_str()
-                        .and_then(|n| n.parse::<u32>().ok())
-                    else {
-                        continue;
-                    };
-                    let Ok(target) = fs::read_link(entry.path()) else {
-                        continue;
-                    };
-                    if let Some(inode) =
-                        bracketed_inode(target.as_os_str().as_encoded_bytes(), b"socket:[")
-                    {
-                        // pids ascend, so the first holder is the lowest pid.
-                        walk.holders.entry(inode).or_insert(Holder { pid, fd });
-                    }
-                }
+                let fds = dir
+                    .iter()
+                    .filter_map(Result::ok)
+                    .filter_map(|e| {
+                        let name = e.file_name();
+                        let fd = std::str::from_utf8(name.to_bytes()).ok()?.parse().ok()?;
+                        Some((fd, name.to_owned()))
+                    })
+                    .collect();
+                dirs.push(FdDir { pid, dir, fds });
             }
             // The process exited between listing and reading: not a visibility gap.
-            Err(e) if e.kind() == io::ErrorKind::NotFound => {}
+            Err(Errno::ENOENT | Errno::ESRCH) => {}
             Err(_) => {
                 walk.processes += 1;
                 walk.uninspectable += 1;
             }
         }
-        dir.pop();
+        path.pop();
+        path.pop();
+    }
+
+    // Phase 2: readlinkat every fd relative to its directory, split across cores (one busy
+    // process can hold most of the host's sockets, so split by fd, not by process).
+    let work: Vec<(u32, RawFd, u32, &CStr)> = dirs
+        .iter()
+        .flat_map(|d| {
+            let dfd = d.dir.as_raw_fd();
+            d.fds
+                .iter()
+                .map(move |(fd, name)| (d.pid, dfd, *fd, name.as_c_str()))
+        })
+        .collect();
+    let threads = if work.len() < PARALLEL_MIN_FDS {
+        1
+    } else {
+        std::thread::available_parallelism().map_or(1, |n| n.get().min(4))
+    };
+    let chunk = work.len().div_ceil(threads).max(1);
+    let resolve = |items: &[(u32, RawFd, u32, &CStr)]| -> Vec<(u64, Holder)> {
+        items
+            .iter()
+            .filter_map(|&(pid, dfd, fd, name)| {
+                let target = readlinkat(Some(dfd), name).ok()?;
+                let inode = bracketed_inode(target.as_encoded_bytes(), b"socket:[")?;
+                Some((inode, Holder { pid, fd }))
+            })
+            .collect()
+    };
+    let found: Vec<Vec<(u64, Holder)>> = if threads == 1 {
+        vec![resolve(&work)]
+    } else {
+        std::thread::scope(|s| {
+            let handles: Vec<_> = work
+                .chunks(chunk)
+                .map(|c| s.spawn(move || resolve(c)))
+                .collect();
+            handles
+                .into_iter()
+                .map(|h| h.join().unwrap_or_default())
+                .collect()
+        })
+    };
+    // Chunks are in pid order, so the first holder seen is the lowest pid.
+    walk.holders.reserve(found.iter().map(Vec::len).sum());
+    for (inode, holder) in found.into_iter().flatten() {
+        walk.holders.entry(inode).or_insert(holder);
     }
     Ok(walk)
 }
