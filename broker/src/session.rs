@@ -170,9 +170,11 @@ impl Store {
         (id, true)
     }
 
-    /// Pending requests, oldest id order.
+    /// Pending requests, oldest first.
     pub fn pending(&self) -> impl Iterator<Item = &Pending> {
-        self.pending.values()
+        let mut all: Vec<&Pending> = self.pending.values().collect();
+        all.sort_by(|a, b| (a.created_ms, &a.id).cmp(&(b.created_ms, &b.id)));
+        all.into_iter()
     }
 
     /// One pending request.

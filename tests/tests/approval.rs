@@ -251,6 +251,8 @@ fn pending_then_approve_runs_exactly_once_with_stdio_and_status_passed_through()
     let first = h.sudo(&["-n", "/usr/bin/id", "-u"], &[]);
     let id = pending_id(&first);
     assert!(first.stdout.is_empty(), "nothing ran before approval");
+    // Right after the broker's first events, the log and its head checkpoint already verify.
+    h.verify_intact();
 
     let again = h.sudo(&["-n", "/usr/bin/id", "-u"], &[]);
     assert_eq!(
