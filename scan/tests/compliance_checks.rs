@@ -651,6 +651,38 @@ const CASES: &[(&str, Status, &str, Setup)] = &[
     ("shim_first_in_path", Compliant, "good", |_, _| {}),
     (
         "shim_first_in_path",
+        Compliant,
+        "first through tools.exec.pathPrepend",
+        |h, host| {
+            write(
+                &h.paths.openclaw_json(),
+                &format!(
+                    "{{tools: {{exec: {{pathPrepend: ['{}']}}}}}}",
+                    h.paths.home.join("bin").display()
+                ),
+            );
+            if let Some(g) = host.gateway.as_mut() {
+                g.path_env = Ok(Some("/usr/bin:/bin".into()));
+            }
+        },
+    ),
+    (
+        "shim_first_in_path",
+        Partial,
+        "configured, gateway not running",
+        |h, host| {
+            write(
+                &h.paths.openclaw_json(),
+                &format!(
+                    "{{tools: {{exec: {{pathPrepend: ['{}']}}}}}}",
+                    h.paths.home.join("bin").display()
+                ),
+            );
+            host.gateway = None;
+        },
+    ),
+    (
+        "shim_first_in_path",
         Partial,
         "world-writable dir before the shim",
         |h, host| {

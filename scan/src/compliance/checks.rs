@@ -1541,25 +1541,65 @@ fn shim_first_in_path(c: &Ctx) -> Verdict {
         .as_deref()
         .map(|p| resolve_sudo(p, &shim_real))
         .unwrap_or_else(|| "PATH unset".into());
+    // OpenClaw's exec tool puts tools.exec.pathPrepend before the gateway's own PATH.
+    let prepend: Vec<String> = match &c.openclaw {
+        Ok(Some(cfg)) => match cfg.pointer("/tools/exec/pathPrepend") {
+            Some(Value::Array(a)) => a
+                .iter()
+                .filter_map(Value::as_str)
+                .map(String::from)
+                .collect(),
+            Some(Value::String(s)) => s.split(':').map(String::from).collect(),
+            _ => Vec::new(),
+        },
+        _ => Vec::new(),
+    };
+    let prepend = prepend.join(":");
     let Some(g) = &c.host.gateway else {
+        if !prepend.is_empty()
+            && util::which_in("sudo", std::ffi::OsStr::new(&prepend))
+                .and_then(|f| std::fs::canonicalize(f).ok())
+                .is_some_and(|r| r == shim_real)
+        {
+            return Verdict::partial(
+                "openclaw.json tools.exec.pathPrepend puts the shim first; the gateway is not running to confirm",
+                "the gateway's real environment could not be checked",
+                "start the gateway and run occ-scan again",
+            )
+            .ev(format!("tools.exec.pathPrepend={prepend}"));
+        }
         return Verdict::not_assessed(
             "the OpenClaw gateway is not running, so its PATH cannot be checked",
         )
         .ev(format!("occ-scan's own PATH: {own}"));
     };
-    let path = match &g.path_env {
+    let gw_path = match &g.path_env {
         Err(e) => return Verdict::not_assessed(e.clone()),
-        Ok(None) => {
+        Ok(None) if prepend.is_empty() => {
             return Verdict::violation(
                 format!("the gateway (pid {}) has no PATH", g.pid),
                 "sudo resolves by the default search path, not to the shim",
                 "set PATH for the gateway with OCC_HOME/bin first",
             )
         }
-        Ok(Some(p)) => p,
+        Ok(None) => String::new(),
+        Ok(Some(p)) => p.clone(),
     };
+    let path_owned = match (prepend.is_empty(), gw_path.is_empty()) {
+        (true, _) => gw_path.clone(),
+        (false, true) => prepend.clone(),
+        (false, false) => format!("{prepend}:{gw_path}"),
+    };
+    let path = path_owned.as_str();
     let first = util::which_in("sudo", std::ffi::OsStr::new(path));
-    let ev = format!("gateway pid {} PATH={path}", g.pid);
+    let ev = if prepend.is_empty() {
+        format!("gateway pid {} PATH={gw_path}", g.pid)
+    } else {
+        format!(
+            "gateway pid {} PATH={gw_path}, after tools.exec.pathPrepend={prepend}",
+            g.pid
+        )
+    };
     match first.and_then(|f| std::fs::canonicalize(&f).ok().map(|r| (f, r))) {
         Some((f, real)) if real == shim_real => {
             // A directory searched before the shim's that others can write lets them plant a
