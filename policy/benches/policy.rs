@@ -11,7 +11,7 @@ use occ_policy::{
     decide, grammar, resolve, Binding, PolicyConfig, Request, ResolvedCommand, SudoRequest, Target,
 };
 
-fn policy_with(n: usize) -> PolicyConfig {
+fn policy_text(n: usize) -> String {
     let mut allow = Vec::new();
     let mut deny = Vec::new();
     let mut allow_exact = Vec::new();
@@ -34,9 +34,12 @@ fn policy_with(n: usize) -> PolicyConfig {
     }
     // The rule the benchmarked request matches, last in the file.
     allow.push("systemctl restart nginx*".to_string());
-    let text =
-        serde_json::json!({"version": 2, "allow": allow, "deny": deny, "allow_exact": allow_exact});
-    let commands = CommandPolicy::parse(Path::new("bench.json"), &text.to_string())
+    serde_json::json!({"version": 2, "allow": allow, "deny": deny, "allow_exact": allow_exact})
+        .to_string()
+}
+
+fn policy_with(n: usize) -> PolicyConfig {
+    let commands = CommandPolicy::parse(Path::new("bench.json"), &policy_text(n))
         .expect("bench policy compiles");
     PolicyConfig {
         commands,
@@ -134,5 +137,19 @@ fn parse_and_resolve(c: &mut Criterion) {
     });
 }
 
-criterion_group!(benches, decisions, parse_and_resolve);
+fn loading(c: &mut Criterion) {
+    let mut g = c.benchmark_group("load command-policy.json");
+    g.sample_size(10);
+    for n in [1_000usize, 50_000] {
+        let text = policy_text(n);
+        g.bench_with_input(BenchmarkId::from_parameter(n), &text, |b, t| {
+            b.iter(|| {
+                CommandPolicy::parse(Path::new("bench.json"), black_box(t)).map(|p| p.allow.len())
+            })
+        });
+    }
+    g.finish();
+}
+
+criterion_group!(benches, decisions, parse_and_resolve, loading);
 criterion_main!(benches);

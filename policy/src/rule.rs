@@ -5,6 +5,8 @@
 use std::collections::HashMap;
 use std::fmt;
 
+use std::sync::OnceLock;
+
 use globset::{Glob, GlobBuilder, GlobMatcher};
 
 use crate::resolve::ResolvedCommand;
@@ -151,13 +153,36 @@ fn has_glob_meta(s: &str) -> bool {
     s.contains(['*', '?', '[', ']', '{', '}', '\\'])
 }
 
-fn glob(word: &str) -> Result<GlobMatcher, RuleError> {
+/// A glob checked when the policy loads and compiled on first use: a 50,000-rule policy loads
+/// without compiling tens of thousands of regexes, and a decision compiles only the few
+/// candidates the index hands it (once; later decisions reuse them).
+#[derive(Clone, Debug)]
+struct LazyGlob {
+    glob: Glob,
+    matcher: OnceLock<GlobMatcher>,
+}
+
+impl LazyGlob {
+    fn is_match(&self, s: &str) -> bool {
+        self.matcher
+            .get_or_init(|| self.glob.compile_matcher())
+            .is_match(s)
+    }
+    fn pattern(&self) -> &str {
+        self.glob.glob()
+    }
+}
+
+fn glob(word: &str) -> Result<LazyGlob, RuleError> {
     GlobBuilder::new(word)
         .literal_separator(true)
         .case_insensitive(false)
         .backslash_escape(true)
         .build()
-        .map(|g: Glob| g.compile_matcher())
+        .map(|glob: Glob| LazyGlob {
+            glob,
+            matcher: OnceLock::new(),
+        })
         .map_err(|e| RuleError::Glob {
             word: word.to_string(),
             detail: e.kind().to_string(),
@@ -169,7 +194,7 @@ fn glob(word: &str) -> Result<GlobMatcher, RuleError> {
 #[derive(Clone, Debug)]
 enum ArgWord {
     Literal(String),
-    Glob(GlobMatcher),
+    Glob(LazyGlob),
 }
 
 impl ArgWord {
@@ -226,11 +251,11 @@ enum CmdWord {
     /// An absolute path without glob syntax.
     Path(String),
     /// An absolute path glob (`/opt/*/bin/tool`).
-    PathGlob(GlobMatcher),
+    PathGlob(LazyGlob),
     /// A bare name: matches the file name of a command found on secure_path.
     Name(String),
     /// A bare-name glob (`python3*`).
-    NameGlob(GlobMatcher),
+    NameGlob(LazyGlob),
 }
 
 /// A compiled rule.
@@ -380,7 +405,7 @@ impl RuleIndex {
             CmdWord::Name(s) => self.by_name.entry(s.clone()).or_default().push(n),
             CmdWord::PathGlob(g) => self
                 .by_glob_dir
-                .entry(literal_dir_prefix(g.glob().glob()))
+                .entry(literal_dir_prefix(g.pattern()))
                 .or_default()
                 .push(n),
             CmdWord::NameGlob(_) => self.name_globs.push(n),
