@@ -58,7 +58,8 @@ if [ -n "$bin_dir" ]; then
   bin_dir=$(cd "$bin_dir" && pwd)
   for f in occ occ-scan occ-shim; do
     [ -x "$bin_dir/$f" ] || die "--bin-dir $bin_dir has no executable $f; build with
-cargo build --release --workspace, or pass the directory that holds occ, occ-scan and occ-shim"
+cargo build --release -p occ-broker -p occ-scan -p occ-shim (not --workspace: that links the
+test-only clock into occ), or pass the directory that holds occ, occ-scan and occ-shim"
   done
   from=$bin_dir
   shim=$bin_dir/occ-shim

@@ -805,3 +805,56 @@ fn opt_in_tty_channel_prompts_on_the_callers_terminal() {
         .unwrap();
     assert_eq!(g["channel"], "tty");
 }
+
+#[test]
+fn occ_exec_takes_the_shims_path_with_its_reason_and_session() {
+    let Some(ids) = ready() else { return };
+    let h = AgentHome::new(ids);
+    let run = || {
+        h.occ(&[
+            "exec",
+            "--reason",
+            "rotate the nginx logs",
+            "--session-id",
+            "task-9",
+            "--",
+            "/usr/bin/id",
+            "-u",
+        ])
+    };
+    let id = pending_id(&run());
+    let p = &h.pending()[0];
+    assert_eq!(p["reason"], "rotate the nginx logs");
+    assert_eq!(p["session_id"], "task-9");
+    assert!(h.occ(&["approve", &id]).status.success());
+    let out = run();
+    assert_eq!(text(&out.stdout), "0\n", "{}", text(&out.stderr));
+    assert_eq!(out.status.code(), Some(0));
+}
+
+#[test]
+fn a_shim_killed_mid_run_leaves_exec_outcome_unknown() {
+    let Some(ids) = ready() else { return };
+    let h = AgentHome::new(ids);
+    let args = ["-n", "/bin/sh", "-c", "sleep 3"];
+    let id = pending_id(&h.sudo(&args, &[]));
+    assert!(h.occ(&["approve", &id]).status.success());
+    let mut child = h.cmd(&h.home.join("bin/sudo")).args(args).spawn().unwrap();
+    // Wait until the run has started (exec_start is durable before the grant is sent).
+    let deadline = Instant::now() + Duration::from_secs(10);
+    while !types(&h.events()).contains(&"exec_start".to_string()) {
+        assert!(Instant::now() < deadline, "exec_start never appeared");
+        std::thread::sleep(Duration::from_millis(20));
+    }
+    child.kill().unwrap();
+    let _ = child.wait();
+    let deadline = Instant::now() + Duration::from_secs(10);
+    while !types(&h.events()).contains(&"exec_outcome_unknown".to_string()) {
+        assert!(
+            Instant::now() < deadline,
+            "exec_outcome_unknown never appeared"
+        );
+        std::thread::sleep(Duration::from_millis(50));
+    }
+    assert!(!types(&h.events()).contains(&"exec_finish".to_string()));
+}
