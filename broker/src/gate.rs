@@ -1145,9 +1145,99 @@ impl Drop for TtyPrompt {
     }
 }
 
+/// The restart snapshot of grants and sessions.
+const STATE_FILE: &str = "root-session-state.json";
+
+fn sha256_hex(bytes: &[u8]) -> String {
+    use sha2::{Digest as _, Sha256};
+    Sha256::digest(bytes)
+        .iter()
+        .map(|b| format!("{b:02x}"))
+        .collect()
+}
+
+/// The last complete event of the audit log, parsed; `None` when there is none.
+fn last_audit_event(log: &Path) -> Option<serde_json::Value> {
+    use std::io::{Read as _, Seek as _, SeekFrom};
+    let mut f = std::fs::File::open(log).ok()?;
+    let len = f.metadata().ok()?.len();
+    let start = len.saturating_sub(256 * 1024);
+    f.seek(SeekFrom::Start(start)).ok()?;
+    let mut tail = Vec::new();
+    f.read_to_end(&mut tail).ok()?;
+    let body = tail.strip_suffix(b"\n")?;
+    let line = body.rsplit(|b| *b == b'\n').next()?;
+    serde_json::from_slice(line).ok()
+}
+
+impl Gate {
+    /// Writes the restart snapshot when grants are live, and returns its sha256 for the
+    /// `broker_stopped` event that vouches for it.
+    fn save_state(&self) -> Option<String> {
+        let snap = self.store().snapshot();
+        if snap.grants.is_empty() {
+            return None;
+        }
+        let bytes = serde_json::to_vec(&snap).ok()?;
+        let file = self.security().join(STATE_FILE);
+        match crate::paths::write_private(&file, &bytes) {
+            Ok(()) => Some(sha256_hex(&bytes)),
+            Err(e) => {
+                tracing::error!("cannot save grants for a restart: {e}");
+                None
+            }
+        }
+    }
+
+    /// Reads the restart snapshot back, once: only a file that passes the ownership checks
+    /// and whose sha256 the audit log's last event (`broker_stopped`) names is restored. The
+    /// file is removed either way. Returns the event to record.
+    fn restore_state(&self) -> Option<(&'static str, Fields)> {
+        let file = self.security().join(STATE_FILE);
+        if std::fs::symlink_metadata(&file).is_err() {
+            return None;
+        }
+        let checked = occ_policy::file::read_checked(&file, self.uid);
+        let _ = std::fs::remove_file(&file);
+        let mut f = Fields::new();
+        f.insert("file".into(), s(file.display().to_string()));
+        let reject = |mut f: Fields, why: String| {
+            tracing::warn!("not restoring {}: {why}", STATE_FILE);
+            f.insert("reason".into(), s(why));
+            Some(("state_rejected", f))
+        };
+        let text = match checked {
+            Ok(Some(t)) => t,
+            Ok(None) => return None,
+            Err(e) => return reject(f, e.to_string()),
+        };
+        let log = self.security().join("privileged-audit.jsonl");
+        let vouched = last_audit_event(&log)
+            .filter(|e| e["event_type"] == "broker_stopped")
+            .and_then(|e| e["snapshot_sha256"].as_str().map(str::to_string));
+        if vouched.as_deref() != Some(sha256_hex(text.as_bytes()).as_str()) {
+            return reject(
+                f,
+                "the audit log's last event is not a broker_stopped that names this file's sha256"
+                    .into(),
+            );
+        }
+        let snap: session::Snapshot = match serde_json::from_str(&text) {
+            Ok(s) => s,
+            Err(e) => return reject(f, format!("not a snapshot: {e}")),
+        };
+        let mut store = self.store();
+        let before = store.grant_count();
+        store.restore(snap, now_ms());
+        f.insert("grants".into(), int(store.grant_count() - before));
+        Some(("grants_restored", f))
+    }
+}
+
 impl RequestHandler for Gate {
     fn started(&self, info: &StartInfo) {
         self.start_flusher();
+        let restored = self.restore_state();
         let mut f = Fields::new();
         f.insert("pid".into(), int(info.pid));
         f.insert("uid".into(), int(info.uid));
@@ -1155,6 +1245,9 @@ impl RequestHandler for Gate {
         f.insert("socket".into(), s(info.socket.display().to_string()));
         if let Err(e) = self.audit("broker_started", f) {
             tracing::error!("{e}");
+        }
+        if let Some((event, fields)) = restored {
+            let _ = self.audit(event, fields);
         }
         // The head checkpoint exists from the first event on, so `occ audit verify` never
         // finds a log without one.
@@ -1302,6 +1395,9 @@ impl RequestHandler for Gate {
     fn stopped(&self) {
         let mut f = Fields::new();
         f.insert("pid".into(), int(std::process::id()));
+        if let Some(sha) = self.save_state() {
+            f.insert("snapshot_sha256".into(), s(sha));
+        }
         let _ = self.audit("broker_stopped", f);
         Gate::flush_audit(&self.audit, &self.audit_dirty);
     }

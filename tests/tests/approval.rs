@@ -858,3 +858,33 @@ fn a_shim_killed_mid_run_leaves_exec_outcome_unknown() {
     }
     assert!(!types(&h.events()).contains(&"exec_finish".to_string()));
 }
+
+#[test]
+fn session_grants_survive_a_broker_restart_but_a_forged_snapshot_does_not() {
+    let Some(ids) = ready() else { return };
+    let h = AgentHome::new(ids);
+    let sid = [("OPENCLAW_TASK_SESSION_ID", "restart")];
+    let id = pending_id(&h.sudo(&["-n", "/usr/bin/id", "-u"], &sid));
+    assert!(h.occ(&["approve", &id, "--session"]).status.success());
+    h.stop_broker();
+    let state = h.home.join("security/root-session-state.json");
+    let md = std::fs::metadata(&state).expect("snapshot written at shutdown");
+    assert_eq!(md.mode() & 0o777, 0o600);
+    // The shim starts a new broker, which restores the grant it vouched for.
+    let ran = h.sudo(&["-n", "/usr/bin/id", "-u"], &sid);
+    assert_eq!(text(&ran.stdout), "0\n", "{}", text(&ran.stderr));
+    assert!(!state.exists(), "a snapshot is read once");
+
+    // Now the agent edits the snapshot between stop and start: it is rejected.
+    h.stop_broker();
+    let text_before = std::fs::read_to_string(&state).unwrap();
+    let forged = text_before.replacen("\"restart\"", "\"forged\"", 1);
+    assert_ne!(forged, text_before);
+    h.write_security("root-session-state.json", &forged);
+    pending_id(&h.sudo(&["-n", "/usr/bin/id", "-u"], &sid));
+    h.stop_broker();
+    let t = types(&h.events());
+    assert!(t.contains(&"grants_restored".to_string()), "{t:?}");
+    assert!(t.contains(&"state_rejected".to_string()), "{t:?}");
+    h.verify_intact();
+}
