@@ -235,10 +235,14 @@ impl<'a> Field<'a> {
 
     /// The value as a u64 if it is a non-negative integer that fits.
     pub fn as_u64(&self) -> Option<u64> {
-        match self {
-            Field::Int(d) => std::str::from_utf8(d).ok()?.parse().ok(),
-            _ => None,
+        let Field::Int(d) = self else { return None };
+        if d.is_empty() || d.len() > 20 {
+            return None;
         }
+        d.iter().try_fold(0u64, |acc, &c| {
+            let digit = c.checked_sub(b'0').filter(|v| *v < 10)?;
+            acc.checked_mul(10)?.checked_add(u64::from(digit))
+        })
     }
 }
 
@@ -586,7 +590,7 @@ impl Strict<'_, '_> {
                 let order = if escaped || p_escaped {
                     key_cmp(a, b)
                 } else {
-                    a.cmp(b)
+                    short_cmp(a, b)
                 };
                 if order != Ordering::Less {
                     return Err(Dev {
@@ -621,6 +625,18 @@ impl Strict<'_, '_> {
             }
         }
     }
+}
+
+/// Byte order of two short keys. Keys differ within their first bytes, where a plain loop is
+/// cheaper than a `memcmp` call.
+#[inline]
+fn short_cmp(a: &[u8], b: &[u8]) -> Ordering {
+    for (x, y) in a.iter().zip(b) {
+        if x != y {
+            return x.cmp(y);
+        }
+    }
+    a.len().cmp(&b.len())
 }
 
 /// Compares two canonical (escaped) key strings by the code points they stand for, which is
@@ -947,6 +963,20 @@ mod tests {
             }
         }
         assert_eq!(plain_prefix(&[b'~'; 19]), 19);
+    }
+
+    #[test]
+    fn as_u64_takes_only_non_negative_integers_that_fit() {
+        for (raw, want) in [
+            ("0", Some(0)),
+            ("18446744073709551615", Some(u64::MAX)),
+            ("18446744073709551616", None),
+            ("-1", None),
+            ("123456789012345678901234", None),
+        ] {
+            assert_eq!(Field::of(raw.as_bytes()).as_u64(), want, "{raw}");
+        }
+        assert_eq!(Field::of(b"null").as_u64(), None);
     }
 
     #[test]

@@ -297,12 +297,12 @@ impl Index {
         for (i, m) in rec.members.iter().enumerate() {
             let k = &rec.line[m.key.start..m.key.end];
             // Dispatch on length first so each comparison is a fixed-size one.
-            let slot = match k.len() {
-                3 if k == b"seq" => &mut ix.seq,
-                4 if k == b"seal" => &mut ix.seal,
-                9 if k == b"timestamp" => &mut ix.timestamp,
-                9 if k == b"prev_hash" => &mut ix.prev_hash,
-                10 if k == b"chain_hash" => &mut ix.chain_hash,
+            let slot = match k {
+                [b's', b'e', b'q'] => &mut ix.seq,
+                [b's', b'e', b'a', b'l'] => &mut ix.seal,
+                [b't', b'i', b'm', b'e', b's', b't', b'a', b'm', b'p'] => &mut ix.timestamp,
+                [b'p', b'r', b'e', b'v', b'_', b'h', b'a', b's', b'h'] => &mut ix.prev_hash,
+                [b'c', b'h', b'a', b'i', b'n', b'_', b'h', b'a', b's', b'h'] => &mut ix.chain_hash,
                 _ => continue,
             };
             *slot = Some(i);

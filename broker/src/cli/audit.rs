@@ -603,62 +603,85 @@ fn tail(a: TailArgs) -> Res {
     follow(&path, file, end, a.json, &mut out)
 }
 
-fn follow(
-    path: &Path,
-    mut file: std::fs::File,
-    mut offset: u64,
-    json: bool,
-    out: &mut impl Write,
-) -> Res {
-    let mut pending: Vec<u8> = Vec::new();
-    let mut members = Vec::new();
-    let mut line_no = 0u64;
-    let mut buf = vec![0u8; 1 << 16];
-    let mut ino = file.metadata().map(|m| m.ino()).unwrap_or(0);
-    loop {
-        // Drain what is there.
+/// What `tail -f` keeps between polls of one file.
+struct Follow {
+    file: std::fs::File,
+    offset: u64,
+    pending: Vec<u8>,
+    line_no: u64,
+}
+
+impl Follow {
+    /// Prints every complete line appended since the last call.
+    fn drain(
+        &mut self,
+        path: &Path,
+        json: bool,
+        members: &mut Vec<Member>,
+        out: &mut impl Write,
+    ) -> Res {
+        let mut buf = vec![0u8; 1 << 16];
         loop {
-            let len = file.metadata().map(|m| m.len()).unwrap_or(offset);
-            if len < offset {
+            let len = self.file.metadata().map(|m| m.len()).unwrap_or(self.offset);
+            if len < self.offset {
                 eprintln!(
-                    "occ audit tail: {} was truncated; following from its end",
+                    "occ audit tail: {} got shorter (a torn record was cut off); following from its end",
                     path.display()
                 );
-                offset = len;
-                pending.clear();
+                self.offset = len;
+                self.pending.clear();
             }
-            if len == offset {
-                break;
+            if len == self.offset {
+                return Ok(0);
             }
-            file.seek(SeekFrom::Start(offset))?;
-            let n = file.read(&mut buf)?;
+            self.file.seek(SeekFrom::Start(self.offset))?;
+            let n = self.file.read(&mut buf)?;
             if n == 0 {
-                break;
+                return Ok(0);
             }
-            offset += n as u64;
-            pending.extend_from_slice(&buf[..n]);
-            while let Some(p) = pending.iter().position(|&c| c == b'\n') {
-                line_no += 1;
-                if let Some(t) = render(&pending[..p], line_no, json, &mut members) {
+            self.offset += n as u64;
+            self.pending.extend_from_slice(&buf[..n]);
+            while let Some(p) = self.pending.iter().position(|&c| c == b'\n') {
+                self.line_no += 1;
+                if let Some(t) = render(&self.pending[..p], self.line_no, json, members) {
                     writeln!(out, "{t}")?;
                 }
-                pending.drain(..=p);
+                self.pending.drain(..=p);
             }
-            if pending.len() > occ_audit::MAX_LINE {
+            if self.pending.len() > occ_audit::MAX_LINE {
                 eprintln!("occ audit tail: skipping an over-long line");
-                pending.clear();
+                self.pending.clear();
             }
         }
+    }
+}
+
+fn follow(path: &Path, file: std::fs::File, offset: u64, json: bool, out: &mut impl Write) -> Res {
+    let mut members = Vec::new();
+    let mut ino = file.metadata().map(|m| m.ino()).unwrap_or(0);
+    let mut cur = Follow {
+        file,
+        offset,
+        pending: Vec::new(),
+        line_no: 0,
+    };
+    loop {
+        cur.drain(path, json, &mut members, out)?;
         out.flush()?;
         std::thread::sleep(Duration::from_millis(200));
-        // Rotated? Finish the old file (done above), then switch to the new one.
+        // Rotated? Finish the old file first (a last append may have landed before the
+        // rotation), then follow the new one from its start.
         if let Ok(m) = std::fs::symlink_metadata(path) {
             if m.ino() != ino && m.file_type().is_file() {
                 if let Ok(f) = occ_audit::open_for_reading(path) {
-                    file = f;
+                    cur.drain(path, json, &mut members, out)?;
+                    cur = Follow {
+                        file: f,
+                        offset: 0,
+                        pending: Vec::new(),
+                        line_no: 0,
+                    };
                     ino = m.ino();
-                    offset = 0;
-                    pending.clear();
                 }
             }
         }
