@@ -16,7 +16,15 @@ use std::os::fd::{AsFd, AsRawFd, BorrowedFd};
 use std::os::unix::ffi::OsStrExt;
 use std::os::unix::net::UnixStream;
 
-use occ_proto::{read_frame, write_frame, Error as ProtoError, Frame, Request};
+use occ_proto::{read_frame_by, write_frame, Error as ProtoError, Frame, Request};
+
+/// How long the shim waits for the broker's first answer. Every answer that does not need a
+/// human comes at once; a request that does is answered `Waiting` first.
+pub const FIRST_ANSWER_TIMEOUT: std::time::Duration = std::time::Duration::from_secs(30);
+
+/// After `Waiting`: the broker's own `approval.wait_seconds` ends the wait; this is only a
+/// backstop against a broker that stopped answering altogether.
+pub const DECISION_TIMEOUT: std::time::Duration = std::time::Duration::from_secs(3600);
 
 pub use print::{pending_line, refuse_line, unavailable_line, waiting_line};
 
@@ -95,8 +103,11 @@ fn converse(stream: UnixStream, argv: Vec<Vec<u8>>) -> i32 {
             )))
         }
     };
+    // Never hang: the broker answers at once unless it says it is waiting for a human, and
+    // even then only for as long as its own wait allows.
+    let mut limit = FIRST_ANSWER_TIMEOUT;
     loop {
-        let frame = match read_frame(&stream) {
+        let frame = match read_frame_by(&stream, Some(std::time::Instant::now() + limit)) {
             Ok(r) => r.frame,
             Err(e) => {
                 let detail = match (send_error, e) {
@@ -104,13 +115,19 @@ fn converse(stream: UnixStream, argv: Vec<Vec<u8>>) -> i32 {
                     (None, ProtoError::Closed) => {
                         "the broker closed the connection without answering".to_string()
                     }
+                    (None, ProtoError::Io(io)) if occ_proto::is_timeout(&io) => {
+                        format!("no answer from the broker within {} s", limit.as_secs())
+                    }
                     (None, e) => format!("broker protocol error: {e}"),
                 };
                 return fail(&unavailable_line(&detail));
             }
         };
         match frame {
-            Frame::Waiting { id } => print::err(&waiting_line(&id)),
+            Frame::Waiting { id } => {
+                print::err(&waiting_line(&id));
+                limit = DECISION_TIMEOUT;
+            }
             Frame::Pending { id } => return fail(&pending_line(&id)),
             Frame::Refuse(r) => {
                 print::err(&refuse_line(&r.message, &r.reason_code));

@@ -945,3 +945,30 @@ fn occ_broker_detaches_reports_started_and_keeps_serving() {
     assert_broker_answered(&output_within(home.shim(&["true"]), 5));
     home.stop_broker();
 }
+
+#[test]
+fn a_broker_that_accepts_but_never_answers_cannot_hang_the_shim() {
+    let home = Home::new(false);
+    std::fs::create_dir_all(home.run()).unwrap();
+    let listener = UnixListener::bind(home.sock()).unwrap();
+    // Accept and read the request, then say nothing, keeping the connection open.
+    let holder = std::thread::spawn(move || {
+        let (mut s, _) = listener.accept().unwrap();
+        let _ = read_one(&mut s);
+        std::thread::sleep(Duration::from_secs(40));
+        drop(s);
+    });
+    let t = Instant::now();
+    let out = output_within(home.shim(&["-n", "/usr/bin/true"]), 60);
+    let took = t.elapsed();
+    assert!(
+        took >= Duration::from_secs(29) && took < Duration::from_secs(39),
+        "{took:?}"
+    );
+    assert_eq!(out.status.code(), Some(1));
+    assert_eq!(
+        stderr(&out),
+        unavailable("no answer from the broker within 30 s")
+    );
+    drop(holder);
+}
