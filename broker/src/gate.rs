@@ -1351,7 +1351,10 @@ impl RequestHandler for Gate {
                     }
                 };
                 if u.eval.sudo.as_ref().is_some_and(|r| r.reset_timestamp) {
-                    self.store().drop_caller(peer.uid);
+                    // `-k CMD`: forget the caller's grants first; only a --once approval of
+                    // exactly this request (made for this run) survives.
+                    self.store()
+                        .drop_caller_keeping_once(peer.uid, &u.info.digest);
                 }
                 self.run_stack(conn, &peer, &u, &cfg);
             }

@@ -338,6 +338,15 @@ impl Store {
         before - self.grants.len()
     }
 
+    /// `sudo -k CMD`: drops the caller's grants except a `--once` grant for exactly this
+    /// request, which an approver made for this very run. Returns how many were dropped.
+    pub fn drop_caller_keeping_once(&mut self, uid: u32, digest: &Digest) -> usize {
+        let before = self.grants.len();
+        self.grants
+            .retain(|d, g| g.caller_uid != uid || (d == digest && g.scope == Scope::Once));
+        before - self.grants.len()
+    }
+
     /// Drops every grant; returns how many.
     pub fn drop_all(&mut self) -> usize {
         let n = self.grants.len();
@@ -601,6 +610,23 @@ mod tests {
         assert_eq!(s.drop_caller(7), 1);
         assert_eq!(s.drop_session("s1"), 1);
         assert_eq!(s.drop_all(), 1);
+    }
+
+    #[test]
+    fn reset_timestamp_keeps_only_the_once_grant_for_this_request() {
+        let mut s = Store::new(30, 30);
+        let mut gen = ids();
+        let (a, _) = s.submit(info(1), 0, &mut gen);
+        s.approve(&a, Scope::Once, false, 0).unwrap();
+        let (b, _) = s.submit(info(2), 0, &mut gen);
+        s.approve(&b, Scope::Session, false, 0).unwrap();
+        assert_eq!(s.drop_caller_keeping_once(1001, &[1; 32]), 1);
+        assert!(s.take_grant(&[1; 32], 1).is_some());
+        assert!(s.take_grant(&[2; 32], 1).is_none());
+        // A session grant for this very request is dropped too: -k means ask again.
+        let (c, _) = s.submit(info(3), 0, &mut gen);
+        s.approve(&c, Scope::Session, false, 0).unwrap();
+        assert_eq!(s.drop_caller_keeping_once(1001, &[3; 32]), 1);
     }
 
     #[test]

@@ -8,5 +8,6 @@ mod load;
 mod policy_cli;
 mod scan_cli;
 mod scan_compliance;
+mod shim_differential;
 mod shim_transport;
 mod sudo_differential;

@@ -10,7 +10,7 @@ use std::process::{Command, Output};
 use serde_json::Value;
 
 /// What the row asserts.
-enum Expect {
+pub(crate) enum Expect {
     /// sudo runs the probe; explain must agree on what ran.
     Agree,
     /// sudo refuses with exit 1; explain denies with the same first stderr line.
@@ -120,7 +120,7 @@ fn first_line(b: &[u8]) -> String {
         .to_string()
 }
 
-fn table(p: &str, a: &str) -> Vec<(Vec<String>, Expect)> {
+pub(crate) fn table(p: &str, a: &str) -> Vec<(Vec<String>, Expect)> {
     use Expect::*;
     let rows: Vec<(Vec<&str>, Expect)> = vec![
         (vec![p], Agree),
