@@ -273,9 +273,6 @@ impl Gate {
         for (k, v) in &req.env {
             env.insert(text(k, "environment")?, text(v, "environment")?);
         }
-        if let Some(sid) = env.get("OPENCLAW_TASK_SESSION_ID").cloned() {
-            env.entry("OPENCLAW_SESSION_ID".into()).or_insert(sid);
-        }
         let caller = Caller::from_uid(peer.uid);
         let ctx = Context::new(caller.clone(), PathBuf::from(&cwd), env.clone());
         let policy = load_policy(&self.home, self.uid, &|k| env.get(k).cloned());

@@ -134,7 +134,7 @@ pub fn decide(req: &Request, policy: &PolicyConfig, grants: &[Grant], now: Syste
             rule,
             ..Outcome::deny(
                 "session_required",
-                "a session id is required (OPENCLAW_SESSION_ID); none was sent",
+                "a task session id is required (OPENCLAW_TASK_SESSION_ID); none was sent",
             )
         };
     }
@@ -228,11 +228,12 @@ pub struct Context {
 
 impl Context {
     /// Builds a context whose session id and untrusted flag come from the caller's
-    /// `OPENCLAW_SESSION_ID` and `OPENCLAW_UNTRUSTED_SOURCE=1`.
+    /// `OPENCLAW_TASK_SESSION_ID` (the original tool's name; `OPENCLAW_SESSION_ID` is accepted
+    /// too) and `OPENCLAW_UNTRUSTED_SOURCE=1`.
     pub fn new(caller: Caller, cwd: PathBuf, env: BTreeMap<String, String>) -> Context {
-        let session_id = env
-            .get("OPENCLAW_SESSION_ID")
-            .filter(|s| !s.is_empty())
+        let session_id = ["OPENCLAW_TASK_SESSION_ID", "OPENCLAW_SESSION_ID"]
+            .iter()
+            .find_map(|k| env.get(*k).filter(|s| !s.is_empty()))
             .cloned();
         let untrusted = env.get("OPENCLAW_UNTRUSTED_SOURCE").map(String::as_str) == Some("1");
         Context {

@@ -12,6 +12,7 @@ fn occ(home: &Path, args: &[&str]) -> Output {
         .env_remove("OPENCLAW_REQUIRE_POLICY_FILES")
         .env_remove("OPENCLAW_REQUIRE_SESSION_ID")
         .env_remove("OPENCLAW_SESSION_ID")
+        .env_remove("OPENCLAW_TASK_SESSION_ID")
         .env("OCC_HOME", home)
         .current_dir("/")
         .output()
