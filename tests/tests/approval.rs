@@ -662,17 +662,27 @@ fn session_grant_ends_after_thirty_idle_minutes() {
 }
 
 /// Runs the agent's `sudo ARGS` on a pseudo-terminal (via `script`), so the shim waits for a
-/// decision instead of returning the pending line.
-fn sudo_on_pty(h: &AgentHome, args: &str) -> std::process::Child {
+/// decision instead of returning the pending line. With a piped stdin, the test types on that
+/// terminal.
+fn sudo_on_pty_typing(h: &AgentHome, args: &str, stdin: Stdio) -> std::process::Child {
     let mut c = h.cmd(Path::new("/usr/bin/script"));
     c.args([
         "-qec",
         &format!("{} {args}", h.home.join("bin/sudo").display()),
         "/dev/null",
     ])
+    .stdin(stdin)
     .stdout(Stdio::piped())
     .stderr(Stdio::piped());
     c.spawn().unwrap()
+}
+
+fn sudo_on_pty(h: &AgentHome, args: &str) -> std::process::Child {
+    sudo_on_pty_typing(h, args, Stdio::null())
+}
+
+fn sudo_on_pty_with_input(h: &AgentHome, args: &str) -> std::process::Child {
+    sudo_on_pty_typing(h, args, Stdio::piped())
 }
 
 fn wait_for_pending(h: &AgentHome) -> String {
@@ -731,20 +741,6 @@ fn waiting_shim_reports_a_denial() {
     let shown = text(&out.stdout);
     assert!(shown.contains("(occ: approval_denied)"), "{shown:?}");
     assert_eq!(out.status.code(), Some(1));
-}
-
-/// Like `sudo_on_pty`, with the terminal's input under the test's control.
-fn sudo_on_pty_with_input(h: &AgentHome, args: &str) -> std::process::Child {
-    let mut c = h.cmd(Path::new("/usr/bin/script"));
-    c.args([
-        "-qec",
-        &format!("{} {args}", h.home.join("bin/sudo").display()),
-        "/dev/null",
-    ])
-    .stdin(Stdio::piped())
-    .stdout(Stdio::piped())
-    .stderr(Stdio::piped());
-    c.spawn().unwrap()
 }
 
 #[test]
