@@ -515,8 +515,14 @@ impl Gate {
             Module::Approve => {
                 let (id, new) = {
                     let mut store = self.store();
+                    let mut fallback = now_ms();
                     store.submit(u.info.clone(), now_ms(), || {
-                        session::random_id().unwrap_or_else(|_| "00000000".into())
+                        // Ids name requests; they are not secrets. If the OS random source
+                        // fails, a counter still gives fresh ids, so submit always ends.
+                        session::random_id().unwrap_or_else(|_| {
+                            fallback = fallback.wrapping_add(1);
+                            format!("{:08x}", fallback & 0xffff_ffff)
+                        })
                     })
                 };
                 request_id = Some(id.clone());
