@@ -2,7 +2,11 @@
 //! a verifier notices a cut tail. Written atomically under the log's append lock; it must never
 //! name an event that is not yet durable in the log.
 
+use std::io::Read;
 use std::path::Path;
+
+/// A head file is about 130 bytes; anything past this is not one.
+const MAX_HEAD: u64 = 64 << 10;
 
 use crate::canon::{self, Field, Record};
 use crate::error::{AuditError, Result};
@@ -64,11 +68,29 @@ impl Head {
 
     /// Reads a head file; `Ok(None)` when it does not exist.
     pub fn read(path: &Path) -> Result<Option<Head>> {
-        let bytes = match std::fs::read(path) {
-            Ok(b) => b,
+        // No symlinks, no FIFOs, and never more than a head file can hold.
+        let file = match crate::sys::open_read(path) {
+            Ok(f) => f,
             Err(e) if e.kind() == std::io::ErrorKind::NotFound => return Ok(None),
+            Err(e) if e.raw_os_error() == Some(libc::ELOOP) => {
+                return Err(AuditError::Symlink {
+                    path: path.to_owned(),
+                })
+            }
             Err(e) => return Err(AuditError::io(path, "read the head checkpoint", e)),
         };
+        let md = file
+            .metadata()
+            .map_err(|e| AuditError::io(path, "read the head checkpoint", e))?;
+        if !md.file_type().is_file() {
+            return Err(AuditError::NotRegular {
+                path: path.to_owned(),
+            });
+        }
+        let mut bytes = Vec::new();
+        file.take(MAX_HEAD)
+            .read_to_end(&mut bytes)
+            .map_err(|e| AuditError::io(path, "read the head checkpoint", e))?;
         Head::parse(&bytes)
             .map(Some)
             .map_err(|detail| AuditError::HeadInvalid {

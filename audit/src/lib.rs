@@ -3,6 +3,23 @@
 //!
 //! The broker appends through [`Writer`]; `occ audit` reads through [`verify_files`] and
 //! [`lines::LineReader`]. The log format is DESIGN.md's "Audit log" section.
+//!
+//! ```
+//! use std::collections::BTreeMap;
+//! use occ_audit::{Options, Value, VerifyOptions, Writer};
+//! # let dir = tempfile::tempdir().expect("tempdir");
+//! let log = dir.path().join("privileged-audit.jsonl");
+//! let mut w = Writer::open(&log, Options::default())?;
+//! let mut fields = BTreeMap::new();
+//! fields.insert("runargv".to_owned(), Value::from(vec!["systemctl", "restart", "nginx"]));
+//! // An Err here means the event is not on record: do not run the command.
+//! let rec = w.append("command_run", fields)?;
+//! assert_eq!(rec.seq, 0);
+//!
+//! let report = occ_audit::verify_files(&[log], VerifyOptions::default(), &mut |_| {})?;
+//! assert!(report.intact());
+//! # Ok::<(), occ_audit::AuditError>(())
+//! ```
 #![deny(unsafe_code)]
 
 pub mod canon;

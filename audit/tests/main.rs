@@ -9,3 +9,4 @@ mod concurrency;
 mod crash;
 mod util;
 mod verify_reasons;
+mod writer;
