@@ -315,7 +315,7 @@ pub fn deliver(
     if let Some(a0) = argv.first() {
         c.arg0(a0);
     }
-    c.args(&argv[1..])
+    c.args(argv.get(1..).unwrap_or_default())
         .env_clear()
         .env("PATH", NOTIFIER_PATH)
         .current_dir("/");
