@@ -866,3 +866,72 @@ fn incremental_audit_verification_resumes_and_catches_tampering() {
     let (o, _) = verify(&h.paths, cp2.as_ref());
     assert!(matches!(o, AuditOutcome::Broken { .. }), "{o:?}");
 }
+
+#[test]
+fn reports_escape_hostile_config_and_count_risk_of_failing_checks_only() {
+    use occ_scan::compliance::report::{self, Assessment, FullScans, Metadata, Scans};
+    use occ_scan::compliance::{dashboard, prom};
+    let h = good_home();
+    // A channel name an attacker chose, reaching the evidence and so the dashboard.
+    write(
+        &h.paths.openclaw_json(),
+        r#"{channels: {"<script>alert(1)</script>": {allowFrom: ["*"]}}}"#,
+    );
+    let mut host = good_host(&h);
+    host.ports = ports_ok(
+        json!([{"address": "0.0.0.0", "port": 80, "protocol": "tcp", "comm": "<img src=x onerror=alert(1)>"}]),
+        json!([{"type": "insecure-port", "address": "0.0.0.0", "port": 80, "protocol": "tcp"}]),
+    );
+    let results: Vec<_> = evaluate(&h, &host, &audit_of(&h)).into_values().collect();
+    let ports_json = host.ports.json().cloned().unwrap();
+    let a = Assessment {
+        metadata: Metadata {
+            system: "OpenClaw".into(),
+            generated_at_utc: "2026-01-01T00:00:00Z".into(),
+            frameworks: vec![],
+            occ_home: h.paths.home.display().to_string(),
+            occ_scan_version: "test".into(),
+            warnings: vec![],
+        },
+        checks: results,
+        scans: Scans {
+            ports: report::scan_summary(&ports_json),
+            egress: json!({"status": "error", "error": "not run"}),
+        },
+        history: vec![],
+        reports: FullScans {
+            ports: ports_json,
+            egress: json!({"status": "error", "error": "not run"}),
+        },
+    };
+    let html = dashboard::render(&a);
+    assert!(
+        !html.contains("<script"),
+        "unescaped script in the dashboard"
+    );
+    assert!(!html.contains("<img"), "unescaped img in the dashboard");
+    assert!(html.contains("&lt;script&gt;alert(1)&lt;/script&gt;"));
+    assert_eq!(html.matches("<tr class=\"sock\">").count(), 1);
+    assert_eq!(html.matches("class=\"mark\"").count(), CHECK_IDS.len());
+    let s = report::summary(&a);
+    let failing = a.checks.iter().filter(|c| c.status.is_failing()).count() as u64;
+    let risk: u64 = s["summary"]["risk_counts"]
+        .as_object()
+        .unwrap()
+        .values()
+        .map(|v| v.as_u64().unwrap())
+        .sum();
+    assert_eq!(risk, failing);
+    assert_eq!(
+        s["summary"]["mitigations"].as_array().unwrap().len() as u64,
+        failing,
+        "mitigations list failing checks only"
+    );
+    let p = prom::render(&a);
+    assert!(p.contains("occ_scan_check_status{check_id=\"insecure_ports_remediated\",risk=\"high\",status=\"violation\"} 2"), "{p}");
+    assert!(
+        p.contains("occ_scan_findings{scan=\"ports\",type=\"insecure-port\"} 1"),
+        "{p}"
+    );
+    assert!(p.contains("occ_scan_scan_ok{scan=\"egress\"} 0"), "{p}");
+}
