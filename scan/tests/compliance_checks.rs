@@ -935,3 +935,19 @@ fn reports_escape_hostile_config_and_count_risk_of_failing_checks_only() {
     );
     assert!(p.contains("occ_scan_scan_ok{scan=\"egress\"} 0"), "{p}");
 }
+
+#[test]
+fn defaults_alone_do_not_pass_without_an_installed_broker() {
+    let h = good_home();
+    std::fs::remove_file(h.sec("broker.json")).unwrap();
+    // Installed (shim and manifest present): the broker's documented defaults apply.
+    let host = good_host(&h);
+    assert_eq!(check(&h, &host, "elevation_timeout_30m").status, Compliant);
+    // Nothing installed: nothing to apply defaults to.
+    std::fs::remove_file(h.paths.shim()).unwrap();
+    std::fs::remove_file(h.paths.install_manifest()).unwrap();
+    for id in ["elevation_timeout_30m", "prompt_injection_controls"] {
+        let r = check(&h, &host, id);
+        assert_eq!(r.status, NotAssessed, "{id}: {:?}", r.observed_state);
+    }
+}

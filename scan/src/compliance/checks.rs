@@ -223,6 +223,19 @@ fn broker_cfg(c: &Ctx) -> Result<(BrokerConfig, &'static str), Verdict> {
     }
 }
 
+/// broker.json for checks that could pass on its defaults alone: without broker.json, a shim
+/// or an install manifest there is no broker whose defaults would apply.
+fn broker_cfg_installed(c: &Ctx) -> Result<(BrokerConfig, &'static str), Verdict> {
+    let installed = c.paths.shim().exists() || c.paths.install_manifest().exists();
+    if matches!(c.broker, Ok(None)) && !installed {
+        return Err(Verdict::not_assessed(format!(
+            "occ is not installed in {} (no security/broker.json, bin/sudo or install-manifest.json)",
+            c.paths.home.display()
+        )));
+    }
+    broker_cfg(c)
+}
+
 fn stack_has(stack: &[String], module: &str, flags: &[&str]) -> bool {
     stack.iter().any(|s| {
         let (m, f) = s.split_once(':').unwrap_or((s.as_str(), ""));
@@ -433,7 +446,7 @@ fn least_privilege_enforced(c: &Ctx) -> Verdict {
 }
 
 fn elevation_timeout_30m(c: &Ctx) -> Verdict {
-    let (cfg, src) = match broker_cfg(c) {
+    let (cfg, src) = match broker_cfg_installed(c) {
         Ok(x) => x,
         Err(v) => return v,
     };
@@ -1305,7 +1318,7 @@ fn prompt_injection_controls(c: &Ctx) -> Verdict {
             "set require_confirmation_for_untrusted to true",
         );
     }
-    let (cfg, src) = match broker_cfg(c) {
+    let (cfg, src) = match broker_cfg_installed(c) {
         Ok(x) => x,
         Err(v) => return v,
     };
