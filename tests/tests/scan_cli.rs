@@ -481,3 +481,44 @@ fn scan_lsof_and_proc_agree_on_a_live_socket() {
     }
     assert_eq!(a["pid"], std::process::id());
 }
+
+#[test]
+fn scan_falls_back_to_lsof_without_proc_and_saves_reports_0600() {
+    if Command::new("lsof").arg("-v").output().is_err() {
+        occ_tests::skip("lsof is not installed (apt-get install lsof)");
+        return;
+    }
+    let l = TcpListener::bind("127.0.0.1:0").unwrap();
+    let port = l.local_addr().unwrap().port();
+    let d = tempfile::tempdir().unwrap();
+    // No /proc at the given root: the automatic method uses lsof and says so.
+    let out = run(
+        &[
+            "ports",
+            "--json",
+            "--save",
+            "--proc-root",
+            "/nonexistent/proc",
+        ],
+        d.path(),
+    );
+    assert!(
+        matches!(out.status.code(), Some(0 | 1)),
+        "{}",
+        String::from_utf8_lossy(&out.stderr)
+    );
+    let v = json(&out);
+    assert_eq!(v["tool"], "lsof");
+    assert!(v["listening_services"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .any(|s| s["port"] == port && s["pid"] == std::process::id()));
+    let saved = d.path().join("assessments/port-monitor-latest.json");
+    assert_eq!(
+        fs::metadata(&saved).unwrap().permissions().mode() & 0o777,
+        0o600
+    );
+    let on_disk: Value = serde_json::from_slice(&fs::read(&saved).unwrap()).unwrap();
+    assert_eq!(on_disk["tool"], "lsof");
+}
