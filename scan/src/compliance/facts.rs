@@ -227,13 +227,19 @@ pub fn find_gateway(proc_root: &Path) -> Option<GatewayProc> {
     pids.into_iter().find_map(|pid| {
         let dir = proc_root.join(pid.to_string());
         let comm = std::fs::read_to_string(dir.join("comm")).ok()?;
+        let comm = comm.trim_end();
+        // Only the gateway's own name or a JavaScript runtime can be it; skip the cmdline
+        // read for everything else (this walk runs on every cycle).
+        if !(comm.starts_with("openclaw") || matches!(comm, "node" | "nodejs" | "bun" | "deno")) {
+            return None;
+        }
         let argv: Vec<String> = std::fs::read(dir.join("cmdline"))
             .ok()?
             .split(|b| *b == 0)
             .filter(|a| !a.is_empty())
             .map(|a| String::from_utf8_lossy(a).into_owned())
             .collect();
-        if is_gateway(comm.trim_end(), &argv) {
+        if is_gateway(comm, &argv) {
             read_proc(proc_root, pid)
         } else {
             None
