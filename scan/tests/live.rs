@@ -378,19 +378,41 @@ fn finds_all_2000_listeners_of_a_child() {
     eprintln!("collected {} sockets in {took:?}", c.sockets.len());
 }
 
-/// A non-loopback address of this host: the source address routing picks for a TEST-NET
-/// destination (a UDP connect sends nothing).
-fn non_loopback_ip() -> Option<(IpAddr, UdpSocket)> {
+/// A non-loopback address of this host and a UDP socket connected from it: to a TEST-NET
+/// address when there is a route (a UDP connect sends nothing), else to one of the host's own
+/// addresses listed in the kernel's FIB.
+fn non_loopback_ip() -> Option<(IpAddr, UdpSocket, SocketAddr)> {
+    let usable = |ip: IpAddr| !ip.is_loopback() && !ip.is_unspecified();
     let u = UdpSocket::bind("0.0.0.0:0").ok()?;
-    u.connect("192.0.2.1:9").ok()?;
-    let ip = u.local_addr().ok()?.ip();
-    (!ip.is_loopback() && !ip.is_unspecified()).then_some((ip, u))
+    let peer: SocketAddr = "192.0.2.1:9".parse().ok()?;
+    if u.connect(peer).is_ok() {
+        let ip = u.local_addr().ok()?.ip();
+        if usable(ip) {
+            return Some((ip, u, peer));
+        }
+    }
+    let fib = std::fs::read_to_string("/proc/net/fib_trie").ok()?;
+    let mut last = None;
+    for line in fib.lines() {
+        let t = line.trim_start_matches([' ', '|', '-', '+']).trim();
+        if let Ok(ip) = t.parse::<std::net::Ipv4Addr>() {
+            last = Some(IpAddr::V4(ip));
+        } else if line.contains("/32 host LOCAL") {
+            if let Some(ip) = last.filter(|ip| usable(*ip)) {
+                let u = UdpSocket::bind("0.0.0.0:0").ok()?;
+                let peer = SocketAddr::new(ip, 9);
+                u.connect(peer).ok()?;
+                return Some((ip, u, peer));
+            }
+        }
+    }
+    None
 }
 
 #[test]
 fn egress_to_a_non_loopback_address_is_judged_against_the_allowlist() {
-    let Some((ip, udp)) = non_loopback_ip() else {
-        skip("no non-loopback IPv4 address with a route");
+    let Some((ip, udp, peer)) = non_loopback_ip() else {
+        skip("no non-loopback IPv4 address on this host");
         return;
     };
     let l = TcpListener::bind((ip, 0)).unwrap();
@@ -439,7 +461,8 @@ fn egress_to_a_non_loopback_address_is_judged_against_the_allowlist() {
     );
     let exact = format!(
         r#"[{{"cidr": "{ip}/32", "port": {lport}, "exe": "{exe}"}},
-            {{"protocol": "udp", "port": 9, "host": "192.0.2.1"}}]"#
+            {{"protocol": "udp", "port": 9, "host": "{peer_ip}"}}]"#,
+        peer_ip = peer.ip()
     );
     assert_eq!(judge(&exact), []);
     let wrong_exe = format!(r#"[{{"cidr": "{ip}/32", "port": {lport}, "exe": "/usr/bin/curl"}}]"#);
