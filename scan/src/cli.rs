@@ -63,7 +63,7 @@ pub enum Command {
 /// Where sockets come from.
 #[derive(Debug, Args)]
 pub struct SourceArgs {
-    /// How to read sockets: /proc where it exists (else lsof), /proc only, or lsof only.
+    /// How to read sockets: natively where /proc exists (else lsof), natively only, or lsof only.
     #[arg(long, value_enum, default_value_t = MethodChoice::Auto)]
     pub method: MethodChoice,
     /// The proc mount to read (tests point it at a captured tree).

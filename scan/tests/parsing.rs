@@ -703,3 +703,86 @@ fn an_allow_everything_rule_is_flagged() {
         r.warnings
     );
 }
+
+#[test]
+fn captured_lsof_f0_output_parses_to_the_known_sockets() {
+    let bytes = std::fs::read(crate::support::fixture("../lsof/python-F0.txt")).unwrap();
+    let (s, malformed) = sockets::lsof::parse_sockets(&bytes);
+    assert_eq!(malformed, 0);
+    let got: Vec<_> = s
+        .iter()
+        .map(|s| {
+            (
+                s.fd,
+                s.family,
+                s.protocol,
+                s.local,
+                s.remote,
+                s.tcp_state.as_deref(),
+                s.device,
+            )
+        })
+        .collect();
+    assert_eq!(
+        got,
+        [
+            (
+                Some(3),
+                Family::Ipv4,
+                Protocol::Tcp,
+                (ip("127.0.0.1"), 60277),
+                None,
+                Some("LISTEN"),
+                Some(1179429)
+            ),
+            (
+                Some(4),
+                Family::Ipv6,
+                Protocol::Tcp,
+                (ip("::"), 38429),
+                None,
+                Some("LISTEN"),
+                Some(1179430)
+            ),
+            (
+                Some(5),
+                Family::Ipv6,
+                Protocol::Udp,
+                (ip("::1"), 45080),
+                None,
+                None,
+                Some(1179431)
+            ),
+            (
+                Some(6),
+                Family::Ipv4,
+                Protocol::Udp,
+                (ip("192.0.2.2"), 50694),
+                Some((ip("192.0.2.1"), 53)),
+                None,
+                Some(1179432)
+            ),
+            (
+                Some(7),
+                Family::Ipv4,
+                Protocol::Tcp,
+                (ip("127.0.0.1"), 54082),
+                Some((ip("127.0.0.1"), 60277)),
+                Some("ESTABLISHED"),
+                Some(1179433)
+            ),
+            (
+                Some(8),
+                Family::Ipv4,
+                Protocol::Tcp,
+                (ip("127.0.0.1"), 60277),
+                Some((ip("127.0.0.1"), 54082)),
+                Some("ESTABLISHED"),
+                Some(1179434)
+            ),
+        ]
+    );
+    assert!(s
+        .iter()
+        .all(|s| s.pid == 10701 && s.comm.as_deref() == Some("python3") && s.uid == Some(0)));
+}

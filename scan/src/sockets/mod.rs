@@ -280,10 +280,10 @@ impl Method {
 /// Which method to use.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Default, clap::ValueEnum)]
 pub enum MethodChoice {
-    /// /proc where it exists, else lsof.
+    /// Native (sock_diag netlink and /proc) where /proc exists, else lsof.
     #[default]
     Auto,
-    /// /proc only.
+    /// Native only: sock_diag netlink and /proc.
     Proc,
     /// lsof only.
     Lsof,
