@@ -41,8 +41,8 @@ pub enum AuditError {
     Writable { path: PathBuf, mode: u32 },
     #[error(
         "{path}: the last record (line ending at byte {offset}) is not a valid audit record: \
-         {detail}. occ will not chain onto it. Fix: run `occ audit verify --log {path}`, move \
-         the file aside as evidence, and occ starts a new log"
+         {detail}. occ will not chain onto it. Fix: run `occ audit verify --log {path}`, then \
+         move the log and its audit-head.json aside as evidence; occ starts a new log"
     )]
     CorruptTail {
         path: PathBuf,

@@ -1,4 +1,5 @@
-//! Lowercase hex, the only encoding the log uses for digests and keys.
+//! Lowercase hex, the only encoding the log uses for digests and keys. Decoding never
+//! panics on any input; uppercase is accepted only where a key is read, never for a hash.
 
 const DIGITS: &[u8; 16] = b"0123456789abcdef";
 
