@@ -1,5 +1,5 @@
 #!/usr/bin/env bash
-# Benchmark: `occ-scan ports` vs `ss -tulpn` vs `lsof -nP -i` on a host with N extra listening
+# Benchmark: `occ-scan cycle` and `occ-scan ports` vs `ss -tulpn` vs `lsof -nP -i` on a host with N extra listening
 # sockets (default 2,000), in one run: wall time (hyperfine) and peak RSS (/usr/bin/time -v).
 #
 #   scan/benches/ports-vs-ss.sh [N]        # needs hyperfine, iproute2 (ss), lsof, time, python3
@@ -55,7 +55,10 @@ echo "== $(nproc) cores, $(uname -r); TCP listeners on the host: $listening (hol
 echo "== occ-scan ports sees: $("$bin" ports --json | python3 -c 'import json,sys; r=json.load(sys.stdin); print(r["counts"]["listening"], "listening,", len(r["findings"]), "findings")')"
 
 # occ-scan exits 1 (findings); -i keeps hyperfine going. Output goes to /dev/null for all.
+# The cycle: preflight, ports, egress, assess, reports, notify (no openclaw CLI on this host).
+"$bin" cycle --quiet >/dev/null 2>&1 || true
 hyperfine -N -i --warmup 3 --runs "$runs" --export-markdown "$work/wall.md" \
+  -n "occ-scan cycle --quiet" "$bin cycle --quiet" \
   -n "occ-scan ports --json" "$bin ports --json" \
   -n "occ-scan ports" "$bin ports" \
   -n "ss -tulpn" "ss -tulpn" \
@@ -79,6 +82,7 @@ rss() {
   med=$(printf '%s\n' "${vals[@]}" | sort -n | sed -n 3p)
   echo "| \`$name\` | $(awk -v k="$med" 'BEGIN {printf "%.1f MiB", k/1024}') |"
 }
+rss "occ-scan cycle --quiet" "$bin" cycle --quiet
 rss "occ-scan ports --json" "$bin" ports --json
 rss "ss -tulpn" ss -tulpn
 rss "lsof -nP -i" lsof -nP -i
