@@ -884,3 +884,27 @@ fn session_grants_survive_a_broker_restart_but_a_forged_snapshot_does_not() {
     assert!(t.contains(&"state_rejected".to_string()), "{t:?}");
     h.verify_intact();
 }
+
+#[test]
+fn sigterm_answers_a_waiting_caller_with_broker_stopping() {
+    let Some(ids) = ready() else { return };
+    if !Path::new("/usr/bin/script").is_file() {
+        occ_tests::skip("needs script(1) from util-linux");
+        return;
+    }
+    let h = AgentHome::new(ids);
+    let child = sudo_on_pty(&h, "/usr/bin/true");
+    wait_for_pending(&h);
+    h.stop_broker();
+    let out = child.wait_with_output().unwrap();
+    let shown = text(&out.stdout);
+    assert!(shown.contains("(occ: broker_stopping)"), "{shown:?}");
+    assert_eq!(out.status.code(), Some(1));
+    let t = types(&h.events());
+    assert_eq!(
+        t.last().map(String::as_str),
+        Some("broker_stopped"),
+        "{t:?}"
+    );
+    assert!(!t.contains(&"exec_start".to_string()));
+}
