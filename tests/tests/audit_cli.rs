@@ -349,3 +349,31 @@ fn audit_garbage_and_missing_head_are_breaks_not_crashes() {
     let o = h.occ(&["audit", "show", "--log", g.to_str().expect("utf8")]);
     assert_eq!(code(&o), Some(0));
 }
+
+#[test]
+fn audit_init_and_rotate_speak_json() {
+    let h = Home::new();
+    let v = json(&h.occ(&["audit", "init", "--json"]));
+    assert_eq!(v["initialised"], true);
+    assert_eq!(v["seq"], 0);
+    assert_eq!(v["chain_hash"].as_str().map(str::len), Some(64));
+    let v = json(&h.occ(&["audit", "init", "--json"]));
+    assert_eq!(v["initialised"], false);
+    assert_eq!(v["events"], 1);
+    let v = json(&h.occ(&["audit", "init", "--seal", "--json"]));
+    let k0 = v["k0"].as_str().expect("k0").to_owned();
+    assert_eq!(k0.len(), 64);
+    let v = json(&h.occ(&["audit", "rotate", "--json"]));
+    assert_eq!(v["genesis_seq"], 2);
+    let archive = PathBuf::from(v["archive"].as_str().expect("archive"));
+    assert!(archive.is_file());
+    let o = h.occ(&[
+        "audit",
+        "verify",
+        "--key",
+        &k0,
+        archive.to_str().unwrap(),
+        h.log().to_str().unwrap(),
+    ]);
+    assert_eq!(code(&o), Some(0), "{}", text(&o.stdout));
+}

@@ -271,3 +271,26 @@ fn policy_check_prints_every_problem() {
         2
     );
 }
+
+#[test]
+fn policy_init_json_lists_written_and_kept_files() {
+    let home = tempfile::tempdir().unwrap();
+    let o = occ(home.path(), &["policy", "init", "--json"]);
+    assert_eq!(o.status.code(), Some(0));
+    let v: Value = serde_json::from_slice(&o.stdout).unwrap();
+    let files = v["files"].as_array().unwrap();
+    assert_eq!(files.len(), 3);
+    assert!(files.iter().all(|f| f["written"] == true));
+    let o = occ(home.path(), &["policy", "init", "--json"]);
+    assert_eq!(
+        o.status.code(),
+        Some(1),
+        "existing files are kept without --force"
+    );
+    let v: Value = serde_json::from_slice(&o.stdout).unwrap();
+    assert!(v["files"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .all(|f| f["written"] == false));
+}

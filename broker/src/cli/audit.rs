@@ -115,12 +115,18 @@ pub struct InitArgs {
     /// Start sealing: print the verification key k_0 once, and seal every later event.
     #[arg(long)]
     pub seal: bool,
+    /// Print one JSON object instead of text (with --seal it carries the key as `k0`).
+    #[arg(long)]
+    pub json: bool,
     #[command(flatten)]
     pub log: LogArg,
 }
 
 #[derive(Args, Debug)]
 pub struct RotateArgs {
+    /// Print one JSON object instead of text.
+    #[arg(long)]
+    pub json: bool,
     #[command(flatten)]
     pub log: LogArg,
 }
@@ -720,26 +726,41 @@ fn init(a: InitArgs) -> Res {
             path.display(),
             ev.seq
         );
-        writeln!(out, "{}", k0.to_hex())?;
+        if a.json {
+            let v = serde_json::json!({"log": path.display().to_string(), "sealed_from_seq": ev.seq, "k0": k0.to_hex()});
+            writeln!(out, "{v}")?;
+        } else {
+            writeln!(out, "{}", k0.to_hex())?;
+        }
         return Ok(0);
     }
     if let Some(seq) = w.last_seq()? {
-        writeln!(
-            out,
-            "{} is already initialised ({} events); nothing to do",
-            path.display(),
-            seq + 1
-        )?;
+        if a.json {
+            let v = serde_json::json!({"log": path.display().to_string(), "initialised": false, "events": seq + 1});
+            writeln!(out, "{v}")?;
+        } else {
+            writeln!(
+                out,
+                "{} is already initialised ({} events); nothing to do",
+                path.display(),
+                seq + 1
+            )?;
+        }
         return Ok(0);
     }
     let ev = w.append("log_initialized", init_fields(false))?;
-    writeln!(
-        out,
-        "initialised {} (seq {}, chain_hash {})",
-        path.display(),
-        ev.seq,
-        ev.chain_hash
-    )?;
+    if a.json {
+        let v = serde_json::json!({"log": path.display().to_string(), "initialised": true, "seq": ev.seq, "chain_hash": ev.chain_hash});
+        writeln!(out, "{v}")?;
+    } else {
+        writeln!(
+            out,
+            "initialised {} (seq {}, chain_hash {})",
+            path.display(),
+            ev.seq,
+            ev.chain_hash
+        )?;
+    }
     Ok(0)
 }
 
@@ -753,6 +774,15 @@ fn rotate(a: RotateArgs) -> Res {
     }
     let mut w = Writer::open(&path, Options::default())?;
     let r = w.rotate()?;
+    if a.json {
+        let v = serde_json::json!({
+            "log": path.display().to_string(),
+            "archive": r.archive.display().to_string(),
+            "genesis_seq": r.genesis.seq,
+        });
+        writeln!(std::io::stdout().lock(), "{v}")?;
+        return Ok(0);
+    }
     writeln!(
         std::io::stdout().lock(),
         "rotated: {} -> {}; {} continues at seq {}",

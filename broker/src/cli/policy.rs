@@ -2,9 +2,7 @@
 //! `occ policy init [--force]` writes the shipped templates (0600, directories 0700, atomic),
 //! never overwriting an existing file without `--force`.
 
-use std::io::Write;
-use std::os::unix::fs::{DirBuilderExt, OpenOptionsExt};
-use std::path::{Path, PathBuf};
+use std::path::PathBuf;
 
 use occ_policy::file::{self, templates};
 use serde_json::json;
@@ -30,6 +28,9 @@ pub enum PolicyCommand {
         /// Overwrite files that already exist.
         #[arg(long)]
         force: bool,
+        /// Print one JSON object.
+        #[arg(long)]
+        json: bool,
     },
 }
 
@@ -37,7 +38,7 @@ pub enum PolicyCommand {
 pub fn run(args: PolicyArgs) -> i32 {
     match args.command {
         PolicyCommand::Check { json } => check(json),
-        PolicyCommand::Init { force } => init(force),
+        PolicyCommand::Init { force, json } => init(force, json),
     }
 }
 
@@ -98,44 +99,10 @@ fn check(as_json: bool) -> i32 {
     i32::from(!problems.is_empty())
 }
 
-/// Writes `data` to `path` atomically: a 0600 temp file in the same directory, fsync, rename,
-/// then fsync of the directory.
-fn write_atomic(path: &Path, data: &str) -> std::io::Result<()> {
-    let dir = path.parent().unwrap_or(Path::new("."));
-    let name = path
-        .file_name()
-        .and_then(|n| n.to_str())
-        .unwrap_or("policy");
-    let tmp = dir.join(format!(".{name}.tmp.{}", std::process::id()));
-    let res = (|| {
-        let mut f = std::fs::OpenOptions::new()
-            .write(true)
-            .create_new(true)
-            .mode(0o600)
-            .custom_flags(libc::O_NOFOLLOW)
-            .open(&tmp)?;
-        f.write_all(data.as_bytes())?;
-        f.sync_all()?;
-        std::fs::rename(&tmp, path)?;
-        std::fs::File::open(dir)?.sync_all()
-    })();
-    if res.is_err() {
-        let _ = std::fs::remove_file(&tmp);
-    }
-    res
-}
-
-fn init(force: bool) -> i32 {
+fn init(force: bool, as_json: bool) -> i32 {
     let dir = crate::paths::security_dir();
-    if let Err(e) = std::fs::DirBuilder::new()
-        .recursive(true)
-        .mode(0o700)
-        .create(&dir)
-    {
-        eprintln!("occ policy init: cannot create {}: {e}", dir.display());
-        return 2;
-    }
     let mut skipped = false;
+    let mut results = Vec::new();
     for (name, text) in [
         (file::BROKER_CONFIG, templates::BROKER_CONFIG),
         (file::COMMAND_POLICY, templates::COMMAND_POLICY),
@@ -143,15 +110,28 @@ fn init(force: bool) -> i32 {
     ] {
         let path = dir.join(name);
         if path.symlink_metadata().is_ok() && !force {
-            println!("{}: exists, not overwritten (use --force)", path.display());
+            if !as_json {
+                println!("{}: exists, not overwritten (use --force)", path.display());
+            }
+            results.push(json!({"file": path.to_string_lossy(), "written": false}));
             skipped = true;
             continue;
         }
-        if let Err(e) = write_atomic(&path, text) {
-            eprintln!("occ policy init: cannot write {}: {e}", path.display());
+        // 0600 file in a 0700 directory, written to a temp file, fsynced and renamed.
+        if let Err(e) = crate::paths::write_private(&path, text.as_bytes()) {
+            eprintln!("occ policy init: {e}");
             return 2;
         }
-        println!("{}: written (mode 0600)", path.display());
+        if !as_json {
+            println!("{}: written (mode 0600)", path.display());
+        }
+        results.push(json!({"file": path.to_string_lossy(), "written": true}));
+    }
+    if as_json {
+        println!(
+            "{}",
+            json!({"dir": dir.to_string_lossy(), "files": results})
+        );
     }
     i32::from(skipped)
 }
