@@ -972,3 +972,36 @@ fn a_broker_that_accepts_but_never_answers_cannot_hang_the_shim() {
     );
     drop(holder);
 }
+
+#[test]
+fn occ_broker_json_reports_the_start_and_an_already_running_broker() {
+    let home = Home::new(true);
+    let occ = |args: &[&str]| {
+        let mut c = Command::new(home.path.join("bin/occ"));
+        c.args(args)
+            .env_clear()
+            .env("PATH", "/usr/bin:/bin")
+            .env("OCC_HOME", &home.path)
+            .stdin(Stdio::null());
+        c
+    };
+    let out = output_within(occ(&["broker", "--json"]), 5);
+    assert_eq!(out.status.code(), Some(0), "{}", stderr(&out));
+    let v: serde_json::Value = serde_json::from_slice(&out.stdout).unwrap();
+    let pid = home.pid().expect("broker.pid");
+    assert_eq!(v["started"], true);
+    assert_eq!(v["pid"], pid);
+    assert_eq!(v["socket"], home.sock().display().to_string());
+    let out = output_within(occ(&["broker", "--json"]), 5);
+    assert_eq!(out.status.code(), Some(0));
+    let v: serde_json::Value = serde_json::from_slice(&out.stdout).unwrap();
+    assert_eq!(v["started"], false);
+    assert!(
+        v["detail"]
+            .as_str()
+            .unwrap_or("")
+            .contains("already running"),
+        "{v}"
+    );
+    home.stop_broker();
+}

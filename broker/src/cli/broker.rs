@@ -9,6 +9,9 @@ pub struct BrokerArgs {
     /// Stay in the foreground and log to stderr (default: detach, log to run/broker.log).
     #[arg(long)]
     pub foreground: bool,
+    /// Report the detached start as one JSON object.
+    #[arg(long)]
+    pub json: bool,
 }
 
 /// Runs the broker with the approval gate until it is stopped.
@@ -23,6 +26,7 @@ pub fn run(a: BrokerArgs) -> i32 {
         crate::daemon::Options {
             foreground: a.foreground,
             home,
+            json: a.json,
         },
         std::sync::Arc::new(gate),
     )

@@ -416,6 +416,8 @@ pub struct Options {
     pub foreground: bool,
     /// `$OCC_HOME`.
     pub home: PathBuf,
+    /// Report the detached start as one JSON object (`started`, `pid`, `socket`, `detail`).
+    pub json: bool,
 }
 
 /// Runs the broker until SIGTERM/SIGINT/SIGHUP; returns the exit code (0 after a clean stop).
@@ -425,7 +427,7 @@ pub fn run(opts: Options, handler: Arc<dyn RequestHandler>) -> i32 {
     nix::sys::stat::umask(nix::sys::stat::Mode::from_bits_truncate(0o077));
     let mut ready_pipe = None;
     if !opts.foreground {
-        match detach(&paths) {
+        match detach(&paths, opts.json) {
             Ok(Detached::Parent(code)) => return code,
             Ok(Detached::Daemon(pipe)) => ready_pipe = Some(pipe),
             Err(e) => {
@@ -533,7 +535,7 @@ enum Detached {
 
 /// Detaches: fork, `setsid`, fork; the daemon's stdin is /dev/null and its stdout and stderr
 /// go to run/broker.log. The original process waits (up to 5 s) to report whether it started.
-fn detach(paths: &files::RunPaths) -> Result<Detached, String> {
+fn detach(paths: &files::RunPaths, json: bool) -> Result<Detached, String> {
     files::ensure_run_dir(paths).map_err(|e| e.to_string())?;
     let log = files::open_log(paths).map_err(|e| e.to_string())?;
     let devnull = std::fs::File::open("/dev/null").map_err(|e| format!("/dev/null: {e}"))?;
@@ -546,25 +548,39 @@ fn detach(paths: &files::RunPaths) -> Result<Detached, String> {
             let _ = parent_end.set_read_timeout(Some(Duration::from_secs(5)));
             let mut msg = String::new();
             let _ = (&mut parent_end).take(4096).read_to_string(&mut msg);
-            let code = if let Some(pid) = msg.strip_prefix("ready ") {
-                println!(
-                    "occ broker: started (pid {pid}), listening on {}",
-                    paths.socket.display()
-                );
-                0
+            let socket = paths.socket.display().to_string();
+            let (code, started, pid, detail) = if let Some(pid) = msg.strip_prefix("ready ") {
+                (
+                    0,
+                    true,
+                    pid.trim().parse::<u32>().ok(),
+                    format!("started (pid {pid}), listening on {socket}"),
+                )
             } else if let Some(why) = msg.strip_prefix("locked ") {
-                println!("occ broker: {why}");
-                0
+                (0, false, None, why.to_string())
             } else if let Some(why) = msg.strip_prefix("error ") {
-                eprintln!("occ broker: {why}");
-                2
+                (2, false, None, why.to_string())
             } else {
-                eprintln!(
-                    "occ broker: the daemon did not report readiness; see {}",
-                    paths.log.display()
-                );
-                2
+                (
+                    2,
+                    false,
+                    None,
+                    format!(
+                        "the daemon did not report readiness; see {}",
+                        paths.log.display()
+                    ),
+                )
             };
+            if json {
+                println!(
+                    "{}",
+                    serde_json::json!({"started": started, "pid": pid, "socket": socket, "detail": detail})
+                );
+            } else if code == 0 {
+                println!("occ broker: {detail}");
+            } else {
+                eprintln!("occ broker: {detail}");
+            }
             Ok(Detached::Parent(code))
         }
         sys::Forked::Child => {
