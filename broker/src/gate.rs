@@ -76,18 +76,31 @@ fn int(v: impl TryInto<i64>) -> Value {
     v.try_into().map(Value::Int).unwrap_or(Value::Null)
 }
 
-/// The broker's approval state and audit log.
-pub struct Gate {
+/// State shared by the connection threads and the maintenance thread: the approval store and
+/// the audit log.
+pub struct Core {
     home: PathBuf,
-    uid: u32,
     store: Mutex<Store>,
     decided: Condvar,
-    audit: Arc<Mutex<Option<Writer>>>,
+    audit: Mutex<Option<Writer>>,
     /// Records appended since the head checkpoint was last brought up to date.
-    audit_dirty: Arc<AtomicBool>,
+    audit_dirty: AtomicBool,
+}
+
+/// The broker's approval gate: the shared [`Core`] plus what only request handling needs.
+pub struct Gate {
+    core: Arc<Core>,
+    uid: u32,
     /// Legacy `OPENCLAW_APPROVAL_TOKEN` from the broker's own start environment or a 0600
     /// `$OCC_HOME/env`, never from a caller. Kept only as its digest.
     legacy_token_sha256: Option<String>,
+}
+
+impl std::ops::Deref for Gate {
+    type Target = Core;
+    fn deref(&self) -> &Core {
+        &self.core
+    }
 }
 
 /// A request the gate has understood well enough to show an approver.
@@ -112,16 +125,40 @@ impl Gate {
             })
             .unwrap_or((30, 30));
         Gate {
-            home,
+            core: Arc::new(Core {
+                home,
+                store: Mutex::new(Store::new(expiry, idle)),
+                decided: Condvar::new(),
+                audit: Mutex::new(None),
+                audit_dirty: AtomicBool::new(false),
+            }),
             uid,
-            store: Mutex::new(Store::new(expiry, idle)),
-            decided: Condvar::new(),
-            audit: Arc::new(Mutex::new(None)),
-            audit_dirty: Arc::new(AtomicBool::new(false)),
             legacy_token_sha256,
         }
     }
 
+    /// Starts the maintenance thread: every [`FLUSH_EVERY`] it group-commits the audit log,
+    /// and every second it expires pending requests and idle sessions, so those events are on
+    /// record even when no request comes in.
+    fn start_maintenance(&self) {
+        let core = Arc::clone(&self.core);
+        let _ = std::thread::Builder::new()
+            .name("occ-maintenance".into())
+            .spawn(move || {
+                let mut last_sweep = std::time::Instant::now();
+                loop {
+                    std::thread::sleep(FLUSH_EVERY);
+                    if last_sweep.elapsed() >= Duration::from_secs(1) {
+                        core.sweep();
+                        last_sweep = std::time::Instant::now();
+                    }
+                    core.flush_audit();
+                }
+            });
+    }
+}
+
+impl Core {
     fn security(&self) -> PathBuf {
         self.home.join("security")
     }
@@ -184,31 +221,47 @@ impl Gate {
 
     /// Makes every appended event durable and brings the head checkpoint up to date, if
     /// anything was appended since the last time.
-    fn flush_audit(audit: &Mutex<Option<Writer>>, dirty: &AtomicBool) {
-        if !dirty.swap(false, Ordering::SeqCst) {
+    fn flush_audit(&self) {
+        if !self.audit_dirty.swap(false, Ordering::SeqCst) {
             return;
         }
-        let mut guard = audit.lock().unwrap_or_else(|p| p.into_inner());
+        let mut guard = self.audit.lock().unwrap_or_else(|p| p.into_inner());
         if let Some(w) = guard.as_mut() {
             if let Err(e) = w.sync() {
                 tracing::error!("audit sync failed: {e}");
-                dirty.store(true, Ordering::SeqCst);
+                self.audit_dirty.store(true, Ordering::SeqCst);
             }
         }
     }
 
-    /// Starts the thread that group-commits the audit log every [`FLUSH_EVERY`].
-    fn start_flusher(&self) {
-        let audit = Arc::clone(&self.audit);
-        let dirty = Arc::clone(&self.audit_dirty);
-        let _ = std::thread::Builder::new()
-            .name("audit-flush".into())
-            .spawn(move || loop {
-                std::thread::sleep(FLUSH_EVERY);
-                Gate::flush_audit(&audit, &dirty);
-            });
+    /// Sweeps expired pending requests and idle sessions, auditing each.
+    pub fn sweep(&self) {
+        let now = now_ms();
+        let (expired, sessions) = {
+            let mut st = self.store();
+            (st.expire(now), st.expire_sessions(now))
+        };
+        if !expired.is_empty() {
+            self.decided.notify_all();
+        }
+        for p in expired {
+            let mut f = Fields::new();
+            f.insert("request_id".into(), s(p.id.clone()));
+            f.insert("submituser".into(), s(p.info.submituser.clone()));
+            f.insert("peer_pid".into(), int(p.info.peer_pid));
+            f.insert("runargv".into(), strs(&p.info.command));
+            f.insert("session_id".into(), opt(p.info.session_id.clone()));
+            let _ = self.audit("approval_expired", f);
+        }
+        for sid in sessions {
+            let mut f = Fields::new();
+            f.insert("session_id".into(), s(sid));
+            let _ = self.audit("session_timeout", f);
+        }
     }
+}
 
+impl Gate {
     fn peer_fields(peer: &PeerCred) -> Fields {
         let caller = Caller::from_uid(peer.uid);
         let mut f = Fields::new();
@@ -709,32 +762,6 @@ impl Gate {
         }
     }
 
-    /// Sweeps expired pending requests and idle sessions, auditing each.
-    pub fn sweep(&self) {
-        let now = now_ms();
-        let (expired, sessions) = {
-            let mut st = self.store();
-            (st.expire(now), st.expire_sessions(now))
-        };
-        if !expired.is_empty() {
-            self.decided.notify_all();
-        }
-        for p in expired {
-            let mut f = Fields::new();
-            f.insert("request_id".into(), s(p.id.clone()));
-            f.insert("submituser".into(), s(p.info.submituser.clone()));
-            f.insert("peer_pid".into(), int(p.info.peer_pid));
-            f.insert("runargv".into(), strs(&p.info.command));
-            f.insert("session_id".into(), opt(p.info.session_id.clone()));
-            let _ = self.audit("approval_expired", f);
-        }
-        for sid in sessions {
-            let mut f = Fields::new();
-            f.insert("session_id".into(), s(sid));
-            let _ = self.audit("session_timeout", f);
-        }
-    }
-
     // ---- admin operations (`occ approvals`, `approve`, `deny`, `status`, `drop`) ----
 
     /// Answers one admin request from `peer`. Returns the JSON reply and whether it succeeded.
@@ -743,8 +770,12 @@ impl Gate {
         peer: &PeerCred,
         req: &serde_json::Value,
     ) -> (serde_json::Value, bool) {
-        self.sweep();
         let op = req.get("op").and_then(|v| v.as_str()).unwrap_or("");
+        // Moving the test clock sweeps nothing itself, so tests see the maintenance thread's
+        // sweep; every real admin command starts from an up-to-date store.
+        if op != "advance_clock" {
+            self.sweep();
+        }
         let str_field = |k: &str| req.get(k).and_then(|v| v.as_str()).map(str::to_string);
         match op {
             "approvals" => (self.approvals_json(), true),
@@ -752,7 +783,6 @@ impl Gate {
             "advance_clock" => {
                 let ms = req.get("ms").and_then(|v| v.as_u64()).unwrap_or(0);
                 let offset = test_clock::advance(ms);
-                self.sweep();
                 (serde_json::json!({ "offset_ms": offset }), true)
             }
             "status" => (self.status_json(), true),
@@ -1239,7 +1269,7 @@ impl Gate {
 
 impl RequestHandler for Gate {
     fn started(&self, info: &StartInfo) {
-        self.start_flusher();
+        self.start_maintenance();
         let restored = self.restore_state();
         let mut f = Fields::new();
         f.insert("pid".into(), int(info.pid));
@@ -1254,7 +1284,7 @@ impl RequestHandler for Gate {
         }
         // The head checkpoint exists from the first event on, so `occ audit verify` never
         // finds a log without one.
-        Gate::flush_audit(&self.audit, &self.audit_dirty);
+        self.flush_audit();
         tracing::info!(pid = info.pid, "broker_started");
     }
 
@@ -1395,6 +1425,12 @@ impl RequestHandler for Gate {
         if !stopped.is_empty() {
             self.decided.notify_all();
         }
+        // Pending requests live in memory only: each one ends here, on record.
+        for p in stopped {
+            let mut f = Self::pending_fields(&p);
+            f.insert("reason".into(), s("broker_stopping"));
+            let _ = self.audit("approval_expired", f);
+        }
         tracing::info!(?cause, "stopping");
     }
 
@@ -1405,6 +1441,6 @@ impl RequestHandler for Gate {
             f.insert("snapshot_sha256".into(), s(sha));
         }
         let _ = self.audit("broker_stopped", f);
-        Gate::flush_audit(&self.audit, &self.audit_dirty);
+        self.flush_audit();
     }
 }

@@ -900,11 +900,40 @@ fn sigterm_answers_a_waiting_caller_with_broker_stopping() {
     let shown = text(&out.stdout);
     assert!(shown.contains("(occ: broker_stopping)"), "{shown:?}");
     assert_eq!(out.status.code(), Some(1));
-    let t = types(&h.events());
+    let ev = h.events();
+    let t = types(&ev);
     assert_eq!(
         t.last().map(String::as_str),
         Some("broker_stopped"),
         "{t:?}"
     );
     assert!(!t.contains(&"exec_start".to_string()));
+    let ended = ev
+        .iter()
+        .find(|e| e["event_type"] == "approval_expired")
+        .expect("the pending request's end is on record");
+    assert_eq!(ended["reason"], "broker_stopping");
+}
+
+#[test]
+fn expiry_is_recorded_without_any_further_request() {
+    let Some(ids) = ready() else { return };
+    let h = AgentHome::new(ids);
+    let id = pending_id(&h.sudo(&["-n", "/usr/bin/true"], &[]));
+    h.advance_minutes(31);
+    // No request and no approver command: the broker's own sweep records the expiry.
+    let deadline = Instant::now() + Duration::from_secs(5);
+    loop {
+        let ev = h.events();
+        if let Some(e) = ev.iter().find(|e| e["event_type"] == "approval_expired") {
+            assert_eq!(e["request_id"], Value::String(id));
+            break;
+        }
+        assert!(
+            Instant::now() < deadline,
+            "no approval_expired within 5 s: {:?}",
+            types(&ev)
+        );
+        std::thread::sleep(Duration::from_millis(100));
+    }
 }
