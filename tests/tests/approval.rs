@@ -685,6 +685,16 @@ fn sudo_on_pty_with_input(h: &AgentHome, args: &str) -> std::process::Child {
     sudo_on_pty_typing(h, args, Stdio::piped())
 }
 
+/// Like [`ready`], and `script(1)` is there to give the shim a terminal.
+fn pty_ready() -> Option<(u32, u32)> {
+    let ids = ready()?;
+    if !Path::new("/usr/bin/script").is_file() {
+        occ_tests::skip("needs script(1) from util-linux");
+        return None;
+    }
+    Some(ids)
+}
+
 fn wait_for_pending(h: &AgentHome) -> String {
     let deadline = Instant::now() + Duration::from_secs(10);
     loop {
@@ -701,11 +711,7 @@ fn wait_for_pending(h: &AgentHome) -> String {
 
 #[test]
 fn waiting_shim_runs_as_soon_as_an_approver_approves() {
-    let Some(ids) = ready() else { return };
-    if !Path::new("/usr/bin/script").is_file() {
-        occ_tests::skip("needs script(1) from util-linux");
-        return;
-    }
+    let Some(ids) = pty_ready() else { return };
     let h = AgentHome::new(ids);
     let child = sudo_on_pty(&h, "/usr/bin/id -u");
     let id = wait_for_pending(&h);
@@ -728,11 +734,7 @@ fn waiting_shim_runs_as_soon_as_an_approver_approves() {
 
 #[test]
 fn waiting_shim_reports_a_denial() {
-    let Some(ids) = ready() else { return };
-    if !Path::new("/usr/bin/script").is_file() {
-        occ_tests::skip("needs script(1) from util-linux");
-        return;
-    }
+    let Some(ids) = pty_ready() else { return };
     let h = AgentHome::new(ids);
     let child = sudo_on_pty(&h, "/usr/bin/true");
     let id = wait_for_pending(&h);
@@ -745,11 +747,7 @@ fn waiting_shim_reports_a_denial() {
 
 #[test]
 fn typing_yes_on_its_own_terminal_does_not_approve_by_default() {
-    let Some(ids) = ready() else { return };
-    if !Path::new("/usr/bin/script").is_file() {
-        occ_tests::skip("needs script(1) from util-linux");
-        return;
-    }
+    let Some(ids) = pty_ready() else { return };
     let h = AgentHome::new(ids);
     let mut child = sudo_on_pty_with_input(&h, "/usr/bin/id -u");
     let id = wait_for_pending(&h);
@@ -771,11 +769,7 @@ fn typing_yes_on_its_own_terminal_does_not_approve_by_default() {
 
 #[test]
 fn opt_in_tty_channel_prompts_on_the_callers_terminal() {
-    let Some(ids) = ready() else { return };
-    if !Path::new("/usr/bin/script").is_file() {
-        occ_tests::skip("needs script(1) from util-linux");
-        return;
-    }
+    let Some(ids) = pty_ready() else { return };
     let h = AgentHome::new(ids);
     h.write_security(
         "broker.json",
@@ -887,11 +881,7 @@ fn session_grants_survive_a_broker_restart_but_a_forged_snapshot_does_not() {
 
 #[test]
 fn sigterm_answers_a_waiting_caller_with_broker_stopping() {
-    let Some(ids) = ready() else { return };
-    if !Path::new("/usr/bin/script").is_file() {
-        occ_tests::skip("needs script(1) from util-linux");
-        return;
-    }
+    let Some(ids) = pty_ready() else { return };
     let h = AgentHome::new(ids);
     let child = sudo_on_pty(&h, "/usr/bin/true");
     wait_for_pending(&h);

@@ -67,6 +67,16 @@ impl Home {
             .stdin(Stdio::null());
         c
     }
+    /// `occ ARGS` from this home's bin/, with a clean environment.
+    fn occ(&self, args: &[&str]) -> Command {
+        let mut c = Command::new(self.path.join("bin/occ"));
+        c.args(args)
+            .env_clear()
+            .env("PATH", "/usr/bin:/bin")
+            .env("OCC_HOME", &self.path)
+            .stdin(Stdio::null());
+        c
+    }
     fn stop_broker(&self) {
         if let Some(pid) = self.pid() {
             let _ = Command::new("kill")
@@ -898,15 +908,7 @@ fn request_over_one_mebibyte_is_refused_at_once_without_exec() {
 #[test]
 fn occ_broker_detaches_reports_started_and_keeps_serving() {
     let home = Home::new(true);
-    let occ = |args: &[&str]| {
-        let mut c = Command::new(home.path.join("bin/occ"));
-        c.args(args)
-            .env_clear()
-            .env("PATH", "/usr/bin:/bin")
-            .env("OCC_HOME", &home.path)
-            .stdin(Stdio::null());
-        c
-    };
+    let occ = |args: &[&str]| home.occ(args);
     // Returns promptly even with its stdout on a pipe: the daemon holds no copy of it.
     let out = output_within(occ(&["broker"]), 5);
     assert_eq!(out.status.code(), Some(0), "{}", stderr(&out));
@@ -976,15 +978,7 @@ fn a_broker_that_accepts_but_never_answers_cannot_hang_the_shim() {
 #[test]
 fn occ_broker_json_reports_the_start_and_an_already_running_broker() {
     let home = Home::new(true);
-    let occ = |args: &[&str]| {
-        let mut c = Command::new(home.path.join("bin/occ"));
-        c.args(args)
-            .env_clear()
-            .env("PATH", "/usr/bin:/bin")
-            .env("OCC_HOME", &home.path)
-            .stdin(Stdio::null());
-        c
-    };
+    let occ = |args: &[&str]| home.occ(args);
     let out = output_within(occ(&["broker", "--json"]), 5);
     assert_eq!(out.status.code(), Some(0), "{}", stderr(&out));
     let v: serde_json::Value = serde_json::from_slice(&out.stdout).unwrap();
