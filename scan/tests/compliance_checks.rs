@@ -883,7 +883,6 @@ fn reports_escape_hostile_config_and_count_risk_of_failing_checks_only() {
         json!([{"type": "insecure-port", "address": "0.0.0.0", "port": 80, "protocol": "tcp"}]),
     );
     let results: Vec<_> = evaluate(&h, &host, &audit_of(&h)).into_values().collect();
-    let ports_json = host.ports.json().cloned().unwrap();
     let a = Assessment {
         metadata: Metadata {
             system: "OpenClaw".into(),
@@ -895,13 +894,13 @@ fn reports_escape_hostile_config_and_count_risk_of_failing_checks_only() {
         },
         checks: results,
         scans: Scans {
-            ports: report::scan_summary(&ports_json),
+            ports: report::scan_summary(&host.ports),
             egress: json!({"status": "error", "error": "not run"}),
         },
         history: vec![],
         reports: FullScans {
-            ports: ports_json,
-            egress: json!({"status": "error", "error": "not run"}),
+            ports: Some(host.ports.clone()),
+            egress: Some(NetReport::Failed("not run".into())),
         },
     };
     let html = dashboard::render(&a);

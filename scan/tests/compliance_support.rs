@@ -129,17 +129,21 @@ pub fn good_home() -> Home {
     h
 }
 
+/// A port report read the way `assess --ports-report FILE` reads one.
 pub fn ports_ok(listeners: serde_json::Value, findings: serde_json::Value) -> NetReport {
-    NetReport::Ok(
-        json!({"status": "ok", "method": "proc", "listening_services": listeners, "findings": findings}),
-    )
+    let v = json!({"status": "ok", "method": "proc", "listening_services": listeners, "findings": findings});
+    let r = NetReport::from_json("port", v.to_string().as_bytes());
+    assert!(matches!(r, NetReport::Ok(_)), "{r:?}");
+    r
 }
 
+/// An egress report read the way `assess --egress-report FILE` reads one.
 pub fn egress_ok(connections: serde_json::Value, findings: serde_json::Value) -> NetReport {
-    NetReport::Ok(
-        json!({"status": "ok", "method": "proc", "connections": connections, "findings": findings,
-        "blind_spots": ["short-lived connections between scans"]}),
-    )
+    let v = json!({"status": "ok", "method": "proc", "connections": connections, "findings": findings,
+        "blind_spots": ["short-lived connections between scans"]});
+    let r = NetReport::from_json("egress", v.to_string().as_bytes());
+    assert!(matches!(r, NetReport::Ok(_)), "{r:?}");
+    r
 }
 
 /// A host where every probe looks good for `home`.

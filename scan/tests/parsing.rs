@@ -786,3 +786,54 @@ fn captured_lsof_f0_output_parses_to_the_known_sockets() {
         .iter()
         .all(|s| s.pid == 10701 && s.comm.as_deref() == Some("python3") && s.uid == Some(0)));
 }
+
+#[test]
+fn the_checks_read_the_same_scan_in_a_cycle_as_from_a_saved_report() {
+    use occ_scan::compliance::facts::{NetReport, NetScan};
+    let p = captured_host();
+    let c = collect(p.root());
+    let d = tempfile::tempdir().unwrap();
+    // No approved_ports.json: every listener is unapproved, so every row has a finding.
+    let rules = load_approved_ports(&d.path().join("approved_ports.json")).unwrap();
+    let ports = ports::evaluate(&c, &rules);
+    let allow = d.path().join("egress_allowlist.json");
+    std::fs::write(&allow, r#"[{"cidr": "162.220.34.0/24", "port": 443}]"#).unwrap();
+    let rules = load_egress_allowlist(&allow).unwrap();
+    let egress = egress::evaluate(&c, &rules, &mut Resolver::disabled());
+
+    let in_cycle = NetScan::from(&ports);
+    let saved = NetReport::from_json("port", &serde_json::to_vec_pretty(&ports).unwrap());
+    assert_eq!(saved.scan(), Some(&in_cycle));
+    assert_eq!(
+        in_cycle.listening_services.len(),
+        ports.listening_services.len()
+    );
+    assert!(saved
+        .findings_of("insecure-port")
+        .iter()
+        .all(|f| f.recommendation.as_deref().is_some_and(|r| !r.is_empty())));
+    // The hidden TFTP owner stays unknown on both paths.
+    assert!(saved.unknown_owner_count() >= 1);
+    assert!(saved
+        .listeners()
+        .iter()
+        .any(|l| l.port == Some(69) && l.pid.is_none()));
+
+    let in_cycle = NetScan::from(&egress);
+    let saved = NetReport::from_json("egress", &serde_json::to_vec(&egress).unwrap());
+    assert_eq!(saved.scan(), Some(&in_cycle));
+    assert_eq!(saved.connections().len(), egress.connections.len());
+    assert_eq!(
+        saved
+            .connections()
+            .iter()
+            .filter(|c| c.allowed_by.is_some())
+            .count(),
+        egress
+            .connections
+            .iter()
+            .filter(|c| c.allowed_by.is_some())
+            .count()
+    );
+    assert!(!saved.findings_of("unapproved-egress").is_empty());
+}

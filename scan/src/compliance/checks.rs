@@ -14,7 +14,7 @@ use std::time::{Duration, SystemTime};
 use serde_json::Value;
 
 use super::audit::AuditOutcome;
-use super::facts::{self, BrokerProbe, Host, NetReport};
+use super::facts::{num_or_dash, or_dash, BrokerProbe, Host, NetReport, NetRow};
 use super::files::{self, BrokerConfig, CommandPolicy, EgressRule, PromptPolicy};
 use super::{util, ComplianceError, Paths, Risk, Status};
 
@@ -576,13 +576,18 @@ fn audit_log_integrity(c: &Ctx) -> Verdict {
 // ---------------------------------------------------------------------------------------------
 // Network.
 
-fn sock_key(f: &Value) -> String {
+fn sock_key(f: &NetRow) -> String {
     format!(
         "{}:{}/{}",
-        facts::field_text(f, &["address", "host", "bind"]),
-        facts::field_text(f, &["port"]),
-        facts::field_text(f, &["protocol"])
+        or_dash(f.address.as_deref()),
+        num_or_dash(f.port),
+        or_dash(f.protocol.as_deref())
     )
+}
+
+/// Whether a row's local address is loopback (an unknown address is not).
+fn row_is_loopback(f: &NetRow) -> bool {
+    f.address.as_deref().is_some_and(is_loopback)
 }
 
 fn net_failed(r: &NetReport) -> Option<Verdict> {
@@ -616,9 +621,7 @@ fn open_ports_approved(c: &Ctx) -> Verdict {
     }
     let unapproved = r.findings_of("unapproved-port");
     let keys: BTreeSet<String> = unapproved.iter().map(|f| sock_key(f)).collect();
-    let public = unapproved
-        .iter()
-        .any(|f| !is_loopback(&facts::field_text(f, &["address", "host", "bind"])));
+    let public = unapproved.iter().any(|f| !row_is_loopback(f));
     let ev = scan_ev(r, "port");
     if keys.is_empty() {
         return Verdict::compliant(format!(
@@ -661,16 +664,10 @@ fn insecure_ports_remediated(c: &Ctx) -> Verdict {
     if keys.is_empty() {
         return Verdict::compliant("no cleartext or risky service listens").evs(ev);
     }
-    let public = insecure
+    let public = insecure.iter().any(|f| !row_is_loopback(f));
+    let recs: BTreeSet<&str> = insecure
         .iter()
-        .any(|f| !is_loopback(&facts::field_text(f, &["address", "host", "bind"])));
-    let recs: BTreeSet<String> = insecure
-        .iter()
-        .filter_map(|f| {
-            f.get("recommendation")
-                .and_then(Value::as_str)
-                .map(String::from)
-        })
+        .filter_map(|f| f.recommendation.as_deref())
         .collect();
     let observed = format!(
         "{} insecure listener(s): {}",
@@ -752,15 +749,8 @@ fn egress_connections_approved(c: &Ctx) -> Verdict {
     }
     let mut ev = scan_ev(r, "egress");
     let blind = r
-        .json()
-        .and_then(|v| v.get("blind_spots"))
-        .and_then(Value::as_array)
-        .map(|a| {
-            a.iter()
-                .filter_map(Value::as_str)
-                .collect::<Vec<_>>()
-                .join("; ")
-        })
+        .scan()
+        .map(|s| s.blind_spots.join("; "))
         .filter(|s| !s.is_empty())
         .unwrap_or_else(|| "point-in-time sample: short-lived connections are not seen".into());
     ev.push(format!("blind spots: {blind}"));
@@ -793,9 +783,9 @@ fn egress_connections_approved(c: &Ctx) -> Verdict {
         .map(|f| {
             format!(
                 "{}:{} ({})",
-                facts::field_text(f, &["remote_address", "remote_host"]),
-                facts::field_text(f, &["remote_port"]),
-                facts::field_text(f, &["comm", "command"])
+                or_dash(f.remote_address.as_deref()),
+                num_or_dash(f.remote_port),
+                or_dash(f.comm.as_deref())
             )
         })
         .collect();
@@ -1013,10 +1003,9 @@ fn gateway_loopback_only(c: &Ctx) -> Verdict {
             .host
             .ports
             .listeners()
-            .into_iter()
-            .filter(|l| facts::field(l, &["port"]).and_then(Value::as_u64) == Some(port))
-            .map(|l| facts::field_text(l, &["address", "host", "bind"]))
-            .filter(|a| !is_loopback(a))
+            .iter()
+            .filter(|l| l.port == Some(port) && !row_is_loopback(l))
+            .map(|l| or_dash(l.address.as_deref()).to_owned())
             .collect(),
         NetReport::Failed(e) => {
             ev.push(format!("listening sockets not checked: {e}"));

@@ -143,16 +143,24 @@ pub fn cycle(paths: &Paths, opts: &CycleOptions) -> Result<CycleOutcome, Complia
     let mut steps = Vec::new();
     let mut worst = 0;
 
-    // Socket collection is the slow part: run it while preflight and the host probes run.
+    // Socket collection is the slow part and allocates the most, so it runs on the main thread
+    // (the main malloc arena grows cheaply; a thread's arena grows a page at a time) while
+    // preflight and the host probes run beside it.
+    let probe = ProbeOptions {
+        child_timeout: opts.child_timeout,
+        ..ProbeOptions::default()
+    };
+    let side = {
+        let paths = paths.clone();
+        let probe = probe.clone();
+        std::thread::spawn(move || side_steps(&paths, &probe))
+    };
     let t_net = Instant::now();
-    let net_paths = paths.clone();
-    let net = std::thread::spawn(move || {
-        let r = report::scan_network(&net_paths);
-        (r, ms(t_net))
-    });
+    // Dropped at the end of the cycle: the saved reports are written by then.
+    let (ports, egress, _saving) = report::scan_network(paths);
+    let elapsed = ms(t_net);
+    let (pf, pf_ok, pf_ms, host) = side.join().unwrap_or_else(|_| side_steps(paths, &probe));
 
-    let t = Instant::now();
-    let (pf, pf_ok) = preflight::preflight(paths);
     let critical: Vec<String> = pf
         .get("critical")
         .and_then(|c| c.as_array())
@@ -171,7 +179,7 @@ pub fn cycle(paths: &Paths, opts: &CycleOptions) -> Result<CycleOutcome, Complia
     steps.push(Step {
         name: "preflight",
         status: if pf_ok { "ok" } else { "failed" },
-        ms: ms(t),
+        ms: pf_ms,
         detail: if pf_ok {
             "ok".into()
         } else {
@@ -179,18 +187,7 @@ pub fn cycle(paths: &Paths, opts: &CycleOptions) -> Result<CycleOutcome, Complia
         },
     });
 
-    let probe = ProbeOptions {
-        child_timeout: opts.child_timeout,
-        ..ProbeOptions::default()
-    };
-    let failed = || NetReport::Failed("not scanned yet".into());
-    let host = Host::probe(paths, &probe, failed(), failed());
-
     // One collection for both scans; each keeps its own step line.
-    let ((ports, egress), elapsed) = net.join().unwrap_or_else(|_| {
-        let e = || NetReport::Failed("the socket scan thread panicked".into());
-        ((e(), e()), 0.0)
-    });
     for (name, r) in [("ports", &ports), ("egress", &egress)] {
         let mut s = net_step(name, r, t_net);
         s.ms = elapsed;
@@ -319,6 +316,15 @@ pub fn cycle(paths: &Paths, opts: &CycleOptions) -> Result<CycleOutcome, Complia
     let mut out = finish(steps, counts, written, worst, start);
     out.notify_message = notify_message;
     Ok(out)
+}
+
+/// Preflight (its report, whether it passed, its wall time) and the host probes.
+fn side_steps(paths: &Paths, probe: &ProbeOptions) -> (serde_json::Value, bool, f64, Host) {
+    let t = Instant::now();
+    let (pf, ok) = preflight::preflight(paths);
+    let pf_ms = ms(t);
+    let failed = || NetReport::Failed("not scanned yet".into());
+    (pf, ok, pf_ms, Host::probe(paths, probe, failed(), failed()))
 }
 
 /// `violation 2, partial 5, …` in report order.

@@ -5,9 +5,7 @@
 use std::collections::BTreeMap;
 use std::fmt::Write as _;
 
-use serde_json::Value;
-
-use super::facts::field_text;
+use super::facts::{num_or_dash, or_dash, NetReport, NetScan};
 use super::report::{risk_counts, status_counts, Assessment, CheckResult};
 use super::{Risk, Status};
 
@@ -264,96 +262,85 @@ fn history_chart(a: &Assessment) -> String {
     s
 }
 
-fn scan_error(v: &Value) -> Option<String> {
-    (v.get("status").and_then(Value::as_str) == Some("error")).then(|| {
-        v.get("error")
-            .and_then(Value::as_str)
-            .unwrap_or("unknown error")
-            .to_string()
-    })
+/// The scan behind a table, or the paragraph that stands in for it.
+fn table_scan<'a>(r: Option<&'a NetReport>, what: &str) -> Result<&'a NetScan, String> {
+    match r {
+        None => Err(format!(
+            "<p class=\"muted\">No {} report (run <code>occ-scan cycle</code>).</p>",
+            what.to_lowercase()
+        )),
+        Some(NetReport::Failed(e)) => Err(format!(
+            "<p class=\"muted\">{what} scan failed: {}</p>",
+            esc(e)
+        )),
+        Some(NetReport::Ok(s)) => Ok(s),
+    }
 }
 
-fn socket_table(v: &Value) -> String {
-    if v.is_null() {
-        return "<p class=\"muted\">No port report (run <code>occ-scan cycle</code>).</p>".into();
-    }
-    if let Some(e) = scan_error(v) {
-        return format!("<p class=\"muted\">Port scan failed: {}</p>", esc(&e));
-    }
-    let empty = Vec::new();
-    let rows = v
-        .get("listening_services")
-        .and_then(Value::as_array)
-        .unwrap_or(&empty);
+fn socket_table(r: Option<&NetReport>) -> String {
+    let scan = match table_scan(r, "Port") {
+        Ok(s) => s,
+        Err(p) => return p,
+    };
+    let rows = &scan.listening_services;
     let mut s = format!(
         "<p class=\"muted\">{} listening socket(s), method {}.</p><div class=\"scroll\"><table id=\"ports-table\"><thead><tr><th>Proto</th><th>Address</th><th>Port</th><th>PID</th><th>Process</th><th>Executable</th><th>UID</th><th>Netns</th></tr></thead><tbody>",
         rows.len(),
-        esc(&field_text(v, &["method", "tool"]))
+        esc(scan_method(scan))
     );
     for r in rows {
         let _ = write!(
             s,
             "<tr class=\"sock\"><td>{}</td><td class=\"mono\">{}</td><td>{}</td><td>{}</td><td>{}</td><td class=\"mono\">{}</td><td>{}</td><td>{}</td></tr>",
-            esc(&field_text(r, &["protocol"])),
-            esc(&field_text(r, &["address", "host"])),
-            esc(&field_text(r, &["port"])),
-            esc(&field_text(r, &["pid"])),
-            esc(&field_text(r, &["comm", "command"])),
-            esc(&field_text(r, &["path", "exe"])),
-            esc(&field_text(r, &["uid", "user"])),
-            esc(&field_text(r, &["net_namespace"])),
+            esc(or_dash(r.protocol.as_deref())),
+            esc(or_dash(r.address.as_deref())),
+            num_or_dash(r.port),
+            num_or_dash(r.pid),
+            esc(or_dash(r.comm.as_deref())),
+            esc(or_dash(r.path.as_deref())),
+            esc(or_dash(r.uid.as_deref())),
+            num_or_dash(r.net_namespace),
         );
     }
     s.push_str("</tbody></table></div>");
     s
 }
 
-fn egress_table(v: &Value) -> String {
-    if v.is_null() {
-        return "<p class=\"muted\">No egress report (run <code>occ-scan cycle</code>).</p>".into();
-    }
-    if let Some(e) = scan_error(v) {
-        return format!("<p class=\"muted\">Egress scan failed: {}</p>", esc(&e));
-    }
-    let empty = Vec::new();
-    let rows = v
-        .get("connections")
-        .and_then(Value::as_array)
-        .unwrap_or(&empty);
-    let blind = v
-        .get("blind_spots")
-        .and_then(Value::as_array)
-        .map(|a| {
-            a.iter()
-                .filter_map(Value::as_str)
-                .collect::<Vec<_>>()
-                .join("; ")
-        })
-        .unwrap_or_default();
+fn egress_table(r: Option<&NetReport>) -> String {
+    let scan = match table_scan(r, "Egress") {
+        Ok(s) => s,
+        Err(p) => return p,
+    };
+    let rows = &scan.connections;
     let mut s = format!(
         "<p class=\"muted\">{} outbound connection(s), method {}. {}</p><div class=\"scroll\"><table id=\"egress-table\"><thead><tr><th>Proto</th><th>Local</th><th>Remote</th><th>State</th><th>PID</th><th>Process</th><th>Executable</th><th>Allowed by rule</th></tr></thead><tbody>",
         rows.len(),
-        esc(&field_text(v, &["method", "tool"])),
-        esc(&blind)
+        esc(scan_method(scan)),
+        esc(&scan.blind_spots.join("; "))
     );
     for r in rows {
         let _ = write!(
             s,
             "<tr class=\"conn\"><td>{}</td><td class=\"mono\">{}:{}</td><td class=\"mono\">{}:{}</td><td>{}</td><td>{}</td><td>{}</td><td class=\"mono\">{}</td><td>{}</td></tr>",
-            esc(&field_text(r, &["protocol"])),
-            esc(&field_text(r, &["address"])),
-            esc(&field_text(r, &["port"])),
-            esc(&field_text(r, &["remote_address", "remote_host"])),
-            esc(&field_text(r, &["remote_port"])),
-            esc(&field_text(r, &["state"])),
-            esc(&field_text(r, &["pid"])),
-            esc(&field_text(r, &["comm", "command"])),
-            esc(&field_text(r, &["path", "exe"])),
-            esc(&field_text(r, &["allowed_by"])),
+            esc(or_dash(r.protocol.as_deref())),
+            esc(or_dash(r.address.as_deref())),
+            num_or_dash(r.port),
+            esc(or_dash(r.remote_address.as_deref())),
+            num_or_dash(r.remote_port),
+            esc(or_dash(r.state.as_deref())),
+            num_or_dash(r.pid),
+            esc(or_dash(r.comm.as_deref())),
+            esc(or_dash(r.path.as_deref())),
+            num_or_dash(r.allowed_by),
         );
     }
     s.push_str("</tbody></table></div>");
     s
+}
+
+/// The method in words, else the tool.
+fn scan_method(s: &NetScan) -> &str {
+    or_dash(s.method.as_deref().or(s.tool.as_deref()))
 }
 
 fn join(v: &[String]) -> String {
@@ -463,8 +450,8 @@ pub fn render(a: &Assessment) -> String {
     let _ = write!(
         h,
         "<section><h2>Listening ports</h2>{}</section><section><h2>Egress</h2>{}</section>",
-        socket_table(&a.reports.ports),
-        egress_table(&a.reports.egress)
+        socket_table(a.reports.ports.as_ref()),
+        egress_table(a.reports.egress.as_ref())
     );
     // Controls map view.
     h.push_str("<section><h2>Controls map</h2><div class=\"scroll\"><table id=\"controls-table\"><thead><tr><th>Check</th><th>Control</th><th>ISO 27001:2022</th><th>NIST CSF 2.0</th><th>SP 800-53 r5</th><th>Status</th><th>Observed</th></tr></thead><tbody>");

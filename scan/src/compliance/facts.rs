@@ -7,18 +7,121 @@ use std::path::{Path, PathBuf};
 use std::process::Command;
 use std::time::{Duration, SystemTime};
 
+use serde::Deserialize;
 use serde_json::Value;
 
 use super::util::{self, run_with_timeout};
 use super::Paths;
 
-/// A port or egress scan report as JSON, or why there is none.
+/// A port or egress scan as the checks and the dashboard read it, or why there is none.
 #[derive(Debug, Clone)]
 pub enum NetReport {
-    /// The scan ran; its JSON report.
-    Ok(Value),
+    /// The scan ran.
+    Ok(Box<NetScan>),
     /// The scan failed; the error. Checks that need it are `not_assessed`.
     Failed(String),
+}
+
+/// What the checks and the dashboard read from a port or egress report: the method, the rows
+/// and the counts. A cycle builds it from the typed report it just made; `assess
+/// --ports-report FILE` reads it from a saved `occ-scan ports|egress --json` report, and the
+/// seed's field names (`host`, `command`, `user`, `remote_host`) are read too.
+#[derive(Debug, Clone, Default, PartialEq, Deserialize)]
+#[serde(default)]
+pub struct NetScan {
+    /// How sockets were read (`proc` or `lsof`; the seed's `lsof`, `ss`, `netstat`).
+    #[serde(deserialize_with = "text")]
+    pub tool: Option<String>,
+    /// What the method reads, in words.
+    #[serde(deserialize_with = "text")]
+    pub method: Option<String>,
+    /// Listening sockets (port report).
+    pub listening_services: Vec<NetRow>,
+    /// Outbound connections (egress report).
+    pub connections: Vec<NetRow>,
+    /// Findings.
+    pub findings: Vec<NetRow>,
+    /// What a polling scan misses.
+    pub blind_spots: Vec<String>,
+    /// The report's counts, kept as they are for the assessment's scan summary.
+    pub counts: Option<Value>,
+}
+
+/// One socket, connection or finding of a report. Every field is optional: a report from
+/// another tool may lack it, and an unknown owner has no pid.
+#[derive(Debug, Clone, Default, PartialEq, Eq, Deserialize)]
+#[serde(default)]
+pub struct NetRow {
+    /// A finding's type (`unapproved-port`, …).
+    #[serde(rename = "type", deserialize_with = "text")]
+    pub kind: Option<String>,
+    /// `tcp` or `udp`.
+    #[serde(deserialize_with = "text")]
+    pub protocol: Option<String>,
+    /// Local address (the seed's `host`).
+    #[serde(deserialize_with = "text", alias = "host", alias = "bind")]
+    pub address: Option<String>,
+    /// Local port.
+    #[serde(deserialize_with = "number")]
+    pub port: Option<u64>,
+    /// Owner pid (none: unknown; the seed wrote `"unknown"`).
+    #[serde(deserialize_with = "number")]
+    pub pid: Option<u64>,
+    /// Owner comm (the seed's `command`).
+    #[serde(deserialize_with = "text", alias = "command")]
+    pub comm: Option<String>,
+    /// Owner executable (a finding's `exe`).
+    #[serde(deserialize_with = "text", alias = "exe")]
+    pub path: Option<String>,
+    /// Owner uid (the seed's `user` name).
+    #[serde(deserialize_with = "text", alias = "user")]
+    pub uid: Option<String>,
+    /// Socket state.
+    #[serde(deserialize_with = "text")]
+    pub state: Option<String>,
+    /// Network namespace inode.
+    #[serde(deserialize_with = "number")]
+    pub net_namespace: Option<u64>,
+    /// Remote address (an egress finding's `remote_host`).
+    #[serde(deserialize_with = "text", alias = "remote_host")]
+    pub remote_address: Option<String>,
+    /// Remote port.
+    #[serde(deserialize_with = "number")]
+    pub remote_port: Option<u64>,
+    /// The allowlist rule that allowed a connection.
+    #[serde(deserialize_with = "number")]
+    pub allowed_by: Option<u64>,
+    /// A finding's recommendation.
+    #[serde(deserialize_with = "text")]
+    pub recommendation: Option<String>,
+}
+
+/// A scalar as text: strings as they are, numbers and booleans printed, null as none.
+fn text<'de, D: serde::Deserializer<'de>>(d: D) -> Result<Option<String>, D::Error> {
+    Ok(match Value::deserialize(d)? {
+        Value::Null => None,
+        Value::String(s) => Some(s),
+        other => Some(other.to_string()),
+    })
+}
+
+/// A whole number, or a string holding one; anything else (the seed's `"unknown"`) is none.
+fn number<'de, D: serde::Deserializer<'de>>(d: D) -> Result<Option<u64>, D::Error> {
+    Ok(match Value::deserialize(d)? {
+        Value::Number(n) => n.as_u64(),
+        Value::String(s) => s.trim().parse().ok(),
+        _ => None,
+    })
+}
+
+/// Text for a table cell or a key: the value, or `-` when absent.
+pub fn or_dash(v: Option<&str>) -> &str {
+    v.unwrap_or("-")
+}
+
+/// A number for a table cell or a key: the value, or `-` when absent.
+pub fn num_or_dash(v: Option<u64>) -> String {
+    v.map_or_else(|| "-".into(), |n| n.to_string())
 }
 
 impl NetReport {
@@ -43,20 +146,21 @@ impl NetReport {
 
     /// Parses a saved report; a report whose `status` is `error` counts as failed.
     pub fn from_json(what: &str, bytes: &[u8]) -> NetReport {
-        match serde_json::from_slice::<Value>(bytes) {
-            Ok(v) if v.is_object() => {
-                if v.get("status").and_then(Value::as_str) == Some("error") {
-                    let e = v
-                        .get("error")
-                        .and_then(Value::as_str)
-                        .unwrap_or("no error message");
-                    NetReport::Failed(format!("{what} reported an error: {e}"))
-                } else {
-                    NetReport::Ok(v)
-                }
-            }
-            Ok(_) => NetReport::Failed(format!("{what}: report is not a JSON object")),
-            Err(e) => NetReport::Failed(format!("{what}: report is not JSON: {e}")),
+        let v = match serde_json::from_slice::<Value>(bytes) {
+            Ok(v) if v.is_object() => v,
+            Ok(_) => return NetReport::Failed(format!("{what}: report is not a JSON object")),
+            Err(e) => return NetReport::Failed(format!("{what}: report is not JSON: {e}")),
+        };
+        if v.get("status").and_then(Value::as_str) == Some("error") {
+            let e = v
+                .get("error")
+                .and_then(Value::as_str)
+                .unwrap_or("no error message");
+            return NetReport::Failed(format!("{what} reported an error: {e}"));
+        }
+        match NetScan::deserialize(v) {
+            Ok(scan) => NetReport::Ok(Box::new(scan)),
+            Err(e) => NetReport::Failed(format!("{what}: report is not a scan report: {e}")),
         }
     }
 
@@ -68,86 +172,51 @@ impl NetReport {
         }
     }
 
-    /// The JSON when the scan ran.
-    pub fn json(&self) -> Option<&Value> {
+    /// The scan when it ran.
+    pub fn scan(&self) -> Option<&NetScan> {
         match self {
-            NetReport::Ok(v) => Some(v),
+            NetReport::Ok(s) => Some(s),
             NetReport::Failed(_) => None,
         }
     }
 
     /// Findings (empty when failed).
-    pub fn findings(&self) -> Vec<&Value> {
-        self.array(&["findings"])
+    pub fn findings(&self) -> &[NetRow] {
+        self.scan().map_or(&[], |s| &s.findings)
     }
 
     /// Findings of one `type`.
-    pub fn findings_of(&self, kind: &str) -> Vec<&Value> {
+    pub fn findings_of(&self, kind: &str) -> Vec<&NetRow> {
         self.findings()
-            .into_iter()
-            .filter(|f| f.get("type").and_then(Value::as_str) == Some(kind))
+            .iter()
+            .filter(|f| f.kind.as_deref() == Some(kind))
             .collect()
     }
 
-    /// The first array found under one of `keys`.
-    pub fn array(&self, keys: &[&str]) -> Vec<&Value> {
-        let Some(v) = self.json() else {
-            return Vec::new();
-        };
-        keys.iter()
-            .find_map(|k| v.get(*k).and_then(Value::as_array))
-            .map(|a| a.iter().collect())
-            .unwrap_or_default()
-    }
-
     /// Listening sockets.
-    pub fn listeners(&self) -> Vec<&Value> {
-        self.array(&["listening_services", "listeners", "sockets"])
+    pub fn listeners(&self) -> &[NetRow] {
+        self.scan().map_or(&[], |s| &s.listening_services)
     }
 
     /// Outbound connections.
-    pub fn connections(&self) -> Vec<&Value> {
-        self.array(&["connections", "egress"])
+    pub fn connections(&self) -> &[NetRow] {
+        self.scan().map_or(&[], |s| &s.connections)
     }
 
     /// How the scan saw sockets (the seed's `tool`: `proc` or `lsof`; else `method`).
-    pub fn method(&self) -> String {
-        self.json()
-            .and_then(|v| v.get("tool").or_else(|| v.get("method")))
-            .and_then(Value::as_str)
+    pub fn method(&self) -> &str {
+        self.scan()
+            .and_then(|s| s.tool.as_deref().or(s.method.as_deref()))
             .unwrap_or("unknown")
-            .to_string()
     }
 
-    /// Sockets whose owner could not be seen, when the report says so.
+    /// Listening sockets and connections whose owner could not be seen.
     pub fn unknown_owner_count(&self) -> usize {
-        let from_key = self.json().and_then(|v| {
-            v.get("unknown_owner")
-                .or_else(|| v.get("visibility").and_then(|x| x.get("unknown_owner")))
-                .and_then(Value::as_u64)
-        });
-        match from_key {
-            Some(n) => usize::try_from(n).unwrap_or(usize::MAX),
-            None => self
-                .listeners()
-                .iter()
-                .filter(|s| s.get("pid").is_none_or(Value::is_null))
-                .count(),
-        }
-    }
-}
-
-/// A field of a socket entry, trying the issue's names and then the seed's.
-pub fn field<'a>(v: &'a Value, keys: &[&str]) -> Option<&'a Value> {
-    keys.iter().find_map(|k| v.get(*k)).filter(|x| !x.is_null())
-}
-
-/// A socket field as display text (`-` when absent).
-pub fn field_text(v: &Value, keys: &[&str]) -> String {
-    match field(v, keys) {
-        Some(Value::String(s)) => s.clone(),
-        Some(other) => other.to_string(),
-        None => "-".into(),
+        self.listeners()
+            .iter()
+            .chain(self.connections())
+            .filter(|s| s.pid.is_none())
+            .count()
     }
 }
 
@@ -567,5 +636,37 @@ mod tests {
         assert!(matches!(r, NetReport::Failed(ref e) if e.contains("lsof missing")));
         let r = NetReport::from_json("ports", b"not json");
         assert!(matches!(r, NetReport::Failed(_)));
+        // Not a scan: listening_services must be a list.
+        let r = NetReport::from_json("ports", br#"{"status":"ok","listening_services":7}"#);
+        assert!(
+            matches!(r, NetReport::Failed(ref e) if e.contains("not a scan report")),
+            "{r:?}"
+        );
+    }
+
+    #[test]
+    fn a_seed_port_report_reads_with_its_own_field_names() {
+        // The seed's shape (seed-spec §3.6): command, pid int or "unknown", user, host.
+        let r = NetReport::from_json(
+            "port",
+            br#"{"status":"ok","tool":"lsof","listening_services":[
+                {"command":"sshd","pid":812,"user":"root","host":"*","port":22,"protocol":"tcp"},
+                {"command":"tftpd","pid":"unknown","user":null,"host":"0.0.0.0","port":69,"protocol":"tcp"}],
+              "findings":[{"type":"insecure-port","severity":"high","port":69,"command":"tftpd",
+                "recommendation":"Use SFTP"}]}"#,
+        );
+        assert_eq!(r.method(), "lsof");
+        let l = r.listeners();
+        assert_eq!(l.len(), 2);
+        assert_eq!(l[0].comm.as_deref(), Some("sshd"));
+        assert_eq!(l[0].pid, Some(812));
+        assert_eq!(l[0].uid.as_deref(), Some("root"));
+        assert_eq!(l[0].address.as_deref(), Some("*"));
+        assert_eq!(l[1].pid, None, "\"unknown\" is an unknown owner, not a pid");
+        assert_eq!(r.unknown_owner_count(), 1);
+        let f = r.findings_of("insecure-port");
+        assert_eq!(f.len(), 1);
+        assert_eq!(f[0].recommendation.as_deref(), Some("Use SFTP"));
+        assert!(r.findings_of("unapproved-port").is_empty());
     }
 }

@@ -38,7 +38,11 @@ pub fn preflight(paths: &Paths) -> (Value, bool) {
         warnings.push("openclaw_not_found: update_hygiene will be not_assessed".into());
     }
     let mut discovery: Vec<String> = Vec::new();
-    if std::fs::read("/proc/net/tcp").is_ok() {
+    // Readable is enough: the first bytes, not the whole table (which is large on busy hosts).
+    let proc_net_readable = std::fs::File::open("/proc/net/tcp")
+        .and_then(|mut f| std::io::Read::read(&mut f, &mut [0u8; 64]))
+        .is_ok_and(|n| n > 0);
+    if proc_net_readable {
         discovery.push("/proc/net".into());
     }
     if let Some(l) = ["lsof"].iter().find_map(|n| util::which(n)).or_else(|| {

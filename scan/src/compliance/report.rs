@@ -92,55 +92,49 @@ pub struct Assessment {
     pub reports: FullScans,
 }
 
-/// Full port and egress reports as JSON (`Null` when not available).
+/// The port and egress scans behind the dashboard's tables (none: no report yet).
 #[derive(Debug, Clone, Default)]
 pub struct FullScans {
-    /// `occ-scan ports` report.
-    pub ports: Value,
-    /// `occ-scan egress` report.
-    pub egress: Value,
+    /// The port scan.
+    pub ports: Option<NetReport>,
+    /// The egress scan.
+    pub egress: Option<NetReport>,
 }
 
 impl FullScans {
     /// Reads the saved reports of the last scan.
     pub fn load(paths: &Paths) -> FullScans {
-        let read = |n: &str| {
-            std::fs::read(paths.assessment_file(n))
-                .ok()
-                .and_then(|b| serde_json::from_slice(&b).ok())
-                .unwrap_or(Value::Null)
+        let read = |what: &str, n: &str| {
+            let path = paths.assessment_file(n);
+            path.exists().then(|| NetReport::from_file(what, &path))
         };
         FullScans {
-            ports: read(PORTS_FILE),
-            egress: read(EGRESS_FILE),
+            ports: read("port", PORTS_FILE),
+            egress: read("egress", EGRESS_FILE),
         }
     }
 }
 
 /// What the assessment keeps of a scan: status, error, tool, sizes and findings per type.
-pub fn scan_summary(v: &Value) -> Value {
-    if v.get("status").and_then(Value::as_str) == Some("error") {
-        return json!({"status": "error", "error": v.get("error")});
+pub fn scan_summary(r: &NetReport) -> Value {
+    let scan = match r {
+        NetReport::Failed(e) => return json!({"status": "error", "error": e}),
+        NetReport::Ok(s) => s,
+    };
+    let mut by_type: BTreeMap<&str, u64> = BTreeMap::new();
+    for f in &scan.findings {
+        *by_type
+            .entry(f.kind.as_deref().unwrap_or("unknown"))
+            .or_insert(0) += 1;
     }
-    let mut by_type: BTreeMap<String, u64> = BTreeMap::new();
-    for f in v
-        .get("findings")
-        .and_then(Value::as_array)
-        .into_iter()
-        .flatten()
-    {
-        let t = f.get("type").and_then(Value::as_str).unwrap_or("unknown");
-        *by_type.entry(t.to_string()).or_insert(0) += 1;
-    }
-    let len = |k: &str| v.get(k).and_then(Value::as_array).map_or(0, Vec::len);
     json!({
         "status": "ok",
-        "tool": v.get("tool").or_else(|| v.get("method")),
-        "listening": len("listening_services"),
-        "connections": len("connections"),
-        "findings": len("findings"),
+        "tool": r.method(),
+        "listening": scan.listening_services.len(),
+        "connections": scan.connections.len(),
+        "findings": scan.findings.len(),
         "findings_by_type": by_type,
-        "counts": v.get("counts"),
+        "counts": scan.counts,
     })
 }
 
@@ -168,20 +162,6 @@ pub struct Scans {
     pub ports: Value,
     /// `occ-scan egress`.
     pub egress: Value,
-}
-
-fn net_json_owned(r: NetReport) -> Value {
-    match r {
-        NetReport::Ok(v) => v,
-        NetReport::Failed(e) => json!({"status": "error", "error": e}),
-    }
-}
-
-fn net_json(r: &NetReport) -> Value {
-    match r {
-        NetReport::Ok(v) => v.clone(),
-        NetReport::Failed(e) => json!({"status": "error", "error": e}),
-    }
 }
 
 /// Runs every check against `host` and merges with the map and `state` (which it updates).
@@ -289,13 +269,9 @@ pub struct AssessOptions {
 }
 
 /// Scans ports and egress in-process from one socket collection (so both reports describe
-/// the same instant) and saves them under `assessments/`.
-pub fn scan_network(paths: &Paths) -> (NetReport, NetReport) {
-    let (p, e) = super::netscan::scan(paths);
-    for (r, name) in [(&p, PORTS_FILE), (&e, EGRESS_FILE)] {
-        let _ = util::atomic_write_json_report(&paths.assessment_file(name), &net_json(r));
-    }
-    (p, e)
+/// the same instant) and saves them under `assessments/` (done when the guard is dropped).
+pub fn scan_network(paths: &Paths) -> (NetReport, NetReport, super::netscan::Saving) {
+    super::netscan::scan(paths)
 }
 
 /// Runs a full assessment: scans (unless given), probes, audit verification, checks; updates
@@ -306,10 +282,12 @@ pub fn assess(paths: &Paths, opts: AssessOptions) -> Result<Assessment, Complian
     let state_path = ScanState::path(paths);
     let (mut state, warning) = ScanState::load(&state_path);
     let mut warnings: Vec<String> = warning.into_iter().collect();
+    let mut _saving = None;
     let (ports, egress) = match (opts.ports, opts.egress) {
         (Some(p), Some(e)) => (p, e),
         (p, e) => {
-            let (sp, se) = scan_network(paths);
+            let (sp, se, saving) = scan_network(paths);
+            _saving = Some(saving);
             (p.unwrap_or(sp), e.unwrap_or(se))
         }
     };
@@ -352,19 +330,15 @@ pub fn assess(paths: &Paths, opts: AssessOptions) -> Result<Assessment, Complian
         },
         checks: results,
         scans: Scans {
-            ports: Value::Null,
-            egress: Value::Null,
+            ports: scan_summary(&host.ports),
+            egress: scan_summary(&host.egress),
         },
         history: state.history.clone(),
-        reports: FullScans::default(),
+        reports: FullScans {
+            ports: Some(host.ports),
+            egress: Some(host.egress),
+        },
     };
-    let mut assessment = assessment;
-    let fail = || NetReport::Failed(String::new());
-    let mut host = host;
-    assessment.reports.ports = net_json_owned(std::mem::replace(&mut host.ports, fail()));
-    assessment.reports.egress = net_json_owned(std::mem::replace(&mut host.egress, fail()));
-    assessment.scans.ports = scan_summary(&assessment.reports.ports);
-    assessment.scans.egress = scan_summary(&assessment.reports.egress);
     util::atomic_write_json_report(&paths.assessment_file(ASSESSMENT_FILE), &assessment)?;
     Ok(assessment)
 }
