@@ -308,6 +308,16 @@ impl Writer {
         })
     }
 
+    /// A second handle on the current log file. `sync_data` through it makes durable every
+    /// record appended before it was taken, without holding whatever guards this writer, so
+    /// other appends need not wait for the disk.
+    pub fn data_handle(&self) -> Result<std::fs::File> {
+        self.file.try_clone().map_err(|e| AuditError::WriteFailed {
+            path: self.path.clone(),
+            source: e,
+        })
+    }
+
     fn sync_locked(&mut self) -> Result<()> {
         self.file.sync_data().map_err(|e| AuditError::WriteFailed {
             path: self.path.clone(),

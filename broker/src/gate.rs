@@ -6,12 +6,12 @@
 use std::collections::BTreeMap;
 use std::os::unix::fs::MetadataExt;
 use std::path::{Path, PathBuf};
-use std::sync::atomic::{AtomicBool, Ordering};
+use std::sync::atomic::{AtomicBool, AtomicU64, Ordering};
 use std::sync::{Arc, Condvar, Mutex, MutexGuard};
 use std::time::{Duration, SystemTime, UNIX_EPOCH};
 
 use occ_audit::{Value, Writer};
-use occ_policy::file::{Channel, FileError, PolicyConfig};
+use occ_policy::file::{Channel, FileError, Fsync, PolicyConfig};
 use occ_policy::{Action, Caller, Context, Decision, Evaluation};
 use occ_proto::{Output, Request};
 
@@ -85,6 +85,15 @@ pub struct Core {
     audit: Mutex<Option<Writer>>,
     /// Records appended since the head checkpoint was last brought up to date.
     audit_dirty: AtomicBool,
+    /// Records appended since the log was last made durable.
+    audit_unsynced: AtomicBool,
+    /// `audit.fsync` in broker.json is `always` (the default): every event is durable before
+    /// the broker answers anyone, not only `exec_start` and the approvals.
+    fsync_always: AtomicBool,
+    /// Syncs [`Core::settle`] made (shown by `occ status`).
+    answer_syncs: AtomicU64,
+    /// `audit.seal` in broker.json: events may only be written sealed.
+    seal_required: AtomicBool,
 }
 
 /// The broker's approval gate: the shared [`Core`] plus what only request handling needs.
@@ -115,6 +124,10 @@ impl Gate {
     /// A gate for `$OCC_HOME` served by a broker running as `uid`.
     pub fn new(home: PathBuf, uid: u32, legacy_token_sha256: Option<String>) -> Gate {
         let cfg = load_policy(&home, uid, &|_| None).ok();
+        let fsync_always = cfg
+            .as_ref()
+            .is_none_or(|c| c.broker.audit.fsync == Fsync::Always);
+        let seal_required = cfg.as_ref().is_some_and(|c| c.broker.audit.seal);
         let (expiry, idle) = cfg
             .as_ref()
             .map(|c| {
@@ -131,6 +144,10 @@ impl Gate {
                 decided: Condvar::new(),
                 audit: Mutex::new(None),
                 audit_dirty: AtomicBool::new(false),
+                audit_unsynced: AtomicBool::new(false),
+                fsync_always: AtomicBool::new(fsync_always),
+                answer_syncs: AtomicU64::new(0),
+                seal_required: AtomicBool::new(seal_required),
             }),
             uid,
             legacy_token_sha256,
@@ -204,6 +221,14 @@ impl Core {
         let Some(w) = guard.as_mut() else {
             return Err("the audit log is not open".into());
         };
+        if self.seal_required.load(Ordering::SeqCst) && !w.sealing() {
+            // Fail closed: an unsealed record where sealing is required is not on record.
+            return Err(format!(
+                "broker.json sets audit.seal but {} is not sealed; run `occ audit init --seal` \
+                 (or set audit.seal to false)",
+                w.path().display()
+            ));
+        }
         let result = w.append(event_type, fields).and_then(|a| {
             if durable {
                 w.sync_data()?;
@@ -211,12 +236,55 @@ impl Core {
             Ok(a.seq)
         });
         self.audit_dirty.store(true, Ordering::SeqCst);
+        self.audit_unsynced
+            .store(!durable || result.is_err(), Ordering::SeqCst);
         result.map_err(|e| {
             // Reopen next time: the file may have been rotated or repaired.
             *guard = None;
             tracing::error!("audit write failed: {e}");
             format!("cannot write the audit log: {e}")
         })
+    }
+
+    /// Follows `audit.fsync` and `audit.seal` as the policy files now say.
+    fn follow_audit_config(&self, cfg: &PolicyConfig) {
+        self.fsync_always
+            .store(cfg.broker.audit.fsync == Fsync::Always, Ordering::SeqCst);
+        self.seal_required
+            .store(cfg.broker.audit.seal, Ordering::SeqCst);
+    }
+
+    /// With `audit.fsync: always`, makes every appended event durable: called before each
+    /// answer leaves the broker and after events nobody is answered about (expiry, the end of
+    /// a run). With `batch` the maintenance thread does it within [`FLUSH_EVERY`].
+    fn settle(&self) {
+        if !self.fsync_always.load(Ordering::SeqCst)
+            || !self.audit_unsynced.swap(false, Ordering::SeqCst)
+        {
+            return;
+        }
+        // Sync through a second handle, outside the lock: appends by other callers go on
+        // meanwhile, and everything appended before the handle was taken becomes durable.
+        let handle = {
+            let guard = self.audit.lock().unwrap_or_else(|p| p.into_inner());
+            guard.as_ref().map(Writer::data_handle)
+        };
+        let synced = match handle {
+            None => return,
+            Some(h) => h.map_err(|e| e.to_string()).and_then(|f| {
+                f.sync_data()
+                    .map_err(|e| format!("fdatasync of the audit log: {e}"))
+            }),
+        };
+        match synced {
+            Ok(()) => {
+                self.answer_syncs.fetch_add(1, Ordering::SeqCst);
+            }
+            Err(e) => {
+                tracing::error!("audit sync failed: {e}");
+                self.audit_unsynced.store(true, Ordering::SeqCst);
+            }
+        }
     }
 
     /// Makes every appended event durable and brings the head checkpoint up to date, if
@@ -227,9 +295,12 @@ impl Core {
         }
         let mut guard = self.audit.lock().unwrap_or_else(|p| p.into_inner());
         if let Some(w) = guard.as_mut() {
-            if let Err(e) = w.sync() {
-                tracing::error!("audit sync failed: {e}");
-                self.audit_dirty.store(true, Ordering::SeqCst);
+            match w.sync() {
+                Ok(()) => self.audit_unsynced.store(false, Ordering::SeqCst),
+                Err(e) => {
+                    tracing::error!("audit sync failed: {e}");
+                    self.audit_dirty.store(true, Ordering::SeqCst);
+                }
             }
         }
     }
@@ -258,6 +329,7 @@ impl Core {
             f.insert("session_id".into(), s(sid));
             let _ = self.audit("session_timeout", f);
         }
+        self.settle();
     }
 }
 
@@ -329,6 +401,9 @@ impl Gate {
         let caller = Caller::from_uid(peer.uid);
         let ctx = Context::new(caller.clone(), PathBuf::from(&cwd), env.clone());
         let policy = load_policy(&self.home, self.uid, &|k| env.get(k).cloned());
+        if let Ok(cfg) = &policy {
+            self.follow_audit_config(cfg);
+        }
         let eval = occ_policy::evaluate(&raw_argv, &ctx, &policy, &[], SystemTime::now());
         let tty = req.isatty.iter().any(|t| *t);
         let (command, runuser, rungroup, runcwd, assigns, digest, code) = match &eval.request {
@@ -1032,6 +1107,11 @@ impl Gate {
             "pending": st.pending().count(),
             "grants": st.grant_count(),
             "sessions": sessions,
+            "audit": {
+                "fsync": if self.fsync_always.load(Ordering::SeqCst) { "always" } else { "batch" },
+                "syncs_before_answers": self.answer_syncs.load(Ordering::SeqCst),
+                "seal_required": self.seal_required.load(Ordering::SeqCst),
+            },
         })
     }
 }
@@ -1267,28 +1347,9 @@ impl Gate {
     }
 }
 
-impl RequestHandler for Gate {
-    fn started(&self, info: &StartInfo) {
-        self.start_maintenance();
-        let restored = self.restore_state();
-        let mut f = Fields::new();
-        f.insert("pid".into(), int(info.pid));
-        f.insert("uid".into(), int(info.uid));
-        f.insert("mode".into(), s("user"));
-        f.insert("socket".into(), s(info.socket.display().to_string()));
-        if let Err(e) = self.audit("broker_started", f) {
-            tracing::error!("{e}");
-        }
-        if let Some((event, fields)) = restored {
-            let _ = self.audit(event, fields);
-        }
-        // The head checkpoint exists from the first event on, so `occ audit verify` never
-        // finds a log without one.
-        self.flush_audit();
-        tracing::info!(pid = info.pid, "broker_started");
-    }
-
-    fn handle(&self, conn: &mut Conn, req: Request) {
+impl Gate {
+    /// One request, answered (the [`RequestHandler::handle`] body).
+    fn serve(&self, conn: &mut Conn, req: Request) {
         self.sweep();
         let peer = conn.peer();
         let u = match self.understand(&peer, &req) {
@@ -1394,7 +1455,8 @@ impl RequestHandler for Gate {
         }
     }
 
-    fn admin(&self, conn: &mut Conn, body: Vec<u8>) {
+    /// One admin request, answered.
+    fn serve_admin(&self, conn: &mut Conn, body: Vec<u8>) {
         let peer = conn.peer();
         let (reply, ok) = match serde_json::from_slice::<serde_json::Value>(&body) {
             Ok(req) => self.admin_json(&peer, &req),
@@ -1405,12 +1467,49 @@ impl RequestHandler for Gate {
         };
         let _ = conn.admin_reply(ok, reply.to_string().into_bytes());
     }
+}
+
+impl RequestHandler for Gate {
+    fn started(&self, info: &StartInfo) {
+        self.start_maintenance();
+        let restored = self.restore_state();
+        let mut f = Fields::new();
+        f.insert("pid".into(), int(info.pid));
+        f.insert("uid".into(), int(info.uid));
+        f.insert("mode".into(), s("user"));
+        f.insert("socket".into(), s(info.socket.display().to_string()));
+        if let Err(e) = self.audit("broker_started", f) {
+            tracing::error!("{e}");
+        }
+        if let Some((event, fields)) = restored {
+            let _ = self.audit(event, fields);
+        }
+        // The head checkpoint exists from the first event on, so `occ audit verify` never
+        // finds a log without one.
+        self.flush_audit();
+        tracing::info!(pid = info.pid, "broker_started");
+    }
+
+    fn handle(&self, conn: &mut Conn, req: Request) {
+        let core = Arc::clone(&self.core);
+        conn.before_answer(Box::new(move || core.settle()));
+        self.serve(conn, req);
+        // Events after the last answer: `exec_finish`, `exec_outcome_unknown`.
+        self.settle();
+    }
+
+    fn admin(&self, conn: &mut Conn, body: Vec<u8>) {
+        let core = Arc::clone(&self.core);
+        conn.before_answer(Box::new(move || core.settle()));
+        self.serve_admin(conn, body);
+    }
 
     fn protocol_error(&self, peer: &PeerCred, err: &ProtocolError) {
         let mut f = Self::peer_fields(peer);
         f.insert("kind".into(), s(err.kind));
         f.insert("detail".into(), s(err.detail.clone()));
         let _ = self.audit("protocol_error", f);
+        self.settle();
     }
 
     fn peer_refused(&self, peer: &PeerCred, broker_uid: u32) {
@@ -1418,6 +1517,7 @@ impl RequestHandler for Gate {
         f.insert("reason_code".into(), s("peer_uid_mismatch"));
         f.insert("broker_uid".into(), int(broker_uid));
         let _ = self.audit("policy_block", f);
+        self.settle();
     }
 
     fn stopping(&self, cause: StopCause) {
@@ -1431,6 +1531,7 @@ impl RequestHandler for Gate {
             f.insert("reason".into(), s("broker_stopping"));
             let _ = self.audit("approval_expired", f);
         }
+        self.settle();
         tracing::info!(?cause, "stopping");
     }
 
@@ -1442,5 +1543,71 @@ impl RequestHandler for Gate {
         }
         let _ = self.audit("broker_stopped", f);
         self.flush_audit();
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use std::os::unix::fs::PermissionsExt;
+
+    /// A gate over a home whose broker.json sets `audit.fsync` to `fsync` (absent: the
+    /// default).
+    fn gate_with(fsync: Option<&str>) -> (tempfile::TempDir, Gate) {
+        let d = tempfile::tempdir().unwrap();
+        let sec = d.path().join("security");
+        std::fs::create_dir(&sec).unwrap();
+        for dir in [d.path(), sec.as_path()] {
+            std::fs::set_permissions(dir, std::fs::Permissions::from_mode(0o700)).unwrap();
+        }
+        let cfg = sec.join("broker.json");
+        let body = fsync.map_or("{}".to_string(), |f| {
+            format!(r#"{{"audit": {{"fsync": "{f}"}}}}"#)
+        });
+        std::fs::write(&cfg, body).unwrap();
+        std::fs::set_permissions(&cfg, std::fs::Permissions::from_mode(0o600)).unwrap();
+        let uid = nix::unistd::geteuid().as_raw();
+        let gate = Gate::new(d.path().to_path_buf(), uid, None);
+        (d, gate)
+    }
+
+    fn answer_syncs(g: &Gate) -> u64 {
+        g.status_json()["audit"]["syncs_before_answers"]
+            .as_u64()
+            .unwrap()
+    }
+
+    #[test]
+    fn fsync_always_makes_each_event_durable_before_an_answer() {
+        for fsync in [None, Some("always")] {
+            let (_d, g) = gate_with(fsync);
+            assert_eq!(g.status_json()["audit"]["fsync"], "always", "{fsync:?}");
+            g.audit("request_received", Fields::new()).unwrap();
+            g.audit("policy_block", Fields::new()).unwrap();
+            g.settle();
+            assert_eq!(answer_syncs(&g), 1, "one sync covers both events");
+            // Nothing new appended: no sync.
+            g.settle();
+            assert_eq!(answer_syncs(&g), 1);
+            // A durable event leaves nothing to settle.
+            g.audit_durable("exec_start", Fields::new()).unwrap();
+            g.settle();
+            assert_eq!(answer_syncs(&g), 1);
+        }
+    }
+
+    #[test]
+    fn fsync_batch_leaves_events_to_the_group_commit() {
+        let (d, g) = gate_with(Some("batch"));
+        assert_eq!(g.status_json()["audit"]["fsync"], "batch");
+        g.audit("policy_block", Fields::new()).unwrap();
+        g.settle();
+        assert_eq!(answer_syncs(&g), 0);
+        // Written all the same (one write(2) per event), and durable at the next flush.
+        let log =
+            std::fs::read_to_string(d.path().join("security/privileged-audit.jsonl")).unwrap();
+        assert!(log.contains("\"policy_block\""), "{log}");
+        g.flush_audit();
+        assert!(!g.audit_unsynced.load(Ordering::SeqCst));
     }
 }

@@ -352,6 +352,80 @@ fn deny_refuses_and_is_audited() {
     h.verify_intact();
 }
 
+/// `audit.fsync` in broker.json is what the broker does: with `always` (the default) it makes
+/// the log durable before each answer, with `batch` it leaves that to the group commit.
+#[test]
+fn audit_fsync_in_broker_json_is_honoured() {
+    let Some(ids) = ready() else { return };
+    let audit_of = |h: &AgentHome| {
+        let st = h.occ(&["status", "--json"]);
+        assert!(st.status.success(), "{}", text(&st.stderr));
+        let v: Value = serde_json::from_slice(&st.stdout).unwrap();
+        v["audit"].clone()
+    };
+    let h = AgentHome::new(ids);
+    // request_received + approval_requested, then the Pending answer: one sync before it.
+    let id = pending_id(&h.sudo(&["-n", "/usr/bin/true"], &[]));
+    let a = audit_of(&h);
+    assert_eq!(a["fsync"], "always", "{a}");
+    let before = a["syncs_before_answers"].as_u64().unwrap();
+    assert!(before >= 1, "{a}");
+    // The denial is durable before `occ deny` hears it was done.
+    assert!(h.occ(&["deny", &id]).status.success());
+    let a = audit_of(&h);
+    assert!(a["syncs_before_answers"].as_u64().unwrap() > before, "{a}");
+    h.stop_broker();
+    h.verify_intact();
+
+    let h = AgentHome::new(ids);
+    h.write_security("broker.json", r#"{"audit": {"fsync": "batch"}}"#);
+    let id = pending_id(&h.sudo(&["-n", "/usr/bin/true"], &[]));
+    assert!(h.occ(&["deny", &id]).status.success());
+    let a = audit_of(&h);
+    assert_eq!(a["fsync"], "batch", "{a}");
+    assert_eq!(a["syncs_before_answers"], 0, "{a}");
+    h.stop_broker();
+    h.verify_intact();
+}
+
+/// `audit.seal: true` with an unsealed log refuses every request (nothing unsealed goes on
+/// record); once `occ audit init --seal` starts sealing, requests go through, sealed.
+#[test]
+fn audit_seal_in_broker_json_fails_closed_until_the_log_is_sealed() {
+    let Some(ids) = ready() else { return };
+    let h = AgentHome::new(ids);
+    h.write_security("broker.json", r#"{"audit": {"seal": true}}"#);
+    let out = h.sudo(&["-n", "/usr/bin/true"], &[]);
+    assert_eq!(out.status.code(), Some(1), "{}", text(&out.stderr));
+    let err = text(&out.stderr);
+    assert!(
+        err.contains("audit.seal") && err.contains("occ audit init --seal"),
+        "{err}"
+    );
+    assert!(h.pending().is_empty(), "nothing was filed");
+
+    let init = h.occ(&["audit", "init", "--seal", "--json"]);
+    assert!(init.status.success(), "{}", text(&init.stderr));
+    let k0: Value = serde_json::from_slice(&init.stdout).unwrap();
+    let k0 = k0["k0"].as_str().unwrap().to_string();
+    let id = pending_id(&h.sudo(&["-n", "/usr/bin/true"], &[]));
+    assert!(h.occ(&["deny", &id]).status.success());
+    h.stop_broker();
+    let ev = h.events();
+    let requested = ev
+        .iter()
+        .find(|e| e["event_type"] == "request_received")
+        .expect("the request after sealing began is on record");
+    assert!(requested["seal"].is_string(), "{requested}");
+    let verify = h.occ(&["audit", "verify", "--key", &k0]);
+    assert!(
+        verify.status.success(),
+        "{}{}",
+        text(&verify.stdout),
+        text(&verify.stderr)
+    );
+}
+
 #[test]
 fn session_grant_is_reused_within_the_session_only() {
     let Some(ids) = ready() else { return };

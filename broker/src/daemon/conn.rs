@@ -86,6 +86,16 @@ pub struct Conn {
     stdio: [Option<OwnedFd>; 3],
     shutdown: Shutdown,
     finished: bool,
+    before_answer: Option<AnswerHook>,
+}
+
+/// What runs before each answer (see [`Conn::before_answer`]).
+struct AnswerHook(Box<dyn FnMut() + Send>);
+
+impl std::fmt::Debug for AnswerHook {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.write_str("AnswerHook")
+    }
 }
 
 impl Conn {
@@ -101,7 +111,14 @@ impl Conn {
             stdio,
             shutdown,
             finished: false,
+            before_answer: None,
         }
+    }
+
+    /// Runs `f` before every answer this connection sends (the gate makes the audit log
+    /// durable there when `audit.fsync` is `always`).
+    pub fn before_answer(&mut self, f: Box<dyn FnMut() + Send>) {
+        self.before_answer = Some(AnswerHook(f));
     }
 
     /// The peer's pid, uid and gid.
@@ -186,6 +203,9 @@ impl Conn {
             return Err(SendError(occ_proto::Error::Malformed(
                 "a final answer was already sent on this connection",
             )));
+        }
+        if let Some(AnswerHook(f)) = self.before_answer.as_mut() {
+            f();
         }
         if last {
             // Release the caller's stdio with the final answer: a `$(sudo …)` pipe must see
