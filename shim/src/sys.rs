@@ -159,6 +159,9 @@ unsafe fn close_from(first: libc::c_uint) {
 static CHILD: AtomicI32 = AtomicI32::new(0);
 /// Bit `n` set: signal `n` was relayed and not yet reported to the broker.
 static RELAYED: AtomicU64 = AtomicU64::new(0);
+/// Bit `n` set: signal `n` came while the command was being started (its pid not yet known);
+/// [`set_child`] relays it as soon as the pid is.
+static EARLY: AtomicU64 = AtomicU64::new(0);
 
 /// The signals the shim relays to the command, as sudo does.
 pub const RELAY: [libc::c_int; 4] = [libc::SIGINT, libc::SIGTERM, libc::SIGHUP, libc::SIGQUIT];
@@ -174,11 +177,18 @@ extern "C" fn relay_handler(sig: libc::c_int, info: *mut libc::siginfo_t, _ctx: 
     }
     let child = CHILD.load(Ordering::SeqCst);
     if child > 0 {
-        // SAFETY: kill is async-signal-safe and only sends a signal.
-        unsafe { libc::kill(child, sig) };
-        if (0..64).contains(&sig) {
-            RELAYED.fetch_or(1u64 << sig, Ordering::SeqCst);
-        }
+        relay(child, sig);
+    } else if (0..64).contains(&sig) {
+        EARLY.fetch_or(1u64 << sig, Ordering::SeqCst);
+    }
+}
+
+/// Sends `sig` to `child` and notes it for the broker. Async-signal-safe.
+fn relay(child: libc::c_int, sig: libc::c_int) {
+    // SAFETY: kill is async-signal-safe and only sends a signal.
+    unsafe { libc::kill(child, sig) };
+    if (0..64).contains(&sig) {
+        RELAYED.fetch_or(1u64 << sig, Ordering::SeqCst);
     }
 }
 
@@ -200,9 +210,17 @@ pub fn install_relay() -> io::Result<()> {
     Ok(())
 }
 
-/// Tells the relay handler which pid to forward to (0 to stop).
+/// Tells the relay handler which pid to forward to (0 to stop). A signal that came while the
+/// command was being started is relayed to it now. (The shim has one thread, so the handler
+/// runs either before this store, and leaves the signal in `EARLY`, or after it, and relays.)
 pub fn set_child(pid: i32) {
     CHILD.store(pid, Ordering::SeqCst);
+    let early = EARLY.swap(0, Ordering::SeqCst);
+    if pid > 0 {
+        for sig in (1..64).filter(|s| early & (1u64 << s) != 0) {
+            relay(pid, sig);
+        }
+    }
 }
 
 /// Takes the set of signals relayed since the last call.
@@ -250,5 +268,29 @@ pub fn reraise(sig: i32) {
         libc::sigaddset(&mut set, sig);
         libc::sigprocmask(libc::SIG_UNBLOCK, &set, std::ptr::null_mut());
         libc::raise(sig);
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use std::os::unix::process::ExitStatusExt;
+
+    #[test]
+    fn a_signal_before_the_pid_is_known_is_relayed_once_it_is() {
+        install_relay().unwrap();
+        // SIGTERM sent by a process (si_code <= 0) while no command runs yet.
+        // SAFETY: the relay handler is installed for SIGTERM; raise only signals this thread.
+        assert_eq!(unsafe { libc::raise(libc::SIGTERM) }, 0);
+        assert!(take_relayed().is_empty(), "nothing to relay to yet");
+        let mut child = std::process::Command::new("/bin/sleep")
+            .arg("30")
+            .spawn()
+            .unwrap();
+        set_child(child.id() as i32);
+        let status = child.wait().unwrap();
+        set_child(0);
+        assert_eq!(status.signal(), Some(libc::SIGTERM), "{status:?}");
+        assert_eq!(take_relayed(), vec![libc::SIGTERM]);
     }
 }
