@@ -949,6 +949,48 @@ fn occ_broker_detaches_reports_started_and_keeps_serving() {
 }
 
 #[test]
+fn a_starting_broker_rotates_an_oversized_log_and_logs_to_a_fresh_one() {
+    use std::os::unix::fs::OpenOptionsExt;
+    let home = Home::new(true);
+    std::fs::create_dir_all(home.run()).unwrap();
+    std::fs::set_permissions(home.run(), std::fs::Permissions::from_mode(0o700)).unwrap();
+    let old = home.run().join("broker.log");
+    let mut f = std::fs::OpenOptions::new()
+        .create(true)
+        .write(true)
+        .mode(0o600)
+        .open(&old)
+        .unwrap();
+    // Just over the 4 MiB limit, ending in a line we can find again.
+    std::io::Write::write_all(&mut f, &vec![b'x'; 4 << 20]).unwrap();
+    std::io::Write::write_all(&mut f, b"\nthe old log's last line\n").unwrap();
+    drop(f);
+    let out = output_within(home.occ(&["broker"]), 5);
+    assert_eq!(out.status.code(), Some(0), "{}", stderr(&out));
+    let rotated = std::fs::read(home.run().join("broker.log.1")).unwrap();
+    assert!(rotated.ends_with(b"the old log's last line\n"));
+    // The running broker writes to the fresh log: its start, and its stop.
+    wait_until("the fresh log to name the rotation", 5, || {
+        home.log().contains("rotated")
+    });
+    home.stop_broker();
+    let log = home.log();
+    assert!(log.len() < 64 << 10, "{} bytes", log.len());
+    assert!(log.contains("stopped"), "{log}");
+    let mode = std::fs::metadata(home.run().join("broker.log"))
+        .unwrap()
+        .permissions()
+        .mode()
+        & 0o777;
+    assert_eq!(mode, 0o600);
+    // A log under the limit is left alone.
+    let out = output_within(home.occ(&["broker"]), 5);
+    assert_eq!(out.status.code(), Some(0), "{}", stderr(&out));
+    home.stop_broker();
+    assert!(home.log().contains("rotated"), "the same log, appended to");
+}
+
+#[test]
 fn a_broker_that_accepts_but_never_answers_cannot_hang_the_shim() {
     let home = Home::new(false);
     std::fs::create_dir_all(home.run()).unwrap();

@@ -141,6 +141,28 @@ pub fn ensure_run_dir(paths: &RunPaths) -> Result<(), FilesError> {
     Ok(())
 }
 
+/// Past this size, `run/broker.log` is rotated when a broker starts.
+pub const LOG_ROTATE_BYTES: u64 = 4 << 20;
+
+/// Called by the broker that holds the lock, when it logs to `run/broker.log`: a log over
+/// [`LOG_ROTATE_BYTES`] becomes `broker.log.1` (replacing an older one), and a fresh log takes
+/// over this process's stdout and stderr. Returns whether it rotated.
+pub fn rotate_log(paths: &RunPaths) -> Result<bool, FilesError> {
+    let big = std::fs::symlink_metadata(&paths.log)
+        .is_ok_and(|m| m.file_type().is_file() && m.len() > LOG_ROTATE_BYTES);
+    if !big {
+        return Ok(false);
+    }
+    let old = paths.dir.join("broker.log.1");
+    std::fs::rename(&paths.log, &old).map_err(io_err("rotate", &paths.log))?;
+    let log = open_log(paths)?;
+    for fd in [1, 2] {
+        nix::unistd::dup2(std::os::fd::AsRawFd::as_raw_fd(&log), fd)
+            .map_err(|e| io_err("redirect output to", &paths.log)(e.into()))?;
+    }
+    Ok(true)
+}
+
 /// Opens `run/broker.log` for appending (0600), refusing a symlink.
 pub fn open_log(paths: &RunPaths) -> Result<File, FilesError> {
     OpenOptions::new()

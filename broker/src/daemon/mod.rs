@@ -456,6 +456,17 @@ pub fn run(opts: Options, handler: Arc<dyn RequestHandler>) -> i32 {
             return 2;
         }
     };
+    if !opts.foreground {
+        match files::rotate_log(&paths) {
+            Ok(true) => tracing::info!(
+                "rotated {} (over {} bytes) to broker.log.1",
+                paths.log.display(),
+                files::LOG_ROTATE_BYTES
+            ),
+            Ok(false) => {}
+            Err(e) => tracing::warn!("cannot rotate the broker log: {e}"),
+        }
+    }
     let shutdown = match Shutdown::new() {
         Ok(s) => s,
         Err(e) => {
