@@ -957,6 +957,7 @@ fn a_starting_broker_rotates_an_oversized_log_and_logs_to_a_fresh_one() {
     let old = home.run().join("broker.log");
     let mut f = std::fs::OpenOptions::new()
         .create(true)
+        .truncate(true)
         .write(true)
         .mode(0o600)
         .open(&old)
