@@ -367,8 +367,15 @@ pub fn evaluate<S: AsRef<str>>(
     let secure_path = &policy.broker.secure_path;
     let (command, argv) = match action {
         Action::Shell | Action::LoginShell => {
+            // As sudo: `-s` runs $SHELL when set, else the caller's login shell; `-i` runs
+            // the target user's login shell.
+            let env_shell = ctx
+                .env
+                .get("SHELL")
+                .filter(|s| !s.is_empty())
+                .map(PathBuf::from);
             let shell = if action == Action::Shell {
-                &ctx.caller.shell
+                env_shell.as_ref().unwrap_or(&ctx.caller.shell)
             } else {
                 &target.shell
             };

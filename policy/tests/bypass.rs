@@ -220,3 +220,50 @@ fn session_grants_still_work_for_plain_commands() {
         Decision::ApprovalRequired
     );
 }
+
+/// `-s` runs `$SHELL` when the caller set it (as sudo does), else the caller's login shell; the
+/// shell that will run is what the policy judges and the approver sees.
+#[test]
+fn sudo_s_runs_the_callers_shell_variable_as_sudo_does() {
+    use occ_policy::{Caller, Context, PolicyConfig};
+    use std::collections::BTreeMap;
+    use std::path::PathBuf;
+    let mut cfg = PolicyConfig::default();
+    cfg.broker.allow_shells = true;
+    let cfg = Ok(cfg);
+    let caller = Caller {
+        user: "agent".into(),
+        uid: 0,
+        gid: 0,
+        shell: PathBuf::from("/bin/sh"),
+    };
+    let run = |env: &[(&str, &str)]| {
+        let env: BTreeMap<String, String> = env
+            .iter()
+            .map(|(k, v)| (k.to_string(), v.to_string()))
+            .collect();
+        let ctx = Context::new(caller.clone(), PathBuf::from("/"), env);
+        let words: Vec<String> = ["-s", "id"].iter().map(|s| s.to_string()).collect();
+        let ev = occ_policy::evaluate(&words, &ctx, &cfg, &[], now());
+        let r = ev.request.unwrap_or_else(|| panic!("{:?}", ev.outcome));
+        (r.argv, r.runs_arbitrary_code)
+    };
+    // The shell's path as resolved (on a merged-/usr host /bin/bash is /usr/bin/bash).
+    let name = |argv: &[String]| {
+        let p = std::path::Path::new(&argv[0]);
+        assert!(p.is_absolute(), "{argv:?}");
+        (
+            p.file_name().unwrap().to_string_lossy().into_owned(),
+            argv[1..].to_vec(),
+        )
+    };
+    let (argv, code) = run(&[("SHELL", "/bin/bash")]);
+    assert_eq!(name(&argv), ("bash".into(), vec!["-c".into(), "id".into()]));
+    assert!(code, "a shell runs arbitrary code");
+    assert_eq!(name(&run(&[]).0).0, "sh", "no $SHELL: the login shell");
+    assert_eq!(
+        name(&run(&[("SHELL", "")]).0).0,
+        "sh",
+        "an empty $SHELL is unset"
+    );
+}
