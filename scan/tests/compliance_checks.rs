@@ -950,3 +950,24 @@ fn defaults_alone_do_not_pass_without_an_installed_broker() {
         assert_eq!(r.status, NotAssessed, "{id}: {:?}", r.observed_state);
     }
 }
+
+#[test]
+fn audit_logging_cites_what_the_running_broker_reports() {
+    let h = good_home();
+    let mut host = good_host(&h);
+    host.broker = BrokerProbe::Up(
+        json!({"broker": "up", "audit": {"fsync": "always", "syncs_before_answers": 3}}),
+    );
+    let r = &evaluate(&h, &host, &audit_of(&h))["audit_logging_privileged_actions"];
+    assert_eq!(r.status, Compliant, "{r:?}");
+    assert!(
+        r.evidence
+            .iter()
+            .any(|e| e == "the running broker reports audit.fsync=always, 3 sync(s) before answers"),
+        "{:?}",
+        r.evidence
+    );
+    // A broker that says nothing about its audit adds no such line.
+    let plain = &evaluate(&h, &good_host(&h), &audit_of(&h))["audit_logging_privileged_actions"];
+    assert!(!plain.evidence.iter().any(|e| e.contains("running broker")));
+}

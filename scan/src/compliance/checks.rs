@@ -495,10 +495,19 @@ fn audit_logging_privileged_actions(c: &Ctx) -> Verdict {
         Err(v) => return v,
     };
     let fsync = cfg.audit.fsync.clone().unwrap_or_else(|| "always".into());
-    let ev = vec![
+    let mut ev = vec![
         format!("{}: {size} bytes", log.display()),
         format!("{src}: audit.fsync={fsync}"),
     ];
+    // What the running broker says it does (it follows broker.json at each request).
+    if let BrokerProbe::Up(status) = &c.host.broker {
+        if let Some(mode) = status["audit"]["fsync"].as_str() {
+            ev.push(format!(
+                "the running broker reports audit.fsync={mode}, {} sync(s) before answers",
+                status["audit"]["syncs_before_answers"]
+            ));
+        }
+    }
     if size == 0 {
         return Verdict::partial(
             "the audit log is empty",
