@@ -330,6 +330,17 @@ pub fn status(a: StatusArgs) -> i32 {
             v["pending"],
             v["grants"]
         );
+        if let Some(mode) = v["audit"]["fsync"].as_str() {
+            out.push_str(&format!(
+                "audit: fsync {mode}{}, {} sync(s) before answers\n",
+                if v["audit"]["seal_required"] == true {
+                    ", sealed"
+                } else {
+                    ""
+                },
+                v["audit"]["syncs_before_answers"]
+            ));
+        }
         let sessions = v["sessions"].as_array().cloned().unwrap_or_default();
         if sessions.is_empty() {
             out.push_str("sessions: none\n");
