@@ -56,6 +56,42 @@ fn home() -> (tempfile::TempDir, PathBuf) {
     (d, h)
 }
 
+/// A scan report that cannot be saved fails the cycle (exit 2) and says so; it is never a
+/// quietly stale file.
+#[test]
+fn scan_compliance_cycle_fails_when_a_scan_report_cannot_be_saved() {
+    let (_d, h) = home();
+    // A directory where the port report goes: the rename over it fails, even as root.
+    std::fs::create_dir_all(h.join("assessments/port-monitor-latest.json/in-the-way")).unwrap();
+    let o = scan(&h, &["--json", "cycle", "--no-notify"]);
+    let v = json_of(&o);
+    assert_eq!(o.status.code(), Some(2), "{v}");
+    let reports = v["steps"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .find(|s| s["name"] == "reports")
+        .unwrap();
+    assert_eq!(reports["status"], "failed", "{reports}");
+    let detail = reports["detail"].as_str().unwrap();
+    assert!(
+        detail.contains("scan reports not saved") && detail.contains("port-monitor-latest.json"),
+        "{detail}"
+    );
+    // The other reports were still written, and assess alone names the problem too.
+    assert!(h.join("assessments/compliance-summary.json").is_file());
+    let o = scan(&h, &["--json", "assess", "--skip-openclaw", "--no-reports"]);
+    let v = json_of(&o);
+    assert!(
+        v["warnings"]
+            .as_array()
+            .unwrap()
+            .iter()
+            .any(|w| w.as_str().unwrap().contains("port-monitor-latest.json")),
+        "{v}"
+    );
+}
+
 #[test]
 fn scan_compliance_cycle_writes_every_report_atomically() {
     use std::os::unix::fs::PermissionsExt;

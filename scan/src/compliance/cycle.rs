@@ -156,8 +156,8 @@ pub fn cycle(paths: &Paths, opts: &CycleOptions) -> Result<CycleOutcome, Complia
         std::thread::spawn(move || side_steps(&paths, &probe))
     };
     let t_net = Instant::now();
-    // Dropped at the end of the cycle: the saved reports are written by then.
-    let (ports, egress, _saving) = report::scan_network(paths);
+    // Finished at the end of the cycle: the saved reports are written beside the other steps.
+    let (ports, egress, saving) = report::scan_network(paths);
     let elapsed = ms(t_net);
     let (pf, pf_ok, pf_ms, host) = side.join().unwrap_or_else(|_| side_steps(paths, &probe));
 
@@ -247,13 +247,25 @@ pub fn cycle(paths: &Paths, opts: &CycleOptions) -> Result<CycleOutcome, Complia
     if let Some(p) = &out.prom {
         written.push(p.display().to_string());
     }
-    match report::write_reports(&assessment, &out) {
-        Ok(()) => steps.push(Step {
+    let wrote = report::write_reports(&assessment, &out);
+    // The saved scan reports, written beside assess and the reports, count among the reports.
+    let unsaved = saving.finish();
+    match wrote {
+        Ok(()) if unsaved.is_empty() => steps.push(Step {
             name: "reports",
             status: "ok",
             ms: ms(t),
             detail: format!("{} file(s)", written.len()),
         }),
+        Ok(()) => {
+            worst = 2;
+            steps.push(Step {
+                name: "reports",
+                status: "failed",
+                ms: ms(t),
+                detail: format!("scan reports not saved: {}", unsaved.join("; ")),
+            });
+        }
         Err(e) => {
             worst = 2;
             written.clear();

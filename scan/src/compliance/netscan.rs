@@ -23,12 +23,31 @@ use crate::{egress, files};
 const LSOF_TIMEOUT: Duration = Duration::from_secs(10);
 const RESOLVE_TIMEOUT: Duration = Duration::from_secs(1);
 
-/// The saved reports being written beside the rest of the run; dropping it waits for them.
-pub struct Saving(Vec<std::thread::JoinHandle<()>>);
+/// The saved reports being written beside the rest of the run. [`Saving::finish`] waits for
+/// them and says which failed; dropping it waits too.
+pub struct Saving {
+    running: Vec<std::thread::JoinHandle<Result<(), String>>>,
+    failed: Vec<String>,
+}
+
+impl Saving {
+    /// Waits for every save; returns the errors (empty when all were written).
+    pub fn finish(mut self) -> Vec<String> {
+        let mut failed = std::mem::take(&mut self.failed);
+        for h in self.running.drain(..) {
+            match h.join() {
+                Ok(Ok(())) => {}
+                Ok(Err(e)) => failed.push(e),
+                Err(_) => failed.push("a report-saving thread panicked".into()),
+            }
+        }
+        failed
+    }
+}
 
 impl Drop for Saving {
     fn drop(&mut self) {
-        for h in self.0.drain(..) {
+        for h in self.running.drain(..) {
             let _ = h.join();
         }
     }
@@ -53,7 +72,10 @@ pub fn scan(paths: &Paths) -> (NetReport, NetReport, Saving) {
             .map(|rules| egress::evaluate(c, &rules, &mut Resolver::new(RESOLVE_TIMEOUT)))
             .map_err(|e| e.to_string())
     });
-    let mut saving = Saving(Vec::with_capacity(2));
+    let mut saving = Saving {
+        running: Vec::with_capacity(2),
+        failed: Vec::new(),
+    };
     let p = keep(paths, PORTS_FILE, "port", ports, ports_view, &mut saving);
     let e = keep(
         paths,
@@ -81,41 +103,40 @@ fn keep<R: Serialize + Send + 'static>(
     let (out, job): (NetReport, Job) = match report {
         Ok(r) => (
             NetReport::Ok(Box::new(view(&r))),
-            Box::new(move || {
-                let _ = util::atomic_write_json_report(&path, &r);
-            }),
+            Box::new(move || save(&path, &r)),
         ),
         Err(e) => {
             let e = format!("{what} scan failed: {e}");
             let error = json!({"status": "error", "error": e});
-            (
-                NetReport::Failed(e),
-                Box::new(move || {
-                    let _ = util::atomic_write_json_report(&path, &error);
-                }),
-            )
+            (NetReport::Failed(e), Box::new(move || save(&path, &error)))
         }
     };
     // The job runs exactly once: on its thread, or here when no thread can be started.
     let job = Arc::new(Mutex::new(Some(job)));
     let run = |j: &Mutex<Option<Job>>| {
         let job = j.lock().map(|mut g| g.take()).unwrap_or(None);
-        if let Some(job) = job {
-            job();
-        }
+        job.map_or(Ok(()), |job| job())
     };
     let theirs = Arc::clone(&job);
     match std::thread::Builder::new()
         .name("save-report".into())
         .spawn(move || run(&theirs))
     {
-        Ok(h) => saving.0.push(h),
-        Err(_) => run(&job),
+        Ok(h) => saving.running.push(h),
+        Err(_) => {
+            if let Err(e) = run(&job) {
+                saving.failed.push(e);
+            }
+        }
     }
     out
 }
 
-type Job = Box<dyn FnOnce() + Send>;
+type Job = Box<dyn FnOnce() -> Result<(), String> + Send>;
+
+fn save(path: &std::path::Path, report: &impl Serialize) -> Result<(), String> {
+    util::atomic_write_json_report(path, report).map_err(|e| e.to_string())
+}
 
 impl From<&PortsReport> for NetScan {
     fn from(r: &PortsReport) -> NetScan {

@@ -13,6 +13,7 @@ use super::audit::{self, AuditOutcome};
 use super::checks::{self, Ctx};
 use super::facts::{Host, NetReport, ProbeOptions};
 use super::map::{Control, ControlsMap};
+use super::netscan;
 use super::state::{CheckMemory, RunRecord, ScanState};
 use super::util;
 use super::{ComplianceError, Paths, Risk, Status};
@@ -270,8 +271,8 @@ pub struct AssessOptions {
 
 /// Scans ports and egress in-process from one socket collection (so both reports describe
 /// the same instant) and saves them under `assessments/` (done when the guard is dropped).
-pub fn scan_network(paths: &Paths) -> (NetReport, NetReport, super::netscan::Saving) {
-    super::netscan::scan(paths)
+pub fn scan_network(paths: &Paths) -> (NetReport, NetReport, netscan::Saving) {
+    netscan::scan(paths)
 }
 
 /// Runs a full assessment: scans (unless given), probes, audit verification, checks; updates
@@ -282,12 +283,12 @@ pub fn assess(paths: &Paths, opts: AssessOptions) -> Result<Assessment, Complian
     let state_path = ScanState::path(paths);
     let (mut state, warning) = ScanState::load(&state_path);
     let mut warnings: Vec<String> = warning.into_iter().collect();
-    let mut _saving = None;
+    let mut saving = None;
     let (ports, egress) = match (opts.ports, opts.egress) {
         (Some(p), Some(e)) => (p, e),
         (p, e) => {
-            let (sp, se, saving) = scan_network(paths);
-            _saving = Some(saving);
+            let (sp, se, s) = scan_network(paths);
+            saving = Some(s);
             (p.unwrap_or(sp), e.unwrap_or(se))
         }
     };
@@ -319,6 +320,8 @@ pub fn assess(paths: &Paths, opts: AssessOptions) -> Result<Assessment, Complian
     if let Err(e) = state.save(&state_path) {
         warnings.push(e.to_string());
     }
+    // The saved scan reports: written beside the checks, reported here if they failed.
+    warnings.extend(saving.map(netscan::Saving::finish).unwrap_or_default());
     let assessment = Assessment {
         metadata: Metadata {
             system: "OpenClaw".into(),
