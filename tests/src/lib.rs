@@ -2,7 +2,8 @@
 //! skips honestly (a skip under `OCC_REQUIRE_FULL_TESTS=1` is a failure).
 #![forbid(unsafe_code)]
 
-use std::path::PathBuf;
+use std::path::{Path, PathBuf};
+use std::process::Command;
 
 /// Directory holding the built `occ`, `occ-scan` and `occ-shim` binaries: `$OCC_BIN_DIR`, or
 /// the cargo target directory this test binary was built into.
@@ -27,6 +28,26 @@ pub fn bin(name: &str) -> PathBuf {
         p.display()
     );
     p
+}
+
+/// Copies an executable that a test will run. A `cp` child process makes the copy, never a file
+/// descriptor of this multi-threaded test process: another test thread's child could inherit
+/// that descriptor between its fork and its exec, and running the copy meanwhile fails with
+/// "Text file busy" (ETXTBSY).
+pub fn copy_exe(src: impl AsRef<Path>, dst: impl AsRef<Path>) {
+    let (src, dst) = (src.as_ref(), dst.as_ref());
+    let st = Command::new("cp")
+        .arg("--")
+        .arg(src)
+        .arg(dst)
+        .status()
+        .unwrap_or_else(|e| panic!("cannot run cp: {e}"));
+    assert!(
+        st.success(),
+        "cp {} {} failed: {st}",
+        src.display(),
+        dst.display()
+    );
 }
 
 /// Whether this process runs as root.

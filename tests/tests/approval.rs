@@ -69,8 +69,8 @@ impl AgentHome {
         let bin = home.join("bin");
         std::fs::create_dir_all(&bin).unwrap();
         std::fs::create_dir_all(home.join("security")).unwrap();
-        std::fs::copy(occ_tests::bin("occ-shim"), bin.join("sudo")).unwrap();
-        std::fs::copy(occ_tests::bin("occ"), bin.join("occ")).unwrap();
+        occ_tests::copy_exe(occ_tests::bin("occ-shim"), bin.join("sudo"));
+        occ_tests::copy_exe(occ_tests::bin("occ"), bin.join("occ"));
         let h = AgentHome {
             _dir: dir,
             home,

@@ -88,7 +88,7 @@ impl Env {
         }
         std::fs::set_permissions(&home, std::fs::Permissions::from_mode(0o755)).unwrap();
         for name in ["occ", "occ-scan", "occ-shim"] {
-            std::fs::copy(occ_tests::bin(name), stage.join(name)).unwrap();
+            occ_tests::copy_exe(occ_tests::bin(name), stage.join(name));
         }
         let e = Env {
             dir,

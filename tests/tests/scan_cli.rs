@@ -356,7 +356,7 @@ fn scan_egress_exit_codes_and_best_effort_resolution() {
 fn agent_copy(dir: &Path) -> PathBuf {
     fs::set_permissions(dir, fs::Permissions::from_mode(0o755)).unwrap();
     let bin = dir.join("occ-scan");
-    fs::copy(occ_tests::bin("occ-scan"), &bin).unwrap();
+    occ_tests::copy_exe(occ_tests::bin("occ-scan"), &bin);
     fs::set_permissions(&bin, fs::Permissions::from_mode(0o755)).unwrap();
     bin
 }

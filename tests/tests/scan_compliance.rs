@@ -535,7 +535,7 @@ fn scan_compliance_shim_first_in_path_reads_the_gateways_real_environment() {
     std::fs::set_permissions(other.join("sudo"), std::fs::Permissions::from_mode(0o755)).unwrap();
     // A process whose executable is named like the gateway, with its own PATH.
     let gw = d.path().join("openclaw-gateway");
-    std::fs::copy("/bin/sleep", &gw).unwrap();
+    occ_tests::copy_exe("/bin/sleep", &gw);
     let ports = d.path().join("ports.json");
     write(
         &ports,

@@ -40,7 +40,7 @@ fn install_probe() -> Probe {
     let name = format!("occ-shimprobe-{pid}");
     let on_path = PathBuf::from("/usr/local/bin").join(&name);
     for dst in [&abs, &on_path] {
-        std::fs::copy(&src, dst).unwrap();
+        occ_tests::copy_exe(&src, dst);
         std::fs::set_permissions(dst, std::fs::Permissions::from_mode(0o755)).unwrap();
     }
     // What an admin grants an agent in user mode, scoped to the probe: any target user and

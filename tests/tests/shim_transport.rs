@@ -28,9 +28,9 @@ impl Home {
         let path = dir.path().to_path_buf();
         let bin = path.join("bin");
         std::fs::create_dir(&bin).unwrap();
-        std::fs::copy(occ_tests::bin("occ-shim"), bin.join("sudo")).unwrap();
+        occ_tests::copy_exe(occ_tests::bin("occ-shim"), bin.join("sudo"));
         if with_occ {
-            std::fs::copy(occ_tests::bin("occ"), bin.join("occ")).unwrap();
+            occ_tests::copy_exe(occ_tests::bin("occ"), bin.join("occ"));
         }
         // Traversable by the unprivileged agent user in the peer-uid test.
         for d in [&path, &bin] {
@@ -360,7 +360,7 @@ fn socket_path_too_long_for_sun_path_is_a_clear_error() {
     let home = Home::new(false);
     let deep = home.path.join("d".repeat(90));
     std::fs::create_dir_all(deep.join("bin")).unwrap();
-    std::fs::copy(home.sudo(), deep.join("bin/sudo")).unwrap();
+    occ_tests::copy_exe(home.sudo(), deep.join("bin/sudo"));
     let out = output_within(
         {
             let mut c = Command::new(deep.join("bin/sudo"));
@@ -383,7 +383,7 @@ fn socket_path_too_long_for_sun_path_is_a_clear_error() {
 fn shim_outside_a_bin_directory_refuses() {
     let d = tempfile::tempdir().unwrap();
     let exe = d.path().join("sudo");
-    std::fs::copy(occ_tests::bin("occ-shim"), &exe).unwrap();
+    occ_tests::copy_exe(occ_tests::bin("occ-shim"), &exe);
     let out = output_within(Command::new(&exe), 10);
     assert_eq!(out.status.code(), Some(1));
     assert!(stderr(&out).contains("is not inside an OCC_HOME/bin directory"));

@@ -40,8 +40,7 @@ impl Drop for Setup {
 }
 
 fn install(src: &Path, dst: &Path) {
-    std::fs::copy(src, dst)
-        .unwrap_or_else(|e| panic!("copy {} -> {}: {e}", src.display(), dst.display()));
+    occ_tests::copy_exe(src, dst);
     std::fs::set_permissions(dst, std::fs::Permissions::from_mode(0o755)).expect("chmod probe");
 }
 
