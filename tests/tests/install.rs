@@ -360,6 +360,7 @@ fn full_cycle_as_the_agent_user_install_doctor_approve_uninstall_needs_root() {
         "real_sudo",
         "sudo_n_l",
         "audit_log",
+        "audit_seal",
         "policy",
         "legacy_token",
     ] {

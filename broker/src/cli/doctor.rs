@@ -61,6 +61,7 @@ pub fn run(a: DoctorArgs) -> i32 {
         list.push(checks::sudo_list(&real));
     }
     list.push(checks::audit_log(&security));
+    list.push(checks::audit_seal(&security));
     list.push(checks::policy(&security));
     list.push(checks::legacy_token(&home));
 

@@ -425,6 +425,37 @@ pub fn audit_log(security: &Path) -> Check {
     }
 }
 
+/// `audit.seal: true` in broker.json needs a sealed log, or the broker refuses every request.
+pub fn audit_seal(security: &Path) -> Check {
+    let uid = nix::unistd::geteuid().as_raw();
+    let Ok(cfg) = occ_policy::file::load(security, uid, &|_| None) else {
+        return Check::warn(
+            "audit_seal",
+            "not checked: the policy files do not load",
+            "see the policy check",
+        );
+    };
+    let key = security.join("audit-seal.key");
+    let sealed = key.symlink_metadata().is_ok();
+    match (cfg.broker.audit.seal, sealed) {
+        (true, false) => Check::fail(
+            "audit_seal",
+            format!(
+                "broker.json sets audit.seal but {} does not exist, so the broker refuses every \
+                 request",
+                key.display()
+            ),
+            "`occ audit init --seal` (keep the key it prints away from this host), or set \
+             audit.seal to false",
+        ),
+        (_, true) => Check::ok(
+            "audit_seal",
+            format!("the log is sealed ({})", key.display()),
+        ),
+        (false, false) => Check::ok("audit_seal", "sealing is off (audit.seal is false)"),
+    }
+}
+
 /// The policy files load as the broker would load them.
 pub fn policy(security: &Path) -> Check {
     let uid = nix::unistd::geteuid().as_raw();
@@ -579,6 +610,31 @@ mod tests {
         let mut cut = me[..64].to_vec();
         cut[0x38] = 0xff; // many program headers, none present: no panic
         assert_eq!(elf_has_interp(&cut), None);
+    }
+
+    #[test]
+    fn audit_seal_fails_when_broker_json_asks_for_an_unsealed_log() {
+        use std::os::unix::fs::PermissionsExt;
+        let d = tempfile::tempdir().unwrap();
+        let sec = d.path().join("security");
+        std::fs::create_dir(&sec).unwrap();
+        std::fs::set_permissions(&sec, std::fs::Permissions::from_mode(0o700)).unwrap();
+        let write = |name: &str, text: &str| {
+            let p = sec.join(name);
+            std::fs::write(&p, text).unwrap();
+            std::fs::set_permissions(&p, std::fs::Permissions::from_mode(0o600)).unwrap();
+        };
+        assert_eq!(
+            audit_seal(&sec).status,
+            Status::Ok,
+            "no broker.json: sealing off"
+        );
+        write("broker.json", r#"{"audit": {"seal": true}}"#);
+        let c = audit_seal(&sec);
+        assert_eq!(c.status, Status::Fail, "{}", c.line());
+        assert!(c.line().contains("occ audit init --seal"), "{}", c.line());
+        write("audit-seal.key", "00");
+        assert_eq!(audit_seal(&sec).status, Status::Ok);
     }
 
     #[test]
