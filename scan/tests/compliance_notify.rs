@@ -8,7 +8,7 @@ use std::time::{Duration, SystemTime};
 use occ_scan::compliance::notify::{notify, NotifyOptions, NotifyState};
 use serde_json::json;
 
-use crate::compliance_support::{chmod, write};
+use crate::compliance_support::{write, write_exe};
 
 struct Setup {
     dir: tempfile::TempDir,
@@ -28,14 +28,13 @@ fn summary(p: &Path, items: &[(&str, &str, &str)]) {
 fn notifier(dir: &Path, name: &str, code: i32) -> PathBuf {
     let out = dir.join("delivered.txt");
     let p = dir.join(name);
-    write(
+    write_exe(
         &p,
         &format!(
             "#!/bin/sh\ncat >> '{o}'\necho '--' >> '{o}'\nenv > '{o}.env'\nexit {code}\n",
             o = out.display()
         ),
     );
-    chmod(&p, 0o755);
     p
 }
 
@@ -150,8 +149,7 @@ fn failing_notifier_keeps_state_and_retries() {
 fn hanging_notifier_is_killed_and_retried() {
     let mut s = setup(0);
     let p = s.dir.path().join("slow-notifier");
-    write(&p, "#!/bin/sh\nsleep 30\n");
-    chmod(&p, 0o755);
+    write_exe(&p, "#!/bin/sh\nsleep 30\n");
     let argv = json!([p.display().to_string()]).to_string();
     s.opts.cmd = Some(argv.clone());
     s.opts.allowlist = Some(format!("[{argv}]"));
@@ -211,8 +209,7 @@ fn refuses_shells_interpreters_and_mismatched_argv() {
     assert!(e.contains("shell or interpreter"), "{e}");
     // A versioned interpreter name.
     let py = s.dir.path().join("python3.11");
-    write(&py, "#!/bin/false\n");
-    chmod(&py, 0o755);
+    write_exe(&py, "#!/bin/false\n");
     let cmd = json!([py.display().to_string(), "-c", "1"]).to_string();
     refused(&s, &cmd, &format!("[{cmd}]"));
     // awk runs code through system().

@@ -6,7 +6,7 @@
 use std::path::{Path, PathBuf};
 use std::process::Command;
 
-use crate::compliance_support::{chmod, write};
+use crate::compliance_support::{write, write_exe};
 
 const EXE: &str = "/opt/occ tools/bin/occ-scan";
 
@@ -20,7 +20,7 @@ impl Env {
         let fake = dir.path().join("fakebin");
         let log = dir.path().join("calls.log");
         let tab = dir.path().join("crontab.txt");
-        write(
+        write_exe(
             &fake.join("systemctl"),
             &format!(
                 "#!/bin/sh\necho \"systemctl $*\" >> '{}'\nif [ \"$2\" = show-environment ]; then exit {}; fi\nif [ \"$2\" = enable ] && [ -f '{d}/fail-enable' ]; then echo 'Failed to enable unit' >&2; exit 1; fi\nexit 0\n",
@@ -29,7 +29,7 @@ impl Env {
                 d = dir.path().display()
             ),
         );
-        write(
+        write_exe(
             &fake.join("crontab"),
             &format!(
                 "#!/bin/sh\necho \"crontab $*\" >> '{l}'\ncase \"$1\" in\n-l) if [ -f '{t}' ]; then cat '{t}'; else echo 'no crontab for agent' >&2; exit 1; fi;;\n-) cat > '{t}';;\n-r) rm -f '{t}';;\nesac\n",
@@ -37,16 +37,13 @@ impl Env {
                 t = tab.display()
             ),
         );
-        write(
+        write_exe(
             &fake.join("launchctl"),
             &format!(
                 "#!/bin/sh\necho \"launchctl $*\" >> '{}'\nexit 0\n",
                 log.display()
             ),
         );
-        for f in ["systemctl", "crontab", "launchctl"] {
-            chmod(&fake.join(f), 0o755);
-        }
         Env { dir }
     }
 

@@ -27,6 +27,25 @@ pub fn chmod(p: &Path, mode: u32) {
     std::fs::set_permissions(p, std::fs::Permissions::from_mode(mode)).unwrap();
 }
 
+/// Writes a script the test will run (mode 0755). A `cp` child process puts it in place, so no
+/// write descriptor of this multi-threaded test process ever points at it: another test
+/// thread's child could inherit one between its fork and exec, and running the script then
+/// fails with "Text file busy" (ETXTBSY).
+pub fn write_exe(p: &Path, text: &str) {
+    let name = p.file_name().unwrap().to_string_lossy();
+    let staging = p.with_file_name(format!(".{name}.staging"));
+    write(&staging, text);
+    let st = std::process::Command::new("cp")
+        .arg("--")
+        .arg(&staging)
+        .arg(p)
+        .status()
+        .unwrap();
+    assert!(st.success(), "cp {} failed: {st}", p.display());
+    std::fs::remove_file(&staging).unwrap();
+    chmod(p, 0o755);
+}
+
 /// A temporary OCC_HOME where every file-based check is compliant.
 pub struct Home {
     pub dir: tempfile::TempDir,

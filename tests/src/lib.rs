@@ -50,6 +50,18 @@ pub fn copy_exe(src: impl AsRef<Path>, dst: impl AsRef<Path>) {
     );
 }
 
+/// Writes a script a test will run (mode 0755), put in place by [`copy_exe`] for the same reason.
+pub fn write_exe(path: impl AsRef<Path>, text: &str) {
+    use std::os::unix::fs::PermissionsExt;
+    let path = path.as_ref();
+    let name = path.file_name().expect("a file name").to_string_lossy();
+    let staging = path.with_file_name(format!(".{name}.staging"));
+    std::fs::write(&staging, text).unwrap();
+    copy_exe(&staging, path);
+    std::fs::remove_file(&staging).unwrap();
+    std::fs::set_permissions(path, std::fs::Permissions::from_mode(0o755)).unwrap();
+}
+
 /// Whether this process runs as root.
 pub fn is_root() -> bool {
     std::fs::read_to_string("/proc/self/status")

@@ -102,9 +102,7 @@ impl Env {
     }
 
     fn fake(&self, name: &str, script: &str) {
-        let p = self.fakes.join(name);
-        std::fs::write(&p, script).unwrap();
-        std::fs::set_permissions(&p, std::fs::Permissions::from_mode(0o755)).unwrap();
+        occ_tests::write_exe(self.fakes.join(name), script);
     }
 
     fn occ_home(&self) -> PathBuf {

@@ -181,8 +181,7 @@ fn scan_compliance_cycle_quiet_prints_nothing_on_findings_and_locks() {
 
     // A second cycle while the first holds the lock refuses instead of overlapping.
     let slow = d.path().join("slow-notifier");
-    write(&slow, "#!/bin/sh\nsleep 3\n");
-    std::fs::set_permissions(&slow, std::os::unix::fs::PermissionsExt::from_mode(0o755)).unwrap();
+    occ_tests::write_exe(&slow, "#!/bin/sh\nsleep 3\n");
     // Forget the last delivery so the notifier runs.
     let _ = std::fs::remove_file(h.join("security/violation-notify-state.json"));
     let argv = serde_json::json!([slow.display().to_string()]).to_string();
