@@ -3,6 +3,7 @@
 #![deny(unsafe_code)]
 
 pub mod cli;
+pub mod clock;
 pub mod daemon;
 pub mod escape;
 pub mod gate;

@@ -4,18 +4,7 @@
 
 pub use occ_policy::file::{Control, Module, StackEntry as Entry};
 
-/// The name of a module as written in `broker.json`.
-pub fn module_name(m: Module) -> &'static str {
-    match m {
-        Module::Files => "files",
-        Module::Policy => "policy",
-        Module::Session => "session",
-        Module::Untrusted => "untrusted",
-        Module::Grant => "grant",
-        Module::Approve => "approve",
-        _ => "token",
-    }
-}
+use crate::gate::refusal::Refusal;
 
 /// Every privileged run must pass a human or a grant: a stack without a required or requisite
 /// `approve` is a broken configuration, refused before anything is decided.
@@ -32,7 +21,7 @@ pub fn check(stack: &[Entry]) -> Result<(), String> {
 pub enum Verdict {
     Success,
     Failure {
-        reason_code: String,
+        reason: Refusal,
         message: String,
     },
     /// The module cannot finish now: the request is waiting for a human (`approve`).
@@ -43,9 +32,9 @@ pub enum Verdict {
 
 impl Verdict {
     /// A failure with a reason code and message.
-    pub fn fail(reason_code: &str, message: impl Into<String>) -> Verdict {
+    pub fn fail(reason: Refusal, message: impl Into<String>) -> Verdict {
         Verdict::Failure {
-            reason_code: reason_code.to_string(),
+            reason,
             message: message.into(),
         }
     }
@@ -59,7 +48,7 @@ pub enum Outcome {
     /// The first failure that counts, and the module it came from.
     Deny {
         module: Module,
-        reason_code: String,
+        reason: Refusal,
         message: String,
     },
     /// Waiting for a human; nothing failed so far.
@@ -70,7 +59,7 @@ pub enum Outcome {
 /// module after a deciding one is never run (so `approve` is never asked after a refusal by a
 /// requisite module, or after a sufficient grant).
 pub fn evaluate(stack: &[Entry], mut run: impl FnMut(Module) -> Verdict) -> Outcome {
-    let mut first_failure: Option<(Module, String, String)> = None;
+    let mut first_failure: Option<(Module, Refusal, String)> = None;
     let mut last_success: Option<Module> = None;
     for e in stack {
         if e.module == Module::Approve && first_failure.is_some() {
@@ -86,20 +75,17 @@ pub fn evaluate(stack: &[Entry], mut run: impl FnMut(Module) -> Verdict) -> Outc
                     };
                 }
             }
-            Verdict::Failure {
-                reason_code,
-                message,
-            } => match e.control {
+            Verdict::Failure { reason, message } => match e.control {
                 Control::Sufficient => {}
                 Control::Required => {
-                    first_failure.get_or_insert((e.module, reason_code, message));
+                    first_failure.get_or_insert((e.module, reason, message));
                 }
                 Control::Requisite => {
-                    let (module, reason_code, message) =
-                        first_failure.unwrap_or((e.module, reason_code, message));
+                    let (module, reason, message) =
+                        first_failure.unwrap_or((e.module, reason, message));
                     return Outcome::Deny {
                         module,
-                        reason_code,
+                        reason,
                         message,
                     };
                 }
@@ -112,15 +98,15 @@ pub fn evaluate(stack: &[Entry], mut run: impl FnMut(Module) -> Verdict) -> Outc
         }
     }
     match (first_failure, last_success) {
-        (Some((module, reason_code, message)), _) => Outcome::Deny {
+        (Some((module, reason, message)), _) => Outcome::Deny {
             module,
-            reason_code,
+            reason,
             message,
         },
         (None, Some(decided_by)) => Outcome::Allow { decided_by },
         (None, None) => Outcome::Deny {
             module: Module::Approve,
-            reason_code: "approval_required".into(),
+            reason: Refusal::Policy("approval_required"),
             message: "no module of the approval stack succeeded".into(),
         },
     }
@@ -166,9 +152,12 @@ mod tests {
 
     #[test]
     fn requisite_failure_refuses_at_once() {
-        let (out, ran) = run_with(&[(Module::Policy, Verdict::fail("policy_block", "x"))]);
+        let (out, ran) = run_with(&[(
+            Module::Policy,
+            Verdict::fail(Refusal::Policy("policy_block"), "x"),
+        )]);
         assert!(
-            matches!(out, Outcome::Deny { module: Module::Policy, ref reason_code, .. } if reason_code == "policy_block")
+            matches!(out, Outcome::Deny { module: Module::Policy, reason, .. } if reason == Refusal::Policy("policy_block"))
         );
         assert_eq!(ran, [Module::Files, Module::Policy]);
     }
@@ -188,7 +177,7 @@ mod tests {
     #[test]
     fn failed_grant_goes_on_to_approval() {
         let (out, ran) = run_with(&[
-            (Module::Grant, Verdict::fail("no_grant", "")),
+            (Module::Grant, Verdict::fail(Refusal::NoGrant, "")),
             (Module::Approve, Verdict::Pending { id: "abc".into() }),
         ]);
         assert_eq!(out, Outcome::Pending { id: "abc".into() });
@@ -199,7 +188,7 @@ mod tests {
     fn required_failure_before_a_sufficient_success_still_refuses() {
         let (out, ran) = run_with(&[(
             Module::Untrusted,
-            Verdict::fail("untrusted_source_block", "u"),
+            Verdict::fail(Refusal::Policy("untrusted_source_block"), "u"),
         )]);
         assert!(matches!(
             out,
@@ -217,8 +206,8 @@ mod tests {
     #[test]
     fn token_failure_after_approval_refuses() {
         let (out, _) = run_with(&[
-            (Module::Grant, Verdict::fail("no_grant", "")),
-            (Module::Token, Verdict::fail("token_failed", "t")),
+            (Module::Grant, Verdict::fail(Refusal::NoGrant, "")),
+            (Module::Token, Verdict::fail(Refusal::TokenFailed, "t")),
         ]);
         assert!(matches!(
             out,
@@ -231,7 +220,7 @@ mod tests {
 
     #[test]
     fn approval_and_token_allow() {
-        let (out, _) = run_with(&[(Module::Grant, Verdict::fail("no_grant", ""))]);
+        let (out, _) = run_with(&[(Module::Grant, Verdict::fail(Refusal::NoGrant, ""))]);
         assert_eq!(
             out,
             Outcome::Allow {

@@ -3,7 +3,6 @@
 
 use std::hint::black_box;
 use std::path::{Path, PathBuf};
-use std::time::SystemTime;
 
 use criterion::{criterion_group, criterion_main, BenchmarkId, Criterion};
 use occ_policy::file::CommandPolicy;
@@ -96,14 +95,13 @@ fn decisions(c: &mut Criterion) {
     let mut g = c.benchmark_group("decide");
     let hit = request("/usr/bin/systemctl", &["restart", "nginx"]);
     let miss = request("/opt/app1/lib/x", &["--flag", "value"]);
-    let now = SystemTime::now();
     for n in [10usize, 1_000, 50_000] {
         let p = policy_with(n);
         g.bench_with_input(BenchmarkId::new("allowlisted", n), &p, |b, p| {
-            b.iter(|| decide(black_box(&hit), p, &[], now))
+            b.iter(|| decide(black_box(&hit), p))
         });
         g.bench_with_input(BenchmarkId::new("not_in_allowlist", n), &p, |b, p| {
-            b.iter(|| decide(black_box(&miss), p, &[], now))
+            b.iter(|| decide(black_box(&miss), p))
         });
     }
     g.finish();

@@ -1,24 +1,23 @@
-//! The decision: a pure function of (request, policy, broker config, grants, now). Deny rules
-//! beat allow rules, a non-empty allowlist must match, and everything that gets through needs
-//! a human's approval or a live grant. [`evaluate`] runs the whole pipeline
+//! The decision: a pure function of (request, policy, broker config). Deny rules beat allow
+//! rules, a non-empty allowlist must match, and everything that gets through needs a human's
+//! approval or a live grant (which the broker's store holds). [`evaluate`] runs the whole pipeline
 //! (grammar → options → resolve → decide) for the broker and `occ explain`.
 
 use std::collections::BTreeMap;
 use std::path::{Path, PathBuf};
-use std::time::{Duration, SystemTime};
 
 use crate::file::{FileError, PolicyConfig};
 use crate::grammar::{self, Action, PreserveEnv, SudoRequest};
-use crate::grant::{Binding, Grant, GrantDigest};
+use crate::grant::{Binding, GrantDigest};
 use crate::options;
 use crate::resolve::{self, Caller, ResolvedCommand, Target};
 
 /// What happens to a request.
 #[derive(Clone, Copy, Debug, PartialEq, Eq, Hash)]
 pub enum Decision {
-    /// Goes on to a human (no live grant covers it).
+    /// Goes on to the broker's approval stack: a live grant or a human.
     ApprovalRequired,
-    /// A live grant covers it, or the broker answers it itself (`-l`, `-v`, `-k`, `-h`, `-V`).
+    /// The broker answers it itself (`-l`, `-v`, `-k`, `-h`, `-V`); nothing runs.
     Allow,
     /// Refused.
     Deny,
@@ -92,8 +91,9 @@ impl Request {
     }
 }
 
-/// The decision table (DESIGN.md "What a decision does"), then grants. Pure.
-pub fn decide(req: &Request, policy: &PolicyConfig, grants: &[Grant], now: SystemTime) -> Outcome {
+/// The decision table (DESIGN.md "What a decision does"). Pure. Grants are the broker's: a
+/// request this table sends to approval may still be covered by a live grant there.
+pub fn decide(req: &Request, policy: &PolicyConfig) -> Outcome {
     let args = req.argv.get(1..).unwrap_or_default();
     if let Some(rule) = policy.commands.deny.first_match(&req.command, args) {
         return Outcome {
@@ -136,30 +136,6 @@ pub fn decide(req: &Request, policy: &PolicyConfig, grants: &[Grant], now: Syste
                 "session_required",
                 "a task session id is required (OPENCLAW_TASK_SESSION_ID); none was sent",
             )
-        };
-    }
-    // Grants are never reused for untrusted requests that need confirmation, and `-k CMD`
-    // forgets them first.
-    let needs_confirmation = req.untrusted && policy.prompt.require_confirmation_for_untrusted;
-    let grants_usable = !(needs_confirmation || req.sudo.reset_timestamp);
-    let idle = Duration::from_secs(
-        policy
-            .broker
-            .session
-            .idle_timeout_minutes
-            .saturating_mul(60),
-    );
-    let digest = req.digest();
-    if grants_usable
-        && grants
-            .iter()
-            .any(|g| g.covers(&digest, req.runs_arbitrary_code, req.untrusted, now, idle))
-    {
-        return Outcome {
-            decision: Decision::Allow,
-            reason_code: "live_grant",
-            rule,
-            message: "a live grant covers this exact request".into(),
         };
     }
     Outcome {
@@ -289,8 +265,6 @@ pub fn evaluate<S: AsRef<str>>(
     args: &[S],
     ctx: &Context,
     policy: &Result<PolicyConfig, Vec<FileError>>,
-    grants: &[Grant],
-    now: SystemTime,
 ) -> Evaluation {
     let mut ev = Evaluation {
         sudo: None,
@@ -469,7 +443,7 @@ pub fn evaluate<S: AsRef<str>>(
         untrusted: ctx.untrusted,
         binding,
     };
-    ev.outcome = decide(&req, policy, grants, now);
+    ev.outcome = decide(&req, policy);
     ev.request = Some(req);
     ev
 }

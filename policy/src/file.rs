@@ -242,7 +242,6 @@ pub enum Channel {
 
 /// A module of the approval stack.
 #[derive(Clone, Copy, Debug, PartialEq, Eq, Hash)]
-#[non_exhaustive]
 pub enum Module {
     /// Required policy files exist.
     Files,
@@ -311,9 +310,10 @@ impl TryFrom<String> for StackEntry {
     }
 }
 
-impl std::fmt::Display for StackEntry {
-    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
-        let m = match self.module {
+impl Module {
+    /// The module's name as written in `broker.json` and in audit events.
+    pub fn name(self) -> &'static str {
+        match self {
             Module::Files => "files",
             Module::Policy => "policy",
             Module::Session => "session",
@@ -321,7 +321,13 @@ impl std::fmt::Display for StackEntry {
             Module::Grant => "grant",
             Module::Approve => "approve",
             Module::Token => "token",
-        };
+        }
+    }
+}
+
+impl std::fmt::Display for StackEntry {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        let m = self.module.name();
         let c = match self.control {
             Control::Requisite => "requisite",
             Control::Required => "required",

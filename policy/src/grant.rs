@@ -1,8 +1,8 @@
-//! Grants: what a human approved, bound by digest to exactly what runs. The digest covers the
-//! caller, the target, the resolved file (path, device, inode), argv, cwd, env and the session;
-//! any change to any of them is a different request that needs its own approval.
-
-use std::time::{Duration, SystemTime};
+//! The grant binding: what a human approves, bound by digest to exactly what runs. The digest
+//! covers the caller, the target, the resolved file (path, device, inode), argv, cwd, env and
+//! the session; any change to any of them is a different request that needs its own approval.
+//! Grants themselves (scope, expiry, use) live in one place only: the broker's `session` store,
+//! keyed by this digest.
 
 use sha2::{Digest, Sha256};
 
@@ -84,112 +84,6 @@ impl Binding {
     }
 }
 
-/// How long a grant lasts.
-#[derive(Clone, Copy, Debug, PartialEq, Eq)]
-pub enum Scope {
-    /// Consumed by one run (the default).
-    Once,
-    /// Until the session has been idle for `idle_timeout_minutes`.
-    Session,
-}
-
-/// Why a session grant cannot be made.
-#[derive(Debug, thiserror::Error, Clone, PartialEq, Eq)]
-#[non_exhaustive]
-pub enum GrantError {
-    /// The command can run arbitrary code.
-    #[error(
-        "a --session grant cannot cover a command that runs arbitrary code; approve it with --once"
-    )]
-    RunsArbitraryCode,
-    /// The request came from an untrusted source.
-    #[error("a --session grant cannot cover an untrusted-source request; approve it with --once")]
-    Untrusted,
-    /// No session id to bind to.
-    #[error("the request has no session id, so a --session grant has nothing to last for; approve it with --once")]
-    NoSession,
-}
-
-/// A grant the broker holds in memory.
-#[derive(Clone, Debug, PartialEq, Eq)]
-pub struct Grant {
-    /// The bound request's digest.
-    pub digest: GrantDigest,
-    /// Once or session.
-    pub scope: Scope,
-    /// The session a session grant belongs to.
-    pub session_id: Option<String>,
-    /// When it was made.
-    pub created: SystemTime,
-    /// Last use (session grants slide).
-    pub last_used: SystemTime,
-    /// Whether a once grant was already used.
-    pub consumed: bool,
-}
-
-impl Grant {
-    /// Makes a grant for an approved request. `--session` is refused for code-running or
-    /// untrusted requests and for requests without a session id.
-    pub fn new(
-        binding: &Binding,
-        scope: Scope,
-        runs_arbitrary_code: bool,
-        untrusted: bool,
-        now: SystemTime,
-    ) -> Result<Grant, GrantError> {
-        if scope == Scope::Session {
-            if runs_arbitrary_code {
-                return Err(GrantError::RunsArbitraryCode);
-            }
-            if untrusted {
-                return Err(GrantError::Untrusted);
-            }
-            if binding.session_id.is_none() {
-                return Err(GrantError::NoSession);
-            }
-        }
-        Ok(Grant {
-            digest: binding.digest(),
-            scope,
-            session_id: binding.session_id.clone(),
-            created: now,
-            last_used: now,
-            consumed: false,
-        })
-    }
-
-    /// Whether the grant can still be used at `now`.
-    pub fn is_live(&self, now: SystemTime, idle_timeout: Duration) -> bool {
-        match self.scope {
-            Scope::Once => !self.consumed,
-            Scope::Session => now
-                .duration_since(self.last_used)
-                .map(|idle| idle < idle_timeout)
-                // A clock that went backwards does not keep a grant alive forever.
-                .unwrap_or(false),
-        }
-    }
-
-    /// Whether this grant covers a request with `digest` at `now`. A grant never covers a
-    /// code-running or untrusted request for more than one run.
-    pub fn covers(
-        &self,
-        digest: &GrantDigest,
-        runs_arbitrary_code: bool,
-        untrusted: bool,
-        now: SystemTime,
-        idle_timeout: Duration,
-    ) -> bool {
-        if &self.digest != digest || !self.is_live(now, idle_timeout) {
-            return false;
-        }
-        match self.scope {
-            Scope::Once => true,
-            Scope::Session => !runs_arbitrary_code && !untrusted,
-        }
-    }
-}
-
 #[cfg(test)]
 mod tests {
     use super::*;
@@ -246,48 +140,5 @@ mod tests {
         let mut y = b();
         y.env = vec![("A".into(), "B".into())];
         assert_ne!(x.digest(), y.digest());
-    }
-
-    #[test]
-    fn session_grants_are_refused_for_code_runners_untrusted_and_sessionless() {
-        let now = SystemTime::UNIX_EPOCH + Duration::from_secs(1000);
-        assert_eq!(
-            Grant::new(&b(), Scope::Session, true, false, now),
-            Err(GrantError::RunsArbitraryCode)
-        );
-        assert_eq!(
-            Grant::new(&b(), Scope::Session, false, true, now),
-            Err(GrantError::Untrusted)
-        );
-        let mut nb = b();
-        nb.session_id = None;
-        assert_eq!(
-            Grant::new(&nb, Scope::Session, false, false, now),
-            Err(GrantError::NoSession)
-        );
-        let g = Grant::new(&b(), Scope::Session, false, false, now).expect("session");
-        let idle = Duration::from_secs(60);
-        assert!(g.covers(
-            &b().digest(),
-            false,
-            false,
-            now + Duration::from_secs(59),
-            idle
-        ));
-        assert!(!g.covers(
-            &b().digest(),
-            false,
-            false,
-            now + Duration::from_secs(60),
-            idle
-        ));
-        assert!(!g.covers(&b().digest(), true, false, now, idle));
-        assert!(!g.covers(
-            &b().digest(),
-            false,
-            false,
-            now - Duration::from_secs(1),
-            idle
-        ));
     }
 }

@@ -3,9 +3,10 @@
 //!
 //! The broker calls, in order:
 //! - [`file::load`] → [`PolicyConfig`] (or every file problem; a problem is a deny),
-//! - [`decide::evaluate`] with the raw words after `sudo`, a [`decide::Context`] and its grants
-//!   → [`decide::Evaluation`] (parse, option table, resolution, decision table, grants),
-//! - [`grant::Grant::new`] with the request's [`grant::Binding`] once a human approves,
+//! - [`decide::evaluate`] with the raw words after `sudo` and a [`decide::Context`]
+//!   → [`decide::Evaluation`] (parse, option table, resolution, decision table),
+//! - [`grant::Binding::digest`] of the evaluated request: the key the broker's grant store
+//!   files an approval under (grants themselves live only in the broker),
 //! - [`explain::to_json`] for `occ explain` and audit details.
 //!
 //! The pieces are public for callers that need one step: [`grammar::parse`],
@@ -27,5 +28,5 @@ pub use file::{
     load, BrokerConfig, CodeRunners, CommandPolicy, FileError, PolicyConfig, PromptPolicy,
 };
 pub use grammar::{parse, Action, PreserveEnv, SudoRequest, UsageError};
-pub use grant::{Binding, Grant, GrantDigest, GrantError, Scope};
+pub use grant::{Binding, GrantDigest};
 pub use resolve::{Caller, ResolveError, ResolvedCommand, Target};

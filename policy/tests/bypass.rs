@@ -2,13 +2,14 @@
 //! PR #93362 and the `time` advisory): allowing a wrapper must never let another command
 //! through without its own approval.
 
-use occ_policy::{decide, Decision, Grant, GrantError, Scope};
+use occ_policy::{decide, Decision};
 
-use crate::support::{now, policy, request};
+use crate::support::{policy, request};
 
-/// Approves `approved` with a once grant and checks it covers `approved` only, that a session
-/// grant is refused, and that `other` (a different command smuggled through the same wrapper)
-/// still needs its own approval.
+/// The policy's half of containment: both requests are flagged as running arbitrary code (so
+/// the broker's grant store refuses a `--session` grant for either) and their grant digests
+/// differ (so a grant for one never covers the other). The store's half runs the same wrappers
+/// through the broker's own path in `broker/src/gate/containment.rs`.
 fn assert_wrapper_is_contained(approved: &occ_policy::Request, other: &occ_policy::Request) {
     assert!(
         approved.runs_arbitrary_code,
@@ -20,33 +21,12 @@ fn assert_wrapper_is_contained(approved: &occ_policy::Request, other: &occ_polic
         "{:?} must be flagged",
         other.argv
     );
-    let p = policy(r#"{"version": 2}"#);
-    assert_eq!(
-        Grant::new(&approved.binding, Scope::Session, true, false, now()),
-        Err(GrantError::RunsArbitraryCode),
-        "no session grant for {:?}",
-        approved.argv
-    );
-    let once = Grant::new(&approved.binding, Scope::Once, true, false, now()).expect("once");
-    let grants = [once];
-    assert_eq!(
-        decide(approved, &p, &grants, now()).decision,
-        Decision::Allow
-    );
-    let d = decide(other, &p, &grants, now());
-    assert_eq!(
-        d.decision,
-        Decision::ApprovalRequired,
-        "{:?} rode on {:?}",
+    assert_ne!(
+        approved.digest(),
+        other.digest(),
+        "{:?} and {:?} share a grant digest",
         other.argv,
         approved.argv
-    );
-    let mut used = grants[0].clone();
-    used.consumed = true;
-    assert_eq!(
-        decide(approved, &p, &[used], now()).decision,
-        Decision::ApprovalRequired,
-        "a once grant is consumed by one run"
     );
 }
 
@@ -66,11 +46,8 @@ fn rejects_zsh_lc_wrapper_bypass() {
         &["-lc", "systemctl status nginx; rm -rf /"],
         Some("s"),
     );
-    assert_eq!(
-        decide(&ok, &p, &[], now()).decision,
-        Decision::ApprovalRequired
-    );
-    let d = decide(&evil, &p, &[], now());
+    assert_eq!(decide(&ok, &p).decision, Decision::ApprovalRequired);
+    let d = decide(&evil, &p);
     assert_eq!(
         (d.decision, d.reason_code),
         (Decision::Deny, "not_in_allowlist")
@@ -89,7 +66,7 @@ fn rejects_env_wrapper_bypass() {
     );
     assert_wrapper_is_contained(&a, &b);
     let p = policy(r#"{"version": 2, "allow": ["env"], "deny": ["rm -rf **"]}"#);
-    let d = decide(&b, &p, &[], now());
+    let d = decide(&b, &p);
     assert_eq!(
         (d.decision, d.reason_code),
         (Decision::Deny, "policy_block"),
@@ -113,7 +90,7 @@ fn rejects_flock_wrapper_bypass() {
     );
     assert_wrapper_is_contained(&a, &b);
     let p = policy(r#"{"version": 2, "deny": ["sh"]}"#);
-    assert_eq!(decide(&b, &p, &[], now()).reason_code, "policy_block");
+    assert_eq!(decide(&b, &p).reason_code, "policy_block");
 }
 
 #[test]
@@ -127,7 +104,7 @@ fn rejects_time_wrapper_bypass() {
     );
     assert_wrapper_is_contained(&a, &b);
     let p = policy(r#"{"version": 2, "allow": ["time true"], "deny": ["passwd"]}"#);
-    assert_eq!(decide(&b, &p, &[], now()).reason_code, "policy_block");
+    assert_eq!(decide(&b, &p).reason_code, "policy_block");
 }
 
 #[test]
@@ -136,7 +113,7 @@ fn rejects_xargs_wrapper_bypass() {
     let b = request("/usr/bin/xargs", "/usr/bin/xargs", &["rm", "-f"], Some("s"));
     assert_wrapper_is_contained(&a, &b);
     let p = policy(r#"{"version": 2, "allow": ["xargs echo"]}"#);
-    assert_eq!(decide(&b, &p, &[], now()).reason_code, "not_in_allowlist");
+    assert_eq!(decide(&b, &p).reason_code, "not_in_allowlist");
 }
 
 #[test]
@@ -156,7 +133,7 @@ fn rejects_sh_c_positional_carrier_bypass() {
     );
     assert_wrapper_is_contained(&a, &b);
     let p = policy(r#"{"version": 2, "allow": ["/bin/sh -c * **"], "deny": ["rm -rf /"]}"#);
-    let d = decide(&b, &p, &[], now());
+    let d = decide(&b, &p);
     assert_eq!(
         (d.decision, d.reason_code),
         (Decision::Deny, "policy_block")
@@ -167,7 +144,7 @@ fn rejects_sh_c_positional_carrier_bypass() {
         &["-c", "echo hi; rm -rf /"],
         Some("s"),
     );
-    assert_eq!(decide(&inline, &p, &[], now()).reason_code, "policy_block");
+    assert_eq!(decide(&inline, &p).reason_code, "policy_block");
 }
 
 #[test]
@@ -187,15 +164,12 @@ fn rejects_versioned_python_bypass() {
     );
     assert_wrapper_is_contained(&a, &b);
     let p = policy(r#"{"version": 2, "allow": ["python3 -c print(1)"]}"#);
-    assert_eq!(decide(&b, &p, &[], now()).reason_code, "not_in_allowlist");
-    assert_eq!(
-        decide(&a, &p, &[], now()).decision,
-        Decision::ApprovalRequired
-    );
+    assert_eq!(decide(&b, &p).reason_code, "not_in_allowlist");
+    assert_eq!(decide(&a, &p).decision, Decision::ApprovalRequired);
 }
 
 #[test]
-fn session_grants_still_work_for_plain_commands() {
+fn plain_commands_are_not_flagged_and_each_argv_is_its_own_request() {
     let a = request(
         "/usr/bin/systemctl",
         "/usr/bin/systemctl",
@@ -203,22 +177,15 @@ fn session_grants_still_work_for_plain_commands() {
         Some("s"),
     );
     assert!(!a.runs_arbitrary_code);
-    let g = Grant::new(&a.binding, Scope::Session, false, false, now()).expect("session grant");
     let p = policy(r#"{"version": 2}"#);
-    assert_eq!(
-        decide(&a, &p, std::slice::from_ref(&g), now()).decision,
-        Decision::Allow
-    );
+    assert_eq!(decide(&a, &p).decision, Decision::ApprovalRequired);
     let b = request(
         "/usr/bin/systemctl",
         "/usr/bin/systemctl",
         &["stop", "nginx"],
         Some("s"),
     );
-    assert_eq!(
-        decide(&b, &p, &[g], now()).decision,
-        Decision::ApprovalRequired
-    );
+    assert_ne!(a.digest(), b.digest());
 }
 
 /// `-s` runs `$SHELL` when the caller set it (as sudo does), else the caller's login shell; the
@@ -244,7 +211,7 @@ fn sudo_s_runs_the_callers_shell_variable_as_sudo_does() {
             .collect();
         let ctx = Context::new(caller.clone(), PathBuf::from("/"), env);
         let words: Vec<String> = ["-s", "id"].iter().map(|s| s.to_string()).collect();
-        let ev = occ_policy::evaluate(&words, &ctx, &cfg, &[], now());
+        let ev = occ_policy::evaluate(&words, &ctx, &cfg);
         let r = ev.request.unwrap_or_else(|| panic!("{:?}", ev.outcome));
         (r.argv, r.runs_arbitrary_code)
     };

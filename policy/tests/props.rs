@@ -6,11 +6,11 @@ use std::path::PathBuf;
 use occ_policy::grammar::{self, render};
 use occ_policy::rule::{ListKind, Rule, RuleId};
 use occ_policy::{
-    decide, Action, Caller, Context, Decision, Grant, PolicyConfig, PreserveEnv, Scope, SudoRequest,
+    decide, Action, Caller, Context, Decision, PolicyConfig, PreserveEnv, SudoRequest,
 };
 use proptest::prelude::*;
 
-use crate::support::{now, policy, request};
+use crate::support::{policy, request};
 
 const ACTIONS: [Action; 10] = [
     Action::Run,
@@ -181,7 +181,7 @@ proptest! {
             prop_assert_eq!(grammar::parse(&render(&r)), Ok(r));
         }
         let ctx = Context::new(Caller::from_uid(0), PathBuf::from("/"), BTreeMap::new());
-        let ev = occ_policy::evaluate(&words, &ctx, &Ok(PolicyConfig::default()), &[], now());
+        let ev = occ_policy::evaluate(&words, &ctx, &Ok(PolicyConfig::default()));
         let _ = occ_policy::explain::to_json(&ev);
     }
 }
@@ -229,7 +229,6 @@ proptest! {
         args in proptest::collection::vec(0..ARGS.len(), 0..3),
         allow in proptest::collection::vec(rule_text(), 0..4),
         deny in proptest::collection::vec(rule_text(), 0..3),
-        session_grant in any::<bool>(),
     ) {
         let compiles = |t: &String| Rule::parse(RuleId { list: ListKind::Allow, index: 0 }, t).is_ok();
         let allow: Vec<String> = allow.into_iter().filter(compiles).collect();
@@ -243,15 +242,13 @@ proptest! {
                 .map(|r| r.matches(&req.command, argv_rest))
                 .unwrap_or(false)
         });
-        let scope = if session_grant { Scope::Session } else { Scope::Once };
-        let grant = Grant::new(&req.binding, scope, false, false, now()).expect("grant");
-        let d = decide(&req, &p, &[grant], now());
+        let d = decide(&req, &p);
         if matches(&deny) {
             prop_assert_eq!((d.decision, d.reason_code), (Decision::Deny, "policy_block"));
         } else if !allow.is_empty() && !matches(&allow) {
             prop_assert_eq!((d.decision, d.reason_code), (Decision::Deny, "not_in_allowlist"));
         } else {
-            prop_assert_eq!(d.decision, Decision::Allow, "a live grant covers it");
+            prop_assert_eq!(d.decision, Decision::ApprovalRequired, "on to the approval stack");
         }
     }
 }

@@ -59,7 +59,17 @@ pub(crate) struct AgentHome {
 }
 
 impl AgentHome {
-    pub(crate) fn new((uid, gid): (u32, u32)) -> AgentHome {
+    pub(crate) fn new(ids: (u32, u32)) -> AgentHome {
+        AgentHome::with_occ(ids, "occ")
+    }
+
+    /// A home whose `bin/occ` is `occ-test-clock`: the same program with a clock that
+    /// [`AgentHome::advance_minutes`] moves.
+    pub(crate) fn with_test_clock(ids: (u32, u32)) -> AgentHome {
+        AgentHome::with_occ(ids, "occ-test-clock")
+    }
+
+    fn with_occ((uid, gid): (u32, u32), occ: &str) -> AgentHome {
         let dir = tempfile::Builder::new()
             .prefix("occ-approval")
             .tempdir()
@@ -70,7 +80,7 @@ impl AgentHome {
         std::fs::create_dir_all(&bin).unwrap();
         std::fs::create_dir_all(home.join("security")).unwrap();
         occ_tests::copy_exe(occ_tests::bin("occ-shim"), bin.join("sudo"));
-        occ_tests::copy_exe(occ_tests::bin("occ"), bin.join("occ"));
+        occ_tests::copy_exe(occ_tests::bin(occ), bin.join("occ"));
         let h = AgentHome {
             _dir: dir,
             home,
@@ -605,17 +615,28 @@ fn replaying_a_grant_with_other_args_cwd_or_env_is_refused() {
 fn forged_session_state_file_grants_nothing() {
     let Some(ids) = ready() else { return };
     let h = AgentHome::new(ids);
-    let id = pending_id(&h.sudo(&["-n", "/usr/bin/true"], &[]));
-    // The agent writes a "state file" claiming a session grant for everything.
-    h.write_security(
-        "root-session-state.json",
-        &format!(
-            r#"{{"version":1,"grants":[{{"digest":"{}","scope":"session","request_id":"{id}","caller_uid":{},"session_id":"x","created_ms":0}}],"sessions":{{"x":99999999999999}}}}"#,
-            "0".repeat(64),
-            h.uid
-        ),
-    );
-    pending_id(&h.sudo(&["-n", "/usr/bin/true"], &[]));
+    let sid = [("OPENCLAW_TASK_SESSION_ID", "task-forge")];
+    let run = || h.sudo(&["-n", "/usr/bin/id", "-u"], &sid);
+    let id = pending_id(&run());
+    assert!(h.occ(&["approve", &id, "--session"]).status.success());
+    assert_eq!(text(&run().stdout), "0\n", "the session grant works");
+    // A clean stop writes a real snapshot (the true digest), vouched for by broker_stopped.
+    h.stop_broker();
+    let state = h.home.join("security/root-session-state.json");
+    let genuine = std::fs::read_to_string(&state).expect("a snapshot of the live grant");
+    // The agent keeps a copy and removes it, so the next start restores nothing...
+    std::fs::remove_file(&state).unwrap();
+    pending_id(&run());
+    h.stop_broker();
+    // ...then puts the genuine bytes back, with no broker_stopped naming them, and restarts.
+    h.write_security("root-session-state.json", &genuine);
+    pending_id(&run());
+    h.stop_broker();
+    let t = types(&h.events());
+    assert!(t.contains(&"state_rejected".to_string()), "{t:?}");
+    let ran = t.iter().filter(|e| *e == "exec_start").count();
+    assert_eq!(ran, 1, "only the approved run ran: {t:?}");
+    h.verify_intact();
 }
 
 #[test]
@@ -672,21 +693,24 @@ fn another_uid_is_refused_by_the_agents_broker() {
 const MINUTE_MS: u64 = 60_000;
 
 impl AgentHome {
-    /// Moves the broker's compile-time test clock forward.
+    /// Moves the test clock of a [`AgentHome::with_test_clock`] home forward: the broker reads
+    /// the offset file on every tick.
     pub(crate) fn advance_minutes(&self, minutes: u64) {
-        let out = self.occ(&["advance-clock", &(minutes * MINUTE_MS).to_string()]);
-        assert!(
-            out.status.success(),
-            "advance-clock (the workspace's occ is built with the test-clock feature): {}",
-            text(&out.stderr)
-        );
+        let file = self.home.join("run/test-clock-offset-ms");
+        let before: u64 = std::fs::read_to_string(&file)
+            .ok()
+            .and_then(|t| t.trim().parse().ok())
+            .unwrap_or(0);
+        let staging = file.with_extension("tmp");
+        std::fs::write(&staging, (before + minutes * MINUTE_MS).to_string()).unwrap();
+        std::fs::rename(&staging, &file).unwrap();
     }
 }
 
 #[test]
 fn pending_requests_expire_after_the_configured_minutes() {
     let Some(ids) = ready() else { return };
-    let h = AgentHome::new(ids);
+    let h = AgentHome::with_test_clock(ids);
     let id = pending_id(&h.sudo(&["-n", "/usr/bin/true"], &[]));
     h.advance_minutes(29);
     assert_eq!(h.pending().len(), 1, "still pending after 29 minutes");
@@ -713,7 +737,7 @@ fn pending_requests_expire_after_the_configured_minutes() {
 #[test]
 fn session_grant_ends_after_thirty_idle_minutes() {
     let Some(ids) = ready() else { return };
-    let h = AgentHome::new(ids);
+    let h = AgentHome::with_test_clock(ids);
     let sid = [("OPENCLAW_TASK_SESSION_ID", "task-idle")];
     let id = pending_id(&h.sudo(&["-n", "/usr/bin/id", "-u"], &sid));
     assert!(h.occ(&["approve", &id, "--session"]).status.success());
@@ -982,7 +1006,7 @@ fn sigterm_answers_a_waiting_caller_with_broker_stopping() {
 #[test]
 fn expiry_is_recorded_without_any_further_request() {
     let Some(ids) = ready() else { return };
-    let h = AgentHome::new(ids);
+    let h = AgentHome::with_test_clock(ids);
     let id = pending_id(&h.sudo(&["-n", "/usr/bin/true"], &[]));
     h.advance_minutes(31);
     // No request and no approver command: the broker's own sweep records the expiry.

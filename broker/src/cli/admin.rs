@@ -11,6 +11,8 @@ use occ_proto::Frame;
 use serde_json::{json, Value};
 
 use crate::escape::{argv_json, escape_text};
+use crate::gate::admin::AdminRequest;
+use crate::session::Scope;
 
 /// `occ approvals`.
 #[derive(clap::Args, Debug)]
@@ -127,7 +129,7 @@ pub fn socket_path() -> PathBuf {
 }
 
 /// Sends one admin request to the broker and returns `(ok, reply)`.
-pub fn call(req: &Value) -> Result<(bool, Value), String> {
+pub fn call(req: &AdminRequest) -> Result<(bool, Value), String> {
     let sock = socket_path();
     let stream = UnixStream::connect(&sock).map_err(|e| {
         format!(
@@ -190,7 +192,7 @@ fn finish(
 
 /// Runs `occ approvals`.
 pub fn approvals(a: ApprovalsArgs) -> i32 {
-    finish(a.json, call(&json!({"op": "approvals"})), |v| {
+    finish(a.json, call(&AdminRequest::Approvals), |v| {
         let items = v.as_array().cloned().unwrap_or_default();
         if items.is_empty() {
             return "no pending requests\n".into();
@@ -268,14 +270,17 @@ pub fn approve(a: ApproveArgs) -> i32 {
     } else {
         None
     };
-    let req = json!({
-        "op": "approve",
-        "id": a.id,
-        "scope": if a.session { "session" } else { "once" },
-        "confirm_untrusted": a.confirm_untrusted,
-        "note": a.note,
-        "token": token,
-    });
+    let req = AdminRequest::Approve {
+        id: a.id,
+        scope: if a.session {
+            Scope::Session
+        } else {
+            Scope::Once
+        },
+        confirm_untrusted: a.confirm_untrusted,
+        note: a.note,
+        token,
+    };
     finish(a.json, call(&req), |v| {
         format!(
             "approved #{} ({})\n",
@@ -300,7 +305,10 @@ fn token_configured() -> bool {
 pub fn deny(a: DenyArgs) -> i32 {
     finish(
         a.json,
-        call(&json!({"op": "deny", "id": a.id, "note": a.note})),
+        call(&AdminRequest::Deny {
+            id: a.id,
+            note: a.note,
+        }),
         |v| {
             format!(
                 "denied #{}\n",
@@ -312,7 +320,7 @@ pub fn deny(a: DenyArgs) -> i32 {
 
 /// Runs `occ status`.
 pub fn status(a: StatusArgs) -> i32 {
-    let r = call(&json!({"op": "status"}));
+    let r = call(&AdminRequest::Status);
     if let Err(e) = &r {
         if a.json {
             println!("{}", json!({"broker": "down", "error": e}));
@@ -365,7 +373,10 @@ pub fn drop_grants(a: DropArgs) -> i32 {
     }
     finish(
         a.json,
-        call(&json!({"op": "drop", "session": a.session, "all": a.all})),
+        call(&AdminRequest::Drop {
+            session: a.session,
+            all: a.all,
+        }),
         |v| format!("dropped {} grant(s)\n", v["dropped"]),
     )
 }

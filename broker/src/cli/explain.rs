@@ -4,7 +4,6 @@
 //! explain's own usage errors.
 
 use std::collections::BTreeMap;
-use std::time::SystemTime;
 
 use occ_policy::{explain, Caller, Context};
 
@@ -33,7 +32,7 @@ pub fn run(args: ExplainArgs) -> i32 {
     let ctx = Context::new(caller, cwd, env);
     let reader = nix::unistd::geteuid().as_raw();
     let policy = occ_policy::load(&crate::paths::security_dir(), reader, &|k| ctx.var(k));
-    let ev = occ_policy::evaluate(&args.args, &ctx, &policy, &[], SystemTime::now());
+    let ev = occ_policy::evaluate(&args.args, &ctx, &policy);
     if args.json {
         println!("{}", explain::to_json(&ev));
     } else {

@@ -49,13 +49,6 @@ pub enum Command {
     Uninstall(install::UninstallArgs),
     /// Check the installation: PATH order, broker, files, real sudo, audit log, policy.
     Doctor(doctor::DoctorArgs),
-    /// Test builds only: advance the running broker's clock by MS milliseconds.
-    #[cfg(feature = "test-clock")]
-    #[command(hide = true)]
-    AdvanceClock {
-        /// Milliseconds to add.
-        ms: u64,
-    },
 }
 
 /// Parses `std::env::args` and runs the command; returns the process exit code.
@@ -88,22 +81,5 @@ pub fn run(cli: Cli) -> i32 {
         Command::Install(a) => install::run(a),
         Command::Uninstall(a) => install::run_uninstall(a),
         Command::Doctor(a) => doctor::run(a),
-        #[cfg(feature = "test-clock")]
-        Command::AdvanceClock { ms } => {
-            match admin::call(&serde_json::json!({"op": "advance_clock", "ms": ms})) {
-                Ok((true, v)) => {
-                    println!("{v}");
-                    0
-                }
-                Ok((false, v)) => {
-                    eprintln!("occ: {v}");
-                    1
-                }
-                Err(e) => {
-                    eprintln!("occ: {e}");
-                    2
-                }
-            }
-        }
     }
 }

@@ -1,0 +1,350 @@
+//! Admin: the approver's side of the gate (`occ approvals`, `approve`, `deny`, `status`,
+//! `drop`). Requests arrive as one typed [`AdminRequest`], the same enum `occ`'s CLI sends, so
+//! an unknown op, field or scope is refused before anything is looked up. An approval checks
+//! the token (when set) before any grant exists, and is durable on record before it counts.
+
+use std::sync::atomic::Ordering;
+use std::time::{Duration, UNIX_EPOCH};
+
+use serde::{Deserialize, Serialize};
+use serde_json::{json, Value as Json};
+
+use super::events::{self, int, opt, s, Event};
+use super::Gate;
+use crate::clock::now_ms;
+use crate::daemon::conn::{Conn, PeerCred};
+use crate::session::Scope;
+
+/// One admin request, as `occ` sends it over the socket (`{"op": "approve", …}`).
+#[derive(Clone, Debug, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(tag = "op", rename_all = "snake_case", deny_unknown_fields)]
+pub enum AdminRequest {
+    /// The pending requests.
+    Approvals,
+    /// Whether the broker is up, its mode, sessions and audit settings.
+    Status,
+    /// Approve a pending request.
+    Approve {
+        id: String,
+        scope: Scope,
+        #[serde(default)]
+        confirm_untrusted: bool,
+        #[serde(default)]
+        note: Option<String>,
+        #[serde(default)]
+        token: Option<String>,
+    },
+    /// Deny a pending request.
+    Deny {
+        id: String,
+        #[serde(default)]
+        note: Option<String>,
+    },
+    /// Drop grants: one session's, or all.
+    Drop {
+        #[serde(default)]
+        session: Option<String>,
+        #[serde(default)]
+        all: bool,
+    },
+}
+
+/// One approval's whole context, from whichever channel it came.
+#[derive(Clone, Debug)]
+pub struct Approval {
+    pub id: String,
+    pub scope: Scope,
+    pub confirm_untrusted: bool,
+    pub note: Option<String>,
+    pub token: Option<String>,
+}
+
+impl Gate {
+    /// One admin request body, answered on `conn`.
+    pub(super) fn serve_admin(&self, conn: &mut Conn, body: Vec<u8>) {
+        let peer = conn.peer();
+        let (reply, ok) = match serde_json::from_slice::<AdminRequest>(&body) {
+            Ok(req) => self.admin(&peer, req),
+            Err(e) => (
+                json!({"error": format!("refusing the admin request: {e}")}),
+                false,
+            ),
+        };
+        let _ = conn.admin_reply(ok, reply.to_string().into_bytes());
+    }
+
+    /// Answers one admin request from `peer`. Returns the JSON reply and whether it succeeded.
+    pub fn admin(&self, peer: &PeerCred, req: AdminRequest) -> (Json, bool) {
+        // Every admin command starts from an up-to-date store.
+        self.sweep();
+        let answer = match req {
+            AdminRequest::Approvals => Ok(self.approvals_json()),
+            AdminRequest::Status => Ok(self.status_json()),
+            AdminRequest::Approve {
+                id,
+                scope,
+                confirm_untrusted,
+                note,
+                token,
+            } => {
+                let approval = Approval {
+                    id,
+                    scope,
+                    confirm_untrusted,
+                    note,
+                    token,
+                };
+                self.approve_as(peer, "queue", approval)
+            }
+            AdminRequest::Deny { id, note } => self.deny_as(peer, "queue", &id, note),
+            AdminRequest::Drop { session, all } => self.drop_grants(peer, session, all),
+        };
+        match answer {
+            Ok(v) => (v, true),
+            Err(msg) => (json!({ "error": msg }), false),
+        }
+    }
+
+    /// The stored token digest: broker.json's, else the legacy env file's.
+    pub(super) fn token_sha256(&self, cfg: &occ_policy::PolicyConfig) -> Option<String> {
+        cfg.broker
+            .approval
+            .token_sha256
+            .clone()
+            .or_else(|| self.legacy_token_sha256.clone())
+    }
+
+    /// Approves through `channel`; `Err` carries the message for the approver.
+    pub(super) fn approve_as(
+        &self,
+        peer: &PeerCred,
+        channel: &str,
+        a: Approval,
+    ) -> Result<Json, String> {
+        let Some(p) = self.store().pending_by_id(&a.id).cloned() else {
+            return Err(format!(
+                "no pending request with id {:?}: list them with `occ approvals`",
+                a.id
+            ));
+        };
+        let mut f = events::pending(&p);
+        f.extend(events::approver(peer, channel));
+        f.insert("note".into(), opt(a.note.clone()));
+        let cfg = self.policy(&|_| None).map_err(|errs| {
+            format!(
+                "refusing to approve while the policy is broken: {}",
+                errs.first().map(|e| e.to_string()).unwrap_or_default()
+            )
+        })?;
+        if let Some(stored) = self.token_sha256(&cfg) {
+            let ok = a
+                .token
+                .as_deref()
+                .is_some_and(|t| crate::token::verify(t, &stored));
+            let event = if ok {
+                Event::TokenOk
+            } else {
+                Event::TokenFailed
+            };
+            self.audit_durable(event, f.clone())?;
+            if !ok {
+                return Err("the approval token is wrong; the request stays pending".into());
+            }
+        }
+        if p.info.untrusted {
+            let event = if a.confirm_untrusted {
+                Event::UntrustedSourceConfirmed
+            } else {
+                Event::UntrustedSourceBlock
+            };
+            self.audit(event, f.clone())?;
+        }
+        let result = self
+            .store()
+            .approve(&a.id, a.scope, a.confirm_untrusted, now_ms());
+        let (_, g) = result.map_err(|e| e.to_string())?;
+        f.insert("grant_scope".into(), s(g.scope.as_str()));
+        if let Err(e) = self.audit_durable(Event::ApprovalGranted, f) {
+            self.store().drop_all();
+            return Err(format!("approval withdrawn: {e}"));
+        }
+        self.decided.notify_all();
+        Ok(json!({"approved": a.id, "scope": g.scope.as_str()}))
+    }
+
+    /// Denies through `channel`.
+    pub(super) fn deny_as(
+        &self,
+        peer: &PeerCred,
+        channel: &str,
+        id: &str,
+        note: Option<String>,
+    ) -> Result<Json, String> {
+        let p = self
+            .store()
+            .deny(id, note.clone())
+            .map_err(|e| e.to_string())?;
+        let mut f = events::pending(&p);
+        f.extend(events::approver(peer, channel));
+        f.insert("note".into(), opt(note));
+        let _ = self.audit(Event::ApprovalDenied, f);
+        self.decided.notify_all();
+        Ok(json!({"denied": id}))
+    }
+
+    fn drop_grants(
+        &self,
+        peer: &PeerCred,
+        session: Option<String>,
+        all: bool,
+    ) -> Result<Json, String> {
+        let n = {
+            let mut st = self.store();
+            match (&session, all) {
+                (Some(sid), _) => st.drop_session(sid),
+                (None, true) => st.drop_all(),
+                (None, false) => return Err("say what to drop: --session ID or --all".into()),
+            }
+        };
+        let mut f = events::approver(peer, "queue");
+        f.insert("grants".into(), int(n));
+        f.insert("session_id".into(), opt(session.clone()));
+        let scope = if session.is_some() { "session" } else { "all" };
+        f.insert("scope".into(), s(scope));
+        self.audit(Event::GrantsDropped, f)?;
+        Ok(json!({"dropped": n}))
+    }
+
+    fn approvals_json(&self) -> Json {
+        let now = now_ms();
+        let st = self.store();
+        let items: Vec<Json> = st
+            .pending()
+            .map(|p| {
+                let expires = UNIX_EPOCH + Duration::from_millis(p.expires_ms);
+                json!({
+                    "id": p.id,
+                    "age_seconds": now.saturating_sub(p.created_ms) / 1000,
+                    "expires_at": humantime::format_rfc3339_seconds(expires).to_string(),
+                    "submituser": p.info.submituser,
+                    "peer_pid": p.info.peer_pid,
+                    "session_id": p.info.session_id,
+                    "command": p.info.command,
+                    "runuser": p.info.runuser,
+                    "rungroup": p.info.rungroup,
+                    "runcwd": p.info.runcwd,
+                    "env": p.info.env,
+                    "reason": p.info.reason,
+                    "untrusted": p.info.untrusted,
+                    "runs_arbitrary_code": p.info.runs_arbitrary_code,
+                })
+            })
+            .collect();
+        Json::Array(items)
+    }
+
+    pub(super) fn status_json(&self) -> Json {
+        let now = now_ms();
+        let st = self.store();
+        let sessions: Vec<Json> = st
+            .sessions(now)
+            .into_iter()
+            .map(|s| {
+                json!({
+                    "session_id": s.session_id,
+                    "idle_minutes": s.idle_ms / 60_000,
+                    "grants": s.grants,
+                })
+            })
+            .collect();
+        let fsync = if self.fsync_always.load(Ordering::SeqCst) {
+            "always"
+        } else {
+            "batch"
+        };
+        json!({
+            "broker": "up",
+            "pid": std::process::id(),
+            "mode": "user",
+            "home": self.home.display().to_string(),
+            "pending": st.pending().count(),
+            "grants": st.grant_count(),
+            "sessions": sessions,
+            "audit": {
+                "fsync": fsync,
+                "syncs_before_answers": self.answer_syncs.load(Ordering::SeqCst),
+                "seal_required": self.seal_required.load(Ordering::SeqCst),
+            },
+        })
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::AdminRequest;
+    use crate::session::Scope;
+
+    /// Parses an admin body; `Err` is the refusal text.
+    fn parse(body: &str) -> Result<AdminRequest, String> {
+        serde_json::from_str(body).map_err(|e| e.to_string())
+    }
+
+    #[test]
+    fn admin_requests_parse_strictly() {
+        let ok: &[(&str, AdminRequest)] = &[
+            (r#"{"op":"approvals"}"#, AdminRequest::Approvals),
+            (r#"{"op":"status"}"#, AdminRequest::Status),
+            (
+                r#"{"op":"approve","id":"ab12","scope":"session"}"#,
+                AdminRequest::Approve {
+                    id: "ab12".into(),
+                    scope: Scope::Session,
+                    confirm_untrusted: false,
+                    note: None,
+                    token: None,
+                },
+            ),
+            (
+                r#"{"op":"deny","id":"ab12","note":"no"}"#,
+                AdminRequest::Deny {
+                    id: "ab12".into(),
+                    note: Some("no".into()),
+                },
+            ),
+            (
+                r#"{"op":"drop","all":true}"#,
+                AdminRequest::Drop {
+                    session: None,
+                    all: true,
+                },
+            ),
+        ];
+        for (body, want) in ok {
+            assert_eq!(parse(body).as_ref(), Ok(want), "{body}");
+        }
+    }
+
+    #[test]
+    fn unknown_ops_scopes_and_fields_are_refused() {
+        let refused: &[(&str, &str)] = &[
+            (r#"{"op":"advance_clock","ms":1}"#, "unknown variant"),
+            (
+                r#"{"op":"approve","id":"ab12","scope":"forever"}"#,
+                "unknown variant",
+            ),
+            (
+                r#"{"op":"approve","id":"ab12","scope":"Session"}"#,
+                "unknown variant",
+            ),
+            (r#"{"op":"approve","id":"ab12"}"#, "missing field `scope`"),
+            (r#"{"op":"approve","scope":"once"}"#, "missing field `id`"),
+            (r#"{"op":"deny","id":"x","scope":"once"}"#, "unknown field"),
+            (r#"{"id":"x"}"#, "missing field `op`"),
+            (r#"{"op":7}"#, ""),
+        ];
+        for (body, why) in refused {
+            let e = parse(body).expect_err(body);
+            assert!(e.contains(why), "{body}: {e}");
+        }
+    }
+}

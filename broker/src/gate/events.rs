@@ -1,0 +1,171 @@
+//! Typed audit events: every event the gate writes is an [`Event`], and the field sets that
+//! several events share (peer, request, pending request, approver) are built only here. It
+//! decides nothing; it names what happened.
+
+use std::collections::BTreeMap;
+
+use occ_audit::Value;
+use occ_policy::Caller;
+
+use crate::daemon::conn::PeerCred;
+use crate::session::{Pending, RequestInfo};
+
+/// Audit fields under construction.
+pub type Fields = BTreeMap<String, Value>;
+
+/// Every event type the gate writes, by its name in the log.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub enum Event {
+    BrokerStarted,
+    BrokerStopped,
+    RequestReceived,
+    ProtocolError,
+    PolicyBlock,
+    SessionMissing,
+    ApprovalRequested,
+    ApprovalGranted,
+    ApprovalDenied,
+    ApprovalExpired,
+    TokenOk,
+    TokenFailed,
+    UntrustedSourceConfirmed,
+    UntrustedSourceBlock,
+    GrantsDropped,
+    GrantsRestored,
+    StateRejected,
+    SessionTimeout,
+    ExecStart,
+    ExecFinish,
+    ExecOutcomeUnknown,
+}
+
+impl Event {
+    /// The `event_type` written to the log (DESIGN.md's event table).
+    pub fn name(self) -> &'static str {
+        match self {
+            Event::BrokerStarted => "broker_started",
+            Event::BrokerStopped => "broker_stopped",
+            Event::RequestReceived => "request_received",
+            Event::ProtocolError => "protocol_error",
+            Event::PolicyBlock => "policy_block",
+            Event::SessionMissing => "session_missing",
+            Event::ApprovalRequested => "approval_requested",
+            Event::ApprovalGranted => "approval_granted",
+            Event::ApprovalDenied => "approval_denied",
+            Event::ApprovalExpired => "approval_expired",
+            Event::TokenOk => "token_ok",
+            Event::TokenFailed => "token_failed",
+            Event::UntrustedSourceConfirmed => "untrusted_source_confirmed",
+            Event::UntrustedSourceBlock => "untrusted_source_block",
+            Event::GrantsDropped => "grants_dropped",
+            Event::GrantsRestored => "grants_restored",
+            Event::StateRejected => "state_rejected",
+            Event::SessionTimeout => "session_timeout",
+            Event::ExecStart => "exec_start",
+            Event::ExecFinish => "exec_finish",
+            Event::ExecOutcomeUnknown => "exec_outcome_unknown",
+        }
+    }
+}
+
+/// A string value.
+pub fn s(v: impl Into<String>) -> Value {
+    Value::Str(v.into())
+}
+
+/// A string, or `null`.
+pub fn opt(v: Option<impl Into<String>>) -> Value {
+    v.map(|x| Value::Str(x.into())).unwrap_or(Value::Null)
+}
+
+/// An array of strings.
+pub fn strs(v: &[String]) -> Value {
+    Value::Array(v.iter().map(|x| Value::Str(x.clone())).collect())
+}
+
+/// An integer, or `null` when it does not fit an i64.
+pub fn int(v: impl TryInto<i64>) -> Value {
+    v.try_into().map(Value::Int).unwrap_or(Value::Null)
+}
+
+/// Who is on the other end of a request connection.
+pub fn peer(peer: &PeerCred) -> Fields {
+    let caller = Caller::from_uid(peer.uid);
+    let mut f = Fields::new();
+    f.insert("submituser".into(), s(caller.user));
+    f.insert("peer_pid".into(), int(peer.pid));
+    f.insert("peer_uid".into(), int(peer.uid));
+    f.insert("peer_gid".into(), int(peer.gid));
+    f
+}
+
+/// A request as the broker understood it, with its pending id once it has one.
+pub fn request(p: &PeerCred, i: &RequestInfo, id: Option<&str>) -> Fields {
+    let mut f = peer(p);
+    f.insert("request_id".into(), opt(id));
+    f.insert("session_id".into(), opt(i.session_id.clone()));
+    f.insert("command".into(), opt(i.command.first().cloned()));
+    f.insert("runargv".into(), strs(&i.command));
+    f.insert("runuser".into(), s(i.runuser.clone()));
+    f.insert("rungroup".into(), opt(i.rungroup.clone()));
+    f.insert("runcwd".into(), s(i.runcwd.clone()));
+    f.insert(
+        "runenv".into(),
+        Value::Array(i.env.iter().map(|(k, v)| s(format!("{k}={v}"))).collect()),
+    );
+    f.insert("reason".into(), opt(i.reason.clone()));
+    f.insert("untrusted".into(), Value::Bool(i.untrusted));
+    f.insert(
+        "runs_arbitrary_code".into(),
+        Value::Bool(i.runs_arbitrary_code),
+    );
+    f
+}
+
+/// A pending request, as approvals and expiries name it.
+pub fn pending(p: &Pending) -> Fields {
+    let mut f = Fields::new();
+    f.insert("request_id".into(), s(p.id.clone()));
+    f.insert("submituser".into(), s(p.info.submituser.clone()));
+    f.insert("peer_pid".into(), int(p.info.peer_pid));
+    f.insert("session_id".into(), opt(p.info.session_id.clone()));
+    f.insert("command".into(), opt(p.info.command.first().cloned()));
+    f.insert("runargv".into(), strs(&p.info.command));
+    f.insert("runuser".into(), s(p.info.runuser.clone()));
+    f.insert("untrusted".into(), Value::Bool(p.info.untrusted));
+    f
+}
+
+/// A pending request that expired, with the fields the expiry sweep records.
+pub fn expired(p: &Pending) -> Fields {
+    let mut f = Fields::new();
+    f.insert("request_id".into(), s(p.id.clone()));
+    f.insert("submituser".into(), s(p.info.submituser.clone()));
+    f.insert("peer_pid".into(), int(p.info.peer_pid));
+    f.insert("runargv".into(), strs(&p.info.command));
+    f.insert("session_id".into(), opt(p.info.session_id.clone()));
+    f
+}
+
+/// Who decided, and through which channel.
+pub fn approver(peer: &PeerCred, channel: &str) -> Fields {
+    let name = Caller::from_uid(peer.uid).user;
+    let mut f = Fields::new();
+    f.insert("channel".into(), s(channel));
+    if channel == "tty" {
+        // A keypress on the requester's terminal: no approver process to name.
+        f.insert(
+            "approver".into(),
+            s(format!("{name} at the requester's terminal")),
+        );
+        f.insert("approver_pid".into(), Value::Null);
+    } else {
+        f.insert(
+            "approver".into(),
+            s(format!("{name} (uid {}, pid {})", peer.uid, peer.pid)),
+        );
+        f.insert("approver_pid".into(), int(peer.pid));
+    }
+    f.insert("approver_uid".into(), int(peer.uid));
+    f
+}

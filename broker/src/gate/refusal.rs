@@ -1,0 +1,67 @@
+//! Typed refusals: every reason code the gate answers a requester with. A code is part of the
+//! wire and audit contract (`(occ: CODE)` on the agent's terminal, `reason_code` in the log),
+//! so each one is named here once and never built from a string.
+
+/// Why the gate refused a request.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub enum Refusal {
+    /// The request is not valid UTF-8 or otherwise unusable.
+    MalformedRequest,
+    /// The event that would let this happen could not be written.
+    AuditFailed,
+    /// A policy file or the approval stack is broken.
+    PolicyInvalid,
+    /// `session.require_session_id` and no task session id.
+    SessionMissing,
+    /// No live grant covers the request (the `grant` module).
+    NoGrant,
+    /// An approver denied it, or withdrew the approval.
+    ApprovalDenied,
+    /// It expired without a decision.
+    ApprovalExpired,
+    /// A token is configured and no token-verified approval exists.
+    TokenFailed,
+    /// The broker is shutting down.
+    BrokerStopping,
+    /// The caller hung up while waiting.
+    ClientGone,
+    /// The real sudo in broker.json is not a root-owned, root-only file.
+    RealSudoUnsafe,
+    /// A sudo usage error, answered with sudo's usage text.
+    Usage,
+    /// The connecting uid is not the broker's.
+    PeerUidMismatch,
+    /// The gate reached a state it never should; refused rather than guessed.
+    InternalError,
+    /// The policy engine's own code (`denied_by_rule`, `shell_denied`, …).
+    Policy(&'static str),
+}
+
+impl Refusal {
+    /// The `reason_code` as written on the wire and in the log.
+    pub fn code(self) -> &'static str {
+        match self {
+            Refusal::MalformedRequest => "malformed_request",
+            Refusal::AuditFailed => "audit_failed",
+            Refusal::PolicyInvalid => "policy_invalid",
+            Refusal::SessionMissing => "session_missing",
+            Refusal::NoGrant => "no_grant",
+            Refusal::ApprovalDenied => "approval_denied",
+            Refusal::ApprovalExpired => "approval_expired",
+            Refusal::TokenFailed => "token_failed",
+            Refusal::BrokerStopping => "broker_stopping",
+            Refusal::ClientGone => "client_gone",
+            Refusal::RealSudoUnsafe => "real_sudo_unsafe",
+            Refusal::Usage => "usage",
+            Refusal::PeerUidMismatch => "peer_uid_mismatch",
+            Refusal::InternalError => "internal_error",
+            Refusal::Policy(code) => code,
+        }
+    }
+}
+
+impl std::fmt::Display for Refusal {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.write_str(self.code())
+    }
+}

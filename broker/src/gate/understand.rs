@@ -1,0 +1,211 @@
+//! Understanding a request: the raw frame becomes a policy evaluation and the
+//! [`RequestInfo`] that approvers see and grants are keyed by. Requests the broker answers
+//! itself (`-V`, `-h`, `-v`, `-k`, `-K`, `-l`) are answered here. Nothing here grants anything.
+
+use std::collections::BTreeMap;
+use std::path::PathBuf;
+
+use occ_policy::{Action, Caller, Context, Evaluation};
+use occ_proto::{Output, Request};
+
+use super::events::{self, int, s, Event};
+use super::refusal::Refusal;
+use super::Gate;
+use crate::daemon::conn::{Conn, PeerCred};
+use crate::escape::escape_text;
+use crate::session::{Digest, RequestInfo};
+
+/// A request the gate has understood well enough to show an approver.
+pub(super) struct Understood {
+    pub eval: Evaluation,
+    pub info: RequestInfo,
+    pub raw_argv: Vec<String>,
+    pub tty: bool,
+}
+
+/// The broker's digest: the policy's grant digest, bound also to whether the request came
+/// from an untrusted source, so a grant for a trusted request never covers an untrusted one.
+pub fn broker_digest(policy_digest: &Digest, untrusted: bool) -> Digest {
+    use sha2::{Digest as _, Sha256};
+    let mut h = Sha256::new();
+    h.update(b"occ-broker-grant-v1");
+    h.update(policy_digest);
+    h.update([u8::from(untrusted)]);
+    h.finalize().into()
+}
+
+/// What approvers see of an evaluated request, and the digest its grant is keyed by. The one
+/// place a [`RequestInfo`] is made from an evaluation: the gate and the containment tests
+/// both go through it.
+pub fn request_info(
+    eval: &Evaluation,
+    ctx: &Context,
+    peer: &PeerCred,
+    cwd: &str,
+    reason: Option<String>,
+) -> RequestInfo {
+    let (command, runuser, rungroup, runcwd, assigns, digest, code) = match &eval.request {
+        Some(r) => (
+            r.argv.clone(),
+            r.target.user.clone(),
+            r.target.group.clone(),
+            r.cwd.to_string_lossy().into_owned(),
+            r.sudo.env.iter().cloned().collect(),
+            broker_digest(&r.digest(), ctx.untrusted),
+            r.runs_arbitrary_code,
+        ),
+        None => (
+            Vec::new(),
+            eval.target
+                .as_ref()
+                .map(|t| t.user.clone())
+                .unwrap_or_else(|| "root".into()),
+            None,
+            cwd.to_string(),
+            BTreeMap::new(),
+            [0u8; 32],
+            false,
+        ),
+    };
+    RequestInfo {
+        digest,
+        submituser: ctx.caller.user.clone(),
+        peer_uid: peer.uid,
+        peer_pid: peer.pid,
+        session_id: ctx.session_id.clone(),
+        command,
+        runuser,
+        rungroup,
+        runcwd,
+        env: assigns,
+        reason,
+        untrusted: ctx.untrusted,
+        runs_arbitrary_code: code,
+    }
+}
+
+impl Gate {
+    pub(super) fn understand(
+        &self,
+        peer: &PeerCred,
+        req: &Request,
+    ) -> Result<Understood, (Refusal, String)> {
+        let text = |b: &[u8], what: &str| {
+            String::from_utf8(b.to_vec()).map_err(|_| {
+                (
+                    Refusal::MalformedRequest,
+                    format!("the {what} is not valid UTF-8"),
+                )
+            })
+        };
+        let raw_argv = req
+            .argv
+            .iter()
+            .map(|a| text(a, "command line"))
+            .collect::<Result<Vec<_>, _>>()?;
+        let cwd = text(&req.cwd, "working directory")?;
+        let mut env = BTreeMap::new();
+        for (k, v) in &req.env {
+            env.insert(text(k, "environment")?, text(v, "environment")?);
+        }
+        let caller = Caller::from_uid(peer.uid);
+        let ctx = Context::new(caller, PathBuf::from(&cwd), env.clone());
+        let policy = self.policy(&|k| env.get(k).cloned());
+        if let Ok(cfg) = &policy {
+            self.follow_audit_config(cfg);
+        }
+        let eval = occ_policy::evaluate(&raw_argv, &ctx, &policy);
+        let reason = env
+            .get("OPENCLAW_PRIV_REASON")
+            .filter(|r| !r.is_empty())
+            .cloned();
+        let info = request_info(&eval, &ctx, peer, &cwd, reason);
+        Ok(Understood {
+            eval,
+            info,
+            raw_argv,
+            tty: req.isatty.iter().any(|t| *t),
+        })
+    }
+
+    /// Answers what sudo answers without running anything: version, help, validate, `-k`/`-K`
+    /// and `-l`.
+    pub(super) fn answer_by_broker(&self, conn: &mut Conn, peer: &PeerCred, u: &Understood) {
+        let Some(sudo) = &u.eval.sudo else { return };
+        let real_sudo = self
+            .policy(&|_| None)
+            .map(|c| c.broker.real_sudo)
+            .unwrap_or_else(|_| PathBuf::from("/usr/bin/sudo"));
+        let (stdout, code) = match sudo.action() {
+            Action::Version => (
+                format!(
+                    "occ sudo shim {} (the privilege gate for AI agents)\nreal sudo: {}\n",
+                    env!("CARGO_PKG_VERSION"),
+                    real_sudo.display()
+                ),
+                0,
+            ),
+            Action::Help => (
+                format!(
+                    "occ {}: sudo requests from this agent go through occ's approval broker.\n\
+                     usage: sudo [-nHk] [-u user] [-g group] [-D directory] [VAR=value] [--] command [arg ...]\n\
+                     A human approves each request with `occ approve ID`; `occ explain -- ARGS` shows why.\n\
+                     real sudo: {}\n",
+                    env!("CARGO_PKG_VERSION"),
+                    real_sudo.display()
+                ),
+                0,
+            ),
+            Action::Validate => (
+                "occ approves each command separately; there is no cached credential to validate.\n"
+                    .to_string(),
+                0,
+            ),
+            Action::ResetTimestamp | Action::RemoveTimestamp => {
+                let n = self.store().drop_caller(peer.uid);
+                let mut f = events::peer(peer);
+                f.insert("grants".into(), int(n));
+                f.insert("scope".into(), s("caller"));
+                if let Err(e) = self.audit(Event::GrantsDropped, f) {
+                    let _ = conn.refuse(&e, Refusal::AuditFailed.code());
+                    return;
+                }
+                (String::new(), 0)
+            }
+            Action::List => (self.list_text(peer), 0),
+            _ => (String::new(), 1),
+        };
+        let _ = conn.output(Output {
+            stdout: stdout.into_bytes(),
+            stderr: Vec::new(),
+            exit_code: code,
+        });
+    }
+
+    fn list_text(&self, peer: &PeerCred) -> String {
+        let user = Caller::from_uid(peer.uid).user;
+        match self.policy(&|_| None) {
+            Err(errs) => format!(
+                "occ: the policy cannot be read, so nothing may be run: {}\n",
+                errs.first().map(|e| e.to_string()).unwrap_or_default()
+            ),
+            Ok(cfg) => {
+                let mut out = format!(
+                    "User {user} may request the following through occ; every run needs a human's \
+                     approval (`occ approve ID`) or a live grant:\n"
+                );
+                if cfg.commands.allow.is_empty() {
+                    out.push_str("    any command not denied by command-policy.json\n");
+                } else {
+                    for r in cfg.commands.allow.rules() {
+                        out.push_str(&format!("    {}\n", escape_text(&r.text)));
+                    }
+                }
+                for r in cfg.commands.deny.rules() {
+                    out.push_str(&format!("    !{}\n", escape_text(&r.text)));
+                }
+                out
+            }
+        }
+    }
+}
