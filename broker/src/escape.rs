@@ -1,6 +1,7 @@
 //! Escaping of text the requester controls (argv, cwd, reason, env values) before an approver
-//! sees it. It owns the one rule every display path uses; it must never let a control, ANSI or
-//! bidi character reach an approver's terminal unescaped.
+//! or an auditor sees it. Every display path escapes through here; it must never let a
+//! control, ANSI or bidi character reach a terminal unescaped. Two rules: [`escape_text`] for
+//! readable text, and [`escape_raw`] for raw log bytes shown exactly as stored.
 
 use std::fmt::Write as _;
 
@@ -55,6 +56,21 @@ pub fn escape_bytes(b: &[u8]) -> String {
         }
     }
     out
+}
+
+/// Escapes raw bytes byte for byte: printable ASCII is kept, every other byte (controls, DEL,
+/// every byte of a non-ASCII character) becomes `\xNN`. For showing audit-log lines, whose
+/// bytes are evidence, exactly as stored.
+pub fn escape_raw(b: &[u8]) -> String {
+    let mut s = String::with_capacity(b.len());
+    for &c in b {
+        if (0x20..0x7f).contains(&c) {
+            s.push(c as char);
+        } else {
+            let _ = write!(s, "\\x{c:02x}");
+        }
+    }
+    s
 }
 
 /// Prints an argv as a JSON array of escaped strings, so word boundaries are unambiguous:

@@ -58,12 +58,6 @@ impl Error {
             Error::UnexpectedFds { .. } => "unexpected_fds",
         }
     }
-
-    /// Whether this is the peer breaking the protocol (as opposed to hanging up or an I/O
-    /// failure on our side).
-    pub fn is_protocol_violation(&self) -> bool {
-        !matches!(self, Error::Io(_) | Error::Closed)
-    }
 }
 
 /// Whether an I/O error is a socket timeout (`SO_RCVTIMEO`/`SO_SNDTIMEO` report `EAGAIN`).

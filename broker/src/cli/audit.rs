@@ -367,18 +367,7 @@ fn print_report(out: &mut impl Write, r: &Report) -> std::io::Result<()> {
 
 // ---------------------------------------------------------------- show / tail
 
-/// Escapes control, DEL, non-ASCII and ANSI-introducing bytes for a terminal.
-fn escape(b: &[u8]) -> String {
-    let mut s = String::with_capacity(b.len());
-    for &c in b {
-        if (0x20..0x7f).contains(&c) {
-            s.push(c as char);
-        } else {
-            s.push_str(&format!("\\x{c:02x}"));
-        }
-    }
-    s
-}
+use crate::escape::escape_raw as escape;
 
 const CHAIN_FIELDS: [&str; 6] = [
     "seq",

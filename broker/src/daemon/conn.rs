@@ -134,12 +134,6 @@ impl Conn {
             .map(|f| f.as_fd())
     }
 
-    /// Takes ownership of the caller's stdio (for a system-mode executor or the tty channel).
-    /// Descriptors not taken are closed when the final answer is sent.
-    pub fn take_caller_stdio(&mut self) -> [Option<OwnedFd>; 3] {
-        std::mem::take(&mut self.stdio)
-    }
-
     /// Whether a final frame (`Pending`, `Refuse`, `Output`, `Grant`, `AdminReply`) was sent.
     pub fn answered(&self) -> bool {
         self.finished

@@ -1,6 +1,7 @@
 //! The seam between the broker's connection layer and the approval stack. The daemon owns
 //! sockets, peers, framing, timeouts and shutdown; a [`RequestHandler`] owns every decision.
-//! Until the approval stack lands, [`FailClosedHandler`] refuses everything.
+//! `occ broker` plugs in the approval gate (`crate::gate::Gate`); the connection layer's own
+//! tests use [`FailClosedHandler`], which refuses everything.
 
 use std::path::PathBuf;
 
@@ -8,7 +9,8 @@ use occ_proto::Request;
 
 use super::conn::{Conn, PeerCred};
 
-/// Reason code for every refusal of the interim handler.
+/// Reason code for every refusal of [`FailClosedHandler`].
+#[cfg(test)]
 pub const APPROVAL_STACK_UNAVAILABLE: &str = "approval_stack_unavailable";
 
 /// A peer broke the protocol; its connection has been closed. Recorded as `protocol_error`.
@@ -100,11 +102,13 @@ pub trait RequestHandler: Send + Sync {
     fn stopped(&self) {}
 }
 
-/// The interim handler: refuses every request with `approval_stack_unavailable` (fail closed)
-/// and answers nothing else — not even `-h` or `-V`.
+/// A handler with no gate behind it, for the connection layer's tests: refuses every request
+/// with `approval_stack_unavailable` (fail closed) and answers nothing else.
+#[cfg(test)]
 #[derive(Debug, Default)]
 pub struct FailClosedHandler;
 
+#[cfg(test)]
 impl RequestHandler for FailClosedHandler {
     fn started(&self, info: &StartInfo) {
         tracing::info!(pid = info.pid, uid = info.uid, socket = %info.socket.display(),

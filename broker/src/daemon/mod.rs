@@ -20,10 +20,9 @@ use nix::sys::signal::{SigSet, Signal};
 use occ_proto::{read_frame_by, write_frame, Frame};
 
 pub use conn::{Conn, ExecOutcome, PeerCred, SendError, Wait, BROKER_STOPPING};
-pub use handler::{
-    FailClosedHandler, ProtocolError, RequestHandler, StartInfo, StopCause,
-    APPROVAL_STACK_UNAVAILABLE,
-};
+#[cfg(test)]
+pub use handler::{FailClosedHandler, APPROVAL_STACK_UNAVAILABLE};
+pub use handler::{ProtocolError, RequestHandler, StartInfo, StopCause};
 
 use crate::sys;
 
@@ -36,7 +35,8 @@ pub const MAX_CONNECTIONS: usize = 512;
 /// Reason code for a peer whose uid differs from the broker's.
 pub const PEER_UID_MISMATCH: &str = "peer_uid_mismatch";
 
-/// The handler `occ broker` runs with. The approval stack replaces this one function.
+/// A handler with no gate behind it (the connection layer's tests).
+#[cfg(test)]
 pub fn default_handler() -> Arc<dyn RequestHandler> {
     Arc::new(FailClosedHandler)
 }
