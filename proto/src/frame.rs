@@ -4,6 +4,11 @@
 //! Conversation (user mode): shim → `Request` (+ stdio fds); broker → zero or more `Waiting`,
 //! then exactly one of `Pending`, `Refuse`, `Output` or `Grant`; after `Grant` the shim runs the
 //! argv and sends `Signal` for each signal it relays, then one `ExitReport`.
+//!
+//! System mode: shim → `Request` (no fds); broker → zero or more `Waiting`, then `Pending`,
+//! `Refuse`, `Output` or `Run`. After `Run` (the grant is decided) the shim sends `Stdio` with
+//! its stdio fds; the broker runs the command itself, the shim sends `Signal` for each signal it
+//! receives, and the broker ends with `Exited` (what its own `waitpid` saw) or `Refuse`.
 
 /// Most argv entries a request or grant may carry.
 pub const MAX_ARGS: usize = 65_536;
@@ -36,6 +41,12 @@ pub enum FrameType {
     Admin = 9,
     /// Broker → admin client: the JSON answer and whether the operation succeeded (final).
     AdminReply = 10,
+    /// Broker → shim (system mode): the grant is decided; send the stdio to run it with.
+    Run = 11,
+    /// Shim → broker (system mode): the caller's stdio, as `SCM_RIGHTS`.
+    Stdio = 12,
+    /// Broker → shim (system mode): how the command the broker ran ended (final).
+    Exited = 13,
 }
 
 impl FrameType {
@@ -52,6 +63,9 @@ impl FrameType {
             8 => FrameType::Signal,
             9 => FrameType::Admin,
             10 => FrameType::AdminReply,
+            11 => FrameType::Run,
+            12 => FrameType::Stdio,
+            13 => FrameType::Exited,
             _ => return None,
         })
     }
@@ -157,6 +171,15 @@ pub enum Frame {
         /// The JSON text.
         body: Vec<u8>,
     },
+    /// System mode: approved; the shim answers with [`Frame::Stdio`].
+    Run,
+    /// System mode: which of fds 0, 1 and 2 travel with this frame (`SCM_RIGHTS`, in order).
+    Stdio {
+        /// Flags for fds 0, 1 and 2.
+        passed: [bool; 3],
+    },
+    /// System mode: how the command ended, from the broker's own `waitpid`.
+    Exited(ExitReport),
 }
 
 impl Frame {
@@ -173,6 +196,9 @@ impl Frame {
             Frame::Signal { .. } => FrameType::Signal,
             Frame::Admin { .. } => FrameType::Admin,
             Frame::AdminReply { .. } => FrameType::AdminReply,
+            Frame::Run => FrameType::Run,
+            Frame::Stdio { .. } => FrameType::Stdio,
+            Frame::Exited(_) => FrameType::Exited,
         }
     }
 

@@ -40,6 +40,7 @@ pub fn read_frame_by(sock: &UnixStream, deadline: Option<Instant>) -> Result<Rec
     let frame = decode_payload(kind, &payload)?;
     let expected = match &frame {
         Frame::Request(r) => r.passed_fd_count(),
+        Frame::Stdio { passed } => passed.iter().filter(|b| **b).count(),
         _ => 0,
     };
     if fds.len() != expected {

@@ -44,11 +44,13 @@ pub fn encode(frame: &Frame) -> Result<Vec<u8>, Error> {
             w.bytes(&o.stderr);
             w.i32(o.exit_code);
         }
-        Frame::ExitReport(e) => {
+        Frame::ExitReport(e) | Frame::Exited(e) => {
             w.i32(e.exit_value);
             w.i32(e.signal);
             w.u64(e.run_time_ms);
         }
+        Frame::Run => {}
+        Frame::Stdio { passed } => w.u8(bits(*passed)),
         Frame::Signal { signo } => w.i32(*signo),
         Frame::Admin { body } => w.bytes(body),
         Frame::AdminReply { ok, body } => {
@@ -195,19 +197,28 @@ pub fn decode_payload(kind: FrameType, payload: &[u8]) -> Result<Frame, Error> {
             stderr: r.bytes()?.to_vec(),
             exit_code: r.i32()?,
         }),
-        FrameType::ExitReport => {
+        FrameType::ExitReport | FrameType::Exited => {
             let exit_value = r.i32()?;
             let signal = r.i32()?;
             let run_time_ms = r.u64()?;
             if !(0..=64).contains(&signal) {
                 return Err(Error::Malformed("exit report signal out of range"));
             }
-            Frame::ExitReport(ExitReport {
+            let report = ExitReport {
                 exit_value,
                 signal,
                 run_time_ms,
-            })
+            };
+            if kind == FrameType::Exited {
+                Frame::Exited(report)
+            } else {
+                Frame::ExitReport(report)
+            }
         }
+        FrameType::Run => Frame::Run,
+        FrameType::Stdio => Frame::Stdio {
+            passed: unbits(r.u8()?, "stdio flags")?,
+        },
         FrameType::Signal => {
             let signo = r.i32()?;
             if !(1..=64).contains(&signo) {

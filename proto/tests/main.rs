@@ -57,6 +57,15 @@ fn all_frames() -> Vec<Frame> {
             run_time_ms: u64::MAX,
         }),
         Frame::Signal { signo: 2 },
+        Frame::Run,
+        Frame::Stdio {
+            passed: [true, false, true],
+        },
+        Frame::Exited(ExitReport {
+            exit_value: -1,
+            signal: 15,
+            run_time_ms: 12,
+        }),
         Frame::Admin {
             body: br#"{"op":"approvals"}"#.to_vec(),
         },
