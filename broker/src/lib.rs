@@ -8,6 +8,7 @@ pub mod daemon;
 pub mod escape;
 pub mod gate;
 pub mod install;
+pub mod layout;
 pub mod legacy;
 pub mod paths;
 pub mod session;

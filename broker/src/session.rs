@@ -29,8 +29,10 @@ impl Scope {
 }
 
 /// What an approver sees about a pending request; everything is as the broker resolved it.
-#[derive(Clone, Debug, PartialEq, Eq)]
+#[derive(Clone, Debug, PartialEq, Eq, serde::Serialize, serde::Deserialize)]
+#[serde(deny_unknown_fields)]
 pub struct RequestInfo {
+    #[serde(with = "hex_digest")]
     pub digest: Digest,
     pub submituser: String,
     pub peer_uid: u32,
@@ -44,10 +46,15 @@ pub struct RequestInfo {
     pub reason: Option<String>,
     pub untrusted: bool,
     pub runs_arbitrary_code: bool,
+    /// System mode: the caller's TERM, LANG and LC_* the command will see (bound into the
+    /// digest); empty in user mode, where the real sudo's env_keep decides.
+    #[serde(default)]
+    pub locale: BTreeMap<String, String>,
 }
 
 /// A request waiting for a human.
-#[derive(Clone, Debug)]
+#[derive(Clone, Debug, serde::Serialize, serde::Deserialize)]
+#[serde(deny_unknown_fields)]
 pub struct Pending {
     pub id: String,
     pub info: RequestInfo,
@@ -108,6 +115,12 @@ pub struct Snapshot {
     pub version: u32,
     pub grants: Vec<Grant>,
     pub sessions: BTreeMap<String, u64>,
+    /// System mode only: requests still waiting for a human, and every id issued (so an id is
+    /// never reused across a restart).
+    #[serde(default, skip_serializing_if = "Vec::is_empty")]
+    pub pending: Vec<Pending>,
+    #[serde(default, skip_serializing_if = "Vec::is_empty")]
+    pub issued: Vec<String>,
 }
 
 /// All in-memory approval state of one broker.
@@ -387,12 +400,37 @@ impl Store {
             version: 1,
             grants,
             sessions: self.sessions.iter().map(|(k, v)| (k.clone(), *v)).collect(),
+            pending: Vec::new(),
+            issued: Vec::new(),
         }
+    }
+
+    /// The system broker's state: the snapshot plus pending requests and issued ids.
+    pub fn state(&self) -> Snapshot {
+        let mut snap = self.snapshot();
+        snap.pending = self.pending.values().cloned().collect();
+        snap.issued = self.issued.iter().cloned().collect();
+        snap.issued.sort();
+        snap
+    }
+
+    /// Pending requests of one requesting uid.
+    pub fn pending_of(&self, uid: u32) -> usize {
+        self.pending
+            .values()
+            .filter(|p| p.info.peer_uid == uid)
+            .count()
     }
 
     /// Restores grants from a snapshot the caller has already checked (owner, mode); session
     /// grants whose session is idle past the timeout are not restored.
     pub fn restore(&mut self, snap: Snapshot, now_ms: u64) {
+        self.issued.extend(snap.issued);
+        // Expired ones too: the next sweep records their expiry.
+        for p in snap.pending {
+            self.issued.insert(p.id.clone());
+            self.pending.insert(p.id.clone(), p);
+        }
         for (s, last) in snap.sessions {
             if now_ms.saturating_sub(last) < self.idle_timeout_ms {
                 self.sessions.insert(s, last);
@@ -476,7 +514,31 @@ mod tests {
             reason: None,
             untrusted: false,
             runs_arbitrary_code: false,
+            locale: BTreeMap::new(),
         }
+    }
+
+    #[test]
+    fn system_state_round_trips_pending_requests_and_ids() {
+        let mut st = Store::new(30, 30);
+        let mut n = 0;
+        let (a, _) = st.submit(info(1), 1_000, || {
+            n += 1;
+            format!("id{n}")
+        });
+        let (b, _) = st.submit(info(2), 1_000, || "idb".into());
+        st.approve(&b, Scope::Once, false, 2_000).unwrap();
+        let text = serde_json::to_string(&st.state()).unwrap();
+        let mut back = Store::new(30, 30);
+        back.restore(serde_json::from_str(&text).unwrap(), 3_000);
+        assert_eq!(back.pending_by_id(&a).map(|p| p.info.digest), Some([1; 32]));
+        assert!(back.take_grant(&[2; 32], 3_000).is_some(), "the once grant");
+        // An issued id is never handed out again, even after the restart.
+        let (c, _) = back.submit(info(3), 4_000, {
+            let mut tries = vec!["idb".to_string(), "id1".to_string(), "fresh".to_string()];
+            move || tries.remove(0)
+        });
+        assert_eq!(c, "fresh");
     }
 
     fn ids() -> impl FnMut() -> String {

@@ -1,5 +1,6 @@
-//! The broker's raw FFI: `poll` for readiness and hangup, and the fork for `occ broker`'s own
-//! daemonisation. Everything else goes through `nix`. No privilege changes happen here.
+//! The broker's raw FFI: `poll` for readiness and hangup, the fork for `occ broker`'s own
+//! daemonisation, and the system broker's spawn of an approved command (privileges change only
+//! in that freshly forked child). Everything else goes through `nix`.
 
 use std::io;
 use std::os::fd::{AsRawFd, BorrowedFd};
@@ -78,4 +79,283 @@ pub fn fork_single_threaded() -> io::Result<Forked> {
 pub fn exit_now(code: i32) -> ! {
     // SAFETY: _exit ends the process immediately; nothing is touched afterwards.
     unsafe { libc::_exit(code) }
+}
+
+/// Everything a system-mode command is started with, prepared before the fork so the child
+/// only makes system calls (no allocation, no locks: the broker is multi-threaded).
+pub struct SpawnSpec {
+    /// The approved file, opened and checked at resolution; executed by descriptor.
+    pub exe: std::os::fd::OwnedFd,
+    /// argv, NUL-terminated strings.
+    pub argv: Vec<std::ffi::CString>,
+    /// The environment built from scratch.
+    pub envp: Vec<std::ffi::CString>,
+    /// The directory the command runs in.
+    pub cwd: std::ffi::CString,
+    /// Target uid, gid and supplementary groups.
+    pub uid: u32,
+    pub gid: u32,
+    pub groups: Vec<libc::gid_t>,
+    /// The caller's stdin, stdout and stderr (`/dev/null` where none came).
+    pub stdio: [std::os::fd::OwnedFd; 3],
+    /// Drop the capability bounding and ambient sets and set `no_new_privs` (non-root targets).
+    pub drop_privileges: bool,
+}
+
+/// A started command: its pid (also its process group and session) and a pidfd for it.
+pub struct Spawned {
+    pub pid: i32,
+    pub pidfd: std::os::fd::OwnedFd,
+    /// Writing one byte here lets the child exec; dropping it unsent makes the child exit 127.
+    go: std::os::fd::OwnedFd,
+    /// End of file here means the exec happened; 4 bytes are the errno of the step that failed.
+    status: std::fs::File,
+}
+
+fn pipe_cloexec() -> io::Result<(std::os::fd::OwnedFd, std::os::fd::OwnedFd)> {
+    use std::os::fd::FromRawFd;
+    let mut fds = [0 as libc::c_int; 2];
+    // SAFETY: `fds` is a valid array of two ints for pipe2 to fill.
+    let rc = unsafe { libc::pipe2(fds.as_mut_ptr(), libc::O_CLOEXEC) };
+    if rc != 0 {
+        return Err(io::Error::last_os_error());
+    }
+    // SAFETY: pipe2 succeeded, so both descriptors are open and owned by nobody else.
+    Ok(unsafe {
+        (
+            std::os::fd::OwnedFd::from_raw_fd(fds[0]),
+            std::os::fd::OwnedFd::from_raw_fd(fds[1]),
+        )
+    })
+}
+
+/// Forks the command's process and prepares it as `spec` says; it waits for
+/// [`Spawned::release`] before it execs. The child: new session; capability sets dropped
+/// (when asked); supplementary groups, gid and uid set (real, effective and saved); the
+/// approved directory; the caller's stdio on 0–2; every other descriptor close-on-exec; the
+/// signal mask and SIGPIPE reset; then `execveat(exe, "", argv, envp, AT_EMPTY_PATH)`.
+pub fn spawn(spec: &SpawnSpec) -> io::Result<Spawned> {
+    use std::os::fd::{AsRawFd, FromRawFd};
+    let (go_r, go_w) = pipe_cloexec()?;
+    let (st_r, st_w) = pipe_cloexec()?;
+    let mut argv: Vec<*const libc::c_char> = spec.argv.iter().map(|a| a.as_ptr()).collect();
+    argv.push(std::ptr::null());
+    let mut envp: Vec<*const libc::c_char> = spec.envp.iter().map(|a| a.as_ptr()).collect();
+    envp.push(std::ptr::null());
+    let stdio = [
+        spec.stdio[0].as_raw_fd(),
+        spec.stdio[1].as_raw_fd(),
+        spec.stdio[2].as_raw_fd(),
+    ];
+    let exe = spec.exe.as_raw_fd();
+    let (go_r_fd, st_w_fd) = (go_r.as_raw_fd(), st_w.as_raw_fd());
+    // SAFETY: fork in a multi-threaded process; the child below makes only async-signal-safe
+    // system calls on memory prepared before the fork, and leaves by exec or _exit.
+    let pid = unsafe { libc::fork() };
+    if pid < 0 {
+        return Err(io::Error::last_os_error());
+    }
+    if pid == 0 {
+        // SAFETY: child side of the fork; see `child`.
+        unsafe { child(spec, &argv, &envp, stdio, exe, go_r_fd, st_w_fd) }
+    }
+    drop(go_r);
+    drop(st_w);
+    // SAFETY: pidfd_open takes a pid and flags and returns a new descriptor or -1.
+    let rc = unsafe { libc::syscall(libc::SYS_pidfd_open, pid, 0) };
+    let pidfd = if rc < 0 {
+        let e = io::Error::last_os_error();
+        // SAFETY: kill and waitpid on our own child.
+        unsafe {
+            libc::kill(pid, libc::SIGKILL);
+            libc::waitpid(pid, std::ptr::null_mut(), 0);
+        }
+        return Err(e);
+    } else {
+        // SAFETY: a successful pidfd_open returns a new descriptor that nothing else owns.
+        unsafe { std::os::fd::OwnedFd::from_raw_fd(rc as libc::c_int) }
+    };
+    Ok(Spawned {
+        pid,
+        pidfd,
+        go: go_w,
+        status: std::fs::File::from(st_r),
+    })
+}
+
+/// The child side of [`spawn`]. Never returns.
+///
+/// # Safety
+/// Call only in the child of a fork, with pointers into memory prepared before the fork.
+unsafe fn child(
+    spec: &SpawnSpec,
+    argv: &[*const libc::c_char],
+    envp: &[*const libc::c_char],
+    stdio: [libc::c_int; 3],
+    exe: libc::c_int,
+    go: libc::c_int,
+    status: libc::c_int,
+) -> ! {
+    let fail = |step: i32| -> ! {
+        let errno = io::Error::last_os_error().raw_os_error().unwrap_or(0);
+        // Built on the stack: the child must not allocate.
+        let mut msg = [0u8; 8];
+        msg[..4].copy_from_slice(&step.to_ne_bytes());
+        msg[4..].copy_from_slice(&errno.to_ne_bytes());
+        // SAFETY: write and _exit are async-signal-safe; `msg` lives on this stack.
+        unsafe {
+            libc::write(status, msg.as_ptr().cast(), msg.len());
+            libc::_exit(127)
+        }
+    };
+    // SAFETY: each call is an async-signal-safe system call on values prepared before the
+    // fork; a failure is reported on the status pipe and ends the child.
+    unsafe {
+        // Wait for the parent to record exec_start; no byte means it could not.
+        let mut b = 0u8;
+        if libc::read(go, (&mut b as *mut u8).cast(), 1) != 1 {
+            libc::_exit(127);
+        }
+        let mut empty: libc::sigset_t = std::mem::zeroed();
+        libc::sigemptyset(&mut empty);
+        libc::sigprocmask(libc::SIG_SETMASK, &empty, std::ptr::null_mut());
+        libc::signal(libc::SIGPIPE, libc::SIG_DFL);
+        if libc::setsid() < 0 {
+            fail(1);
+        }
+        if spec.drop_privileges {
+            for cap in 0..=63 {
+                // Caps this kernel does not know fail with EINVAL: nothing to drop.
+                libc::prctl(libc::PR_CAPBSET_DROP, cap, 0, 0, 0);
+            }
+            libc::prctl(
+                libc::PR_CAP_AMBIENT,
+                libc::PR_CAP_AMBIENT_CLEAR_ALL,
+                0,
+                0,
+                0,
+            );
+            if libc::prctl(libc::PR_SET_NO_NEW_PRIVS, 1, 0, 0, 0) != 0 {
+                fail(2);
+            }
+        }
+        if libc::setgroups(spec.groups.len(), spec.groups.as_ptr()) != 0 {
+            fail(3);
+        }
+        if libc::setresgid(spec.gid, spec.gid, spec.gid) != 0 {
+            fail(4);
+        }
+        if libc::setresuid(spec.uid, spec.uid, spec.uid) != 0 {
+            fail(5);
+        }
+        if libc::chdir(spec.cwd.as_ptr()) != 0 {
+            fail(6);
+        }
+        for (target, fd) in stdio.iter().enumerate() {
+            let target = target as libc::c_int;
+            if *fd == target {
+                // dup2 onto itself keeps close-on-exec; clear it instead.
+                libc::fcntl(target, libc::F_SETFD, 0);
+            } else if libc::dup2(*fd, target) < 0 {
+                fail(7);
+            }
+        }
+        // Nothing but 0-2 crosses the exec: the approved file's descriptor and the status
+        // pipe are close-on-exec too.
+        if libc::close_range(
+            3,
+            libc::c_uint::MAX,
+            libc::CLOSE_RANGE_CLOEXEC as libc::c_int,
+        ) != 0
+        {
+            for fd in 3..65_536 {
+                libc::fcntl(fd, libc::F_SETFD, libc::FD_CLOEXEC);
+            }
+        }
+        libc::execveat(
+            exe,
+            c"".as_ptr(),
+            argv.as_ptr() as *const *mut libc::c_char,
+            envp.as_ptr() as *const *mut libc::c_char,
+            libc::AT_EMPTY_PATH,
+        );
+        fail(8)
+    }
+}
+
+impl Spawned {
+    /// Lets the child exec, then learns whether it did: `Err` names the step that failed.
+    pub fn release(&mut self) -> io::Result<()> {
+        use std::io::{Read, Write};
+        std::fs::File::from(self.go.try_clone()?).write_all(&[1])?;
+        let mut buf = [0u8; 8];
+        let mut got = 0;
+        while got < buf.len() {
+            match self.status.read(&mut buf[got..]) {
+                Ok(0) => break,
+                Ok(n) => got += n,
+                Err(e) if e.kind() == io::ErrorKind::Interrupted => {}
+                Err(e) => return Err(e),
+            }
+        }
+        if got == 0 {
+            return Ok(());
+        }
+        let step = i32::from_ne_bytes([buf[0], buf[1], buf[2], buf[3]]);
+        let errno = i32::from_ne_bytes([buf[4], buf[5], buf[6], buf[7]]);
+        let what = match step {
+            1 => "setsid",
+            2 => "no_new_privs",
+            3 => "setgroups",
+            4 => "setresgid",
+            5 => "setresuid",
+            6 => "chdir to the approved directory",
+            7 => "dup2 of the caller's stdio",
+            _ => "execveat of the approved file",
+        };
+        Err(io::Error::new(
+            io::Error::from_raw_os_error(errno).kind(),
+            format!("{what}: {}", io::Error::from_raw_os_error(errno)),
+        ))
+    }
+
+    /// Sends `signo` to the command's process group.
+    pub fn signal_group(&self, signo: i32) -> io::Result<()> {
+        // SAFETY: kill takes plain integers; a negative pid names the process group.
+        if unsafe { libc::kill(-self.pid, signo) } != 0 {
+            return Err(io::Error::last_os_error());
+        }
+        Ok(())
+    }
+
+    /// Reaps the command if it has ended: `Some((exit_value, signal))`, exit_value -1 when a
+    /// signal killed it.
+    pub fn try_wait(&self) -> io::Result<Option<(i32, i32)>> {
+        let mut st: libc::c_int = 0;
+        // SAFETY: waitpid on our own child with a valid status pointer.
+        let rc = unsafe { libc::waitpid(self.pid, &mut st, libc::WNOHANG) };
+        if rc < 0 {
+            return Err(io::Error::last_os_error());
+        }
+        if rc == 0 {
+            return Ok(None);
+        }
+        if libc::WIFEXITED(st) {
+            Ok(Some((libc::WEXITSTATUS(st), 0)))
+        } else if libc::WIFSIGNALED(st) {
+            Ok(Some((-1, libc::WTERMSIG(st))))
+        } else {
+            Ok(None)
+        }
+    }
+}
+
+/// Whether a process with `pid` exists (for runs a crashed broker left behind).
+pub fn process_exists(pid: i32) -> bool {
+    if pid <= 0 {
+        return false;
+    }
+    // SAFETY: kill with signal 0 only checks for existence and permission.
+    let rc = unsafe { libc::kill(pid, 0) };
+    rc == 0 || io::Error::last_os_error().raw_os_error() == Some(libc::EPERM)
 }

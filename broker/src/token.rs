@@ -43,6 +43,32 @@ pub fn generate() -> std::io::Result<String> {
     Ok(out)
 }
 
+/// Sets or clears `approval.token_sha256` in broker.json, keeping every other key, checking
+/// that the result still loads, and replacing the file atomically with mode 0600.
+pub fn write_digest(file: &std::path::Path, digest: Option<&str>) -> Result<(), String> {
+    use serde_json::{json, Value};
+    let mut doc: Value = match std::fs::read_to_string(file) {
+        Ok(t) => serde_json::from_str(&t)
+            .map_err(|e| format!("{} is not valid JSON ({e}); fix it first", file.display()))?,
+        Err(e) if e.kind() == std::io::ErrorKind::NotFound => json!({"version": 1}),
+        Err(e) => return Err(format!("cannot read {}: {e}", file.display())),
+    };
+    let obj = doc
+        .as_object_mut()
+        .ok_or_else(|| format!("{} must hold a JSON object", file.display()))?;
+    let approval = obj.entry("approval").or_insert_with(|| json!({}));
+    let approval = approval
+        .as_object_mut()
+        .ok_or_else(|| format!("{}: approval must be an object", file.display()))?;
+    match digest {
+        Some(d) => approval.insert("token_sha256".into(), Value::String(d.into())),
+        None => approval.remove("token_sha256"),
+    };
+    let text = serde_json::to_string_pretty(&doc).map_err(|e| e.to_string())? + "\n";
+    occ_policy::file::BrokerConfig::parse(file, &text).map_err(|e| e.to_string())?;
+    crate::paths::write_private(file, text.as_bytes())
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;

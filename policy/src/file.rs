@@ -396,6 +396,32 @@ impl Default for SessionConfig {
     }
 }
 
+/// `limits` in `broker.json`: what one requesting uid may hold at once (system mode), so no
+/// requester can starve the others or the approvers.
+#[derive(Clone, Debug, PartialEq, Eq, Deserialize)]
+#[serde(deny_unknown_fields, default)]
+pub struct LimitsConfig {
+    /// Open connections per requesting uid on the request socket.
+    pub connections_per_uid: usize,
+    /// Pending requests per requesting uid.
+    pub pending_per_uid: usize,
+    /// Largest request (argv, cwd and forwarded environment, in bytes).
+    pub request_bytes: usize,
+    /// Open connections per uid on the admin socket.
+    pub admin_connections_per_uid: usize,
+}
+
+impl Default for LimitsConfig {
+    fn default() -> Self {
+        LimitsConfig {
+            connections_per_uid: 64,
+            pending_per_uid: 32,
+            request_bytes: 256 * 1024,
+            admin_connections_per_uid: 16,
+        }
+    }
+}
+
 /// When the audit writer fsyncs.
 #[derive(Clone, Copy, Debug, PartialEq, Eq, Deserialize)]
 #[serde(rename_all = "lowercase")]
@@ -453,6 +479,11 @@ pub struct BrokerConfig {
     pub requesters: Vec<String>,
     /// Who may approve (system mode).
     pub approvers: Vec<String>,
+    /// Per-uid limits (system mode).
+    pub limits: LimitsConfig,
+    /// Variables passed to commands the system broker runs, beside sudo's `env_reset` set
+    /// (`NAME` or `PREFIX*`; `LD_*` and the like are never kept).
+    pub system_env_keep: Vec<String>,
 }
 
 /// The default `secure_path`.
@@ -477,6 +508,8 @@ impl Default for BrokerConfig {
             audit: AuditConfig::default(),
             requesters: Vec::new(),
             approvers: Vec::new(),
+            limits: LimitsConfig::default(),
+            system_env_keep: Vec::new(),
         }
     }
 }
@@ -539,6 +572,24 @@ impl BrokerConfig {
                 "write [\"queue\"]",
             ));
         }
+        for (key, v) in [
+            ("limits.connections_per_uid", c.limits.connections_per_uid),
+            ("limits.pending_per_uid", c.limits.pending_per_uid),
+            ("limits.request_bytes", c.limits.request_bytes),
+            (
+                "limits.admin_connections_per_uid",
+                c.limits.admin_connections_per_uid,
+            ),
+        ] {
+            if v == 0 {
+                return Err(invalid(
+                    file,
+                    key,
+                    "is 0, so nothing could get through",
+                    "use a positive number, or leave the key out for the default",
+                ));
+            }
+        }
         if c.session.idle_timeout_minutes == 0 {
             return Err(invalid(
                 file,
@@ -550,6 +601,7 @@ impl BrokerConfig {
         for (key, list) in [
             ("allow_preserve_env", &c.allow_preserve_env),
             ("env_keep", &c.env_keep),
+            ("system_env_keep", &c.system_env_keep),
         ] {
             for (i, n) in list.iter().enumerate() {
                 let base = n.strip_suffix('*').unwrap_or(n);

@@ -5,8 +5,12 @@
 use std::os::unix::ffi::OsStrExt;
 use std::path::{Path, PathBuf};
 
-/// The system-mode socket, used when it exists and `OCC_MODE` is not `user`.
+/// The system-mode socket, used when system mode is installed and `OCC_MODE` is not `user`.
 pub const SYSTEM_SOCKET: &str = "/run/occ/broker.sock";
+
+/// The system broker's configuration directory: when it exists, system mode is installed, and
+/// a missing socket means the service is down (a refusal), never a reason to start a broker.
+pub const SYSTEM_CONFIG_DIR: &str = "/etc/occ";
 
 /// Longest socket path `sun_path` can hold (108 bytes with the terminating NUL).
 pub const SUN_PATH_MAX: usize = 107;
@@ -37,7 +41,7 @@ pub fn locate() -> Result<Home, String> {
     // OCC_HOME is honoured only when it names this same directory, so it can never redirect
     // the shim; anything else is ignored.
     let system = std::env::var_os("OCC_MODE").as_deref() != Some(std::ffi::OsStr::new("user"))
-        && Path::new(SYSTEM_SOCKET).exists();
+        && (Path::new(SYSTEM_SOCKET).exists() || Path::new(SYSTEM_CONFIG_DIR).is_dir());
     let socket = if system {
         PathBuf::from(SYSTEM_SOCKET)
     } else {

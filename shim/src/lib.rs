@@ -35,11 +35,15 @@ pub fn main() -> i32 {
         .skip(1)
         .map(|a| a.as_bytes().to_vec())
         .collect();
-    let stream = match home::locate().and_then(|h| start::connect(&h)) {
+    let home = match home::locate() {
+        Ok(h) => h,
+        Err(detail) => return unreachable(&argv, &detail),
+    };
+    let stream = match start::connect(&home) {
         Ok(s) => s,
         Err(detail) => return unreachable(&argv, &detail),
     };
-    converse(stream, argv)
+    converse(stream, argv, home.system)
 }
 
 /// The broker cannot be reached: `-h`/`-V` alone are answered locally, everything else is
@@ -67,8 +71,9 @@ fn fail(line: &str) -> i32 {
     1
 }
 
-/// Sends the request with the caller's stdio and follows the broker's answer.
-fn converse(stream: UnixStream, argv: Vec<Vec<u8>>) -> i32 {
+/// Sends the request and follows the broker's answer. User mode sends the caller's stdio
+/// with the request; system mode only once the broker says the grant is decided (`Run`).
+fn converse(stream: UnixStream, argv: Vec<Vec<u8>>, system: bool) -> i32 {
     let mut req = Request {
         argv,
         cwd: std::env::current_dir()
@@ -80,20 +85,25 @@ fn converse(stream: UnixStream, argv: Vec<Vec<u8>>) -> i32 {
     let (stdin, stdout, stderr) = (std::io::stdin(), std::io::stdout(), std::io::stderr());
     let std_fds: [BorrowedFd<'_>; 3] = [stdin.as_fd(), stdout.as_fd(), stderr.as_fd()];
     let mut borrowed = Vec::new();
+    let mut open = [false; 3];
     for (i, fd) in std_fds.into_iter().enumerate() {
         req.isatty[i] = sys::isatty(fd.as_raw_fd());
         // A closed stdio descriptor cannot be passed; the flags tell the broker which came.
         if sys::fd_is_open(fd.as_raw_fd()) {
-            req.stdio_passed[i] = true;
+            open[i] = true;
             borrowed.push(fd);
         }
     }
+    if !system {
+        req.stdio_passed = open;
+    }
+    let with_request: &[BorrowedFd<'_>] = if system { &[] } else { &borrowed };
     req.tty = (0..3)
         .find(|i| req.isatty[*i])
         .and_then(|i| sys::ttyname(i as i32));
     // A broker that refuses at once (busy, wrong uid) may close before reading the request;
     // its answer is still worth reading, so a failed send is reported only if none came.
-    let send_error = match write_frame(&stream, &Frame::Request(req), &borrowed) {
+    let send_error = match write_frame(&stream, &Frame::Request(req), with_request) {
         Ok(()) => None,
         Err(e @ ProtoError::Io(_)) => Some(e),
         // Nothing was sent (too large, or unencodable): there is no answer to wait for.
@@ -147,7 +157,8 @@ fn converse(stream: UnixStream, argv: Vec<Vec<u8>>) -> i32 {
                     1
                 };
             }
-            Frame::Grant { argv } => return run::granted(stream, &argv),
+            Frame::Grant { argv } if !system => return run::granted(stream, &argv),
+            Frame::Run if system => return run::broker_runs(stream, &borrowed, open),
             other => {
                 return fail(&unavailable_line(&format!(
                     "broker protocol error: unexpected {:?} frame",

@@ -7,7 +7,9 @@ use std::os::unix::net::UnixStream;
 use std::process::Command;
 use std::time::Instant;
 
-use occ_proto::{write_frame, ExitReport, Frame};
+use std::os::fd::{AsRawFd, BorrowedFd};
+
+use occ_proto::{read_frame, write_frame, ExitReport, Frame};
 
 use crate::print;
 use crate::sys::{self, Ended};
@@ -87,4 +89,58 @@ fn report(stream: &UnixStream, exit_value: i32, signal: i32, started: Instant) {
         }),
         &[],
     );
+}
+
+/// System mode: the broker runs the command. Sends the caller's stdio now that the grant is
+/// decided, passes on every signal the shim receives, and ends as the broker's `waitpid` says.
+pub fn broker_runs(stream: UnixStream, stdio: &[BorrowedFd<'_>], passed: [bool; 3]) -> i32 {
+    if let Err(e) = sys::note_signals_for_broker() {
+        print::err(&print::refuse_line(
+            &format!("cannot install signal relay: {e}"),
+            "exec_failed",
+        ));
+        return 1;
+    }
+    if let Err(e) = write_frame(&stream, &Frame::Stdio { passed }, stdio) {
+        print::err(&print::unavailable_line(&format!(
+            "could not pass the terminal to the broker: {e}"
+        )));
+        return 1;
+    }
+    loop {
+        for signo in sys::take_relayed() {
+            let _ = write_frame(&stream, &Frame::Signal { signo }, &[]);
+        }
+        if !sys::readable(stream.as_raw_fd(), 100) {
+            continue;
+        }
+        let frame = match read_frame(&stream) {
+            Ok(r) => r.frame,
+            Err(e) => {
+                print::err(&print::unavailable_line(&format!(
+                    "the broker went away while the command ran: {e}"
+                )));
+                return 1;
+            }
+        };
+        match frame {
+            Frame::Exited(report) if report.signal > 0 => {
+                drop(stream);
+                sys::reraise(report.signal);
+                return 128 + report.signal;
+            }
+            Frame::Exited(report) => return report.exit_value.clamp(0, 255),
+            Frame::Refuse(r) => {
+                print::err(&print::refuse_line(&r.message, &r.reason_code));
+                return 1;
+            }
+            other => {
+                print::err(&print::unavailable_line(&format!(
+                    "broker protocol error: unexpected {:?} frame",
+                    other.frame_type()
+                )));
+                return 1;
+            }
+        }
+    }
 }

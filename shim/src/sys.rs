@@ -166,7 +166,17 @@ static EARLY: AtomicU64 = AtomicU64::new(0);
 /// The signals the shim relays to the command, as sudo does.
 pub const RELAY: [libc::c_int; 4] = [libc::SIGINT, libc::SIGTERM, libc::SIGHUP, libc::SIGQUIT];
 
+/// System mode: the broker runs the command in its own session, so every signal the shim gets
+/// (the terminal's too) is only noted, and the main loop sends it to the broker.
+static NOTE_ONLY: std::sync::atomic::AtomicBool = std::sync::atomic::AtomicBool::new(false);
+
 extern "C" fn relay_handler(sig: libc::c_int, info: *mut libc::siginfo_t, _ctx: *mut libc::c_void) {
+    if NOTE_ONLY.load(Ordering::SeqCst) {
+        if (0..64).contains(&sig) {
+            RELAYED.fetch_or(1u64 << sig, Ordering::SeqCst);
+        }
+        return;
+    }
     // SAFETY: the kernel passes a valid siginfo_t to an SA_SIGINFO handler.
     let code = unsafe { (*info).si_code };
     // A signal from the terminal driver (si_code > 0) already reached the command, which shares
@@ -208,6 +218,24 @@ pub fn install_relay() -> io::Result<()> {
         }
     }
     Ok(())
+}
+
+/// System mode: signals are noted for the broker (see [`take_relayed`]), never sent by us.
+pub fn note_signals_for_broker() -> io::Result<()> {
+    NOTE_ONLY.store(true, Ordering::SeqCst);
+    install_relay()
+}
+
+/// Waits up to `ms` for `fd` to be readable (or hung up); a signal ends the wait early.
+pub fn readable(fd: RawFd, ms: i32) -> bool {
+    let mut p = libc::pollfd {
+        fd,
+        events: libc::POLLIN,
+        revents: 0,
+    };
+    // SAFETY: `p` is one valid pollfd for the duration of the call.
+    let rc = unsafe { libc::poll(&mut p, 1, ms) };
+    rc > 0 && p.revents != 0
 }
 
 /// Tells the relay handler which pid to forward to (0 to stop). A signal that came while the

@@ -28,6 +28,7 @@ impl Home {
         let mut c = Command::new(occ_tests::bin("occ"));
         c.args(args)
             .env("OCC_HOME", self.dir.path())
+            .env("OCC_MODE", "user")
             .stdin(Stdio::null());
         c
     }

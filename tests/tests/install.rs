@@ -123,6 +123,8 @@ impl Env {
             .env("HOME", &self.home)
             .env("PATH", self.path_var())
             .env("LANG", "C")
+            // User mode, even where a system broker is installed (the system-mode tests).
+            .env("OCC_MODE", "user")
             .env("FAKE_LOG", self.dir.path().join("fake.log"))
             .env("FAKE_OC_DIR", self.dir.path().join("oc"))
             .current_dir(&self.home)

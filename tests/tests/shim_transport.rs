@@ -74,6 +74,7 @@ impl Home {
             .env_clear()
             .env("PATH", "/usr/bin:/bin")
             .env("OCC_HOME", &self.path)
+            .env("OCC_MODE", "user")
             .stdin(Stdio::null());
         c
     }

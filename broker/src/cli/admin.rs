@@ -4,7 +4,7 @@
 
 use std::io::IsTerminal;
 use std::os::unix::net::UnixStream;
-use std::path::{Path, PathBuf};
+use std::path::PathBuf;
 use std::time::{Duration, Instant};
 
 use occ_proto::Frame;
@@ -125,6 +125,9 @@ pub struct ExecArgs {
 
 /// The broker's socket for this home.
 pub fn socket_path() -> PathBuf {
+    if crate::layout::Layout::system_selected() {
+        return PathBuf::from(crate::layout::SYSTEM_ADMIN_SOCKET);
+    }
     crate::paths::occ_home().join("run").join("broker.sock")
 }
 
@@ -290,8 +293,12 @@ pub fn approve(a: ApproveArgs) -> i32 {
     })
 }
 
-/// Whether broker.json (or the legacy env file) configures a token.
+/// Whether broker.json (or the legacy env file) configures a token. The system broker is
+/// asked (its configuration is root's alone).
 fn token_configured() -> bool {
+    if crate::layout::Layout::system_selected() {
+        return matches!(call(&AdminRequest::Status), Ok((true, v)) if v["token_required"] == true);
+    }
     let sec = crate::paths::security_dir();
     let in_json = std::fs::read_to_string(sec.join("broker.json"))
         .ok()
@@ -427,10 +434,28 @@ pub fn token(a: TokenArgs) -> i32 {
             (Some(crate::token::hash_hex(&first)), None, json)
         }
     };
-    if let Err(e) = write_token_digest(&file, digest.as_deref()) {
-        eprintln!("occ token: {e}");
-        return 2;
-    }
+    let file = if crate::layout::Layout::system_selected() {
+        // The system broker writes /etc/occ/broker.json itself (root only) and audits it.
+        match call(&AdminRequest::Token {
+            sha256: digest.clone(),
+        }) {
+            Ok((true, v)) => PathBuf::from(v["file"].as_str().unwrap_or_default()),
+            Ok((false, v)) => {
+                eprintln!("occ token: {}", v["error"].as_str().unwrap_or("refused"));
+                return 1;
+            }
+            Err(e) => {
+                eprintln!("occ token: {e}");
+                return 2;
+            }
+        }
+    } else {
+        if let Err(e) = crate::token::write_digest(&file, digest.as_deref()) {
+            eprintln!("occ token: {e}");
+            return 2;
+        }
+        file
+    };
     if json_out {
         println!(
             "{}",
@@ -447,31 +472,6 @@ pub fn token(a: TokenArgs) -> i32 {
         }
     }
     0
-}
-
-/// Sets or clears `approval.token_sha256` in broker.json, keeping every other key, checking
-/// that the result still loads, and replacing the file atomically with mode 0600.
-pub fn write_token_digest(file: &Path, digest: Option<&str>) -> Result<(), String> {
-    let mut doc: Value = match std::fs::read_to_string(file) {
-        Ok(t) => serde_json::from_str(&t)
-            .map_err(|e| format!("{} is not valid JSON ({e}); fix it first", file.display()))?,
-        Err(e) if e.kind() == std::io::ErrorKind::NotFound => json!({"version": 1}),
-        Err(e) => return Err(format!("cannot read {}: {e}", file.display())),
-    };
-    let obj = doc
-        .as_object_mut()
-        .ok_or_else(|| format!("{} must hold a JSON object", file.display()))?;
-    let approval = obj.entry("approval").or_insert_with(|| json!({}));
-    let approval = approval
-        .as_object_mut()
-        .ok_or_else(|| format!("{}: approval must be an object", file.display()))?;
-    match digest {
-        Some(d) => approval.insert("token_sha256".into(), Value::String(d.into())),
-        None => approval.remove("token_sha256"),
-    };
-    let text = serde_json::to_string_pretty(&doc).map_err(|e| e.to_string())? + "\n";
-    occ_policy::file::BrokerConfig::parse(file, &text).map_err(|e| e.to_string())?;
-    crate::paths::write_private(file, text.as_bytes())
 }
 
 /// Runs `occ exec`: the request goes through the sudo shim, so it takes exactly the path an

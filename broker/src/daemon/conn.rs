@@ -314,6 +314,88 @@ impl Conn {
     }
 }
 
+/// What happened while the system broker's command ran, as seen from the connection.
+#[derive(Debug, PartialEq, Eq)]
+pub enum Supervise {
+    /// The shim asked for this signal to be sent to the command.
+    Signal(i32),
+    /// The command's pidfd is readable: it has ended.
+    Ended,
+    /// The shim hung up or broke the protocol.
+    ShimGone(String),
+    /// The broker is stopping.
+    Stopping,
+    /// Nothing yet.
+    Idle,
+}
+
+impl Conn {
+    /// System mode: tells the shim the grant is decided and takes the stdio it sends back
+    /// (within [`FRAME_TIMEOUT`]). `Err` when it does not come.
+    pub fn run_and_take_stdio(&mut self) -> Result<[Option<OwnedFd>; 3], String> {
+        self.send(Frame::Run, false).map_err(|e| e.to_string())?;
+        let _ = self.stream.set_read_timeout(Some(FRAME_TIMEOUT));
+        let got = read_frame(&self.stream);
+        let _ = self.stream.set_read_timeout(None);
+        let r = got.map_err(|e| format!("no stdio from the shim: {e}"))?;
+        match r.frame {
+            Frame::Stdio { passed } => {
+                let mut fds = r.fds.into_iter();
+                let mut stdio: [Option<OwnedFd>; 3] = Default::default();
+                for (slot, p) in stdio.iter_mut().zip(passed) {
+                    if p {
+                        *slot = fds.next();
+                    }
+                }
+                Ok(stdio)
+            }
+            other => Err(format!(
+                "expected the caller's stdio, got a {:?} frame",
+                other.frame_type()
+            )),
+        }
+    }
+
+    /// System mode: waits up to [`TICK`] for the shim (a relayed signal, or hanging up) or
+    /// for `pidfd` to say the command ended.
+    pub fn supervise(&mut self, pidfd: BorrowedFd<'_>) -> Supervise {
+        if self.is_stopping() {
+            return Supervise::Stopping;
+        }
+        let [shim, cmd] = match sys::poll2(self.stream.as_fd(), Some(pidfd), Some(TICK)) {
+            Ok(r) => r,
+            Err(e) => return Supervise::ShimGone(format!("poll failed: {e}")),
+        };
+        if cmd.readable || cmd.hangup {
+            return Supervise::Ended;
+        }
+        if !(shim.readable || shim.hangup) {
+            return Supervise::Idle;
+        }
+        let _ = self.stream.set_read_timeout(Some(FRAME_TIMEOUT));
+        let got = read_frame(&self.stream);
+        let _ = self.stream.set_read_timeout(None);
+        match got {
+            Ok(r) => match r.frame {
+                Frame::Signal { signo } => Supervise::Signal(signo),
+                other => Supervise::ShimGone(format!(
+                    "expected a signal, got a {:?} frame",
+                    other.frame_type()
+                )),
+            },
+            Err(occ_proto::Error::Closed) => {
+                Supervise::ShimGone("the shim disconnected while the command ran".into())
+            }
+            Err(e) => Supervise::ShimGone(format!("bad frame from the shim: {e}")),
+        }
+    }
+
+    /// System mode: the final `Exited`, with what the broker's own `waitpid` saw.
+    pub fn exited(&mut self, report: ExitReport) -> Result<(), SendError> {
+        self.send(Frame::Exited(report), true)
+    }
+}
+
 impl<T> Wait<Option<T>> {
     fn map_decided(self) -> Wait<T> {
         match self {

@@ -92,6 +92,13 @@ pub struct RunPaths {
     pub pid: PathBuf,
     /// `run/broker.log`.
     pub log: PathBuf,
+    /// The admin socket, when approvers have their own (system mode).
+    pub admin: Option<PathBuf>,
+    /// The directory's mode: 0700 for a user's broker, 0755 for the system broker.
+    pub dir_mode: u32,
+    /// The sockets' mode: 0600 for a user's broker; 0666 for the system broker, whose
+    /// callers are told apart by the kernel (SO_PEERCRED), never by file modes.
+    pub socket_mode: u32,
 }
 
 impl RunPaths {
@@ -104,17 +111,36 @@ impl RunPaths {
             pid: dir.join("broker.pid"),
             log: dir.join("broker.log"),
             dir,
+            admin: None,
+            dir_mode: 0o700,
+            socket_mode: 0o600,
+        }
+    }
+
+    /// The system broker's paths: sockets, lock and pid in `/run/occ`, its log in
+    /// `/var/log/occ/broker.log`.
+    pub fn system() -> RunPaths {
+        let dir = PathBuf::from(crate::layout::SYSTEM_RUN_DIR);
+        RunPaths {
+            socket: PathBuf::from(crate::layout::SYSTEM_BROKER_SOCKET),
+            admin: Some(PathBuf::from(crate::layout::SYSTEM_ADMIN_SOCKET)),
+            lock: dir.join("broker.lock"),
+            pid: dir.join("broker.pid"),
+            log: Path::new(crate::layout::SYSTEM_LOG_DIR).join("broker.log"),
+            dir,
+            dir_mode: 0o755,
+            socket_mode: 0o666,
         }
     }
 }
 
-/// Creates `run/` (and the home) 0700 if missing; refuses a symlink, a non-directory or a
-/// directory owned by someone else, and tightens our own directory to 0700.
+/// Creates `run/` (and the home) with the paths' mode if missing; refuses a symlink, a
+/// non-directory or a directory owned by someone else, and sets our own directory's mode.
 pub fn ensure_run_dir(paths: &RunPaths) -> Result<(), FilesError> {
     let dir = &paths.dir;
     std::fs::DirBuilder::new()
         .recursive(true)
-        .mode(0o700)
+        .mode(paths.dir_mode)
         .create(dir)
         .map_err(io_err("create", dir))?;
     let md = std::fs::symlink_metadata(dir).map_err(io_err("inspect", dir))?;
@@ -134,9 +160,9 @@ pub fn ensure_run_dir(paths: &RunPaths) -> Result<(), FilesError> {
             ),
         });
     }
-    if md.mode() & 0o777 != 0o700 {
-        std::fs::set_permissions(dir, std::fs::Permissions::from_mode(0o700))
-            .map_err(io_err("chmod 0700", dir))?;
+    if md.mode() & 0o7777 != paths.dir_mode {
+        std::fs::set_permissions(dir, std::fs::Permissions::from_mode(paths.dir_mode))
+            .map_err(io_err("chmod", dir))?;
     }
     Ok(())
 }
@@ -218,24 +244,10 @@ pub fn acquire(paths: &RunPaths) -> Result<(Running, UnixListener), FilesError> 
         }
     };
     // We hold the lock: whatever socket is there belongs to a dead broker.
-    match std::fs::symlink_metadata(&paths.socket) {
-        Ok(md) if md.file_type().is_socket() => {
-            std::fs::remove_file(&paths.socket).map_err(io_err("remove stale", &paths.socket))?
-        }
-        Ok(_) => {
-            return Err(FilesError::Unsafe {
-                path: paths.socket.clone(),
-                why: "exists and is not a socket; remove it and retry".into(),
-            })
-        }
-        Err(e) if e.kind() == io::ErrorKind::NotFound => {}
-        Err(e) => return Err(io_err("inspect", &paths.socket)(e)),
-    }
+    remove_stale_socket(&paths.socket)?;
     // The pid file first: once the socket answers, everything about the broker is in place.
     write_pid(&paths.pid)?;
-    let listener = UnixListener::bind(&paths.socket).map_err(io_err("bind", &paths.socket))?;
-    std::fs::set_permissions(&paths.socket, std::fs::Permissions::from_mode(0o600))
-        .map_err(io_err("chmod 0600", &paths.socket))?;
+    let listener = bind(&paths.socket, paths.socket_mode)?;
     Ok((
         Running {
             paths: paths.clone(),
@@ -245,10 +257,45 @@ pub fn acquire(paths: &RunPaths) -> Result<(Running, UnixListener), FilesError> 
     ))
 }
 
+/// Removes a dead broker's socket; refuses anything else in its place.
+fn remove_stale_socket(path: &Path) -> Result<(), FilesError> {
+    match std::fs::symlink_metadata(path) {
+        Ok(md) if md.file_type().is_socket() => {
+            std::fs::remove_file(path).map_err(io_err("remove stale", path))
+        }
+        Ok(_) => Err(FilesError::Unsafe {
+            path: path.to_path_buf(),
+            why: "exists and is not a socket; remove it and retry".into(),
+        }),
+        Err(e) if e.kind() == io::ErrorKind::NotFound => Ok(()),
+        Err(e) => Err(io_err("inspect", path)(e)),
+    }
+}
+
+/// Binds a listening socket and gives it `mode`.
+fn bind(path: &Path, mode: u32) -> Result<UnixListener, FilesError> {
+    let listener = UnixListener::bind(path).map_err(io_err("bind", path))?;
+    std::fs::set_permissions(path, std::fs::Permissions::from_mode(mode))
+        .map_err(io_err("chmod", path))?;
+    Ok(listener)
+}
+
+/// Binds the admin socket of a broker that has one (the caller holds the lock).
+pub fn bind_admin(paths: &RunPaths) -> Result<Option<UnixListener>, FilesError> {
+    let Some(admin) = &paths.admin else {
+        return Ok(None);
+    };
+    remove_stale_socket(admin)?;
+    bind(admin, paths.socket_mode).map(Some)
+}
+
 impl Running {
-    /// Removes the socket (first, so no new caller connects to a stopping broker).
+    /// Removes the sockets (first, so no new caller connects to a stopping broker).
     pub fn remove_socket(&self) {
         let _ = std::fs::remove_file(&self.paths.socket);
+        if let Some(admin) = &self.paths.admin {
+            let _ = std::fs::remove_file(admin);
+        }
     }
 
     /// Removes the socket and the pid file; the lock goes when `self` drops.

@@ -93,6 +93,19 @@ pub trait RequestHandler: Send + Sync {
     /// A peer with another uid connected; it was refused with `peer_uid_mismatch`.
     fn peer_refused(&self, peer: &PeerCred, broker_uid: u32);
 
+    /// How many connections one uid may hold open at once on the request socket (`admin`
+    /// false) or the admin socket (`admin` true), for a broker that serves many uids.
+    fn connections_per_uid(&self, admin: bool) -> usize {
+        if admin {
+            16
+        } else {
+            64
+        }
+    }
+
+    /// SIGHUP in system mode: read the configuration again.
+    fn reload(&self) {}
+
     /// Shutdown began: no new connections; waits in progress now see `Wait::Stopping`.
     fn stopping(&self, cause: StopCause) {
         let _ = cause;

@@ -104,6 +104,8 @@ struct Live {
     /// instead of holding the broker for the request time-out.
     reading: Mutex<HashMap<u64, UnixStream>>,
     next: AtomicU64,
+    /// Open connections per peer uid (servers of many uids only).
+    per_uid: Mutex<HashMap<u32, usize>>,
 }
 
 impl Live {
@@ -129,10 +131,20 @@ impl Live {
     }
 }
 
-struct LiveGuard(Arc<Live>);
+/// One admitted connection; counted against its uid too when the server serves many uids.
+struct LiveGuard(Arc<Live>, Option<u32>);
 
 impl Drop for LiveGuard {
     fn drop(&mut self) {
+        if let Some(uid) = self.1 {
+            let mut per = self.0.per_uid.lock().unwrap_or_else(|p| p.into_inner());
+            if let Some(n) = per.get_mut(&uid) {
+                *n = n.saturating_sub(1);
+                if *n == 0 {
+                    per.remove(&uid);
+                }
+            }
+        }
         if let Ok(mut n) = self.0.count.lock() {
             *n = n.saturating_sub(1);
             if *n == 0 {
@@ -142,12 +154,23 @@ impl Drop for LiveGuard {
     }
 }
 
+/// Which peers a server serves, and what they may send.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub enum Serves {
+    /// User mode: peers with this uid only; requests and admin requests on one socket.
+    OneUid(u32),
+    /// System mode's request socket: any uid (the gate checks `requesters`), requests only.
+    Requests,
+    /// System mode's admin socket: any uid (the gate checks `approvers`), admin requests only.
+    Admin,
+}
+
 /// Accepts connections and hands each to its own thread.
 pub struct Server {
     listener: UnixListener,
     handler: Arc<dyn RequestHandler>,
     shutdown: Shutdown,
-    uid: u32,
+    serves: Serves,
     live: Arc<Live>,
 }
 
@@ -159,11 +182,21 @@ impl Server {
         shutdown: Shutdown,
         uid: u32,
     ) -> Server {
+        Server::serving(listener, handler, shutdown, Serves::OneUid(uid))
+    }
+
+    /// A server for `listener` serving `serves`.
+    pub fn serving(
+        listener: UnixListener,
+        handler: Arc<dyn RequestHandler>,
+        shutdown: Shutdown,
+        serves: Serves,
+    ) -> Server {
         Server {
             listener,
             handler,
             shutdown,
-            uid,
+            serves,
             live: Arc::new(Live::default()),
         }
     }
@@ -199,20 +232,51 @@ impl Server {
         while matches!((&self.shutdown.inner.wake_rx).read(&mut drain), Ok(n) if n > 0) {}
         self.live.cut_readers();
         let cause = self.shutdown.cause();
-        self.handler.stopping(cause);
+        if self.serves != Serves::Admin {
+            self.handler.stopping(cause);
+        }
         cause
     }
 
     fn spawn(&self, stream: UnixStream) {
+        let peer_uid = match self.serves {
+            Serves::OneUid(_) => None,
+            Serves::Requests | Serves::Admin => match peer_cred(&stream) {
+                Ok(p) => Some(p.uid),
+                Err(e) => {
+                    tracing::warn!("SO_PEERCRED failed, closing the connection: {e}");
+                    return;
+                }
+            },
+        };
+        let per_uid_max = self
+            .handler
+            .connections_per_uid(self.serves == Serves::Admin);
         let admitted = match self.live.count.lock() {
-            Ok(mut n) if *n < MAX_CONNECTIONS => {
-                *n += 1;
-                true
-            }
+            Ok(mut n) if *n < MAX_CONNECTIONS => match peer_uid {
+                None => {
+                    *n += 1;
+                    true
+                }
+                Some(uid) => {
+                    let mut per = self.live.per_uid.lock().unwrap_or_else(|p| p.into_inner());
+                    let held = per.entry(uid).or_insert(0);
+                    if *held < per_uid_max {
+                        *held += 1;
+                        *n += 1;
+                        true
+                    } else {
+                        false
+                    }
+                }
+            },
             _ => false,
         };
         if !admitted {
-            tracing::warn!("too many connections; refusing one with broker_busy");
+            tracing::warn!(
+                ?peer_uid,
+                "too many connections; refusing one with broker_busy"
+            );
             let _ = stream.set_nonblocking(false);
             let _ = stream.set_write_timeout(Some(Duration::from_millis(100)));
             let _ = write_frame(
@@ -222,16 +286,16 @@ impl Server {
             );
             return;
         }
-        let guard = LiveGuard(self.live.clone());
+        let guard = LiveGuard(self.live.clone(), peer_uid);
         let handler = self.handler.clone();
         let shutdown = self.shutdown.clone();
-        let uid = self.uid;
+        let serves = self.serves;
         let live = self.live.clone();
         let spawned = std::thread::Builder::new()
             .name("occ-conn".into())
             .spawn(move || {
                 let _guard = guard;
-                serve_conn(stream, handler.as_ref(), shutdown, uid, &live);
+                serve_conn(stream, handler.as_ref(), shutdown, serves, &live);
             });
         if let Err(e) = spawned {
             tracing::error!("cannot start a connection thread: {e}");
@@ -264,7 +328,7 @@ fn serve_conn(
     stream: UnixStream,
     handler: &dyn RequestHandler,
     shutdown: Shutdown,
-    uid: u32,
+    serves: Serves,
     live: &Live,
 ) {
     let _ = stream.set_nonblocking(false);
@@ -276,7 +340,18 @@ fn serve_conn(
             return;
         }
     };
-    if peer.uid != uid {
+    if let Serves::OneUid(uid) = serves {
+        if peer.uid != uid {
+            refuse_other_uid(&stream, handler, &peer, uid);
+            return;
+        }
+    }
+    serve_peer(stream, handler, shutdown, serves, live, peer);
+}
+
+/// A user-mode broker refuses every other uid with `peer_uid_mismatch`.
+fn refuse_other_uid(stream: &UnixStream, handler: &dyn RequestHandler, peer: &PeerCred, uid: u32) {
+    {
         tracing::warn!(
             peer_pid = peer.pid,
             peer_uid = peer.uid,
@@ -284,9 +359,9 @@ fn serve_conn(
             broker_uid = uid,
             "peer_uid_mismatch: refused"
         );
-        handler.peer_refused(&peer, uid);
+        handler.peer_refused(peer, uid);
         let _ = write_frame(
-            &stream,
+            stream,
             &Frame::refuse(
                 format!(
                     "this occ broker serves uid {uid} only, and the caller is uid {}",
@@ -303,13 +378,23 @@ fn serve_conn(
         let mut sink = [0u8; 4096];
         let deadline = Instant::now() + Duration::from_millis(200);
         while Instant::now() < deadline {
-            match (&stream).read(&mut sink) {
+            match (&*stream).read(&mut sink) {
                 Ok(n) if n > 0 => {}
                 _ => break,
             }
         }
-        return;
     }
+}
+
+/// Reads one frame from an admitted peer and hands it to the handler.
+fn serve_peer(
+    stream: UnixStream,
+    handler: &dyn RequestHandler,
+    shutdown: Shutdown,
+    serves: Serves,
+    live: &Live,
+    peer: PeerCred,
+) {
     let reading = live.start_reading(&stream);
     let got = if shutdown.is_triggered() {
         Err(occ_proto::Error::Closed)
@@ -334,8 +419,8 @@ fn serve_conn(
     };
     let _ = stream.set_read_timeout(None);
     let req = match received.frame {
-        Frame::Request(r) => r,
-        Frame::Admin { body } => {
+        Frame::Request(r) if serves != Serves::Admin => r,
+        Frame::Admin { body } if serves != Serves::Requests => {
             let mut conn = Conn::new(stream, peer, [None, None, None], shutdown);
             handler.admin(&mut conn, body);
             if !conn.answered() {
@@ -353,7 +438,10 @@ fn serve_conn(
                 &peer,
                 ProtocolError {
                     kind: "unexpected_frame",
-                    detail: format!("expected a request, got a {:?} frame", other.frame_type()),
+                    detail: format!(
+                        "a {:?} frame is not served on this socket ({serves:?})",
+                        other.frame_type()
+                    ),
                 },
             );
             return;
@@ -418,11 +506,21 @@ pub struct Options {
     pub home: PathBuf,
     /// Report the detached start as one JSON object (`started`, `pid`, `socket`, `detail`).
     pub json: bool,
+    /// The system broker: root, `/run/occ` with a request and an admin socket, SIGHUP reloads.
+    pub system: bool,
 }
 
 /// Runs the broker until SIGTERM/SIGINT/SIGHUP; returns the exit code (0 after a clean stop).
 pub fn run(opts: Options, handler: Arc<dyn RequestHandler>) -> i32 {
-    let paths = files::RunPaths::new(&opts.home);
+    let paths = if opts.system {
+        if let Err(e) = system_dirs() {
+            eprintln!("occ broker --system: {e}");
+            return 2;
+        }
+        files::RunPaths::system()
+    } else {
+        files::RunPaths::new(&opts.home)
+    };
     // Files we create are ours alone (the socket's bind honours the umask too).
     nix::sys::stat::umask(nix::sys::stat::Mode::from_bits_truncate(0o077));
     let mut ready_pipe = None;
@@ -475,13 +573,47 @@ pub fn run(opts: Options, handler: Arc<dyn RequestHandler>) -> i32 {
             return 2;
         }
     };
-    if let Err(e) = watch_signals(shutdown.clone()) {
+    let reload = opts.system.then(|| {
+        let h = handler.clone();
+        Box::new(move || h.reload()) as Box<dyn Fn() + Send>
+    });
+    if let Err(e) = watch_signals(shutdown.clone(), reload) {
         tracing::error!("cannot install signal handling: {e}");
         running.remove();
         return 2;
     }
     let uid = nix::unistd::geteuid().as_raw();
-    let server = Server::new(listener, handler.clone(), shutdown, uid);
+    let admin = match files::bind_admin(&paths) {
+        Ok(a) => a,
+        Err(e) => {
+            tracing::error!("cannot start: {e}");
+            tell(&mut ready_pipe, &format!("error {e}"));
+            running.remove();
+            return 2;
+        }
+    };
+    let (server, admin_thread) = match admin {
+        None => (Server::new(listener, handler.clone(), shutdown, uid), None),
+        Some(admin) => {
+            let admin = Server::serving(admin, handler.clone(), shutdown.clone(), Serves::Admin);
+            let t = std::thread::Builder::new()
+                .name("occ-admin".into())
+                .spawn(move || {
+                    admin.accept_loop();
+                    admin.drain(SHUTDOWN_GRACE);
+                });
+            let t = match t {
+                Ok(t) => t,
+                Err(e) => {
+                    tracing::error!("cannot start the admin socket's thread: {e}");
+                    running.remove();
+                    return 2;
+                }
+            };
+            let requests = Server::serving(listener, handler.clone(), shutdown, Serves::Requests);
+            (requests, Some(t))
+        }
+    };
     handler.started(&StartInfo {
         pid: std::process::id(),
         uid,
@@ -500,15 +632,51 @@ pub fn run(opts: Options, handler: Arc<dyn RequestHandler>) -> i32 {
     if left > 0 {
         tracing::warn!(connections = left, "exiting with connections still open");
     }
+    if let Some(t) = admin_thread {
+        let _ = t.join();
+    }
     handler.stopped();
     running.remove();
     tracing::info!("stopped");
     0
 }
 
-/// Blocks the stop signals in every thread and turns them into a shutdown from one thread.
-/// Must run before any other thread is spawned, so all threads inherit the mask.
-fn watch_signals(shutdown: Shutdown) -> std::io::Result<()> {
+/// The system broker's directories: state and log (root, 0700). Refuses to run as anyone
+/// but root, and refuses directories someone else owns or can write.
+fn system_dirs() -> Result<(), String> {
+    use std::os::unix::fs::{DirBuilderExt, MetadataExt, PermissionsExt};
+    if !nix::unistd::geteuid().is_root() {
+        return Err("must run as root; it is started by the init system \
+                    (systemctl start occ-broker), never by a setuid binary"
+            .into());
+    }
+    for dir in [
+        crate::layout::SYSTEM_STATE_DIR,
+        crate::layout::SYSTEM_LOG_DIR,
+    ] {
+        std::fs::DirBuilder::new()
+            .recursive(true)
+            .mode(0o700)
+            .create(dir)
+            .map_err(|e| format!("cannot create {dir}: {e}"))?;
+        let md = std::fs::symlink_metadata(dir).map_err(|e| format!("{dir}: {e}"))?;
+        if !md.is_dir() || md.uid() != 0 {
+            return Err(format!(
+                "{dir} must be a directory owned by root; fix: chown root:root {dir}"
+            ));
+        }
+        if md.mode() & 0o7777 != 0o700 {
+            std::fs::set_permissions(dir, std::fs::Permissions::from_mode(0o700))
+                .map_err(|e| format!("chmod 0700 {dir}: {e}"))?;
+        }
+    }
+    Ok(())
+}
+
+/// Blocks the stop signals in every thread and turns them into a shutdown from one thread
+/// (SIGHUP into `reload` when there is one). Must run before any other thread is spawned, so
+/// all threads inherit the mask.
+fn watch_signals(shutdown: Shutdown, reload: Option<Box<dyn Fn() + Send>>) -> std::io::Result<()> {
     let mut set = SigSet::empty();
     for s in [Signal::SIGTERM, Signal::SIGINT, Signal::SIGHUP] {
         set.add(s);
@@ -518,6 +686,12 @@ fn watch_signals(shutdown: Shutdown) -> std::io::Result<()> {
         .name("occ-signals".into())
         .spawn(move || loop {
             match set.wait() {
+                Ok(Signal::SIGHUP) if reload.is_some() => {
+                    tracing::info!("SIGHUP: reloading the configuration");
+                    if let Some(r) = &reload {
+                        r();
+                    }
+                }
                 Ok(sig) => {
                     tracing::info!(signal = %sig, "signal received");
                     shutdown.trigger(StopCause::Signal(sig as i32));

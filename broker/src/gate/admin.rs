@@ -10,6 +10,7 @@ use serde::{Deserialize, Serialize};
 use serde_json::{json, Value as Json};
 
 use super::events::{self, int, opt, s, Event};
+use super::refusal::Refusal;
 use super::Gate;
 use crate::clock::now_ms;
 use crate::daemon::conn::{Conn, PeerCred};
@@ -47,6 +48,10 @@ pub enum AdminRequest {
         #[serde(default)]
         all: bool,
     },
+    /// System mode, root only: set the approval token (its sha256) or clear it (`null`).
+    Token { sha256: Option<String> },
+    /// System mode, root only: read the configuration again (as SIGHUP does).
+    Reload,
 }
 
 /// One approval's whole context, from whichever channel it came.
@@ -75,6 +80,14 @@ impl Gate {
 
     /// Answers one admin request from `peer`. Returns the JSON reply and whether it succeeded.
     pub fn admin(&self, peer: &PeerCred, req: AdminRequest) -> (Json, bool) {
+        if self.system() {
+            if let Err(msg) = self.check_approver(peer) {
+                return (
+                    json!({"error": msg, "reason_code": "not_an_approver"}),
+                    false,
+                );
+            }
+        }
         // Every admin command starts from an up-to-date store.
         self.sweep();
         let answer = match req {
@@ -98,6 +111,18 @@ impl Gate {
             }
             AdminRequest::Deny { id, note } => self.deny_as(peer, "queue", &id, note),
             AdminRequest::Drop { session, all } => self.drop_grants(peer, session, all),
+            AdminRequest::Token { sha256 } => self.set_token(peer, sha256),
+            AdminRequest::Reload => self.root_only(peer).and_then(|()| {
+                if self.reload_config() {
+                    Ok(json!({"reloaded": true}))
+                } else {
+                    Err(
+                        "the new configuration is broken; the previous one stays (see the \
+                         config_reload_failed event)"
+                            .into(),
+                    )
+                }
+            }),
         };
         match answer {
             Ok(v) => (v, true),
@@ -130,6 +155,15 @@ impl Gate {
         let mut f = events::pending(&p);
         f.extend(events::approver(peer, channel));
         f.insert("note".into(), opt(a.note.clone()));
+        if self.system() && peer.uid == p.info.peer_uid {
+            // Whatever the token: the requester never decides its own request.
+            self.audit_durable(Event::SelfApprovalRefused, f)?;
+            return Err(format!(
+                "request {} was made by this user; another approver must decide it ({})",
+                a.id,
+                Refusal::SelfApproval.code()
+            ));
+        }
         let cfg = self.policy(&|_| None).map_err(|errs| {
             format!(
                 "refusing to approve while the policy is broken: {}",
@@ -166,8 +200,10 @@ impl Gate {
         f.insert("grant_scope".into(), s(g.scope.as_str()));
         if let Err(e) = self.audit_durable(Event::ApprovalGranted, f) {
             self.store().drop_all();
+            self.persist();
             return Err(format!("approval withdrawn: {e}"));
         }
+        self.persist();
         self.decided.notify_all();
         Ok(json!({"approved": a.id, "scope": g.scope.as_str()}))
     }
@@ -184,6 +220,7 @@ impl Gate {
             .store()
             .deny(id, note.clone())
             .map_err(|e| e.to_string())?;
+        self.persist();
         let mut f = events::pending(&p);
         f.extend(events::approver(peer, channel));
         f.insert("note".into(), opt(note));
@@ -206,6 +243,7 @@ impl Gate {
                 (None, false) => return Err("say what to drop: --session ID or --all".into()),
             }
         };
+        self.persist();
         let mut f = events::approver(peer, "queue");
         f.insert("grants".into(), int(n));
         f.insert("session_id".into(), opt(session.clone()));
@@ -213,6 +251,42 @@ impl Gate {
         f.insert("scope".into(), s(scope));
         self.audit(Event::GrantsDropped, f)?;
         Ok(json!({"dropped": n}))
+    }
+
+    /// System mode: only root may change the token or reload.
+    fn root_only(&self, peer: &PeerCred) -> Result<(), String> {
+        if self.system() && peer.uid == 0 {
+            Ok(())
+        } else {
+            Err(
+                "only root may do this, and only on the system broker; a user broker's token \
+                 is set with `occ token set` as its user"
+                    .into(),
+            )
+        }
+    }
+
+    /// System mode: sets or clears the token digest in `/etc/occ/broker.json` (root only),
+    /// reloads, and audits `token_set` or `token_cleared`.
+    fn set_token(&self, peer: &PeerCred, sha256: Option<String>) -> Result<Json, String> {
+        self.root_only(peer)?;
+        if let Some(d) = &sha256 {
+            if !crate::token::valid_digest_hex(d) {
+                return Err("the token digest must be 64 hex digits".into());
+            }
+        }
+        let file = self.layout.config_dir.join(occ_policy::file::BROKER_CONFIG);
+        crate::token::write_digest(&file, sha256.as_deref())?;
+        let event = if sha256.is_some() {
+            Event::TokenSet
+        } else {
+            Event::TokenCleared
+        };
+        self.audit_durable(event, events::approver(peer, "queue"))?;
+        if !self.reload_config() {
+            return Err("the token was written but the configuration no longer loads".into());
+        }
+        Ok(json!({"file": file.display().to_string(), "token_set": sha256.is_some()}))
     }
 
     fn approvals_json(&self) -> Json {
@@ -262,11 +336,16 @@ impl Gate {
         } else {
             "batch"
         };
+        let token_required = self
+            .policy(&|_| None)
+            .map(|c| self.token_sha256(&c).is_some())
+            .unwrap_or(false);
         json!({
+            "token_required": token_required,
             "broker": "up",
             "pid": std::process::id(),
-            "mode": "user",
-            "home": self.home.display().to_string(),
+            "mode": self.layout.mode.name(),
+            "home": self.layout.home.display().to_string(),
             "pending": st.pending().count(),
             "grants": st.grant_count(),
             "sessions": sessions,

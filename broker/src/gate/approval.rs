@@ -102,7 +102,7 @@ impl Gate {
             // Untrusted requests go on to a human who must confirm (`--confirm-untrusted`);
             // their digest differs from a trusted one, so no trusted grant covers them.
             Module::Untrusted => Verdict::Success,
-            Module::Grant => match self.store().take_grant(&u.info.digest, now_ms()) {
+            Module::Grant => match self.take_grant(&u.info.digest) {
                 Some(g) => {
                     *request_id = Some(g.request_id.clone());
                     *grant_scope = Some(g.scope);
@@ -145,6 +145,18 @@ impl Gate {
         let wait_secs = cfg.broker.approval.wait_seconds;
         let not_waiting =
             u.eval.sudo.as_ref().is_some_and(|r| r.non_interactive) || !u.tty || wait_secs == 0;
+        if self.system() {
+            let store = self.store();
+            let filed = store.pending().any(|p| p.info.digest == u.info.digest);
+            let limit = cfg.broker.limits.pending_per_uid;
+            if !filed && store.pending_of(peer.uid) >= limit {
+                let msg = format!(
+                    "this user already has {limit} requests waiting for an approver \
+                     (broker.json limits.pending_per_uid); wait for a decision"
+                );
+                return (Verdict::fail(Refusal::TooManyPending, msg), None, None);
+            }
+        }
         let (id, new) = {
             let mut store = self.store();
             let mut fallback = now_ms();
@@ -158,6 +170,7 @@ impl Gate {
             })
         };
         if new {
+            self.persist();
             let f = events::request(peer, &u.info, Some(&id));
             if self.audit(Event::ApprovalRequested, f).is_err() {
                 let _ = self.store().deny(&id, Some("audit write failed".into()));
@@ -169,8 +182,10 @@ impl Gate {
             return (Verdict::Pending { id: id.clone() }, Some(id), None);
         }
         // Untrusted requests are never offered on the terminal: they need
-        // `occ approve --confirm-untrusted`.
-        let mut tty = (cfg.broker.approval.channels.contains(&Channel::Tty) && !u.info.untrusted)
+        // `occ approve --confirm-untrusted`. The system broker never offers it: the requester's
+        // terminal is the agent's, and approvers are other users.
+        let tty_channel = cfg.broker.approval.channels.contains(&Channel::Tty) && !self.system();
+        let mut tty = (tty_channel && !u.info.untrusted)
             .then(|| {
                 TtyPrompt::open(
                     conn,
@@ -186,7 +201,7 @@ impl Gate {
         let wait = Duration::from_secs(wait_secs);
         let verdict = match self.wait_decision(conn, &id, wait, &mut tty, token_set) {
             Wait::Decided(PendingOutcome::Approved { .. }) => {
-                match self.store().take_grant(&u.info.digest, now_ms()) {
+                match self.take_grant(&u.info.digest) {
                     Some(g) => return (Verdict::Success, Some(id), Some(g.scope)),
                     None => Verdict::fail(Refusal::ApprovalDenied, "the approval was withdrawn"),
                 }
@@ -209,6 +224,16 @@ impl Gate {
             Wait::ClientGone => Verdict::fail(Refusal::ClientGone, "the caller hung up"),
         };
         (verdict, Some(id), None)
+    }
+
+    /// Takes the live grant for `digest`, if any; a spent once-grant is saved at once (system
+    /// mode), so a restart cannot bring it back. The store's lock is released before saving.
+    fn take_grant(&self, digest: &crate::session::Digest) -> Option<crate::session::Grant> {
+        let taken = self.store().take_grant(digest, now_ms());
+        if taken.as_ref().is_some_and(|g| g.scope == Scope::Once) {
+            self.persist();
+        }
+        taken
     }
 
     /// Waits for a human's decision on `id`, up to `wait`: from the queue, or from the

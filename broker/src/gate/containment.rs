@@ -28,7 +28,7 @@ fn understood(words: &[&str]) -> RequestInfo {
         uid,
         gid: 0,
     };
-    request_info(&eval, &ctx, &peer, "/", None)
+    request_info(&eval, &ctx, &peer, "/", None, BTreeMap::new())
 }
 
 /// Files `info` and approves it with `scope`.
@@ -120,7 +120,7 @@ fn untrusted_requests_never_share_a_trusted_grant() {
         uid,
         gid: 0,
     };
-    let real_untrusted = request_info(&eval, &ctx, &peer, "/", None);
+    let real_untrusted = request_info(&eval, &ctx, &peer, "/", None, BTreeMap::new());
     assert_ne!(real_untrusted.digest, trusted.digest);
     let mut store = Store::new(30, 30);
     approve(&mut store, &trusted, Scope::Session).expect("a session grant");

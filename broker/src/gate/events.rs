@@ -37,6 +37,14 @@ pub enum Event {
     ExecStart,
     ExecFinish,
     ExecOutcomeUnknown,
+    ExecAbandoned,
+    ExecFailed,
+    SelfApprovalRefused,
+    ConfigLoaded,
+    ConfigReloadFailed,
+    TokenSet,
+    TokenCleared,
+    StateRestored,
 }
 
 impl Event {
@@ -64,6 +72,14 @@ impl Event {
             Event::ExecStart => "exec_start",
             Event::ExecFinish => "exec_finish",
             Event::ExecOutcomeUnknown => "exec_outcome_unknown",
+            Event::ExecAbandoned => "exec_abandoned",
+            Event::ExecFailed => "exec_failed",
+            Event::SelfApprovalRefused => "self_approval_refused",
+            Event::ConfigLoaded => "config_loaded",
+            Event::ConfigReloadFailed => "config_reload_failed",
+            Event::TokenSet => "token_set",
+            Event::TokenCleared => "token_cleared",
+            Event::StateRestored => "state_restored",
         }
     }
 }

@@ -16,7 +16,8 @@ use super::Gate;
 use crate::daemon::conn::{Conn, ExecOutcome};
 
 impl Gate {
-    /// Grants the approved request to the shim and records its outcome.
+    /// Grants the approved request to the shim and records its outcome (user mode); the
+    /// system broker runs it itself ([`super::spawn`]).
     pub(super) fn exec(
         &self,
         conn: &mut Conn,
@@ -24,6 +25,10 @@ impl Gate {
         u: &Understood,
         cfg: &PolicyConfig,
     ) {
+        if self.layout.mode == crate::layout::Mode::System {
+            self.run_approved(conn, fields, u, cfg);
+            return;
+        }
         let Some(r) = &u.eval.request else {
             let msg = "nothing to run";
             self.refuse(

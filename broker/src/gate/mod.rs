@@ -12,6 +12,7 @@
 //! Beside them: [`admin`] answers approvers, [`snapshot`] carries grants over a restart,
 //! [`sink`] writes [`events`] to the audit log, and [`refusal`] names every reason code.
 
+pub mod access;
 pub mod admin;
 mod approval;
 #[cfg(test)]
@@ -21,6 +22,8 @@ mod exec;
 pub mod refusal;
 mod sink;
 mod snapshot;
+mod spawn;
+mod system;
 mod tty;
 mod understand;
 
@@ -38,6 +41,7 @@ use crate::clock::now_ms;
 use crate::daemon::conn::{Conn, PeerCred};
 use crate::daemon::handler::{ProtocolError, RequestHandler, StartInfo, StopCause};
 use crate::escape::escape_text;
+use crate::layout::{Layout, Mode};
 use crate::session::Store;
 
 use events::{int, opt, s, strs, Event, Fields};
@@ -48,7 +52,10 @@ pub use understand::broker_digest;
 /// State shared by the connection threads and the maintenance thread: the approval store and
 /// the audit log.
 pub struct Core {
-    home: PathBuf,
+    layout: Layout,
+    /// System mode: the policy as last loaded (at start or on SIGHUP). A bad new file keeps
+    /// the old policy. User mode reads the files on every request instead.
+    loaded: Mutex<Option<PolicyConfig>>,
     store: Mutex<Store>,
     decided: Condvar,
     audit: Mutex<Option<Writer>>,
@@ -63,6 +70,8 @@ pub struct Core {
     answer_syncs: AtomicU64,
     /// `audit.seal` in broker.json: events may only be written sealed.
     seal_required: AtomicBool,
+    /// System mode: how often strangers' refusals are audited.
+    refusals: access::RateLimit,
 }
 
 /// The broker's approval gate: the shared [`Core`] plus what only request handling needs.
@@ -83,8 +92,8 @@ impl std::ops::Deref for Gate {
 
 impl Gate {
     /// A gate for `$OCC_HOME` served by a broker running as `uid`.
-    pub fn new(home: PathBuf, uid: u32, legacy_token_sha256: Option<String>) -> Gate {
-        let cfg = load_policy(&home, uid, &|_| None).ok();
+    pub fn new(layout: Layout, uid: u32, legacy_token_sha256: Option<String>) -> Gate {
+        let cfg = load_policy(&layout.config_dir, uid, &|_| None).ok();
         let fsync_always = cfg
             .as_ref()
             .is_none_or(|c| c.broker.audit.fsync == Fsync::Always);
@@ -100,7 +109,8 @@ impl Gate {
             .unwrap_or((30, 30));
         Gate {
             core: Arc::new(Core {
-                home,
+                loaded: Mutex::new(cfg.clone().filter(|_| layout.mode == Mode::System)),
+                layout,
                 store: Mutex::new(Store::new(expiry, idle)),
                 decided: Condvar::new(),
                 audit: Mutex::new(None),
@@ -109,6 +119,7 @@ impl Gate {
                 fsync_always: AtomicBool::new(fsync_always),
                 answer_syncs: AtomicU64::new(0),
                 seal_required: AtomicBool::new(seal_required),
+                refusals: access::RateLimit::default(),
             }),
             uid,
             legacy_token_sha256,
@@ -140,7 +151,19 @@ impl Gate {
         &self,
         caller_env: &dyn Fn(&str) -> Option<String>,
     ) -> Result<PolicyConfig, Vec<FileError>> {
-        load_policy(&self.home, self.uid, caller_env)
+        match self.layout.mode {
+            Mode::User => load_policy(&self.layout.config_dir, self.uid, caller_env),
+            Mode::System => {
+                let loaded = self.loaded.lock().unwrap_or_else(|p| p.into_inner());
+                let mut cfg = loaded.clone().ok_or_else(|| {
+                    load_policy(&self.layout.config_dir, self.uid, &|_| None)
+                        .err()
+                        .unwrap_or_default()
+                })?;
+                cfg.broker.tighten_from_env(caller_env);
+                Ok(cfg)
+            }
+        }
     }
 
     /// Refuses the request on `conn` with `reason`, recording `event`. The refusal stands even
@@ -160,6 +183,32 @@ impl Gate {
     fn serve(&self, conn: &mut Conn, req: Request) {
         self.sweep();
         let peer = conn.peer();
+        if self.system() {
+            if let Err((reason, msg)) = self.check_requester(&peer) {
+                let _ = conn.refuse(&msg, reason.code());
+                return;
+            }
+            let limit = self
+                .policy(&|_| None)
+                .map(|c| c.broker.limits.request_bytes)
+                .unwrap_or(0);
+            let size = req.argv.iter().map(Vec::len).sum::<usize>()
+                + req.cwd.len()
+                + req
+                    .env
+                    .iter()
+                    .map(|(k, v)| k.len() + v.len())
+                    .sum::<usize>();
+            if size > limit {
+                let mut f = events::peer(&peer);
+                f.insert("request_bytes".into(), int(size));
+                let msg = format!(
+                    "the request is {size} bytes, over broker.json's limits.request_bytes ({limit})"
+                );
+                self.refuse(conn, f, Event::PolicyBlock, Refusal::RequestTooLarge, &msg);
+                return;
+            }
+        }
         let u = match self.understand(&peer, &req) {
             Ok(u) => u,
             Err((reason, msg)) => {
@@ -235,11 +284,29 @@ impl Gate {
                         return;
                     }
                 };
+                if let Some((reason, msg)) = &u.exe_error {
+                    let f = events::request(&peer, &u.info, None);
+                    self.refuse(conn, f, Event::PolicyBlock, *reason, msg);
+                    return;
+                }
+                if u.script {
+                    let f = events::request(&peer, &u.info, None);
+                    let msg = format!(
+                        "{} is a #! script; the system broker runs approved files by descriptor, \
+                         so ask for its interpreter with the script as an argument \
+                         (sudo /bin/sh {})",
+                        escape_text(&u.info.command.first().cloned().unwrap_or_default()),
+                        escape_text(&u.info.command.first().cloned().unwrap_or_default())
+                    );
+                    self.refuse(conn, f, Event::PolicyBlock, Refusal::ScriptRefused, &msg);
+                    return;
+                }
                 if u.eval.sudo.as_ref().is_some_and(|r| r.reset_timestamp) {
                     // `-k CMD`: forget the caller's grants first; only a --once approval of
                     // exactly this request (made for this run) survives.
                     self.store()
                         .drop_caller_keeping_once(peer.uid, &u.info.digest);
+                    self.persist();
                 }
                 self.run_stack(conn, &peer, &u, &cfg);
             }
@@ -248,12 +315,8 @@ impl Gate {
 }
 
 impl Core {
-    fn security(&self) -> PathBuf {
-        self.home.join("security")
-    }
-
     fn audit_log(&self) -> PathBuf {
-        self.security().join("privileged-audit.jsonl")
+        self.layout.audit_log.clone()
     }
 
     fn store(&self) -> MutexGuard<'_, Store> {
@@ -267,8 +330,9 @@ impl Core {
             let mut st = self.store();
             (st.expire(now), st.expire_sessions(now))
         };
-        if !expired.is_empty() {
+        if !expired.is_empty() || !sessions.is_empty() {
             self.decided.notify_all();
+            self.persist();
         }
         for p in expired {
             let _ = self.audit(Event::ApprovalExpired, events::expired(&p));
@@ -282,29 +346,37 @@ impl Core {
     }
 }
 
-/// Loads every policy file as the broker reads them.
+/// Loads every policy file in `config_dir` as a broker running as `uid` reads them.
 pub fn load_policy(
-    home: &Path,
+    config_dir: &Path,
     uid: u32,
     caller_env: &dyn Fn(&str) -> Option<String>,
 ) -> Result<PolicyConfig, Vec<FileError>> {
-    occ_policy::file::load(&home.join("security"), uid, caller_env)
+    occ_policy::file::load(config_dir, uid, caller_env)
 }
 
 impl RequestHandler for Gate {
     fn started(&self, info: &StartInfo) {
         self.start_maintenance();
-        let restored = self.restore_state();
+        let restored = if self.system() {
+            self.restore_system_state()
+        } else {
+            self.restore_state()
+        };
         let mut f = Fields::new();
         f.insert("pid".into(), int(info.pid));
         f.insert("uid".into(), int(info.uid));
-        f.insert("mode".into(), s("user"));
+        f.insert("mode".into(), s(self.layout.mode.name()));
         f.insert("socket".into(), s(info.socket.display().to_string()));
         if let Err(e) = self.audit(Event::BrokerStarted, f) {
             tracing::error!("{e}");
         }
         if let Some((event, fields)) = restored {
             let _ = self.audit(event, fields);
+        }
+        if self.system() {
+            self.reload_config();
+            self.record_unknown_runs();
         }
         // The head checkpoint exists from the first event on, so `occ audit verify` never
         // finds a log without one.
@@ -342,7 +414,31 @@ impl RequestHandler for Gate {
         self.settle();
     }
 
+    fn connections_per_uid(&self, admin: bool) -> usize {
+        let limits = self
+            .policy(&|_| None)
+            .map(|c| c.broker.limits)
+            .unwrap_or_default();
+        if admin {
+            limits.admin_connections_per_uid
+        } else {
+            limits.connections_per_uid
+        }
+    }
+
+    fn reload(&self) {
+        self.reload_config();
+    }
+
     fn stopping(&self, cause: StopCause) {
+        if self.system() {
+            // Pending requests survive a restart; waiting callers see the broker stopping.
+            self.decided.notify_all();
+            self.persist();
+            self.settle();
+            tracing::info!(?cause, "stopping");
+            return;
+        }
         let stopped = self.store().stop_all();
         if !stopped.is_empty() {
             self.decided.notify_all();
@@ -360,7 +456,9 @@ impl RequestHandler for Gate {
     fn stopped(&self) {
         let mut f = Fields::new();
         f.insert("pid".into(), int(std::process::id()));
-        if let Some(sha) = self.save_state() {
+        if self.system() {
+            self.persist();
+        } else if let Some(sha) = self.save_state() {
             f.insert("snapshot_sha256".into(), s(sha));
         }
         let _ = self.audit(Event::BrokerStopped, f);

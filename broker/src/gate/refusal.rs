@@ -33,6 +33,20 @@ pub enum Refusal {
     PeerUidMismatch,
     /// The gate reached a state it never should; refused rather than guessed.
     InternalError,
+    /// System mode: the approved file could not be started.
+    ExecFailed,
+    /// System mode: a `#!` script; it runs by descriptor only as an interpreter's argument.
+    ScriptRefused,
+    /// System mode: the caller is not in `requesters`.
+    NotARequester,
+    /// System mode: the admin caller is not in `approvers` (nor root).
+    NotAnApprover,
+    /// System mode: the requester tried to approve its own request.
+    SelfApproval,
+    /// System mode: this uid already has `limits.pending_per_uid` requests waiting.
+    TooManyPending,
+    /// System mode: the request is larger than `limits.request_bytes`.
+    RequestTooLarge,
     /// The policy engine's own code (`denied_by_rule`, `shell_denied`, …).
     Policy(&'static str),
 }
@@ -55,6 +69,13 @@ impl Refusal {
             Refusal::Usage => "usage",
             Refusal::PeerUidMismatch => "peer_uid_mismatch",
             Refusal::InternalError => "internal_error",
+            Refusal::ExecFailed => "exec_failed",
+            Refusal::ScriptRefused => "script_refused",
+            Refusal::NotARequester => "not_a_requester",
+            Refusal::NotAnApprover => "not_an_approver",
+            Refusal::SelfApproval => "self_approval_refused",
+            Refusal::TooManyPending => "too_many_pending",
+            Refusal::RequestTooLarge => "request_too_large",
             Refusal::Policy(code) => code,
         }
     }

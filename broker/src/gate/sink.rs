@@ -174,7 +174,7 @@ mod tests {
         std::fs::write(&cfg, body).unwrap();
         std::fs::set_permissions(&cfg, std::fs::Permissions::from_mode(0o600)).unwrap();
         let uid = nix::unistd::geteuid().as_raw();
-        let gate = Gate::new(d.path().to_path_buf(), uid, None);
+        let gate = Gate::new(crate::layout::Layout::user(d.path()), uid, None);
         (d, gate)
     }
 

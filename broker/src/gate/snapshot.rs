@@ -36,7 +36,7 @@ impl Gate {
             return None;
         }
         let bytes = serde_json::to_vec(&snap).ok()?;
-        let file = self.security().join(STATE_FILE);
+        let file = self.layout.state_dir.join(STATE_FILE);
         match crate::paths::write_private(&file, &bytes) {
             Ok(()) => Some(occ_audit::sha256_hex(&bytes)),
             Err(e) => {
@@ -50,7 +50,7 @@ impl Gate {
     /// and whose sha256 the audit log's last event (`broker_stopped`) names is restored. The
     /// file is removed either way. Returns the event to record.
     pub(super) fn restore_state(&self) -> Option<(Event, Fields)> {
-        let file = self.security().join(STATE_FILE);
+        let file = self.layout.state_dir.join(STATE_FILE);
         if std::fs::symlink_metadata(&file).is_err() {
             return None;
         }

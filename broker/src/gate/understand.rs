@@ -3,6 +3,7 @@
 //! itself (`-V`, `-h`, `-v`, `-k`, `-K`, `-l`) are answered here. Nothing here grants anything.
 
 use std::collections::BTreeMap;
+use std::os::fd::OwnedFd;
 use std::path::PathBuf;
 
 use occ_policy::{Action, Caller, Context, Evaluation};
@@ -13,6 +14,7 @@ use super::refusal::Refusal;
 use super::Gate;
 use crate::daemon::conn::{Conn, PeerCred};
 use crate::escape::escape_text;
+use crate::layout::Mode;
 use crate::session::{Digest, RequestInfo};
 
 /// A request the gate has understood well enough to show an approver.
@@ -21,16 +23,39 @@ pub(super) struct Understood {
     pub info: RequestInfo,
     pub raw_argv: Vec<String>,
     pub tty: bool,
+    /// The caller's forwarded variables (`OPENCLAW_*`, TERM, LANG, LC_*).
+    pub caller_env: BTreeMap<String, String>,
+    /// System mode: the approved file, opened and checked at resolution, and whether it is a
+    /// `#!` script; or why it could not be opened.
+    pub exe: Option<OwnedFd>,
+    pub script: bool,
+    pub exe_error: Option<(Refusal, String)>,
 }
 
 /// The broker's digest: the policy's grant digest, bound also to whether the request came
-/// from an untrusted source, so a grant for a trusted request never covers an untrusted one.
-pub fn broker_digest(policy_digest: &Digest, untrusted: bool) -> Digest {
+/// from an untrusted source, so a grant for a trusted request never covers an untrusted one,
+/// and (system mode) to the terminal and locale variables the command will see.
+pub fn broker_digest(
+    policy_digest: &Digest,
+    untrusted: bool,
+    locale: &BTreeMap<String, String>,
+) -> Digest {
     use sha2::{Digest as _, Sha256};
     let mut h = Sha256::new();
     h.update(b"occ-broker-grant-v1");
     h.update(policy_digest);
     h.update([u8::from(untrusted)]);
+    if !locale.is_empty() {
+        // Length-prefixed, so no two sets encode alike; absent in user mode, so user-mode
+        // digests are unchanged.
+        h.update(b"locale");
+        for (k, v) in locale {
+            for part in [k, v] {
+                h.update((part.len() as u64).to_be_bytes());
+                h.update(part.as_bytes());
+            }
+        }
+    }
     h.finalize().into()
 }
 
@@ -43,6 +68,7 @@ pub fn request_info(
     peer: &PeerCred,
     cwd: &str,
     reason: Option<String>,
+    locale: BTreeMap<String, String>,
 ) -> RequestInfo {
     let (command, runuser, rungroup, runcwd, assigns, digest, code) = match &eval.request {
         Some(r) => (
@@ -51,7 +77,7 @@ pub fn request_info(
             r.target.group.clone(),
             r.cwd.to_string_lossy().into_owned(),
             r.sudo.env.iter().cloned().collect(),
-            broker_digest(&r.digest(), ctx.untrusted),
+            broker_digest(&r.digest(), ctx.untrusted, &locale),
             r.runs_arbitrary_code,
         ),
         None => (
@@ -81,6 +107,7 @@ pub fn request_info(
         reason,
         untrusted: ctx.untrusted,
         runs_arbitrary_code: code,
+        locale,
     }
 }
 
@@ -119,12 +146,32 @@ impl Gate {
             .get("OPENCLAW_PRIV_REASON")
             .filter(|r| !r.is_empty())
             .cloned();
-        let info = request_info(&eval, &ctx, peer, &cwd, reason);
+        let system = self.layout.mode == Mode::System;
+        let locale = if system {
+            super::spawn::locale_of(&env)
+        } else {
+            BTreeMap::new()
+        };
+        let info = request_info(&eval, &ctx, peer, &cwd, reason, locale);
+        let (mut exe, mut script, mut exe_error) = (None, false, None);
+        if let (true, Some(r)) = (system, &eval.request) {
+            match super::spawn::open_approved(r) {
+                Ok((fd, is_script)) => {
+                    exe = Some(fd);
+                    script = is_script;
+                }
+                Err(e) => exe_error = Some(e),
+            }
+        }
         Ok(Understood {
             eval,
             info,
             raw_argv,
             tty: req.isatty.iter().any(|t| *t),
+            caller_env: env,
+            exe,
+            script,
+            exe_error,
         })
     }
 

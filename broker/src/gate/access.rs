@@ -1,0 +1,80 @@
+//! Who may do what on the system broker: `requesters` and `approvers` in `broker.json` name
+//! users and `%groups`, matched against the uid the kernel reported (SO_PEERCRED), never
+//! against anything the caller says. Refusals of strangers are audited at a bounded rate, so a
+//! flood cannot fill the log.
+
+use std::collections::HashMap;
+use std::sync::Mutex;
+
+use nix::unistd::{Group, Uid, User};
+
+/// Whether the user with `uid` is named in `list` (a user name, or `%group` for a group the
+/// user belongs to, by primary gid or membership). An unknown uid matches nothing.
+pub fn listed(list: &[String], uid: u32) -> bool {
+    let Ok(Some(user)) = User::from_uid(Uid::from_raw(uid)) else {
+        return false;
+    };
+    list.iter().any(|entry| match entry.strip_prefix('%') {
+        Some(group) => in_group(&user, group),
+        None => entry == &user.name,
+    })
+}
+
+fn in_group(user: &User, group: &str) -> bool {
+    match Group::from_name(group) {
+        Ok(Some(g)) => g.gid == user.gid || g.mem.iter().any(|m| m == &user.name),
+        _ => false,
+    }
+}
+
+/// At most one audited refusal per uid per window; the rest are counted and reported with
+/// the next one.
+#[derive(Debug, Default)]
+pub struct RateLimit {
+    last: Mutex<HashMap<u32, (u64, u64)>>,
+}
+
+/// How often a stranger's refusal is written to the audit log.
+pub const REFUSAL_AUDIT_WINDOW_MS: u64 = 60_000;
+
+impl RateLimit {
+    /// Whether to audit a refusal of `uid` now; `Some(n)` carries how many were suppressed
+    /// since the last audited one.
+    pub fn admit(&self, uid: u32, now_ms: u64) -> Option<u64> {
+        let mut last = self.last.lock().unwrap_or_else(|p| p.into_inner());
+        let entry = last.entry(uid).or_insert((0, 0));
+        if entry.0 != 0 && now_ms.saturating_sub(entry.0) < REFUSAL_AUDIT_WINDOW_MS {
+            entry.1 += 1;
+            return None;
+        }
+        let suppressed = entry.1;
+        *entry = (now_ms.max(1), 0);
+        Some(suppressed)
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn root_is_listed_by_name_and_by_its_group() {
+        assert!(listed(&["root".into()], 0));
+        assert!(listed(&["%root".into()], 0));
+        assert!(!listed(
+            &["%no-such-group-occ".into(), "nobody-occ".into()],
+            0
+        ));
+        assert!(!listed(&["root".into()], 4_000_000_000), "unknown uid");
+    }
+
+    #[test]
+    fn refusals_are_audited_once_per_window_with_a_count() {
+        let r = RateLimit::default();
+        assert_eq!(r.admit(7, 1_000), Some(0));
+        assert_eq!(r.admit(7, 2_000), None);
+        assert_eq!(r.admit(7, 3_000), None);
+        assert_eq!(r.admit(8, 3_000), Some(0), "per uid");
+        assert_eq!(r.admit(7, 1_000 + REFUSAL_AUDIT_WINDOW_MS), Some(2));
+    }
+}

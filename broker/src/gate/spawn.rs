@@ -1,0 +1,387 @@
+//! The system broker's executor: once the stack allows a request, the broker runs the approved
+//! file itself, by the descriptor opened and checked at resolution, as the target user, with an
+//! environment built from scratch (sudo's `env_reset` set) and the caller's stdio, which the
+//! shim sends only now. `exec_start` (with the pid) is durable before the command may exec; the
+//! exit status is what the broker's own `waitpid` saw. It never runs the real sudo.
+
+use std::collections::BTreeMap;
+use std::ffi::CString;
+use std::os::fd::{AsFd, OwnedFd};
+use std::os::unix::fs::MetadataExt;
+use std::time::{Duration, Instant};
+
+use occ_audit::Value;
+use occ_policy::file::{name_listed, PolicyConfig};
+use occ_proto::ExitReport;
+
+use super::events::{int, s, strs, Event, Fields};
+use super::refusal::Refusal;
+use super::understand::Understood;
+use super::Gate;
+use crate::daemon::conn::{Conn, Supervise};
+use crate::sys::{self, SpawnSpec};
+
+/// How long a command whose shim hung up has between SIGHUP and SIGKILL.
+pub const ABANDON_GRACE: Duration = Duration::from_secs(2);
+
+/// Variables never passed to a command, whatever asked for them (sudo's bad-environment list
+/// and the dynamic loader's): they change what the approved file does.
+fn never_passed(name: &str) -> bool {
+    const EXACT: &[&str] = &[
+        "BASH_ENV",
+        "ENV",
+        "IFS",
+        "SHELLOPTS",
+        "PS4",
+        "GLOBIGNORE",
+        "GCONV_PATH",
+        "LOCPATH",
+        "NLSPATH",
+        "HOSTALIASES",
+        "RESOLV_HOST_CONF",
+        "RES_OPTIONS",
+        "PERL5LIB",
+        "PERL5OPT",
+        "PERLLIB",
+        "PYTHONPATH",
+        "PYTHONHOME",
+        "PYTHONSTARTUP",
+        "RUBYLIB",
+        "RUBYOPT",
+        "NODE_OPTIONS",
+        "JAVA_TOOL_OPTIONS",
+        "XAUTHORITY",
+        "KRB5CCNAME",
+        "DISPLAY",
+    ];
+    const PREFIX: &[&str] = &["LD_", "BASH_FUNC_", "MALLOC_", "DYLD_", "_RLD"];
+    EXACT.contains(&name) || PREFIX.iter().any(|p| name.starts_with(p))
+}
+
+/// Whether a caller's terminal or locale value is safe to pass (sudo's rule: no `/` in TERM,
+/// no `/` or `%` in LANG and LC_*).
+pub fn safe_locale(name: &str, value: &str) -> bool {
+    match name {
+        "TERM" => !value.contains('/'),
+        "LANG" | "LANGUAGE" => !value.contains(['/', '%']),
+        n if n.starts_with("LC_") => !value.contains(['/', '%']),
+        _ => false,
+    }
+}
+
+/// The caller's TERM, LANG and LC_* that the command may see, bound into the grant.
+pub fn locale_of(caller_env: &BTreeMap<String, String>) -> BTreeMap<String, String> {
+    caller_env
+        .iter()
+        .filter(|(k, v)| safe_locale(k, v))
+        .map(|(k, v)| (k.clone(), v.clone()))
+        .collect()
+}
+
+/// The command's environment, built from scratch; returns it and the names it refused.
+pub fn environment(
+    u: &Understood,
+    cfg: &PolicyConfig,
+    caller: &occ_policy::Caller,
+) -> (Vec<(String, String)>, Vec<String>) {
+    let mut env: BTreeMap<String, String> = BTreeMap::new();
+    let mut dropped = Vec::new();
+    let Some(r) = &u.eval.request else {
+        return (Vec::new(), dropped);
+    };
+    let t = &r.target;
+    env.insert("PATH".into(), cfg.broker.secure_path.clone());
+    env.insert("HOME".into(), t.home.to_string_lossy().into_owned());
+    env.insert("SHELL".into(), t.shell.to_string_lossy().into_owned());
+    env.insert("USER".into(), t.user.clone());
+    env.insert("LOGNAME".into(), t.user.clone());
+    env.insert("MAIL".into(), format!("/var/mail/{}", t.user));
+    for (k, v) in &u.info.locale {
+        env.insert(k.clone(), v.clone());
+    }
+    for (k, v) in &u.caller_env {
+        if name_listed(&cfg.broker.system_env_keep, k) && !env.contains_key(k) {
+            env.insert(k.clone(), v.clone());
+        }
+    }
+    for (k, v) in r.preserved_env.iter().chain(r.sudo.env.iter()) {
+        env.insert(k.clone(), v.clone());
+    }
+    env.insert("SUDO_COMMAND".into(), r.argv.join(" "));
+    env.insert("SUDO_USER".into(), caller.user.clone());
+    env.insert("SUDO_UID".into(), caller.uid.to_string());
+    env.insert("SUDO_GID".into(), caller.gid.to_string());
+    env.retain(|k, _| {
+        let bad = never_passed(k);
+        if bad {
+            dropped.push(k.clone());
+        }
+        !bad
+    });
+    (env.into_iter().collect(), dropped)
+}
+
+/// Opens the resolved file for exec by descriptor and checks it is the one resolution saw
+/// (same device and inode). `Err` is the refusal and its message.
+pub fn open_approved(r: &occ_policy::Request) -> Result<(OwnedFd, bool), (Refusal, String)> {
+    use std::io::Read as _;
+    use std::os::unix::fs::OpenOptionsExt;
+    let path = &r.command.real_path;
+    let f = std::fs::OpenOptions::new()
+        .read(true)
+        .custom_flags(libc::O_NOFOLLOW | libc::O_CLOEXEC | libc::O_NONBLOCK)
+        .open(path)
+        .map_err(|e| {
+            (
+                Refusal::Policy("command_not_found"),
+                format!("cannot open {}: {e}", path.display()),
+            )
+        })?;
+    let md = f.metadata().map_err(|e| {
+        (
+            Refusal::InternalError,
+            format!("cannot inspect {}: {e}", path.display()),
+        )
+    })?;
+    if md.dev() != r.command.dev || md.ino() != r.command.ino || !md.is_file() {
+        return Err((
+            Refusal::Policy("command_changed"),
+            format!(
+                "{} changed while it was being resolved; run the request again",
+                path.display()
+            ),
+        ));
+    }
+    let mut head = [0u8; 2];
+    let script = matches!((&f).read(&mut head), Ok(2)) && head == *b"#!";
+    Ok((OwnedFd::from(f), script))
+}
+
+impl Gate {
+    /// Runs the approved request as the target user and reports how it ended.
+    pub(super) fn run_approved(
+        &self,
+        conn: &mut Conn,
+        mut fields: Fields,
+        u: &Understood,
+        cfg: &PolicyConfig,
+    ) {
+        let (Some(r), Some(exe)) = (&u.eval.request, &u.exe) else {
+            let msg = "nothing to run";
+            self.refuse(
+                conn,
+                fields,
+                Event::PolicyBlock,
+                Refusal::InternalError,
+                msg,
+            );
+            return;
+        };
+        let caller = occ_policy::Caller::from_uid(conn.peer().uid);
+        let (env, dropped) = environment(u, cfg, &caller);
+        let spec = match self.spawn_spec(r, exe, &env) {
+            Ok(spec) => spec,
+            Err(e) => {
+                self.refuse(conn, fields, Event::PolicyBlock, Refusal::InternalError, &e);
+                return;
+            }
+        };
+        // Only now does the caller's stdio come to the broker.
+        let stdio = match conn.run_and_take_stdio() {
+            Ok(s) => s,
+            Err(e) => {
+                fields.insert("detail".into(), s(e));
+                fields.insert("started".into(), Value::Bool(false));
+                let _ = self.audit(Event::ExecAbandoned, fields);
+                return;
+            }
+        };
+        let spec = match with_stdio(spec, stdio) {
+            Ok(spec) => spec,
+            Err(e) => {
+                self.refuse(conn, fields, Event::PolicyBlock, Refusal::InternalError, &e);
+                return;
+            }
+        };
+        let mut child = match sys::spawn(&spec) {
+            Ok(c) => c,
+            Err(e) => {
+                let msg = format!("cannot start the command: {e}");
+                self.refuse(
+                    conn,
+                    fields,
+                    Event::PolicyBlock,
+                    Refusal::InternalError,
+                    &msg,
+                );
+                return;
+            }
+        };
+        drop(spec);
+        let run_id = crate::session::random_id().unwrap_or_else(|_| format!("pid{}", child.pid));
+        fields.insert("run_id".into(), s(run_id));
+        fields.insert("pid".into(), int(child.pid));
+        fields.insert("submit_argv".into(), strs(&u.raw_argv));
+        fields.insert(
+            "runenv_names".into(),
+            Value::Array(env.iter().map(|(k, _)| s(k.clone())).collect()),
+        );
+        fields.insert("env_dropped".into(), strs(&dropped));
+        // exec_start must be durable before the command may exec; dropping `child` unreleased
+        // makes it exit without running anything.
+        if let Err(e) = self.audit_durable(Event::ExecStart, fields.clone()) {
+            let pid = child.pid;
+            drop(child);
+            let _ = nix::sys::wait::waitpid(nix::unistd::Pid::from_raw(pid), None);
+            let msg = format!("refusing to run unrecorded: {e}");
+            let _ = conn.refuse(&msg, Refusal::AuditFailed.code());
+            return;
+        }
+        let started = Instant::now();
+        if let Err(e) = child.release() {
+            let _ = nix::sys::wait::waitpid(nix::unistd::Pid::from_raw(child.pid), None);
+            let msg = format!("the approved command could not start: {e}");
+            fields.insert("detail".into(), s(msg.clone()));
+            let _ = self.audit(Event::ExecFailed, fields);
+            let _ = conn.refuse(&msg, Refusal::ExecFailed.code());
+            return;
+        }
+        let mut relayed = Vec::new();
+        let ended = loop {
+            match conn.supervise(child.pidfd.as_fd()) {
+                Supervise::Idle => {}
+                Supervise::Signal(signo) => {
+                    if child.signal_group(signo).is_ok() {
+                        relayed.push(signo);
+                    }
+                }
+                Supervise::Ended => match child.try_wait() {
+                    Ok(Some(st)) => break Ok(st),
+                    Ok(None) => std::thread::sleep(Duration::from_millis(5)),
+                    Err(e) => break Err(format!("waitpid: {e}")),
+                },
+                Supervise::ShimGone(detail) => {
+                    let st = abandon(&child);
+                    fields.insert("detail".into(), s(detail));
+                    put_status(&mut fields, st, started, &relayed);
+                    let _ = self.audit(Event::ExecAbandoned, fields);
+                    return;
+                }
+                Supervise::Stopping => {
+                    // The command goes on; the next start records it as
+                    // exec_outcome_unknown, with whether it still runs.
+                    let _ = conn.refuse_stopping();
+                    return;
+                }
+            }
+        };
+        match ended {
+            Ok(st) => {
+                put_status(&mut fields, Some(st), started, &relayed);
+                let _ = self.audit(Event::ExecFinish, fields);
+                let run_time_ms = u64::try_from(started.elapsed().as_millis()).unwrap_or(u64::MAX);
+                let _ = conn.exited(ExitReport {
+                    exit_value: st.0,
+                    signal: st.1,
+                    run_time_ms,
+                });
+            }
+            Err(detail) => {
+                fields.insert("detail".into(), s(detail.clone()));
+                let _ = self.audit(Event::ExecOutcomeUnknown, fields);
+                let _ = conn.refuse(&detail, Refusal::InternalError.code());
+            }
+        }
+    }
+
+    /// Everything but the stdio, prepared before the caller's descriptors arrive.
+    fn spawn_spec(
+        &self,
+        r: &occ_policy::Request,
+        exe: &OwnedFd,
+        env: &[(String, String)],
+    ) -> Result<SpawnSpec, String> {
+        let cstr = |what: &str, v: &str| {
+            CString::new(v).map_err(|_| format!("the {what} contains a NUL byte"))
+        };
+        let argv = r
+            .argv
+            .iter()
+            .map(|a| cstr("command line", a))
+            .collect::<Result<Vec<_>, _>>()?;
+        let envp = env
+            .iter()
+            .map(|(k, v)| cstr("environment", &format!("{k}={v}")))
+            .collect::<Result<Vec<_>, _>>()?;
+        let cwd = cstr("directory", &r.cwd.to_string_lossy())?;
+        let t = &r.target;
+        let user = cstr("user name", &t.user)?;
+        let groups = nix::unistd::getgrouplist(&user, nix::unistd::Gid::from_raw(t.gid))
+            .map_err(|e| format!("cannot list the groups of {}: {e}", t.user))?
+            .into_iter()
+            .map(|g| g.as_raw())
+            .collect();
+        let devnull = || {
+            std::fs::File::open("/dev/null")
+                .map(OwnedFd::from)
+                .map_err(|e| format!("/dev/null: {e}"))
+        };
+        Ok(SpawnSpec {
+            exe: exe
+                .try_clone()
+                .map_err(|e| format!("cannot duplicate the approved file's descriptor: {e}"))?,
+            argv,
+            envp,
+            cwd,
+            uid: t.uid,
+            gid: t.gid,
+            groups,
+            stdio: [devnull()?, devnull()?, devnull()?],
+            drop_privileges: t.uid != 0,
+        })
+    }
+}
+
+/// Puts the caller's stdio in place of `/dev/null` where it came.
+fn with_stdio(mut spec: SpawnSpec, stdio: [Option<OwnedFd>; 3]) -> Result<SpawnSpec, String> {
+    for (slot, fd) in spec.stdio.iter_mut().zip(stdio) {
+        if let Some(fd) = fd {
+            *slot = fd;
+        }
+    }
+    Ok(spec)
+}
+
+/// The shim hung up: SIGHUP to the command's group, SIGKILL after [`ABANDON_GRACE`].
+fn abandon(child: &sys::Spawned) -> Option<(i32, i32)> {
+    let _ = child.signal_group(libc::SIGHUP);
+    let deadline = Instant::now() + ABANDON_GRACE;
+    while Instant::now() < deadline {
+        if let Ok(Some(st)) = child.try_wait() {
+            return Some(st);
+        }
+        std::thread::sleep(Duration::from_millis(20));
+    }
+    let _ = child.signal_group(libc::SIGKILL);
+    for _ in 0..100 {
+        if let Ok(Some(st)) = child.try_wait() {
+            return Some(st);
+        }
+        std::thread::sleep(Duration::from_millis(10));
+    }
+    None
+}
+
+fn put_status(f: &mut Fields, st: Option<(i32, i32)>, started: Instant, relayed: &[i32]) {
+    let (exit_value, signal) = match st {
+        Some((e, sig)) => (int(e), int(sig)),
+        None => (Value::Null, Value::Null),
+    };
+    f.insert("exit_value".into(), exit_value);
+    f.insert("signal".into(), signal);
+    f.insert("run_time".into(), int(started.elapsed().as_millis()));
+    f.insert(
+        "signals_relayed".into(),
+        Value::Array(relayed.iter().map(|s| int(*s)).collect()),
+    );
+}
