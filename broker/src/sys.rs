@@ -3,7 +3,7 @@
 //! in that freshly forked child). Everything else goes through `nix`.
 
 use std::io;
-use std::os::fd::{AsRawFd, BorrowedFd};
+use std::os::fd::{AsFd, AsRawFd, BorrowedFd};
 use std::time::Duration;
 
 /// What `poll` saw on one descriptor.
@@ -358,4 +358,86 @@ pub fn process_exists(pid: i32) -> bool {
     // SAFETY: kill with signal 0 only checks for existence and permission.
     let rc = unsafe { libc::kill(pid, 0) };
     rc == 0 || io::Error::last_os_error().raw_os_error() == Some(libc::EPERM)
+}
+
+/// `SO_PEERPIDFD` (Linux 6.5): a pidfd for the peer process, taken by the kernel at connect.
+const SO_PEERPIDFD: libc::c_int = 77;
+
+/// A pidfd for the process at the other end of `sock`, proven to be the process that
+/// connected: `SO_PEERPIDFD` where the kernel has it; otherwise `pidfd_open(pid)` with a start
+/// time no later than `accepted_ticks` (clock ticks since boot when the connection was
+/// accepted), re-checked after the pidfd is open, so a recycled pid is never taken for the
+/// caller. `Err` when the caller is gone or the pid was reused.
+pub fn peer_pidfd(
+    sock: BorrowedFd<'_>,
+    pid: i32,
+    accepted_ticks: u64,
+) -> io::Result<std::os::fd::OwnedFd> {
+    use std::os::fd::FromRawFd;
+    let mut fd: libc::c_int = -1;
+    let mut len = std::mem::size_of::<libc::c_int>() as libc::socklen_t;
+    // SAFETY: getsockopt writes at most `len` bytes into `fd`, an int we own.
+    let rc = unsafe {
+        libc::getsockopt(
+            sock.as_raw_fd(),
+            libc::SOL_SOCKET,
+            SO_PEERPIDFD,
+            (&mut fd as *mut libc::c_int).cast(),
+            &mut len,
+        )
+    };
+    if rc == 0 && fd >= 0 {
+        // SAFETY: the kernel returned a new pidfd that nothing else owns.
+        return Ok(unsafe { std::os::fd::OwnedFd::from_raw_fd(fd) });
+    }
+    // SAFETY: pidfd_open takes a pid and flags and returns a new descriptor or -1.
+    let rc = unsafe { libc::syscall(libc::SYS_pidfd_open, pid, 0) };
+    if rc < 0 {
+        return Err(io::Error::last_os_error());
+    }
+    // SAFETY: a successful pidfd_open returns a new descriptor that nothing else owns.
+    let pidfd = unsafe { std::os::fd::OwnedFd::from_raw_fd(rc as libc::c_int) };
+    let started = process_start_ticks(pid)?;
+    if started > accepted_ticks {
+        return Err(io::Error::other(format!(
+            "pid {pid} started after the connection was accepted: the caller is gone and its pid reused"
+        )));
+    }
+    // Still the same process after reading /proc: its pidfd has not reported an exit.
+    if poll2(pidfd.as_fd(), None, Some(Duration::ZERO))?[0].readable {
+        return Err(io::Error::other(format!(
+            "pid {pid} exited while it was being identified"
+        )));
+    }
+    Ok(pidfd)
+}
+
+/// Clock ticks since boot now (the unit of /proc/PID/stat's start time).
+pub fn boot_ticks() -> u64 {
+    let mut ts = libc::timespec {
+        tv_sec: 0,
+        tv_nsec: 0,
+    };
+    // SAFETY: clock_gettime writes one timespec we own.
+    unsafe { libc::clock_gettime(libc::CLOCK_BOOTTIME, &mut ts) };
+    // SAFETY: sysconf only reads a configuration value.
+    let hz = u64::try_from(unsafe { libc::sysconf(libc::_SC_CLK_TCK) }).unwrap_or(100);
+    let secs = u64::try_from(ts.tv_sec).unwrap_or(0);
+    let nanos = u64::try_from(ts.tv_nsec).unwrap_or(0);
+    // Rounded up: a process started in this tick counts as started before now.
+    secs * hz + (nanos * hz).div_ceil(1_000_000_000)
+}
+
+/// A process's start time in clock ticks since boot (field 22 of /proc/PID/stat).
+fn process_start_ticks(pid: i32) -> io::Result<u64> {
+    let stat = std::fs::read_to_string(format!("/proc/{pid}/stat"))?;
+    // The command name (field 2) may hold spaces and parentheses: fields resume after the last ')'.
+    let rest = stat
+        .rsplit_once(')')
+        .map(|(_, r)| r)
+        .ok_or_else(|| io::Error::other("unreadable /proc stat"))?;
+    rest.split_whitespace()
+        .nth(19)
+        .and_then(|t| t.parse().ok())
+        .ok_or_else(|| io::Error::other("no start time in /proc stat"))
 }

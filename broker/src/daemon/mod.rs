@@ -333,6 +333,7 @@ fn serve_conn(
 ) {
     let _ = stream.set_nonblocking(false);
     let _ = stream.set_write_timeout(Some(conn::WRITE_TIMEOUT));
+    let accepted = sys::boot_ticks();
     let peer = match peer_cred(&stream) {
         Ok(p) => p,
         Err(e) => {
@@ -340,6 +341,26 @@ fn serve_conn(
             return;
         }
     };
+    if matches!(serves, Serves::Requests | Serves::Admin) {
+        // A broker serving many uids proves the pid is the caller's before anything is
+        // recorded under it (SO_PEERPIDFD, or pidfd_open with a start-time check).
+        if let Err(e) = sys::peer_pidfd(stream.as_fd(), peer.pid, accepted) {
+            tracing::warn!(
+                peer_pid = peer.pid,
+                peer_uid = peer.uid,
+                "peer not identified: {e}"
+            );
+            report_protocol_error(
+                handler,
+                &peer,
+                ProtocolError {
+                    kind: "peer_unidentified",
+                    detail: e.to_string(),
+                },
+            );
+            return;
+        }
+    }
     if let Serves::OneUid(uid) = serves {
         if peer.uid != uid {
             refuse_other_uid(&stream, handler, &peer, uid);
