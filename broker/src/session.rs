@@ -46,10 +46,10 @@ pub struct RequestInfo {
     pub reason: Option<String>,
     pub untrusted: bool,
     pub runs_arbitrary_code: bool,
-    /// System mode: the caller's TERM, LANG and LC_* the command will see (bound into the
+    /// System mode: the caller's variables the command will see (`env_keep`, bound into the
     /// digest); empty in user mode, where the real sudo's env_keep decides.
     #[serde(default)]
-    pub locale: BTreeMap<String, String>,
+    pub kept_env: BTreeMap<String, String>,
 }
 
 /// A request waiting for a human.
@@ -514,7 +514,7 @@ mod tests {
             reason: None,
             untrusted: false,
             runs_arbitrary_code: false,
-            locale: BTreeMap::new(),
+            kept_env: BTreeMap::new(),
         }
     }
 

@@ -481,9 +481,6 @@ pub struct BrokerConfig {
     pub approvers: Vec<String>,
     /// Per-uid limits (system mode).
     pub limits: LimitsConfig,
-    /// Variables passed to commands the system broker runs, beside sudo's `env_reset` set
-    /// (`NAME` or `PREFIX*`; `LD_*` and the like are never kept).
-    pub system_env_keep: Vec<String>,
 }
 
 /// The default `secure_path`.
@@ -509,7 +506,6 @@ impl Default for BrokerConfig {
             requesters: Vec::new(),
             approvers: Vec::new(),
             limits: LimitsConfig::default(),
-            system_env_keep: Vec::new(),
         }
     }
 }
@@ -601,7 +597,6 @@ impl BrokerConfig {
         for (key, list) in [
             ("allow_preserve_env", &c.allow_preserve_env),
             ("env_keep", &c.env_keep),
-            ("system_env_keep", &c.system_env_keep),
         ] {
             for (i, n) in list.iter().enumerate() {
                 let base = n.strip_suffix('*').unwrap_or(n);

@@ -27,6 +27,30 @@ fn in_group(user: &User, group: &str) -> bool {
     }
 }
 
+/// Whether the process `pid` runs a program only root can change: the file and every
+/// directory above it root-owned and not writable by group or others. Approvers must use the
+/// root-installed `occ`, never a copy the agent could have replaced.
+pub fn root_controlled_exe(pid: i32) -> Result<(), String> {
+    use std::os::unix::fs::MetadataExt;
+    let exe = std::fs::read_link(format!("/proc/{pid}/exe"))
+        .map_err(|e| format!("cannot tell which program pid {pid} runs: {e}"))?;
+    let mut at = Some(exe.as_path());
+    while let Some(p) = at {
+        let md = std::fs::metadata(p).map_err(|e| format!("{}: {e}", p.display()))?;
+        if md.uid() != 0 || md.mode() & 0o022 != 0 {
+            return Err(format!(
+                "{} runs from {}, which someone other than root can change ({}); approve with \
+                 the root-installed occ (/usr/local/bin/occ)",
+                pid,
+                exe.display(),
+                p.display()
+            ));
+        }
+        at = p.parent();
+    }
+    Ok(())
+}
+
 /// At most one audited refusal per uid per window; the rest are counted and reported with
 /// the next one.
 #[derive(Debug, Default)]
@@ -66,6 +90,31 @@ mod tests {
             0
         ));
         assert!(!listed(&["root".into()], 4_000_000_000), "unknown uid");
+    }
+
+    #[test]
+    fn a_program_in_a_user_writable_place_is_not_root_controlled() {
+        // This test process: under target/, root-owned when CI runs as root; a copy in /tmp
+        // (sticky, world-writable) never is.
+        let tmp = std::env::temp_dir().join(format!("occ-exe-{}", std::process::id()));
+        std::fs::copy("/bin/sleep", &tmp).unwrap();
+        let mut child = std::process::Command::new(&tmp).arg("5").spawn().unwrap();
+        let verdict = root_controlled_exe(child.id() as i32);
+        let _ = child.kill();
+        let _ = child.wait();
+        let _ = std::fs::remove_file(&tmp);
+        assert!(
+            verdict.unwrap_err().contains("/tmp"),
+            "a copy in /tmp is refused"
+        );
+        let mut sleep = std::process::Command::new("/bin/sleep")
+            .arg("5")
+            .spawn()
+            .unwrap();
+        let ok = root_controlled_exe(sleep.id() as i32);
+        let _ = sleep.kill();
+        let _ = sleep.wait();
+        assert_eq!(ok, Ok(()), "/bin/sleep is root's");
     }
 
     #[test]

@@ -58,22 +58,27 @@ fn never_passed(name: &str) -> bool {
     EXACT.contains(&name) || PREFIX.iter().any(|p| name.starts_with(p))
 }
 
-/// Whether a caller's terminal or locale value is safe to pass (sudo's rule: no `/` in TERM,
-/// no `/` or `%` in LANG and LC_*).
-pub fn safe_locale(name: &str, value: &str) -> bool {
+/// Whether a caller's value may reach the command (sudo's rules: no `/` in TERM, no `/` or `%`
+/// in LANG, LANGUAGE and LC_*; nothing from the never-passed list).
+pub fn safe_value(name: &str, value: &str) -> bool {
     match name {
         "TERM" => !value.contains('/'),
         "LANG" | "LANGUAGE" => !value.contains(['/', '%']),
         n if n.starts_with("LC_") => !value.contains(['/', '%']),
-        _ => false,
+        n => !never_passed(n),
     }
 }
 
-/// The caller's TERM, LANG and LC_* that the command may see, bound into the grant.
-pub fn locale_of(caller_env: &BTreeMap<String, String>) -> BTreeMap<String, String> {
+/// The caller's forwarded variables that broker.json's `env_keep` keeps (TERM, LANG and LC_*
+/// by default), with safe values: what the command will see of the caller's environment,
+/// bound into the grant's digest.
+pub fn kept_env(
+    caller_env: &BTreeMap<String, String>,
+    env_keep: &[String],
+) -> BTreeMap<String, String> {
     caller_env
         .iter()
-        .filter(|(k, v)| safe_locale(k, v))
+        .filter(|(k, v)| name_listed(env_keep, k) && safe_value(k, v))
         .map(|(k, v)| (k.clone(), v.clone()))
         .collect()
 }
@@ -96,13 +101,8 @@ pub fn environment(
     env.insert("USER".into(), t.user.clone());
     env.insert("LOGNAME".into(), t.user.clone());
     env.insert("MAIL".into(), format!("/var/mail/{}", t.user));
-    for (k, v) in &u.info.locale {
-        env.insert(k.clone(), v.clone());
-    }
-    for (k, v) in &u.caller_env {
-        if name_listed(&cfg.broker.system_env_keep, k) && !env.contains_key(k) {
-            env.insert(k.clone(), v.clone());
-        }
+    for (k, v) in &u.info.kept_env {
+        env.entry(k.clone()).or_insert_with(|| v.clone());
     }
     for (k, v) in r.preserved_env.iter().chain(r.sudo.env.iter()) {
         env.insert(k.clone(), v.clone());

@@ -83,7 +83,7 @@ impl Gate {
             .policy(&|_| None)
             .map_err(|errs| errs.first().map(|e| e.to_string()).unwrap_or_default())?;
         if access::listed(&cfg.broker.approvers, peer.uid) {
-            return Ok(());
+            return access::root_controlled_exe(peer.pid);
         }
         if let Some(suppressed) = self.refusals.admit(peer.uid, now_ms()) {
             let mut f = events::approver(peer, "queue");

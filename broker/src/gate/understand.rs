@@ -23,8 +23,6 @@ pub(super) struct Understood {
     pub info: RequestInfo,
     pub raw_argv: Vec<String>,
     pub tty: bool,
-    /// The caller's forwarded variables (`OPENCLAW_*`, TERM, LANG, LC_*).
-    pub caller_env: BTreeMap<String, String>,
     /// System mode: the approved file, opened and checked at resolution, and whether it is a
     /// `#!` script; or why it could not be opened.
     pub exe: Option<OwnedFd>,
@@ -34,22 +32,22 @@ pub(super) struct Understood {
 
 /// The broker's digest: the policy's grant digest, bound also to whether the request came
 /// from an untrusted source, so a grant for a trusted request never covers an untrusted one,
-/// and (system mode) to the terminal and locale variables the command will see.
+/// and (system mode) to the caller's variables the command will see.
 pub fn broker_digest(
     policy_digest: &Digest,
     untrusted: bool,
-    locale: &BTreeMap<String, String>,
+    kept_env: &BTreeMap<String, String>,
 ) -> Digest {
     use sha2::{Digest as _, Sha256};
     let mut h = Sha256::new();
     h.update(b"occ-broker-grant-v1");
     h.update(policy_digest);
     h.update([u8::from(untrusted)]);
-    if !locale.is_empty() {
+    if !kept_env.is_empty() {
         // Length-prefixed, so no two sets encode alike; absent in user mode, so user-mode
         // digests are unchanged.
-        h.update(b"locale");
-        for (k, v) in locale {
+        h.update(b"kept_env");
+        for (k, v) in kept_env {
             for part in [k, v] {
                 h.update((part.len() as u64).to_be_bytes());
                 h.update(part.as_bytes());
@@ -68,7 +66,7 @@ pub fn request_info(
     peer: &PeerCred,
     cwd: &str,
     reason: Option<String>,
-    locale: BTreeMap<String, String>,
+    kept_env: BTreeMap<String, String>,
 ) -> RequestInfo {
     let (command, runuser, rungroup, runcwd, assigns, digest, code) = match &eval.request {
         Some(r) => (
@@ -77,7 +75,7 @@ pub fn request_info(
             r.target.group.clone(),
             r.cwd.to_string_lossy().into_owned(),
             r.sudo.env.iter().cloned().collect(),
-            broker_digest(&r.digest(), ctx.untrusted, &locale),
+            broker_digest(&r.digest(), ctx.untrusted, &kept_env),
             r.runs_arbitrary_code,
         ),
         None => (
@@ -107,7 +105,7 @@ pub fn request_info(
         reason,
         untrusted: ctx.untrusted,
         runs_arbitrary_code: code,
-        locale,
+        kept_env,
     }
 }
 
@@ -147,12 +145,11 @@ impl Gate {
             .filter(|r| !r.is_empty())
             .cloned();
         let system = self.layout.mode == Mode::System;
-        let locale = if system {
-            super::spawn::locale_of(&env)
-        } else {
-            BTreeMap::new()
+        let kept_env = match (&policy, system) {
+            (Ok(cfg), true) => super::spawn::kept_env(&env, &cfg.broker.env_keep),
+            _ => BTreeMap::new(),
         };
-        let info = request_info(&eval, &ctx, peer, &cwd, reason, locale);
+        let info = request_info(&eval, &ctx, peer, &cwd, reason, kept_env);
         let (mut exe, mut script, mut exe_error) = (None, false, None);
         if let (true, Some(r)) = (system, &eval.request) {
             match super::spawn::open_approved(r) {
@@ -168,7 +165,6 @@ impl Gate {
             info,
             raw_argv,
             tty: req.isatty.iter().any(|t| *t),
-            caller_env: env,
             exe,
             script,
             exe_error,
