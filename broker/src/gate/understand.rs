@@ -175,16 +175,21 @@ impl Gate {
     /// and `-l`.
     pub(super) fn answer_by_broker(&self, conn: &mut Conn, peer: &PeerCred, u: &Understood) {
         let Some(sudo) = &u.eval.sudo else { return };
-        let real_sudo = self
-            .policy(&|_| None)
-            .map(|c| c.broker.real_sudo)
-            .unwrap_or_else(|_| PathBuf::from("/usr/bin/sudo"));
+        let real_sudo = match self.layout.mode {
+            Mode::System => "none: the occ system broker runs approved commands itself".into(),
+            Mode::User => self
+                .policy(&|_| None)
+                .map(|c| c.broker.real_sudo)
+                .unwrap_or_else(|_| PathBuf::from("/usr/bin/sudo"))
+                .display()
+                .to_string(),
+        };
         let (stdout, code) = match sudo.action() {
             Action::Version => (
                 format!(
                     "occ sudo shim {} (the privilege gate for AI agents)\nreal sudo: {}\n",
                     env!("CARGO_PKG_VERSION"),
-                    real_sudo.display()
+                    real_sudo
                 ),
                 0,
             ),
@@ -195,7 +200,7 @@ impl Gate {
                      A human approves each request with `occ approve ID`; `occ explain -- ARGS` shows why.\n\
                      real sudo: {}\n",
                     env!("CARGO_PKG_VERSION"),
-                    real_sudo.display()
+                    real_sudo
                 ),
                 0,
             ),
