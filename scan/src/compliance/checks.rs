@@ -15,7 +15,11 @@ use serde_json::Value;
 
 use super::audit::AuditOutcome;
 use super::facts::{num_or_dash, or_dash, BrokerProbe, Host, NetReport, NetRow};
-use super::files::{self, BrokerConfig, CommandPolicy, EgressRule, PromptPolicy};
+use occ_policy::file::{Fsync, Module, StackEntry};
+use occ_policy::rule::ListKind;
+use occ_policy::{BrokerConfig, CommandPolicy, FileError};
+
+use super::files::{self, EgressRule, PolicyFiles};
 use super::{util, ComplianceError, Paths, Risk, Status};
 
 /// Every check id, in the controls map's order.
@@ -138,9 +142,8 @@ pub struct Ctx<'a> {
     pub host: &'a Host,
     /// The audit verifier's result.
     pub audit: &'a AuditOutcome,
-    broker: Loaded<BrokerConfig>,
-    command: Loaded<CommandPolicy>,
-    prompt: Loaded<PromptPolicy>,
+    /// The policy files, each as the broker loads it.
+    policy: PolicyFiles,
     egress_rules: Loaded<Vec<EgressRule>>,
     openclaw: Loaded<Value>,
     env: Loaded<std::collections::BTreeMap<String, String>>,
@@ -156,18 +159,17 @@ impl<'a> Ctx<'a> {
         host: &'a Host,
         audit: &'a AuditOutcome,
     ) -> Self {
+        let reader = paths.reader_uid();
         Ctx {
             paths,
             now,
             host,
             audit,
-            broker: files::broker_config(&paths.security_file("broker.json")),
-            command: files::command_policy(&paths.security_file("command-policy.json")),
-            prompt: files::prompt_policy(&paths.security_file("prompt-policy.json")),
+            policy: PolicyFiles::load(paths, reader),
             egress_rules: files::egress_allowlist(&paths.security_file("egress_allowlist.json")),
             openclaw: files::openclaw_config(&paths.openclaw_json()),
             env: files::env_file(&paths.home.join("env")),
-            broker_refuses: occ_policy::load(&paths.security(), host.agent.uid, &|_| None)
+            broker_refuses: occ_policy::load(&paths.security(), reader, &|_| None)
                 .err()
                 .unwrap_or_default()
                 .iter()
@@ -213,13 +215,13 @@ fn is_read_error(e: &ComplianceError) -> bool {
 
 /// broker.json or its documented defaults; `Err` holds a not_assessed verdict.
 fn broker_cfg(c: &Ctx) -> Result<(BrokerConfig, &'static str), Verdict> {
-    match &c.broker {
+    match &c.policy.broker {
         Ok(Some(b)) => Ok((b.clone(), "broker.json")),
         Ok(None) => Ok((
             BrokerConfig::default(),
             "broker.json absent, DESIGN defaults",
         )),
-        Err(e) => Err(Verdict::not_assessed(e.to_string())),
+        Err(e) => Err(Verdict::not_assessed(files::describe(e))),
     }
 }
 
@@ -227,7 +229,7 @@ fn broker_cfg(c: &Ctx) -> Result<(BrokerConfig, &'static str), Verdict> {
 /// or an install manifest there is no broker whose defaults would apply.
 fn broker_cfg_installed(c: &Ctx) -> Result<(BrokerConfig, &'static str), Verdict> {
     let installed = c.paths.shim().exists() || c.paths.install_manifest().exists();
-    if matches!(c.broker, Ok(None)) && !installed {
+    if matches!(c.policy.broker, Ok(None)) && !installed {
         return Err(Verdict::not_assessed(format!(
             "occ is not installed in {} (no security/broker.json, bin/sudo or install-manifest.json)",
             c.paths.home.display()
@@ -236,11 +238,39 @@ fn broker_cfg_installed(c: &Ctx) -> Result<(BrokerConfig, &'static str), Verdict
     broker_cfg(c)
 }
 
-fn stack_has(stack: &[String], module: &str, flags: &[&str]) -> bool {
-    stack.iter().any(|s| {
-        let (m, f) = s.split_once(':').unwrap_or((s.as_str(), ""));
-        m == module && flags.contains(&f)
-    })
+/// Whether the stack holds `module` as requisite or required.
+fn stack_requires(stack: &[StackEntry], module: Module) -> bool {
+    use occ_policy::file::Control;
+    stack
+        .iter()
+        .any(|e| e.module == module && matches!(e.control, Control::Required | Control::Requisite))
+}
+
+/// The stack as written in broker.json (`files:requisite, …`).
+fn stack_text(stack: &[StackEntry]) -> String {
+    stack
+        .iter()
+        .map(ToString::to_string)
+        .collect::<Vec<_>>()
+        .join(", ")
+}
+
+/// Rules per list of command-policy.json: allow, allow_exact, deny, deny_exact.
+fn rule_counts(p: &CommandPolicy) -> [usize; 4] {
+    let count = |list: ListKind| {
+        p.allow
+            .rules()
+            .iter()
+            .chain(p.deny.rules())
+            .filter(|r| r.id.list == list)
+            .count()
+    };
+    [
+        count(ListKind::Allow),
+        count(ListKind::AllowExact),
+        count(ListKind::Deny),
+        count(ListKind::DenyExact),
+    ]
 }
 
 /// Whether an address string is loopback.
@@ -349,9 +379,9 @@ fn privilege_approval_required(c: &Ctx) -> Verdict {
         Ok(x) => x,
         Err(v) => return v,
     };
-    let stack = cfg.approval.effective_stack();
-    let ev_stack = format!("approval stack ({src}): {}", stack.join(", "));
-    if !stack_has(&stack, "approve", &["required", "requisite"]) {
+    let stack = &cfg.approval.stack;
+    let ev_stack = format!("approval stack ({src}): {}", stack_text(stack));
+    if !stack_requires(stack, Module::Approve) {
         return Verdict::violation(
             "the approval stack does not require a human decision",
             "privileged commands can run without a person approving them",
@@ -359,7 +389,7 @@ fn privilege_approval_required(c: &Ctx) -> Verdict {
         )
         .ev(ev_stack);
     }
-    if cfg.approval.channels.as_ref().is_some_and(Vec::is_empty) {
+    if cfg.approval.channels.is_empty() {
         return Verdict::violation(
             "no approval channel is configured",
             "nobody can approve, or a misconfigured broker may skip approval",
@@ -391,9 +421,9 @@ fn privilege_approval_required(c: &Ctx) -> Verdict {
 }
 
 fn least_privilege_enforced(c: &Ctx) -> Verdict {
-    let policy = match &c.command {
-        Err(e) => return Verdict::not_assessed(e.to_string()),
-        Ok(p) => p,
+    let policy = match &c.policy.command {
+        Err(e) => return Verdict::not_assessed(files::describe(e)),
+        Ok(p) => p.as_ref().map(rule_counts),
     };
     let gw = match &c.host.gateway {
         Some(g) => match g.uid {
@@ -410,17 +440,11 @@ fn least_privilege_enforced(c: &Ctx) -> Verdict {
         },
         None => None,
     };
-    let allow_rules = policy
-        .as_ref()
-        .map_or(0, |p| p.allow.len() + p.allow_exact.len());
+    let allow_rules = policy.map_or(0, |[allow, allow_exact, _, _]| allow + allow_exact);
     let policy_ev = match policy {
         None => "command-policy.json absent".to_string(),
-        Some(p) => format!(
-            "command-policy.json: {} allow, {} allow_exact, {} deny, {} deny_exact",
-            p.allow.len(),
-            p.allow_exact.len(),
-            p.deny.len(),
-            p.deny_exact.len()
+        Some([allow, allow_exact, deny, deny_exact]) => format!(
+            "command-policy.json: {allow} allow, {allow_exact} allow_exact, {deny} deny, {deny_exact} deny_exact"
         ),
     };
     if allow_rules == 0 {
@@ -450,8 +474,8 @@ fn elevation_timeout_30m(c: &Ctx) -> Verdict {
         Ok(x) => x,
         Err(v) => return v,
     };
-    let idle = cfg.session.idle_timeout_minutes.unwrap_or(30);
-    let pending = cfg.approval.pending_expiry_minutes.unwrap_or(30);
+    let idle = cfg.session.idle_timeout_minutes;
+    let pending = cfg.approval.pending_expiry_minutes;
     let ev = format!(
         "{src}: session.idle_timeout_minutes={idle}, approval.pending_expiry_minutes={pending}"
     );
@@ -494,7 +518,10 @@ fn audit_logging_privileged_actions(c: &Ctx) -> Verdict {
         Ok(x) => x,
         Err(v) => return v,
     };
-    let fsync = cfg.audit.fsync.clone().unwrap_or_else(|| "always".into());
+    let fsync = match cfg.audit.fsync {
+        Fsync::Always => "always",
+        Fsync::Batch => "batch",
+    };
     let mut ev = vec![
         format!("{}: {size} bytes", log.display()),
         format!("{src}: audit.fsync={fsync}"),
@@ -1087,6 +1114,29 @@ fn secrets_permissions_hardened(c: &Ctx) -> Verdict {
             bad_dir.push(p.display().to_string());
         }
     }
+    // The policy files as the broker opens them (occ-policy's checks on the open file): a
+    // symlink, a foreign owner or a group- or world-writable mode lets someone else change what
+    // the broker enforces, and the broker refuses every request until it is fixed.
+    let refused: Vec<&FileError> = c
+        .policy
+        .problems()
+        .into_iter()
+        .filter(|e| matches!(e, FileError::Unsafe { .. }))
+        .collect();
+    for e in &refused {
+        let p = e.file().display().to_string();
+        if !bad_secret.contains(&p) {
+            bad_secret.push(p);
+        }
+        ev.push(e.to_string());
+    }
+    if refused.is_empty() {
+        ev.push(
+            "the broker's checks before reading (owner, mode, no symlink) pass for broker.json, \
+             command-policy.json and prompt-policy.json"
+                .into(),
+        );
+    }
     if !bad_secret.is_empty() {
         return Verdict::violation(
             format!("exposed: {}", bad_secret.join(", ")),
@@ -1292,15 +1342,15 @@ fn update_hygiene(c: &Ctx) -> Verdict {
 // Policies.
 
 fn prompt_injection_controls(c: &Ctx) -> Verdict {
-    let p = match &c.prompt {
-        Err(e) if is_read_error(e) => return Verdict::not_assessed(e.to_string()),
+    let p = match &c.policy.prompt {
+        Err(e) if files::unreadable(e) => return Verdict::not_assessed(files::describe(e)),
         Err(e) => {
             return Verdict::violation(
                 "prompt-policy.json does not parse",
                 "the untrusted-source control is not configured",
                 "write {\"require_confirmation_for_untrusted\": true}",
             )
-            .ev(e.to_string())
+            .ev(files::describe(e))
         }
         Ok(None) => return Verdict::violation(
             "no prompt-policy.json",
@@ -1320,14 +1370,14 @@ fn prompt_injection_controls(c: &Ctx) -> Verdict {
         Ok(x) => x,
         Err(v) => return v,
     };
-    let stack = cfg.approval.effective_stack();
-    if !stack_has(&stack, "untrusted", &["required", "requisite"]) {
+    let stack = &cfg.approval.stack;
+    if !stack_requires(stack, Module::Untrusted) {
         return Verdict::partial(
             "the policy asks for confirmation but the broker's stack skips the untrusted module",
             "the policy is not enforced",
             "add \"untrusted:required\" to broker.json approval.stack",
         )
-        .ev(format!("approval stack ({src}): {}", stack.join(", ")));
+        .ev(format!("approval stack ({src}): {}", stack_text(stack)));
     }
     Verdict::compliant("untrusted-source requests need explicit confirmation")
         .ev(format!("approval stack ({src}) includes untrusted"))
@@ -1336,7 +1386,10 @@ fn prompt_injection_controls(c: &Ctx) -> Verdict {
 /// Allow rules that let a shell or interpreter run with any arguments.
 pub fn unsafe_allow_rules(p: &CommandPolicy) -> Vec<String> {
     p.allow
+        .rules()
         .iter()
+        .filter(|r| r.id.list == ListKind::Allow)
+        .map(|r| &r.text)
         .filter(|rule| {
             let words: Vec<&str> = rule.split_whitespace().collect();
             let Some(first) = words.first() else {
@@ -1352,15 +1405,15 @@ pub fn unsafe_allow_rules(p: &CommandPolicy) -> Vec<String> {
 }
 
 fn command_policy_enforced(c: &Ctx) -> Verdict {
-    let p = match &c.command {
-        Err(e) if is_read_error(e) => return Verdict::not_assessed(e.to_string()),
+    let p = match &c.policy.command {
+        Err(e) if files::unreadable(e) => return Verdict::not_assessed(files::describe(e)),
         Err(e) => {
             return Verdict::violation(
                 "command-policy.json does not load",
                 "the broker refuses every request until the policy parses",
                 "fix what the error names",
             )
-            .ev(e.to_string())
+            .evs(e.iter().map(ToString::to_string))
         }
         Ok(None) => {
             return Verdict::violation(
@@ -1371,12 +1424,9 @@ fn command_policy_enforced(c: &Ctx) -> Verdict {
         }
         Ok(Some(p)) => p,
     };
+    let [allow, allow_exact, deny, deny_exact] = rule_counts(p);
     let ev = format!(
-        "version 2: {} allow, {} deny, {} allow_exact, {} deny_exact",
-        p.allow.len(),
-        p.deny.len(),
-        p.allow_exact.len(),
-        p.deny_exact.len()
+        "version 2: {allow} allow, {deny} deny, {allow_exact} allow_exact, {deny_exact} deny_exact"
     );
     let bad = unsafe_allow_rules(p);
     if !bad.is_empty() {
@@ -1390,11 +1440,7 @@ fn command_policy_enforced(c: &Ctx) -> Verdict {
         )
         .ev(ev);
     }
-    if p.allow.is_empty()
-        && p.deny.is_empty()
-        && p.allow_exact.is_empty()
-        && p.deny_exact.is_empty()
-    {
+    if p.allow.is_empty() && p.deny.is_empty() {
         return Verdict::partial(
             "the policy has no rules",
             "every command goes to a human with no policy guidance",
@@ -1421,8 +1467,8 @@ fn session_boundary_enforced(c: &Ctx) -> Verdict {
         Ok(x) => x,
         Err(v) => return v,
     };
-    let require = cfg.session.require_session_id.unwrap_or(false);
-    let idle = cfg.session.idle_timeout_minutes.unwrap_or(30);
+    let require = cfg.session.require_session_id;
+    let idle = cfg.session.idle_timeout_minutes;
     let ev = format!("{src}: session.require_session_id={require}, idle_timeout_minutes={idle}");
     let legacy = matches!(&c.env, Ok(Some(e)) if e.get("OPENCLAW_REQUIRE_SESSION_ID").map(String::as_str) == Some("1"));
     if !require {
@@ -1458,7 +1504,7 @@ fn multi_factor_approval(c: &Ctx) -> Verdict {
         Err(v) => return v,
     };
     let plaintext = matches!(&c.env, Ok(Some(e)) if e.get("OPENCLAW_APPROVAL_TOKEN").is_some_and(|t| !t.is_empty()));
-    let stack = cfg.approval.effective_stack();
+    let stack = &cfg.approval.stack;
     match cfg.approval.token_sha256.as_deref() {
         None | Some("") => {
             if plaintext {
@@ -1476,16 +1522,9 @@ fn multi_factor_approval(c: &Ctx) -> Verdict {
             )
             .ev(format!("{src}: approval.token_sha256 unset"))
         }
-        Some(h) if h.len() != 64 || !h.bytes().all(|b| b.is_ascii_hexdigit()) => {
-            Verdict::violation(
-                "approval.token_sha256 is not a SHA-256 hex digest",
-                "the token check cannot work",
-                "run `occ token set --generate`",
-            )
-        }
         Some(_) => {
-            let ev = format!("{src}: token_sha256 set; stack: {}", stack.join(", "));
-            if !stack_has(&stack, "token", &["required", "requisite"]) {
+            let ev = format!("{src}: token_sha256 set; stack: {}", stack_text(stack));
+            if !stack_requires(stack, Module::Token) {
                 return Verdict::partial(
                     "a token is set but the stack does not require it",
                     "approvals do not ask for the token",

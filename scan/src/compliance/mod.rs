@@ -58,6 +58,17 @@ impl Paths {
         Paths { home: home.into() }
     }
 
+    /// The uid the broker for this home reads its policy files as: the home's owner (the shim
+    /// starts the broker as the agent user who owns the home), or this process's effective
+    /// uid when the home cannot be read. Judged as any other uid would see them, the files
+    /// could pass here and still be refused by the broker.
+    pub fn reader_uid(&self) -> u32 {
+        use std::os::unix::fs::MetadataExt;
+        std::fs::metadata(&self.home)
+            .map(|m| m.uid())
+            .unwrap_or_else(|_| nix::unistd::geteuid().as_raw())
+    }
+
     /// `$OCC_HOME/security`.
     pub fn security(&self) -> PathBuf {
         self.home.join("security")
