@@ -125,25 +125,6 @@ pub fn num_or_dash(v: Option<u64>) -> String {
 }
 
 impl NetReport {
-    /// Builds a report from a child's output: JSON on stdout with exit 0 (clean) or 1
-    /// (findings); anything else is a failed scan.
-    pub fn from_output(what: &str, out: &util::ChildOutput) -> NetReport {
-        if out.timed_out {
-            return NetReport::Failed(format!("{what} timed out after {:?}", out.elapsed));
-        }
-        match out.code {
-            Some(0) | Some(1) => NetReport::from_json(what, &out.stdout),
-            code => {
-                let why = out.stderr_text();
-                NetReport::Failed(format!(
-                    "{what} failed (exit {}): {}",
-                    code.map_or("signal".into(), |c| c.to_string()),
-                    if why.is_empty() { "no message" } else { &why }
-                ))
-            }
-        }
-    }
-
     /// Parses a saved report; a report whose `status` is `error` counts as failed.
     pub fn from_json(what: &str, bytes: &[u8]) -> NetReport {
         let v = match serde_json::from_slice::<Value>(bytes) {
