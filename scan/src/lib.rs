@@ -12,6 +12,7 @@ pub mod error;
 pub mod exec;
 pub mod files;
 pub mod net;
+pub mod paths;
 pub mod ports;
 pub mod resolve;
 pub mod sockets;

@@ -20,7 +20,9 @@ use occ_policy::rule::ListKind;
 use occ_policy::{BrokerConfig, CommandPolicy, FileError};
 
 use super::files::{self, EgressRule, PolicyFiles};
-use super::{util, ComplianceError, Paths, Risk, Status};
+use super::{util, Risk, Status};
+use crate::error::ScanError;
+use crate::paths::Paths;
 
 /// Every check id, in the controls map's order.
 pub const CHECK_IDS: [&str; 23] = [
@@ -130,7 +132,7 @@ impl Verdict {
 
 /// A loaded file: its value, absent, or the error (read errors are not_assessed; content
 /// errors are findings).
-pub type Loaded<T> = Result<Option<T>, ComplianceError>;
+pub type Loaded<T> = Result<Option<T>, ScanError>;
 
 /// All the evidence the checks read, gathered once per run.
 pub struct Ctx<'a> {
@@ -209,8 +211,8 @@ pub fn run(id: &str, c: &Ctx) -> Option<Verdict> {
     })
 }
 
-fn is_read_error(e: &ComplianceError) -> bool {
-    matches!(e, ComplianceError::Read { .. })
+fn is_read_error(e: &ScanError) -> bool {
+    matches!(e, ScanError::Read { .. })
 }
 
 /// broker.json or its documented defaults; `Err` holds a not_assessed verdict.

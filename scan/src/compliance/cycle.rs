@@ -10,7 +10,9 @@ use serde::Serialize;
 use super::facts::{Host, NetReport, ProbeOptions};
 use super::notify::{self, NotifyOptions};
 use super::report::{self, AssessOptions, ReportPaths};
-use super::{preflight, ComplianceError, Paths, Status};
+use super::{preflight, Status};
+use crate::error::ScanError;
+use crate::paths::Paths;
 
 /// Lock file under `assessments/`.
 pub const LOCK_FILE: &str = ".cycle.lock";
@@ -67,7 +69,7 @@ pub struct CycleLock {
 }
 
 /// Takes the single-instance lock without waiting.
-pub fn lock(paths: &Paths) -> Result<CycleLock, ComplianceError> {
+pub fn lock(paths: &Paths) -> Result<CycleLock, ScanError> {
     use std::os::unix::fs::{DirBuilderExt, OpenOptionsExt};
     let dir = paths.assessments();
     let path = dir.join(LOCK_FILE);
@@ -75,7 +77,7 @@ pub fn lock(paths: &Paths) -> Result<CycleLock, ComplianceError> {
         .recursive(true)
         .mode(0o700)
         .create(&dir)
-        .map_err(|source| ComplianceError::Write {
+        .map_err(|source| ScanError::Write {
             path: dir.clone(),
             source,
         })?;
@@ -86,14 +88,14 @@ pub fn lock(paths: &Paths) -> Result<CycleLock, ComplianceError> {
         .mode(0o600)
         .custom_flags(nix::fcntl::OFlag::O_NOFOLLOW.bits())
         .open(&path)
-        .map_err(|source| ComplianceError::Write {
+        .map_err(|source| ScanError::Write {
             path: path.clone(),
             source,
         })?;
     match nix::fcntl::Flock::lock(f, nix::fcntl::FlockArg::LockExclusiveNonblock) {
         Ok(l) => Ok(CycleLock { _lock: l }),
-        Err((_, nix::errno::Errno::EWOULDBLOCK)) => Err(ComplianceError::Locked { path }),
-        Err((_, e)) => Err(ComplianceError::Write {
+        Err((_, nix::errno::Errno::EWOULDBLOCK)) => Err(ScanError::Locked { path }),
+        Err((_, e)) => Err(ScanError::Write {
             path,
             source: std::io::Error::from(e),
         }),
@@ -137,7 +139,7 @@ fn net_step(name: &'static str, r: &NetReport, t: Instant) -> Step {
 }
 
 /// Runs one cycle. Fails only when the lock is held; every step's failure is in the outcome.
-pub fn cycle(paths: &Paths, opts: &CycleOptions) -> Result<CycleOutcome, ComplianceError> {
+pub fn cycle(paths: &Paths, opts: &CycleOptions) -> Result<CycleOutcome, ScanError> {
     let start = Instant::now();
     let _lock = lock(paths)?;
     let mut steps = Vec::new();

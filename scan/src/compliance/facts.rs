@@ -11,7 +11,7 @@ use serde::Deserialize;
 use serde_json::Value;
 
 use super::util::{self, run_with_timeout};
-use super::Paths;
+use crate::paths::Paths;
 
 /// A port or egress scan as the checks and the dashboard read it, or why there is none.
 #[derive(Debug, Clone)]

@@ -10,25 +10,26 @@ use occ_policy::{BrokerConfig, CommandPolicy, FileError, PromptPolicy};
 use serde::Deserialize;
 use serde_json::Value;
 
-use super::{ComplianceError, Paths};
+use crate::error::ScanError;
+use crate::paths::Paths;
 
 /// Reads a file; `Ok(None)` when it does not exist.
-pub fn read_optional(path: &Path) -> Result<Option<String>, ComplianceError> {
+pub fn read_optional(path: &Path) -> Result<Option<String>, ScanError> {
     match std::fs::read(path) {
-        Ok(b) => String::from_utf8(b).map(Some).map_err(|_| {
-            ComplianceError::invalid(path, "(file)", "not UTF-8", "save the file as UTF-8")
-        }),
+        Ok(b) => String::from_utf8(b)
+            .map(Some)
+            .map_err(|_| ScanError::invalid(path, "(file)", "not UTF-8", "save the file as UTF-8")),
         Err(e) if e.kind() == std::io::ErrorKind::NotFound => Ok(None),
-        Err(source) => Err(ComplianceError::Read {
+        Err(source) => Err(ScanError::Read {
             path: path.to_path_buf(),
             source,
         }),
     }
 }
 
-fn json_err(path: &Path, e: &serde_json::Error, fix: &str) -> ComplianceError {
+fn json_err(path: &Path, e: &serde_json::Error, fix: &str) -> ScanError {
     // serde's messages name the unknown or missing field; keep them.
-    ComplianceError::invalid(
+    ScanError::invalid(
         path,
         &format!("line {} column {}", e.line(), e.column()),
         e.to_string(),
@@ -123,14 +124,14 @@ impl EgressRule {
 }
 
 /// Reads egress_allowlist.json: a JSON array of rule objects.
-pub fn egress_allowlist(path: &Path) -> Result<Option<Vec<EgressRule>>, ComplianceError> {
+pub fn egress_allowlist(path: &Path) -> Result<Option<Vec<EgressRule>>, ScanError> {
     let Some(text) = read_optional(path)? else {
         return Ok(None);
     };
     let v: Value = serde_json::from_str(&text)
         .map_err(|e| json_err(path, &e, "make it a JSON array of rule objects"))?;
     let Value::Array(items) = v else {
-        return Err(ComplianceError::invalid(
+        return Err(ScanError::invalid(
             path,
             "(top level)",
             "is not an array",
@@ -142,7 +143,7 @@ pub fn egress_allowlist(path: &Path) -> Result<Option<Vec<EgressRule>>, Complian
         .enumerate()
         .map(|(i, item)| {
             serde_json::from_value(item).map_err(|e| {
-                ComplianceError::invalid(
+                ScanError::invalid(
                     path,
                     &format!("[{i}]"),
                     e.to_string(),
@@ -171,14 +172,14 @@ pub struct PortRule {
 }
 
 /// Reads approved_ports.json: a JSON array of rule objects with a `port`.
-pub fn approved_ports(path: &Path) -> Result<Option<usize>, ComplianceError> {
+pub fn approved_ports(path: &Path) -> Result<Option<usize>, ScanError> {
     let Some(text) = read_optional(path)? else {
         return Ok(None);
     };
     let v: Value = serde_json::from_str(&text)
         .map_err(|e| json_err(path, &e, "make it a JSON array of rule objects"))?;
     let Value::Array(items) = v else {
-        return Err(ComplianceError::invalid(
+        return Err(ScanError::invalid(
             path,
             "(top level)",
             "is not an array",
@@ -187,7 +188,7 @@ pub fn approved_ports(path: &Path) -> Result<Option<usize>, ComplianceError> {
     };
     for (i, item) in items.iter().enumerate() {
         let _: PortRule = serde_json::from_value(item.clone()).map_err(|e| {
-            ComplianceError::invalid(
+            ScanError::invalid(
                 path,
                 &format!("[{i}]"),
                 e.to_string(),
@@ -199,7 +200,7 @@ pub fn approved_ports(path: &Path) -> Result<Option<usize>, ComplianceError> {
 }
 
 /// What install-manifest.json says about binaries: path → sha256.
-pub fn manifest_digests(path: &Path) -> Result<Option<BTreeMap<PathBuf, String>>, ComplianceError> {
+pub fn manifest_digests(path: &Path) -> Result<Option<BTreeMap<PathBuf, String>>, ScanError> {
     let Some(text) = read_optional(path)? else {
         return Ok(None);
     };
@@ -237,7 +238,7 @@ fn collect_digests(v: &Value, out: &mut BTreeMap<PathBuf, String>) {
 }
 
 /// The legacy `$OCC_HOME/env` file: `KEY=VALUE` lines, `export ` prefix and quotes allowed.
-pub fn env_file(path: &Path) -> Result<Option<BTreeMap<String, String>>, ComplianceError> {
+pub fn env_file(path: &Path) -> Result<Option<BTreeMap<String, String>>, ScanError> {
     let Some(text) = read_optional(path)? else {
         return Ok(None);
     };
@@ -263,12 +264,12 @@ pub fn env_file(path: &Path) -> Result<Option<BTreeMap<String, String>>, Complia
 }
 
 /// OpenClaw's openclaw.json, parsed as JSON5 (comments, trailing commas, unquoted keys).
-pub fn openclaw_config(path: &Path) -> Result<Option<Value>, ComplianceError> {
+pub fn openclaw_config(path: &Path) -> Result<Option<Value>, ScanError> {
     let Some(text) = read_optional(path)? else {
         return Ok(None);
     };
     json5::from_str::<Value>(&text).map(Some).map_err(|e| {
-        ComplianceError::invalid(
+        ScanError::invalid(
             path,
             "(JSON5)",
             e.to_string(),

@@ -12,8 +12,9 @@ use serde_json::json;
 
 use super::facts::{NetReport, NetRow, NetScan};
 use super::report::{EGRESS_FILE, PORTS_FILE};
-use super::{util, Paths};
+use super::util;
 use crate::egress::{EgressConnection, EgressFinding, EgressReport};
+use crate::paths::Paths;
 use crate::ports::{PortFinding, PortsReport};
 use crate::resolve::Resolver;
 use crate::sockets::{self, CollectOptions, Socket};

@@ -14,7 +14,9 @@ use serde_json::Value;
 
 use super::files::is_code_runner;
 use super::util::{self, atomic_write_json, run_with_timeout};
-use super::{ComplianceError, Paths, Status};
+use super::Status;
+use crate::error::ScanError;
+use crate::paths::Paths;
 
 /// Env var: the notifier argv (a JSON array of strings).
 pub const CMD_ENV: &str = "OPENCLAW_VIOLATION_NOTIFY_CMD";
@@ -116,13 +118,13 @@ impl NotifyOutcome {
 }
 
 /// Reads the failing checks from a summary (`summary.violations`, the seed's nesting).
-pub fn current_items(summary_path: &Path) -> Result<BTreeMap<String, Item>, ComplianceError> {
-    let text = std::fs::read(summary_path).map_err(|source| ComplianceError::Read {
+pub fn current_items(summary_path: &Path) -> Result<BTreeMap<String, Item>, ScanError> {
+    let text = std::fs::read(summary_path).map_err(|source| ScanError::Read {
         path: summary_path.to_path_buf(),
         source,
     })?;
     let v: Value = serde_json::from_slice(&text).map_err(|e| {
-        ComplianceError::invalid(
+        ScanError::invalid(
             summary_path,
             "(JSON)",
             e.to_string(),
@@ -134,7 +136,7 @@ pub fn current_items(summary_path: &Path) -> Result<BTreeMap<String, Item>, Comp
         .and_then(|s| s.get("violations"))
         .and_then(Value::as_array)
         .ok_or_else(|| {
-            ComplianceError::invalid(
+            ScanError::invalid(
                 summary_path,
                 "summary.violations",
                 "missing or not a list",
@@ -208,8 +210,8 @@ pub fn message(
     m
 }
 
-fn refuse(message: impl Into<String>, fix: &str) -> ComplianceError {
-    ComplianceError::NotifierRefused {
+fn refuse(message: impl Into<String>, fix: &str) -> ScanError {
+    ScanError::NotifierRefused {
         message: message.into(),
         fix: fix.into(),
     }
@@ -217,7 +219,7 @@ fn refuse(message: impl Into<String>, fix: &str) -> ComplianceError {
 
 /// Parses `OPENCLAW_VIOLATION_NOTIFY_CMD`: a JSON array of strings, or plain words with no
 /// quoting (anything needing quotes must use the JSON form).
-pub fn parse_argv(cmd: &str) -> Result<Vec<String>, ComplianceError> {
+pub fn parse_argv(cmd: &str) -> Result<Vec<String>, ScanError> {
     let t = cmd.trim();
     let argv: Vec<String> = if t.starts_with('[') {
         serde_json::from_str(t).map_err(|e| {
@@ -246,7 +248,7 @@ pub fn parse_argv(cmd: &str) -> Result<Vec<String>, ComplianceError> {
 
 /// Validates a notifier: exact argv in the allowlist, absolute argv[0] that canonicalises to
 /// an executable regular file which is not a shell or interpreter. Returns the resolved path.
-pub fn validate(argv: &[String], allowlist: Option<&str>) -> Result<PathBuf, ComplianceError> {
+pub fn validate(argv: &[String], allowlist: Option<&str>) -> Result<PathBuf, ScanError> {
     let Some(first) = argv.first() else {
         return Err(refuse("empty argv", "name the notifier's absolute path"));
     };
@@ -352,7 +354,7 @@ fn load_state(path: &Path) -> (NotifyState, Option<String>) {
 }
 
 /// Runs notify.
-pub fn notify(opts: &NotifyOptions, now: SystemTime) -> Result<NotifyOutcome, ComplianceError> {
+pub fn notify(opts: &NotifyOptions, now: SystemTime) -> Result<NotifyOutcome, ScanError> {
     let cur = current_items(&opts.summary)?;
     let (mut state, _warn) = load_state(&opts.state);
     let new = diff(&state.violations, &cur);

@@ -6,7 +6,8 @@ use std::path::Path;
 use serde_json::{json, Value};
 
 use super::files::{self, PolicyFiles};
-use super::{util, Paths};
+use super::util;
+use crate::paths::Paths;
 
 fn mode_entry(p: &Path) -> Value {
     match util::mode_of(p) {
@@ -86,7 +87,7 @@ pub fn preflight(paths: &Paths) -> (Value, bool) {
         .iter()
         .map(|e| json!(e.to_string()))
         .collect();
-    let mut note = |r: Result<(), super::ComplianceError>| {
+    let mut note = |r: Result<(), crate::error::ScanError>| {
         if let Err(e) = r {
             invalid.push(json!(e.to_string()));
         }

@@ -16,7 +16,9 @@ use super::map::{Control, ControlsMap};
 use super::netscan;
 use super::state::{CheckMemory, RunRecord, ScanState};
 use super::util;
-use super::{ComplianceError, Paths, Risk, Status};
+use super::{Risk, Status};
+use crate::error::ScanError;
+use crate::paths::Paths;
 
 /// The assessment file (the seed's name).
 pub const ASSESSMENT_FILE: &str = "openclaw-assessment.json";
@@ -277,7 +279,7 @@ pub fn scan_network(paths: &Paths) -> (NetReport, NetReport, netscan::Saving) {
 
 /// Runs a full assessment: scans (unless given), probes, audit verification, checks; updates
 /// and saves the scan state; writes `openclaw-assessment.json`.
-pub fn assess(paths: &Paths, opts: AssessOptions) -> Result<Assessment, ComplianceError> {
+pub fn assess(paths: &Paths, opts: AssessOptions) -> Result<Assessment, ScanError> {
     let now = opts.now.unwrap_or_else(SystemTime::now);
     let map = ControlsMap::embedded()?;
     let state_path = ScanState::path(paths);
@@ -347,13 +349,13 @@ pub fn assess(paths: &Paths, opts: AssessOptions) -> Result<Assessment, Complian
 }
 
 /// Loads a saved assessment.
-pub fn load_assessment(path: &Path) -> Result<Assessment, ComplianceError> {
-    let text = std::fs::read(path).map_err(|source| ComplianceError::Read {
+pub fn load_assessment(path: &Path) -> Result<Assessment, ScanError> {
+    let text = std::fs::read(path).map_err(|source| ScanError::Read {
         path: path.to_path_buf(),
         source,
     })?;
     serde_json::from_slice(&text).map_err(|e| {
-        ComplianceError::invalid(
+        ScanError::invalid(
             path,
             &format!("line {}", e.line()),
             e.to_string(),
@@ -433,7 +435,7 @@ impl ReportPaths {
 }
 
 /// Writes the summary, the dashboard and (optionally) the Prometheus textfile, atomically.
-pub fn write_reports(a: &Assessment, out: &ReportPaths) -> Result<(), ComplianceError> {
+pub fn write_reports(a: &Assessment, out: &ReportPaths) -> Result<(), ScanError> {
     util::atomic_write_json_report(&out.summary, &summary(a))?;
     util::atomic_write_report(&out.dashboard, super::dashboard::render(a).as_bytes())?;
     if let Some(p) = &out.prom {

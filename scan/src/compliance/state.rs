@@ -9,7 +9,9 @@ use std::path::{Path, PathBuf};
 use serde::{Deserialize, Serialize};
 
 use super::util::atomic_write_json;
-use super::{ComplianceError, Paths, Status};
+use super::Status;
+use crate::error::ScanError;
+use crate::paths::Paths;
 
 /// File name of the state under `assessments/`.
 pub const STATE_FILE: &str = "scan-state.json";
@@ -106,7 +108,7 @@ impl ScanState {
     }
 
     /// Saves the state atomically (0600).
-    pub fn save(&mut self, path: &Path) -> Result<(), ComplianceError> {
+    pub fn save(&mut self, path: &Path) -> Result<(), ScanError> {
         self.version = 1;
         if self.history.len() > HISTORY_LEN {
             let cut = self.history.len() - HISTORY_LEN;

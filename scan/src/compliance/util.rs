@@ -10,7 +10,9 @@ use std::time::{Duration, Instant, SystemTime, UNIX_EPOCH};
 
 use sha2::{Digest, Sha256};
 
-use super::ComplianceError;
+// The atomic writers below keep their signatures while they move to a shared crate; the name is
+// occ-scan's one error type.
+use crate::error::ScanError as ComplianceError;
 
 /// Writes `bytes` to `path` atomically: a temp file in the same directory (mode 0600), fsync,
 /// rename, then fsync of the directory. Creates missing parent directories with mode 0700.
