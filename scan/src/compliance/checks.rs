@@ -22,6 +22,7 @@ use occ_policy::{BrokerConfig, CommandPolicy, FileError};
 use super::files::{self, EgressRule, PolicyFiles};
 use super::{util, Risk, Status};
 use crate::error::ScanError;
+use crate::exec;
 use crate::paths::Paths;
 
 /// Every check id, in the controls map's order.
@@ -1609,7 +1610,7 @@ fn shim_first_in_path(c: &Ctx) -> Verdict {
     let prepend = prepend.join(":");
     let Some(g) = &c.host.gateway else {
         if !prepend.is_empty()
-            && util::which_in("sudo", std::ffi::OsStr::new(&prepend))
+            && exec::which_in("sudo", std::ffi::OsStr::new(&prepend))
                 .and_then(|f| std::fs::canonicalize(f).ok())
                 .is_some_and(|r| r == shim_real)
         {
@@ -1643,7 +1644,7 @@ fn shim_first_in_path(c: &Ctx) -> Verdict {
         (false, false) => format!("{prepend}:{gw_path}"),
     };
     let path = path_owned.as_str();
-    let first = util::which_in("sudo", std::ffi::OsStr::new(path));
+    let first = exec::which_in("sudo", std::ffi::OsStr::new(path));
     let ev = if prepend.is_empty() {
         format!("gateway pid {} PATH={gw_path}", g.pid)
     } else {
@@ -1691,7 +1692,7 @@ fn shim_first_in_path(c: &Ctx) -> Verdict {
 }
 
 fn resolve_sudo(path: &str, shim_real: &Path) -> String {
-    match util::which_in("sudo", std::ffi::OsStr::new(path)) {
+    match exec::which_in("sudo", std::ffi::OsStr::new(path)) {
         Some(p) => {
             let is_shim = std::fs::canonicalize(&p).is_ok_and(|r| r == shim_real);
             format!(

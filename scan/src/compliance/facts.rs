@@ -10,7 +10,7 @@ use std::time::{Duration, SystemTime};
 use serde::Deserialize;
 use serde_json::Value;
 
-use super::util::{self, run_with_timeout};
+use crate::exec;
 use crate::paths::Paths;
 
 /// A port or egress scan as the checks and the dashboard read it, or why there is none.
@@ -358,11 +358,11 @@ pub struct OpenClawCli {
 pub fn find_openclaw(paths: &Paths) -> Option<PathBuf> {
     if let Ok(s) = std::fs::read_to_string(paths.home.join("openclaw-bin-path.txt")) {
         let p = PathBuf::from(s.trim());
-        if p.is_absolute() && util::is_executable_file(&p) {
+        if p.is_absolute() && exec::is_executable_file(&p) {
             return Some(p);
         }
     }
-    if let Some(p) = util::which("openclaw") {
+    if let Some(p) = exec::which("openclaw") {
         return Some(p);
     }
     let home = std::env::var_os("HOME").map(PathBuf::from);
@@ -370,14 +370,14 @@ pub fn find_openclaw(paths: &Paths) -> Option<PathBuf> {
         .iter()
         .map(PathBuf::from)
         .chain(home.map(|h| h.join(".npm-global/bin/openclaw")))
-        .find(|p| util::is_executable_file(p))
+        .find(|p| exec::is_executable_file(p))
 }
 
 /// Runs `openclaw --version` with a timeout and stats the resolved file.
 pub fn probe_openclaw(path: PathBuf, timeout: Duration) -> OpenClawCli {
     let mut c = Command::new(&path);
     c.arg("--version");
-    let version = match run_with_timeout(c, None, timeout) {
+    let version = match exec::run(c, None, timeout) {
         Ok(o) if o.success() => {
             let v = String::from_utf8_lossy(&o.stdout).trim().to_string();
             if v.is_empty() {
@@ -421,13 +421,13 @@ pub enum BrokerProbe {
 /// Finds `occ`: `$OCC_HOME/bin/occ`, else beside this executable.
 pub fn find_occ(paths: &Paths) -> Option<PathBuf> {
     let installed = paths.home.join("bin").join("occ");
-    if util::is_executable_file(&installed) {
+    if exec::is_executable_file(&installed) {
         return Some(installed);
     }
     std::env::current_exe()
         .ok()
         .and_then(|e| e.parent().map(|d| d.join("occ")))
-        .filter(|p| util::is_executable_file(p))
+        .filter(|p| exec::is_executable_file(p))
 }
 
 /// Asks the broker for its status through `occ status --json`.
@@ -440,7 +440,7 @@ pub fn probe_broker(paths: &Paths, timeout: Duration) -> BrokerProbe {
     };
     let mut c = Command::new(&occ);
     c.args(["status", "--json"]).env("OCC_HOME", &paths.home);
-    match run_with_timeout(c, None, timeout) {
+    match exec::run(c, None, timeout) {
         Err(e) => BrokerProbe::Down(e.to_string()),
         Ok(o) if o.timed_out => {
             BrokerProbe::Down(format!("`occ status` timed out after {timeout:?}"))

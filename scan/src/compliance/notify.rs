@@ -13,9 +13,10 @@ use serde::{Deserialize, Serialize};
 use serde_json::Value;
 
 use super::files::is_code_runner;
-use super::util::{self, atomic_write_json, run_with_timeout};
+use super::util::{self, atomic_write_json};
 use super::Status;
 use crate::error::ScanError;
+use crate::exec;
 use crate::paths::Paths;
 
 /// Env var: the notifier argv (a JSON array of strings).
@@ -296,7 +297,7 @@ pub fn validate(argv: &[String], allowlist: Option<&str>) -> Result<PathBuf, Sca
             "use a program that reads the message as data (logger, a mailer, a webhook client)",
         ));
     }
-    if !util::is_executable_file(&real) {
+    if !exec::is_executable_file(&real) {
         return Err(refuse(
             format!("{} is not an executable regular file", real.display()),
             "point at an executable",
@@ -321,7 +322,7 @@ pub fn deliver(
         .env_clear()
         .env("PATH", NOTIFIER_PATH)
         .current_dir("/");
-    let out = run_with_timeout(c, Some(message.as_bytes()), timeout).map_err(|e| e.to_string())?;
+    let out = exec::run(c, Some(message.as_bytes()), timeout).map_err(|e| e.to_string())?;
     if out.timed_out {
         return Err(format!(
             "notifier timed out after {timeout:?} and was killed"

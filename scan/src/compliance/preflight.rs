@@ -7,6 +7,7 @@ use serde_json::{json, Value};
 
 use super::files::{self, PolicyFiles};
 use super::util;
+use crate::exec;
 use crate::paths::Paths;
 
 fn mode_entry(p: &Path) -> Value {
@@ -47,12 +48,7 @@ pub fn preflight(paths: &Paths) -> (Value, bool) {
     if proc_net_readable {
         discovery.push("/proc/net".into());
     }
-    if let Some(l) = ["lsof"].iter().find_map(|n| util::which(n)).or_else(|| {
-        ["/usr/sbin/lsof", "/usr/bin/lsof", "/sbin/lsof"]
-            .iter()
-            .map(std::path::PathBuf::from)
-            .find(|p| util::is_executable_file(p))
-    }) {
+    if let Some(l) = exec::find_program("lsof") {
         discovery.push(l.display().to_string());
     }
     if discovery.is_empty() {
@@ -138,7 +134,7 @@ pub fn preflight(paths: &Paths) -> (Value, bool) {
             "openclaw_dir": paths.home.display().to_string(),
             "security_dir": sec.display().to_string(),
             "assessments_dir": adir.display().to_string(),
-            "runtime_hook": {"path": shim.display().to_string(), "installed": util::is_executable_file(&shim)},
+            "runtime_hook": {"path": shim.display().to_string(), "installed": exec::is_executable_file(&shim)},
         },
         "policy_files": {
             "required": required_paths,

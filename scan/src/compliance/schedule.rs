@@ -8,8 +8,8 @@ use std::time::Duration;
 
 use serde::Serialize;
 
-use super::util::run_with_timeout;
 use crate::error::ScanError;
+use crate::exec::{self, ChildOutput};
 use crate::paths::Paths;
 
 /// The unit template.
@@ -260,24 +260,16 @@ struct Runner<'a> {
 }
 
 impl Runner<'_> {
-    fn run(
-        &mut self,
-        argv: &[&str],
-        stdin: Option<&[u8]>,
-    ) -> Result<super::util::ChildOutput, ScanError> {
+    fn run(&mut self, argv: &[&str], stdin: Option<&[u8]>) -> Result<ChildOutput, ScanError> {
         self.out
             .commands
             .push(argv.iter().map(|s| s.to_string()).collect());
         let mut c = Command::new(argv[0]);
         c.args(&argv[1..]);
-        run_with_timeout(c, stdin, self.timeout)
+        exec::run(c, stdin, self.timeout)
     }
 
-    fn must(
-        &mut self,
-        argv: &[&str],
-        stdin: Option<&[u8]>,
-    ) -> Result<super::util::ChildOutput, ScanError> {
+    fn must(&mut self, argv: &[&str], stdin: Option<&[u8]>) -> Result<ChildOutput, ScanError> {
         let o = self.run(argv, stdin)?;
         if !o.success() {
             return Err(ScanError::Schedule {
@@ -297,12 +289,12 @@ impl Runner<'_> {
 
 /// Whether `systemctl --user` works here.
 pub fn systemd_available(timeout: Duration) -> bool {
-    if super::util::which("systemctl").is_none() {
+    if exec::which("systemctl").is_none() {
         return false;
     }
     let mut c = Command::new("systemctl");
     c.args(["--user", "show-environment"]);
-    run_with_timeout(c, None, timeout).is_ok_and(|o| o.success())
+    exec::run(c, None, timeout).is_ok_and(|o| o.success())
 }
 
 /// Resolves `auto`.
@@ -486,7 +478,7 @@ pub fn remove(_paths: &Paths, opts: &ScheduleOptions) -> Result<ScheduleOutcome,
                 if !sp.exists() && !tp.exists() {
                     continue;
                 }
-                if super::util::which("systemctl").is_some() {
+                if exec::which("systemctl").is_some() {
                     let _ = r.run(
                         &[
                             "systemctl",
@@ -500,13 +492,13 @@ pub fn remove(_paths: &Paths, opts: &ScheduleOptions) -> Result<ScheduleOutcome,
                 }
                 remove_file(&sp, r.out)?;
                 remove_file(&tp, r.out)?;
-                if super::util::which("systemctl").is_some() {
+                if exec::which("systemctl").is_some() {
                     let _ = r.run(&["systemctl", "--user", "daemon-reload"], None);
                 }
                 names.push("systemd");
             }
             Backend::Cron => {
-                if super::util::which("crontab").is_none() {
+                if exec::which("crontab").is_none() {
                     continue;
                 }
                 let cur = crontab_read(&mut r)?;
@@ -566,7 +558,7 @@ pub fn status(_paths: &Paths, opts: &ScheduleOptions) -> Result<ScheduleOutcome,
     }
     if !out.files.is_empty() {
         names.push("systemd");
-        if super::util::which("systemctl").is_some() {
+        if exec::which("systemctl").is_some() {
             let mut r = Runner {
                 out: &mut out,
                 timeout: opts.timeout,
@@ -580,7 +572,7 @@ pub fn status(_paths: &Paths, opts: &ScheduleOptions) -> Result<ScheduleOutcome,
             }
         }
     }
-    if super::util::which("crontab").is_some() {
+    if exec::which("crontab").is_some() {
         let mut r = Runner {
             out: &mut out,
             timeout: opts.timeout,
