@@ -8,11 +8,12 @@ use std::time::{Duration, SystemTime};
 use clap::{Args, Subcommand};
 
 use crate::cli::{fail, print_json};
-use crate::compliance::facts::{NetReport, ProbeOptions};
+use crate::compliance::facts::ProbeOptions;
+use crate::compliance::model::{status_counts, FullScans, NetReport, Status, ASSESSMENT_FILE};
 use crate::compliance::notify::{self, NotifyOptions};
 use crate::compliance::report::{self, AssessOptions, ReportPaths};
 use crate::compliance::schedule::{self, Backend, Every, ScheduleOptions};
-use crate::compliance::{cycle, preflight, Status};
+use crate::compliance::{cycle, preflight};
 use crate::error::ScanError;
 use crate::paths::Paths;
 
@@ -109,11 +110,11 @@ pub fn run_assess(a: AssessArgs, json: bool) -> i32 {
         println!();
         println!(
             "Checks: {}",
-            cycle::counts_line(&report::status_counts(&assessment))
+            cycle::counts_line(&status_counts(&assessment))
         );
         println!(
             "Assessment: {}",
-            paths.assessment_file(report::ASSESSMENT_FILE).display()
+            paths.assessment_file(ASSESSMENT_FILE).display()
         );
         for w in &assessment.metadata.warnings {
             eprintln!("occ-scan: warning: {w}");
@@ -141,12 +142,12 @@ pub fn run_report(a: ReportArgs, json: bool) -> i32 {
     };
     let src = a
         .assessment
-        .unwrap_or_else(|| paths.assessment_file(report::ASSESSMENT_FILE));
+        .unwrap_or_else(|| paths.assessment_file(ASSESSMENT_FILE));
     let mut assessment = match report::load_assessment(&src) {
         Ok(x) => x,
         Err(e) => return fail(&e, json),
     };
-    assessment.reports = report::FullScans::load(&paths);
+    assessment.reports = FullScans::load(&paths);
     let out = ReportPaths::defaults(&paths, a.prom);
     if let Err(e) = report::write_reports(&assessment, &out) {
         return fail(&e, json);

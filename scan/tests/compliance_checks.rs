@@ -5,8 +5,9 @@
 use std::time::{Duration, SystemTime};
 
 use occ_scan::compliance::checks::CHECK_IDS;
-use occ_scan::compliance::facts::{BrokerProbe, NetReport, PrivTool};
-use occ_scan::compliance::Status::{self, Compliant, NotAssessed, Partial, Violation};
+use occ_scan::compliance::facts::{BrokerProbe, PrivTool};
+use occ_scan::compliance::model::NetReport;
+use occ_scan::compliance::model::Status::{self, Compliant, NotAssessed, Partial, Violation};
 use serde_json::json;
 
 use crate::compliance_support::*;
@@ -925,7 +926,8 @@ fn incremental_audit_verification_resumes_and_catches_tampering() {
 
 #[test]
 fn reports_escape_hostile_config_and_count_risk_of_failing_checks_only() {
-    use occ_scan::compliance::report::{self, Assessment, FullScans, Metadata, Scans};
+    use occ_scan::compliance::model::{Assessment, FullScans, Metadata, Scans};
+    use occ_scan::compliance::report;
     use occ_scan::compliance::{dashboard, prom};
     let h = good_home();
     // A channel name an attacker chose, reaching the evidence and so the dashboard.

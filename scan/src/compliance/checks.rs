@@ -13,14 +13,15 @@ use std::time::{Duration, SystemTime};
 
 use serde_json::Value;
 
-use super::audit::AuditOutcome;
-use super::facts::{num_or_dash, or_dash, BrokerProbe, Host, NetReport, NetRow};
 use occ_policy::file::{Fsync, Module, StackEntry};
 use occ_policy::rule::ListKind;
 use occ_policy::{BrokerConfig, CommandPolicy, FileError};
 
+use super::audit::AuditOutcome;
+use super::facts::{BrokerProbe, Host};
 use super::files::{self, EgressRule, PolicyFiles};
-use super::{util, Risk, Status};
+use super::model::{num_or_dash, or_dash, NetReport, NetRow, Risk, Status};
+use super::util;
 use crate::error::ScanError;
 use crate::exec;
 use crate::paths::Paths;

@@ -7,10 +7,11 @@ use std::time::{Duration, Instant, SystemTime};
 
 use serde::Serialize;
 
-use super::facts::{Host, NetReport, ProbeOptions};
+use super::facts::{Host, ProbeOptions};
+use super::model::{status_counts, NetReport, Status};
 use super::notify::{self, NotifyOptions};
+use super::preflight;
 use super::report::{self, AssessOptions, ReportPaths};
-use super::{preflight, Status};
 use crate::error::ScanError;
 use crate::paths::Paths;
 
@@ -224,7 +225,7 @@ pub fn cycle(paths: &Paths, opts: &CycleOptions) -> Result<CycleOutcome, ScanErr
             return Ok(finish(steps, Default::default(), Vec::new(), 2, start));
         }
     };
-    let counts = report::status_counts(&assessment);
+    let counts = status_counts(&assessment);
     let failing = assessment
         .checks
         .iter()

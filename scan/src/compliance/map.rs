@@ -6,7 +6,7 @@ use std::path::Path;
 
 use serde::{Deserialize, Serialize};
 
-use super::Risk;
+use super::model::Risk;
 use crate::error::ScanError;
 
 /// The embedded map's text.

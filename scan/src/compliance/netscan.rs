@@ -10,8 +10,7 @@ use std::time::Duration;
 use serde::Serialize;
 use serde_json::json;
 
-use super::facts::{NetReport, NetRow, NetScan};
-use super::report::{EGRESS_FILE, PORTS_FILE};
+use super::model::{NetReport, NetRow, NetScan, EGRESS_FILE, PORTS_FILE};
 use super::util;
 use crate::egress::{EgressConnection, EgressFinding, EgressReport};
 use crate::paths::Paths;

@@ -13,8 +13,8 @@ use serde::{Deserialize, Serialize};
 use serde_json::Value;
 
 use super::files::is_code_runner;
+use super::model::{Status, SUMMARY_FILE};
 use super::util::{self, atomic_write_json};
-use super::Status;
 use crate::error::ScanError;
 use crate::exec;
 use crate::paths::Paths;
@@ -76,7 +76,7 @@ impl NotifyOptions {
     pub fn from_env(paths: &Paths) -> Self {
         let nonempty = |k: &str| std::env::var(k).ok().filter(|v| !v.trim().is_empty());
         NotifyOptions {
-            summary: paths.assessment_file(super::report::SUMMARY_FILE),
+            summary: paths.assessment_file(SUMMARY_FILE),
             state: nonempty(STATE_ENV)
                 .map(PathBuf::from)
                 .unwrap_or_else(|| paths.security_file("violation-notify-state.json")),
