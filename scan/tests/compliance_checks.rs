@@ -4,7 +4,7 @@
 
 use std::time::{Duration, SystemTime};
 
-use occ_scan::compliance::checks::CHECK_IDS;
+use occ_scan::compliance::checks::CHECKS;
 use occ_scan::compliance::facts::{BrokerProbe, PrivTool};
 use occ_scan::compliance::model::NetReport;
 use occ_scan::compliance::model::Status::{self, Compliant, NotAssessed, Partial, Violation};
@@ -796,7 +796,7 @@ fn every_check_is_compliant_on_a_good_home() {
     let host = good_host(&h);
     let audit = audit_of(&h);
     let all = evaluate(&h, &host, &audit);
-    assert_eq!(all.len(), CHECK_IDS.len());
+    assert_eq!(all.len(), CHECKS.len());
     for (id, r) in &all {
         assert_status(r, Compliant, &format!("good home: {id}"));
         assert!(r.due_date.is_none() && r.first_seen.is_none());
@@ -814,7 +814,7 @@ fn every_check_in_every_form() {
         assert_status(&r, *want, case);
         covered.insert((id.to_string(), *want));
     }
-    for id in CHECK_IDS {
+    for id in CHECKS.iter().map(|c| c.id) {
         for s in [Compliant, Partial, Violation, NotAssessed] {
             assert!(
                 covered.contains(&(id.to_string(), s)),
@@ -969,7 +969,7 @@ fn reports_escape_hostile_config_and_count_risk_of_failing_checks_only() {
     assert!(!html.contains("<img"), "unescaped img in the dashboard");
     assert!(html.contains("&lt;script&gt;alert(1)&lt;/script&gt;"));
     assert_eq!(html.matches("<tr class=\"sock\">").count(), 1);
-    assert_eq!(html.matches("class=\"mark\"").count(), CHECK_IDS.len());
+    assert_eq!(html.matches("class=\"mark\"").count(), CHECKS.len());
     let s = report::summary(&a);
     let failing = a.checks.iter().filter(|c| c.status.is_failing()).count() as u64;
     let risk: u64 = s["summary"]["risk_counts"]

@@ -191,9 +191,12 @@ mod tests {
     fn embedded_map_is_valid_and_complete() {
         let m = ControlsMap::embedded().unwrap();
         assert_eq!(m.controls.len(), 23);
-        for id in super::super::checks::CHECK_IDS {
-            assert!(m.get(id).is_some(), "{id} missing from the map");
-        }
+        let ids: Vec<&str> = m.controls.iter().map(|c| c.check_id.as_str()).collect();
+        let table: Vec<&str> = super::super::checks::CHECKS.iter().map(|c| c.id).collect();
+        assert_eq!(
+            ids, table,
+            "the checks table follows the map, id for id and in order"
+        );
     }
 
     #[test]
