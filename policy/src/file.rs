@@ -885,6 +885,41 @@ impl CodeRunners {
 }
 
 // ---------------------------------------------------------------------------------------------
+// One file at a time, for tools that judge a single file (`occ doctor`, `occ-scan`): the same
+// checks before reading and the same schema as `load`, so every judge agrees with the broker.
+
+impl BrokerConfig {
+    /// Reads `broker.json` at `file` as `reader_uid` would ([`read_checked`]) and parses it:
+    /// `Ok(None)` when it does not exist. The caller's environment is not applied.
+    pub fn load(file: &Path, reader_uid: u32) -> Result<Option<BrokerConfig>, FileError> {
+        read_checked(file, reader_uid)?
+            .map(|text| BrokerConfig::parse(file, &text))
+            .transpose()
+    }
+}
+
+impl CommandPolicy {
+    /// Reads `command-policy.json` at `file` as `reader_uid` would ([`read_checked`]) and
+    /// compiles it, reporting every bad rule: `Ok(None)` when it does not exist.
+    pub fn load(file: &Path, reader_uid: u32) -> Result<Option<CommandPolicy>, Vec<FileError>> {
+        read_checked(file, reader_uid)
+            .map_err(|e| vec![e])?
+            .map(|text| CommandPolicy::parse(file, &text))
+            .transpose()
+    }
+}
+
+impl PromptPolicy {
+    /// Reads `prompt-policy.json` at `file` as `reader_uid` would ([`read_checked`]) and
+    /// parses it: `Ok(None)` when it does not exist.
+    pub fn load(file: &Path, reader_uid: u32) -> Result<Option<PromptPolicy>, FileError> {
+        read_checked(file, reader_uid)?
+            .map(|text| PromptPolicy::parse(file, &text))
+            .transpose()
+    }
+}
+
+// ---------------------------------------------------------------------------------------------
 // Everything together
 
 /// All policy inputs, loaded and checked.
@@ -1098,6 +1133,55 @@ mod tests {
             b.require_policy_files && b.session.require_session_id,
             "never loosened"
         );
+    }
+
+    #[test]
+    fn one_file_loaders_check_before_reading_like_load() {
+        use std::os::unix::fs::PermissionsExt;
+        let d = tempfile::tempdir().expect("tempdir");
+        let uid = nix::unistd::geteuid().as_raw();
+        let at = |name: &str, text: &str, mode: u32| {
+            let p = d.path().join(name);
+            std::fs::write(&p, text).expect("write");
+            std::fs::set_permissions(&p, std::fs::Permissions::from_mode(mode)).expect("chmod");
+            p
+        };
+        let b = d.path().join(BROKER_CONFIG);
+        assert_eq!(BrokerConfig::load(&b, uid), Ok(None), "absent");
+        let b = at(BROKER_CONFIG, "{}", 0o600);
+        assert_eq!(
+            BrokerConfig::load(&b, uid),
+            Ok(Some(BrokerConfig::default()))
+        );
+        let b = at(BROKER_CONFIG, "{}", 0o666);
+        assert!(matches!(
+            BrokerConfig::load(&b, uid),
+            Err(FileError::Unsafe { .. })
+        ));
+        let c = at(
+            COMMAND_POLICY,
+            r#"{"version": 2, "allow": ["ls", "tail 'x"]}"#,
+            0o600,
+        );
+        let errs = CommandPolicy::load(&c, uid).expect_err("a bad rule");
+        assert!(matches!(errs[..], [FileError::Invalid { .. }]), "{errs:?}");
+        let c = at(COMMAND_POLICY, r#"{"version": 2, "allow": ["ls"]}"#, 0o660);
+        let errs = CommandPolicy::load(&c, uid).expect_err("group-writable");
+        assert!(matches!(errs[..], [FileError::Unsafe { .. }]), "{errs:?}");
+        let p = at(PROMPT_POLICY, "", 0o600);
+        assert!(matches!(
+            PromptPolicy::load(&p, uid),
+            Err(FileError::Invalid { .. })
+        ));
+        let p = at(
+            PROMPT_POLICY,
+            r#"{"require_confirmation_for_untrusted": false}"#,
+            0o644,
+        );
+        let loaded = PromptPolicy::load(&p, uid)
+            .expect("0644 is safe")
+            .expect("present");
+        assert!(!loaded.require_confirmation_for_untrusted);
     }
 
     #[test]

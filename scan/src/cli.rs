@@ -10,6 +10,7 @@ use serde::Serialize;
 
 use crate::error::ScanError;
 use crate::files;
+use crate::paths::Paths;
 use crate::resolve::Resolver;
 use crate::sockets::{self, CollectOptions, MethodChoice};
 use crate::{egress, ports};
@@ -146,19 +147,18 @@ pub fn run(cli: Cli) -> i32 {
     };
     match result {
         Ok(code) => code,
-        Err(e) => {
-            let code = match e {
-                ScanError::Exists { .. } => EXIT_FINDINGS,
-                _ => EXIT_FAILED,
-            };
-            if json {
-                let v = serde_json::json!({"status": "error", "error": e.to_string()});
-                print_json(&v);
-            }
-            eprintln!("occ-scan: error: {e}");
-            code
-        }
+        Err(e) => fail(&e, json),
     }
+}
+
+/// Prints an error (as JSON too with `--json`) and returns its exit code: 1 for a refusal,
+/// 2 when the run itself failed.
+pub(crate) fn fail(e: &ScanError, json: bool) -> i32 {
+    if json {
+        print_json(&serde_json::json!({"status": "error", "error": e.to_string()}));
+    }
+    eprintln!("occ-scan: error: {e}");
+    e.exit_code()
 }
 
 fn collect_opts(s: &SourceArgs) -> CollectOptions {
@@ -173,14 +173,14 @@ fn collect_opts(s: &SourceArgs) -> CollectOptions {
 fn run_ports(a: PortsArgs, json: bool) -> Result<i32, ScanError> {
     let path = match &a.approved_file {
         Some(p) => expand(p),
-        None => files::approved_ports_path(&files::occ_home()?),
+        None => Paths::from_env()?.approved_ports(),
     };
     // Rules first: a broken file fails fast, before the scan.
     let rules = files::load_approved_ports(&path)?;
     let collection = sockets::collect(&collect_opts(&a.source))?;
     let report = ports::evaluate(&collection, &rules);
     if a.save {
-        let dir = files::assessments_dir(&files::occ_home()?);
+        let dir = Paths::from_env()?.assessments();
         files::write_json(&dir.join("port-monitor-latest.json"), &report)?;
     }
     if json {
@@ -210,7 +210,7 @@ struct BaselineOutput<'a> {
 fn run_baseline(a: BaselineArgs, json: bool) -> Result<i32, ScanError> {
     let path = match &a.output {
         Some(p) => expand(p),
-        None => files::approved_ports_path(&files::occ_home()?),
+        None => Paths::from_env()?.approved_ports(),
     };
     if !a.force && path.symlink_metadata().is_ok() {
         return Err(ScanError::Exists { path });
@@ -250,7 +250,7 @@ fn run_baseline(a: BaselineArgs, json: bool) -> Result<i32, ScanError> {
 fn run_egress(a: EgressArgs, json: bool) -> Result<i32, ScanError> {
     let path = match &a.allowlist {
         Some(p) => expand(p),
-        None => files::egress_allowlist_path(&files::occ_home()?),
+        None => Paths::from_env()?.egress_allowlist(),
     };
     let rules = files::load_egress_allowlist(&path)?;
     let collection = sockets::collect(&collect_opts(&a.source))?;
@@ -261,7 +261,7 @@ fn run_egress(a: EgressArgs, json: bool) -> Result<i32, ScanError> {
     };
     let report = egress::evaluate(&collection, &rules, &mut resolver);
     if a.save {
-        let dir = files::assessments_dir(&files::occ_home()?);
+        let dir = Paths::from_env()?.assessments();
         files::write_json(&dir.join("egress-monitor-latest.json"), &report)?;
     }
     if json {
@@ -320,7 +320,7 @@ fn expand(p: &Path) -> PathBuf {
     }
 }
 
-fn print_json<T: Serialize>(v: &T) {
+pub(crate) fn print_json<T: Serialize>(v: &T) {
     // Buffered: stdout is line-buffered, and a report of 2,000 sockets is 100,000 lines.
     let mut out = std::io::BufWriter::with_capacity(1 << 16, std::io::stdout().lock());
     // A closed stdout (`| head`) is not worth a panic.

@@ -2,37 +2,20 @@
 //! `cycle` and `schedule`. Argument structs and output only; the work is in `compliance`.
 //! Exit codes: 0 clean, 1 violations or findings, 2 the run itself failed.
 
-use std::io::Write as _;
 use std::path::PathBuf;
 use std::time::{Duration, SystemTime};
 
 use clap::{Args, Subcommand};
-use serde::Serialize;
 
-use crate::compliance::facts::{NetReport, ProbeOptions};
+use crate::cli::{fail, print_json};
+use crate::compliance::facts::ProbeOptions;
+use crate::compliance::model::{status_counts, FullScans, NetReport, Status, ASSESSMENT_FILE};
 use crate::compliance::notify::{self, NotifyOptions};
 use crate::compliance::report::{self, AssessOptions, ReportPaths};
 use crate::compliance::schedule::{self, Backend, Every, ScheduleOptions};
-use crate::compliance::{cycle, preflight, ComplianceError, Paths, Status};
-
-fn print_json<T: Serialize>(v: &T) {
-    let mut out = std::io::stdout().lock();
-    let _ = serde_json::to_writer_pretty(&mut out, v);
-    let _ = out.write_all(b"\n");
-}
-
-/// Prints an error (as JSON too with `--json`) and returns exit code 2.
-fn fail(e: &ComplianceError, json: bool) -> i32 {
-    if json {
-        print_json(&serde_json::json!({"status": "error", "error": e.to_string()}));
-    }
-    eprintln!("occ-scan: error: {e}");
-    if matches!(e, ComplianceError::Locked { .. }) {
-        1
-    } else {
-        2
-    }
-}
+use crate::compliance::{cycle, preflight};
+use crate::error::ScanError;
+use crate::paths::Paths;
 
 /// `occ-scan assess`.
 #[derive(Debug, Args)]
@@ -71,7 +54,10 @@ fn status_tag(s: Status) -> &'static str {
 
 /// Runs `occ-scan assess`.
 pub fn run_assess(a: AssessArgs, json: bool) -> i32 {
-    let paths = Paths::from_env();
+    let paths = match Paths::from_env() {
+        Ok(p) => p,
+        Err(e) => return fail(&e, json),
+    };
     // The same lock as the cycle: two runs must not interleave their scan-state updates.
     let _lock = match cycle::lock(&paths) {
         Ok(l) => l,
@@ -124,11 +110,11 @@ pub fn run_assess(a: AssessArgs, json: bool) -> i32 {
         println!();
         println!(
             "Checks: {}",
-            cycle::counts_line(&report::status_counts(&assessment))
+            cycle::counts_line(&status_counts(&assessment))
         );
         println!(
             "Assessment: {}",
-            paths.assessment_file(report::ASSESSMENT_FILE).display()
+            paths.assessment_file(ASSESSMENT_FILE).display()
         );
         for w in &assessment.metadata.warnings {
             eprintln!("occ-scan: warning: {w}");
@@ -150,15 +136,18 @@ pub struct ReportArgs {
 
 /// Runs `occ-scan report`.
 pub fn run_report(a: ReportArgs, json: bool) -> i32 {
-    let paths = Paths::from_env();
+    let paths = match Paths::from_env() {
+        Ok(p) => p,
+        Err(e) => return fail(&e, json),
+    };
     let src = a
         .assessment
-        .unwrap_or_else(|| paths.assessment_file(report::ASSESSMENT_FILE));
+        .unwrap_or_else(|| paths.assessment_file(ASSESSMENT_FILE));
     let mut assessment = match report::load_assessment(&src) {
         Ok(x) => x,
         Err(e) => return fail(&e, json),
     };
-    assessment.reports = report::FullScans::load(&paths);
+    assessment.reports = FullScans::load(&paths);
     let out = ReportPaths::defaults(&paths, a.prom);
     if let Err(e) = report::write_reports(&assessment, &out) {
         return fail(&e, json);
@@ -198,7 +187,10 @@ pub struct NotifyArgs {
 
 /// Runs `occ-scan notify`.
 pub fn run_notify(a: NotifyArgs, json: bool) -> i32 {
-    let paths = Paths::from_env();
+    let paths = match Paths::from_env() {
+        Ok(p) => p,
+        Err(e) => return fail(&e, json),
+    };
     let mut opts = NotifyOptions::from_env(&paths);
     if let Some(s) = a.summary_file {
         opts.summary = s;
@@ -235,7 +227,10 @@ pub struct PreflightArgs {}
 
 /// Runs `occ-scan preflight`.
 pub fn run_preflight(_a: PreflightArgs, json: bool) -> i32 {
-    let paths = Paths::from_env();
+    let paths = match Paths::from_env() {
+        Ok(p) => p,
+        Err(e) => return fail(&e, json),
+    };
     let (report, ok) = preflight::preflight(&paths);
     if json {
         print_json(&report);
@@ -283,7 +278,10 @@ pub struct CycleArgs {
 
 /// Runs `occ-scan cycle`.
 pub fn run_cycle(a: CycleArgs, json: bool) -> i32 {
-    let paths = Paths::from_env();
+    let paths = match Paths::from_env() {
+        Ok(p) => p,
+        Err(e) => return fail(&e, json),
+    };
     let timeout = Duration::from_secs(a.child_timeout.max(1));
     let mut notify = NotifyOptions::from_env(&paths);
     notify.timeout = timeout;
@@ -367,7 +365,10 @@ pub struct ScheduleCommon {
 
 /// Runs `occ-scan schedule`.
 pub fn run_schedule(a: ScheduleArgs, json: bool) -> i32 {
-    let paths = Paths::from_env();
+    let paths = match Paths::from_env() {
+        Ok(p) => p,
+        Err(e) => return fail(&e, json),
+    };
     let (action, common) = match a.action {
         ScheduleAction::Install(c) => ("install", c),
         ScheduleAction::Remove(c) => ("remove", c),
@@ -385,7 +386,7 @@ pub fn run_schedule(a: ScheduleArgs, json: bool) -> i32 {
         Ok(p) if p.is_absolute() => p,
         Ok(p) => {
             return fail(
-                &ComplianceError::Schedule {
+                &ScanError::Schedule {
                     message: format!("{} is not absolute", p.display()),
                     fix: "pass --exe with an absolute path".into(),
                 },
@@ -394,7 +395,7 @@ pub fn run_schedule(a: ScheduleArgs, json: bool) -> i32 {
         }
         Err(e) => {
             return fail(
-                &ComplianceError::Schedule {
+                &ScanError::Schedule {
                     message: format!("cannot find this executable: {e}"),
                     fix: "pass --exe".into(),
                 },

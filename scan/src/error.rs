@@ -1,14 +1,15 @@
-//! The library's error type. Every message names the file, key or tool at fault and the fix;
-//! a scan that fails is an error (exit 2), never an empty, clean-looking result.
+//! occ-scan's one error type, for the socket scans and the compliance half alike. Every
+//! message names the file, key or tool at fault and the fix; a scan that fails is an error
+//! (exit 2), never an empty, clean-looking result.
 
 use std::io;
-use std::path::PathBuf;
+use std::path::{Path, PathBuf};
 
-/// Why a scan, a monitoring file or a write failed.
+/// Why a scan, a file occ-scan reads or writes, a child process or a cycle failed.
 #[derive(Debug, thiserror::Error)]
 #[non_exhaustive]
 pub enum ScanError {
-    /// A monitoring file exists but cannot be read.
+    /// A file exists but cannot be read.
     #[error("cannot read {path}: {source}; check that it is a readable file")]
     Read {
         /// The file.
@@ -100,7 +101,9 @@ pub enum ScanError {
         lsof_error: String,
     },
     /// A file cannot be written.
-    #[error("cannot write {path}: {source}; check the directory's owner and permissions")]
+    #[error(
+        "cannot write {path}: {source}; check the directory's owner, permissions and free space"
+    )]
     Write {
         /// The file.
         path: PathBuf,
@@ -114,7 +117,69 @@ pub enum ScanError {
         /// The file.
         path: PathBuf,
     },
-    /// Neither OCC_HOME nor HOME is set.
+    /// Neither OCC_HOME nor HOME is set, and this user has no home directory.
     #[error("cannot find the occ home: set OCC_HOME (or HOME, for ~/.openclaw)")]
     NoHome,
+    /// A file's content is not what occ-scan expects.
+    #[error("{path}: {key}: {message} (fix: {fix})")]
+    Invalid {
+        /// The file.
+        path: PathBuf,
+        /// The key or position at fault.
+        key: String,
+        /// What is wrong.
+        message: String,
+        /// How to fix it.
+        fix: String,
+    },
+    /// Another cycle holds the lock.
+    #[error("{path}: another occ-scan cycle is running (fix: wait for it, or remove a stale lock holder)")]
+    Locked {
+        /// The lock file.
+        path: PathBuf,
+    },
+    /// A child process could not be started or waited for.
+    #[error("{program}: {message}")]
+    Child {
+        /// The program.
+        program: String,
+        /// What happened.
+        message: String,
+    },
+    /// The notifier configuration is refused.
+    #[error("notifier refused: {message} (fix: {fix})")]
+    NotifierRefused {
+        /// Why.
+        message: String,
+        /// How to fix it.
+        fix: String,
+    },
+    /// A schedule could not be installed or removed.
+    #[error("schedule: {message} (fix: {fix})")]
+    Schedule {
+        /// What failed.
+        message: String,
+        /// How to fix it.
+        fix: String,
+    },
+}
+
+impl ScanError {
+    pub(crate) fn invalid(path: &Path, key: &str, message: impl Into<String>, fix: &str) -> Self {
+        ScanError::Invalid {
+            path: path.to_path_buf(),
+            key: key.to_string(),
+            message: message.into(),
+            fix: fix.to_string(),
+        }
+    }
+
+    /// The exit code for this error: 1 for a refusal (a file that `--force` would replace,
+    /// a cycle that is already running), 2 when the run itself failed.
+    pub fn exit_code(&self) -> i32 {
+        match self {
+            ScanError::Exists { .. } | ScanError::Locked { .. } => 1,
+            _ => 2,
+        }
+    }
 }

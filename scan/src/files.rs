@@ -16,32 +16,6 @@ use crate::error::ScanError;
 use crate::net::{self, Cidr};
 use crate::sockets::Protocol;
 
-/// `$OCC_HOME`, or `~/.openclaw`.
-pub fn occ_home() -> Result<PathBuf, ScanError> {
-    if let Some(h) = std::env::var_os("OCC_HOME").filter(|h| !h.is_empty()) {
-        return Ok(PathBuf::from(h));
-    }
-    std::env::var_os("HOME")
-        .filter(|h| !h.is_empty())
-        .map(|h| PathBuf::from(h).join(".openclaw"))
-        .ok_or(ScanError::NoHome)
-}
-
-/// `<home>/security/approved_ports.json`.
-pub fn approved_ports_path(home: &Path) -> PathBuf {
-    home.join("security/approved_ports.json")
-}
-
-/// `<home>/security/egress_allowlist.json`.
-pub fn egress_allowlist_path(home: &Path) -> PathBuf {
-    home.join("security/egress_allowlist.json")
-}
-
-/// `<home>/assessments`.
-pub fn assessments_dir(home: &Path) -> PathBuf {
-    home.join("assessments")
-}
-
 /// A loaded rule file.
 #[derive(Debug, Clone)]
 pub struct RuleFile<T> {

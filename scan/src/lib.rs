@@ -1,7 +1,9 @@
-//! occ-scan: host monitoring for scheduled jobs. This half owns the sockets: native collection
+//! occ-scan: host monitoring for scheduled jobs. The sockets half: native collection
 //! (`sockets`), the listening-port check (`ports`), the egress check (`egress`) and the
-//! monitoring files (`files`). Every result is typed and serialisable; a scan that fails is an
-//! error, never an empty report that reads as clean.
+//! monitoring files (`files`). The compliance half (`compliance`): evidence-based checks and
+//! their reports. Shared by both: the one home resolver (`paths`), the one error type
+//! (`error`) and the one way to run a child process (`exec`). Every result is typed and
+//! serialisable; a scan that fails is an error, never an empty report that reads as clean.
 #![forbid(unsafe_code)]
 
 pub mod cli;
@@ -12,6 +14,7 @@ pub mod error;
 pub mod exec;
 pub mod files;
 pub mod net;
+pub mod paths;
 pub mod ports;
 pub mod resolve;
 pub mod sockets;

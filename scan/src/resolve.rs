@@ -211,7 +211,11 @@ fn reverse_lookup(ip: IpAddr, timeout: Duration) -> ReverseResolution {
     };
     let mut cmd = Command::new(getent);
     cmd.args(["hosts", &ip.to_string()]);
-    match exec::run(cmd, timeout) {
+    match exec::run(cmd, None, timeout) {
+        Ok(done) if done.timed_out => fail(format!(
+            "getent hosts {ip}: timed out after {} ms and was killed",
+            timeout.as_millis()
+        )),
         Ok(done) => {
             // `getent hosts` exits 2 when the address has no name: not an error.
             let text = String::from_utf8_lossy(&done.stdout);

@@ -4,9 +4,10 @@
 
 use std::time::{Duration, SystemTime};
 
-use occ_scan::compliance::checks::CHECK_IDS;
-use occ_scan::compliance::facts::{BrokerProbe, NetReport, PrivTool};
-use occ_scan::compliance::Status::{self, Compliant, NotAssessed, Partial, Violation};
+use occ_scan::compliance::checks::CHECKS;
+use occ_scan::compliance::facts::{BrokerProbe, PrivTool};
+use occ_scan::compliance::model::NetReport;
+use occ_scan::compliance::model::Status::{self, Compliant, NotAssessed, Partial, Violation};
 use serde_json::json;
 
 use crate::compliance_support::*;
@@ -18,9 +19,10 @@ fn broker(h: &Home, v: serde_json::Value) {
 }
 
 fn unreadable(p: &std::path::Path) {
-    // A directory where a file should be: reading it fails even for root.
+    // A Unix socket where a file should be: opening it fails (ENXIO) even for root, so the
+    // evidence cannot be read at all. (A directory is readable evidence: the broker refuses it.)
     let _ = std::fs::remove_file(p);
-    std::fs::create_dir_all(p).unwrap();
+    drop(std::os::unix::net::UnixListener::bind(p).unwrap());
 }
 
 fn set_age(p: &std::path::Path, days: u64) {
@@ -313,6 +315,28 @@ const CASES: &[(&str, Status, &str, Setup)] = &[
     ),
     (
         "secrets_permissions_hardened",
+        Violation,
+        "command-policy.json 0666, which the broker refuses",
+        |h, _| chmod(&h.sec("command-policy.json"), 0o666),
+    ),
+    (
+        "secrets_permissions_hardened",
+        Violation,
+        "prompt-policy.json 0660, which the broker refuses",
+        |h, _| chmod(&h.sec("prompt-policy.json"), 0o660),
+    ),
+    (
+        "secrets_permissions_hardened",
+        Violation,
+        "command-policy.json a symlink, which the broker refuses",
+        |h, _| {
+            let p = h.sec("command-policy.json");
+            std::fs::rename(&p, h.sec("real-policy.json")).unwrap();
+            std::os::unix::fs::symlink("real-policy.json", &p).unwrap();
+        },
+    ),
+    (
+        "secrets_permissions_hardened",
         NotAssessed,
         "OCC_HOME missing",
         |h, _| std::fs::rename(&h.paths.home, h.dir.path().join("moved")).unwrap(),
@@ -446,6 +470,12 @@ const CASES: &[(&str, Status, &str, Setup)] = &[
     ),
     (
         "prompt_injection_controls",
+        Violation,
+        "empty file, which the broker refuses",
+        |h, _| write(&h.sec("prompt-policy.json"), ""),
+    ),
+    (
+        "prompt_injection_controls",
         NotAssessed,
         "unreadable",
         |h, _| unreadable(&h.sec("prompt-policy.json")),
@@ -502,6 +532,33 @@ const CASES: &[(&str, Status, &str, Setup)] = &[
             write(
                 &h.sec("command-policy.json"),
                 r#"{"version": 2, "allow": ["/usr/bin/apt-get install [z-a"]}"#,
+            )
+        },
+    ),
+    (
+        "command_policy_enforced",
+        Violation,
+        "a directory in its place, which the broker refuses",
+        |h, _| {
+            let p = h.sec("command-policy.json");
+            std::fs::remove_file(&p).unwrap();
+            std::fs::create_dir(&p).unwrap();
+        },
+    ),
+    ("command_policy_enforced", Violation, "version 1", |h, _| {
+        write(
+            &h.sec("command-policy.json"),
+            r#"{"version": 1, "allow": ["/usr/bin/systemctl restart nginx"]}"#,
+        )
+    }),
+    (
+        "command_policy_enforced",
+        Violation,
+        "broker.json with an unknown key, which the broker refuses",
+        |h, _| {
+            broker(
+                h,
+                json!({"approval": {"token_sha256": TOKEN_HASH}, "bogus": 1}),
             )
         },
     ),
@@ -739,7 +796,7 @@ fn every_check_is_compliant_on_a_good_home() {
     let host = good_host(&h);
     let audit = audit_of(&h);
     let all = evaluate(&h, &host, &audit);
-    assert_eq!(all.len(), CHECK_IDS.len());
+    assert_eq!(all.len(), CHECKS.len());
     for (id, r) in &all {
         assert_status(r, Compliant, &format!("good home: {id}"));
         assert!(r.due_date.is_none() && r.first_seen.is_none());
@@ -757,7 +814,7 @@ fn every_check_in_every_form() {
         assert_status(&r, *want, case);
         covered.insert((id.to_string(), *want));
     }
-    for id in CHECK_IDS {
+    for id in CHECKS.iter().map(|c| c.id) {
         for s in [Compliant, Partial, Violation, NotAssessed] {
             assert!(
                 covered.contains(&(id.to_string(), s)),
@@ -869,7 +926,8 @@ fn incremental_audit_verification_resumes_and_catches_tampering() {
 
 #[test]
 fn reports_escape_hostile_config_and_count_risk_of_failing_checks_only() {
-    use occ_scan::compliance::report::{self, Assessment, FullScans, Metadata, Scans};
+    use occ_scan::compliance::model::{Assessment, FullScans, Metadata, Scans};
+    use occ_scan::compliance::report;
     use occ_scan::compliance::{dashboard, prom};
     let h = good_home();
     // A channel name an attacker chose, reaching the evidence and so the dashboard.
@@ -911,7 +969,7 @@ fn reports_escape_hostile_config_and_count_risk_of_failing_checks_only() {
     assert!(!html.contains("<img"), "unescaped img in the dashboard");
     assert!(html.contains("&lt;script&gt;alert(1)&lt;/script&gt;"));
     assert_eq!(html.matches("<tr class=\"sock\">").count(), 1);
-    assert_eq!(html.matches("class=\"mark\"").count(), CHECK_IDS.len());
+    assert_eq!(html.matches("class=\"mark\"").count(), CHECKS.len());
     let s = report::summary(&a);
     let failing = a.checks.iter().filter(|c| c.status.is_failing()).count() as u64;
     let risk: u64 = s["summary"]["risk_counts"]
@@ -970,4 +1028,52 @@ fn audit_logging_cites_what_the_running_broker_reports() {
     // A broker that says nothing about its audit adds no such line.
     let plain = &evaluate(&h, &good_host(&h), &audit_of(&h))["audit_logging_privileged_actions"];
     assert!(!plain.evidence.iter().any(|e| e.contains("running broker")));
+}
+
+/// How a row breaks command-policy.json.
+type Break = fn(&std::path::Path);
+
+/// Every way the broker refuses a policy file, one per line: preflight refuses it too.
+const REFUSED_POLICY_FILES: &[(&str, Break)] = &[
+    ("bad JSON", |p| write(p, r#"{"version": 2, "allow": ["#)),
+    ("unknown key", |p| write(p, r#"{"version": 2, "alow": []}"#)),
+    ("version 1", |p| write(p, r#"{"version": 1, "allow": []}"#)),
+    ("regex rule", |p| {
+        write(p, r#"{"version": 2, "allow": ["^ls\\b"]}"#)
+    }),
+    ("mode 0666", |p| chmod(p, 0o666)),
+    ("mode 0660", |p| chmod(p, 0o660)),
+    ("symlink", |p| {
+        std::fs::rename(p, p.with_file_name("real-policy.json")).unwrap();
+        std::os::unix::fs::symlink("real-policy.json", p).unwrap();
+    }),
+    ("empty file", |p| write(p, "")),
+    ("directory", |p| {
+        std::fs::remove_file(p).unwrap();
+        std::fs::create_dir(p).unwrap();
+    }),
+];
+
+#[test]
+fn preflight_refuses_every_policy_file_the_broker_refuses() {
+    use occ_scan::compliance::preflight::preflight;
+    let invalid = |h: &Home| preflight(&h.paths).0["policy_files"]["invalid"].clone();
+    let h = good_home();
+    assert_eq!(invalid(&h), json!([]), "the good home's policy files load");
+    for (case, breaks) in REFUSED_POLICY_FILES {
+        let h = good_home();
+        let file = h.sec("command-policy.json");
+        breaks(&file);
+        let (report, ok) = preflight(&h.paths);
+        assert!(!ok, "{case}: {report}");
+        assert!(
+            report["critical"]
+                .as_array()
+                .unwrap()
+                .contains(&json!("invalid_policy_files")),
+            "{case}: {report}"
+        );
+        let why = report["policy_files"]["invalid"].to_string();
+        assert!(why.contains("command-policy.json"), "{case}: {why}");
+    }
 }

@@ -7,11 +7,13 @@ use std::path::{Path, PathBuf};
 use std::time::{Duration, SystemTime};
 
 use occ_scan::compliance::audit::{self, AuditOutcome};
-use occ_scan::compliance::facts::{Agent, BrokerProbe, GatewayProc, Host, NetReport, OpenClawCli};
+use occ_scan::compliance::facts::{Agent, BrokerProbe, GatewayProc, Host, OpenClawCli};
 use occ_scan::compliance::map::ControlsMap;
-use occ_scan::compliance::report::{self, CheckResult};
+use occ_scan::compliance::model::{CheckResult, NetReport, Status};
+use occ_scan::compliance::report;
 use occ_scan::compliance::state::ScanState;
-use occ_scan::compliance::{util, Paths, Status};
+use occ_scan::compliance::util;
+use occ_scan::paths::Paths;
 use serde_json::json;
 
 pub const TOKEN_HASH: &str = "9f86d081884c7d659a2feaa0c55ad015a3bf4f1b2b0b822cd15d6c15b0f00a08";

@@ -5,6 +5,7 @@ mod compliance_checks;
 mod compliance_notify;
 mod compliance_schedule;
 mod compliance_support;
+mod layout;
 mod live;
 mod parsing;
 mod support;

@@ -789,7 +789,7 @@ fn captured_lsof_f0_output_parses_to_the_known_sockets() {
 
 #[test]
 fn the_checks_read_the_same_scan_in_a_cycle_as_from_a_saved_report() {
-    use occ_scan::compliance::facts::{NetReport, NetScan};
+    use occ_scan::compliance::model::{NetReport, NetScan};
     let p = captured_host();
     let c = collect(p.root());
     let d = tempfile::tempdir().unwrap();

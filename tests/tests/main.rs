@@ -6,6 +6,7 @@ mod cli_smoke;
 mod install;
 mod load;
 mod policy_cli;
+mod policy_judges;
 mod scan_cli;
 mod scan_compliance;
 mod shim_differential;

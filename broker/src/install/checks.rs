@@ -9,6 +9,8 @@ use std::time::Duration;
 use serde::Serialize;
 use serde_json::Value;
 
+use occ_policy::file::{FileError, BROKER_CONFIG, COMMAND_POLICY, PROMPT_POLICY};
+
 use crate::install::manifest::{FileKind, Manifest};
 use crate::install::{broker, pathinj, tool, unit};
 
@@ -178,7 +180,8 @@ fn mode_of(p: &Path) -> Option<std::fs::Metadata> {
     std::fs::symlink_metadata(p).ok()
 }
 
-/// Ownership and modes of the home, `bin/`, the binaries, `security/` and `run/`.
+/// Ownership and modes of the home, `bin/`, the binaries, `security/`, `run/` and the policy
+/// files (judged by occ-policy exactly as the broker judges them, as this user).
 pub fn files(home: &Path, manifest: Option<&Manifest>) -> Vec<Check> {
     let me = nix::unistd::geteuid().as_raw();
     let mut out = Vec::new();
@@ -248,6 +251,26 @@ pub fn files(home: &Path, manifest: Option<&Manifest>) -> Vec<Check> {
                     }
                 }
             }
+        }
+    }
+    // The policy files through the broker's own checks before reading (occ-policy): a symlink,
+    // another owner or a group- or world-writable mode makes the broker refuse every request.
+    // What the files say is the policy check's to judge.
+    for name in [BROKER_CONFIG, COMMAND_POLICY, PROMPT_POLICY] {
+        let file = home.join("security").join(name);
+        if let Err(e) = occ_policy::file::read_checked(&file, me) {
+            problems.push(match e {
+                FileError::Unsafe { problem, fix, .. } => {
+                    (format!("{} {problem}", file.display()), fix)
+                }
+                FileError::Io { detail, fix, .. } => {
+                    (format!("{}: cannot read: {detail}", file.display()), fix)
+                }
+                other => (
+                    other.to_string(),
+                    "`occ policy check` shows the problem".into(),
+                ),
+            });
         }
     }
     if problems.is_empty() {
@@ -635,6 +658,46 @@ mod tests {
         assert!(c.line().contains("occ audit init --seal"), "{}", c.line());
         write("audit-seal.key", "00");
         assert_eq!(audit_seal(&sec).status, Status::Ok);
+    }
+
+    #[test]
+    fn files_fails_on_a_policy_file_the_broker_refuses() {
+        use std::os::unix::fs::PermissionsExt;
+        let d = tempfile::tempdir().unwrap();
+        let sec = d.path().join("security");
+        std::fs::create_dir(&sec).unwrap();
+        let policy = sec.join(COMMAND_POLICY);
+        std::fs::write(&policy, r#"{"version": 2}"#).unwrap();
+        let naming = |mode: u32| {
+            std::fs::set_permissions(&policy, std::fs::Permissions::from_mode(mode)).unwrap();
+            files(d.path(), None)
+                .into_iter()
+                .filter(|c| c.status == Status::Fail && c.detail.contains(COMMAND_POLICY))
+                .map(|c| c.line())
+                .collect::<Vec<_>>()
+        };
+        assert_eq!(naming(0o600), Vec::<String>::new(), "0600 is safe");
+        assert_eq!(naming(0o644), Vec::<String>::new(), "0644 is safe");
+        for mode in [0o666, 0o660, 0o602] {
+            let lines = naming(mode);
+            assert_eq!(lines.len(), 1, "{mode:o}: {lines:?}");
+            assert!(
+                lines[0].contains("writable by group or others") && lines[0].contains("chmod 600"),
+                "{}",
+                lines[0]
+            );
+        }
+        std::fs::set_permissions(&policy, std::fs::Permissions::from_mode(0o600)).unwrap();
+        let real = sec.join("real.json");
+        std::fs::rename(&policy, &real).unwrap();
+        std::os::unix::fs::symlink(&real, &policy).unwrap();
+        let c = files(d.path(), None);
+        assert!(
+            c.iter().any(|c| c.status == Status::Fail
+                && c.detail.contains(COMMAND_POLICY)
+                && c.detail.contains("is a symlink")),
+            "{c:?}"
+        );
     }
 
     #[test]

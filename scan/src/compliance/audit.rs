@@ -14,7 +14,7 @@ use occ_audit::{Head, VerifyOptions};
 use sha2::{Digest, Sha256};
 
 use super::state::AuditCheckpoint;
-use super::Paths;
+use crate::paths::Paths;
 
 /// What verification found.
 #[derive(Debug, Clone, PartialEq, Eq)]

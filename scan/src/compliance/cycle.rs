@@ -7,10 +7,13 @@ use std::time::{Duration, Instant, SystemTime};
 
 use serde::Serialize;
 
-use super::facts::{Host, NetReport, ProbeOptions};
+use super::facts::{Host, ProbeOptions};
+use super::model::{status_counts, NetReport, Status};
 use super::notify::{self, NotifyOptions};
+use super::preflight;
 use super::report::{self, AssessOptions, ReportPaths};
-use super::{preflight, ComplianceError, Paths, Status};
+use crate::error::ScanError;
+use crate::paths::Paths;
 
 /// Lock file under `assessments/`.
 pub const LOCK_FILE: &str = ".cycle.lock";
@@ -67,7 +70,7 @@ pub struct CycleLock {
 }
 
 /// Takes the single-instance lock without waiting.
-pub fn lock(paths: &Paths) -> Result<CycleLock, ComplianceError> {
+pub fn lock(paths: &Paths) -> Result<CycleLock, ScanError> {
     use std::os::unix::fs::{DirBuilderExt, OpenOptionsExt};
     let dir = paths.assessments();
     let path = dir.join(LOCK_FILE);
@@ -75,7 +78,7 @@ pub fn lock(paths: &Paths) -> Result<CycleLock, ComplianceError> {
         .recursive(true)
         .mode(0o700)
         .create(&dir)
-        .map_err(|source| ComplianceError::Write {
+        .map_err(|source| ScanError::Write {
             path: dir.clone(),
             source,
         })?;
@@ -86,14 +89,14 @@ pub fn lock(paths: &Paths) -> Result<CycleLock, ComplianceError> {
         .mode(0o600)
         .custom_flags(nix::fcntl::OFlag::O_NOFOLLOW.bits())
         .open(&path)
-        .map_err(|source| ComplianceError::Write {
+        .map_err(|source| ScanError::Write {
             path: path.clone(),
             source,
         })?;
     match nix::fcntl::Flock::lock(f, nix::fcntl::FlockArg::LockExclusiveNonblock) {
         Ok(l) => Ok(CycleLock { _lock: l }),
-        Err((_, nix::errno::Errno::EWOULDBLOCK)) => Err(ComplianceError::Locked { path }),
-        Err((_, e)) => Err(ComplianceError::Write {
+        Err((_, nix::errno::Errno::EWOULDBLOCK)) => Err(ScanError::Locked { path }),
+        Err((_, e)) => Err(ScanError::Write {
             path,
             source: std::io::Error::from(e),
         }),
@@ -137,7 +140,7 @@ fn net_step(name: &'static str, r: &NetReport, t: Instant) -> Step {
 }
 
 /// Runs one cycle. Fails only when the lock is held; every step's failure is in the outcome.
-pub fn cycle(paths: &Paths, opts: &CycleOptions) -> Result<CycleOutcome, ComplianceError> {
+pub fn cycle(paths: &Paths, opts: &CycleOptions) -> Result<CycleOutcome, ScanError> {
     let start = Instant::now();
     let _lock = lock(paths)?;
     let mut steps = Vec::new();
@@ -222,7 +225,7 @@ pub fn cycle(paths: &Paths, opts: &CycleOptions) -> Result<CycleOutcome, Complia
             return Ok(finish(steps, Default::default(), Vec::new(), 2, start));
         }
     };
-    let counts = report::status_counts(&assessment);
+    let counts = status_counts(&assessment);
     let failing = assessment
         .checks
         .iter()

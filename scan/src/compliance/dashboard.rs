@@ -5,9 +5,10 @@
 use std::collections::BTreeMap;
 use std::fmt::Write as _;
 
-use super::facts::{num_or_dash, or_dash, NetReport, NetScan};
-use super::report::{risk_counts, status_counts, Assessment, CheckResult};
-use super::{Risk, Status};
+use super::model::{
+    num_or_dash, or_dash, risk_counts, status_counts, Assessment, CheckResult, NetReport, NetScan,
+    Risk, Status,
+};
 
 /// Escapes text for HTML element content and attribute values.
 pub fn esc(s: &str) -> String {

@@ -7,218 +7,11 @@ use std::path::{Path, PathBuf};
 use std::process::Command;
 use std::time::{Duration, SystemTime};
 
-use serde::Deserialize;
 use serde_json::Value;
 
-use super::util::{self, run_with_timeout};
-use super::Paths;
-
-/// A port or egress scan as the checks and the dashboard read it, or why there is none.
-#[derive(Debug, Clone)]
-pub enum NetReport {
-    /// The scan ran.
-    Ok(Box<NetScan>),
-    /// The scan failed; the error. Checks that need it are `not_assessed`.
-    Failed(String),
-}
-
-/// What the checks and the dashboard read from a port or egress report: the method, the rows
-/// and the counts. A cycle builds it from the typed report it just made; `assess
-/// --ports-report FILE` reads it from a saved `occ-scan ports|egress --json` report, and the
-/// seed's field names (`host`, `command`, `user`, `remote_host`) are read too.
-#[derive(Debug, Clone, Default, PartialEq, Deserialize)]
-#[serde(default)]
-pub struct NetScan {
-    /// How sockets were read (`proc` or `lsof`; the seed's `lsof`, `ss`, `netstat`).
-    #[serde(deserialize_with = "text")]
-    pub tool: Option<String>,
-    /// What the method reads, in words.
-    #[serde(deserialize_with = "text")]
-    pub method: Option<String>,
-    /// Listening sockets (port report).
-    pub listening_services: Vec<NetRow>,
-    /// Outbound connections (egress report).
-    pub connections: Vec<NetRow>,
-    /// Findings.
-    pub findings: Vec<NetRow>,
-    /// What a polling scan misses.
-    pub blind_spots: Vec<String>,
-    /// The report's counts, kept as they are for the assessment's scan summary.
-    pub counts: Option<Value>,
-}
-
-/// One socket, connection or finding of a report. Every field is optional: a report from
-/// another tool may lack it, and an unknown owner has no pid.
-#[derive(Debug, Clone, Default, PartialEq, Eq, Deserialize)]
-#[serde(default)]
-pub struct NetRow {
-    /// A finding's type (`unapproved-port`, …).
-    #[serde(rename = "type", deserialize_with = "text")]
-    pub kind: Option<String>,
-    /// `tcp` or `udp`.
-    #[serde(deserialize_with = "text")]
-    pub protocol: Option<String>,
-    /// Local address (the seed's `host`).
-    #[serde(deserialize_with = "text", alias = "host", alias = "bind")]
-    pub address: Option<String>,
-    /// Local port.
-    #[serde(deserialize_with = "number")]
-    pub port: Option<u64>,
-    /// Owner pid (none: unknown; the seed wrote `"unknown"`).
-    #[serde(deserialize_with = "number")]
-    pub pid: Option<u64>,
-    /// Owner comm (the seed's `command`).
-    #[serde(deserialize_with = "text", alias = "command")]
-    pub comm: Option<String>,
-    /// Owner executable (a finding's `exe`).
-    #[serde(deserialize_with = "text", alias = "exe")]
-    pub path: Option<String>,
-    /// Owner uid (the seed's `user` name).
-    #[serde(deserialize_with = "text", alias = "user")]
-    pub uid: Option<String>,
-    /// Socket state.
-    #[serde(deserialize_with = "text")]
-    pub state: Option<String>,
-    /// Network namespace inode.
-    #[serde(deserialize_with = "number")]
-    pub net_namespace: Option<u64>,
-    /// Remote address (an egress finding's `remote_host`).
-    #[serde(deserialize_with = "text", alias = "remote_host")]
-    pub remote_address: Option<String>,
-    /// Remote port.
-    #[serde(deserialize_with = "number")]
-    pub remote_port: Option<u64>,
-    /// The allowlist rule that allowed a connection.
-    #[serde(deserialize_with = "number")]
-    pub allowed_by: Option<u64>,
-    /// A finding's recommendation.
-    #[serde(deserialize_with = "text")]
-    pub recommendation: Option<String>,
-}
-
-/// A scalar as text: strings as they are, numbers and booleans printed, null as none.
-fn text<'de, D: serde::Deserializer<'de>>(d: D) -> Result<Option<String>, D::Error> {
-    Ok(match Value::deserialize(d)? {
-        Value::Null => None,
-        Value::String(s) => Some(s),
-        other => Some(other.to_string()),
-    })
-}
-
-/// A whole number, or a string holding one; anything else (the seed's `"unknown"`) is none.
-fn number<'de, D: serde::Deserializer<'de>>(d: D) -> Result<Option<u64>, D::Error> {
-    Ok(match Value::deserialize(d)? {
-        Value::Number(n) => n.as_u64(),
-        Value::String(s) => s.trim().parse().ok(),
-        _ => None,
-    })
-}
-
-/// Text for a table cell or a key: the value, or `-` when absent.
-pub fn or_dash(v: Option<&str>) -> &str {
-    v.unwrap_or("-")
-}
-
-/// A number for a table cell or a key: the value, or `-` when absent.
-pub fn num_or_dash(v: Option<u64>) -> String {
-    v.map_or_else(|| "-".into(), |n| n.to_string())
-}
-
-impl NetReport {
-    /// Builds a report from a child's output: JSON on stdout with exit 0 (clean) or 1
-    /// (findings); anything else is a failed scan.
-    pub fn from_output(what: &str, out: &util::ChildOutput) -> NetReport {
-        if out.timed_out {
-            return NetReport::Failed(format!("{what} timed out after {:?}", out.elapsed));
-        }
-        match out.code {
-            Some(0) | Some(1) => NetReport::from_json(what, &out.stdout),
-            code => {
-                let why = out.stderr_text();
-                NetReport::Failed(format!(
-                    "{what} failed (exit {}): {}",
-                    code.map_or("signal".into(), |c| c.to_string()),
-                    if why.is_empty() { "no message" } else { &why }
-                ))
-            }
-        }
-    }
-
-    /// Parses a saved report; a report whose `status` is `error` counts as failed.
-    pub fn from_json(what: &str, bytes: &[u8]) -> NetReport {
-        let v = match serde_json::from_slice::<Value>(bytes) {
-            Ok(v) if v.is_object() => v,
-            Ok(_) => return NetReport::Failed(format!("{what}: report is not a JSON object")),
-            Err(e) => return NetReport::Failed(format!("{what}: report is not JSON: {e}")),
-        };
-        if v.get("status").and_then(Value::as_str) == Some("error") {
-            let e = v
-                .get("error")
-                .and_then(Value::as_str)
-                .unwrap_or("no error message");
-            return NetReport::Failed(format!("{what} reported an error: {e}"));
-        }
-        match NetScan::deserialize(v) {
-            Ok(scan) => NetReport::Ok(Box::new(scan)),
-            Err(e) => NetReport::Failed(format!("{what}: report is not a scan report: {e}")),
-        }
-    }
-
-    /// Reads a saved report file.
-    pub fn from_file(what: &str, path: &Path) -> NetReport {
-        match std::fs::read(path) {
-            Ok(b) => NetReport::from_json(what, &b),
-            Err(e) => NetReport::Failed(format!("{what}: cannot read {}: {e}", path.display())),
-        }
-    }
-
-    /// The scan when it ran.
-    pub fn scan(&self) -> Option<&NetScan> {
-        match self {
-            NetReport::Ok(s) => Some(s),
-            NetReport::Failed(_) => None,
-        }
-    }
-
-    /// Findings (empty when failed).
-    pub fn findings(&self) -> &[NetRow] {
-        self.scan().map_or(&[], |s| &s.findings)
-    }
-
-    /// Findings of one `type`.
-    pub fn findings_of(&self, kind: &str) -> Vec<&NetRow> {
-        self.findings()
-            .iter()
-            .filter(|f| f.kind.as_deref() == Some(kind))
-            .collect()
-    }
-
-    /// Listening sockets.
-    pub fn listeners(&self) -> &[NetRow] {
-        self.scan().map_or(&[], |s| &s.listening_services)
-    }
-
-    /// Outbound connections.
-    pub fn connections(&self) -> &[NetRow] {
-        self.scan().map_or(&[], |s| &s.connections)
-    }
-
-    /// How the scan saw sockets (the seed's `tool`: `proc` or `lsof`; else `method`).
-    pub fn method(&self) -> &str {
-        self.scan()
-            .and_then(|s| s.tool.as_deref().or(s.method.as_deref()))
-            .unwrap_or("unknown")
-    }
-
-    /// Listening sockets and connections whose owner could not be seen.
-    pub fn unknown_owner_count(&self) -> usize {
-        self.listeners()
-            .iter()
-            .chain(self.connections())
-            .filter(|s| s.pid.is_none())
-            .count()
-    }
-}
+use super::model::NetReport;
+use crate::exec;
+use crate::paths::Paths;
 
 /// The OpenClaw gateway process as found in /proc.
 #[derive(Debug, Clone)]
@@ -377,11 +170,11 @@ pub struct OpenClawCli {
 pub fn find_openclaw(paths: &Paths) -> Option<PathBuf> {
     if let Ok(s) = std::fs::read_to_string(paths.home.join("openclaw-bin-path.txt")) {
         let p = PathBuf::from(s.trim());
-        if p.is_absolute() && util::is_executable_file(&p) {
+        if p.is_absolute() && exec::is_executable_file(&p) {
             return Some(p);
         }
     }
-    if let Some(p) = util::which("openclaw") {
+    if let Some(p) = exec::which("openclaw") {
         return Some(p);
     }
     let home = std::env::var_os("HOME").map(PathBuf::from);
@@ -389,14 +182,14 @@ pub fn find_openclaw(paths: &Paths) -> Option<PathBuf> {
         .iter()
         .map(PathBuf::from)
         .chain(home.map(|h| h.join(".npm-global/bin/openclaw")))
-        .find(|p| util::is_executable_file(p))
+        .find(|p| exec::is_executable_file(p))
 }
 
 /// Runs `openclaw --version` with a timeout and stats the resolved file.
 pub fn probe_openclaw(path: PathBuf, timeout: Duration) -> OpenClawCli {
     let mut c = Command::new(&path);
     c.arg("--version");
-    let version = match run_with_timeout(c, None, timeout) {
+    let version = match exec::run(c, None, timeout) {
         Ok(o) if o.success() => {
             let v = String::from_utf8_lossy(&o.stdout).trim().to_string();
             if v.is_empty() {
@@ -440,13 +233,13 @@ pub enum BrokerProbe {
 /// Finds `occ`: `$OCC_HOME/bin/occ`, else beside this executable.
 pub fn find_occ(paths: &Paths) -> Option<PathBuf> {
     let installed = paths.home.join("bin").join("occ");
-    if util::is_executable_file(&installed) {
+    if exec::is_executable_file(&installed) {
         return Some(installed);
     }
     std::env::current_exe()
         .ok()
         .and_then(|e| e.parent().map(|d| d.join("occ")))
-        .filter(|p| util::is_executable_file(p))
+        .filter(|p| exec::is_executable_file(p))
 }
 
 /// Asks the broker for its status through `occ status --json`.
@@ -459,7 +252,7 @@ pub fn probe_broker(paths: &Paths, timeout: Duration) -> BrokerProbe {
     };
     let mut c = Command::new(&occ);
     c.args(["status", "--json"]).env("OCC_HOME", &paths.home);
-    match run_with_timeout(c, None, timeout) {
+    match exec::run(c, None, timeout) {
         Err(e) => BrokerProbe::Down(e.to_string()),
         Ok(o) if o.timed_out => {
             BrokerProbe::Down(format!("`occ status` timed out after {timeout:?}"))
@@ -628,45 +421,5 @@ mod tests {
         ));
         assert!(!is_gateway("cargo", &v(&["cargo", "test", "gateway"])));
         assert!(!is_gateway("bash", &v(&["bash"])));
-    }
-
-    #[test]
-    fn failed_scan_reports() {
-        let r = NetReport::from_json("ports", br#"{"status":"error","error":"lsof missing"}"#);
-        assert!(matches!(r, NetReport::Failed(ref e) if e.contains("lsof missing")));
-        let r = NetReport::from_json("ports", b"not json");
-        assert!(matches!(r, NetReport::Failed(_)));
-        // Not a scan: listening_services must be a list.
-        let r = NetReport::from_json("ports", br#"{"status":"ok","listening_services":7}"#);
-        assert!(
-            matches!(r, NetReport::Failed(ref e) if e.contains("not a scan report")),
-            "{r:?}"
-        );
-    }
-
-    #[test]
-    fn a_seed_port_report_reads_with_its_own_field_names() {
-        // The seed's shape (seed-spec §3.6): command, pid int or "unknown", user, host.
-        let r = NetReport::from_json(
-            "port",
-            br#"{"status":"ok","tool":"lsof","listening_services":[
-                {"command":"sshd","pid":812,"user":"root","host":"*","port":22,"protocol":"tcp"},
-                {"command":"tftpd","pid":"unknown","user":null,"host":"0.0.0.0","port":69,"protocol":"tcp"}],
-              "findings":[{"type":"insecure-port","severity":"high","port":69,"command":"tftpd",
-                "recommendation":"Use SFTP"}]}"#,
-        );
-        assert_eq!(r.method(), "lsof");
-        let l = r.listeners();
-        assert_eq!(l.len(), 2);
-        assert_eq!(l[0].comm.as_deref(), Some("sshd"));
-        assert_eq!(l[0].pid, Some(812));
-        assert_eq!(l[0].uid.as_deref(), Some("root"));
-        assert_eq!(l[0].address.as_deref(), Some("*"));
-        assert_eq!(l[1].pid, None, "\"unknown\" is an unknown owner, not a pid");
-        assert_eq!(r.unknown_owner_count(), 1);
-        let f = r.findings_of("insecure-port");
-        assert_eq!(f.len(), 1);
-        assert_eq!(f[0].recommendation.as_deref(), Some("Use SFTP"));
-        assert!(r.findings_of("unapproved-port").is_empty());
     }
 }

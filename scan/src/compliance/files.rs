@@ -1,32 +1,35 @@
-//! Strict readers for the files the checks judge: broker.json, command-policy.json,
-//! prompt-policy.json, the monitoring files, the install manifest, the legacy env file and
-//! OpenClaw's JSON5 openclaw.json. Readers only parse; the checks decide what a value means.
+//! Strict readers for the files the checks judge: the policy files (through occ-policy, exactly
+//! as the broker loads them), the monitoring files, the install manifest, the legacy env file
+//! and OpenClaw's JSON5 openclaw.json. Readers only parse; the checks decide what a value means.
 
 use std::collections::BTreeMap;
 use std::path::{Path, PathBuf};
 
+use occ_policy::file::{BROKER_CONFIG, COMMAND_POLICY, PROMPT_POLICY};
+use occ_policy::{BrokerConfig, CommandPolicy, FileError, PromptPolicy};
 use serde::Deserialize;
 use serde_json::Value;
 
-use super::ComplianceError;
+use crate::error::ScanError;
+use crate::paths::Paths;
 
 /// Reads a file; `Ok(None)` when it does not exist.
-pub fn read_optional(path: &Path) -> Result<Option<String>, ComplianceError> {
+pub fn read_optional(path: &Path) -> Result<Option<String>, ScanError> {
     match std::fs::read(path) {
-        Ok(b) => String::from_utf8(b).map(Some).map_err(|_| {
-            ComplianceError::invalid(path, "(file)", "not UTF-8", "save the file as UTF-8")
-        }),
+        Ok(b) => String::from_utf8(b)
+            .map(Some)
+            .map_err(|_| ScanError::invalid(path, "(file)", "not UTF-8", "save the file as UTF-8")),
         Err(e) if e.kind() == std::io::ErrorKind::NotFound => Ok(None),
-        Err(source) => Err(ComplianceError::Read {
+        Err(source) => Err(ScanError::Read {
             path: path.to_path_buf(),
             source,
         }),
     }
 }
 
-fn json_err(path: &Path, e: &serde_json::Error, fix: &str) -> ComplianceError {
+fn json_err(path: &Path, e: &serde_json::Error, fix: &str) -> ScanError {
     // serde's messages name the unknown or missing field; keep them.
-    ComplianceError::invalid(
+    ScanError::invalid(
         path,
         &format!("line {} column {}", e.line(), e.column()),
         e.to_string(),
@@ -34,195 +37,58 @@ fn json_err(path: &Path, e: &serde_json::Error, fix: &str) -> ComplianceError {
     )
 }
 
-/// The default approval stack from DESIGN.md.
-pub const DEFAULT_STACK: &[&str] = &[
-    "files:requisite",
-    "policy:requisite",
-    "session:requisite",
-    "untrusted:required",
-    "grant:sufficient",
-    "approve:required",
-    "token:required",
-];
+/// A policy file as the broker loads it: absent, loaded, or every problem occ-policy names.
+pub type PolicyFile<T> = Result<Option<T>, Vec<FileError>>;
 
-/// `security/broker.json`; every key optional, unknown keys refused.
-#[derive(Debug, Clone, Default, Deserialize)]
-#[serde(deny_unknown_fields)]
-pub struct BrokerConfig {
-    /// Schema version.
-    pub version: Option<u32>,
-    /// PATH used to resolve commands.
-    pub secure_path: Option<String>,
-    /// The real sudo.
-    pub real_sudo: Option<String>,
-    /// Whether policy files must exist.
-    pub require_policy_files: Option<bool>,
-    /// Whether -s/-i are allowed.
-    pub allow_shells: Option<bool>,
-    /// Names -E may preserve.
-    pub allow_preserve_env: Option<Vec<String>>,
-    /// Environment kept.
-    pub env_keep: Option<Vec<String>>,
-    /// Approval settings.
-    #[serde(default)]
-    pub approval: ApprovalConfig,
-    /// Session settings.
-    #[serde(default)]
-    pub session: SessionConfig,
-    /// Audit settings.
-    #[serde(default)]
-    pub audit: AuditConfig,
-    /// System-mode requesters.
-    pub requesters: Option<Vec<String>>,
-    /// System-mode approvers.
-    pub approvers: Option<Vec<String>>,
+/// `broker.json`, `command-policy.json` and `prompt-policy.json`, each loaded through
+/// occ-policy (the broker's own schema, and its owner, mode and symlink checks on the open
+/// file) as the broker for this home reads them. occ-scan keeps no schema of its own for them.
+#[derive(Debug, Clone)]
+pub struct PolicyFiles {
+    /// `security/broker.json`.
+    pub broker: PolicyFile<BrokerConfig>,
+    /// `security/command-policy.json`.
+    pub command: PolicyFile<CommandPolicy>,
+    /// `security/prompt-policy.json`.
+    pub prompt: PolicyFile<PromptPolicy>,
 }
 
-/// `approval` in broker.json.
-#[derive(Debug, Clone, Default, Deserialize)]
-#[serde(deny_unknown_fields)]
-pub struct ApprovalConfig {
-    /// Channels: queue, tty.
-    pub channels: Option<Vec<String>>,
-    /// Seconds the shim waits.
-    pub wait_seconds: Option<u64>,
-    /// Minutes until a pending request expires.
-    pub pending_expiry_minutes: Option<u64>,
-    /// SHA-256 of the approver token.
-    pub token_sha256: Option<String>,
-    /// The PAM-style stack.
-    pub stack: Option<Vec<String>>,
-}
-
-impl ApprovalConfig {
-    /// The effective stack (the default when unset).
-    pub fn effective_stack(&self) -> Vec<String> {
-        self.stack
-            .clone()
-            .unwrap_or_else(|| DEFAULT_STACK.iter().map(|s| s.to_string()).collect())
-    }
-}
-
-/// `session` in broker.json.
-#[derive(Debug, Clone, Default, Deserialize)]
-#[serde(deny_unknown_fields)]
-pub struct SessionConfig {
-    /// Whether requests need a task session id.
-    pub require_session_id: Option<bool>,
-    /// Idle minutes before a session grant ends.
-    pub idle_timeout_minutes: Option<u64>,
-}
-
-/// `audit` in broker.json.
-#[derive(Debug, Clone, Default, Deserialize)]
-#[serde(deny_unknown_fields)]
-pub struct AuditConfig {
-    /// `always` or `batch`.
-    pub fsync: Option<String>,
-    /// Whether events are sealed.
-    pub seal: Option<bool>,
-}
-
-/// Reads broker.json: `Ok(None)` when absent.
-pub fn broker_config(path: &Path) -> Result<Option<BrokerConfig>, ComplianceError> {
-    let Some(text) = read_optional(path)? else {
-        return Ok(None);
-    };
-    serde_json::from_str(&text).map(Some).map_err(|e| {
-        json_err(
-            path,
-            &e,
-            "use only the keys and types in DESIGN.md's broker.json schema",
-        )
-    })
-}
-
-/// `security/command-policy.json`, version 2.
-#[derive(Debug, Clone, Default, Deserialize)]
-#[serde(deny_unknown_fields)]
-pub struct CommandPolicy {
-    /// Must be 2.
-    pub version: Option<u32>,
-    /// Glob rules that may be requested.
-    #[serde(default)]
-    pub allow: Vec<String>,
-    /// Glob rules always refused.
-    #[serde(default)]
-    pub deny: Vec<String>,
-    /// Exact argv allowed.
-    #[serde(default)]
-    pub allow_exact: Vec<Vec<String>>,
-    /// Exact argv refused.
-    #[serde(default)]
-    pub deny_exact: Vec<Vec<String>>,
-}
-
-/// Reads command-policy.json strictly: version 2 and no regex-style (legacy) rules.
-pub fn command_policy(path: &Path) -> Result<Option<CommandPolicy>, ComplianceError> {
-    let Some(text) = read_optional(path)? else {
-        return Ok(None);
-    };
-    let p: CommandPolicy = serde_json::from_str(&text).map_err(|e| {
-        json_err(
-            path,
-            &e,
-            "write {\"version\": 2, \"allow\": [...], \"deny\": [...]} with glob rules",
-        )
-    })?;
-    if p.version != Some(2) {
-        return Err(ComplianceError::invalid(
-            path,
-            "version",
-            format!(
-                "is {}, the original tool's regex format",
-                p.version.map_or("missing".into(), |v| v.to_string())
-            ),
-            "add \"version\": 2 and write rules as globs, e.g. \"/usr/bin/systemctl restart *\"",
-        ));
-    }
-    for (key, rules) in [("allow", &p.allow), ("deny", &p.deny)] {
-        for (i, r) in rules.iter().enumerate() {
-            if ["^", "\\b", "\\s", "$"].iter().any(|m| r.contains(m)) {
-                return Err(ComplianceError::invalid(
-                    path,
-                    &format!("{key}[{i}]"),
-                    format!("{r:?} looks like a regex (the original tool's format)"),
-                    "write a glob rule such as \"/usr/bin/apt-get install *\"",
-                ));
-            }
-            if r.trim().is_empty() {
-                return Err(ComplianceError::invalid(
-                    path,
-                    &format!("{key}[{i}]"),
-                    "empty rule",
-                    "remove it",
-                ));
-            }
+impl PolicyFiles {
+    /// Loads the three files as `reader_uid` (see [`Paths::reader_uid`]).
+    pub fn load(paths: &Paths, reader_uid: u32) -> PolicyFiles {
+        let file = |name: &str| paths.security_file(name);
+        PolicyFiles {
+            broker: BrokerConfig::load(&file(BROKER_CONFIG), reader_uid).map_err(|e| vec![e]),
+            command: CommandPolicy::load(&file(COMMAND_POLICY), reader_uid),
+            prompt: PromptPolicy::load(&file(PROMPT_POLICY), reader_uid).map_err(|e| vec![e]),
         }
     }
-    Ok(Some(p))
+
+    /// Every problem, file by file, as the broker would report it.
+    pub fn problems(&self) -> Vec<&FileError> {
+        fn errs<T>(f: &PolicyFile<T>) -> &[FileError] {
+            f.as_ref().err().map_or(&[], Vec::as_slice)
+        }
+        errs(&self.broker)
+            .iter()
+            .chain(errs(&self.command))
+            .chain(errs(&self.prompt))
+            .collect()
+    }
 }
 
-/// `security/prompt-policy.json`.
-#[derive(Debug, Clone, Deserialize)]
-#[serde(deny_unknown_fields)]
-pub struct PromptPolicy {
-    /// Whether untrusted-source requests need `--confirm-untrusted`.
-    pub require_confirmation_for_untrusted: bool,
+/// Whether every problem is only that the file could not be read: the evidence is missing,
+/// not bad.
+pub fn unreadable(errs: &[FileError]) -> bool {
+    errs.iter().all(|e| matches!(e, FileError::Io { .. }))
 }
 
-/// Reads prompt-policy.json strictly.
-pub fn prompt_policy(path: &Path) -> Result<Option<PromptPolicy>, ComplianceError> {
-    let Some(text) = read_optional(path)? else {
-        return Ok(None);
-    };
-    serde_json::from_str(&text).map(Some).map_err(|e| {
-        json_err(
-            path,
-            &e,
-            "write {\"require_confirmation_for_untrusted\": true}",
-        )
-    })
+/// The problems as one line.
+pub fn describe(errs: &[FileError]) -> String {
+    errs.iter()
+        .map(ToString::to_string)
+        .collect::<Vec<_>>()
+        .join(" | ")
 }
 
 /// One egress allowlist rule (issue 6 item 1 keys).
@@ -258,14 +124,14 @@ impl EgressRule {
 }
 
 /// Reads egress_allowlist.json: a JSON array of rule objects.
-pub fn egress_allowlist(path: &Path) -> Result<Option<Vec<EgressRule>>, ComplianceError> {
+pub fn egress_allowlist(path: &Path) -> Result<Option<Vec<EgressRule>>, ScanError> {
     let Some(text) = read_optional(path)? else {
         return Ok(None);
     };
     let v: Value = serde_json::from_str(&text)
         .map_err(|e| json_err(path, &e, "make it a JSON array of rule objects"))?;
     let Value::Array(items) = v else {
-        return Err(ComplianceError::invalid(
+        return Err(ScanError::invalid(
             path,
             "(top level)",
             "is not an array",
@@ -277,7 +143,7 @@ pub fn egress_allowlist(path: &Path) -> Result<Option<Vec<EgressRule>>, Complian
         .enumerate()
         .map(|(i, item)| {
             serde_json::from_value(item).map_err(|e| {
-                ComplianceError::invalid(
+                ScanError::invalid(
                     path,
                     &format!("[{i}]"),
                     e.to_string(),
@@ -306,14 +172,14 @@ pub struct PortRule {
 }
 
 /// Reads approved_ports.json: a JSON array of rule objects with a `port`.
-pub fn approved_ports(path: &Path) -> Result<Option<usize>, ComplianceError> {
+pub fn approved_ports(path: &Path) -> Result<Option<usize>, ScanError> {
     let Some(text) = read_optional(path)? else {
         return Ok(None);
     };
     let v: Value = serde_json::from_str(&text)
         .map_err(|e| json_err(path, &e, "make it a JSON array of rule objects"))?;
     let Value::Array(items) = v else {
-        return Err(ComplianceError::invalid(
+        return Err(ScanError::invalid(
             path,
             "(top level)",
             "is not an array",
@@ -322,7 +188,7 @@ pub fn approved_ports(path: &Path) -> Result<Option<usize>, ComplianceError> {
     };
     for (i, item) in items.iter().enumerate() {
         let _: PortRule = serde_json::from_value(item.clone()).map_err(|e| {
-            ComplianceError::invalid(
+            ScanError::invalid(
                 path,
                 &format!("[{i}]"),
                 e.to_string(),
@@ -334,7 +200,7 @@ pub fn approved_ports(path: &Path) -> Result<Option<usize>, ComplianceError> {
 }
 
 /// What install-manifest.json says about binaries: path → sha256.
-pub fn manifest_digests(path: &Path) -> Result<Option<BTreeMap<PathBuf, String>>, ComplianceError> {
+pub fn manifest_digests(path: &Path) -> Result<Option<BTreeMap<PathBuf, String>>, ScanError> {
     let Some(text) = read_optional(path)? else {
         return Ok(None);
     };
@@ -372,7 +238,7 @@ fn collect_digests(v: &Value, out: &mut BTreeMap<PathBuf, String>) {
 }
 
 /// The legacy `$OCC_HOME/env` file: `KEY=VALUE` lines, `export ` prefix and quotes allowed.
-pub fn env_file(path: &Path) -> Result<Option<BTreeMap<String, String>>, ComplianceError> {
+pub fn env_file(path: &Path) -> Result<Option<BTreeMap<String, String>>, ScanError> {
     let Some(text) = read_optional(path)? else {
         return Ok(None);
     };
@@ -398,12 +264,12 @@ pub fn env_file(path: &Path) -> Result<Option<BTreeMap<String, String>>, Complia
 }
 
 /// OpenClaw's openclaw.json, parsed as JSON5 (comments, trailing commas, unquoted keys).
-pub fn openclaw_config(path: &Path) -> Result<Option<Value>, ComplianceError> {
+pub fn openclaw_config(path: &Path) -> Result<Option<Value>, ScanError> {
     let Some(text) = read_optional(path)? else {
         return Ok(None);
     };
     json5::from_str::<Value>(&text).map(Some).map_err(|e| {
-        ComplianceError::invalid(
+        ScanError::invalid(
             path,
             "(JSON5)",
             e.to_string(),

@@ -6,7 +6,8 @@ use std::path::Path;
 
 use serde::{Deserialize, Serialize};
 
-use super::{ComplianceError, Risk};
+use super::model::Risk;
+use crate::error::ScanError;
 
 /// The embedded map's text.
 pub const EMBEDDED: &str = include_str!("../../../references/compliance-controls-map.json");
@@ -44,7 +45,7 @@ pub struct ControlsMap {
 
 impl ControlsMap {
     /// The map shipped with this build.
-    pub fn embedded() -> Result<Self, ComplianceError> {
+    pub fn embedded() -> Result<Self, ScanError> {
         Self::parse(
             EMBEDDED,
             Path::new("references/compliance-controls-map.json"),
@@ -52,9 +53,9 @@ impl ControlsMap {
     }
 
     /// Parses a map file's text, checking ids are unique and framework ids well formed.
-    pub fn parse(text: &str, path: &Path) -> Result<Self, ComplianceError> {
+    pub fn parse(text: &str, path: &Path) -> Result<Self, ScanError> {
         let controls: Vec<Control> = serde_json::from_str(text).map_err(|e| {
-            ComplianceError::invalid(
+            ScanError::invalid(
                 path,
                 &format!("line {}", e.line()),
                 e.to_string(),
@@ -64,7 +65,7 @@ impl ControlsMap {
         let mut seen = std::collections::HashSet::new();
         for c in &controls {
             if !seen.insert(c.check_id.clone()) {
-                return Err(ComplianceError::invalid(
+                return Err(ScanError::invalid(
                     path,
                     &c.check_id,
                     "duplicate check_id",
@@ -96,8 +97,8 @@ impl ControlsMap {
     }
 }
 
-fn bad_id(path: &Path, check: &str, key: &str, id: &str) -> ComplianceError {
-    ComplianceError::invalid(
+fn bad_id(path: &Path, check: &str, key: &str, id: &str) -> ScanError {
+    ScanError::invalid(
         path,
         &format!("{check}.{key}"),
         format!("{id:?} is not a valid id for this framework"),
@@ -190,9 +191,12 @@ mod tests {
     fn embedded_map_is_valid_and_complete() {
         let m = ControlsMap::embedded().unwrap();
         assert_eq!(m.controls.len(), 23);
-        for id in super::super::checks::CHECK_IDS {
-            assert!(m.get(id).is_some(), "{id} missing from the map");
-        }
+        let ids: Vec<&str> = m.controls.iter().map(|c| c.check_id.as_str()).collect();
+        let table: Vec<&str> = super::super::checks::CHECKS.iter().map(|c| c.id).collect();
+        assert_eq!(
+            ids, table,
+            "the checks table follows the map, id for id and in order"
+        );
     }
 
     #[test]

@@ -10,10 +10,10 @@ use std::time::Duration;
 use serde::Serialize;
 use serde_json::json;
 
-use super::facts::{NetReport, NetRow, NetScan};
-use super::report::{EGRESS_FILE, PORTS_FILE};
-use super::{util, Paths};
+use super::model::{NetReport, NetRow, NetScan, EGRESS_FILE, PORTS_FILE};
+use super::util;
 use crate::egress::{EgressConnection, EgressFinding, EgressReport};
+use crate::paths::Paths;
 use crate::ports::{PortFinding, PortsReport};
 use crate::resolve::Resolver;
 use crate::sockets::{self, CollectOptions, Socket};

@@ -13,8 +13,11 @@ use serde::{Deserialize, Serialize};
 use serde_json::Value;
 
 use super::files::is_code_runner;
-use super::util::{self, atomic_write_json, run_with_timeout};
-use super::{ComplianceError, Paths, Status};
+use super::model::{Status, SUMMARY_FILE};
+use super::util::{self, atomic_write_json};
+use crate::error::ScanError;
+use crate::exec;
+use crate::paths::Paths;
 
 /// Env var: the notifier argv (a JSON array of strings).
 pub const CMD_ENV: &str = "OPENCLAW_VIOLATION_NOTIFY_CMD";
@@ -73,7 +76,7 @@ impl NotifyOptions {
     pub fn from_env(paths: &Paths) -> Self {
         let nonempty = |k: &str| std::env::var(k).ok().filter(|v| !v.trim().is_empty());
         NotifyOptions {
-            summary: paths.assessment_file(super::report::SUMMARY_FILE),
+            summary: paths.assessment_file(SUMMARY_FILE),
             state: nonempty(STATE_ENV)
                 .map(PathBuf::from)
                 .unwrap_or_else(|| paths.security_file("violation-notify-state.json")),
@@ -116,13 +119,13 @@ impl NotifyOutcome {
 }
 
 /// Reads the failing checks from a summary (`summary.violations`, the seed's nesting).
-pub fn current_items(summary_path: &Path) -> Result<BTreeMap<String, Item>, ComplianceError> {
-    let text = std::fs::read(summary_path).map_err(|source| ComplianceError::Read {
+pub fn current_items(summary_path: &Path) -> Result<BTreeMap<String, Item>, ScanError> {
+    let text = std::fs::read(summary_path).map_err(|source| ScanError::Read {
         path: summary_path.to_path_buf(),
         source,
     })?;
     let v: Value = serde_json::from_slice(&text).map_err(|e| {
-        ComplianceError::invalid(
+        ScanError::invalid(
             summary_path,
             "(JSON)",
             e.to_string(),
@@ -134,7 +137,7 @@ pub fn current_items(summary_path: &Path) -> Result<BTreeMap<String, Item>, Comp
         .and_then(|s| s.get("violations"))
         .and_then(Value::as_array)
         .ok_or_else(|| {
-            ComplianceError::invalid(
+            ScanError::invalid(
                 summary_path,
                 "summary.violations",
                 "missing or not a list",
@@ -208,8 +211,8 @@ pub fn message(
     m
 }
 
-fn refuse(message: impl Into<String>, fix: &str) -> ComplianceError {
-    ComplianceError::NotifierRefused {
+fn refuse(message: impl Into<String>, fix: &str) -> ScanError {
+    ScanError::NotifierRefused {
         message: message.into(),
         fix: fix.into(),
     }
@@ -217,7 +220,7 @@ fn refuse(message: impl Into<String>, fix: &str) -> ComplianceError {
 
 /// Parses `OPENCLAW_VIOLATION_NOTIFY_CMD`: a JSON array of strings, or plain words with no
 /// quoting (anything needing quotes must use the JSON form).
-pub fn parse_argv(cmd: &str) -> Result<Vec<String>, ComplianceError> {
+pub fn parse_argv(cmd: &str) -> Result<Vec<String>, ScanError> {
     let t = cmd.trim();
     let argv: Vec<String> = if t.starts_with('[') {
         serde_json::from_str(t).map_err(|e| {
@@ -246,7 +249,7 @@ pub fn parse_argv(cmd: &str) -> Result<Vec<String>, ComplianceError> {
 
 /// Validates a notifier: exact argv in the allowlist, absolute argv[0] that canonicalises to
 /// an executable regular file which is not a shell or interpreter. Returns the resolved path.
-pub fn validate(argv: &[String], allowlist: Option<&str>) -> Result<PathBuf, ComplianceError> {
+pub fn validate(argv: &[String], allowlist: Option<&str>) -> Result<PathBuf, ScanError> {
     let Some(first) = argv.first() else {
         return Err(refuse("empty argv", "name the notifier's absolute path"));
     };
@@ -294,7 +297,7 @@ pub fn validate(argv: &[String], allowlist: Option<&str>) -> Result<PathBuf, Com
             "use a program that reads the message as data (logger, a mailer, a webhook client)",
         ));
     }
-    if !util::is_executable_file(&real) {
+    if !exec::is_executable_file(&real) {
         return Err(refuse(
             format!("{} is not an executable regular file", real.display()),
             "point at an executable",
@@ -319,7 +322,7 @@ pub fn deliver(
         .env_clear()
         .env("PATH", NOTIFIER_PATH)
         .current_dir("/");
-    let out = run_with_timeout(c, Some(message.as_bytes()), timeout).map_err(|e| e.to_string())?;
+    let out = exec::run(c, Some(message.as_bytes()), timeout).map_err(|e| e.to_string())?;
     if out.timed_out {
         return Err(format!(
             "notifier timed out after {timeout:?} and was killed"
@@ -352,7 +355,7 @@ fn load_state(path: &Path) -> (NotifyState, Option<String>) {
 }
 
 /// Runs notify.
-pub fn notify(opts: &NotifyOptions, now: SystemTime) -> Result<NotifyOutcome, ComplianceError> {
+pub fn notify(opts: &NotifyOptions, now: SystemTime) -> Result<NotifyOutcome, ScanError> {
     let cur = current_items(&opts.summary)?;
     let (mut state, _warn) = load_state(&opts.state);
     let new = diff(&state.violations, &cur);

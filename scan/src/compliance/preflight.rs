@@ -1,11 +1,14 @@
-//! `occ-scan preflight`: can a cycle run here? Tools, paths, policy files (they must parse,
-//! not merely exist) and permissions, in the seed's keys. It changes nothing.
+//! `occ-scan preflight`: can a cycle run here? Tools, paths, policy files (they must load as the
+//! broker loads them, not merely exist) and permissions, in the seed's keys. It changes nothing.
 
 use std::path::Path;
 
 use serde_json::{json, Value};
 
-use super::{files, util, Paths};
+use super::files::{self, PolicyFiles};
+use super::util;
+use crate::exec;
+use crate::paths::Paths;
 
 fn mode_entry(p: &Path) -> Value {
     match util::mode_of(p) {
@@ -45,21 +48,17 @@ pub fn preflight(paths: &Paths) -> (Value, bool) {
     if proc_net_readable {
         discovery.push("/proc/net".into());
     }
-    if let Some(l) = ["lsof"].iter().find_map(|n| util::which(n)).or_else(|| {
-        ["/usr/sbin/lsof", "/usr/bin/lsof", "/sbin/lsof"]
-            .iter()
-            .map(std::path::PathBuf::from)
-            .find(|p| util::is_executable_file(p))
-    }) {
+    if let Some(l) = exec::find_program("lsof") {
         discovery.push(l.display().to_string());
     }
     if discovery.is_empty() {
         critical.push("no_port_discovery_tool");
     }
 
-    let broker = files::broker_config(&paths.security_file("broker.json"));
+    // The policy files as the broker for this home loads them: schema, owner, mode, symlink.
+    let policy = PolicyFiles::load(paths, paths.reader_uid());
     let require = std::env::var("OPENCLAW_REQUIRE_POLICY_FILES").as_deref() == Ok("1")
-        || matches!(&broker, Ok(Some(b)) if b.require_policy_files == Some(true));
+        || matches!(&policy.broker, Ok(Some(b)) if b.require_policy_files);
     let required = [
         "command-policy.json",
         "approved_ports.json",
@@ -78,16 +77,17 @@ pub fn preflight(paths: &Paths) -> (Value, bool) {
     if require && !missing_required.is_empty() {
         critical.push("missing_required_policy_files");
     }
-    // Every present policy file must parse.
-    let mut invalid: Vec<Value> = Vec::new();
-    let mut note = |r: Result<(), super::ComplianceError>| {
+    // Every present policy file must load as the broker would load it.
+    let mut invalid: Vec<Value> = policy
+        .problems()
+        .iter()
+        .map(|e| json!(e.to_string()))
+        .collect();
+    let mut note = |r: Result<(), crate::error::ScanError>| {
         if let Err(e) = r {
             invalid.push(json!(e.to_string()));
         }
     };
-    note(broker.map(|_| ()));
-    note(files::command_policy(&paths.security_file("command-policy.json")).map(|_| ()));
-    note(files::prompt_policy(&paths.security_file("prompt-policy.json")).map(|_| ()));
     note(files::approved_ports(&paths.security_file("approved_ports.json")).map(|_| ()));
     note(files::egress_allowlist(&paths.security_file("egress_allowlist.json")).map(|_| ()));
     note(files::openclaw_config(&paths.openclaw_json()).map(|_| ()));
@@ -134,7 +134,7 @@ pub fn preflight(paths: &Paths) -> (Value, bool) {
             "openclaw_dir": paths.home.display().to_string(),
             "security_dir": sec.display().to_string(),
             "assessments_dir": adir.display().to_string(),
-            "runtime_hook": {"path": shim.display().to_string(), "installed": util::is_executable_file(&shim)},
+            "runtime_hook": {"path": shim.display().to_string(), "installed": exec::is_executable_file(&shim)},
         },
         "policy_files": {
             "required": required_paths,

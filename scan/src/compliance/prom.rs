@@ -6,8 +6,8 @@ use std::fmt::Write as _;
 
 use serde_json::Value;
 
-use super::report::Assessment;
-use super::{util, Status};
+use super::model::{Assessment, Status};
+use super::util;
 
 /// Escapes a label value.
 pub fn label(s: &str) -> String {

@@ -6,115 +6,20 @@ use std::collections::BTreeMap;
 use std::path::{Path, PathBuf};
 use std::time::SystemTime;
 
-use serde::{Deserialize, Serialize};
 use serde_json::{json, Value};
 
 use super::audit::{self, AuditOutcome};
 use super::checks::{self, Ctx};
-use super::facts::{Host, NetReport, ProbeOptions};
+use super::facts::{Host, ProbeOptions};
 use super::map::{Control, ControlsMap};
-use super::netscan;
-use super::state::{CheckMemory, RunRecord, ScanState};
-use super::util;
-use super::{ComplianceError, Paths, Risk, Status};
-
-/// The assessment file (the seed's name).
-pub const ASSESSMENT_FILE: &str = "openclaw-assessment.json";
-/// The summary file (the seed's name).
-pub const SUMMARY_FILE: &str = "compliance-summary.json";
-/// The dashboard file (the seed's name).
-pub const DASHBOARD_FILE: &str = "compliance-dashboard.html";
-/// Saved port report.
-pub const PORTS_FILE: &str = "port-monitor-latest.json";
-/// Saved egress report.
-pub const EGRESS_FILE: &str = "egress-monitor-latest.json";
-
-/// Frameworks named in reports.
-pub const FRAMEWORKS: [&str; 3] = [
-    "ISO/IEC 27001:2022 Annex A",
-    "NIST CSF 2.0",
-    "NIST SP 800-53 Rev. 5",
-];
-
-/// One check's result merged with its control (the seed's merged item, plus evidence-grade
-/// fields).
-#[derive(Debug, Clone, Serialize, Deserialize, PartialEq, Eq)]
-pub struct CheckResult {
-    /// Check id.
-    pub check_id: String,
-    /// Title.
-    pub title: String,
-    /// ISO/IEC 27001:2022 Annex A controls.
-    pub iso27001: Vec<String>,
-    /// NIST CSF 2.0 subcategories.
-    pub nist: Vec<String>,
-    /// NIST SP 800-53 r5 controls.
-    pub sp800_53: Vec<String>,
-    /// What compliant looks like.
-    pub expected_state: String,
-    /// Status.
-    pub status: Status,
-    /// Risk (for failing checks: of the finding; else the control's inherent risk).
-    pub risk: Risk,
-    /// What was observed.
-    pub observed_state: String,
-    /// Facts behind the verdict.
-    pub evidence: Vec<String>,
-    /// What is missing (empty when compliant).
-    pub gap: String,
-    /// What to do (empty when compliant).
-    pub mitigation: String,
-    /// Who fixes it.
-    pub owner: String,
-    /// When the finding was first seen (failing checks).
-    pub first_seen: Option<String>,
-    /// first_seen + the control's window (failing checks).
-    pub due_date: Option<String>,
-    /// Whether the due date has passed.
-    pub overdue: bool,
-    /// Why the check could not run (not_assessed).
-    pub error: Option<String>,
-}
-
-/// A full assessment: metadata, results and the scans they used.
-#[derive(Debug, Clone, Serialize, Deserialize)]
-pub struct Assessment {
-    /// System, time, frameworks, warnings.
-    pub metadata: Metadata,
-    /// Results in the map's order.
-    pub checks: Vec<CheckResult>,
-    /// The port and egress reports (or their errors), for the dashboard.
-    pub scans: Scans,
-    /// Recent runs (oldest first).
-    pub history: Vec<RunRecord>,
-    /// The full scan reports, for the dashboard's tables; not stored in the assessment (they
-    /// are in `port-monitor-latest.json` and `egress-monitor-latest.json`).
-    #[serde(skip)]
-    pub reports: FullScans,
-}
-
-/// The port and egress scans behind the dashboard's tables (none: no report yet).
-#[derive(Debug, Clone, Default)]
-pub struct FullScans {
-    /// The port scan.
-    pub ports: Option<NetReport>,
-    /// The egress scan.
-    pub egress: Option<NetReport>,
-}
-
-impl FullScans {
-    /// Reads the saved reports of the last scan.
-    pub fn load(paths: &Paths) -> FullScans {
-        let read = |what: &str, n: &str| {
-            let path = paths.assessment_file(n);
-            path.exists().then(|| NetReport::from_file(what, &path))
-        };
-        FullScans {
-            ports: read("port", PORTS_FILE),
-            egress: read("egress", EGRESS_FILE),
-        }
-    }
-}
+use super::model::{
+    risk_counts, status_counts, Assessment, CheckResult, FullScans, Metadata, NetReport, Risk,
+    RunRecord, Scans, Status, ASSESSMENT_FILE, DASHBOARD_FILE, FRAMEWORKS, SUMMARY_FILE,
+};
+use super::state::{CheckMemory, ScanState};
+use super::{dashboard, netscan, prom, util};
+use crate::error::ScanError;
+use crate::paths::Paths;
 
 /// What the assessment keeps of a scan: status, error, tool, sizes and findings per type.
 pub fn scan_summary(r: &NetReport) -> Value {
@@ -137,32 +42,6 @@ pub fn scan_summary(r: &NetReport) -> Value {
         "findings_by_type": by_type,
         "counts": scan.counts,
     })
-}
-
-/// Assessment metadata.
-#[derive(Debug, Clone, Serialize, Deserialize)]
-pub struct Metadata {
-    /// `OpenClaw`.
-    pub system: String,
-    /// When.
-    pub generated_at_utc: String,
-    /// Frameworks.
-    pub frameworks: Vec<String>,
-    /// OCC_HOME.
-    pub occ_home: String,
-    /// occ-scan version.
-    pub occ_scan_version: String,
-    /// Problems that did not stop the run.
-    pub warnings: Vec<String>,
-}
-
-/// Scan reports as JSON, or `{"status":"error","error":…}`.
-#[derive(Debug, Clone, Serialize, Deserialize)]
-pub struct Scans {
-    /// `occ-scan ports`.
-    pub ports: Value,
-    /// `occ-scan egress`.
-    pub egress: Value,
 }
 
 /// Runs every check against `host` and merges with the map and `state` (which it updates).
@@ -277,7 +156,7 @@ pub fn scan_network(paths: &Paths) -> (NetReport, NetReport, netscan::Saving) {
 
 /// Runs a full assessment: scans (unless given), probes, audit verification, checks; updates
 /// and saves the scan state; writes `openclaw-assessment.json`.
-pub fn assess(paths: &Paths, opts: AssessOptions) -> Result<Assessment, ComplianceError> {
+pub fn assess(paths: &Paths, opts: AssessOptions) -> Result<Assessment, ScanError> {
     let now = opts.now.unwrap_or_else(SystemTime::now);
     let map = ControlsMap::embedded()?;
     let state_path = ScanState::path(paths);
@@ -347,37 +226,19 @@ pub fn assess(paths: &Paths, opts: AssessOptions) -> Result<Assessment, Complian
 }
 
 /// Loads a saved assessment.
-pub fn load_assessment(path: &Path) -> Result<Assessment, ComplianceError> {
-    let text = std::fs::read(path).map_err(|source| ComplianceError::Read {
+pub fn load_assessment(path: &Path) -> Result<Assessment, ScanError> {
+    let text = std::fs::read(path).map_err(|source| ScanError::Read {
         path: path.to_path_buf(),
         source,
     })?;
     serde_json::from_slice(&text).map_err(|e| {
-        ComplianceError::invalid(
+        ScanError::invalid(
             path,
             &format!("line {}", e.line()),
             e.to_string(),
             "run `occ-scan assess` to write a fresh assessment",
         )
     })
-}
-
-/// Counts per status, across all checks.
-pub fn status_counts(a: &Assessment) -> BTreeMap<String, u32> {
-    let mut m = BTreeMap::new();
-    for r in &a.checks {
-        *m.entry(r.status.as_str().to_string()).or_insert(0) += 1;
-    }
-    m
-}
-
-/// Counts per risk, failing checks only.
-pub fn risk_counts(a: &Assessment) -> BTreeMap<String, u32> {
-    let mut m = BTreeMap::new();
-    for r in a.checks.iter().filter(|r| r.status.is_failing()) {
-        *m.entry(r.risk.as_str().to_string()).or_insert(0) += 1;
-    }
-    m
 }
 
 /// The compliance summary in the seed's shape: `{generated_at_utc, system, summary:
@@ -433,11 +294,11 @@ impl ReportPaths {
 }
 
 /// Writes the summary, the dashboard and (optionally) the Prometheus textfile, atomically.
-pub fn write_reports(a: &Assessment, out: &ReportPaths) -> Result<(), ComplianceError> {
+pub fn write_reports(a: &Assessment, out: &ReportPaths) -> Result<(), ScanError> {
     util::atomic_write_json_report(&out.summary, &summary(a))?;
-    util::atomic_write_report(&out.dashboard, super::dashboard::render(a).as_bytes())?;
+    util::atomic_write_report(&out.dashboard, dashboard::render(a).as_bytes())?;
     if let Some(p) = &out.prom {
-        util::atomic_write_report(p, super::prom::render(a).as_bytes())?;
+        util::atomic_write_report(p, prom::render(a).as_bytes())?;
         // node_exporter runs as another user and must read the textfile.
         use std::os::unix::fs::PermissionsExt;
         let _ = std::fs::set_permissions(p, std::fs::Permissions::from_mode(0o644));

@@ -8,8 +8,9 @@ use std::time::Duration;
 
 use serde::Serialize;
 
-use super::util::run_with_timeout;
-use super::{ComplianceError, Paths};
+use crate::error::ScanError;
+use crate::exec::{self, ChildOutput};
+use crate::paths::Paths;
 
 /// The unit template.
 pub const SERVICE_TEMPLATE: &str = include_str!("../../../install/occ-scan.service");
@@ -49,9 +50,9 @@ pub enum Every {
 
 impl Every {
     /// Parses `15m`, `1h`, `30min`… (humantime), keeping to intervals cron can express.
-    pub fn parse(s: &str) -> Result<Every, ComplianceError> {
+    pub fn parse(s: &str) -> Result<Every, ScanError> {
         let bad = |m: String| {
-            ComplianceError::Schedule {
+            ScanError::Schedule {
             message: m,
             fix: "use minutes dividing 60 (1m, 5m, 10m, 15m, 30m) or hours dividing 24 (1h, 2h, 6h, 12h, 24h)".into(),
         }
@@ -116,9 +117,9 @@ impl Every {
     }
 }
 
-fn refuse_newlines(what: &str, s: &str) -> Result<(), ComplianceError> {
+fn refuse_newlines(what: &str, s: &str) -> Result<(), ScanError> {
     if s.contains(['\n', '\r', '\0']) {
-        return Err(ComplianceError::Schedule {
+        return Err(ScanError::Schedule {
             message: format!("{what} contains a newline or NUL"),
             fix: "install occ-scan and OCC_HOME under plain paths".into(),
         });
@@ -151,7 +152,7 @@ pub fn render_systemd(
     exe: &Path,
     home: &Path,
     every: Every,
-) -> Result<(String, String), ComplianceError> {
+) -> Result<(String, String), ScanError> {
     let exe_s = exe.to_string_lossy();
     let home_s = home.to_string_lossy();
     refuse_newlines("the occ-scan path", &exe_s)?;
@@ -177,7 +178,7 @@ pub fn cron_quote(s: &str) -> String {
 }
 
 /// The crontab line.
-pub fn render_cron(exe: &Path, home: &Path, every: Every) -> Result<String, ComplianceError> {
+pub fn render_cron(exe: &Path, home: &Path, every: Every) -> Result<String, ScanError> {
     let exe_s = exe.to_string_lossy();
     let home_s = home.to_string_lossy();
     refuse_newlines("the occ-scan path", &exe_s)?;
@@ -200,7 +201,7 @@ pub fn xml_escape(s: &str) -> String {
 }
 
 /// Renders the launchd plist.
-pub fn render_plist(exe: &Path, home: &Path, every: Every) -> Result<String, ComplianceError> {
+pub fn render_plist(exe: &Path, home: &Path, every: Every) -> Result<String, ScanError> {
     let exe_s = exe.to_string_lossy();
     let home_s = home.to_string_lossy();
     refuse_newlines("the occ-scan path", &exe_s)?;
@@ -259,27 +260,19 @@ struct Runner<'a> {
 }
 
 impl Runner<'_> {
-    fn run(
-        &mut self,
-        argv: &[&str],
-        stdin: Option<&[u8]>,
-    ) -> Result<super::util::ChildOutput, ComplianceError> {
+    fn run(&mut self, argv: &[&str], stdin: Option<&[u8]>) -> Result<ChildOutput, ScanError> {
         self.out
             .commands
             .push(argv.iter().map(|s| s.to_string()).collect());
         let mut c = Command::new(argv[0]);
         c.args(&argv[1..]);
-        run_with_timeout(c, stdin, self.timeout)
+        exec::run(c, stdin, self.timeout)
     }
 
-    fn must(
-        &mut self,
-        argv: &[&str],
-        stdin: Option<&[u8]>,
-    ) -> Result<super::util::ChildOutput, ComplianceError> {
+    fn must(&mut self, argv: &[&str], stdin: Option<&[u8]>) -> Result<ChildOutput, ScanError> {
         let o = self.run(argv, stdin)?;
         if !o.success() {
-            return Err(ComplianceError::Schedule {
+            return Err(ScanError::Schedule {
                 message: format!(
                     "`{}` failed (exit {:?}{}): {}",
                     argv.join(" "),
@@ -296,12 +289,12 @@ impl Runner<'_> {
 
 /// Whether `systemctl --user` works here.
 pub fn systemd_available(timeout: Duration) -> bool {
-    if super::util::which("systemctl").is_none() {
+    if exec::which("systemctl").is_none() {
         return false;
     }
     let mut c = Command::new("systemctl");
     c.args(["--user", "show-environment"]);
-    run_with_timeout(c, None, timeout).is_ok_and(|o| o.success())
+    exec::run(c, None, timeout).is_ok_and(|o| o.success())
 }
 
 /// Resolves `auto`.
@@ -330,26 +323,26 @@ fn launch_agents_dir() -> PathBuf {
         .join("Library/LaunchAgents")
 }
 
-fn write_file(p: &Path, text: &str) -> Result<(), ComplianceError> {
+fn write_file(p: &Path, text: &str) -> Result<(), ScanError> {
     super::util::atomic_write(p, text.as_bytes())?;
     use std::os::unix::fs::PermissionsExt;
     // Unit files and plists are read by the service manager as this user: 0644 is the norm.
     std::fs::set_permissions(p, std::fs::Permissions::from_mode(0o644)).map_err(|source| {
-        ComplianceError::Write {
+        ScanError::Write {
             path: p.to_path_buf(),
             source,
         }
     })
 }
 
-fn remove_file(p: &Path, out: &mut ScheduleOutcome) -> Result<(), ComplianceError> {
+fn remove_file(p: &Path, out: &mut ScheduleOutcome) -> Result<(), ScanError> {
     match std::fs::remove_file(p) {
         Ok(()) => {
             out.files.push(p.display().to_string());
             Ok(())
         }
         Err(e) if e.kind() == std::io::ErrorKind::NotFound => Ok(()),
-        Err(source) => Err(ComplianceError::Write {
+        Err(source) => Err(ScanError::Write {
             path: p.to_path_buf(),
             source,
         }),
@@ -357,7 +350,7 @@ fn remove_file(p: &Path, out: &mut ScheduleOutcome) -> Result<(), ComplianceErro
 }
 
 /// Reads the current crontab; a user without one has an empty crontab.
-fn crontab_read(r: &mut Runner) -> Result<String, ComplianceError> {
+fn crontab_read(r: &mut Runner) -> Result<String, ScanError> {
     let o = r.run(&["crontab", "-l"], None)?;
     if o.success() {
         return Ok(String::from_utf8_lossy(&o.stdout).into_owned());
@@ -365,7 +358,7 @@ fn crontab_read(r: &mut Runner) -> Result<String, ComplianceError> {
     if o.stderr_text().to_ascii_lowercase().contains("no crontab") {
         return Ok(String::new());
     }
-    Err(ComplianceError::Schedule {
+    Err(ScanError::Schedule {
         message: format!("`crontab -l` failed: {}", o.stderr_text()),
         fix: "check that cron is installed and this user may use it".into(),
     })
@@ -376,7 +369,7 @@ fn without_ours(tab: &str) -> Vec<&str> {
 }
 
 /// Installs the schedule.
-pub fn install(paths: &Paths, opts: &ScheduleOptions) -> Result<ScheduleOutcome, ComplianceError> {
+pub fn install(paths: &Paths, opts: &ScheduleOptions) -> Result<ScheduleOutcome, ScanError> {
     let backend = pick_backend(opts.backend, opts.timeout);
     let mut out = ScheduleOutcome {
         action: "install".into(),
@@ -461,7 +454,7 @@ pub fn install(paths: &Paths, opts: &ScheduleOptions) -> Result<ScheduleOutcome,
 }
 
 /// Removes the schedule: every file and line install wrote, on every backend that has one.
-pub fn remove(_paths: &Paths, opts: &ScheduleOptions) -> Result<ScheduleOutcome, ComplianceError> {
+pub fn remove(_paths: &Paths, opts: &ScheduleOptions) -> Result<ScheduleOutcome, ScanError> {
     let mut out = ScheduleOutcome {
         action: "remove".into(),
         ..Default::default()
@@ -485,7 +478,7 @@ pub fn remove(_paths: &Paths, opts: &ScheduleOptions) -> Result<ScheduleOutcome,
                 if !sp.exists() && !tp.exists() {
                     continue;
                 }
-                if super::util::which("systemctl").is_some() {
+                if exec::which("systemctl").is_some() {
                     let _ = r.run(
                         &[
                             "systemctl",
@@ -499,13 +492,13 @@ pub fn remove(_paths: &Paths, opts: &ScheduleOptions) -> Result<ScheduleOutcome,
                 }
                 remove_file(&sp, r.out)?;
                 remove_file(&tp, r.out)?;
-                if super::util::which("systemctl").is_some() {
+                if exec::which("systemctl").is_some() {
                     let _ = r.run(&["systemctl", "--user", "daemon-reload"], None);
                 }
                 names.push("systemd");
             }
             Backend::Cron => {
-                if super::util::which("crontab").is_none() {
+                if exec::which("crontab").is_none() {
                     continue;
                 }
                 let cur = crontab_read(&mut r)?;
@@ -550,7 +543,7 @@ pub fn remove(_paths: &Paths, opts: &ScheduleOptions) -> Result<ScheduleOutcome,
 }
 
 /// Reports what is installed.
-pub fn status(_paths: &Paths, opts: &ScheduleOptions) -> Result<ScheduleOutcome, ComplianceError> {
+pub fn status(_paths: &Paths, opts: &ScheduleOptions) -> Result<ScheduleOutcome, ScanError> {
     let mut out = ScheduleOutcome {
         action: "status".into(),
         ..Default::default()
@@ -565,7 +558,7 @@ pub fn status(_paths: &Paths, opts: &ScheduleOptions) -> Result<ScheduleOutcome,
     }
     if !out.files.is_empty() {
         names.push("systemd");
-        if super::util::which("systemctl").is_some() {
+        if exec::which("systemctl").is_some() {
             let mut r = Runner {
                 out: &mut out,
                 timeout: opts.timeout,
@@ -579,7 +572,7 @@ pub fn status(_paths: &Paths, opts: &ScheduleOptions) -> Result<ScheduleOutcome,
             }
         }
     }
-    if super::util::which("crontab").is_some() {
+    if exec::which("crontab").is_some() {
         let mut r = Runner {
             out: &mut out,
             timeout: opts.timeout,

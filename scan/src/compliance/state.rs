@@ -8,8 +8,10 @@ use std::path::{Path, PathBuf};
 
 use serde::{Deserialize, Serialize};
 
+use super::model::{RunRecord, Status};
 use super::util::atomic_write_json;
-use super::{ComplianceError, Paths, Status};
+use crate::error::ScanError;
+use crate::paths::Paths;
 
 /// File name of the state under `assessments/`.
 pub const STATE_FILE: &str = "scan-state.json";
@@ -39,25 +41,6 @@ pub struct AuditCheckpoint {
     /// Byte offset where that event's line starts (it is re-checked on resume).
     #[serde(default)]
     pub line_start: u64,
-}
-
-/// One run, for the "findings over recent runs" chart.
-#[derive(Debug, Clone, Default, Serialize, Deserialize, PartialEq, Eq)]
-pub struct RunRecord {
-    /// When (RFC 3339).
-    pub at: String,
-    /// Checks in violation.
-    pub violation: u32,
-    /// Partial checks.
-    pub partial: u32,
-    /// Compliant checks.
-    pub compliant: u32,
-    /// Checks not assessed.
-    pub not_assessed: u32,
-    /// Port findings.
-    pub port_findings: u32,
-    /// Egress findings.
-    pub egress_findings: u32,
 }
 
 /// The whole state file.
@@ -106,7 +89,7 @@ impl ScanState {
     }
 
     /// Saves the state atomically (0600).
-    pub fn save(&mut self, path: &Path) -> Result<(), ComplianceError> {
+    pub fn save(&mut self, path: &Path) -> Result<(), ScanError> {
         self.version = 1;
         if self.history.len() > HISTORY_LEN {
             let cut = self.history.len() - HISTORY_LEN;

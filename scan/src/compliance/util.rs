@@ -1,16 +1,16 @@
-//! Small helpers shared by the compliance modules: atomic 0600 writes, UTC dates, PATH lookups,
-//! file digests and child processes with a hard timeout. Nothing here decides a verdict.
+//! Small helpers shared by the compliance modules: atomic 0600 writes, UTC dates, file digests
+//! and modes. Nothing here decides a verdict. (Child processes and PATH lookups: `crate::exec`.)
 
-use std::ffi::OsStr;
 use std::io::{Read, Write};
 use std::os::unix::fs::{DirBuilderExt, OpenOptionsExt, PermissionsExt};
-use std::path::{Path, PathBuf};
-use std::process::{Command, Stdio};
-use std::time::{Duration, Instant, SystemTime, UNIX_EPOCH};
+use std::path::Path;
+use std::time::{SystemTime, UNIX_EPOCH};
 
 use sha2::{Digest, Sha256};
 
-use super::ComplianceError;
+// The atomic writers below keep their signatures while they move to a shared crate; the name is
+// occ-scan's one error type.
+use crate::error::ScanError as ComplianceError;
 
 /// Writes `bytes` to `path` atomically: a temp file in the same directory (mode 0600), fsync,
 /// rename, then fsync of the directory. Creates missing parent directories with mode 0700.
@@ -140,26 +140,6 @@ pub fn date_plus_days(t: SystemTime, add_days: i64) -> String {
     format!("{y:04}-{m:02}-{d:02}")
 }
 
-/// Finds `name` on a PATH-style list: the first entry holding an executable regular file.
-pub fn which_in(name: &str, path_var: &OsStr) -> Option<PathBuf> {
-    std::env::split_paths(path_var)
-        .filter(|d| d.is_absolute())
-        .map(|d| d.join(name))
-        .find(|p| is_executable_file(p))
-}
-
-/// Finds `name` on this process's PATH.
-pub fn which(name: &str) -> Option<PathBuf> {
-    std::env::var_os("PATH").and_then(|p| which_in(name, &p))
-}
-
-/// Whether `p` (following symlinks) is a regular file with an execute bit.
-pub fn is_executable_file(p: &Path) -> bool {
-    std::fs::metadata(p)
-        .map(|m| m.is_file() && m.permissions().mode() & 0o111 != 0)
-        .unwrap_or(false)
-}
-
 /// Lowercase hex SHA-256 of a file's content, streamed.
 pub fn sha256_file(p: &Path) -> std::io::Result<String> {
     let mut f = std::fs::File::open(p)?;
@@ -185,120 +165,6 @@ pub fn hex(bytes: &[u8]) -> String {
     s
 }
 
-/// What a child process did.
-#[derive(Debug, Clone)]
-pub struct ChildOutput {
-    /// Exit code, or None when killed by a signal or the timeout.
-    pub code: Option<i32>,
-    /// Whether the timeout killed it.
-    pub timed_out: bool,
-    /// Captured stdout (capped).
-    pub stdout: Vec<u8>,
-    /// Captured stderr (capped).
-    pub stderr: Vec<u8>,
-    /// Wall time.
-    pub elapsed: Duration,
-}
-
-impl ChildOutput {
-    /// Exit 0 and not timed out.
-    pub fn success(&self) -> bool {
-        self.code == Some(0) && !self.timed_out
-    }
-
-    /// Stderr as lossy text, trimmed and shortened for reports.
-    pub fn stderr_text(&self) -> String {
-        let s = String::from_utf8_lossy(&self.stderr);
-        let s = s.trim();
-        s.chars().take(400).collect()
-    }
-}
-
-const CAPTURE_CAP: usize = 8 * 1024 * 1024;
-
-fn drain(mut r: impl Read + Send + 'static) -> std::thread::JoinHandle<Vec<u8>> {
-    std::thread::spawn(move || {
-        let mut out = Vec::new();
-        let mut buf = [0u8; 16 * 1024];
-        loop {
-            match r.read(&mut buf) {
-                Ok(0) | Err(_) => break,
-                Ok(n) => {
-                    if out.len() < CAPTURE_CAP {
-                        out.extend_from_slice(&buf[..n]);
-                    }
-                }
-            }
-        }
-        out
-    })
-}
-
-/// Runs `cmd` with `stdin` bytes (or /dev/null), capturing stdout and stderr, and kills it
-/// when `timeout` passes. The child gets its own process group so the kill reaches helpers.
-pub fn run_with_timeout(
-    mut cmd: Command,
-    stdin: Option<&[u8]>,
-    timeout: Duration,
-) -> Result<ChildOutput, ComplianceError> {
-    use std::os::unix::process::CommandExt;
-    let program = cmd.get_program().to_string_lossy().into_owned();
-    cmd.stdout(Stdio::piped())
-        .stderr(Stdio::piped())
-        .stdin(if stdin.is_some() {
-            Stdio::piped()
-        } else {
-            Stdio::null()
-        })
-        .process_group(0);
-    let start = Instant::now();
-    let mut child = cmd.spawn().map_err(|e| ComplianceError::Child {
-        program: program.clone(),
-        message: format!("cannot start: {e}"),
-    })?;
-    let out_h = child.stdout.take().map(drain);
-    let err_h = child.stderr.take().map(drain);
-    if let (Some(data), Some(mut w)) = (stdin, child.stdin.take()) {
-        let data = data.to_vec();
-        // A notifier that never reads stdin must not block us: write from a thread.
-        std::thread::spawn(move || {
-            let _ = w.write_all(&data);
-        });
-    }
-    let deadline = start + timeout;
-    let mut nap = Duration::from_micros(200);
-    let (code, timed_out) = loop {
-        match child.try_wait() {
-            Ok(Some(st)) => break (st.code(), false),
-            Ok(None) => {}
-            Err(e) => {
-                return Err(ComplianceError::Child {
-                    program,
-                    message: format!("wait failed: {e}"),
-                })
-            }
-        }
-        if Instant::now() >= deadline {
-            let pgid = nix::unistd::Pid::from_raw(-(child.id() as i32));
-            let _ = nix::sys::signal::kill(pgid, nix::sys::signal::Signal::SIGKILL);
-            let _ = child.kill();
-            let _ = child.wait();
-            break (None, true);
-        }
-        std::thread::sleep(nap);
-        nap = (nap * 2).min(Duration::from_millis(20));
-    };
-    let stdout = out_h.and_then(|h| h.join().ok()).unwrap_or_default();
-    let stderr = err_h.and_then(|h| h.join().ok()).unwrap_or_default();
-    Ok(ChildOutput {
-        code,
-        timed_out,
-        stdout,
-        stderr,
-        elapsed: start.elapsed(),
-    })
-}
-
 /// Mode bits (permission part) of a path, not following a final symlink.
 pub fn mode_of(p: &Path) -> std::io::Result<u32> {
     std::fs::symlink_metadata(p).map(|m| m.permissions().mode() & 0o7777)
@@ -307,6 +173,7 @@ pub fn mode_of(p: &Path) -> std::io::Result<u32> {
 #[cfg(test)]
 mod tests {
     use super::*;
+    use std::time::Duration;
 
     #[test]
     fn civil_dates() {
@@ -315,15 +182,6 @@ mod tests {
         assert_eq!(civil_from_days(11_016), (2000, 2, 29));
         let t = UNIX_EPOCH + Duration::from_secs(86_400 * 19_723 + 5);
         assert_eq!(date_plus_days(t, 14), "2024-01-15");
-    }
-
-    #[test]
-    fn timeout_kills_child() {
-        let mut c = Command::new("sleep");
-        c.arg("5");
-        let out = run_with_timeout(c, None, Duration::from_millis(100)).unwrap();
-        assert!(out.timed_out);
-        assert!(out.elapsed < Duration::from_secs(3));
     }
 
     #[test]

@@ -295,27 +295,36 @@ pub fn collect(lsof: Option<&Path>, timeout: Duration) -> Result<Collection, Sca
 }
 
 fn run_lsof(cmd: Command, bin: &Path, timeout: Duration) -> Result<Vec<u8>, ScanError> {
-    let done = exec::run(cmd, timeout).map_err(|e| match e {
-        exec::RunError::Spawn(e) => ScanError::LsofUnavailable {
-            detail: format!("{}: {e}", bin.display()),
-        },
-        e @ exec::RunError::Timeout(_) => ScanError::ToolFailed {
-            tool: bin.display().to_string(),
-            detail: e.to_string(),
-        },
+    let failed = |detail: String| ScanError::ToolFailed {
+        tool: bin.display().to_string(),
+        detail,
+    };
+    let done = exec::run(cmd, None, timeout).map_err(|e| ScanError::LsofUnavailable {
+        detail: e.to_string(),
     })?;
-    match done.status.code() {
+    if done.timed_out {
+        return Err(failed(format!(
+            "timed out after {} ms and was killed",
+            timeout.as_millis()
+        )));
+    }
+    // A cut table would read as fewer sockets: an incomplete scan is a failed scan.
+    if done.truncated {
+        return Err(failed(format!(
+            "wrote more than {} MiB, so its table was cut",
+            exec::CAPTURE_CAP >> 20
+        )));
+    }
+    match done.code {
         Some(0) => Ok(done.stdout),
         // lsof exits 1 when it matches nothing (or some of several -p pids vanished).
         Some(1) if !done.stdout.is_empty() || done.stderr.is_empty() => Ok(done.stdout),
-        _ => Err(ScanError::ToolFailed {
-            tool: bin.display().to_string(),
-            detail: format!(
-                "{}: {}",
-                done.status,
-                String::from_utf8_lossy(&done.stderr).trim()
-            ),
-        }),
+        _ => Err(failed(format!(
+            "{}: {}",
+            done.status
+                .map_or_else(|| "killed".to_owned(), |s| s.to_string()),
+            String::from_utf8_lossy(&done.stderr).trim()
+        ))),
     }
 }
 
