@@ -680,6 +680,7 @@ fn another_uid_is_refused_by_the_agents_broker() {
     let out = Command::new(h.home.join("bin/occ"))
         .args(["approvals", "--json"])
         .env("OCC_HOME", &h.home)
+        .env("OCC_MODE", "user")
         .output()
         .unwrap();
     assert_ne!(out.status.code(), Some(0), "{}", text(&out.stdout));
