@@ -30,6 +30,8 @@ use crate::sys;
 pub const REQUEST_TIMEOUT: Duration = Duration::from_secs(5);
 /// How long shutdown waits for open connections to finish before exiting anyway.
 pub const SHUTDOWN_GRACE: Duration = Duration::from_secs(3);
+/// How often an accept loop re-checks for shutdown while idle.
+const ACCEPT_TICK: Duration = Duration::from_millis(250);
 /// Most connections served at once; more are refused with `broker_busy`.
 pub const MAX_CONNECTIONS: usize = 512;
 /// Reason code for a peer whose uid differs from the broker's.
@@ -208,10 +210,12 @@ impl Server {
             tracing::error!("cannot make the listener non-blocking: {e}");
         }
         while !self.shutdown.is_triggered() {
+            // The system broker has two accept loops on one shutdown switch; whichever wakes
+            // first drains the wake-up, so each loop also re-checks the flag on a short tick.
             let ready = sys::poll2(
                 self.listener.as_fd(),
                 Some(self.shutdown.inner.wake_rx.as_fd()),
-                None,
+                Some(ACCEPT_TICK),
             );
             if let Err(e) = ready {
                 tracing::error!("poll failed: {e}");
