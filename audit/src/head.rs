@@ -50,7 +50,7 @@ impl Head {
             .and_then(|f| f.as_u64())
             .ok_or("`seq` missing or not a non-negative integer")?;
         let chain_hash = match rec.field("chain_hash") {
-            Some(Field::Str(h)) if h.len() == 64 && crate::hex::decode32_lower(h).is_some() => {
+            Some(Field::Str(h)) if h.len() == 64 && occ_base::hex::decode32_lower(h).is_some() => {
                 String::from_utf8_lossy(h).into_owned()
             }
             _ => return Err("`chain_hash` missing or not 64 lowercase hex digits".into()),
@@ -72,7 +72,7 @@ impl Head {
         let file = match crate::sys::open_read(path) {
             Ok(f) => f,
             Err(e) if e.kind() == std::io::ErrorKind::NotFound => return Ok(None),
-            Err(e) if e.raw_os_error() == Some(libc::ELOOP) => {
+            Err(e) if crate::sys::is_symlink_error(&e) => {
                 return Err(AuditError::Symlink {
                     path: path.to_owned(),
                 })

@@ -20,13 +20,12 @@
 //! assert!(report.intact());
 //! # Ok::<(), occ_audit::AuditError>(())
 //! ```
-#![deny(unsafe_code)]
+#![forbid(unsafe_code)]
 
 pub mod canon;
 pub mod chain;
 mod error;
 pub mod head;
-mod hex;
 pub mod lines;
 pub mod rotate;
 pub mod seal;
@@ -48,5 +47,5 @@ pub const MAX_LINE: usize = 1 << 20;
 /// Lowercase hex SHA-256, as used for `chain_hash` and `log_recovered.sha256`.
 pub fn sha256_hex(bytes: &[u8]) -> String {
     use sha2::Digest;
-    hex::encode(&sha2::Sha256::digest(bytes))
+    occ_base::hex::encode(&sha2::Sha256::digest(bytes))
 }

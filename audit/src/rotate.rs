@@ -97,7 +97,7 @@ impl Writer {
         std::fs::hard_link(&self.path, &archive).map_err(|e| wr(e, &archive))?;
         std::fs::rename(&tmp, &self.path).map_err(|e| wr(e, &self.path))?;
         if let Some(dir) = self.path.parent().filter(|d| !d.as_os_str().is_empty()) {
-            sys::sync_dir(dir).map_err(|e| wr(e, &dir.to_owned()))?;
+            occ_base::atomic::sync_dir(dir).map_err(|e| wr(e, &dir.to_owned()))?;
         }
         drop(guard);
 

@@ -3,14 +3,14 @@
 //! k_0 when sealing begins, and it wipes keys it no longer needs.
 
 use std::fmt;
-use std::io::Write;
 use std::path::Path;
 
 use hmac::{Hmac, Mac};
+use occ_base::atomic::{self, Options};
+use occ_base::hex;
 use sha2::{Digest, Sha256};
 
 use crate::error::{AuditError, Result};
-use crate::{hex, sys};
 
 /// Domain separator of the ratchet: k_{i+1} = SHA-256("occ-seal-ratchet" ‖ k_i).
 const RATCHET: &[u8] = b"occ-seal-ratchet";
@@ -44,7 +44,8 @@ impl SealKey {
     /// A fresh random key (k_0).
     pub fn generate() -> Result<Self> {
         let mut b = [0u8; 32];
-        sys::random(&mut b).map_err(|e| AuditError::io("getrandom", "read random bytes", e))?;
+        getrandom::fill(&mut b)
+            .map_err(|e| AuditError::io("getrandom", "read random bytes", e.into()))?;
         Ok(SealKey(b))
     }
 
@@ -109,32 +110,14 @@ impl SealKey {
 }
 
 /// Writes `bytes` to `path` through a temp file beside it: write, fsync, rename, fsync the
-/// directory. The temp name is fixed, so callers hold the log's append lock.
+/// directory. The temp name is fixed and a stale one is removed first (no old key lingers
+/// beside the file), so callers hold the log's append lock.
 pub(crate) fn write_atomic(path: &Path, bytes: &[u8]) -> Result<()> {
-    let name = path
-        .file_name()
-        .map(|n| n.to_string_lossy().into_owned())
-        .unwrap_or_default();
-    let tmp = path.with_file_name(format!(".{name}.tmp"));
-    let res = (|| {
-        // A stale temp file from a crash is simply replaced.
-        match std::fs::remove_file(&tmp) {
-            Ok(()) => {}
-            Err(e) if e.kind() == std::io::ErrorKind::NotFound => {}
-            Err(e) => return Err(e),
+    atomic::write_private(path, bytes, Options::durable().serialized()).map_err(|e| {
+        AuditError::WriteFailed {
+            path: path.to_owned(),
+            source: e.into_source(),
         }
-        let mut f = sys::create_new(&tmp)?;
-        f.write_all(bytes)?;
-        f.sync_all()?;
-        std::fs::rename(&tmp, path)?;
-        if let Some(dir) = path.parent().filter(|d| !d.as_os_str().is_empty()) {
-            sys::sync_dir(dir)?;
-        }
-        Ok(())
-    })();
-    res.map_err(|e| AuditError::WriteFailed {
-        path: path.to_owned(),
-        source: e,
     })
 }
 

@@ -6,6 +6,7 @@ use std::fmt;
 use std::path::{Path, PathBuf};
 
 use hmac::Mac;
+use occ_base::hex;
 use sha2::{Digest, Sha256};
 
 use crate::canon::{Checker, Field, LineError, Record};
@@ -14,7 +15,7 @@ use crate::error::{AuditError, Result};
 use crate::head::Head;
 use crate::lines::{Line, LineReader};
 use crate::seal::SealKey;
-use crate::{hex, sys, MAX_LINE};
+use crate::{sys, MAX_LINE};
 
 /// How far the verifier ratchets k_0 forward to find the first sealed record it reads.
 const MAX_RATCHET_SEARCH: u64 = 100_000_000;
@@ -248,7 +249,7 @@ fn file_name(p: &Path) -> String {
 pub fn open_for_reading(path: &Path) -> Result<std::fs::File> {
     refuse_odd_path(path)?;
     let f = sys::open_read(path).map_err(|e| {
-        if e.raw_os_error() == Some(libc::ELOOP) {
+        if sys::is_symlink_error(&e) {
             AuditError::Symlink {
                 path: path.to_owned(),
             }
