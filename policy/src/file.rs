@@ -3,11 +3,10 @@
 //! and the fix; nothing here ever falls back to "allow".
 
 use std::collections::HashSet;
-use std::fs::OpenOptions;
 use std::io::Read;
-use std::os::unix::fs::{MetadataExt, OpenOptionsExt};
 use std::path::{Path, PathBuf};
 
+use occ_base::trusted::{self, TrustError};
 use serde::{Deserialize, Serialize};
 
 use crate::rule::{ListKind, Rule, RuleId, RuleIndex};
@@ -110,70 +109,66 @@ impl FileError {
 /// `reader_uid` or root, not writable by group or others. Checked on the open descriptor, so
 /// the file cannot be swapped between check and read. `Ok(None)` when it does not exist.
 pub fn read_checked(file: &Path, reader_uid: u32) -> Result<Option<String>, FileError> {
-    let f = match OpenOptions::new()
-        .read(true)
-        .custom_flags(libc::O_NOFOLLOW | libc::O_NONBLOCK | libc::O_CLOEXEC)
-        .open(file)
-    {
-        Ok(f) => f,
-        Err(e) if e.kind() == std::io::ErrorKind::NotFound => return Ok(None),
-        Err(e) if e.raw_os_error() == Some(libc::ELOOP) => {
-            return Err(FileError::Unsafe {
-                file: file.into(),
-                problem: "is a symlink".into(),
-                fix: format!(
+    let unsafe_file = |problem: String, fix: String| FileError::Unsafe {
+        file: file.into(),
+        problem,
+        fix,
+    };
+    let io_error = |detail: String, fix: &str| FileError::Io {
+        file: file.into(),
+        detail,
+        fix: fix.into(),
+    };
+    let mut f = match trusted::open(file, reader_uid) {
+        Ok(Some(t)) => t.file,
+        Ok(None) => return Ok(None),
+        Err(TrustError::Symlink { .. }) => {
+            return Err(unsafe_file(
+                "is a symlink".into(),
+                format!(
                     "replace it with a regular file: cp --remove-destination \"$(readlink -f {0})\" {0}",
                     file.display()
                 ),
-            })
+            ))
         }
+        Err(TrustError::Open { source, .. }) => {
+            return Err(io_error(
+                source.to_string(),
+                "make it readable by the broker's user",
+            ))
+        }
+        Err(TrustError::NotRegular { .. }) => {
+            return Err(unsafe_file(
+                "is not a regular file".into(),
+                "replace it with a regular file".into(),
+            ))
+        }
+        Err(TrustError::ForeignOwner { owner, .. }) => {
+            return Err(unsafe_file(
+                format!("is owned by uid {owner}, not by uid {reader_uid} or root"),
+                format!("chown {reader_uid} {}", file.display()),
+            ))
+        }
+        Err(TrustError::Writable { mode, .. }) => {
+            return Err(unsafe_file(
+                format!("is writable by group or others (mode {mode:o})"),
+                format!("chmod 600 {}", file.display()),
+            ))
+        }
+        Err(TrustError::Stat { source, .. }) => {
+            return Err(io_error(source.to_string(), "check the file system"))
+        }
+        // A check occ-base gains later: still a refusal, never a read.
         Err(e) => {
-            return Err(FileError::Io {
-                file: file.into(),
-                detail: e.to_string(),
-                fix: "make it readable by the broker's user".into(),
-            })
+            return Err(unsafe_file(
+                e.to_string(),
+                format!("make it a regular file owned by uid {reader_uid} or root, mode 600"),
+            ))
         }
     };
-    let m = f.metadata().map_err(|e| FileError::Io {
-        file: file.into(),
-        detail: e.to_string(),
-        fix: "check the file system".into(),
-    })?;
-    if !m.is_file() {
-        return Err(FileError::Unsafe {
-            file: file.into(),
-            problem: "is not a regular file".into(),
-            fix: "replace it with a regular file".into(),
-        });
-    }
-    if m.uid() != reader_uid && m.uid() != 0 {
-        return Err(FileError::Unsafe {
-            file: file.into(),
-            problem: format!(
-                "is owned by uid {}, not by uid {reader_uid} or root",
-                m.uid()
-            ),
-            fix: format!("chown {reader_uid} {}", file.display()),
-        });
-    }
-    if m.mode() & 0o022 != 0 {
-        return Err(FileError::Unsafe {
-            file: file.into(),
-            problem: format!(
-                "is writable by group or others (mode {:o})",
-                m.mode() & 0o7777
-            ),
-            fix: format!("chmod 600 {}", file.display()),
-        });
-    }
     let mut text = String::new();
-    let mut f = f;
-    f.read_to_string(&mut text).map_err(|e| FileError::Io {
-        file: file.into(),
-        detail: e.to_string(),
-        fix: "write it as UTF-8 JSON".into(),
-    })?;
+    f.read_to_string(&mut text)
+        .map_err(|e| io_error(e.to_string(), "write it as UTF-8 JSON"))?;
     Ok(Some(text))
 }
 

@@ -41,7 +41,7 @@ pub type GrantDigest = [u8; 32];
 
 /// Hex form of a digest.
 pub fn hex(d: &GrantDigest) -> String {
-    d.iter().map(|b| format!("{b:02x}")).collect()
+    occ_base::hex::encode(d)
 }
 
 fn field(h: &mut Sha256, tag: u8, bytes: &[u8]) {
