@@ -282,17 +282,20 @@ mod tests {
     }
 
     #[test]
-    fn stale_temps_of_a_crashed_run_with_our_pid_do_not_block() {
+    fn stale_or_planted_temps_are_never_opened_and_do_not_block() {
+        // A hard link or symlink at a temp name must not be written through (an O_TRUNC open
+        // would truncate the victim and keep its mode), and must not stop the write.
         let d = tempfile::tempdir().unwrap();
         let victim = d.path().join("victim");
         std::fs::write(&victim, b"keep").unwrap();
         let pid = std::process::id();
-        std::fs::write(d.path().join(format!(".out.tmp-{pid}-0")), b"stale").unwrap();
+        std::fs::hard_link(&victim, d.path().join(format!(".out.tmp-{pid}-0"))).unwrap();
         std::os::unix::fs::symlink(&victim, d.path().join(format!(".out.tmp-{pid}-1"))).unwrap();
         let counter = AtomicU64::new(0);
         let p = d.path().join("out");
         write_with(&p, b"new", Options::durable(), &counter).unwrap();
         assert_eq!(std::fs::read(&p).unwrap(), b"new");
+        assert_eq!(mode(&p), 0o600);
         assert_eq!(std::fs::read(&victim).unwrap(), b"keep");
         assert_eq!(counter.load(Ordering::Relaxed), 3);
     }

@@ -3,11 +3,11 @@
 //! and atomic 0600 writes (temp file, fsync, rename) for everything occ-scan writes.
 
 use std::fs;
-use std::io::{self, Write};
+use std::io;
 use std::net::IpAddr;
-use std::os::unix::fs::{DirBuilderExt, OpenOptionsExt};
 use std::path::{Path, PathBuf};
 
+use occ_base::atomic::{self, Options};
 use regex::Regex;
 use serde::Serialize;
 use serde_json::{Map, Value};
@@ -386,43 +386,12 @@ impl Ctx<'_> {
 /// Writes `bytes` to `path` atomically: a 0600 temp file in the same directory, fsync, rename,
 /// then fsync of the directory. Missing parent directories are created 0700.
 pub fn write_atomic(path: &Path, bytes: &[u8]) -> Result<(), ScanError> {
-    let werr = |source| ScanError::Write {
-        path: path.to_path_buf(),
-        source,
-    };
-    let dir = path
-        .parent()
-        .filter(|d| !d.as_os_str().is_empty())
-        .unwrap_or(Path::new("."));
-    fs::DirBuilder::new()
-        .recursive(true)
-        .mode(0o700)
-        .create(dir)
-        .map_err(werr)?;
-    let name = path
-        .file_name()
-        .map(|n| n.to_string_lossy().into_owned())
-        .unwrap_or_else(|| "occ-scan".to_owned());
-    let tmp = dir.join(format!(".{name}.tmp.{}", std::process::id()));
-    // A temp file left by a crashed run is removed, so create_new below applies our mode.
-    let _ = fs::remove_file(&tmp);
-    let result = (|| {
-        let mut f = fs::OpenOptions::new()
-            .write(true)
-            .create_new(true)
-            .mode(0o600)
-            .custom_flags(nix::libc::O_NOFOLLOW)
-            .open(&tmp)?;
-        f.write_all(bytes)?;
-        f.sync_all()?;
-        drop(f);
-        fs::rename(&tmp, path)?;
-        fs::File::open(dir)?.sync_all()
-    })();
-    if result.is_err() {
-        let _ = fs::remove_file(&tmp);
-    }
-    result.map_err(werr)
+    atomic::write_private(path, bytes, Options::durable().create_parents()).map_err(|e| {
+        ScanError::Write {
+            path: path.to_path_buf(),
+            source: e.into_source(),
+        }
+    })
 }
 
 /// Writes JSON (2-space indent, trailing newline) atomically with mode 0600.

@@ -1,11 +1,12 @@
 //! Small helpers shared by the compliance modules: atomic 0600 writes, UTC dates, file digests
 //! and modes. Nothing here decides a verdict. (Child processes and PATH lookups: `crate::exec`.)
 
-use std::io::{Read, Write};
-use std::os::unix::fs::{DirBuilderExt, OpenOptionsExt, PermissionsExt};
+use std::io::Read;
+use std::os::unix::fs::PermissionsExt;
 use std::path::Path;
 use std::time::{SystemTime, UNIX_EPOCH};
 
+use occ_base::atomic::{self, Options};
 use sha2::{Digest, Sha256};
 
 // The atomic writers below keep their signatures while they move to a shared crate; the name is
@@ -15,13 +16,13 @@ use crate::error::ScanError as ComplianceError;
 /// Writes `bytes` to `path` atomically: a temp file in the same directory (mode 0600), fsync,
 /// rename, then fsync of the directory. Creates missing parent directories with mode 0700.
 pub fn atomic_write(path: &Path, bytes: &[u8]) -> Result<(), ComplianceError> {
-    write_renamed(path, bytes, true)
+    write_renamed(path, bytes, Options::durable())
 }
 
 /// Like [`atomic_write`] but without the fsyncs: for reports that the next run rewrites
 /// anyway. Readers still see the old file or the new one, never a half-written one.
 pub fn atomic_write_report(path: &Path, bytes: &[u8]) -> Result<(), ComplianceError> {
-    write_renamed(path, bytes, false)
+    write_renamed(path, bytes, Options::durable().without_fsync())
 }
 
 /// Pretty JSON report with a trailing newline, written as [`atomic_write_report`] does.
@@ -34,54 +35,14 @@ pub fn atomic_write_json_report(
         source: std::io::Error::other(e),
     })?;
     bytes.push(b'\n');
-    write_renamed(path, &bytes, false)
+    write_renamed(path, &bytes, Options::durable().without_fsync())
 }
 
-fn write_renamed(path: &Path, bytes: &[u8], durable: bool) -> Result<(), ComplianceError> {
-    let werr = |source| ComplianceError::Write {
+fn write_renamed(path: &Path, bytes: &[u8], opts: Options) -> Result<(), ComplianceError> {
+    atomic::write_private(path, bytes, opts.create_parents()).map_err(|e| ComplianceError::Write {
         path: path.to_path_buf(),
-        source,
-    };
-    let dir = path
-        .parent()
-        .filter(|d| !d.as_os_str().is_empty())
-        .unwrap_or(Path::new("."));
-    if !dir.exists() {
-        std::fs::DirBuilder::new()
-            .recursive(true)
-            .mode(0o700)
-            .create(dir)
-            .map_err(werr)?;
-    }
-    let name = path
-        .file_name()
-        .map(|n| n.to_string_lossy().into_owned())
-        .unwrap_or_else(|| "out".into());
-    let tmp = dir.join(format!(".{name}.tmp-{}", std::process::id()));
-    let result = (|| {
-        let mut f = std::fs::OpenOptions::new()
-            .write(true)
-            .create(true)
-            .truncate(true)
-            .mode(0o600)
-            .custom_flags(libc_o_nofollow())
-            .open(&tmp)?;
-        f.write_all(bytes)?;
-        if durable {
-            f.sync_all()?;
-        }
-        std::fs::rename(&tmp, path)?;
-        if durable {
-            if let Ok(d) = std::fs::File::open(dir) {
-                let _ = d.sync_all();
-            }
-        }
-        Ok(())
-    })();
-    if result.is_err() {
-        let _ = std::fs::remove_file(&tmp);
-    }
-    result.map_err(werr)
+        source: e.into_source(),
+    })
 }
 
 /// Writes pretty JSON with a trailing newline, atomically.
@@ -95,10 +56,6 @@ pub fn atomic_write_json(
     })?;
     bytes.push(b'\n');
     atomic_write(path, &bytes)
-}
-
-fn libc_o_nofollow() -> i32 {
-    nix::fcntl::OFlag::O_NOFOLLOW.bits()
 }
 
 /// Seconds since the Unix epoch.
@@ -156,14 +113,7 @@ pub fn sha256_file(p: &Path) -> std::io::Result<String> {
 }
 
 /// Lowercase hex of bytes.
-pub fn hex(bytes: &[u8]) -> String {
-    use std::fmt::Write as _;
-    let mut s = String::with_capacity(bytes.len() * 2);
-    for b in bytes {
-        let _ = write!(s, "{b:02x}");
-    }
-    s
-}
+pub use occ_base::hex::encode as hex;
 
 /// Mode bits (permission part) of a path, not following a final symlink.
 pub fn mode_of(p: &Path) -> std::io::Result<u32> {
@@ -192,5 +142,34 @@ mod tests {
         assert_eq!(mode_of(&p).unwrap(), 0o600);
         assert_eq!(std::fs::read(&p).unwrap(), b"{}\n");
         assert_eq!(std::fs::read_dir(d.path().join("sub")).unwrap().count(), 1);
+    }
+
+    #[test]
+    fn atomic_write_report_is_0600_replaces_and_leaves_no_temp() {
+        let d = tempfile::tempdir().unwrap();
+        let p = d.path().join("reports/summary.json");
+        atomic_write_report(&p, b"old and longer").unwrap();
+        std::fs::set_permissions(&p, std::fs::Permissions::from_mode(0o644)).unwrap();
+        atomic_write_json_report(&p, &serde_json::json!({"a": 1})).unwrap();
+        assert_eq!(mode_of(&p).unwrap(), 0o600);
+        assert_eq!(mode_of(&d.path().join("reports")).unwrap(), 0o700);
+        assert_eq!(std::fs::read(&p).unwrap(), b"{\n  \"a\": 1\n}\n");
+        assert_eq!(
+            std::fs::read_dir(d.path().join("reports")).unwrap().count(),
+            1
+        );
+    }
+
+    #[test]
+    fn hex_is_lowercase_and_matches_sha256_file() {
+        let d = tempfile::tempdir().unwrap();
+        let p = d.path().join("abc");
+        std::fs::write(&p, b"abc").unwrap();
+        // FIPS 180-2 test vector.
+        assert_eq!(
+            sha256_file(&p).unwrap(),
+            "ba7816bf8f01cfea414140de5dae2223b00361a396177a9cb410ff61f20015ad"
+        );
+        assert_eq!(hex(&[0xAB, 0x01]), "ab01");
     }
 }
