@@ -35,45 +35,59 @@ pub fn head_for(log: &std::path::Path) -> PathBuf {
     log.with_file_name("audit-head.json")
 }
 
-/// The seal key beside a log: `audit-seal.key` in the same directory.
-pub fn seal_key_for(log: &std::path::Path) -> PathBuf {
-    log.with_file_name("audit-seal.key")
-}
-
 /// Writes a private state file atomically: a temp file in the same directory (mode 0600),
 /// fsynced, renamed over `path`, then the directory fsynced. Parent directories are created
 /// with mode 0700.
 pub fn write_private(path: &std::path::Path, bytes: &[u8]) -> Result<(), String> {
-    use std::io::Write as _;
-    use std::os::unix::fs::{DirBuilderExt, OpenOptionsExt};
-    let dir = path
-        .parent()
-        .filter(|d| !d.as_os_str().is_empty())
-        .unwrap_or(std::path::Path::new("."));
-    std::fs::DirBuilder::new()
-        .recursive(true)
-        .mode(0o700)
-        .create(dir)
-        .map_err(|e| format!("cannot create {}: {e}", dir.display()))?;
-    let name = path
-        .file_name()
-        .map(|n| n.to_string_lossy().into_owned())
-        .unwrap_or_default();
-    let tmp = dir.join(format!(".{name}.tmp.{}", std::process::id()));
-    let result = (|| {
-        let mut f = std::fs::OpenOptions::new()
-            .write(true)
-            .create_new(true)
-            .mode(0o600)
-            .custom_flags(libc::O_NOFOLLOW | libc::O_CLOEXEC)
-            .open(&tmp)?;
-        f.write_all(bytes)?;
-        f.sync_all()?;
-        std::fs::rename(&tmp, path)?;
-        std::fs::File::open(dir)?.sync_all()
-    })();
-    result.map_err(|e| {
-        let _ = std::fs::remove_file(&tmp);
-        format!("cannot write {}: {e}", path.display())
+    use occ_base::atomic::{self, AtomicError, Options};
+    atomic::write_private(path, bytes, Options::durable().create_parents()).map_err(|e| match e {
+        AtomicError::CreateDir { dir, source } => {
+            format!("cannot create {}: {source}", dir.display())
+        }
+        other => format!("cannot write {}: {}", path.display(), other.into_source()),
     })
+}
+
+#[cfg(test)]
+mod tests {
+    use std::os::unix::fs::PermissionsExt;
+
+    use super::*;
+
+    #[test]
+    fn write_private_makes_0700_parents_and_a_0600_file() {
+        let d = tempfile::tempdir().unwrap();
+        let p = d.path().join("security/broker.json");
+        write_private(&p, b"{}\n").unwrap();
+        write_private(&p, b"{ }\n").unwrap();
+        assert_eq!(std::fs::read(&p).unwrap(), b"{ }\n");
+        let mode = |p: &std::path::Path| std::fs::metadata(p).unwrap().permissions().mode() & 0o777;
+        assert_eq!(mode(&p), 0o600);
+        assert_eq!(mode(&d.path().join("security")), 0o700);
+        assert_eq!(
+            std::fs::read_dir(d.path().join("security"))
+                .unwrap()
+                .count(),
+            1
+        );
+    }
+
+    #[test]
+    fn write_private_names_what_it_cannot_create_or_write() {
+        let d = tempfile::tempdir().unwrap();
+        let file = d.path().join("file");
+        std::fs::write(&file, b"").unwrap();
+        let e = write_private(&file.join("sub/x"), b"").unwrap_err();
+        assert!(
+            e.starts_with(&format!("cannot create {}: ", file.join("sub").display())),
+            "{e}"
+        );
+        let dir = d.path().join("dir");
+        std::fs::create_dir_all(dir.join("inside")).unwrap();
+        let e = write_private(&dir, b"").unwrap_err();
+        assert!(
+            e.starts_with(&format!("cannot write {}: ", dir.display())),
+            "{e}"
+        );
+    }
 }

@@ -7,13 +7,7 @@ use subtle::ConstantTimeEq;
 
 /// Lowercase hex SHA-256 of a token, as kept in `broker.json` (`approval.token_sha256`).
 pub fn hash_hex(token: &str) -> String {
-    let d = Sha256::digest(token.as_bytes());
-    let mut out = String::with_capacity(64);
-    for b in d {
-        out.push(char::from(b"0123456789abcdef"[usize::from(b >> 4)]));
-        out.push(char::from(b"0123456789abcdef"[usize::from(b & 15)]));
-    }
-    out
+    occ_base::hex::encode(&Sha256::digest(token.as_bytes()))
 }
 
 /// Whether `stored` (64 hex digits, either case) is a well-formed SHA-256 digest.
@@ -36,11 +30,7 @@ pub fn verify(typed: &str, stored_hex: &str) -> bool {
 pub fn generate() -> std::io::Result<String> {
     let mut buf = [0u8; 16];
     getrandom::fill(&mut buf).map_err(std::io::Error::other)?;
-    let mut out = String::with_capacity(32);
-    for b in buf {
-        out.push_str(&format!("{b:02x}"));
-    }
-    Ok(out)
+    Ok(occ_base::hex::encode(&buf))
 }
 
 /// Sets or clears `approval.token_sha256` in broker.json, keeping every other key, checking
@@ -102,7 +92,7 @@ mod tests {
         let a = generate().unwrap();
         let b = generate().unwrap();
         assert_eq!(a.len(), 32);
-        assert!(a.bytes().all(|c| c.is_ascii_hexdigit()));
+        assert!(a.bytes().all(|c| matches!(c, b'0'..=b'9' | b'a'..=b'f')));
         assert_ne!(a, b);
     }
 }

@@ -4,7 +4,7 @@
 
 use std::fmt;
 use std::fs::{File, OpenOptions};
-use std::io::{self, Read, Write};
+use std::io::{self, Read};
 use std::os::unix::fs::{DirBuilderExt, FileTypeExt, MetadataExt, OpenOptionsExt, PermissionsExt};
 use std::os::unix::net::UnixListener;
 use std::path::{Path, PathBuf};
@@ -306,17 +306,16 @@ impl Running {
 }
 
 fn write_pid(path: &Path) -> Result<(), FilesError> {
-    let tmp = path.with_extension("pid.tmp");
-    let _ = std::fs::remove_file(&tmp);
-    let mut f = OpenOptions::new()
-        .write(true)
-        .create_new(true)
-        .mode(0o600)
-        .open(&tmp)
-        .map_err(io_err("create", &tmp))?;
-    writeln!(f, "{}", std::process::id()).map_err(io_err("write", &tmp))?;
-    f.sync_all().map_err(io_err("fsync", &tmp))?;
-    std::fs::rename(&tmp, path).map_err(io_err("rename into", path))
+    use occ_base::atomic::{self, Options};
+    let text = format!("{}\n", std::process::id());
+    // Serialized: only the holder of broker.lock writes the pid file.
+    atomic::write_private(path, text.as_bytes(), Options::durable().serialized()).map_err(|e| {
+        FilesError::Io {
+            op: "write",
+            path: path.to_path_buf(),
+            source: e.into_source(),
+        }
+    })
 }
 
 /// The pid in a pid file, if it holds one.
@@ -328,4 +327,23 @@ pub fn read_pid(path: &Path) -> Option<u32> {
         .read_to_string(&mut s)
         .ok()?;
     s.trim().parse().ok()
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn pid_file_is_0600_and_a_stale_temp_is_cleared() {
+        let d = tempfile::tempdir().unwrap();
+        let pid = d.path().join("broker.pid");
+        // What a broker killed mid-write leaves behind; it must not block or leak into the file.
+        std::fs::write(d.path().join(".broker.pid.tmp"), b"999999\n").unwrap();
+        write_pid(&pid).unwrap();
+        assert_eq!(read_pid(&pid), Some(std::process::id()));
+        let md = std::fs::symlink_metadata(&pid).unwrap();
+        assert_eq!(md.mode() & 0o777, 0o600);
+        let names: Vec<_> = std::fs::read_dir(d.path()).unwrap().collect();
+        assert_eq!(names.len(), 1);
+    }
 }
