@@ -471,25 +471,13 @@ mod hex_digest {
     use super::Digest;
 
     pub fn serialize<S: serde::Serializer>(d: &Digest, s: S) -> Result<S::Ok, S::Error> {
-        let mut hex = String::with_capacity(64);
-        for b in d {
-            hex.push_str(&format!("{b:02x}"));
-        }
-        s.serialize_str(&hex)
+        s.serialize_str(&occ_base::hex::encode(d))
     }
 
     pub fn deserialize<'de, D: serde::Deserializer<'de>>(d: D) -> Result<Digest, D::Error> {
         let s: String = serde::Deserialize::deserialize(d)?;
-        let bytes = s.as_bytes();
-        if bytes.len() != 64 {
-            return Err(serde::de::Error::custom("digest must be 64 hex characters"));
-        }
-        let mut out = [0u8; 32];
-        for (i, pair) in bytes.chunks(2).enumerate() {
-            let text = std::str::from_utf8(pair).map_err(serde::de::Error::custom)?;
-            out[i] = u8::from_str_radix(text, 16).map_err(serde::de::Error::custom)?;
-        }
-        Ok(out)
+        occ_base::hex::decode32(s.as_bytes())
+            .ok_or_else(|| serde::de::Error::custom("digest must be 64 hex characters"))
     }
 }
 
