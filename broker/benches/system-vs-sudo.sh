@@ -20,7 +20,7 @@ command -v hyperfine >/dev/null || { echo "needs hyperfine (apt-get install hype
 [ "$(id -u)" = 0 ] || { echo "run as root" >&2; exit 2; }
 [ -e /etc/occ ] && { echo "/etc/occ exists: this would disturb a real system install" >&2; exit 2; }
 id "$agent" >/dev/null 2>&1 || useradd --create-home --shell /bin/sh "$agent"
-runuser -u "$cmp_user" -- /usr/bin/sudo -n /usr/bin/true ||
+setpriv --reuid="$cmp_user" --regid="$cmp_user" --init-groups /usr/bin/sudo -n /usr/bin/true ||
   { echo "$cmp_user needs NOPASSWD sudo for /usr/bin/true" >&2; exit 2; }
 
 work=$(mktemp -d /tmp/occ-sysbench.XXXXXX)
@@ -41,13 +41,12 @@ mkdir -p "$home/bin"
 cp "$bin_dir/occ-shim" "$home/bin/sudo"
 chown -R "$agent:" "$home"
 
-as_agent() {
-  runuser -u "$agent" -- env -i PATH="$home/bin:/usr/bin:/bin" HOME="$work" \
-    OPENCLAW_TASK_SESSION_ID=bench LANG=C "$@"
-}
-as_cmp() {
-  runuser -u "$cmp_user" -- env -i PATH="/usr/bin:/bin" HOME="$work" LANG=C "$@"
-}
+# setpriv switches uid, gid and groups without a PAM session, so neither side pays for one.
+as_agent=(setpriv --reuid="$agent" --regid="$agent" --init-groups env -i PATH="$home/bin:/usr/bin:/bin"
+  HOME="$work" OPENCLAW_TASK_SESSION_ID=bench LANG=C)
+as_cmp=(setpriv --reuid="$cmp_user" --regid="$cmp_user" --init-groups env -i PATH=/usr/bin:/bin
+  HOME="$work" LANG=C)
+as_agent() { "${as_agent[@]}" "$@"; }
 
 as_agent "$home/bin/sudo" -n /usr/bin/true 2>/dev/null || true
 id=$("$bin_dir/occ" approvals --json | python3 -c 'import json,sys; print(json.load(sys.stdin)[0]["id"])')
@@ -56,8 +55,8 @@ as_agent "$home/bin/sudo" -n /usr/bin/true
 
 echo "== sudo -n true: occ system broker (session grant) vs the real sudo, $runs runs each"
 hyperfine -N --warmup 30 --runs "$runs" --export-json "$work/hf.json" \
-  "runuser -u $agent -- env -i PATH=$home/bin:/usr/bin:/bin OPENCLAW_TASK_SESSION_ID=bench LANG=C $home/bin/sudo -n /usr/bin/true" \
-  "runuser -u $cmp_user -- env -i PATH=/usr/bin:/bin LANG=C /usr/bin/sudo -n /usr/bin/true" >/dev/null
+  "${as_agent[*]} $home/bin/sudo -n /usr/bin/true" \
+  "${as_cmp[*]} /usr/bin/sudo -n /usr/bin/true" >/dev/null
 python3 - "$work/hf.json" <<'PY'
 import json, sys
 r = json.load(open(sys.argv[1]))["results"]
@@ -66,5 +65,21 @@ for x, name in ((occ, "occ system"), (real, "real sudo")):
     print(f"{name:10} median {x['median']*1000:6.2f} ms   mean {x['mean']*1000:6.2f} ms ± {x['stddev']*1000:.2f}")
 print(f"occ - sudo median {(occ['median']-real['median'])*1000:+6.2f} ms")
 PY
-echo "== where the time goes: one occ run under strace -c of the broker is in the README"
-as_agent "$home/bin/sudo" -n /usr/bin/true
+echo "== where the broker's time goes (audit timestamps of the last 50 runs)"
+python3 - /var/log/occ/privileged-audit.jsonl <<'PY'
+import json, sys, datetime
+ev = [json.loads(l) for l in open(sys.argv[1])]
+ts = lambda e: datetime.datetime.fromisoformat(e["timestamp"].replace("Z", "+00:00")).timestamp() * 1000
+runs, last = [], {}
+for e in ev:
+    t = e["event_type"]
+    if t == "request_received": last = {"rr": ts(e)}
+    elif t == "exec_start" and "rr" in last: last["es"] = ts(e)
+    elif t == "exec_finish" and "es" in last:
+        runs.append((last["es"] - last["rr"], ts(e) - last["es"], e.get("run_time", 0))); last = {}
+runs = runs[-50:]
+med = lambda xs: sorted(xs)[len(xs) // 2]
+print(f"request_received -> exec_start (decide, spawn, exec_start durable): median {med([r[0] for r in runs]):.0f} ms")
+print(f"exec_start -> exec_finish (release, exec, run, waitpid):          median {med([r[1] for r in runs]):.0f} ms")
+print("(timestamps have millisecond resolution)")
+PY

@@ -193,12 +193,16 @@ impl Conn {
     }
 
     fn send(&mut self, frame: Frame, last: bool) -> Result<(), SendError> {
+        self.send_hooked(frame, last, true)
+    }
+
+    fn send_hooked(&mut self, frame: Frame, last: bool, hook: bool) -> Result<(), SendError> {
         if self.finished {
             return Err(SendError(occ_proto::Error::Malformed(
                 "a final answer was already sent on this connection",
             )));
         }
-        if let Some(AnswerHook(f)) = self.before_answer.as_mut() {
+        if let (true, Some(AnswerHook(f))) = (hook, self.before_answer.as_mut()) {
             f();
         }
         if last {
@@ -333,7 +337,10 @@ impl Conn {
     /// System mode: tells the shim the grant is decided and takes the stdio it sends back
     /// (within [`FRAME_TIMEOUT`]). `Err` when it does not come.
     pub fn run_and_take_stdio(&mut self) -> Result<[Option<OwnedFd>; 3], String> {
-        self.send(Frame::Run, false).map_err(|e| e.to_string())?;
+        // Not an answer about the outcome: the durable point of a run is its `exec_start`,
+        // which comes before the command may exec, so the answer hook (a sync) is skipped.
+        self.send_hooked(Frame::Run, false, false)
+            .map_err(|e| e.to_string())?;
         let _ = self.stream.set_read_timeout(Some(FRAME_TIMEOUT));
         let got = read_frame(&self.stream);
         let _ = self.stream.set_read_timeout(None);

@@ -277,14 +277,17 @@ impl Gate {
         };
         match ended {
             Ok(st) => {
-                put_status(&mut fields, Some(st), started, &relayed);
-                let _ = self.audit(Event::ExecFinish, fields);
+                // The caller learns the status first; `exec_finish` is written right after and
+                // made durable before this connection ends (as in user mode, where the shim
+                // does not wait for it either).
                 let run_time_ms = u64::try_from(started.elapsed().as_millis()).unwrap_or(u64::MAX);
                 let _ = conn.exited(ExitReport {
                     exit_value: st.0,
                     signal: st.1,
                     run_time_ms,
                 });
+                put_status(&mut fields, Some(st), started, &relayed);
+                let _ = self.audit(Event::ExecFinish, fields);
             }
             Err(detail) => {
                 fields.insert("detail".into(), s(detail.clone()));
