@@ -12,3 +12,4 @@ mod scan_compliance;
 mod shim_differential;
 mod shim_transport;
 mod sudo_differential;
+mod system_mode;
