@@ -453,6 +453,15 @@ pub fn wait_event(what: &str, matches: impl Fn(&Value) -> bool) -> Value {
     }
 }
 
+/// Waits until `done` holds.
+pub fn wait_for(what: &str, done: impl Fn() -> bool) {
+    let deadline = Instant::now() + DEADLINE;
+    while !done() {
+        assert!(Instant::now() < deadline, "timed out waiting for {what}");
+        std::thread::sleep(Duration::from_millis(10));
+    }
+}
+
 /// Writes a root-owned file with `mode`, replacing what was there.
 pub fn write_root_file(path: &Path, body: &[u8], mode: u32) {
     std::fs::write(path, body).unwrap();
