@@ -81,3 +81,12 @@ pub fn skip(why: &str) {
     }
     eprintln!("SKIP: {why}");
 }
+
+/// Serialises the tests that use the real system-mode paths (`/etc/occ`, `/run/occ`,
+/// `/var/lib/occ`, `/var/log/occ`, `/usr/local/bin/occ`): hold the guard for the whole test.
+/// A test that panicked while holding it does not block the others (the poison is ignored:
+/// each test cleans up after itself with a Drop guard).
+pub fn system_paths_lock() -> std::sync::MutexGuard<'static, ()> {
+    static LOCK: std::sync::Mutex<()> = std::sync::Mutex::new(());
+    LOCK.lock().unwrap_or_else(|p| p.into_inner())
+}
