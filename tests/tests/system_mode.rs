@@ -725,3 +725,98 @@ fn system_pending_requests_per_uid_are_capped_at_the_configured_number() {
     pending_id(&ask(PENDING_PER_UID));
     refused(&ask(PENDING_PER_UID + 1), "too_many_pending");
 }
+
+/// Kills a process the test started (through the broker) when the test ends, however it ends.
+struct KillOnDrop(i64);
+
+impl Drop for KillOnDrop {
+    fn drop(&mut self) {
+        let _ = std::process::Command::new("kill")
+            .args(["-KILL", &self.0.to_string()])
+            .stderr(Stdio::null())
+            .status();
+    }
+}
+
+/// A crash (SIGKILL) while an approved command runs loses nothing: after a restart the log
+/// verifies, `exec_outcome_unknown` names the run's pid as still running, a request pending
+/// before the crash can still be approved, and an unused `--session` grant still covers its
+/// command.
+#[test]
+fn system_broker_crash_keeps_log_pending_requests_and_grants_and_names_the_orphaned_run() {
+    let Some(mut w) = World::started(&[]) else {
+        return;
+    };
+    let session = [("OPENCLAW_TASK_SESSION_ID", "task-42")];
+    let id_u = ["-n", "/usr/bin/id", "-u"];
+    let granted = pending_id(&w.sudo(&w.agent, &id_u, &session));
+    w.approve(&granted, &["--session"]);
+    let waiting = pending_id(&w.sudo(&w.agent, &["-n", "/usr/bin/true"], &[]));
+    let sleep = ["-n", "/usr/bin/sleep", "30"];
+    let id = pending_id(&w.sudo(&w.agent, &sleep, &[]));
+    w.approve(&id, &[]);
+    // The shim's stderr is a file: the orphaned command keeps the descriptor open, and a pipe
+    // would not end before it does.
+    let stderr = tempfile::NamedTempFile::new().unwrap();
+    let mut shim = w
+        .as_user(&w.agent, w.agent.shim())
+        .args(sleep)
+        .stdout(Stdio::null())
+        .stderr(stderr.reopen().unwrap())
+        .spawn()
+        .unwrap();
+    let start = wait_event("exec_start for sleep", |e| {
+        e["event_type"] == "exec_start" && e["request_id"] == json!(id)
+    });
+    let pid = start["pid"].as_i64().unwrap();
+    let _orphan = KillOnDrop(pid);
+    world::wait_for("the command to run", || {
+        std::fs::read(format!("/proc/{pid}/cmdline"))
+            .ok()
+            .as_deref()
+            == Some(b"/usr/bin/sleep\x0030\x00".as_slice())
+    });
+
+    w.crash();
+    let out = std::process::Output {
+        status: shim.wait().unwrap(),
+        stdout: Vec::new(),
+        stderr: std::fs::read(stderr.path()).unwrap(),
+    };
+    refused(&out, "broker_unavailable");
+    assert!(
+        std::path::Path::new(&format!("/proc/{pid}")).exists(),
+        "the command outlived it"
+    );
+
+    w.start();
+    let unknown = wait_event("exec_outcome_unknown for the orphaned run", |e| {
+        e["event_type"] == "exec_outcome_unknown" && e["run_id"] == start["run_id"]
+    });
+    assert_eq!(unknown["pid"], json!(pid), "{unknown}");
+    assert_eq!(unknown["still_running"], true, "{unknown}");
+    assert_eq!(unknown["request_id"], json!(id), "{unknown}");
+    let v = w.verify_intact(&[]);
+    let recovered = events_of("log_recovered").len();
+    assert!(recovered <= 1, "at most a torn tail was recovered: {v}");
+
+    let pending: Vec<Value> = w.approvals().iter().map(|p| p["id"].clone()).collect();
+    assert_eq!(
+        pending,
+        [json!(waiting)],
+        "the pending request survived the crash"
+    );
+    w.approve(&waiting, &[]);
+    let ran = w.sudo(&w.agent, &["-n", "/usr/bin/true"], &[]);
+    assert_eq!(ran.status.code(), Some(0), "{}", text(&ran.stderr));
+    for _ in 0..2 {
+        let ran = w.sudo(&w.agent, &id_u, &session);
+        assert_eq!(
+            text(&ran.stdout),
+            "0\n",
+            "the session grant: {}",
+            text(&ran.stderr)
+        );
+    }
+    w.verify_intact(&[]);
+}

@@ -363,6 +363,11 @@ impl RequestHandler for Gate {
         } else {
             self.restore_state()
         };
+        let unknown_runs = if self.system() {
+            self.unknown_runs()
+        } else {
+            Vec::new()
+        };
         let mut f = Fields::new();
         f.insert("pid".into(), int(info.pid));
         f.insert("uid".into(), int(info.uid));
@@ -376,7 +381,7 @@ impl RequestHandler for Gate {
         }
         if self.system() {
             self.reload_config();
-            self.record_unknown_runs();
+            self.record_unknown_runs(unknown_runs);
         }
         // The head checkpoint exists from the first event on, so `occ audit verify` never
         // finds a log without one.

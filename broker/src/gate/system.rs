@@ -177,11 +177,17 @@ impl Gate {
         Some((Event::StateRestored, f))
     }
 
-    /// System mode, at start: every run the log shows started since the previous broker
-    /// started, with no end on record, is audited `exec_outcome_unknown` with its pid and
-    /// whether that pid still runs.
-    pub(super) fn record_unknown_runs(&self) {
-        for run in unfinished_runs(&self.layout.audit_log) {
+    /// System mode, at start, before this start is on record: the runs the log shows started
+    /// since the previous broker started, with no end on record. (Read after this start's own
+    /// `broker_started`, the log would show none.)
+    pub(super) fn unknown_runs(&self) -> Vec<serde_json::Value> {
+        unfinished_runs(&self.layout.audit_log)
+    }
+
+    /// System mode, at start: audits each of `runs` ([`Gate::unknown_runs`])
+    /// `exec_outcome_unknown`, with its pid and whether that pid still runs.
+    pub(super) fn record_unknown_runs(&self, runs: Vec<serde_json::Value>) {
+        for run in runs {
             let mut f = Fields::new();
             let pid = run.get("pid").and_then(|p| p.as_i64()).unwrap_or(0);
             for key in ["run_id", "request_id", "submituser", "runuser"] {
