@@ -820,3 +820,45 @@ fn system_broker_crash_keeps_log_pending_requests_and_grants_and_names_the_orpha
     }
     w.verify_intact(&[]);
 }
+
+/// The admin socket answers only once the broker has restored its state: an approver who asks
+/// the moment the broker is up sees the pending requests it restored, never an empty queue. (A
+/// long-lived broker's state is large: every id it ever issued is kept, so ids are never
+/// reused; restoring it takes a moment.)
+#[test]
+fn system_broker_answers_approvers_only_once_its_state_is_restored() {
+    let Some(mut w) = World::started(&[]) else {
+        return;
+    };
+    let id = pending_id(&w.sudo(&w.agent, &["-n", "/usr/bin/true"], &[]));
+    w.stop();
+    let mut state: Value =
+        serde_json::from_str(&std::fs::read_to_string(world::STATE_FILE).unwrap()).unwrap();
+    let issued = state["issued"].as_array_mut().unwrap();
+    issued.extend((0..300_000u32).map(|n| json!(format!("{n:08x}"))));
+    world::write_root_file(
+        std::path::Path::new(world::STATE_FILE),
+        &serde_json::to_vec(&state).unwrap(),
+        0o600,
+    );
+    // Ask as early as the socket takes connections: the first answer is the one that counts.
+    w.spawn_broker();
+    let list = loop {
+        if let Ok((ok, list)) = world::admin_call(&json!({"op": "approvals"})) {
+            assert!(ok, "{list}");
+            break list;
+        }
+        w.assert_broker_runs();
+    };
+    let ids: Vec<Value> = list
+        .as_array()
+        .unwrap()
+        .iter()
+        .map(|p| p["id"].clone())
+        .collect();
+    assert_eq!(
+        ids,
+        [json!(id)],
+        "the first answer already has the restored request"
+    );
+}

@@ -618,6 +618,15 @@ pub fn run(opts: Options, handler: Arc<dyn RequestHandler>) -> i32 {
             return 2;
         }
     };
+    // Started (state restored, configuration loaded) before any socket is served: the admin
+    // socket's connections wait in its backlog until then, so no approver sees a half-started
+    // broker (an empty queue).
+    handler.started(&StartInfo {
+        pid: std::process::id(),
+        uid,
+        home: opts.home.clone(),
+        socket: paths.socket.clone(),
+    });
     let (server, admin_thread) = match admin {
         None => (Server::new(listener, handler.clone(), shutdown, uid), None),
         Some(admin) => {
@@ -632,6 +641,7 @@ pub fn run(opts: Options, handler: Arc<dyn RequestHandler>) -> i32 {
                 Ok(t) => t,
                 Err(e) => {
                     tracing::error!("cannot start the admin socket's thread: {e}");
+                    handler.stopped();
                     running.remove();
                     return 2;
                 }
@@ -640,12 +650,6 @@ pub fn run(opts: Options, handler: Arc<dyn RequestHandler>) -> i32 {
             (requests, Some(t))
         }
     };
-    handler.started(&StartInfo {
-        pid: std::process::id(),
-        uid,
-        home: opts.home.clone(),
-        socket: paths.socket.clone(),
-    });
     tracing::info!(pid = std::process::id(), socket = %paths.socket.display(), "listening");
     tell(&mut ready_pipe, &format!("ready {}", std::process::id()));
     ready_pipe = None;

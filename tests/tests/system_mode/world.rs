@@ -204,6 +204,28 @@ impl World {
 
     /// Starts `occ broker --system --foreground` and waits until its admin socket answers.
     pub fn start(&mut self) {
+        self.spawn_broker();
+        let pid = self.broker_pid();
+        let deadline = Instant::now() + DEADLINE;
+        loop {
+            if let Ok((true, v)) = admin_call(&json!({"op": "status"})) {
+                if v["pid"] == json!(pid) {
+                    assert_eq!(v["mode"], "system", "{v}");
+                    return;
+                }
+            }
+            self.assert_broker_runs();
+            assert!(
+                Instant::now() < deadline,
+                "the system broker did not answer on {ADMIN_SOCKET}:\n{}",
+                self.broker_stderr()
+            );
+            std::thread::sleep(Duration::from_millis(20));
+        }
+    }
+
+    /// Starts `occ broker --system --foreground` without waiting for it.
+    pub fn spawn_broker(&mut self) {
         assert!(self.broker.is_none(), "the broker is already running");
         let log = self.broker_log.reopen().unwrap();
         let child = Command::new(occ_tests::bin("occ"))
@@ -216,29 +238,17 @@ impl World {
             .stderr(log)
             .spawn()
             .expect("start occ broker --system");
-        let pid = child.id();
         self.broker = Some(child);
-        let deadline = Instant::now() + DEADLINE;
-        loop {
-            if let Ok((true, v)) = admin_call(&json!({"op": "status"})) {
-                if v["pid"] == json!(pid) {
-                    assert_eq!(v["mode"], "system", "{v}");
-                    return;
-                }
-            }
-            if let Some(st) = self
-                .broker
-                .as_mut()
-                .and_then(|c| c.try_wait().ok().flatten())
-            {
-                panic!("the system broker exited ({st}):\n{}", self.broker_stderr());
-            }
-            assert!(
-                Instant::now() < deadline,
-                "the system broker did not answer on {ADMIN_SOCKET}:\n{}",
-                self.broker_stderr()
-            );
-            std::thread::sleep(Duration::from_millis(20));
+    }
+
+    /// Panics, showing its log, if the broker has exited.
+    pub fn assert_broker_runs(&mut self) {
+        if let Some(st) = self
+            .broker
+            .as_mut()
+            .and_then(|c| c.try_wait().ok().flatten())
+        {
+            panic!("the system broker exited ({st}):\n{}", self.broker_stderr());
         }
     }
 
