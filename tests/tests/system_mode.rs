@@ -862,3 +862,157 @@ fn system_broker_answers_approvers_only_once_its_state_is_restored() {
         "the first answer already has the restored request"
     );
 }
+
+/// Waits until the log holds `n` events of `event_type`; returns them.
+fn wait_count(event_type: &str, n: usize) -> Vec<Value> {
+    world::wait_for(&format!("{n} {event_type} events"), || {
+        events_of(event_type).len() >= n
+    });
+    let got = events_of(event_type);
+    assert_eq!(got.len(), n, "{got:?}");
+    got
+}
+
+/// SIGHUP reloads /etc/occ. A broken broker.json (not JSON, an unknown key, writable by
+/// others) is `config_reload_failed` with its sha256 and the old configuration keeps working;
+/// a fixed one is `config_loaded` with the new sha256, and takes effect.
+#[test]
+fn system_sighup_with_a_broken_config_keeps_the_old_one_and_a_fixed_one_loads() {
+    let Some(w) = World::started(&[]) else { return };
+    let broker_json = std::path::Path::new(world::BROKER_JSON);
+    let loaded = wait_count("config_loaded", 1);
+    assert_eq!(
+        loaded[0]["broker_sha256"],
+        json!(world::sha256_of(broker_json))
+    );
+    for f in ["command_policy_sha256", "prompt_policy_sha256"] {
+        assert_eq!(
+            loaded[0][f].as_str().map(str::len),
+            Some(64),
+            "{f}: {}",
+            loaded[0]
+        );
+    }
+
+    // Each broken file would drop the agent from requesters, if it were loaded.
+    let mut without_agent = world::default_broker_json();
+    without_agent["requesters"] = json!([world::OTHER]);
+    let unknown_key = json!({"requesters": [world::OTHER], "requestors": [world::AGENT]});
+    let broken: &[(&str, String, u32)] = &[
+        ("not JSON", r#"{"requesters": ["#.to_string(), 0o600),
+        ("an unknown key", unknown_key.to_string(), 0o600),
+        ("writable by others", without_agent.to_string(), 0o666),
+    ];
+    for (n, (what, body, mode)) in broken.iter().enumerate() {
+        world::write_root_file(broker_json, body.as_bytes(), *mode);
+        w.hup();
+        let failed = wait_count("config_reload_failed", n + 1);
+        let f = &failed[n];
+        assert_eq!(f["kept_previous"], true, "{what}: {f}");
+        assert_eq!(
+            f["broker_sha256"],
+            json!(world::sha256_of(broker_json)),
+            "{what}"
+        );
+        assert!(!f["errors"].as_array().unwrap().is_empty(), "{what}: {f}");
+        let out = w.sudo(&w.agent, &["-n", "/usr/bin/true"], &[]);
+        pending_id(&out);
+    }
+    assert_eq!(events_of("config_loaded").len(), 1);
+
+    world::write_root_file(broker_json, without_agent.to_string().as_bytes(), 0o600);
+    w.hup();
+    let loaded = wait_count("config_loaded", 2);
+    assert_eq!(
+        loaded[1]["broker_sha256"],
+        json!(world::sha256_of(broker_json))
+    );
+    assert_ne!(loaded[1]["broker_sha256"], loaded[0]["broker_sha256"]);
+    refused(
+        &w.sudo(&w.agent, &["-n", "/usr/bin/true"], &[]),
+        "not_a_requester",
+    );
+    pending_id(&w.sudo(&w.other, &["-n", "/usr/bin/true"], &[]));
+    w.verify_intact(&[]);
+}
+
+/// Puts `src` in place of `path` the way a package upgrade does: a new file renamed over it.
+fn swap_in(src: &str, path: &std::path::Path) {
+    let staged = world::install_root_exe(src, "swap.staging");
+    std::fs::rename(&staged, path).unwrap();
+}
+
+/// A grant names the file it approved (device and inode), not the path: after root renames
+/// another executable into the approved path, the agent's next `sudo -n` of that path is a new
+/// pending request, and the new file never runs.
+#[test]
+fn system_binary_swapped_after_approval_is_a_new_request_and_never_runs() {
+    let Some(w) = World::started(&[]) else { return };
+    let tool = world::install_root_exe("/usr/bin/id", "tool");
+    let tool_s = tool.to_str().unwrap();
+    let req = ["-n", tool_s, "-u"];
+    let id = pending_id(&w.sudo(&w.agent, &req, &[]));
+    w.approve(&id, &[]);
+    // /usr/bin/echo prints "-u" where id prints "0": a run of the new file would show.
+    swap_in("/usr/bin/echo", &tool);
+    let out = w.sudo(&w.agent, &req, &[]);
+    let next = pending_id(&out);
+    assert_ne!(next, id, "a new request for the new file");
+    assert!(out.stdout.is_empty(), "{}", text(&out.stdout));
+    let list = w.approvals();
+    assert_eq!(list.len(), 1, "{list:?}");
+    assert_eq!(list[0]["id"], json!(next));
+    assert_eq!(list[0]["command"], json!([tool_s, "-u"]));
+    assert!(events_of("exec_start").is_empty(), "nothing ran");
+}
+
+/// The file swapped while the request waits for its approver: the broker already holds the
+/// file it resolved, so the approved (original) file runs, never the new one.
+#[test]
+fn system_binary_swapped_while_waiting_runs_the_approved_file_not_the_new_one() {
+    let Some(w) = World::started_with(&["/usr/bin/script"], |b| {
+        b["approval"]["wait_seconds"] = json!(30);
+    }) else {
+        return;
+    };
+    let tool = world::install_root_exe("/usr/bin/id", "tool");
+    let waiting = w
+        .as_user(&w.agent, "/usr/bin/script")
+        .args([
+            "-qec",
+            &format!("{} {} -u", w.agent.shim().display(), tool.display()),
+            "/dev/null",
+        ])
+        .stdout(Stdio::piped())
+        .stderr(Stdio::piped())
+        .spawn()
+        .unwrap();
+    let mut id = String::new();
+    world::wait_for("the waiting request", || {
+        let list = w.approvals();
+        id = list
+            .first()
+            .and_then(|p| p["id"].as_str())
+            .unwrap_or("")
+            .to_string();
+        !id.is_empty()
+    });
+    swap_in("/usr/bin/echo", &tool);
+    w.approve(&id, &[]);
+    let out = waiting.wait_with_output().unwrap();
+    let shown = text(&out.stdout);
+    assert!(
+        shown.contains(&format!(
+            "sudo: waiting for approval (occ #{id}): occ approve {id}"
+        )),
+        "{shown:?}"
+    );
+    let last = shown
+        .lines()
+        .map(str::trim)
+        .filter(|l| !l.is_empty())
+        .last();
+    assert_eq!(last, Some("0"), "id ran, not echo: {shown:?}");
+    assert!(!shown.contains("-u"), "{shown:?}");
+    assert_eq!(out.status.code(), Some(0), "{shown:?}");
+}

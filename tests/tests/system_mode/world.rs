@@ -462,7 +462,7 @@ pub fn wait_event(what: &str, matches: impl Fn(&Value) -> bool) -> Value {
 }
 
 /// Waits until `done` holds.
-pub fn wait_for(what: &str, done: impl Fn() -> bool) {
+pub fn wait_for(what: &str, mut done: impl FnMut() -> bool) {
     let deadline = Instant::now() + DEADLINE;
     while !done() {
         assert!(Instant::now() < deadline, "timed out waiting for {what}");
