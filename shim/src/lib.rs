@@ -169,15 +169,25 @@ fn converse(stream: UnixStream, argv: Vec<Vec<u8>>, system: bool) -> i32 {
     }
 }
 
-/// The caller's variables the broker may look at: `OPENCLAW_*`, `TERM`, `LANG`, `LC_*`.
+/// The caller's variables the broker may look at: `OPENCLAW_*`, and the ones broker.json's
+/// `env_keep` may keep for a system-mode command: sudo's checked terminal, locale and time-zone
+/// set (`TERM`, `COLORTERM`, `LANG`, `LANGUAGE`, `LINGUAS`, `LC_*`, `TZ`) and `NO_COLOR`. The
+/// broker passes on only those env_keep names, with safe values; nothing else leaves the shim.
 fn forwarded_env() -> Vec<(Vec<u8>, Vec<u8>)> {
+    const KEEPABLE: &[&[u8]] = &[
+        b"TERM",
+        b"COLORTERM",
+        b"NO_COLOR",
+        b"LANG",
+        b"LANGUAGE",
+        b"LINGUAS",
+        b"TZ",
+    ];
     std::env::vars_os()
         .filter_map(|(k, v)| {
             let kb = k.as_bytes();
-            let keep = kb.starts_with(b"OPENCLAW_")
-                || kb == b"TERM"
-                || kb == b"LANG"
-                || kb.starts_with(b"LC_");
+            let keep =
+                kb.starts_with(b"OPENCLAW_") || kb.starts_with(b"LC_") || KEEPABLE.contains(&kb);
             keep.then(|| (kb.to_vec(), v.as_bytes().to_vec()))
         })
         .collect()

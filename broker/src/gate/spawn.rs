@@ -58,15 +58,27 @@ fn never_passed(name: &str) -> bool {
     EXACT.contains(&name) || PREFIX.iter().any(|p| name.starts_with(p))
 }
 
-/// Whether a caller's value may reach the command (sudo's rules: no `/` in TERM, no `/` or `%`
-/// in LANG, LANGUAGE and LC_*; nothing from the never-passed list).
+/// Whether a caller's value may reach the command: sudo's `env_check` rule for the terminal,
+/// locale and time-zone variables (no `/` or `%` in the value; sudo's `tz_is_safe` for TZ),
+/// and nothing from the never-passed list.
 pub fn safe_value(name: &str, value: &str) -> bool {
     match name {
-        "TERM" => !value.contains('/'),
-        "LANG" | "LANGUAGE" => !value.contains(['/', '%']),
+        "TZ" => safe_tz(value),
+        "TERM" | "COLORTERM" | "LANG" | "LANGUAGE" | "LINGUAS" => !value.contains(['/', '%']),
         n if n.starts_with("LC_") => !value.contains(['/', '%']),
         n => !never_passed(n),
     }
+}
+
+/// sudo's `tz_is_safe`: a path only inside the zone database, printable characters without
+/// spaces, no `..` element, shorter than PATH_MAX.
+fn safe_tz(value: &str) -> bool {
+    const ZONEINFO: &str = "/usr/share/zoneinfo/";
+    let tz = value.strip_prefix(':').unwrap_or(value);
+    (!tz.starts_with('/') || tz.starts_with(ZONEINFO))
+        && tz.bytes().all(|b| b.is_ascii_graphic())
+        && !tz.split('/').any(|element| element == "..")
+        && tz.len() < 4096
 }
 
 /// The caller's forwarded variables that broker.json's `env_keep` keeps (TERM, LANG and LC_*
@@ -107,6 +119,8 @@ pub fn environment(
     for (k, v) in r.preserved_env.iter().chain(r.sudo.env.iter()) {
         env.insert(k.clone(), v.clone());
     }
+    // As sudo: a command always has a TERM (POSIX), `unknown` when the caller's was not kept.
+    env.entry("TERM".into()).or_insert_with(|| "unknown".into());
     env.insert("SUDO_COMMAND".into(), r.argv.join(" "));
     env.insert("SUDO_USER".into(), caller.user.clone());
     env.insert("SUDO_UID".into(), caller.uid.to_string());
@@ -387,4 +401,51 @@ fn put_status(f: &mut Fields, st: Option<(i32, i32)>, started: Instant, relayed:
         "signals_relayed".into(),
         Value::Array(relayed.iter().map(|s| int(*s)).collect()),
     );
+}
+
+#[cfg(test)]
+mod tests {
+    use super::safe_value;
+
+    /// One line per case: (name, value, passes), as sudo's env_check and tz_is_safe judge it
+    /// (and the never-passed list, for the rest).
+    const CASES: &[(&str, &str, bool)] = &[
+        ("TERM", "xterm-256color", true),
+        ("TERM", "../../tmp/term", false),
+        ("TERM", "vt%d", false),
+        ("COLORTERM", "truecolor", true),
+        ("COLORTERM", "a/b", false),
+        ("LANG", "C.UTF-8", true),
+        ("LANG", "C%n", false),
+        ("LANGUAGE", "en_US:en", true),
+        ("LINGUAS", "%s", false),
+        ("LC_ALL", "/tmp/locale", false),
+        ("LC_TIME", "C", true),
+        ("TZ", "Europe/Paris", true),
+        ("TZ", "UTC", true),
+        ("TZ", ":/usr/share/zoneinfo/UTC", true),
+        ("TZ", "/usr/share/zoneinfo/Europe/Paris", true),
+        ("TZ", "/tmp/tz", false),
+        ("TZ", "/usr/share/zoneinfoX/UTC", false),
+        ("TZ", ":/usr/share/zoneinfo/../../../tmp/tz", false),
+        ("TZ", "../tz", false),
+        ("TZ", "Europe/..", false),
+        ("TZ", "Europe/..x", true),
+        ("TZ", "UTC 0", false),
+        ("TZ", "UTC\u{7f}", false),
+        ("TZ", "Zoné", false),
+        ("NO_COLOR", "1", true),
+        ("DISPLAY", ":0", false),
+        ("LD_PRELOAD", "/tmp/x.so", false),
+    ];
+
+    #[test]
+    fn terminal_locale_and_time_zone_values_pass_as_sudo_judges_them() {
+        for (name, value, passes) in CASES {
+            assert_eq!(safe_value(name, value), *passes, "{name}={value:?}");
+        }
+        let long = "A".repeat(4096);
+        assert!(!safe_value("TZ", &long), "PATH_MAX or longer");
+        assert!(safe_value("TZ", &long[..4095]));
+    }
 }
