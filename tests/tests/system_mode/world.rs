@@ -580,3 +580,43 @@ pub fn install_root_exe(src: impl AsRef<Path>, name: &str) -> PathBuf {
     std::fs::set_permissions(&dst, std::fs::Permissions::from_mode(0o755)).unwrap();
     dst
 }
+
+/// The shim's refusal: exit 1, nothing on stdout, and its last line `sudo: … (occ: CODE)`.
+pub fn refused(out: &std::process::Output, code: &str) {
+    let err = text(&out.stderr);
+    assert_eq!(out.status.code(), Some(1), "{err}");
+    assert!(out.stdout.is_empty(), "{}", text(&out.stdout));
+    let last = err.lines().last().unwrap_or("");
+    assert!(
+        last.starts_with("sudo: ") && last.ends_with(&format!("(occ: {code})")),
+        "want a {code} refusal: {err:?}"
+    );
+}
+
+/// Runs `program ARGS` as the agent; returns whether it succeeded and its stderr.
+pub fn agent_tries(w: &World, program: &str, args: &[&str]) -> (bool, String) {
+    let out = w.as_user(&w.agent, program).args(args).output().unwrap();
+    (out.status.success(), text(&out.stderr))
+}
+
+/// Kills a process the test started (through the broker) when the test ends, however it ends.
+pub struct KillOnDrop(pub i64);
+
+impl Drop for KillOnDrop {
+    fn drop(&mut self) {
+        let _ = std::process::Command::new("kill")
+            .args(["-KILL", &self.0.to_string()])
+            .stderr(Stdio::null())
+            .status();
+    }
+}
+
+/// Waits until the log holds `n` events of `event_type`; returns them.
+pub fn wait_count(event_type: &str, n: usize) -> Vec<Value> {
+    wait_for(&format!("{n} {event_type} events"), || {
+        events_of(event_type).len() >= n
+    });
+    let got = events_of(event_type);
+    assert_eq!(got.len(), n, "{got:?}");
+    got
+}
