@@ -219,3 +219,55 @@ fn system_sighup_with_a_broken_config_keeps_the_old_one_and_a_fixed_one_loads() 
     pending_id(&w.sudo(&w.other, &["-n", "/usr/bin/true"], &[]));
     w.verify_intact(&[]);
 }
+
+/// A clean stop (SIGTERM) while an approved command runs: the command goes on (the broker does
+/// not kill what a human approved), the shim is told `broker_stopping`, and the next start
+/// records the run `exec_outcome_unknown`, still running.
+#[test]
+fn system_clean_stop_mid_run_tells_the_shim_and_the_next_start_names_the_run() {
+    let Some(mut w) = World::started(&[]) else {
+        return;
+    };
+    let sleep = ["-n", "/usr/bin/sleep", "30"];
+    let id = pending_id(&w.sudo(&w.agent, &sleep, &[]));
+    w.approve(&id, &[]);
+    let stderr = tempfile::NamedTempFile::new().unwrap();
+    let mut shim = w
+        .as_user(&w.agent, w.agent.shim())
+        .args(sleep)
+        .stdout(Stdio::null())
+        .stderr(stderr.reopen().unwrap())
+        .spawn()
+        .unwrap();
+    let start = wait_event("exec_start for sleep", |e| {
+        e["event_type"] == "exec_start" && e["request_id"] == json!(id)
+    });
+    let pid = start["pid"].as_i64().unwrap();
+    let _command = KillOnDrop(pid);
+    world::wait_for("the command to run", || {
+        std::fs::read(format!("/proc/{pid}/cmdline"))
+            .ok()
+            .as_deref()
+            == Some(b"/usr/bin/sleep\x0030\x00".as_slice())
+    });
+
+    w.stop();
+    let out = std::process::Output {
+        status: shim.wait().unwrap(),
+        stdout: Vec::new(),
+        stderr: std::fs::read(stderr.path()).unwrap(),
+    };
+    refused(&out, "broker_stopping");
+    assert!(
+        std::path::Path::new(&format!("/proc/{pid}")).exists(),
+        "the command goes on"
+    );
+
+    w.start();
+    let unknown = wait_event("exec_outcome_unknown", |e| {
+        e["event_type"] == "exec_outcome_unknown" && e["run_id"] == start["run_id"]
+    });
+    assert_eq!(unknown["pid"], json!(pid), "{unknown}");
+    assert_eq!(unknown["still_running"], true, "{unknown}");
+    w.verify_intact(&[]);
+}

@@ -354,3 +354,30 @@ fn system_pending_requests_per_uid_are_capped_at_the_configured_number() {
     pending_id(&ask(PENDING_PER_UID));
     refused(&ask(PENDING_PER_UID + 1), "too_many_pending");
 }
+
+/// How large one request may be in the request-size test.
+const REQUEST_BYTES: usize = 512;
+
+/// A request larger than `limits.request_bytes` (argv, cwd and forwarded environment) is
+/// refused with `request_too_large` and audited; nothing is filed.
+#[test]
+fn system_request_over_the_configured_size_is_refused_request_too_large() {
+    let Some(w) = World::started_with(&[], |b| {
+        b["limits"] = json!({"request_bytes": REQUEST_BYTES});
+    }) else {
+        return;
+    };
+    let big = "x".repeat(REQUEST_BYTES);
+    refused(
+        &w.sudo(&w.agent, &["-n", "/usr/bin/echo", &big], &[]),
+        "request_too_large",
+    );
+    assert!(w.approvals().is_empty(), "nothing filed");
+    let blocks: Vec<Value> = events_of("policy_block")
+        .into_iter()
+        .filter(|e| e["reason_code"] == "request_too_large")
+        .collect();
+    assert_eq!(blocks.len(), 1, "{blocks:?}");
+    assert!(blocks[0]["request_bytes"].as_u64().unwrap() > REQUEST_BYTES as u64);
+    pending_id(&w.sudo(&w.agent, &["-n", "/usr/bin/echo", "small"], &[]));
+}

@@ -140,35 +140,55 @@ fn system_stdio_exit_status_and_signals_pass_through_the_broker() {
 }
 
 /// A shim that vanishes mid-run (SIGKILL) leaves no command behind: the broker hangs it up
-/// (SIGHUP to its process group) and records `exec_abandoned`.
+/// (SIGHUP to its process group), kills it if it ignores that for the grace period (2 s), and
+/// records `exec_abandoned` with the signal that ended it.
 #[test]
 fn system_shim_killed_mid_run_gets_its_command_hung_up_and_audited_abandoned() {
     let Some(w) = World::started(&[]) else { return };
-    let sleep = ["-n", "/usr/bin/sleep", "30"];
-    let id = pending_id(&w.sudo(&w.agent, &sleep, &[]));
-    w.approve(&id, &[]);
-    let mut shim = w
-        .as_user(&w.agent, w.agent.shim())
-        .args(sleep)
-        .stdout(Stdio::null())
-        .stderr(Stdio::null())
-        .spawn()
-        .unwrap();
-    let start = wait_event("exec_start for sleep", |e| {
-        e["event_type"] == "exec_start" && e["request_id"] == json!(id)
-    });
-    let pid = start["pid"].as_i64().unwrap();
-    shim.kill().unwrap();
-    shim.wait().unwrap();
-    let abandoned = wait_event("exec_abandoned", |e| {
-        e["event_type"] == "exec_abandoned" && e["run_id"] == start["run_id"]
-    });
-    assert_eq!(abandoned["pid"], json!(pid));
-    assert_eq!(abandoned["signal"], json!(1), "hung up: {abandoned}");
-    assert!(
-        !std::path::Path::new(&format!("/proc/{pid}")).exists(),
-        "the command is gone"
-    );
+    const GRACE_MS: i64 = 2_000;
+    let cases: &[(&str, &[&str], i64)] = &[
+        ("dies of SIGHUP", &["-n", "/usr/bin/sleep", "30"], 1),
+        (
+            "ignores SIGHUP",
+            &["-n", "/bin/sh", "-c", "trap '' HUP; exec /usr/bin/sleep 30"],
+            9,
+        ),
+    ];
+    for (what, args, signal) in cases {
+        let id = pending_id(&w.sudo(&w.agent, args, &[]));
+        w.approve(&id, &[]);
+        let mut shim = w
+            .as_user(&w.agent, w.agent.shim())
+            .args(*args)
+            .stdout(Stdio::null())
+            .stderr(Stdio::null())
+            .spawn()
+            .unwrap();
+        let start = wait_event("exec_start", |e| {
+            e["event_type"] == "exec_start" && e["request_id"] == json!(id)
+        });
+        let pid = start["pid"].as_i64().unwrap();
+        // Once it is sleep, the command has set up whatever it does about SIGHUP.
+        world::wait_for("the command to be sleep", || {
+            std::fs::read(format!("/proc/{pid}/cmdline"))
+                .ok()
+                .as_deref()
+                == Some(b"/usr/bin/sleep\x0030\x00".as_slice())
+        });
+        shim.kill().unwrap();
+        shim.wait().unwrap();
+        let abandoned = wait_event("exec_abandoned", |e| {
+            e["event_type"] == "exec_abandoned" && e["run_id"] == start["run_id"]
+        });
+        assert_eq!(abandoned["pid"], json!(pid), "{what}");
+        assert_eq!(abandoned["signal"], json!(signal), "{what}: {abandoned}");
+        let run_time = abandoned["run_time"].as_i64().unwrap();
+        assert_eq!(run_time >= GRACE_MS, *signal == 9, "{what}: {abandoned}");
+        assert!(
+            !std::path::Path::new(&format!("/proc/{pid}")).exists(),
+            "{what}: the command is gone"
+        );
+    }
     assert!(events_of("exec_finish").is_empty());
     w.verify_intact(&[]);
 }
