@@ -106,8 +106,13 @@ pub fn ready(needs: &[&str]) -> bool {
         occ_tests::skip("needs root (the system broker is a root service)");
         return false;
     }
-    for tool in ["/usr/sbin/useradd", "/usr/bin/sha256sum"]
+    let missing_user = [AGENT, APPROVER, TARGET, OTHER]
         .iter()
+        .any(|u| lookup(u).is_none());
+    let useradd = missing_user.then_some("/usr/sbin/useradd");
+    for tool in ["/usr/bin/sha256sum"]
+        .iter()
+        .chain(useradd.iter())
         .chain(needs)
     {
         if !Path::new(tool).is_file() {
