@@ -233,8 +233,8 @@ impl Server {
                 }
             }
         }
-        // The wake-up byte stays unread: the system broker's two accept loops share this
-        // switch, and a loop that drained it would leave the other polling forever.
+        let mut drain = [0u8; 16];
+        while matches!((&self.shutdown.inner.wake_rx).read(&mut drain), Ok(n) if n > 0) {}
         self.live.cut_readers();
         let cause = self.shutdown.cause();
         if self.serves != Serves::Admin {

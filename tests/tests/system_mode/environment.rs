@@ -1,9 +1,9 @@
 //! The approved command's environment, compared with what the real sudo gives the same user
 //! for the same call.
 
-use serde_json::Value;
+use serde_json::{json, Value};
 
-use super::world::{self, World, TARGET};
+use super::world::{self, wait_count, World, TARGET};
 use crate::approval::{pending_id, text};
 
 /// A sudoers drop-in for one test, checked with `visudo -c`, removed when dropped.
@@ -30,38 +30,83 @@ impl Drop for SudoersDropIn {
     }
 }
 
-/// What the real sudo keeps, under Debian's default sudoers, that the system broker does not
-/// pass on, each with why. Everything else the approved command sees must be what sudo gives.
-const ENV_DIFFERENCES: &[(&str, &str)] = &[
+/// Who keeps a variable the other does not.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+enum Keeps {
+    Sudo,
+    Occ,
+}
+
+/// One table of differences: (variable, who keeps it, why the other does not).
+type Differences = &'static [(&'static str, Keeps, &'static str)];
+
+/// What the real sudo keeps under Debian's default sudoers (its env_keep list) that the system
+/// broker never passes on, each with why. Everything else the approved command sees must be
+/// what sudo gives.
+const ENV_DIFFERENCES: Differences = &[
     (
         "DISPLAY",
+        Keeps::Sudo,
         "points a root command at the requester's X server: a GUI run as root would take input \
          the agent can forge",
     ),
     (
         "XAUTHORITY",
+        Keeps::Sudo,
         "a file the requester names and may have written, read by root (and the X cookie in it)",
     ),
-    ("XAUTHORIZATION", "the X cookie, as XAUTHORITY"),
+    ("XAUTHORIZATION", Keeps::Sudo, "the X cookie, as XAUTHORITY"),
     (
         "KRB5CCNAME",
+        Keeps::Sudo,
         "a credential cache the requester chooses, used by root's Kerberos clients",
     ),
     (
         "PS1",
+        Keeps::Sudo,
         "shells expand prompt strings ($(...)), so the requester would choose code run as root",
     ),
-    ("PS2", "as PS1"),
+    ("PS2", Keeps::Sudo, "as PS1"),
     (
         "HOSTNAME",
+        Keeps::Sudo,
         "cosmetic; each variable the shim forwards is one more requester-chosen input to root's \
-         command, and the shim forwards only what the grant binds (OPENCLAW_*, terminal, locale, \
-         time zone)",
+         command, and it forwards only what env_keep may keep (OPENCLAW_*, terminal, locale, \
+         time zone, NO_COLOR)",
     ),
-    ("LS_COLORS", "cosmetic, as HOSTNAME"),
-    ("COLORS", "cosmetic, as HOSTNAME"),
-    ("DPKG_COLORS", "cosmetic, as HOSTNAME"),
-    ("XDG_CURRENT_DESKTOP", "cosmetic, as HOSTNAME"),
+    ("LS_COLORS", Keeps::Sudo, "cosmetic, as HOSTNAME"),
+    ("COLORS", Keeps::Sudo, "cosmetic, as HOSTNAME"),
+    ("DPKG_COLORS", Keeps::Sudo, "cosmetic, as HOSTNAME"),
+    ("XDG_CURRENT_DESKTOP", Keeps::Sudo, "cosmetic, as HOSTNAME"),
+];
+
+/// What occ's default `env_keep` (DESIGN.md: TERM, LANG, LC_*, COLORTERM, NO_COLOR) does
+/// differently from sudo's default checked set, each with why.
+const DEFAULT_ENV_KEEP_DIFFERENCES: Differences = &[
+    (
+        "LANGUAGE",
+        Keeps::Sudo,
+        "not in occ's default env_keep; an admin who wants it adds it to broker.json's env_keep",
+    ),
+    ("LINGUAS", Keeps::Sudo, "as LANGUAGE"),
+    ("TZ", Keeps::Sudo, "as LANGUAGE"),
+    (
+        "NO_COLOR",
+        Keeps::Occ,
+        "in occ's default env_keep (it can only turn colour off); not in sudo's",
+    ),
+];
+
+/// broker.json's `env_keep` set to sudo's default checked set (`sudo -V`: "Environment
+/// variables to check for safety"), as an admin who wants sudo's behaviour sets it.
+const SUDO_ENV_CHECK: &[&str] = &[
+    "TERM",
+    "COLORTERM",
+    "LANG",
+    "LANGUAGE",
+    "LINGUAS",
+    "LC_*",
+    "TZ",
 ];
 
 /// The caller's variables: sudo's checked set (terminal, locale, time zone) with safe values,
@@ -86,6 +131,7 @@ const SAFE_ENV: &[(&str, &str)] = &[
     ("COLORS", "/etc/DIR_COLORS"),
     ("DPKG_COLORS", "always"),
     ("XDG_CURRENT_DESKTOP", "GNOME"),
+    ("NO_COLOR", "1"),
     ("FOO", "bar"),
     ("PYTHONPATH", "/tmp"),
     ("BASH_ENV", "/tmp/occ-agent-rc"),
@@ -109,8 +155,9 @@ const ZONE_PATH_ENV: &[(&str, &str)] = &[("TZ", ":/usr/share/zoneinfo/UTC"), ("T
 
 /// The approved command sees what `/usr/bin/sudo` gives the same user for the same call under
 /// a default sudoers (env_reset, secure_path): the same argv, uid, gid, cwd and environment,
-/// but for [`ENV_DIFFERENCES`], each with its reason, for root and for `-u`, with safe and
-/// unsafe terminal, locale and time-zone values.
+/// but for [`ENV_DIFFERENCES`] (and, with occ's default env_keep,
+/// [`DEFAULT_ENV_KEEP_DIFFERENCES`]), each with its reason; for root and for `-u`, with safe
+/// and unsafe terminal, locale and time-zone values.
 #[test]
 fn system_command_environment_matches_the_real_sudo_but_for_documented_differences() {
     let Some(w) = World::started(&["/usr/bin/sudo", "/usr/sbin/visudo"]) else {
@@ -123,15 +170,70 @@ fn system_command_environment_matches_the_real_sudo_but_for_documented_differenc
         "occ-systests-probe",
         &format!("{} ALL=(ALL) NOPASSWD: {probe}\n", world::OTHER),
     );
-    /// (what, sudo options, the caller's variables)
-    type Case<'a> = (&'a str, &'a [&'a str], &'a [(&'a str, &'a str)]);
+    /// (what, broker.json's env_keep (None: the default), sudo options, the caller's
+    /// variables, the tables of differences that apply)
+    type Case<'a> = (
+        &'a str,
+        Option<&'a [&'a str]>,
+        &'a [&'a str],
+        &'a [(&'a str, &'a str)],
+        &'a [Differences],
+    );
+    const NONE: &[Differences] = &[];
+    let both = &[ENV_DIFFERENCES, DEFAULT_ENV_KEEP_DIFFERENCES];
+    let sudo_keep = Some(SUDO_ENV_CHECK);
     let cases: &[Case] = &[
-        ("root, safe values", &[], SAFE_ENV),
-        ("root, unsafe values", &[], UNSAFE_ENV),
-        ("root, a zone file path", &[], ZONE_PATH_ENV),
-        ("-u, safe values", &["-u", TARGET], SAFE_ENV),
+        ("default env_keep, safe values", None, &[], SAFE_ENV, both),
+        (
+            "default env_keep, unsafe values",
+            None,
+            &[],
+            UNSAFE_ENV,
+            NONE,
+        ),
+        (
+            "sudo's env_keep, safe values",
+            sudo_keep,
+            &[],
+            SAFE_ENV,
+            &[ENV_DIFFERENCES],
+        ),
+        (
+            "sudo's env_keep, unsafe values",
+            sudo_keep,
+            &[],
+            UNSAFE_ENV,
+            NONE,
+        ),
+        (
+            "sudo's env_keep, a zone path",
+            sudo_keep,
+            &[],
+            ZONE_PATH_ENV,
+            NONE,
+        ),
+        (
+            "sudo's env_keep, -u",
+            sudo_keep,
+            &["-u", TARGET],
+            SAFE_ENV,
+            &[ENV_DIFFERENCES],
+        ),
     ];
-    for (what, opts, env) in cases {
+    let mut env_keep: Option<&[&str]> = None;
+    let mut loads = 1;
+    for (what, keep, opts, env, tables) in cases {
+        if *keep != env_keep {
+            let mut b = world::default_broker_json();
+            if let Some(k) = keep {
+                b["env_keep"] = json!(k);
+            }
+            w.write_broker_json(&b);
+            w.hup();
+            loads += 1;
+            wait_count("config_loaded", loads);
+            env_keep = *keep;
+        }
         let mut args = vec!["-n"];
         args.extend_from_slice(opts);
         args.extend_from_slice(&[probe, "one", "two words", ""]);
@@ -146,20 +248,25 @@ fn system_command_environment_matches_the_real_sudo_but_for_documented_differenc
             .output()
             .unwrap();
         assert!(sudo.status.success(), "{what}: {}", text(&sudo.stderr));
-        let occ: Value = serde_json::from_slice(&occ.stdout).unwrap();
+        let mut occ: Value = serde_json::from_slice(&occ.stdout).unwrap();
         let mut sudo: Value = serde_json::from_slice(&sudo.stdout).unwrap();
-        let sudo_env = sudo["env"].as_object_mut().unwrap();
-        for (name, why) in ENV_DIFFERENCES {
-            if env.iter().any(|(k, _)| k == name) {
-                assert!(
-                    sudo_env.remove(*name).is_some(),
-                    "{what}: sudo no longer keeps {name}; drop it from ENV_DIFFERENCES"
-                );
-                assert!(
-                    occ["env"].get(*name).is_none(),
-                    "{what}: occ passes {name} ({why})"
-                );
+        for (name, keeps, why) in tables.iter().copied().flatten() {
+            if !env.iter().any(|(k, _)| k == name) {
+                continue;
             }
+            let (keeper, other) = match keeps {
+                Keeps::Sudo => (&mut sudo, &occ),
+                Keeps::Occ => (&mut occ, &sudo),
+            };
+            assert!(
+                keeper["env"]
+                    .as_object_mut()
+                    .unwrap()
+                    .remove(*name)
+                    .is_some(),
+                "{what}: {keeps:?} no longer keeps {name}; drop it from the table"
+            );
+            assert!(other["env"].get(*name).is_none(), "{what}: {name}: {why}");
         }
         assert_eq!(occ, sudo, "{what}");
     }
