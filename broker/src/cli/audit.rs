@@ -41,14 +41,23 @@ pub enum AuditCommand {
 /// `--log PATH`, shared by every subcommand.
 #[derive(Args, Debug, Clone)]
 pub struct LogArg {
-    /// The audit log (default: $OCC_HOME/security/privileged-audit.jsonl).
+    /// The audit log (default: the system broker's /var/log/occ/privileged-audit.jsonl where
+    /// system mode is installed and OCC_HOME is not set, else
+    /// $OCC_HOME/security/privileged-audit.jsonl).
     #[arg(long, value_name = "PATH")]
     pub log: Option<PathBuf>,
 }
 
 impl LogArg {
     fn path(&self) -> PathBuf {
-        self.log.clone().unwrap_or_else(paths::audit_log)
+        self.log.clone().unwrap_or_else(|| {
+            let own_home = std::env::var_os("OCC_HOME").is_some_and(|h| !h.is_empty());
+            if !own_home && crate::layout::Layout::system_selected() {
+                crate::layout::Layout::system().audit_log
+            } else {
+                paths::audit_log()
+            }
+        })
     }
 }
 
