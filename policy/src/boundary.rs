@@ -142,7 +142,7 @@ pub struct AgentSeen {
     pub name: String,
     /// Its uid.
     pub uid: u32,
-    /// Every group it is in: primary and supplementary, by name.
+    /// Every group it is in, by name: its primary group first, then the supplementary ones.
     pub groups: Vec<String>,
     /// Its sudo rights.
     pub sudo: SudoSeen,
@@ -783,7 +783,14 @@ pub fn judge(f: &Facts) -> Vec<Judgement> {
     let mut breaches = Vec::new();
     for a in &f.agents {
         for entry in approver_entries(&access.approvers, &a.name, &a.groups) {
+            let primary = a.groups.first().map(String::as_str);
             let fix = match entry.strip_prefix('%') {
+                Some(g) if Some(g) == primary => format!(
+                    "remove \"{entry}\" from approvers in {} ({g} is {}'s primary group); \
+                     {reload}",
+                    broker_json.display(),
+                    a.name
+                ),
                 Some(g) => format!(
                     "take {} out of group {g} (gpasswd -d {} {g}), or remove \"{entry}\" from \
                      approvers in {}; {reload}",
@@ -1093,6 +1100,12 @@ mod tests {
                 |f| f.agents[0].groups.push("ops".into()),
                 Area::AgentApprover,
                 &["%ops", "gpasswd -d agent ops"],
+            ),
+            (
+                "approver by primary group",
+                |f| f.agents[0].groups = vec!["ops".into()],
+                Area::AgentApprover,
+                &["%ops", "primary group", "remove \"%ops\""],
             ),
             (
                 "file owned by the agent",
