@@ -192,6 +192,7 @@ pub fn install(o: &Options) -> Result<Report, String> {
     }
 
     let manifest_file = PathBuf::from(super::MANIFEST);
+    let had_manifest = manifest_file.exists();
     let manifest = match Manifest::load_as(&manifest_file, 0)? {
         Some(m) => {
             let same = m.system.as_ref().is_some_and(|s| s.agent == agent.name);
@@ -233,11 +234,13 @@ pub fn install(o: &Options) -> Result<Report, String> {
     let result = install_steps(o, &access, &mut cx, sources);
     cx.save(&manifest_file)?;
     result?;
-    cx.change(
-        "write",
-        manifest_file.display().to_string(),
-        "install manifest, mode 600",
-    );
+    if !had_manifest {
+        cx.change(
+            "write",
+            manifest_file.display().to_string(),
+            "install manifest, mode 600",
+        );
+    }
     cx.report.checks = checks::run();
     Ok(cx.report)
 }
