@@ -240,12 +240,13 @@ pub fn gather(paths: &SystemPaths, sudo_list: &dyn Fn(&str) -> SudoSeen) -> Fact
             });
         }
     }
+    let agent_groups: Vec<String> = agents.iter().flat_map(|a| a.groups.clone()).collect();
     Facts {
         paths: paths.clone(),
         installed,
         access,
         agents,
-        files: inspect_files(paths),
+        files: inspect_files(paths, &agent_groups),
         broker: see_broker(paths),
     }
 }
@@ -409,8 +410,8 @@ const WALK_LIMIT: usize = 20_000;
 
 /// Walks the broker's trees and installed files: every path must be root's and not writable
 /// by group or others (the sockets in the run directory excepted); the directories above
-/// them must be root's too.
-pub fn inspect_files(paths: &SystemPaths) -> FilesSeen {
+/// them must be root's, and writable neither by others nor by a group in `agent_groups`.
+pub fn inspect_files(paths: &SystemPaths, agent_groups: &[String]) -> FilesSeen {
     let mut seen = FilesSeen::default();
     let mut ancestors: Vec<PathBuf> = Vec::new();
     let mut roots: Vec<&Path> = paths.trees().to_vec();
@@ -431,9 +432,7 @@ pub fn inspect_files(paths: &SystemPaths) -> FilesSeen {
         match std::fs::metadata(a) {
             Ok(m) => {
                 seen.checked += 1;
-                // A sticky directory's entries can be replaced only by their owners.
-                let sticky = m.mode() & 0o1000 != 0;
-                judge_path(&mut seen, a, &m, sticky, false);
+                judge_path(&mut seen, a, &m, &Rule::Ancestor { agent_groups });
             }
             Err(e) if e.kind() == std::io::ErrorKind::NotFound => {}
             Err(e) => seen.unchecked.push(format!("{}: {e}", a.display())),
@@ -466,8 +465,12 @@ fn walk(seen: &mut FilesSeen, root: &Path, sockets_open: bool) {
             return;
         }
         seen.checked += 1;
-        let socket = sockets_open && m.file_type().is_socket();
-        judge_path(seen, &p, &m, false, socket);
+        let rule = if sockets_open && m.file_type().is_socket() {
+            Rule::Socket
+        } else {
+            Rule::Strict
+        };
+        judge_path(seen, &p, &m, &rule);
         if m.file_type().is_symlink() {
             seen.problems.push(PathProblem {
                 path: p.clone(),
@@ -495,13 +498,22 @@ fn walk(seen: &mut FilesSeen, root: &Path, sockets_open: bool) {
     }
 }
 
-fn judge_path(
-    seen: &mut FilesSeen,
-    p: &Path,
-    m: &std::fs::Metadata,
-    sticky_ok: bool,
-    socket: bool,
-) {
+/// How strictly one path is judged.
+enum Rule<'a> {
+    /// The broker's own files: root's, and writable by root alone.
+    Strict,
+    /// A socket in the run directory: 0666 by design (callers are told apart by the kernel).
+    Socket,
+    /// A directory above them: root's, and not writable by others or by a group an agent is
+    /// in, unless sticky (then only an entry's owner can replace it). /var/log is group
+    /// syslog's on some systems; that is a boundary problem only when an agent is in it.
+    Ancestor {
+        /// Every group an agent is in.
+        agent_groups: &'a [String],
+    },
+}
+
+fn judge_path(seen: &mut FilesSeen, p: &Path, m: &std::fs::Metadata, rule: &Rule) {
     if m.uid() != 0 {
         seen.problems.push(PathProblem {
             path: p.to_path_buf(),
@@ -509,12 +521,24 @@ fn judge_path(
             fix: format!("chown root:root {}", p.display()),
         });
     }
-    let writable = m.mode() & 0o022;
-    if writable != 0 && !socket && !m.file_type().is_symlink() && !sticky_ok {
+    if m.file_type().is_symlink() {
+        return;
+    }
+    let group = group_label(m.gid());
+    let writable = match rule {
+        Rule::Strict => m.mode() & 0o022,
+        Rule::Socket => 0,
+        Rule::Ancestor { .. } if m.mode() & 0o1000 != 0 => 0,
+        Rule::Ancestor { agent_groups } => {
+            let by_agent_group = agent_groups.contains(&group);
+            (m.mode() & 0o002) | if by_agent_group { m.mode() & 0o020 } else { 0 }
+        }
+    };
+    if writable != 0 {
         let who = match writable {
-            0o020 => format!("group {}", group_label(m.gid())),
+            0o020 => format!("group {group}"),
             0o002 => "others".to_string(),
-            _ => format!("group {} and others", group_label(m.gid())),
+            _ => format!("group {group} and others"),
         };
         seen.problems.push(PathProblem {
             path: p.to_path_buf(),
@@ -1234,7 +1258,7 @@ mod tests {
         paths.log_dir = d.path().join("missing-log");
         paths.run_dir = d.path().join("missing-run");
         paths.installed = vec![];
-        let seen = inspect_files(&paths);
+        let seen = inspect_files(&paths, &[]);
         let text: Vec<String> = seen
             .problems
             .iter()
@@ -1260,6 +1284,48 @@ mod tests {
             );
         }
         assert!(seen.checked >= 4, "{seen:?}");
+    }
+
+    /// A directory above the broker's trees that a group can write is a problem only when an
+    /// agent is in that group; one anyone can write is a problem unless sticky.
+    #[test]
+    fn ancestors_are_judged_against_the_agents_groups() {
+        use std::os::unix::fs::PermissionsExt;
+        let d = tempfile::tempdir().unwrap();
+        let anc = d.path().join("anc");
+        let root = anc.join("etc-occ");
+        std::fs::create_dir_all(&root).unwrap();
+        let mut paths = SystemPaths::standard();
+        paths.config_dir = root;
+        paths.state_dir = d.path().join("missing-state");
+        paths.log_dir = d.path().join("missing-log");
+        paths.run_dir = d.path().join("missing-run");
+        paths.installed = vec![];
+        let gid = std::fs::metadata(&anc).unwrap().gid();
+        let group = group_label(gid);
+        let about_anc = |agent_groups: &[String]| -> Vec<String> {
+            inspect_files(&paths, agent_groups)
+                .problems
+                .into_iter()
+                .filter(|p| p.path == anc && p.problem.contains("writable"))
+                .map(|p| p.problem)
+                .collect()
+        };
+        let set = |mode: u32| {
+            std::fs::set_permissions(&anc, std::fs::Permissions::from_mode(mode)).unwrap()
+        };
+        set(0o775);
+        assert!(about_anc(&[]).is_empty(), "no agent in group {group}");
+        let hit = about_anc(std::slice::from_ref(&group));
+        assert_eq!(hit.len(), 1, "{hit:?}");
+        assert!(
+            hit[0].contains(&format!("writable by group {group}")),
+            "{hit:?}"
+        );
+        set(0o757);
+        assert!(about_anc(&[])[0].contains("writable by others"));
+        set(0o1777);
+        assert!(about_anc(&[group]).is_empty(), "sticky");
     }
 
     #[test]
