@@ -748,6 +748,9 @@ fn system_install_with_an_approvers_group_and_refusals_needs_root() {
         serde_json::json!([format!("%{GROUP}")])
     );
     assert_doctor_passes("with the approvers group");
+    let not_root = as_user(APPROVER, OCC, &["doctor", "--system"]);
+    assert_eq!(not_root.status.code(), Some(2));
+    assert!(text(&not_root.stderr).contains("must run as root"));
     assert_ok(
         &as_user(APPROVER, OCC, &["approvals"]),
         "a group approver lists requests",

@@ -23,7 +23,10 @@ pub struct DoctorArgs {
 /// Runs the checks and prints them.
 pub fn run(a: DoctorArgs) -> i32 {
     if a.system {
-        if let Err(e) = crate::install::system::require_root("occ doctor --system") {
+        if let Err(e) = crate::install::system::require_root(
+            "occ doctor --system",
+            "it reads /etc/occ and lists the agent's sudo rights with sudo -l -U",
+        ) {
             if a.json {
                 println!("{}", json!({ "error": e }));
             }

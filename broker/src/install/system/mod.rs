@@ -36,14 +36,14 @@ pub fn unit_file() -> PathBuf {
     Path::new(crate::install::unit::SYSTEM_UNIT_DIR).join(crate::install::unit::BROKER_UNIT)
 }
 
-/// Whether this process runs as root; the error names the command to run instead.
-pub fn require_root(what: &str) -> Result<(), String> {
+/// Whether this process runs as root; the error says why `what` needs it and how to run it.
+pub fn require_root(what: &str, why: &str) -> Result<(), String> {
     if nix::unistd::geteuid().is_root() {
         Ok(())
     } else {
         Err(format!(
-            "{what} must run as root (it writes /etc/occ, /usr/local and the service); run it \
-             with the real sudo from an admin account: sudo {what}"
+            "{what} must run as root ({why}); run it with the real sudo from an admin account: \
+             sudo {what}"
         ))
     }
 }

@@ -25,7 +25,10 @@ pub struct Report {
 
 /// Runs the uninstall. `Err` when there is no usable manifest (or not root).
 pub fn uninstall() -> Result<Report, String> {
-    require_root("occ uninstall --system")?;
+    require_root(
+        "occ uninstall --system",
+        "it removes what occ install --system wrote",
+    )?;
     let file = PathBuf::from(super::MANIFEST);
     let m = Manifest::load_as(&file, 0)?.ok_or_else(|| {
         format!(

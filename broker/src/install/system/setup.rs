@@ -160,7 +160,10 @@ pub fn broker_json(agent: &str, approvers: &[String]) -> Result<String, String> 
 /// Runs the install. `Err` stops it (exit 2) with everything done so far in the manifest;
 /// failed checks are in the report (exit 1).
 pub fn install(o: &Options) -> Result<Report, String> {
-    require_root("occ install --system")?;
+    require_root(
+        "occ install --system",
+        "it writes /etc/occ, /usr/local and the service",
+    )?;
     let access = check_access(o)?;
     let agent = &access.agent;
 
