@@ -1,16 +1,26 @@
 #!/bin/sh
-# occ installer (user mode): checks the toolchain, builds the release binaries and the static
-# sudo shim, then runs `occ install`, which copies them into $OCC_HOME/bin (default
+# occ installer. User mode (default): checks the toolchain, builds the release binaries and the
+# static sudo shim, then runs `occ install`, which copies them into $OCC_HOME/bin (default
 # ~/.openclaw/bin), writes missing policy templates, starts the broker and puts the shim first
-# in the agent's PATH. Idempotent: run it again to upgrade. POSIX sh; no bash, python or npm.
+# in the agent's PATH. System mode (--system, as root): the same build, then
+# `occ install --system`: root-owned binaries in /usr/local, /etc/occ naming the agent and its
+# approvers, the shim first in the agent's PATH, and the root broker service.
+# Idempotent: run it again to upgrade. POSIX sh; no bash, python or npm.
 #
-#   ./install/install.sh [--dry-run] [--bin-dir DIR] [--system]
+#   ./install/install.sh [--dry-run] [--bin-dir DIR]
+#   sudo ./install/install.sh --system --agent USER --approver USER|%GROUP
+#        [--create-approvers-group] [--bin-dir DIR]
 #
-#   --dry-run      print every step and every change, make none
+#   --dry-run      print every step and every change, make none (user mode)
 #   --bin-dir DIR  install prebuilt binaries from DIR (occ, occ-scan, occ-shim); no build
-#   --system       system mode (not available yet; exits 2)
+#   --system       system mode: a root broker service; needs --agent and --approver
+#   --agent USER   system mode: the agent's user (never root)
+#   --approver X   system mode: who approves, a user or %group (never the agent)
+#   --create-approvers-group
+#                  system mode: create the occ-approvers group, add the --approver user to
+#                  it, and make the group the approvers
 #
-# Environment: CARGO_TARGET_DIR (honoured), OCC_HOME, ALLOW_ROOT=1 (run as root anyway).
+# Environment: CARGO_TARGET_DIR (honoured), OCC_HOME, ALLOW_ROOT=1 (user mode as root anyway).
 set -eu
 
 prog=install.sh
@@ -19,6 +29,10 @@ die() { printf '%s: %s\n' "$prog" "$*" >&2; exit 2; }
 
 dry_run=0
 bin_dir=
+system=0
+agent=
+approver=
+create_group=0
 while [ $# -gt 0 ]; do
   case $1 in
     --dry-run) dry_run=1 ;;
@@ -27,11 +41,20 @@ while [ $# -gt 0 ]; do
       bin_dir=$2
       shift ;;
     --bin-dir=*) bin_dir=${1#--bin-dir=} ;;
-    --system)
-      printf '%s: system mode is not available yet\n' "$prog" >&2
-      exit 2 ;;
+    --system) system=1 ;;
+    --agent)
+      [ $# -ge 2 ] || die "--agent needs a user name"
+      agent=$2
+      shift ;;
+    --agent=*) agent=${1#--agent=} ;;
+    --approver)
+      [ $# -ge 2 ] || die "--approver needs a user or %group name"
+      approver=$2
+      shift ;;
+    --approver=*) approver=${1#--approver=} ;;
+    --create-approvers-group) create_group=1 ;;
     -h|--help)
-      sed -n '2,14p' "$0" | sed 's/^# \{0,1\}//'
+      sed -n '2,23p' "$0" | sed 's/^# \{0,1\}//'
       exit 0 ;;
     *) die "unknown option '$1' (see --help)" ;;
   esac
@@ -46,9 +69,19 @@ run() {
   fi
 }
 
-if [ "$(id -u)" = 0 ] && [ "${ALLOW_ROOT:-0}" != 1 ]; then
-  die "refusing to run as root: occ's user mode installs for the agent's own user. Run it as
-that user, or set ALLOW_ROOT=1 if root really is the agent's user."
+if [ "$system" = 1 ]; then
+  [ -n "$agent" ] && [ -n "$approver" ] ||
+    die "--system needs --agent USER and --approver USER|%GROUP (see --help)"
+  [ "$dry_run" = 0 ] || die "--dry-run is not available with --system yet"
+  [ "$(id -u)" = 0 ] || die "--system installs a root service: run it as root, e.g.
+sudo $0 --system --agent $agent --approver $approver --bin-dir target/release"
+else
+  [ -z "$agent$approver" ] && [ "$create_group" = 0 ] ||
+    die "--agent, --approver and --create-approvers-group go with --system"
+  if [ "$(id -u)" = 0 ] && [ "${ALLOW_ROOT:-0}" != 1 ]; then
+    die "refusing to run as root: occ's user mode installs for the agent's own user. Run it as
+that user, or set ALLOW_ROOT=1 if root really is the agent's user (or pass --system)."
+  fi
 fi
 
 here=$(cd "$(dirname "$0")/.." && pwd)
@@ -129,6 +162,28 @@ if [ "$dry_run" = 1 ]; then
   fi
   say "dry run: nothing was changed"
   exit 0
+fi
+
+if [ "$system" = 1 ]; then
+  set -- --system --agent "$agent" --approver "$approver"
+  [ "$create_group" = 0 ] || set -- "$@" --create-approvers-group
+  say "+ $from/occ install $* --from $from --shim $shim"
+  set +e
+  "$from/occ" install "$@" --from "$from" --shim "$shim"
+  rc=$?
+  set -e
+  [ "$rc" -le 1 ] || exit "$rc"
+  cat <<EOF
+
+What next:
+  - $agent's sudo now asks the root broker. An approver ($approver) sees and decides with
+      /usr/local/bin/occ approvals
+      /usr/local/bin/occ approve ID
+  - Check the boundary at any time (as root):   /usr/local/bin/occ doctor --system
+  - The audit log is /var/log/occ/privileged-audit.jsonl; as root: occ audit verify
+  - Remove everything occ installed (keeps the audit log): sudo /usr/local/bin/occ uninstall --system
+EOF
+  exit "$rc"
 fi
 
 say "+ $from/occ install --from $from --shim $shim"

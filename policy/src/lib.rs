@@ -14,6 +14,7 @@
 //! [`decide::decide`], [`grant::Binding::digest`].
 #![forbid(unsafe_code)]
 
+pub mod boundary;
 pub mod decide;
 pub mod explain;
 pub mod file;

@@ -4,6 +4,7 @@
 
 use std::time::{Duration, SystemTime};
 
+use occ_policy::boundary::{BrokerSeen, PathProblem, SudoSeen};
 use occ_scan::compliance::checks::CHECKS;
 use occ_scan::compliance::facts::{BrokerProbe, PrivTool};
 use occ_scan::compliance::model::NetReport;
@@ -787,6 +788,63 @@ const CASES: &[(&str, Status, &str, Setup)] = &[
         NotAssessed,
         "gateway not running",
         |_, host| host.gateway = None,
+    ),
+    // system_mode_boundary
+    ("system_mode_boundary", Compliant, "good", |_, _| {}),
+    (
+        "system_mode_boundary",
+        Partial,
+        "nothing answers the socket (fails closed)",
+        |_, host| host.system.broker = BrokerSeen::Silent("no such socket".into()),
+    ),
+    (
+        "system_mode_boundary",
+        Violation,
+        "agent has a NOPASSWD sudo rule",
+        |_, host| host.system.agents[0].sudo = SudoSeen::Listed(vec!["(ALL) NOPASSWD: ALL".into()]),
+    ),
+    (
+        "system_mode_boundary",
+        Violation,
+        "agent is an approver through a group",
+        |_, host| host.system.agents[0].groups.push("ops".into()),
+    ),
+    (
+        "system_mode_boundary",
+        Violation,
+        "a config file owned by the agent",
+        |_, host| {
+            host.system.files.problems.push(PathProblem {
+                path: "/etc/occ/broker.json".into(),
+                problem: "is owned by agent (uid 1500), not root".into(),
+                fix: "chown root:root /etc/occ/broker.json".into(),
+            })
+        },
+    ),
+    (
+        "system_mode_boundary",
+        Violation,
+        "a non-root process answers the socket",
+        |_, host| {
+            host.system.broker = BrokerSeen::Answers {
+                pid: 77,
+                uid: 1500,
+                proc_uids: Some([1500; 4]),
+                pid_file: Some(77),
+            }
+        },
+    ),
+    (
+        "system_mode_boundary",
+        NotAssessed,
+        "system mode not installed (user mode)",
+        |_, host| host.system.installed = false,
+    ),
+    (
+        "system_mode_boundary",
+        NotAssessed,
+        "sudo rights unlisted (not root)",
+        |_, host| host.system.agents[0].sudo = SudoSeen::Unknown("needs root".into()),
     ),
 ];
 

@@ -6,6 +6,9 @@ use std::os::unix::fs::PermissionsExt;
 use std::path::{Path, PathBuf};
 use std::time::{Duration, SystemTime};
 
+use occ_policy::boundary::{
+    AccessSeen, AgentSeen, BrokerSeen, Facts, FilesSeen, SudoSeen, SystemPaths,
+};
 use occ_scan::compliance::audit::{self, AuditOutcome};
 use occ_scan::compliance::facts::{Agent, BrokerProbe, GatewayProc, Host, OpenClawCli};
 use occ_scan::compliance::map::ControlsMap;
@@ -199,6 +202,39 @@ pub fn good_host(h: &Home) -> Host {
             json!([]),
         ),
         own_path: Some("/usr/bin:/bin".into()),
+        system: good_system(),
+    }
+}
+
+/// System mode installed and sound: an agent with no sudo rights that is no approver, root's
+/// files, a root broker.
+pub fn good_system() -> Facts {
+    Facts {
+        paths: SystemPaths::standard(),
+        installed: true,
+        access: Ok(AccessSeen {
+            requesters: vec!["agent".into()],
+            approvers: vec!["alice".into(), "%ops".into()],
+            unknown: vec![],
+        }),
+        agents: vec![AgentSeen {
+            name: "agent".into(),
+            uid: 1500,
+            groups: vec!["agent".into()],
+            sudo: SudoSeen::Listed(vec![]),
+            sudoers_lines: vec![],
+        }],
+        files: FilesSeen {
+            problems: vec![],
+            unchecked: vec![],
+            checked: 12,
+        },
+        broker: BrokerSeen::Answers {
+            pid: 77,
+            uid: 0,
+            proc_uids: Some([0; 4]),
+            pid_file: Some(77),
+        },
     }
 }
 

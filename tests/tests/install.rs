@@ -769,7 +769,14 @@ fn install_sh_without_cargo_as_root_and_system_mode_fail_clearly() {
 
     let out = run(&["--system"], true);
     assert_eq!(out.status.code(), Some(2));
-    assert!(text(&out.stderr).contains("system mode is not available yet"));
+    assert!(
+        text(&out.stderr).contains("--system needs --agent USER and --approver"),
+        "{}",
+        text(&out.stderr)
+    );
+    let out = run(&["--agent", AGENT], true);
+    assert_eq!(out.status.code(), Some(2));
+    assert!(text(&out.stderr).contains("go with --system"));
 
     if occ_tests::is_root() {
         let out = run(&[], false);

@@ -12,4 +12,5 @@ mod scan_compliance;
 mod shim_differential;
 mod shim_transport;
 mod sudo_differential;
+mod system_install;
 mod system_mode;

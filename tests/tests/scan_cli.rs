@@ -11,7 +11,10 @@ use std::process::{Command, Output};
 use serde_json::Value;
 
 fn occ_scan() -> Command {
-    Command::new(occ_tests::bin("occ-scan"))
+    let mut c = Command::new(occ_tests::bin("occ-scan"));
+    // A user-mode home, even while a system-mode test has /etc/occ in place.
+    c.env("OCC_MODE", "user");
+    c
 }
 
 fn run(args: &[&str], home: &Path) -> Output {

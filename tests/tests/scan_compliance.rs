@@ -9,12 +9,14 @@ use std::time::{Duration, Instant};
 
 use serde_json::Value;
 
-const CHECKS: usize = 23;
+const CHECKS: usize = 24;
 
 fn scan(home: &Path, args: &[&str]) -> Output {
     Command::new(occ_tests::bin("occ-scan"))
         .args(args)
         .env("OCC_HOME", home)
+        // The user-mode home under test, even while a system-mode test has /etc/occ in place.
+        .env("OCC_MODE", "user")
         .env_remove("OPENCLAW_VIOLATION_NOTIFY_CMD")
         .env_remove("OPENCLAW_VIOLATION_NOTIFY_ALLOWLIST")
         .env_remove("OPENCLAW_VIOLATION_NOTIFY_STATE")
@@ -188,6 +190,7 @@ fn scan_compliance_cycle_quiet_prints_nothing_on_findings_and_locks() {
     let mut first = Command::new(occ_tests::bin("occ-scan"))
         .args(["cycle", "--quiet", "--child-timeout", "10"])
         .env("OCC_HOME", &h)
+        .env("OCC_MODE", "user")
         .env("OPENCLAW_VIOLATION_NOTIFY_CMD", &argv)
         .env("OPENCLAW_VIOLATION_NOTIFY_ALLOWLIST", format!("[{argv}]"))
         .spawn()

@@ -11,6 +11,10 @@ use crate::install::{pathinj, tool};
 /// Arguments of `occ doctor`.
 #[derive(Args, Debug)]
 pub struct DoctorArgs {
+    /// Check system mode (as root): the agent has no sudo rights and is no approver, the
+    /// broker's files are root's, and the broker answering /run/occ/broker.sock is root.
+    #[arg(long)]
+    pub system: bool,
     /// Print one JSON object.
     #[arg(long)]
     pub json: bool,
@@ -18,6 +22,20 @@ pub struct DoctorArgs {
 
 /// Runs the checks and prints them.
 pub fn run(a: DoctorArgs) -> i32 {
+    if a.system {
+        if let Err(e) = crate::install::system::require_root(
+            "occ doctor --system",
+            "it reads /etc/occ and lists the agent's sudo rights with sudo -l -U",
+        ) {
+            if a.json {
+                println!("{}", json!({ "error": e }));
+            }
+            eprintln!("occ doctor --system: {e}");
+            return 2;
+        }
+        let list = crate::install::system::checks::run();
+        return print(&list, a.json, json!("/"), "occ doctor --system");
+    }
     let home = crate::paths::occ_home();
     let security = crate::paths::security_dir();
     let mut list = Vec::new();
@@ -65,11 +83,15 @@ pub fn run(a: DoctorArgs) -> i32 {
     list.push(checks::policy(&security));
     list.push(checks::legacy_token(&home));
 
-    let failed = checks::any_fail(&list);
-    if a.json {
+    print(&list, a.json, json!(home), "occ doctor")
+}
+
+fn print(list: &[checks::Check], as_json: bool, home: serde_json::Value, title: &str) -> i32 {
+    let failed = checks::any_fail(list);
+    if as_json {
         println!("{}", json!({"home": home, "ok": !failed, "checks": list}));
     } else {
-        for c in &list {
+        for c in list {
             println!("{}", c.line());
         }
         let warns = list
@@ -81,7 +103,7 @@ pub fn run(a: DoctorArgs) -> i32 {
             .filter(|c| c.status == checks::Status::Fail)
             .count();
         println!(
-            "occ doctor: {} checks, {warns} warning(s), {fails} failure(s)",
+            "{title}: {} checks, {warns} warning(s), {fails} failure(s)",
             list.len()
         );
     }

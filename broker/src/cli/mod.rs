@@ -43,12 +43,16 @@ pub enum Command {
     Token(admin::TokenArgs),
     /// Run one command through the sudo shim's path, with a reason for the approver.
     Exec(admin::ExecArgs),
-    /// Install occ for this user: binaries, policy templates, broker, agent PATH.
+    /// Install occ for this user (binaries, policy templates, broker, agent PATH), or with
+    /// --system the root broker service for an agent user.
     Install(install::InstallArgs),
-    /// Undo `occ install`, keeping the audit log and edited policy files.
+    /// Undo `occ install` (or `--system`), keeping the audit log and edited policy files.
     Uninstall(install::UninstallArgs),
     /// Check the installation: PATH order, broker, files, real sudo, audit log, policy.
     Doctor(doctor::DoctorArgs),
+    /// The agent's part of `occ install --system`, run as the agent (internal).
+    #[command(hide = true)]
+    AgentHome(install::AgentHomeArgs),
 }
 
 /// Parses `std::env::args` and runs the command; returns the process exit code.
@@ -81,5 +85,6 @@ pub fn run(cli: Cli) -> i32 {
         Command::Install(a) => install::run(a),
         Command::Uninstall(a) => install::run_uninstall(a),
         Command::Doctor(a) => doctor::run(a),
+        Command::AgentHome(a) => install::run_agent_home(a),
     }
 }

@@ -61,21 +61,38 @@ pub fn alive(pid: u32) -> bool {
 /// The pid in `run/broker.pid` when that process is alive and runs `expected_exe` (an
 /// `occ` binary of this home, possibly replaced since it started).
 pub fn running_pid(home: &Path, expected_exe: &Path) -> Option<u32> {
-    let pid = read_pid(&RunPaths::new(home).pid)?;
+    running_pid_at(&RunPaths::new(home).pid, expected_exe)
+}
+
+/// The executable of a live process (without the ` (deleted)` a replaced binary shows).
+pub fn exe_of(pid: u32) -> Option<PathBuf> {
+    let exe = std::fs::read_link(format!("/proc/{pid}/exe")).ok()?;
+    let exe = exe.to_string_lossy();
+    Some(PathBuf::from(
+        exe.strip_suffix(" (deleted)").unwrap_or(&exe),
+    ))
+}
+
+/// The pid in `pid_file` when that process is alive and runs `expected_exe`.
+pub fn running_pid_at(pid_file: &Path, expected_exe: &Path) -> Option<u32> {
+    let pid = read_pid(pid_file)?;
     if !alive(pid) {
         return None;
     }
-    let exe = std::fs::read_link(format!("/proc/{pid}/exe")).ok()?;
-    let exe = exe.to_string_lossy();
-    let exe = exe.strip_suffix(" (deleted)").unwrap_or(&exe);
+    let exe = exe_of(pid)?;
     let want = std::fs::canonicalize(expected_exe).unwrap_or_else(|_| expected_exe.to_path_buf());
-    (Path::new(exe) == want || Path::new(exe) == expected_exe).then_some(pid)
+    (exe == want || exe == expected_exe).then_some(pid)
 }
 
 /// Sends SIGTERM to this home's broker and waits up to 5 s for it to go (SIGKILL after).
 /// Returns the pid it stopped.
 pub fn stop(home: &Path, occ_bin: &Path) -> Option<u32> {
-    let pid = running_pid(home, occ_bin)?;
+    stop_at(&RunPaths::new(home).pid, occ_bin)
+}
+
+/// [`stop`] for the broker named by `pid_file`, when it runs `occ_bin`.
+pub fn stop_at(pid_file: &Path, occ_bin: &Path) -> Option<u32> {
+    let pid = running_pid_at(pid_file, occ_bin)?;
     let p = nix::unistd::Pid::from_raw(i32::try_from(pid).ok()?);
     let _ = nix::sys::signal::kill(p, nix::sys::signal::Signal::SIGTERM);
     let deadline = Instant::now() + Duration::from_secs(5);
@@ -126,6 +143,20 @@ pub fn wait_up(home: &Path, limit: Duration) -> Result<(), String> {
             }
             Probe::Down(_) => std::thread::sleep(Duration::from_millis(50)),
         }
+    }
+}
+
+/// Runs `systemctl ARGS…` against the system manager (system mode).
+pub fn systemctl_system(sc: &Path, args: &[&str]) -> Result<(), String> {
+    let ran = tool::run(sc, args, Duration::from_secs(60))?;
+    if ran.ok() {
+        Ok(())
+    } else {
+        Err(format!(
+            "`systemctl {}` failed ({})",
+            args.join(" "),
+            ran.why()
+        ))
     }
 }
 

@@ -95,6 +95,37 @@ pub enum PathInjection {
     },
 }
 
+/// A group `occ install --system` created or changed.
+#[derive(Clone, Debug, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct GroupChange {
+    /// The group.
+    pub group: String,
+    /// Whether occ created it (uninstall deletes it) or found it.
+    pub created: bool,
+    /// Users occ added to it (uninstall takes them out when it keeps the group).
+    #[serde(default)]
+    pub added: Vec<String>,
+}
+
+/// What only a system-mode install records.
+#[derive(Clone, Debug, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct SystemRecord {
+    /// The agent's user (the one requester `occ install --system` wrote).
+    pub agent: String,
+    /// The approvers entries written to broker.json.
+    pub approvers: Vec<String>,
+    /// Groups created or changed.
+    #[serde(default)]
+    pub groups: Vec<GroupChange>,
+    /// What was made in the agent's home, as the agent (its own dirs, the shim, PATH
+    /// injections). Only the agent's uid ever acts on it: uninstall hands it back to a child
+    /// running as the agent.
+    #[serde(default)]
+    pub agent_home: Option<Box<Manifest>>,
+}
+
 /// The whole manifest.
 #[derive(Clone, Debug, PartialEq, Eq, Serialize, Deserialize)]
 #[serde(deny_unknown_fields)]
@@ -128,6 +159,9 @@ pub struct Manifest {
     /// PATH injections, in the order made.
     #[serde(default)]
     pub path: Vec<PathInjection>,
+    /// System mode only (`/var/lib/occ/install-manifest.json`); absent in user mode.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub system: Option<SystemRecord>,
 }
 
 impl Manifest {
@@ -145,13 +179,18 @@ impl Manifest {
             runtime: Vec::new(),
             broker: None,
             path: Vec::new(),
+            system: None,
         }
     }
 
     /// Reads the manifest; `Ok(None)` when there is none.
     pub fn load(file: &Path) -> Result<Option<Manifest>, String> {
+        Manifest::load_as(file, nix::unistd::geteuid().as_raw())
+    }
+
+    /// Reads the manifest as `uid` would trust it (owned by `uid` or root).
+    pub fn load_as(file: &Path, uid: u32) -> Result<Option<Manifest>, String> {
         // Same checks as every file the broker reads: ours, regular, not group/other-writable.
-        let uid = nix::unistd::geteuid().as_raw();
         let text = match occ_policy::file::read_checked(file, uid) {
             Ok(Some(t)) => t,
             Ok(None) => return Ok(None),

@@ -55,7 +55,35 @@ pub fn uninstall() -> Result<Report, String> {
         r.reverted.push(format!("stopped the broker (pid {pid})"));
     }
 
-    // 2. PATH injections, newest first.
+    let reload = revert(&m, &mut r);
+    if reload {
+        if let Some(sc) = &sc {
+            match broker::systemctl(sc, &["daemon-reload"]) {
+                Ok(()) => r.reverted.push("systemctl --user daemon-reload".into()),
+                Err(e) => r.warnings.push(e),
+            }
+        }
+    }
+    match std::fs::remove_file(&file) {
+        Ok(()) => r.removed.push(file.clone()),
+        Err(e) => r
+            .warnings
+            .push(format!("cannot remove {}: {e}", file.display())),
+    }
+    remove_dirs(&m, &mut r);
+    let log = crate::paths::audit_log();
+    if log.exists() {
+        r.kept.push((log, "the audit log is kept".into()));
+    }
+    Ok(r)
+}
+
+/// Reverts what `m` records, except the broker, the manifest file and the directories: PATH
+/// injections (newest first), files occ wrote (a policy file edited since is kept), backups
+/// put back, run-time files and directory modes. Returns whether a unit file went, so the
+/// caller reloads its systemd manager.
+pub fn revert(m: &Manifest, r: &mut Report) -> bool {
+    // PATH injections, newest first.
     let mut reload = false;
     for inj in m.path.iter().rev() {
         match inj {
@@ -89,7 +117,7 @@ pub fn uninstall() -> Result<Report, String> {
         }
     }
 
-    // 3. Files occ wrote.
+    // Files occ wrote.
     for f in m.files.iter().rev() {
         let Ok(md) = std::fs::symlink_metadata(&f.path) else {
             continue;
@@ -121,16 +149,8 @@ pub fn uninstall() -> Result<Report, String> {
                 .push(format!("cannot remove {}: {e}", f.path.display())),
         }
     }
-    if reload {
-        if let Some(sc) = &sc {
-            match broker::systemctl(sc, &["daemon-reload"]) {
-                Ok(()) => r.reverted.push("systemctl --user daemon-reload".into()),
-                Err(e) => r.warnings.push(e),
-            }
-        }
-    }
 
-    // 4. Files moved aside go back.
+    // Files moved aside go back.
     for b in m.backups.iter().rev() {
         if std::fs::symlink_metadata(&b.original).is_ok() {
             r.warnings.push(format!(
@@ -152,14 +172,14 @@ pub fn uninstall() -> Result<Report, String> {
         }
     }
 
-    // 5. Broker run-time files (never the audit log).
+    // Broker run-time files (never the audit log).
     for p in &m.runtime {
         if std::fs::remove_file(p).is_ok() {
             r.removed.push(p.clone());
         }
     }
 
-    // 6. Directory modes, then the manifest itself, then directories occ made, deepest first.
+    // Directory modes.
     for c in &m.mode_changes {
         if let Err(e) = std::fs::set_permissions(&c.path, std::fs::Permissions::from_mode(c.before))
         {
@@ -175,12 +195,12 @@ pub fn uninstall() -> Result<Report, String> {
             ));
         }
     }
-    match std::fs::remove_file(&file) {
-        Ok(()) => r.removed.push(file.clone()),
-        Err(e) => r
-            .warnings
-            .push(format!("cannot remove {}: {e}", file.display())),
-    }
+    reload
+}
+
+/// Removes the directories `m` records, deepest first, when empty; a directory that is not
+/// is kept and listed.
+pub fn remove_dirs(m: &Manifest, r: &mut Report) {
     for d in m.dirs.iter().rev() {
         if std::fs::remove_dir(d).is_ok() {
             r.removed.push(d.clone());
@@ -189,11 +209,6 @@ pub fn uninstall() -> Result<Report, String> {
                 .push((d.clone(), format!("not empty: {}", listing(d))));
         }
     }
-    let log = crate::paths::audit_log();
-    if log.exists() {
-        r.kept.push((log, "the audit log is kept".into()));
-    }
-    Ok(r)
 }
 
 fn listing(d: &Path) -> String {

@@ -51,16 +51,31 @@ pub struct Report {
     pub checks: Vec<Check>,
 }
 
-struct Ctx {
-    dry: bool,
+/// One install run: what it changed so far and the manifest that records it. System mode
+/// (`crate::install::system`) drives the same steps.
+pub(crate) struct Ctx {
+    pub(crate) dry: bool,
     /// Directories a dry run would have created, so they are listed once.
     planned: Vec<PathBuf>,
-    report: Report,
-    manifest: Manifest,
+    pub(crate) report: Report,
+    pub(crate) manifest: Manifest,
 }
 
 impl Ctx {
-    fn change(
+    /// A run that adds to `manifest`.
+    pub(crate) fn new(dry: bool, manifest: Manifest) -> Ctx {
+        Ctx {
+            dry,
+            planned: Vec::new(),
+            report: Report {
+                dry_run: dry,
+                ..Report::default()
+            },
+            manifest,
+        }
+    }
+
+    pub(crate) fn change(
         &mut self,
         action: &'static str,
         target: impl Into<String>,
@@ -74,7 +89,12 @@ impl Ctx {
     }
 
     /// Creates `dir` (0700) and any missing parent, recording each one created.
-    fn mkdir(&mut self, dir: &Path) -> Result<(), String> {
+    pub(crate) fn mkdir(&mut self, dir: &Path) -> Result<(), String> {
+        self.mkdir_mode(dir, 0o700)
+    }
+
+    /// Creates `dir` and any missing parent with `mode`, recording each one created.
+    pub(crate) fn mkdir_mode(&mut self, dir: &Path, mode: u32) -> Result<(), String> {
         let mut missing = Vec::new();
         let mut cur = Some(dir);
         while let Some(d) = cur {
@@ -96,19 +116,22 @@ impl Ctx {
         for d in missing.into_iter().rev() {
             if !self.dry {
                 std::fs::DirBuilder::new()
-                    .mode(0o700)
+                    .mode(mode)
                     .create(&d)
                     .map_err(|e| format!("cannot create {}: {e}", d.display()))?;
+                // The umask may have taken bits away.
+                std::fs::set_permissions(&d, std::fs::Permissions::from_mode(mode))
+                    .map_err(|e| format!("cannot chmod {}: {e}", d.display()))?;
                 self.manifest.add_dir(&d);
             }
             self.planned.push(d.clone());
-            self.change("mkdir", d.display().to_string(), "mode 0700");
+            self.change("mkdir", d.display().to_string(), format!("mode {mode:04o}"));
         }
         Ok(())
     }
 
     /// Takes away the `forbidden` bits of an existing directory, recording its old mode.
-    fn tighten(&mut self, dir: &Path, forbidden: u32) -> Result<(), String> {
+    pub(crate) fn tighten(&mut self, dir: &Path, forbidden: u32) -> Result<(), String> {
         let Ok(m) = std::fs::symlink_metadata(dir) else {
             return Ok(());
         };
@@ -136,7 +159,7 @@ impl Ctx {
     }
 
     /// Moves a file occ did not write out of the way, recording the backup.
-    fn backup(&mut self, file: &Path) -> Result<PathBuf, String> {
+    pub(crate) fn backup(&mut self, file: &Path) -> Result<PathBuf, String> {
         let mut b = PathBuf::from(format!("{}.pre-occ", file.display()));
         let mut n = 1;
         while std::fs::symlink_metadata(&b).is_ok() {
@@ -166,7 +189,7 @@ impl Ctx {
 
     /// Writes `bytes` to `file` with `mode` unless it already holds them. A file occ did not
     /// write (or that changed since) is moved aside first. Returns whether it wrote.
-    fn put(
+    pub(crate) fn put(
         &mut self,
         file: &Path,
         bytes: &[u8],
@@ -219,7 +242,7 @@ impl Ctx {
         Ok(true)
     }
 
-    fn save(&mut self, file: &Path) -> Result<(), String> {
+    pub(crate) fn save(&mut self, file: &Path) -> Result<(), String> {
         if self.dry {
             return Ok(());
         }
@@ -265,15 +288,7 @@ pub fn install(opts: &Options) -> Result<Report, String> {
 
     let manifest = Manifest::load(&manifest_file)?.unwrap_or_else(|| Manifest::new(&home));
     let had_manifest = manifest_file.exists();
-    let mut cx = Ctx {
-        dry: opts.dry_run,
-        planned: Vec::new(),
-        report: Report {
-            dry_run: opts.dry_run,
-            ..Report::default()
-        },
-        manifest,
-    };
+    let mut cx = Ctx::new(opts.dry_run, manifest);
 
     for d in [&home, &bin, &security, &run] {
         cx.mkdir(d)?;
@@ -465,7 +480,9 @@ fn start_broker(
     Ok(())
 }
 
-fn inject_path(
+/// Puts `HOME/bin` first in the agent's PATH (OpenClaw's config, the gateway drop-in, or the
+/// line to add), recording each change in `cx`. Returns what pathPrepend was set to.
+pub(crate) fn inject_path(
     cx: &mut Ctx,
     home: &Path,
     sc: Option<&Path>,

@@ -49,11 +49,32 @@ pub fn run(prog: &Path, args: &[&str], limit: Duration) -> Result<Ran, String> {
 
 /// Runs a prepared command the same way as [`run`].
 pub fn run_cmd(cmd: &mut Command, limit: Duration) -> std::io::Result<Ran> {
+    run_cmd_input(cmd, None, limit)
+}
+
+/// [`run_cmd`] with `input` on the command's standard input (written from a thread, so a
+/// child that does not read cannot block us past the limit).
+pub fn run_cmd_input(
+    cmd: &mut Command,
+    input: Option<Vec<u8>>,
+    limit: Duration,
+) -> std::io::Result<Ran> {
+    let stdin = if input.is_some() {
+        Stdio::piped()
+    } else {
+        Stdio::null()
+    };
     let mut child = cmd
-        .stdin(Stdio::null())
+        .stdin(stdin)
         .stdout(Stdio::piped())
         .stderr(Stdio::piped())
         .spawn()?;
+    if let (Some(bytes), Some(mut w)) = (input, child.stdin.take()) {
+        std::thread::spawn(move || {
+            use std::io::Write as _;
+            let _ = w.write_all(&bytes);
+        });
+    }
     let mut out = child.stdout.take();
     let mut err = child.stderr.take();
     let t_out = std::thread::spawn(move || {
@@ -119,4 +140,13 @@ pub fn systemd_user() -> Option<PathBuf> {
     .ok()
     .filter(Ran::ok)
     .map(|_| sc)
+}
+
+/// `systemctl` when systemd runs this host (PID 1 is systemd), for the system broker's unit.
+pub fn systemd_system() -> Option<PathBuf> {
+    let comm = std::fs::read_to_string("/proc/1/comm").unwrap_or_default();
+    if comm.trim() != "systemd" {
+        return None;
+    }
+    which_in("systemctl", occ_policy::file::DEFAULT_SECURE_PATH)
 }

@@ -13,6 +13,10 @@ pub const DROP_IN: &str = "occ.conf";
 
 /// The unit template shipped in `install/`.
 pub const BROKER_TEMPLATE: &str = include_str!("../../../install/occ-broker.service");
+/// The system broker's unit template shipped in `install/`.
+pub const SYSTEM_BROKER_TEMPLATE: &str = include_str!("../../../install/occ-broker-system.service");
+/// Where the system broker's unit goes.
+pub const SYSTEM_UNIT_DIR: &str = "/etc/systemd/system";
 /// The drop-in template shipped in `install/`.
 pub const DROP_IN_TEMPLATE: &str = include_str!("../../../install/openclaw-gateway-occ.conf");
 
@@ -62,6 +66,12 @@ pub fn broker_unit(home: &Path, occ_bin: &Path) -> Result<String, String> {
     Ok(BROKER_TEMPLATE
         .replace("@OCC_HOME_ENV@", &env)
         .replace("@OCC_BIN@", &exe))
+}
+
+/// The system broker's unit, running `occ` from `occ_bin` as root.
+pub fn system_broker_unit(occ_bin: &Path) -> Result<String, String> {
+    let exe = quote(&occ_bin.display().to_string(), true)?;
+    Ok(SYSTEM_BROKER_TEMPLATE.replace("@OCC_BIN@", &exe))
 }
 
 /// The gateway drop-in that sets the full `path`.
@@ -185,6 +195,34 @@ mod tests {
         assert_eq!(once, "/h/.openclaw/bin:/usr/bin:/bin");
         assert_eq!(prepend(d, &once), once);
         assert_eq!(prepend(d, ""), "/h/.openclaw/bin");
+    }
+
+    #[test]
+    fn system_unit_runs_the_root_broker_and_sets_no_sandbox() {
+        let text = system_broker_unit(Path::new("/usr/local/bin/occ")).unwrap();
+        assert!(text.contains("\nExecStart=\"/usr/local/bin/occ\" broker --system --foreground\n"));
+        for d in [
+            "Type=simple",
+            "Restart=on-failure",
+            "ExecReload=/bin/kill -HUP $MAINPID",
+        ] {
+            assert!(text.contains(&format!("\n{d}\n")), "{d} missing");
+        }
+        // Directives that would narrow approved commands appear only in the comment block.
+        for d in [
+            "ProtectSystem=",
+            "ProtectHome=",
+            "NoNewPrivileges=",
+            "PrivateTmp=",
+            "CapabilityBoundingSet=",
+            "SystemCallFilter=",
+            "UMask=",
+        ] {
+            for line in text.lines().filter(|l| l.contains(d)) {
+                assert!(line.starts_with('#'), "{d} is set: {line}");
+            }
+            assert!(text.contains(d), "{d} is not listed as left out");
+        }
     }
 
     #[test]

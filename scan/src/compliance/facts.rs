@@ -329,6 +329,36 @@ impl Agent {
     }
 }
 
+/// System mode's boundary on the real host, gathered by `occ_policy::boundary` as `occ doctor
+/// --system` gathers it. Listing another user's sudo rights needs root; as anyone else sudo is
+/// not run at all (it could prompt).
+pub fn probe_system(timeout: Duration) -> occ_policy::boundary::Facts {
+    use occ_policy::boundary::{self, SudoSeen, SystemPaths};
+    let sudo_list = |user: &str| -> SudoSeen {
+        if !nix::unistd::geteuid().is_root() {
+            return SudoSeen::Unknown("listing another user's sudo rights needs root".into());
+        }
+        let secure = occ_policy::file::DEFAULT_SECURE_PATH;
+        let Some(sudo) = exec::which_in("sudo", std::ffi::OsStr::new(secure)) else {
+            return SudoSeen::NotInstalled;
+        };
+        let mut cmd = Command::new(&sudo);
+        cmd.args(["-n", "-l", "-U", user])
+            .env_clear()
+            .env("PATH", secure)
+            .env("LC_ALL", "C");
+        match exec::run(cmd, None, timeout) {
+            Ok(o) => boundary::parse_sudo_list(
+                if o.timed_out { None } else { o.code },
+                &String::from_utf8_lossy(&o.stdout),
+                &String::from_utf8_lossy(&o.stderr),
+            ),
+            Err(e) => SudoSeen::Unknown(e.to_string()),
+        }
+    };
+    boundary::gather(&SystemPaths::standard(), &sudo_list)
+}
+
 /// Everything the checks need besides occ's own files.
 #[derive(Debug, Clone)]
 pub struct Host {
@@ -348,6 +378,8 @@ pub struct Host {
     pub egress: NetReport,
     /// This process's PATH (fallback when the gateway is not running).
     pub own_path: Option<String>,
+    /// System mode's boundary, as `occ doctor --system` sees it.
+    pub system: occ_policy::boundary::Facts,
 }
 
 /// Options for [`Host::probe`].
@@ -395,6 +427,7 @@ impl Host {
             ports,
             egress,
             own_path: std::env::var("PATH").ok(),
+            system: probe_system(opts.child_timeout),
         }
     }
 }

@@ -190,7 +190,7 @@ mod tests {
     #[test]
     fn embedded_map_is_valid_and_complete() {
         let m = ControlsMap::embedded().unwrap();
-        assert_eq!(m.controls.len(), 23);
+        assert_eq!(m.controls.len(), 24);
         let ids: Vec<&str> = m.controls.iter().map(|c| c.check_id.as_str()).collect();
         let table: Vec<&str> = super::super::checks::CHECKS.iter().map(|c| c.id).collect();
         assert_eq!(

@@ -1,4 +1,4 @@
-//! The 23 checks. Each reads evidence (occ's files, OpenClaw's config, the host probes and the
+//! The 24 checks. Each reads evidence (occ's files, OpenClaw's config, the host probes and the
 //! scan reports) and returns a verdict with what it saw. A check that cannot gather its
 //! evidence returns `not_assessed` with the error; presence alone never makes a check pass.
 //! [`CHECKS`] maps each id of the controls map to the function that judges it.
@@ -16,6 +16,7 @@ mod host;
 mod network;
 mod openclaw;
 mod policy;
+mod system;
 mod verdict;
 
 pub use ctx::{Ctx, Loaded};
@@ -65,6 +66,7 @@ pub const CHECKS: &[Check] = table! {
     audit::audit_log_integrity,
     broker::broker_reachable,
     broker::shim_first_in_path,
+    system::system_mode_boundary,
 };
 
 /// Runs one check by id; `None` for an unknown id.
