@@ -133,7 +133,7 @@ fn pipe_cloexec() -> io::Result<(std::os::fd::OwnedFd, std::os::fd::OwnedFd)> {
 /// [`Spawned::release`] before it execs. The child: new session; capability sets dropped
 /// (when asked); supplementary groups, gid and uid set (real, effective and saved); the
 /// approved directory; the caller's stdio on 0–2; every other descriptor close-on-exec; the
-/// signal mask and SIGPIPE reset; then `execveat(exe, "", argv, envp, AT_EMPTY_PATH)`.
+/// signal mask, SIGPIPE and the umask (0022, sudo's default) reset; then `execveat(exe, "", argv, envp, AT_EMPTY_PATH)`.
 pub fn spawn(spec: &SpawnSpec) -> io::Result<Spawned> {
     use std::os::fd::{AsRawFd, FromRawFd};
     let (go_r, go_w) = pipe_cloexec()?;
@@ -220,6 +220,8 @@ unsafe fn child(
         libc::sigemptyset(&mut empty);
         libc::sigprocmask(libc::SIG_SETMASK, &empty, std::ptr::null_mut());
         libc::signal(libc::SIGPIPE, libc::SIG_DFL);
+        // sudo's default umask for the command, not the broker's private 0077.
+        libc::umask(0o022);
         if libc::setsid() < 0 {
             fail(1);
         }

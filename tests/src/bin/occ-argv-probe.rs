@@ -1,5 +1,5 @@
 //! Test helper for the sudo differential test: prints, as one JSON object, what it was run
-//! with: argv, its own executable, real and effective uid and gid, cwd and the whole
+//! with: argv, its own executable, real and effective uid and gid, cwd, umask and the whole
 //! environment. It reads only /proc/self; it changes nothing.
 #![forbid(unsafe_code)]
 
@@ -17,6 +17,14 @@ fn status_ids(key: &str) -> Vec<u64> {
             })
         })
         .unwrap_or_default()
+}
+
+/// One `/proc/self/status` field's value, as written there (`Umask:\t0022` gives "0022").
+fn status_field(key: &str) -> Option<String> {
+    std::fs::read_to_string("/proc/self/status")
+        .ok()?
+        .lines()
+        .find_map(|l| l.strip_prefix(key).map(|v| v.trim().to_string()))
 }
 
 fn main() {
@@ -38,6 +46,7 @@ fn main() {
         "gid": gids.first(),
         "egid": gids.get(1),
         "cwd": std::env::current_dir().ok().map(|p| p.to_string_lossy().into_owned()),
+        "umask": status_field("Umask:"),
         "env": env,
     });
     println!("{out}");
