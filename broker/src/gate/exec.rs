@@ -25,10 +25,6 @@ impl Gate {
         u: &Understood,
         cfg: &PolicyConfig,
     ) {
-        if self.layout.mode == crate::layout::Mode::System {
-            self.run_approved(conn, fields, u, cfg);
-            return;
-        }
         let Some(r) = &u.eval.request else {
             let msg = "nothing to run";
             self.refuse(
@@ -40,6 +36,10 @@ impl Gate {
             );
             return;
         };
+        if self.layout.mode == crate::layout::Mode::System {
+            self.run_approved(conn, fields, u, r, cfg);
+            return;
+        }
         if let Err(e) = check_real_sudo(&cfg.broker.real_sudo) {
             self.refuse(
                 conn,

@@ -178,10 +178,11 @@ impl Gate {
         conn: &mut Conn,
         mut fields: Fields,
         u: &Understood,
+        r: &occ_policy::Request,
         cfg: &PolicyConfig,
     ) {
-        let (Some(r), Some(exe)) = (&u.eval.request, &u.exe) else {
-            let msg = "nothing to run";
+        let Some(exe) = &u.exe else {
+            let msg = "the approved file was not opened at resolution";
             self.refuse(
                 conn,
                 fields,
