@@ -28,8 +28,9 @@ fn in_group(user: &User, group: &str) -> bool {
 }
 
 /// Whether the process `pid` runs a program only root can change: the file and every
-/// directory above it root-owned and not writable by group or others. Approvers must use the
-/// root-installed `occ`, never a copy the agent could have replaced.
+/// directory above it root-owned and not writable by group or others (a sticky directory such
+/// as /tmp may be: nobody but root can rename or remove root's entries in it). Approvers must
+/// use the root-installed `occ`, never a copy the agent could have replaced.
 pub fn root_controlled_exe(pid: i32) -> Result<(), String> {
     use std::os::unix::fs::MetadataExt;
     let exe = std::fs::read_link(format!("/proc/{pid}/exe"))
@@ -37,7 +38,9 @@ pub fn root_controlled_exe(pid: i32) -> Result<(), String> {
     let mut at = Some(exe.as_path());
     while let Some(p) = at {
         let md = std::fs::metadata(p).map_err(|e| format!("{}: {e}", p.display()))?;
-        if md.uid() != 0 || md.mode() & 0o022 != 0 {
+        let sticky_dir = md.is_dir() && md.mode() & 0o1000 != 0;
+        let writable = if sticky_dir { 0 } else { md.mode() & 0o022 };
+        if md.uid() != 0 || writable != 0 {
             return Err(format!(
                 "{} runs from {}, which someone other than root can change ({}); approve with \
                  the root-installed occ (/usr/local/bin/occ)",
@@ -92,25 +95,49 @@ mod tests {
         assert!(!listed(&["root".into()], 4_000_000_000), "unknown uid");
     }
 
-    #[test]
-    fn a_program_in_a_user_writable_place_is_not_root_controlled() {
-        // This test process: under target/, root-owned when CI runs as root; a copy in /tmp
-        // (sticky, world-writable) never is.
-        let tmp = std::env::temp_dir().join(format!("occ-exe-{}", std::process::id()));
-        std::fs::copy("/bin/sleep", &tmp).unwrap();
-        let mut child = std::process::Command::new(&tmp).arg("5").spawn().unwrap();
+    /// Runs a copy of /bin/sleep from `dir` and judges it.
+    fn judged_from(dir: &std::path::Path) -> Result<(), String> {
+        let exe = dir.join("sleep");
+        // A cp child, not a descriptor of ours, so no forked sibling can hold it open for write.
+        let copied = std::process::Command::new("cp")
+            .arg("/bin/sleep")
+            .arg(&exe)
+            .status()
+            .unwrap();
+        assert!(copied.success());
+        let mut child = std::process::Command::new(&exe).arg("5").spawn().unwrap();
         let verdict = root_controlled_exe(child.id() as i32);
         let _ = child.kill();
         let _ = child.wait();
-        let _ = std::fs::remove_file(&tmp);
+        verdict
+    }
+
+    #[test]
+    fn a_program_in_a_user_writable_place_is_not_root_controlled() {
+        use std::os::unix::fs::PermissionsExt;
+        if !nix::unistd::geteuid().is_root() {
+            eprintln!("SKIP: needs root (the files must be root's to be judged root-controlled)");
+            assert!(
+                std::env::var_os("OCC_REQUIRE_FULL_TESTS").is_none(),
+                "SKIP under OCC_REQUIRE_FULL_TESTS"
+            );
+            return;
+        }
+        let d = tempfile::tempdir().unwrap();
+        std::fs::set_permissions(d.path(), std::fs::Permissions::from_mode(0o755)).unwrap();
+        let open = d.path().join("open");
+        std::fs::create_dir(&open).unwrap();
+        std::fs::set_permissions(&open, std::fs::Permissions::from_mode(0o777)).unwrap();
+        let verdict = judged_from(&open);
         assert!(
-            verdict.unwrap_err().contains("/tmp"),
-            "a copy in /tmp is refused"
+            verdict.as_ref().is_err_and(|e| e.contains("open")),
+            "a world-writable directory is refused: {verdict:?}"
         );
-        let mut sleep = std::process::Command::new("/bin/sleep")
-            .arg("5")
-            .spawn()
-            .unwrap();
+        let sticky = d.path().join("sticky");
+        std::fs::create_dir(&sticky).unwrap();
+        std::fs::set_permissions(&sticky, std::fs::Permissions::from_mode(0o1777)).unwrap();
+        assert_eq!(judged_from(&sticky), Ok(()), "root's file in a sticky directory");
+        let mut sleep = std::process::Command::new("/bin/sleep").arg("5").spawn().unwrap();
         let ok = root_controlled_exe(sleep.id() as i32);
         let _ = sleep.kill();
         let _ = sleep.wait();

@@ -142,6 +142,9 @@ pub struct World {
     broker: Option<Child>,
     /// The broker's stderr (its tracing log), shown when a test fails.
     broker_log: tempfile::NamedTempFile,
+    /// A root-owned copy of `occ` in a root-owned directory: the system broker serves only
+    /// approvers who run a program only root can change, wherever this checkout lives.
+    occ: PathBuf,
     _serial: MutexGuard<'static, ()>,
 }
 
@@ -162,6 +165,7 @@ impl World {
             other: ensure_user(OTHER),
             broker: None,
             broker_log: tempfile::NamedTempFile::new().unwrap(),
+            occ: install_root_exe(occ_tests::bin("occ"), "occ"),
             _serial: serial,
         };
         for u in [&w.agent, &w.other, &w.target] {
@@ -313,7 +317,7 @@ impl World {
 
     /// `occ ARGS` as `u`.
     pub fn occ(&self, u: &User, args: &[&str]) -> Output {
-        self.as_user(u, occ_tests::bin("occ"))
+        self.as_user(u, &self.occ)
             .args(args)
             .output()
             .unwrap()
@@ -322,7 +326,7 @@ impl World {
     /// `occ ARGS` as `u` with `input` on stdin (the approval token).
     pub fn occ_with_stdin(&self, u: &User, args: &[&str], input: &str) -> Output {
         let mut child = self
-            .as_user(u, occ_tests::bin("occ"))
+            .as_user(u, &self.occ)
             .args(args)
             .stdin(Stdio::piped())
             .stdout(Stdio::piped())
