@@ -136,8 +136,15 @@ mod tests {
         let sticky = d.path().join("sticky");
         std::fs::create_dir(&sticky).unwrap();
         std::fs::set_permissions(&sticky, std::fs::Permissions::from_mode(0o1777)).unwrap();
-        assert_eq!(judged_from(&sticky), Ok(()), "root's file in a sticky directory");
-        let mut sleep = std::process::Command::new("/bin/sleep").arg("5").spawn().unwrap();
+        assert_eq!(
+            judged_from(&sticky),
+            Ok(()),
+            "root's file in a sticky directory"
+        );
+        let mut sleep = std::process::Command::new("/bin/sleep")
+            .arg("5")
+            .spawn()
+            .unwrap();
         let ok = root_controlled_exe(sleep.id() as i32);
         let _ = sleep.kill();
         let _ = sleep.wait();

@@ -317,10 +317,7 @@ impl World {
 
     /// `occ ARGS` as `u`.
     pub fn occ(&self, u: &User, args: &[&str]) -> Output {
-        self.as_user(u, &self.occ)
-            .args(args)
-            .output()
-            .unwrap()
+        self.as_user(u, &self.occ).args(args).output().unwrap()
     }
 
     /// `occ ARGS` as `u` with `input` on stdin (the approval token).
