@@ -336,9 +336,10 @@ impl Gate {
         } else {
             "batch"
         };
+        // Configured in broker.json, or by the legacy env file (as `token_sha256` decides).
+        let legacy = self.legacy_token_sha256.is_some();
         let token_required = self
-            .policy(&|_| None)
-            .map(|c| self.token_sha256(&c).is_some())
+            .broker_setting(|b| b.approval.token_sha256.is_some() || legacy)
             .unwrap_or(false);
         json!({
             "token_required": token_required,

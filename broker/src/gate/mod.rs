@@ -33,7 +33,7 @@ use std::sync::{Arc, Condvar, Mutex, MutexGuard};
 use std::time::Duration;
 
 use occ_audit::Writer;
-use occ_policy::file::{FileError, Fsync, PolicyConfig};
+use occ_policy::file::{BrokerConfig, FileError, Fsync, PolicyConfig};
 use occ_policy::Decision;
 use occ_proto::{Output, Request};
 
@@ -166,6 +166,22 @@ impl Gate {
         }
     }
 
+    /// One reading of `broker.json` as the policy files say now, without copying the whole
+    /// policy (its compiled rules) when the system broker has it cached: the per-connection
+    /// and per-request checks need a list or a number, not the rules.
+    fn broker_setting<T>(
+        &self,
+        read: impl FnOnce(&BrokerConfig) -> T,
+    ) -> Result<T, Vec<FileError>> {
+        if self.system() {
+            let loaded = self.loaded.lock().unwrap_or_else(|p| p.into_inner());
+            if let Some(cfg) = loaded.as_ref() {
+                return Ok(read(&cfg.broker));
+            }
+        }
+        self.policy(&|_| None).map(|c| read(&c.broker))
+    }
+
     /// Refuses the request on `conn` with `reason`, recording `event`. The refusal stands even
     /// if it cannot be recorded; the message then says so.
     fn refuse(&self, conn: &mut Conn, fields: Fields, event: Event, reason: Refusal, msg: &str) {
@@ -188,10 +204,7 @@ impl Gate {
                 let _ = conn.refuse(&msg, reason.code());
                 return;
             }
-            let limit = self
-                .policy(&|_| None)
-                .map(|c| c.broker.limits.request_bytes)
-                .unwrap_or(0);
+            let limit = self.broker_setting(|b| b.limits.request_bytes).unwrap_or(0);
             let size = req.argv.iter().map(Vec::len).sum::<usize>()
                 + req.cwd.len()
                 + req
@@ -421,8 +434,7 @@ impl RequestHandler for Gate {
 
     fn connections_per_uid(&self, admin: bool) -> usize {
         let limits = self
-            .policy(&|_| None)
-            .map(|c| c.broker.limits)
+            .broker_setting(|b| b.limits.clone())
             .unwrap_or_default();
         if admin {
             limits.admin_connections_per_uid

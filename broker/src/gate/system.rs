@@ -51,13 +51,15 @@ impl super::Core {
 impl Gate {
     /// System mode: whether `peer` may file requests; a refusal is audited at a bounded rate.
     pub(super) fn check_requester(&self, peer: &PeerCred) -> Result<(), (Refusal, String)> {
-        let cfg = self.policy(&|_| None).map_err(|errs| {
-            (
-                Refusal::PolicyInvalid,
-                errs.first().map(|e| e.to_string()).unwrap_or_default(),
-            )
-        })?;
-        if access::listed(&cfg.broker.requesters, peer.uid) {
+        let requesters = self
+            .broker_setting(|b| b.requesters.clone())
+            .map_err(|errs| {
+                (
+                    Refusal::PolicyInvalid,
+                    errs.first().map(|e| e.to_string()).unwrap_or_default(),
+                )
+            })?;
+        if access::listed(&requesters, peer.uid) {
             return Ok(());
         }
         if let Some(suppressed) = self.refusals.admit(peer.uid, now_ms()) {
@@ -79,10 +81,10 @@ impl Gate {
         if peer.uid == 0 {
             return Ok(());
         }
-        let cfg = self
-            .policy(&|_| None)
+        let approvers = self
+            .broker_setting(|b| b.approvers.clone())
             .map_err(|errs| errs.first().map(|e| e.to_string()).unwrap_or_default())?;
-        if access::listed(&cfg.broker.approvers, peer.uid) {
+        if access::listed(&approvers, peer.uid) {
             return access::root_controlled_exe(peer.pid);
         }
         if let Some(suppressed) = self.refusals.admit(peer.uid, now_ms()) {
