@@ -1,0 +1,415 @@
+//! `broker.json`: the broker's own settings (approval stack, sessions, audit, limits, who may
+//! request and approve), parsed strictly, and read one file at a time for `occ doctor` and occ-scan.
+
+use super::*;
+
+// ---------------------------------------------------------------------------------------------
+// broker.json
+
+/// An approval channel.
+#[derive(Clone, Copy, Debug, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(rename_all = "lowercase")]
+pub enum Channel {
+    /// `occ approve ID`.
+    Queue,
+    /// A prompt on the requester's terminal, for a human sitting at it (opt-in).
+    Tty,
+}
+
+/// A module of the approval stack.
+#[derive(Clone, Copy, Debug, PartialEq, Eq, Hash)]
+pub enum Module {
+    /// Required policy files exist.
+    Files,
+    /// The decision table.
+    Policy,
+    /// The session id is present when required.
+    Session,
+    /// Untrusted-source confirmation.
+    Untrusted,
+    /// A live grant.
+    Grant,
+    /// A human decision.
+    Approve,
+    /// The approver's token.
+    Token,
+}
+
+/// PAM-style control flag.
+#[derive(Clone, Copy, Debug, PartialEq, Eq, Hash)]
+pub enum Control {
+    /// Failure refuses at once.
+    Requisite,
+    /// Failure refuses once the stack has finished.
+    Required,
+    /// Success ends the stack if nothing failed before.
+    Sufficient,
+}
+
+/// One `module:control` entry of `approval.stack`.
+#[derive(Clone, Copy, Debug, PartialEq, Eq, Hash, Deserialize)]
+#[serde(try_from = "String")]
+pub struct StackEntry {
+    /// The module.
+    pub module: Module,
+    /// Its control flag.
+    pub control: Control,
+}
+
+impl TryFrom<String> for StackEntry {
+    type Error = String;
+    fn try_from(s: String) -> Result<Self, String> {
+        let (m, c) = s.split_once(':').ok_or_else(|| {
+            format!("{s:?} is not `module:control`; write e.g. \"grant:sufficient\"")
+        })?;
+        let module = match m {
+            "files" => Module::Files,
+            "policy" => Module::Policy,
+            "session" => Module::Session,
+            "untrusted" => Module::Untrusted,
+            "grant" => Module::Grant,
+            "approve" => Module::Approve,
+            "token" => Module::Token,
+            _ => return Err(format!("unknown module {m:?}; modules are files, policy, session, untrusted, grant, approve, token")),
+        };
+        let control = match c {
+            "requisite" => Control::Requisite,
+            "required" => Control::Required,
+            "sufficient" => Control::Sufficient,
+            _ => {
+                return Err(format!(
+                    "unknown control {c:?}; controls are requisite, required, sufficient"
+                ))
+            }
+        };
+        Ok(StackEntry { module, control })
+    }
+}
+
+impl Module {
+    /// The module's name as written in `broker.json` and in audit events.
+    pub fn name(self) -> &'static str {
+        match self {
+            Module::Files => "files",
+            Module::Policy => "policy",
+            Module::Session => "session",
+            Module::Untrusted => "untrusted",
+            Module::Grant => "grant",
+            Module::Approve => "approve",
+            Module::Token => "token",
+        }
+    }
+}
+
+impl std::fmt::Display for StackEntry {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        let m = self.module.name();
+        let c = match self.control {
+            Control::Requisite => "requisite",
+            Control::Required => "required",
+            Control::Sufficient => "sufficient",
+        };
+        write!(f, "{m}:{c}")
+    }
+}
+
+/// `approval` in `broker.json`.
+#[derive(Clone, Debug, PartialEq, Eq, Deserialize)]
+#[serde(deny_unknown_fields, default)]
+pub struct ApprovalConfig {
+    /// Approval channels.
+    pub channels: Vec<Channel>,
+    /// How long the shim waits for a decision (0: never waits).
+    pub wait_seconds: u64,
+    /// When a pending request expires.
+    pub pending_expiry_minutes: u64,
+    /// Lowercase hex SHA-256 of the approver token, if one is set.
+    pub token_sha256: Option<String>,
+    /// The PAM-style stack.
+    pub stack: Vec<StackEntry>,
+}
+
+impl Default for ApprovalConfig {
+    fn default() -> Self {
+        let stack = [
+            "files:requisite",
+            "policy:requisite",
+            "session:requisite",
+            "untrusted:required",
+            "grant:sufficient",
+            "approve:required",
+            "token:required",
+        ]
+        .iter()
+        .filter_map(|s| StackEntry::try_from(s.to_string()).ok())
+        .collect();
+        ApprovalConfig {
+            channels: vec![Channel::Queue],
+            wait_seconds: 120,
+            pending_expiry_minutes: 30,
+            token_sha256: None,
+            stack,
+        }
+    }
+}
+
+/// `session` in `broker.json`.
+#[derive(Clone, Debug, PartialEq, Eq, Deserialize)]
+#[serde(deny_unknown_fields, default)]
+pub struct SessionConfig {
+    /// Refuse requests without a session id.
+    pub require_session_id: bool,
+    /// A session grant dies after this much idle time.
+    pub idle_timeout_minutes: u64,
+}
+
+impl Default for SessionConfig {
+    fn default() -> Self {
+        SessionConfig {
+            require_session_id: false,
+            idle_timeout_minutes: 30,
+        }
+    }
+}
+
+/// `limits` in `broker.json`: what one requesting uid may hold at once (system mode), so no
+/// requester can starve the others or the approvers.
+#[derive(Clone, Debug, PartialEq, Eq, Deserialize)]
+#[serde(deny_unknown_fields, default)]
+pub struct LimitsConfig {
+    /// Open connections per requesting uid on the request socket.
+    pub connections_per_uid: usize,
+    /// Pending requests per requesting uid.
+    pub pending_per_uid: usize,
+    /// Largest request (argv, cwd and forwarded environment, in bytes).
+    pub request_bytes: usize,
+    /// Open connections per uid on the admin socket.
+    pub admin_connections_per_uid: usize,
+}
+
+impl Default for LimitsConfig {
+    fn default() -> Self {
+        LimitsConfig {
+            connections_per_uid: 64,
+            pending_per_uid: 32,
+            request_bytes: 256 * 1024,
+            admin_connections_per_uid: 16,
+        }
+    }
+}
+
+/// When the audit writer fsyncs.
+#[derive(Clone, Copy, Debug, PartialEq, Eq, Deserialize)]
+#[serde(rename_all = "lowercase")]
+pub enum Fsync {
+    /// After every record.
+    Always,
+    /// Group commit.
+    Batch,
+}
+
+/// `audit` in `broker.json`.
+#[derive(Clone, Debug, PartialEq, Eq, Deserialize)]
+#[serde(deny_unknown_fields, default)]
+pub struct AuditConfig {
+    /// fsync policy.
+    pub fsync: Fsync,
+    /// Forward-secure sealing.
+    pub seal: bool,
+}
+
+impl Default for AuditConfig {
+    fn default() -> Self {
+        AuditConfig {
+            fsync: Fsync::Always,
+            seal: false,
+        }
+    }
+}
+
+/// `broker.json`: every key optional, unknown keys refused.
+#[derive(Clone, Debug, PartialEq, Eq, Deserialize)]
+#[serde(deny_unknown_fields, default)]
+pub struct BrokerConfig {
+    /// Schema version, 1.
+    pub version: u32,
+    /// Where bare command names are looked up (absolute entries only).
+    pub secure_path: String,
+    /// The real sudo (user mode).
+    pub real_sudo: PathBuf,
+    /// Refuse when a policy file is missing.
+    pub require_policy_files: bool,
+    /// Allow `-s` and `-i`.
+    pub allow_shells: bool,
+    /// Names `-E`/`--preserve-env` may preserve (`NAME`, or a `PREFIX*` pattern).
+    pub allow_preserve_env: Vec<String>,
+    /// Caller variables passed through to commands (`NAME` or `PREFIX*`).
+    pub env_keep: Vec<String>,
+    /// Approval settings.
+    pub approval: ApprovalConfig,
+    /// Session settings.
+    pub session: SessionConfig,
+    /// Audit settings.
+    pub audit: AuditConfig,
+    /// Who may request (system mode): user or `%group` names.
+    pub requesters: Vec<String>,
+    /// Who may approve (system mode).
+    pub approvers: Vec<String>,
+    /// Per-uid limits (system mode).
+    pub limits: LimitsConfig,
+}
+
+/// The default `secure_path`.
+pub const DEFAULT_SECURE_PATH: &str =
+    "/usr/local/sbin:/usr/local/bin:/usr/sbin:/usr/bin:/sbin:/bin";
+
+impl Default for BrokerConfig {
+    fn default() -> Self {
+        BrokerConfig {
+            version: 1,
+            secure_path: DEFAULT_SECURE_PATH.into(),
+            real_sudo: PathBuf::from("/usr/bin/sudo"),
+            require_policy_files: false,
+            allow_shells: false,
+            allow_preserve_env: Vec::new(),
+            env_keep: ["TERM", "LANG", "LC_*", "COLORTERM", "NO_COLOR"]
+                .iter()
+                .map(|s| s.to_string())
+                .collect(),
+            approval: ApprovalConfig::default(),
+            session: SessionConfig::default(),
+            audit: AuditConfig::default(),
+            requesters: Vec::new(),
+            approvers: Vec::new(),
+            limits: LimitsConfig::default(),
+        }
+    }
+}
+
+/// Whether `name` matches a `NAME` or `PREFIX*` entry.
+pub fn name_listed(list: &[String], name: &str) -> bool {
+    list.iter().any(|p| match p.strip_suffix('*') {
+        Some(prefix) => name.starts_with(prefix),
+        None => p == name,
+    })
+}
+
+impl BrokerConfig {
+    /// Parses and validates `broker.json` text.
+    pub fn parse(file: &Path, text: &str) -> Result<BrokerConfig, FileError> {
+        let c: BrokerConfig = parse_typed(file, text)?;
+        if c.version != 1 {
+            return Err(invalid(
+                file,
+                "version",
+                format!("version {} is not supported", c.version),
+                "write \"version\": 1",
+            ));
+        }
+        if !c.secure_path.split(':').any(|d| d.starts_with('/')) {
+            return Err(invalid(
+                file,
+                "secure_path",
+                "has no absolute directory",
+                format!("use absolute directories, e.g. {DEFAULT_SECURE_PATH:?}"),
+            ));
+        }
+        if !c.real_sudo.is_absolute() {
+            return Err(invalid(
+                file,
+                "real_sudo",
+                "is not an absolute path",
+                "write \"/usr/bin/sudo\"",
+            ));
+        }
+        if let Some(t) = &c.approval.token_sha256 {
+            if t.len() != 64
+                || !t
+                    .bytes()
+                    .all(|b| b.is_ascii_digit() || (b'a'..=b'f').contains(&b))
+            {
+                return Err(invalid(
+                    file,
+                    "approval.token_sha256",
+                    "is not 64 lowercase hex digits",
+                    "set it with `occ token set`, or write null",
+                ));
+            }
+        }
+        if c.approval.channels.is_empty() {
+            return Err(invalid(
+                file,
+                "approval.channels",
+                "is empty, so nobody could approve",
+                "write [\"queue\"]",
+            ));
+        }
+        for (key, v) in [
+            ("limits.connections_per_uid", c.limits.connections_per_uid),
+            ("limits.pending_per_uid", c.limits.pending_per_uid),
+            ("limits.request_bytes", c.limits.request_bytes),
+            (
+                "limits.admin_connections_per_uid",
+                c.limits.admin_connections_per_uid,
+            ),
+        ] {
+            if v == 0 {
+                return Err(invalid(
+                    file,
+                    key,
+                    "is 0, so nothing could get through",
+                    "use a positive number, or leave the key out for the default",
+                ));
+            }
+        }
+        if c.session.idle_timeout_minutes == 0 {
+            return Err(invalid(
+                file,
+                "session.idle_timeout_minutes",
+                "is 0",
+                "use a positive number of minutes, e.g. 30",
+            ));
+        }
+        for (key, list) in [
+            ("allow_preserve_env", &c.allow_preserve_env),
+            ("env_keep", &c.env_keep),
+        ] {
+            for (i, n) in list.iter().enumerate() {
+                let base = n.strip_suffix('*').unwrap_or(n);
+                if base.contains(['=', '*']) || (base.is_empty() && n != "*") {
+                    return Err(invalid(
+                        file,
+                        &format!("{key}[{i}]"),
+                        format!("{n:?} is not a variable name or NAME* pattern"),
+                        "write a name such as \"TERM\" or a prefix pattern such as \"LC_*\"",
+                    ));
+                }
+            }
+        }
+        Ok(c)
+    }
+
+    /// Applies the caller's `OPENCLAW_REQUIRE_POLICY_FILES=1` and `OPENCLAW_REQUIRE_SESSION_ID=1`.
+    /// These only ever tighten: no value turns a requirement off.
+    pub fn tighten_from_env(&mut self, get: &dyn Fn(&str) -> Option<String>) {
+        if get("OPENCLAW_REQUIRE_POLICY_FILES").as_deref() == Some("1") {
+            self.require_policy_files = true;
+        }
+        if get("OPENCLAW_REQUIRE_SESSION_ID").as_deref() == Some("1") {
+            self.session.require_session_id = true;
+        }
+    }
+}
+
+// ---------------------------------------------------------------------------------------------
+// prompt-policy.json
+
+impl BrokerConfig {
+    /// Reads `broker.json` at `file` as `reader_uid` would ([`read_checked`]) and parses it:
+    /// `Ok(None)` when it does not exist. The caller's environment is not applied.
+    pub fn load(file: &Path, reader_uid: u32) -> Result<Option<BrokerConfig>, FileError> {
+        read_checked(file, reader_uid)?
+            .map(|text| BrokerConfig::parse(file, &text))
+            .transpose()
+    }
+}
