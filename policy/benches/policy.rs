@@ -85,6 +85,7 @@ fn request(path: &str, args: &[&str]) -> Request {
         cwd: "/".into(),
         preserved_env: vec![],
         runs_arbitrary_code: false,
+        unwrapped: Default::default(),
         session_id: Some("bench".into()),
         untrusted: false,
         binding,

@@ -11,6 +11,7 @@ use crate::grammar::{self, Action, PreserveEnv, SudoRequest};
 use crate::grant::{Binding, GrantDigest};
 use crate::options;
 use crate::resolve::{self, Caller, ResolvedCommand, Target};
+use crate::wrappers::{self, Unwrapped};
 
 /// What happens to a request.
 #[derive(Clone, Copy, Debug, PartialEq, Eq, Hash)]
@@ -74,8 +75,11 @@ pub struct Request {
     pub cwd: PathBuf,
     /// Preserved variables and values.
     pub preserved_env: Vec<(String, String)>,
-    /// Listed in code-runners.json (shells always are).
+    /// Listed in code-runners.json (shells always are), at any wrapped level, or wrapped in a
+    /// form occ cannot read with certainty.
     pub runs_arbitrary_code: bool,
+    /// What the command runs through wrappers (`env`, `nice`, `setarch`, …), level by level.
+    pub unwrapped: Unwrapped,
     /// The requester's task session.
     pub session_id: Option<String>,
     /// `OPENCLAW_UNTRUSTED_SOURCE=1`.
@@ -95,13 +99,40 @@ impl Request {
 /// request this table sends to approval may still be covered by a live grant there.
 pub fn decide(req: &Request, policy: &PolicyConfig) -> Outcome {
     let args = req.argv.get(1..).unwrap_or_default();
-    if let Some(rule) = policy.commands.deny.first_match(&req.command, args) {
+    let secure_path = policy.broker.secure_path.as_str();
+    if let Some(rule) = policy
+        .commands
+        .deny
+        .first_match(&req.command, args, secure_path)
+    {
         return Outcome {
             decision: Decision::Deny,
             reason_code: "policy_block",
             rule: Some(format!("{}: {}", rule.id, rule.text)),
             message: format!("refused by command-policy.json {} ({})", rule.id, rule.text),
         };
+    }
+    for level in &req.unwrapped.levels {
+        let inner_args = level.argv.get(1..).unwrap_or_default();
+        if let Some(rule) =
+            policy
+                .commands
+                .deny
+                .first_match(&level.command, inner_args, secure_path)
+        {
+            return Outcome {
+                decision: Decision::Deny,
+                reason_code: "policy_block",
+                rule: Some(format!("{}: {}", rule.id, rule.text)),
+                message: format!(
+                    "refused by command-policy.json {} ({}): {:?} runs inside {}",
+                    rule.id,
+                    rule.text,
+                    level.argv.join(" "),
+                    req.command.path.display()
+                ),
+            };
+        }
     }
     if req.runs_arbitrary_code {
         if let Some((rule, inner)) = nested_deny(policy, &req.argv) {
@@ -118,7 +149,10 @@ pub fn decide(req: &Request, policy: &PolicyConfig) -> Outcome {
             };
         }
     }
-    let allow_rule = policy.commands.allow.first_match(&req.command, args);
+    let allow_rule = policy
+        .commands
+        .allow
+        .first_match(&req.command, args, secure_path);
     if !policy.commands.allow.is_empty() && allow_rule.is_none() {
         return Outcome::deny(
             "not_in_allowlist",
@@ -180,7 +214,12 @@ fn nested_deny<'p>(
             ino: 0,
             via_secure_path: true,
         };
-        if let Some(rule) = policy.commands.deny.first_match(&pseudo, rest) {
+        if let Some(rule) =
+            policy
+                .commands
+                .deny
+                .first_match(&pseudo, rest, &policy.broker.secure_path)
+        {
             return Some((rule, inner.join(" ")));
         }
     }
@@ -387,13 +426,20 @@ pub fn evaluate<S: AsRef<str>>(
             }
         }
     };
-    let runs_arbitrary_code = matches!(action, Action::Shell | Action::LoginShell)
-        || policy.code_runners.lists(command.name())
-        || policy.code_runners.lists(command.real_name());
     let cwd = match &sudo.chdir {
         Some(d) => lexical_join(&ctx.cwd, d),
         None => ctx.cwd.clone(),
     };
+    let unwrapped = wrappers::unwrap(&command, &argv[1..], &cwd, secure_path);
+    let listed = |c: &ResolvedCommand| {
+        policy.code_runners.lists(c.name()) || policy.code_runners.lists(c.real_name())
+    };
+    // Wrappers stay code runners themselves (a grant for one never covers more than one run);
+    // what they wrap counts too, and a form occ could not read runs code.
+    let runs_arbitrary_code = matches!(action, Action::Shell | Action::LoginShell)
+        || unwrapped.unreadable.is_some()
+        || listed(&command)
+        || unwrapped.levels.iter().any(|l| listed(&l.command));
     let preserved_env: Vec<(String, String)> = match &sudo.preserve_env {
         PreserveEnv::No => Vec::new(),
         PreserveEnv::All => ctx
@@ -439,6 +485,7 @@ pub fn evaluate<S: AsRef<str>>(
         cwd,
         preserved_env,
         runs_arbitrary_code,
+        unwrapped,
         session_id: ctx.session_id.clone(),
         untrusted: ctx.untrusted,
         binding,

@@ -13,7 +13,8 @@ use crate::grant::hex;
 /// Keys: `action`, `command`, `target_user`, `target_uid`, `target_group`, `env`,
 /// `preserve_env`, `chdir`, `non_interactive`, `runs_arbitrary_code`, `decision`,
 /// `reason_code`, `rule`, `message`; and, beyond the list, `target_gid`, `cwd` (where
-/// the command would run) and `grant_digest` (hex), null when unknown.
+/// the command would run), `wraps` (what a wrapper runs, outermost first; `[]` when nothing)
+/// and `grant_digest` (hex), null when unknown.
 pub fn to_json(ev: &Evaluation) -> Value {
     let sudo = ev.sudo.as_ref();
     let req = ev.request.as_ref();
@@ -50,6 +51,7 @@ pub fn to_json(ev: &Evaluation) -> Value {
         "cwd": req.map(|r| r.cwd.to_string_lossy().into_owned()),
         "non_interactive": sudo.is_some_and(|s| s.non_interactive),
         "runs_arbitrary_code": req.is_some_and(|r| r.runs_arbitrary_code),
+        "wraps": req.map(|r| r.unwrapped.wraps()).unwrap_or_default(),
         "decision": ev.outcome.decision.as_str(),
         "reason_code": ev.outcome.reason_code,
         "rule": ev.outcome.rule,
@@ -98,6 +100,9 @@ pub fn to_text(ev: &Evaluation, args: &[String]) -> String {
     }
     if j["non_interactive"] == Value::Bool(true) {
         out.push_str("  -n:           the caller will not wait for approval\n");
+    }
+    for inner in j["wraps"].as_array().into_iter().flatten() {
+        out.push_str(&format!("  wraps:        {inner}\n"));
     }
     if j["runs_arbitrary_code"] == Value::Bool(true) {
         out.push_str(

@@ -23,6 +23,7 @@ pub mod grant;
 pub mod options;
 pub mod resolve;
 pub mod rule;
+pub mod wrappers;
 
 pub use decide::{decide, evaluate, Context, Decision, Evaluation, Outcome, Request};
 pub use file::{

@@ -3,4 +3,5 @@
 mod bypass;
 mod files;
 mod props;
+mod spellings;
 mod support;

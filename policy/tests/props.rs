@@ -239,7 +239,7 @@ proptest! {
         let argv_rest = &req.argv[1..];
         let matches = |rules: &[String]| rules.iter().any(|t| {
             Rule::parse(RuleId { list: ListKind::Deny, index: 0 }, t)
-                .map(|r| r.matches(&req.command, argv_rest))
+                .map(|r| r.matches(&req.command, argv_rest, occ_policy::file::DEFAULT_SECURE_PATH))
                 .unwrap_or(false)
         });
         let d = decide(&req, &p);

@@ -58,6 +58,7 @@ pub fn request(path: &str, real: &str, args: &[&str], session: Option<&str>) -> 
         cwd: PathBuf::from("/"),
         preserved_env: vec![],
         runs_arbitrary_code,
+        unwrapped: Default::default(),
         session_id: session.map(str::to_string),
         untrusted: false,
         binding,

@@ -294,3 +294,48 @@ fn policy_init_json_lists_written_and_kept_files() {
         .iter()
         .all(|f| f["written"] == false));
 }
+
+/// `occ policy init`'s template, then `occ explain --json` as a new user runs it: one decision
+/// for every spelling of the command and flags, through wrappers, which the answer names.
+#[test]
+fn explain_sees_every_spelling_and_wrapper_of_the_templates_denials() {
+    let home = tempfile::tempdir().expect("home");
+    let init = occ(home.path(), &["policy", "init"]);
+    assert!(init.status.success(), "{init:?}");
+    for line in [
+        &["rm", "-rf", "/"][..],
+        &["/usr/bin/rm", "-rf", "/"],
+        &["/bin/rm", "-r", "-f", "/"],
+        &["../../usr/bin/rm", "--recursive", "--force", "/"],
+        &["rm", "-rf", "--no-preserve-root", "/"],
+        &["setarch", "x86_64", "rm", "-Rf", "/"],
+        &["env", "rm", "-fr", "/"],
+        &["nice", "rm", "-rf", "/"],
+        &["ld.so", "/usr/bin/rm", "-rf", "/"],
+        &["timeout", "5", "chmod", "-R", "777", "/"],
+        &["env", "-i", "dd", "if=/dev/zero", "of=/dev/sda"],
+    ] {
+        let (code, v) = explain_json(home.path(), line);
+        assert_eq!(
+            (code, v["reason_code"].as_str()),
+            (Some(1), Some("policy_block")),
+            "{line:?}: {v}"
+        );
+        let wraps = v["wraps"].as_array().expect("wraps is an array");
+        let wrapped = !matches!(line[0], "rm" | "/usr/bin/rm" | "/bin/rm" | "../../usr/bin/rm");
+        assert_eq!(!wraps.is_empty(), wrapped, "{line:?}: {v}");
+    }
+    let (code, v) = explain_json(home.path(), &["nice", "-n", "5", "id", "-u"]);
+    assert_eq!(code, Some(0), "{v}");
+    let wraps = v["wraps"].as_array().expect("wraps");
+    assert_eq!(wraps.len(), 1, "{v}");
+    assert!(
+        wraps[0][0].as_str().is_some_and(|s| s.ends_with("/id")) && wraps[0][1] == "-u",
+        "{v}"
+    );
+    // A wrapper form occ cannot read runs arbitrary code, never harmless.
+    let (_, v) = explain_json(home.path(), &["env", "LD_PRELOAD=/tmp/x.so", "id"]);
+    assert_eq!(v["runs_arbitrary_code"], true, "{v}");
+    let (_, v) = explain_json(home.path(), &["env", "-S", "$CMD"]);
+    assert_eq!(v["runs_arbitrary_code"], true, "{v}");
+}

@@ -4,12 +4,17 @@
 
 use std::collections::HashMap;
 use std::fmt;
-
+use std::path::{Path, PathBuf};
 use std::sync::OnceLock;
 
 use globset::{Glob, GlobBuilder, GlobMatcher};
 
 use crate::resolve::ResolvedCommand;
+
+mod identity;
+mod opts;
+
+pub use identity::secure_real_path;
 
 /// Which list of `command-policy.json` a rule came from.
 #[derive(Clone, Copy, Debug, PartialEq, Eq, Hash)]
@@ -81,6 +86,20 @@ pub enum RuleError {
     /// A command word that is neither absolute nor a bare name.
     #[error("command word {0:?} must be an absolute path (/usr/bin/x) or a bare name (x)")]
     RelativePath(String),
+    /// An option group that cannot be read.
+    #[error("option group {word:?}: {detail}")]
+    OptionGroup {
+        /// The alternative or group.
+        word: String,
+        /// What is wrong.
+        detail: String,
+    },
+    /// An option group in an allow rule.
+    #[error(
+        "option groups like (-r|--recursive) match loosely and belong in deny rules only; \
+         write allow rules argument by argument"
+    )]
+    OptionFormInAllow,
 }
 
 /// Splits a rule into words as a POSIX shell would, without any expansion: single quotes keep
@@ -227,6 +246,8 @@ enum Args {
     Words { words: Vec<ArgWord>, rest: bool },
     /// An `*_exact` rule: these arguments, literally.
     Exact(Vec<String>),
+    /// A deny rule with option groups: every spelling of the same flags (`rule/opts.rs`).
+    Options(opts::OptionForm),
 }
 
 impl Args {
@@ -235,6 +256,7 @@ impl Args {
             Args::Any => true,
             Args::None => args.is_empty(),
             Args::Exact(want) => want.as_slice() == args,
+            Args::Options(form) => form.matches(args),
             Args::Words { words, rest } => {
                 if args.len() < words.len() || (!rest && args.len() != words.len()) {
                     return false;
@@ -278,6 +300,12 @@ impl Rule {
         let args = match rest {
             [] => Args::Any,
             [only] if only.is_empty() => Args::None,
+            _ if rest.iter().any(|w| opts::is_group(w)) => {
+                if !id.list.denies() {
+                    return Err(RuleError::OptionFormInAllow);
+                }
+                Args::Options(opts::OptionForm::compile(rest)?)
+            }
             _ => {
                 let (last, init) = rest.split_last().ok_or(RuleError::Empty)?;
                 let rest_all = last == "**";
@@ -321,21 +349,41 @@ impl Rule {
         })
     }
 
-    /// Whether this rule matches a resolved command and its arguments (argv without argv\[0\]).
-    pub fn matches(&self, cmd: &ResolvedCommand, args: &[String]) -> bool {
-        self.matches_command(cmd) && self.args.matches(args)
+    /// Whether this rule matches a resolved command and its arguments (argv without
+    /// argv\[0\]); bare names mean what `secure_path` finds.
+    pub fn matches(&self, cmd: &ResolvedCommand, args: &[String], secure_path: &str) -> bool {
+        self.matches_command(cmd, secure_path, false) && self.args.matches(args)
     }
 
-    fn matches_command(&self, cmd: &ResolvedCommand) -> bool {
+    /// Whether word 1 means the request's command. The match is on the resolved file: a bare
+    /// name matches when `secure_path` finds that same file for it (however the request spelled
+    /// the command), a path when it leads to that file. Deny rules also match a bare name on the
+    /// command's own file name wherever it lives (`/tmp/rm`, and the unresolved inner words
+    /// deny rules look at); allow rules never trust a name outside `secure_path`.
+    /// `same_file` is the index's answer, when it already knows this rule means this file.
+    fn matches_command(&self, cmd: &ResolvedCommand, secure_path: &str, same_file: bool) -> bool {
         let path = cmd.path.to_str().unwrap_or("");
         let real = cmd.real_path.to_str().unwrap_or("");
+        let denies = self.id.list.denies();
+        let means_this_file = |name: &str| {
+            identity::secure_real_path(name, secure_path).is_some_and(|r| r == cmd.real_path)
+        };
         match &self.cmd {
-            CmdWord::Path(p) => p == path || p == real,
-            CmdWord::PathGlob(g) => g.is_match(path) || g.is_match(real),
-            CmdWord::Name(n) => cmd.via_secure_path && (n == cmd.name() || n == cmd.real_name()),
-            CmdWord::NameGlob(g) => {
-                cmd.via_secure_path && (g.is_match(cmd.name()) || g.is_match(cmd.real_name()))
+            CmdWord::Path(p) => {
+                same_file
+                    || p == path
+                    || p == real
+                    || identity::runnable_real_path(Path::new(p))
+                        .is_some_and(|r| r == cmd.real_path)
             }
+            CmdWord::PathGlob(g) => g.is_match(path) || g.is_match(real),
+            CmdWord::Name(n) => {
+                let named = n == cmd.name() || n == cmd.real_name();
+                same_file || (named && (denies || cmd.via_secure_path)) || means_this_file(n)
+            }
+            CmdWord::NameGlob(g) => [cmd.name(), cmd.real_name()]
+                .into_iter()
+                .any(|n| g.is_match(n) && (denies || cmd.via_secure_path || means_this_file(n))),
         }
     }
 }
@@ -394,6 +442,16 @@ pub struct RuleIndex {
     /// Path globs, bucketed by their literal directory prefix.
     by_glob_dir: HashMap<String, Vec<u32>>,
     name_globs: Vec<u32>,
+    /// The file each name and path rule means, built on the first decision and shared by
+    /// every copy of this index (the system broker hands each request a copy).
+    by_real_file: std::sync::Arc<OnceLock<RealFiles>>,
+}
+
+/// [`identity::by_real_file`] for one `secure_path`.
+#[derive(Debug)]
+struct RealFiles {
+    secure_path: String,
+    rules: HashMap<PathBuf, Vec<u32>>,
 }
 
 impl RuleIndex {
@@ -411,6 +469,7 @@ impl RuleIndex {
             CmdWord::NameGlob(_) => self.name_globs.push(n),
         }
         self.rules.push(rule);
+        self.by_real_file = Default::default();
     }
 
     /// Number of rules.
@@ -428,19 +487,41 @@ impl RuleIndex {
         &self.rules
     }
 
-    /// The first rule (lowest list position) matching the command and arguments.
-    pub fn first_match(&self, cmd: &ResolvedCommand, args: &[String]) -> Option<&Rule> {
+    /// The first rule (lowest list position) matching the command and arguments; bare names
+    /// mean what `secure_path` finds.
+    pub fn first_match(
+        &self,
+        cmd: &ResolvedCommand,
+        args: &[String],
+        secure_path: &str,
+    ) -> Option<&Rule> {
         let mut best: Option<u32> = None;
-        let mut consider = |ids: &[u32]| {
+        let mut consider_as = |ids: &[u32], same_file: bool| {
             for &i in ids {
                 if best.is_some_and(|b| b <= i) {
                     continue;
                 }
-                if self.rules[i as usize].matches(cmd, args) {
+                let rule = &self.rules[i as usize];
+                if rule.matches_command(cmd, secure_path, same_file) && rule.args.matches(args) {
                     best = Some(i);
                 }
             }
         };
+        let fresh;
+        let real_files = match self.by_real_file.get_or_init(|| RealFiles {
+            secure_path: secure_path.to_string(),
+            rules: identity::by_real_file(&self.rules, secure_path),
+        }) {
+            r if r.secure_path == secure_path => &r.rules,
+            _ => {
+                fresh = identity::by_real_file(&self.rules, secure_path);
+                &fresh
+            }
+        };
+        if let Some(ids) = real_files.get(&cmd.real_path) {
+            consider_as(ids, true);
+        }
+        let mut consider = |ids: &[u32]| consider_as(ids, false);
         for p in [&cmd.path, &cmd.real_path] {
             if let Some(ids) = p.to_str().and_then(|s| self.by_path.get(s)) {
                 consider(ids);
@@ -453,14 +534,12 @@ impl RuleIndex {
                 dir = d.parent();
             }
         }
-        if cmd.via_secure_path {
-            for n in [cmd.name(), cmd.real_name()] {
-                if let Some(ids) = self.by_name.get(n) {
-                    consider(ids);
-                }
+        for n in [cmd.name(), cmd.real_name()] {
+            if let Some(ids) = self.by_name.get(n) {
+                consider(ids);
             }
-            consider(&self.name_globs);
         }
+        consider(&self.name_globs);
         best.map(|i| &self.rules[i as usize])
     }
 }
@@ -469,6 +548,8 @@ impl RuleIndex {
 mod tests {
     use super::*;
     use std::path::PathBuf;
+
+    const SP: &str = "/usr/bin:/bin";
 
     fn cmd(path: &str, real: &str, via: bool) -> ResolvedCommand {
         ResolvedCommand {
@@ -539,11 +620,13 @@ mod tests {
             ("/usr/*", &[], false),
             ("/usr/**/ls", &[], true),
             ("l?", &[], true),
-            ("/bin/ls", &[], false),
+            // The same file on a merged-/usr system: one decision whatever the spelling.
+            ("/bin/ls", &[], true),
+            ("/usr/sbin/ls", &[], false),
         ];
         for (rule, args, want) in cases {
             let r = Rule::parse(id, rule).unwrap_or_else(|e| panic!("{rule}: {e}"));
-            assert_eq!(r.matches(&ls, &argv(args)), *want, "{rule} vs {args:?}");
+            assert_eq!(r.matches(&ls, &argv(args), SP), *want, "{rule} vs {args:?}");
         }
     }
 
@@ -602,7 +685,7 @@ mod tests {
             let r = Rule::parse(id, rule).unwrap_or_else(|e| panic!("{rule}: {e}"));
             let c = cmd(path, path, true);
             assert_eq!(
-                r.matches(&c, &argv(args)),
+                r.matches(&c, &argv(args), SP),
                 *want,
                 "{rule} vs {path} {args:?}"
             );
@@ -627,16 +710,50 @@ mod tests {
     }
 
     #[test]
-    fn bare_names_only_match_commands_found_on_secure_path() {
-        let id = RuleId {
+    fn allow_names_trust_secure_path_and_deny_names_match_anywhere() {
+        let allow = RuleId {
             list: ListKind::Allow,
             index: 0,
         };
-        let r = Rule::parse(id, "ls").expect("rule");
-        assert!(!r.matches(&cmd("/opt/x/ls", "/opt/x/ls", false), &[]));
-        assert!(r.matches(&cmd("/usr/bin/ls", "/usr/bin/ls", true), &[]));
-        let py = Rule::parse(id, "python3").expect("rule");
-        assert!(py.matches(&cmd("/usr/bin/python3", "/usr/bin/python3.11", true), &[]));
+        let deny = RuleId {
+            list: ListKind::Deny,
+            index: 0,
+        };
+        let r = Rule::parse(allow, "ls").expect("rule");
+        assert!(!r.matches(&cmd("/opt/x/ls", "/opt/x/ls", false), &[], SP));
+        assert!(r.matches(&cmd("/usr/bin/ls", "/usr/bin/ls", true), &[], SP));
+        let py = Rule::parse(allow, "python3").expect("rule");
+        assert!(py.matches(
+            &cmd("/usr/bin/python3", "/usr/bin/python3.11", true),
+            &[],
+            SP
+        ));
+        let d = Rule::parse(deny, "ls").expect("rule");
+        assert!(d.matches(&cmd("/opt/x/ls", "/opt/x/ls", false), &[], SP));
+        let g = Rule::parse(deny, "mkfs.*").expect("rule");
+        assert!(g.matches(&cmd("/tmp/mkfs.ext4", "/tmp/mkfs.ext4", false), &[], SP));
+        let g = Rule::parse(allow, "mkfs.*").expect("rule");
+        assert!(!g.matches(&cmd("/tmp/mkfs.ext4", "/tmp/mkfs.ext4", false), &[], SP));
+    }
+
+    #[test]
+    fn option_groups_are_for_deny_rules() {
+        let allow = RuleId {
+            list: ListKind::Allow,
+            index: 0,
+        };
+        assert_eq!(
+            Rule::parse(allow, "rm (-r) /").expect_err("allow"),
+            RuleError::OptionFormInAllow
+        );
+        let deny = RuleId {
+            list: ListKind::Deny,
+            index: 0,
+        };
+        let r = Rule::parse(deny, "rm (-r|-R|--recursive) /*").expect("deny");
+        let rm = cmd("/usr/bin/rm", "/usr/bin/rm", true);
+        assert!(r.matches(&rm, &argv(&["-f", "--recursive", "/"]), SP));
+        assert!(!r.matches(&rm, &argv(&["-f", "/"]), SP));
     }
 
     #[test]
@@ -657,11 +774,11 @@ mod tests {
         }
         let ls = cmd("/usr/bin/ls", "/usr/bin/ls", true);
         assert_eq!(
-            idx.first_match(&ls, &argv(&["-l"])).map(|r| r.id.index),
+            idx.first_match(&ls, &argv(&["-l"]), SP).map(|r| r.id.index),
             Some(0)
         );
         let other = cmd("/opt/ls", "/opt/ls", false);
-        assert!(idx.first_match(&other, &[]).is_none());
+        assert!(idx.first_match(&other, &[], SP).is_none());
         assert_eq!(literal_dir_prefix("/opt/*/bin/x"), "/opt");
         assert_eq!(literal_dir_prefix("/*"), "/");
     }
