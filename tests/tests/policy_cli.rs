@@ -322,7 +322,10 @@ fn explain_sees_every_spelling_and_wrapper_of_the_templates_denials() {
             "{line:?}: {v}"
         );
         let wraps = v["wraps"].as_array().expect("wraps is an array");
-        let wrapped = !matches!(line[0], "rm" | "/usr/bin/rm" | "/bin/rm" | "../../usr/bin/rm");
+        let wrapped = !matches!(
+            line[0],
+            "rm" | "/usr/bin/rm" | "/bin/rm" | "../../usr/bin/rm"
+        );
         assert_eq!(!wraps.is_empty(), wrapped, "{line:?}: {v}");
     }
     let (code, v) = explain_json(home.path(), &["nice", "-n", "5", "id", "-u"]);
