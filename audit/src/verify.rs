@@ -89,6 +89,8 @@ pub struct Report {
     pub breaks: Vec<Break>,
     /// All breaks found, including those not kept in `breaks`.
     pub breaks_total: u64,
+    /// Whether any record read carries a seal (checked only with a key).
+    pub sealed: bool,
 }
 
 impl Report {
@@ -475,6 +477,7 @@ impl State {
         match ix.seal {
             Some(si) => {
                 self.sealing = true;
+                self.report.sealed = true;
                 let stored_seal = match raw(Some(si)) {
                     Some(Field::Str(h)) => lower_hex64(h),
                     _ => None,
