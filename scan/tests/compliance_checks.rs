@@ -983,6 +983,33 @@ fn incremental_audit_verification_resumes_and_catches_tampering() {
 }
 
 #[test]
+fn audit_integrity_verifies_the_whole_rotated_chain_and_resumes_only_over_unchanged_archives() {
+    use occ_scan::compliance::audit::{verify, AuditOutcome};
+    let h = good_home();
+    let log = h.sec("privileged-audit.jsonl");
+    let mut w = occ_audit::Writer::open(&log, Default::default()).unwrap();
+    let archive = w.rotate().unwrap().archive;
+    drop(w);
+    h.append_audit(1);
+    let (o, cp) = verify(&h.paths, None);
+    assert!(matches!(o, AuditOutcome::Intact { events: 5, .. }), "{o:?}");
+    let cp = cp.expect("a checkpoint");
+    assert_eq!(cp.archives.len(), 1, "{cp:?}");
+    // Unchanged archives: the next run resumes.
+    h.append_audit(1);
+    let (o, cp2) = verify(&h.paths, Some(&cp));
+    assert!(
+        matches!(o, AuditOutcome::Intact { new_events: 1, .. }),
+        "{o:?}"
+    );
+    // A rewritten archive (same length) is noticed, and the full verifier names the break.
+    let text = std::fs::read_to_string(&archive).unwrap();
+    std::fs::write(&archive, text.replacen("agent", "agenX", 1)).unwrap();
+    let (o, _) = verify(&h.paths, cp2.as_ref());
+    assert!(matches!(o, AuditOutcome::Broken { .. }), "{o:?}");
+}
+
+#[test]
 fn reports_escape_hostile_config_and_count_risk_of_failing_checks_only() {
     use occ_scan::compliance::model::{Assessment, FullScans, Metadata, Scans};
     use occ_scan::compliance::report;

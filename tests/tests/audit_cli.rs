@@ -378,3 +378,87 @@ fn audit_init_and_rotate_speak_json() {
     ]);
     assert_eq!(code(&o), Some(0), "{}", text(&o.stdout));
 }
+
+/// The whole history: verify follows the rotation links back to the first file and names every
+/// file it read; a tampered archive breaks it; rotate refuses a broken log unless --force, which
+/// records rotated_broken_log; seals without a key are said to be unchecked.
+#[test]
+fn verify_reads_the_whole_history_and_rotate_refuses_a_broken_log() {
+    let h = Home::new();
+    let key = two_events(&h);
+    let mut archives = Vec::new();
+    for _ in 0..2 {
+        let v = json(&h.occ(&["audit", "rotate", "--json"]));
+        assert_eq!(v["was_broken"], false, "{v}");
+        archives.push(PathBuf::from(v["archive"].as_str().expect("archive")));
+        std::thread::sleep(Duration::from_millis(5));
+    }
+    let v = json(&h.occ(&["audit", "verify", "--json"]));
+    assert_eq!(v["intact"], true, "{v}");
+    let files: Vec<String> = v["files"]
+        .as_array()
+        .expect("files")
+        .iter()
+        .map(|f| f.as_str().expect("str").to_owned())
+        .collect();
+    let want: Vec<String> = archives
+        .iter()
+        .chain(std::iter::once(&h.log()))
+        .map(|p| p.display().to_string())
+        .collect();
+    assert_eq!(files, want);
+    assert_eq!(v["seals"], "not_checked", "{v}");
+    let out = ok(&h.occ(&["audit", "verify"]));
+    assert!(out.starts_with("intact: 4 events in 3 files"), "{out}");
+    for f in &want {
+        assert!(out.contains(&format!("  read {f}")), "{out}");
+    }
+    assert!(out.contains("seals: not checked (no --key)"), "{out}");
+    let out = ok(&h.occ(&["audit", "verify", "--key", &key]));
+    assert!(out.contains("seals: checked"), "{out}");
+
+    // Tamper with the oldest archive: the current file alone still verifies, the history not.
+    let old = std::fs::read_to_string(&archives[0]).expect("read");
+    std::fs::write(
+        &archives[0],
+        old.replacen("\"sealed\": true", "\"sealed\": false", 1),
+    )
+    .expect("write");
+    let only_current = h.log().display().to_string();
+    assert_eq!(code(&h.occ(&["audit", "verify", &only_current])), Some(0));
+    let o = h.occ(&["audit", "verify", "--json"]);
+    assert_eq!(code(&o), Some(1));
+    let v = json(&o);
+    assert_eq!(
+        v["breaks"][0]["file"],
+        archives[0].display().to_string(),
+        "{v}"
+    );
+
+    let o = h.occ(&["audit", "rotate"]);
+    assert_eq!(code(&o), Some(1), "{}", text(&o.stdout));
+    let err = text(&o.stderr);
+    assert!(
+        err.contains("not rotated") && err.contains("--force"),
+        "{err}"
+    );
+    let v = json(&h.occ(&["audit", "rotate", "--force", "--json"]));
+    assert_eq!(v["was_broken"], true, "{v}");
+    let now = std::fs::read_to_string(h.log()).expect("read");
+    let last: serde_json::Value =
+        serde_json::from_str(now.lines().last().expect("a line")).expect("json");
+    assert_eq!(last["event_type"], "rotated_broken_log", "{now}");
+    assert_eq!(last["breaks"], 1);
+    assert_eq!(last["first_break_reason"], "content_hash_mismatch");
+
+    // A deleted archive is a break that names the missing file.
+    std::fs::remove_file(&archives[0]).expect("rm");
+    let o = h.occ(&["audit", "verify"]);
+    assert_eq!(code(&o), Some(1));
+    let name = archives[0]
+        .file_name()
+        .expect("name")
+        .to_string_lossy()
+        .into_owned();
+    assert!(text(&o.stdout).contains(&name), "{}", text(&o.stdout));
+}

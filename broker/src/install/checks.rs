@@ -423,10 +423,16 @@ pub fn audit_log(security: &Path) -> Check {
         head,
         ..occ_audit::VerifyOptions::default()
     };
-    match occ_audit::verify_files(std::slice::from_ref(&log), opts, &mut |_| {}) {
+    // The whole chain: every archive the rotation links lead back to, then the current file.
+    match occ_audit::verify_history(&log, opts, &mut |_| {}) {
         Ok(r) if r.intact() => Check::ok(
             "audit_log",
-            format!("{} verifies ({} events)", log.display(), r.events),
+            format!(
+                "{} verifies ({} events in {} file(s))",
+                log.display(),
+                r.events,
+                r.files.len()
+            ),
         ),
         Ok(r) => Check::fail(
             "audit_log",
@@ -436,7 +442,12 @@ pub fn audit_log(security: &Path) -> Check {
                 r.breaks_total,
                 r.breaks
                     .first()
-                    .map(|b| format!(", first at line {}: {:?}", b.line, b.reason))
+                    .map(|b| format!(
+                        ", first in {} line {}: {}",
+                        b.file.display(),
+                        b.line,
+                        b.reason
+                    ))
                     .unwrap_or_default()
             ),
             format!(

@@ -13,7 +13,7 @@ use occ_audit::lines::{Line, LineReader};
 use occ_audit::{Head, VerifyOptions};
 use sha2::{Digest, Sha256};
 
-use super::state::AuditCheckpoint;
+use super::state::{ArchiveMark, AuditCheckpoint};
 use crate::paths::Paths;
 
 /// What verification found.
@@ -128,6 +128,7 @@ fn incremental(
             seq: prev_seq,
             hash: prev_hash,
             line_start: start,
+            archives: Vec::new(),
         },
         new_events,
         prev_seq,
@@ -162,8 +163,17 @@ pub fn verify(
         Ok(h) => h,
         Err(e) => return (AuditOutcome::Error(e.to_string()), checkpoint.cloned()),
     };
-    if let Some(cp) = checkpoint {
-        if let Some((next, new_events, last_seq)) = incremental(&log, cp, cp.line_start) {
+    // The archives behind the current file, as the rotation links name them now.
+    let archives: Option<Vec<ArchiveMark>> = occ_audit::history(&log).ok().and_then(|h| {
+        let n = h.files.len().saturating_sub(1);
+        (h.lost.is_none())
+            .then(|| h.files[..n].iter().map(|f| ArchiveMark::of(f)).collect())
+            .flatten()
+    });
+    let resumable = checkpoint.filter(|cp| archives.as_ref() == Some(&cp.archives));
+    if let Some(cp) = resumable {
+        if let Some((mut next, new_events, last_seq)) = incremental(&log, cp, cp.line_start) {
+            next.archives = cp.archives.clone();
             // The head must name the last record; otherwise let the full verifier explain.
             if head_matches(&head, next.seq, &next.hash) != Some(false) {
                 return (
@@ -188,7 +198,8 @@ fn full(log: &Path, head: Option<Head>) -> (AuditOutcome, Option<AuditCheckpoint
         max_breaks: 20,
         ..VerifyOptions::default()
     };
-    let report = match occ_audit::verify_files(&[log.to_path_buf()], opts, &mut |_| {}) {
+    // The whole chain: every archive the rotation links lead back to, then the current file.
+    let report = match occ_audit::verify_history(log, opts, &mut |_| {}) {
         Ok(r) => r,
         Err(e) => return (AuditOutcome::Error(e.to_string()), None),
     };
@@ -214,7 +225,13 @@ fn full(log: &Path, head: Option<Head>) -> (AuditOutcome, Option<AuditCheckpoint
             None,
         );
     }
-    // Checkpoint at the last record.
+    // Checkpoint at the last record, with the archives the chain ran through.
+    let archives: Option<Vec<ArchiveMark>> = report
+        .files
+        .iter()
+        .take(report.files.len().saturating_sub(1))
+        .map(|f| ArchiveMark::of(f))
+        .collect();
     let checkpoint = (|| {
         let file = occ_audit::open_for_reading(log).ok()?;
         let len = file.metadata().ok()?.len();
@@ -230,6 +247,7 @@ fn full(log: &Path, head: Option<Head>) -> (AuditOutcome, Option<AuditCheckpoint
             seq,
             hash,
             line_start: start,
+            archives: archives?,
         })
     })();
     (

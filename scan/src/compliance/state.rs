@@ -41,6 +41,37 @@ pub struct AuditCheckpoint {
     /// Byte offset where that event's line starts (it is re-checked on resume).
     #[serde(default)]
     pub line_start: u64,
+    /// The rotated archives the chain was verified through, oldest first; a resume needs them
+    /// unchanged, or the whole chain is verified again.
+    #[serde(default)]
+    pub archives: Vec<ArchiveMark>,
+}
+
+/// An archive as it was when the whole chain last verified.
+#[derive(Debug, Clone, Default, Serialize, Deserialize, PartialEq, Eq)]
+pub struct ArchiveMark {
+    /// The archive's path.
+    pub file: PathBuf,
+    /// Its length.
+    pub len: u64,
+    /// Its inode.
+    pub ino: u64,
+    /// Its modification time (seconds and nanoseconds).
+    pub mtime: (i64, i64),
+}
+
+impl ArchiveMark {
+    /// The mark of `file` as it is now.
+    pub fn of(file: &std::path::Path) -> Option<ArchiveMark> {
+        use std::os::unix::fs::MetadataExt;
+        let m = std::fs::symlink_metadata(file).ok()?;
+        Some(ArchiveMark {
+            file: file.to_path_buf(),
+            len: m.len(),
+            ino: m.ino(),
+            mtime: (m.mtime(), m.mtime_nsec()),
+        })
+    }
 }
 
 /// The whole state file.

@@ -3,9 +3,10 @@
 use std::collections::BTreeMap;
 use std::io::Write;
 
-use occ_audit::{Options, Value, Writer};
+use occ_audit::{Head, Options, Value, VerifyOptions, Writer};
 
 use super::{msg, InitArgs, Res, RotateArgs};
+use crate::paths;
 
 fn init_fields(sealed: bool) -> BTreeMap<String, Value> {
     let mut f = BTreeMap::new();
@@ -83,13 +84,54 @@ pub(super) fn rotate(a: RotateArgs) -> Res {
             path.display()
         )));
     }
+    // Rotating a broken log would bury the break in an archive: verify the whole chain first.
+    let head = Head::read(&paths::head_for(&path))?;
+    let opts = VerifyOptions {
+        head,
+        ..VerifyOptions::default()
+    };
+    let report = occ_audit::verify_history(&path, opts, &mut |_| {})?;
+    if !report.intact() && !a.force {
+        let first = report
+            .breaks
+            .first()
+            .map(|b| format!("{}:{}: {}", b.file.display(), b.line, b.reason))
+            .unwrap_or_default();
+        eprintln!(
+            "occ audit rotate: {} is broken ({} break(s), first {first}); not rotated. Run              `occ audit verify` to see every break; `occ audit rotate --force` rotates anyway              and records rotated_broken_log",
+            path.display(),
+            report.breaks_total
+        );
+        return Ok(1);
+    }
     let mut w = Writer::open(&path, Options::default())?;
     let r = w.rotate()?;
+    if !report.intact() {
+        let mut f = BTreeMap::new();
+        f.insert(
+            "archive".to_owned(),
+            Value::Str(r.archive.display().to_string()),
+        );
+        f.insert("breaks".to_owned(), Value::Int(report.breaks_total as i64));
+        if let Some(b) = report.breaks.first() {
+            f.insert(
+                "first_break_reason".to_owned(),
+                Value::from(b.reason.as_str()),
+            );
+            f.insert(
+                "first_break_file".to_owned(),
+                Value::Str(b.file.display().to_string()),
+            );
+            f.insert("first_break_line".to_owned(), Value::Int(b.line as i64));
+        }
+        w.append("rotated_broken_log", f)?;
+    }
     if a.json {
         let v = serde_json::json!({
             "log": path.display().to_string(),
             "archive": r.archive.display().to_string(),
             "genesis_seq": r.genesis.seq,
+            "was_broken": !report.intact(),
         });
         writeln!(std::io::stdout().lock(), "{v}")?;
         return Ok(0);

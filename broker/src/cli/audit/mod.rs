@@ -34,7 +34,8 @@ pub enum AuditCommand {
     Tail(TailArgs),
     /// Create the log with a log_initialized genesis event; --seal starts sealing.
     Init(InitArgs),
-    /// Move the log to privileged-audit-<UTC time>.jsonl and start a linked new one.
+    /// Move the log to privileged-audit-<UTC time>.jsonl and start a linked new one; refuses
+    /// a broken chain (exit 1) unless --force.
     Rotate(RotateArgs),
 }
 
@@ -136,6 +137,10 @@ pub struct RotateArgs {
     /// Print one JSON object instead of text.
     #[arg(long)]
     pub json: bool,
+    /// Rotate even when the log's chain is broken, recording `rotated_broken_log` (with the
+    /// break count and the first break) in the new file.
+    #[arg(long)]
+    pub force: bool,
     #[command(flatten)]
     pub log: LogArg,
 }

@@ -24,8 +24,37 @@ fn read_key(a: &VerifyArgs) -> Result<Option<SealKey>, Failure> {
     Ok(None)
 }
 
+/// What became of the seals.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub(super) enum Seals {
+    /// No record carries one.
+    None,
+    /// Checked against the key.
+    Checked,
+    /// Present, but no key was given: only their presence was checked.
+    NotChecked,
+}
+
+impl Seals {
+    pub(super) fn of(r: &Report, key_given: bool) -> Seals {
+        match (r.sealed, key_given) {
+            (false, _) => Seals::None,
+            (true, true) => Seals::Checked,
+            (true, false) => Seals::NotChecked,
+        }
+    }
+    fn as_str(self) -> &'static str {
+        match self {
+            Seals::None => "none",
+            Seals::Checked => "checked",
+            Seals::NotChecked => "not_checked",
+        }
+    }
+}
+
 pub(super) fn verify(a: VerifyArgs) -> Res {
     let key = read_key(&a)?;
+    let key_given = key.is_some();
     let default_mode = a.files.is_empty();
     let files = if default_mode {
         vec![a.log.path()]
@@ -67,7 +96,9 @@ pub(super) fn verify(a: VerifyArgs) -> Res {
             }));
         }
     }
-    let total: u64 = files
+    let total: u64 = occ_audit::history(&files[0])
+        .map(|h| if default_mode { h.files } else { files.clone() })
+        .unwrap_or_else(|_| files.clone())
         .iter()
         .filter_map(|f| std::fs::metadata(f).ok())
         .map(|m| m.len())
@@ -92,7 +123,12 @@ pub(super) fn verify(a: VerifyArgs) -> Res {
             pb.set_position(n);
         }
     };
-    let mut report = occ_audit::verify_files(&files, opts, &mut progress)?;
+    // With no FILE, the whole history: every archive the rotation links lead back to.
+    let mut report = if default_mode {
+        occ_audit::verify_history(&files[0], opts, &mut progress)?
+    } else {
+        occ_audit::verify_files(&files, opts, &mut progress)?
+    };
     if let Some(pb) = &bar {
         pb.finish_and_clear();
     }
@@ -113,10 +149,23 @@ pub(super) fn verify(a: VerifyArgs) -> Res {
         }
     }
     let mut out = std::io::stdout().lock();
+    let seals = Seals::of(&report, key_given);
     if a.json {
-        writeln!(out, "{}", report_json(&report))?;
+        let mut v = report_json(&report);
+        if let Some(o) = v.as_object_mut() {
+            o.insert("seals".into(), seals.as_str().into());
+        }
+        writeln!(out, "{v}")?;
     } else {
         print_report(&mut out, &report)?;
+        if seals == Seals::NotChecked {
+            writeln!(
+                out,
+                "seals: not checked (no --key); pass --key or --key-file to check them"
+            )?;
+        } else if seals == Seals::Checked {
+            writeln!(out, "seals: checked")?;
+        }
     }
     Ok(if report.intact() { 0 } else { 1 })
 }
@@ -181,7 +230,7 @@ fn print_report(out: &mut impl Write, r: &Report) -> std::io::Result<()> {
             "intact: {} in {}{span}",
             plural(r.events, "event"),
             plural(nfiles as u64, "file")
-        )
+        )?;
     } else {
         writeln!(
             out,
@@ -189,6 +238,12 @@ fn print_report(out: &mut impl Write, r: &Report) -> std::io::Result<()> {
             plural(r.breaks_total, "break"),
             plural(nfiles as u64, "file"),
             plural(r.events, "event")
-        )
+        )?;
     }
+    if nfiles > 1 {
+        for f in &r.files {
+            writeln!(out, "  read {}", escape(f.as_os_str().as_encoded_bytes()))?;
+        }
+    }
+    Ok(())
 }
