@@ -1,9 +1,12 @@
 //! The frames shim and broker exchange. Text the broker prints goes through the shim verbatim,
 //! so the broker must escape requester-controlled text before putting it in a frame.
 //!
-//! Conversation (user mode): shim → `Request` (+ stdio fds); broker → zero or more `Waiting`,
+//! Conversation (user mode): shim → `Request` (no fds); broker → zero or more `Waiting`,
 //! then exactly one of `Pending`, `Refuse`, `Output` or `Grant`; after `Grant` the shim runs the
-//! argv and sends `Signal` for each signal it relays, then one `ExitReport`.
+//! argv and sends `Signal` for each signal it relays, then one `ExitReport`. Only when the
+//! broker opens the opt-in terminal prompt does it send `NeedTty` (after `Waiting`); the shim
+//! answers with `Stdio` carrying those of its fds 0, 1 and 2 that are terminals, never a pipe.
+//! So a stopped broker never holds the caller's pipes.
 //!
 //! System mode: shim → `Request` (no fds); broker → zero or more `Waiting`, then `Pending`,
 //! `Refuse`, `Output` or `Run`. After `Run` (the grant is decided) the shim sends `Stdio` with
@@ -43,10 +46,13 @@ pub enum FrameType {
     AdminReply = 10,
     /// Broker → shim (system mode): the grant is decided; send the stdio to run it with.
     Run = 11,
-    /// Shim → broker (system mode): the caller's stdio, as `SCM_RIGHTS`.
+    /// Shim → broker: the caller's stdio, as `SCM_RIGHTS` (system mode: after `Run`; user
+    /// mode: the terminals only, after `NeedTty`).
     Stdio = 12,
     /// Broker → shim (system mode): how the command the broker ran ended (final).
     Exited = 13,
+    /// Broker → shim (user mode, after `Waiting`): the terminal prompt is on; send the terminal.
+    NeedTty = 14,
 }
 
 impl FrameType {
@@ -66,6 +72,7 @@ impl FrameType {
             11 => FrameType::Run,
             12 => FrameType::Stdio,
             13 => FrameType::Exited,
+            14 => FrameType::NeedTty,
             _ => return None,
         })
     }
@@ -142,6 +149,9 @@ pub enum Frame {
     Waiting {
         /// The pending id, `[a-z0-9]{1,32}`.
         id: String,
+        /// How long the broker will wait for a human (`approval.wait_seconds`): the shim gives
+        /// up on a broker silent for longer than this plus a margin.
+        wait_seconds: u32,
     },
     /// Run this argv; `argv[0]` is an absolute path and no entry contains NUL.
     Grant {
@@ -173,13 +183,17 @@ pub enum Frame {
     },
     /// System mode: approved; the shim answers with [`Frame::Stdio`].
     Run,
-    /// System mode: which of fds 0, 1 and 2 travel with this frame (`SCM_RIGHTS`, in order).
+    /// Which of fds 0, 1 and 2 travel with this frame (`SCM_RIGHTS`, in order): system mode
+    /// after [`Frame::Run`], user mode after [`Frame::NeedTty`].
     Stdio {
         /// Flags for fds 0, 1 and 2.
         passed: [bool; 3],
     },
     /// System mode: how the command ended, from the broker's own `waitpid`.
     Exited(ExitReport),
+    /// User mode: the terminal prompt needs the caller's terminal; the shim answers with
+    /// [`Frame::Stdio`], passing only the descriptors that are terminals.
+    NeedTty,
 }
 
 impl Frame {
@@ -199,6 +213,7 @@ impl Frame {
             Frame::Run => FrameType::Run,
             Frame::Stdio { .. } => FrameType::Stdio,
             Frame::Exited(_) => FrameType::Exited,
+            Frame::NeedTty => FrameType::NeedTty,
         }
     }
 

@@ -21,7 +21,7 @@ pub use error::{is_timeout, Error};
 pub use frame::{
     ExitReport, Frame, FrameType, Output, Refuse, Request, MAX_ARGS, MAX_ENV, MAX_ENV_ENTRY,
 };
-pub use stream::{read_frame, read_frame_by, write_frame, Received};
+pub use stream::{read_frame, read_frame_by, write_frame, write_frame_by, Received};
 pub use wire::{decode, decode_header, decode_payload, encode};
 
 /// First byte of every frame.

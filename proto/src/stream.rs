@@ -87,17 +87,38 @@ fn fill(
 }
 
 /// Writes one frame, attaching `fds` (at most [`MAX_FDS`]) to its first byte. Never raises
-/// SIGPIPE: a vanished peer is an [`Error::Io`] with `BrokenPipe`.
+/// SIGPIPE: a vanished peer is an [`Error::Io`] with `BrokenPipe`. Uses the socket's own write
+/// timeout, if any.
 pub fn write_frame(sock: &UnixStream, frame: &Frame, fds: &[BorrowedFd<'_>]) -> Result<(), Error> {
+    write_frame_by(sock, frame, fds, None)
+}
+
+/// Like [`write_frame`], but the whole frame must be written before `deadline`, however slowly
+/// the peer reads (a stopped peer with a full socket buffer gets a timeout). Changes the
+/// socket's write timeout.
+pub fn write_frame_by(
+    sock: &UnixStream,
+    frame: &Frame,
+    fds: &[BorrowedFd<'_>],
+    deadline: Option<Instant>,
+) -> Result<(), Error> {
     if fds.len() > MAX_FDS {
         return Err(Error::TooManyFds);
     }
     let bytes = encode(frame)?;
     let raw: Vec<i32> = fds.iter().map(|f| f.as_raw_fd()).collect();
     let fd = sock.as_raw_fd();
-    let mut sent = sys::send_with_fds(fd, &bytes, &raw)?;
+    let mut sent = 0;
     while sent < bytes.len() {
-        sent += sys::send_with_fds(fd, &bytes[sent..], &[])?;
+        if let Some(d) = deadline {
+            let left = d.saturating_duration_since(Instant::now());
+            if left.is_zero() {
+                return Err(Error::Io(io::Error::from(io::ErrorKind::TimedOut)));
+            }
+            sock.set_write_timeout(Some(left))?;
+        }
+        let with = if sent == 0 { raw.as_slice() } else { &[] };
+        sent += sys::send_with_fds(fd, &bytes[sent..], with)?;
     }
     Ok(())
 }

@@ -32,7 +32,11 @@ pub fn encode(frame: &Frame) -> Result<Vec<u8>, Error> {
                 }
             }
         }
-        Frame::Pending { id } | Frame::Waiting { id } => w.bytes(id.as_bytes()),
+        Frame::Pending { id } => w.bytes(id.as_bytes()),
+        Frame::Waiting { id, wait_seconds } => {
+            w.bytes(id.as_bytes());
+            w.u32(*wait_seconds);
+        }
         Frame::Grant { argv } => w.list(argv, |w, a| w.bytes(a)),
         Frame::Refuse(r) => {
             w.bytes(r.message.as_bytes());
@@ -49,7 +53,7 @@ pub fn encode(frame: &Frame) -> Result<Vec<u8>, Error> {
             w.i32(e.signal);
             w.u64(e.run_time_ms);
         }
-        Frame::Run => {}
+        Frame::Run | Frame::NeedTty => {}
         Frame::Stdio { passed } => w.u8(bits(*passed)),
         Frame::Signal { signo } => w.i32(*signo),
         Frame::Admin { body } => w.bytes(body),
@@ -164,7 +168,8 @@ pub fn decode_payload(kind: FrameType, payload: &[u8]) -> Result<Frame, Error> {
             if kind == FrameType::Pending {
                 Frame::Pending { id }
             } else {
-                Frame::Waiting { id }
+                let wait_seconds = r.u32()?;
+                Frame::Waiting { id, wait_seconds }
             }
         }
         FrameType::Grant => {
@@ -216,6 +221,7 @@ pub fn decode_payload(kind: FrameType, payload: &[u8]) -> Result<Frame, Error> {
             }
         }
         FrameType::Run => Frame::Run,
+        FrameType::NeedTty => Frame::NeedTty,
         FrameType::Stdio => Frame::Stdio {
             passed: unbits(r.u8()?, "stdio flags")?,
         },

@@ -33,7 +33,9 @@ fn all_frames() -> Vec<Frame> {
         },
         Frame::Waiting {
             id: "zz99zz99".into(),
+            wait_seconds: 120,
         },
+        Frame::NeedTty,
         Frame::Grant {
             argv: vec![
                 b"/usr/bin/sudo".to_vec(),
@@ -180,7 +182,10 @@ fn refuses_semantically_bad_fields() {
         Frame::Pending {
             id: "AB\x1b[2J".into(),
         },
-        Frame::Waiting { id: "a".repeat(33) },
+        Frame::Waiting {
+            id: "a".repeat(33),
+            wait_seconds: 1,
+        },
         Frame::Grant { argv: vec![] },
         Frame::Grant {
             argv: vec![b"sudo".to_vec()],

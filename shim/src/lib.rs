@@ -15,22 +15,31 @@ use std::io::Write;
 use std::os::fd::{AsFd, AsRawFd, BorrowedFd};
 use std::os::unix::ffi::OsStrExt;
 use std::os::unix::net::UnixStream;
+use std::time::{Duration, Instant};
 
-use occ_proto::{read_frame_by, write_frame, Error as ProtoError, Frame, Request};
+use occ_proto::{read_frame_by, write_frame_by, Error as ProtoError, Frame, Request};
 
-/// How long the shim waits for the broker's first answer. Every answer that does not need a
-/// human comes at once; a request that does is answered `Waiting` first.
-pub const FIRST_ANSWER_TIMEOUT: std::time::Duration = std::time::Duration::from_secs(30);
+/// The bound on everything before the broker's first answer, counted from the shim's start:
+/// connecting (starting a user-mode broker on demand included), sending the request and reading
+/// the answer. Every answer that does not need a human comes at once; a request that does is
+/// answered `Waiting` first. So with `-n` or without a terminal the shim returns within 5 s
+/// whatever the broker does (stopped, flooded, hung): this 4 s, and a second to spare for
+/// starting and exiting on a busy machine.
+pub const ANSWER_BOUND: Duration = Duration::from_secs(4);
 
-/// After `Waiting`: the broker's own `approval.wait_seconds` ends the wait; this is only a
-/// backstop against a broker that stopped answering altogether.
-pub const DECISION_TIMEOUT: std::time::Duration = std::time::Duration::from_secs(3600);
+/// After `Waiting` (a terminal, no `-n`): the broker's own `approval.wait_seconds`, which it
+/// sends with `Waiting`, ends the wait; the shim gives a silent broker this much more.
+pub const WAIT_MARGIN: Duration = Duration::from_secs(10);
+
+/// The longest the shim ever waits for a decision, whatever wait the broker announces.
+pub const DECISION_TIMEOUT: Duration = Duration::from_secs(3600);
 
 pub use print::{pending_line, refuse_line, unavailable_line, waiting_line};
 
 /// Runs the shim with the process's arguments and environment; returns the exit code (or
 /// re-raises the signal that killed the granted command).
 pub fn main() -> i32 {
+    let deadline = Instant::now() + ANSWER_BOUND;
     let argv: Vec<Vec<u8>> = std::env::args_os()
         .skip(1)
         .map(|a| a.as_bytes().to_vec())
@@ -39,11 +48,11 @@ pub fn main() -> i32 {
         Ok(h) => h,
         Err(detail) => return unreachable(&argv, &detail),
     };
-    let stream = match start::connect(&home) {
+    let stream = match start::connect(&home, deadline) {
         Ok(s) => s,
         Err(detail) => return unreachable(&argv, &detail),
     };
-    converse(stream, argv, home.system)
+    converse(stream, argv, home.system, deadline)
 }
 
 /// The broker cannot be reached: `-h`/`-V` alone are answered locally, everything else is
@@ -71,9 +80,11 @@ fn fail(line: &str) -> i32 {
     1
 }
 
-/// Sends the request and follows the broker's answer. User mode sends the caller's stdio
-/// with the request; system mode only once the broker says the grant is decided (`Run`).
-fn converse(stream: UnixStream, argv: Vec<Vec<u8>>, system: bool) -> i32 {
+/// Sends the request and follows the broker's answer, the first answer by `deadline`. No stdio
+/// travels with the request: user mode sends the terminal only when the broker's prompt asks
+/// for it (`NeedTty`), system mode the stdio only once the grant is decided (`Run`). So a
+/// stopped broker never holds the caller's pipes (`sudo -n id | tail` ends with the shim).
+fn converse(stream: UnixStream, argv: Vec<Vec<u8>>, system: bool, deadline: Instant) -> i32 {
     let mut req = Request {
         argv,
         cwd: std::env::current_dir()
@@ -85,25 +96,30 @@ fn converse(stream: UnixStream, argv: Vec<Vec<u8>>, system: bool) -> i32 {
     let (stdin, stdout, stderr) = (std::io::stdin(), std::io::stdout(), std::io::stderr());
     let std_fds: [BorrowedFd<'_>; 3] = [stdin.as_fd(), stdout.as_fd(), stderr.as_fd()];
     let mut borrowed = Vec::new();
+    let mut terminals = Vec::new();
     let mut open = [false; 3];
+    let mut tty_passed = [false; 3];
     for (i, fd) in std_fds.into_iter().enumerate() {
         req.isatty[i] = sys::isatty(fd.as_raw_fd());
         // A closed stdio descriptor cannot be passed; the flags tell the broker which came.
         if sys::fd_is_open(fd.as_raw_fd()) {
             open[i] = true;
             borrowed.push(fd);
+            if req.isatty[i] {
+                tty_passed[i] = true;
+                terminals.push(fd);
+            }
         }
     }
-    if !system {
-        req.stdio_passed = open;
-    }
-    let with_request: &[BorrowedFd<'_>] = if system { &[] } else { &borrowed };
+    // The broker waits for a human only for a caller with a terminal (and without -n, which
+    // only the broker parses); for any other the first-answer bound is the whole bound.
+    let interactive = req.isatty.iter().any(|t| *t);
     req.tty = (0..3)
         .find(|i| req.isatty[*i])
         .and_then(|i| sys::ttyname(i as i32));
     // A broker that refuses at once (busy, wrong uid) may close before reading the request;
     // its answer is still worth reading, so a failed send is reported only if none came.
-    let send_error = match write_frame(&stream, &Frame::Request(req), with_request) {
+    let send_error = match write_frame_by(&stream, &Frame::Request(req), &[], Some(deadline)) {
         Ok(()) => None,
         Err(e @ ProtoError::Io(_)) => Some(e),
         // Nothing was sent (too large, or unencodable): there is no answer to wait for.
@@ -115,9 +131,10 @@ fn converse(stream: UnixStream, argv: Vec<Vec<u8>>, system: bool) -> i32 {
     };
     // Never hang: the broker answers at once unless it says it is waiting for a human, and
     // even then only for as long as its own wait allows.
-    let mut limit = FIRST_ANSWER_TIMEOUT;
+    let mut deadline = deadline;
+    let mut limit = ANSWER_BOUND;
     loop {
-        let frame = match read_frame_by(&stream, Some(std::time::Instant::now() + limit)) {
+        let frame = match read_frame_by(&stream, Some(deadline)) {
             Ok(r) => r.frame,
             Err(e) => {
                 let detail = match (send_error, e) {
@@ -134,9 +151,28 @@ fn converse(stream: UnixStream, argv: Vec<Vec<u8>>, system: bool) -> i32 {
             }
         };
         match frame {
-            Frame::Waiting { id } => {
+            Frame::Waiting { id, wait_seconds } => {
                 print::err(&waiting_line(&id));
-                limit = DECISION_TIMEOUT;
+                if interactive {
+                    limit = (Duration::from_secs(wait_seconds.into()) + WAIT_MARGIN)
+                        .min(DECISION_TIMEOUT);
+                    deadline = Instant::now() + limit;
+                }
+            }
+            Frame::NeedTty if !system => {
+                // Only terminals, never a pipe or a file: the prompt reads and writes nothing
+                // else, and the broker must never hold what the caller's pipeline waits on.
+                let sent = write_frame_by(
+                    &stream,
+                    &Frame::Stdio { passed: tty_passed },
+                    &terminals,
+                    Some(Instant::now() + ANSWER_BOUND),
+                );
+                if let Err(e) = sent {
+                    return fail(&unavailable_line(&format!(
+                        "could not pass the terminal to the broker: {e}"
+                    )));
+                }
             }
             Frame::Pending { id } => return fail(&pending_line(&id)),
             Frame::Refuse(r) => {
@@ -157,6 +193,7 @@ fn converse(stream: UnixStream, argv: Vec<Vec<u8>>, system: bool) -> i32 {
                     1
                 };
             }
+            // From here the command runs: its run time is not bounded, only each frame is.
             Frame::Grant { argv } if !system => return run::granted(stream, &argv),
             Frame::Run if system => return run::broker_runs(stream, &borrowed, open),
             other => {

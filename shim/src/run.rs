@@ -9,14 +9,16 @@ use std::time::Instant;
 
 use std::os::fd::{AsRawFd, BorrowedFd};
 
-use occ_proto::{read_frame, write_frame, ExitReport, Frame};
+use occ_proto::{read_frame_by, write_frame, write_frame_by, ExitReport, Frame};
 
 use crate::print;
 use crate::sys::{self, Ended};
 
 /// Runs `argv` (argv[0] absolute, checked by the decoder) and returns the exit code, or dies of
-/// the command's signal.
+/// the command's signal. The command's run time is not bounded; every frame to the broker is
+/// ([`crate::ANSWER_BOUND`] each), so a stopped broker cannot keep the shim after the command.
 pub fn granted(stream: UnixStream, argv: &[Vec<u8>]) -> i32 {
+    let _ = stream.set_write_timeout(Some(crate::ANSWER_BOUND));
     let Some((prog, args)) = argv.split_first() else {
         print::err(&print::unavailable_line(
             "broker protocol error: empty grant",
@@ -101,7 +103,9 @@ pub fn broker_runs(stream: UnixStream, stdio: &[BorrowedFd<'_>], passed: [bool; 
         ));
         return 1;
     }
-    if let Err(e) = write_frame(&stream, &Frame::Stdio { passed }, stdio) {
+    let within = || Some(Instant::now() + crate::ANSWER_BOUND);
+    let _ = stream.set_write_timeout(Some(crate::ANSWER_BOUND));
+    if let Err(e) = write_frame_by(&stream, &Frame::Stdio { passed }, stdio, within()) {
         print::err(&print::unavailable_line(&format!(
             "could not pass the terminal to the broker: {e}"
         )));
@@ -114,7 +118,8 @@ pub fn broker_runs(stream: UnixStream, stdio: &[BorrowedFd<'_>], passed: [bool; 
         if !sys::readable(stream.as_raw_fd(), 100) {
             continue;
         }
-        let frame = match read_frame(&stream) {
+        // The command's run time is not bounded; a frame that has started arriving is.
+        let frame = match read_frame_by(&stream, within()) {
             Ok(r) => r.frame,
             Err(e) => {
                 print::err(&print::unavailable_line(&format!(

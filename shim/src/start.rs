@@ -18,35 +18,50 @@ pub const START_WAIT: Duration = Duration::from_secs(2);
 /// PATH for the daemon when the caller has none.
 const DEFAULT_PATH: &str = "/usr/local/sbin:/usr/local/bin:/usr/sbin:/usr/bin:/sbin:/bin";
 
-/// Connects to the broker, starting one first when nobody listens (user mode only).
-pub fn connect(home: &Home) -> Result<UnixStream, String> {
-    match UnixStream::connect(&home.socket) {
+/// Connects to the broker by `deadline`, starting one first when nobody listens (user mode
+/// only). A broker that stopped accepting (a full listen backlog) is never waited on past the
+/// deadline, and is never mistaken for an absent one: no second broker is started beside it.
+pub fn connect(home: &Home, deadline: Instant) -> Result<UnixStream, String> {
+    match sys::connect_unix(&home.socket, deadline) {
         Ok(s) => return Ok(s),
         Err(e) if !home.system && nobody_listens(&e) => {}
-        Err(e) => return Err(format!("cannot connect to {}: {e}", home.socket.display())),
+        Err(e) => return Err(cannot_connect(home, &e)),
     }
     start_broker(home)?;
-    let deadline = Instant::now() + START_WAIT;
+    let started = Instant::now();
+    let give_up = deadline.min(started + START_WAIT);
     let mut pause = Duration::from_millis(2);
     loop {
-        match UnixStream::connect(&home.socket) {
+        match sys::connect_unix(&home.socket, deadline) {
             Ok(s) => return Ok(s),
-            Err(e) if nobody_listens(&e) && Instant::now() < deadline => {
-                std::thread::sleep(pause);
+            Err(e) if nobody_listens(&e) && Instant::now() < give_up => {
+                std::thread::sleep(pause.min(give_up.saturating_duration_since(Instant::now())));
                 pause = (pause * 2).min(Duration::from_millis(50));
             }
             Err(e) if nobody_listens(&e) => {
                 return Err(format!(
-                    "started {} broker but nothing answered on {} within {} s (see {})",
+                    "started {} broker but nothing answered on {} within {:.1} s (see {})",
                     home.home.join("bin/occ").display(),
                     home.socket.display(),
-                    START_WAIT.as_secs(),
+                    give_up.saturating_duration_since(started).as_secs_f32(),
                     home.run_dir().join("broker.log").display()
                 ))
             }
-            Err(e) => return Err(format!("cannot connect to {}: {e}", home.socket.display())),
+            Err(e) => return Err(cannot_connect(home, &e)),
         }
     }
+}
+
+/// The refusal detail for a failed connect.
+fn cannot_connect(home: &Home, e: &io::Error) -> String {
+    if e.kind() == io::ErrorKind::TimedOut {
+        return format!(
+            "{} accepted no connection within {} s (the broker is stopped or flooded)",
+            home.socket.display(),
+            crate::ANSWER_BOUND.as_secs()
+        );
+    }
+    format!("cannot connect to {}: {e}", home.socket.display())
 }
 
 /// No socket file, or a stale one nobody accepts on.

@@ -1,11 +1,135 @@
-//! The shim's only FFI: terminal queries, the single-instance lock probe, starting the broker
-//! as a detached daemon, signal relay and waiting for the granted command. It never changes
-//! privileges and never looks up users, groups or hosts.
+//! The shim's only FFI: terminal queries, the bounded connect, the single-instance lock probe,
+//! starting the broker as a detached daemon, signal relay and waiting for the granted command.
+//! It never changes privileges and never looks up users, groups or hosts.
 
 use std::ffi::{CStr, CString};
 use std::io;
-use std::os::fd::RawFd;
+use std::os::fd::{FromRawFd, OwnedFd, RawFd};
+use std::os::unix::ffi::OsStrExt;
+use std::os::unix::net::UnixStream;
+use std::path::Path;
 use std::sync::atomic::{AtomicI32, AtomicU64, Ordering};
+use std::time::{Duration, Instant};
+
+/// Connects to the Unix socket at `path`, giving up at `deadline`: a non-blocking connect, so a
+/// broker that stopped accepting can never hold the shim. A full listen backlog (`EAGAIN` at
+/// once for `AF_UNIX`) is retried with short sleeps until the deadline, then reported as
+/// `TimedOut`; `ENOENT` and `ECONNREFUSED` (nobody listens) come back at once. The stream is
+/// returned in blocking mode; every later read and write carries its own deadline.
+pub fn connect_unix(path: &Path, deadline: Instant) -> io::Result<UnixStream> {
+    let bytes = path.as_os_str().as_bytes();
+    // SAFETY: sockaddr_un is plain data; all-zero is a valid empty address that we then fill.
+    let mut addr: libc::sockaddr_un = unsafe { std::mem::zeroed() };
+    if bytes.len() >= addr.sun_path.len() || bytes.contains(&0) {
+        return Err(io::Error::from(io::ErrorKind::InvalidInput));
+    }
+    addr.sun_family = libc::AF_UNIX as libc::sa_family_t;
+    for (dst, src) in addr.sun_path.iter_mut().zip(bytes) {
+        *dst = *src as libc::c_char;
+    }
+    let len = (std::mem::size_of::<libc::sa_family_t>() + bytes.len() + 1) as libc::socklen_t;
+    let mut pause = Duration::from_millis(2);
+    loop {
+        // SAFETY: socket returns a new descriptor or -1; it touches no memory of ours.
+        let raw = unsafe {
+            libc::socket(
+                libc::AF_UNIX,
+                libc::SOCK_STREAM | libc::SOCK_NONBLOCK | libc::SOCK_CLOEXEC,
+                0,
+            )
+        };
+        if raw < 0 {
+            return Err(io::Error::last_os_error());
+        }
+        // SAFETY: `raw` is the descriptor socket just returned, owned by nothing else.
+        let fd = unsafe { OwnedFd::from_raw_fd(raw) };
+        // SAFETY: `addr` is a valid sockaddr_un of which `len` bytes are used; the kernel only
+        // reads it during the call.
+        let rc = unsafe {
+            libc::connect(
+                raw,
+                (&addr as *const libc::sockaddr_un).cast::<libc::sockaddr>(),
+                len,
+            )
+        };
+        let err = if rc == 0 {
+            None
+        } else {
+            Some(io::Error::last_os_error())
+        };
+        match err.as_ref().and_then(io::Error::raw_os_error) {
+            None => return blocking(fd),
+            Some(libc::EINPROGRESS | libc::EALREADY | libc::EINTR) => {
+                if !wait_writable(raw, deadline)? {
+                    return Err(io::Error::from(io::ErrorKind::TimedOut));
+                }
+                let mut so_error: libc::c_int = 0;
+                let mut optlen = std::mem::size_of::<libc::c_int>() as libc::socklen_t;
+                // SAFETY: `so_error` and `optlen` are valid out-pointers of the sizes given.
+                let rc = unsafe {
+                    libc::getsockopt(
+                        raw,
+                        libc::SOL_SOCKET,
+                        libc::SO_ERROR,
+                        (&mut so_error as *mut libc::c_int).cast(),
+                        &mut optlen,
+                    )
+                };
+                if rc != 0 {
+                    return Err(io::Error::last_os_error());
+                }
+                if so_error != 0 {
+                    return Err(io::Error::from_raw_os_error(so_error));
+                }
+                return blocking(fd);
+            }
+            Some(libc::EAGAIN) => {
+                // The backlog is full: nobody accepts right now. Try again until the deadline.
+                drop(fd);
+                let left = deadline.saturating_duration_since(Instant::now());
+                if left.is_zero() {
+                    return Err(io::Error::from(io::ErrorKind::TimedOut));
+                }
+                std::thread::sleep(pause.min(left));
+                pause = (pause * 2).min(Duration::from_millis(50));
+            }
+            Some(_) => return Err(err.unwrap_or_else(|| io::Error::other("connect failed"))),
+        }
+    }
+}
+
+fn blocking(fd: OwnedFd) -> io::Result<UnixStream> {
+    let stream = UnixStream::from(fd);
+    stream.set_nonblocking(false)?;
+    Ok(stream)
+}
+
+/// Waits until `fd` is writable (the connect finished) or `deadline` passes (`Ok(false)`).
+fn wait_writable(fd: RawFd, deadline: Instant) -> io::Result<bool> {
+    loop {
+        let left = deadline.saturating_duration_since(Instant::now());
+        if left.is_zero() {
+            return Ok(false);
+        }
+        let ms = i32::try_from(left.as_millis().max(1)).unwrap_or(i32::MAX);
+        let mut p = libc::pollfd {
+            fd,
+            events: libc::POLLOUT,
+            revents: 0,
+        };
+        // SAFETY: `p` is one valid pollfd for the duration of the call.
+        let rc = unsafe { libc::poll(&mut p, 1, ms) };
+        if rc > 0 {
+            return Ok(true);
+        }
+        if rc < 0 {
+            let e = io::Error::last_os_error();
+            if e.kind() != io::ErrorKind::Interrupted {
+                return Err(e);
+            }
+        }
+    }
+}
 
 /// Whether `fd` is a terminal.
 pub fn isatty(fd: RawFd) -> bool {

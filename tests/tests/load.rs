@@ -59,6 +59,14 @@ fn sixty_four_clients_times_fifty_granted_runs_with_garbage_alongside() {
         return;
     }
     let h = Arc::new(AgentHome::new(ids));
+    // Room for 64 clients of one uid: each may briefly have two connections open, the next
+    // request's and the previous one's, which the broker holds until it has recorded how that
+    // run ended. (The default, 64, is exactly the client count; the caps have tests of their
+    // own in never_hangs.rs.)
+    h.write_security(
+        "broker.json",
+        r#"{"limits": {"connections_per_uid": 160, "admin_connections_per_uid": 16}}"#,
+    );
     let sid = [("OPENCLAW_TASK_SESSION_ID", "load")];
     let id = pending_id(&h.sudo(&["-n", "/usr/bin/true"], &sid));
     assert!(h.occ(&["approve", &id, "--session"]).status.success());

@@ -5,6 +5,7 @@ mod audit_cli;
 mod cli_smoke;
 mod install;
 mod load;
+mod never_hangs;
 mod policy_cli;
 mod policy_judges;
 mod scan_cli;

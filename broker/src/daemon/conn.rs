@@ -99,16 +99,11 @@ impl std::fmt::Debug for AnswerHook {
 }
 
 impl Conn {
-    pub(super) fn new(
-        stream: UnixStream,
-        peer: PeerCred,
-        stdio: [Option<OwnedFd>; 3],
-        shutdown: Shutdown,
-    ) -> Conn {
+    pub(super) fn new(stream: UnixStream, peer: PeerCred, shutdown: Shutdown) -> Conn {
         Conn {
             stream,
             peer,
-            stdio,
+            stdio: Default::default(),
             shutdown,
             finished: false,
             before_answer: None,
@@ -126,7 +121,8 @@ impl Conn {
         self.peer
     }
 
-    /// The caller's stdin (0), stdout (1) or stderr (2), if it was passed.
+    /// The caller's stdin (0), stdout (1) or stderr (2), if it was passed: in user mode only
+    /// after [`Conn::ask_tty`], and only the descriptors that are terminals.
     pub fn caller_stdio(&self, n: usize) -> Option<BorrowedFd<'_>> {
         self.stdio
             .get(n)
@@ -144,9 +140,49 @@ impl Conn {
         self.shutdown.is_triggered()
     }
 
-    /// Sends `Waiting{id}`; the shim prints the waiting line.
-    pub fn waiting(&mut self, id: &str) -> Result<(), SendError> {
-        self.send(Frame::Waiting { id: id.to_owned() }, false)
+    /// Sends `Waiting{id}`; the shim prints the waiting line and waits up to `wait` (plus a
+    /// margin) for the final answer.
+    pub fn waiting(&mut self, id: &str, wait: Duration) -> Result<(), SendError> {
+        let wait_seconds = u32::try_from(wait.as_secs()).unwrap_or(u32::MAX);
+        self.send(
+            Frame::Waiting {
+                id: id.to_owned(),
+                wait_seconds,
+            },
+            false,
+        )
+    }
+
+    /// User mode, after `Waiting`: asks the shim for its terminal (`NeedTty`) and takes the
+    /// descriptors it sends back within [`FRAME_TIMEOUT`] — only those of its fds 0, 1 and 2
+    /// that are terminals. The terminal prompt is the only thing that needs them, so the broker
+    /// holds none of the caller's descriptors unless that channel is in use. `Err` when they do
+    /// not come (the caller then waits on the queue alone).
+    pub fn ask_tty(&mut self) -> Result<(), String> {
+        if self.finished {
+            return Err("a final answer was already sent on this connection".into());
+        }
+        write_frame(&self.stream, &Frame::NeedTty, &[])
+            .map_err(|e| format!("cannot ask the shim for its terminal: {e}"))?;
+        let _ = self.stream.set_read_timeout(Some(FRAME_TIMEOUT));
+        let got = read_frame(&self.stream);
+        let _ = self.stream.set_read_timeout(None);
+        let r = got.map_err(|e| format!("no terminal from the shim: {e}"))?;
+        match r.frame {
+            Frame::Stdio { passed } => {
+                let mut fds = r.fds.into_iter();
+                for (slot, p) in self.stdio.iter_mut().zip(passed) {
+                    if p {
+                        *slot = fds.next();
+                    }
+                }
+                Ok(())
+            }
+            other => Err(format!(
+                "expected the caller's terminal, got a {:?} frame",
+                other.frame_type()
+            )),
+        }
     }
 
     /// Sends the final `Pending{id}`; the shim prints the pending line and exits 1.

@@ -93,14 +93,20 @@ pub trait RequestHandler: Send + Sync {
     /// A peer with another uid connected; it was refused with `peer_uid_mismatch`.
     fn peer_refused(&self, peer: &PeerCred, broker_uid: u32);
 
-    /// How many connections one uid may hold open at once on the request socket (`admin`
-    /// false) or the admin socket (`admin` true), for a broker that serves many uids.
+    /// How many connections one uid may hold open at once for requests (`admin` false) or
+    /// admin requests (`admin` true), in both modes.
     fn connections_per_uid(&self, admin: bool) -> usize {
         if admin {
             16
         } else {
             64
         }
+    }
+
+    /// A connection of `peer` was refused for holding `limit` connections already (`key`
+    /// names the broker.json setting). Called often under a flood: record at a bounded rate.
+    fn over_connection_limit(&self, peer: &PeerCred, key: &'static str, limit: usize) {
+        let _ = (peer, key, limit);
     }
 
     /// SIGHUP in system mode: read the configuration again.

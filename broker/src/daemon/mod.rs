@@ -37,6 +37,9 @@ const ACCEPT_TICK: Duration = Duration::from_millis(250);
 pub const MAX_CONNECTIONS: usize = 512;
 /// Reason code for a peer whose uid differs from the broker's.
 pub const PEER_UID_MISMATCH: &str = "peer_uid_mismatch";
+/// Reason code for a connection refused for load: over [`MAX_CONNECTIONS`], or over
+/// broker.json's per-uid connection limits (the message then names the key).
+pub const BROKER_BUSY: &str = "broker_busy";
 
 /// A handler with no gate behind it (the connection layer's tests).
 #[cfg(test)]
@@ -107,8 +110,11 @@ struct Live {
     /// instead of holding the broker for the request time-out.
     reading: Mutex<HashMap<u64, UnixStream>>,
     next: AtomicU64,
-    /// Open connections per peer uid (servers of many uids only).
+    /// Open connections per peer uid.
     per_uid: Mutex<HashMap<u32, usize>>,
+    /// User mode, where one socket serves both: open connections per peer uid that turned out
+    /// to be requests (`false`) or admin requests (`true`).
+    per_kind: Mutex<HashMap<(u32, bool), usize>>,
 }
 
 impl Live {
@@ -134,26 +140,49 @@ impl Live {
     }
 }
 
-/// One admitted connection; counted against its uid too when the server serves many uids.
-struct LiveGuard(Arc<Live>, Option<u32>);
+/// One admitted connection, counted against its uid.
+struct LiveGuard(Arc<Live>, u32);
 
 impl Drop for LiveGuard {
     fn drop(&mut self) {
-        if let Some(uid) = self.1 {
-            let mut per = self.0.per_uid.lock().unwrap_or_else(|p| p.into_inner());
-            if let Some(n) = per.get_mut(&uid) {
-                *n = n.saturating_sub(1);
-                if *n == 0 {
-                    per.remove(&uid);
-                }
-            }
-        }
+        release(&self.0.per_uid, self.1);
         if let Ok(mut n) = self.0.count.lock() {
             *n = n.saturating_sub(1);
             if *n == 0 {
                 self.0.zero.notify_all();
             }
         }
+    }
+}
+
+/// A user-mode connection counted as a request or an admin request of its uid.
+struct KindGuard<'a>(&'a Live, (u32, bool));
+
+impl Drop for KindGuard<'_> {
+    fn drop(&mut self) {
+        release(&self.0.per_kind, self.1);
+    }
+}
+
+fn release<K: std::hash::Hash + Eq>(map: &Mutex<HashMap<K, usize>>, key: K) {
+    let mut per = map.lock().unwrap_or_else(|p| p.into_inner());
+    if let Some(n) = per.get_mut(&key) {
+        *n = n.saturating_sub(1);
+        if *n == 0 {
+            per.remove(&key);
+        }
+    }
+}
+
+/// Counts one more under `key` unless `max` are already held.
+fn take<K: std::hash::Hash + Eq>(map: &Mutex<HashMap<K, usize>>, key: K, max: usize) -> bool {
+    let mut per = map.lock().unwrap_or_else(|p| p.into_inner());
+    let held = per.entry(key).or_insert(0);
+    if *held < max {
+        *held += 1;
+        true
+    } else {
+        false
     }
 }
 
@@ -244,54 +273,62 @@ impl Server {
     }
 
     fn spawn(&self, stream: UnixStream) {
-        let peer_uid = match self.serves {
-            Serves::OneUid(_) => None,
-            Serves::Requests | Serves::Admin => match peer_cred(&stream) {
-                Ok(p) => Some(p.uid),
-                Err(e) => {
-                    tracing::warn!("SO_PEERCRED failed, closing the connection: {e}");
-                    return;
-                }
-            },
+        let peer = match peer_cred(&stream) {
+            Ok(p) => p,
+            Err(e) => {
+                tracing::warn!("SO_PEERCRED failed, closing the connection: {e}");
+                return;
+            }
         };
-        let per_uid_max = self
-            .handler
-            .connections_per_uid(self.serves == Serves::Admin);
+        // Per uid, in both modes. User mode serves requests and admin requests on one socket,
+        // so a uid may hold both limits' worth until its first frame says which it is.
+        let (per_uid_max, key) = match self.serves {
+            Serves::OneUid(_) => (
+                self.handler.connections_per_uid(false) + self.handler.connections_per_uid(true),
+                "limits.connections_per_uid + limits.admin_connections_per_uid",
+            ),
+            Serves::Requests => (
+                self.handler.connections_per_uid(false),
+                "limits.connections_per_uid",
+            ),
+            Serves::Admin => (
+                self.handler.connections_per_uid(true),
+                "limits.admin_connections_per_uid",
+            ),
+        };
         let admitted = match self.live.count.lock() {
-            Ok(mut n) if *n < MAX_CONNECTIONS => match peer_uid {
-                None => {
+            Ok(mut n) if *n < MAX_CONNECTIONS => {
+                if take(&self.live.per_uid, peer.uid, per_uid_max) {
                     *n += 1;
-                    true
+                    Ok(())
+                } else {
+                    Err(Some(()))
                 }
-                Some(uid) => {
-                    let mut per = self.live.per_uid.lock().unwrap_or_else(|p| p.into_inner());
-                    let held = per.entry(uid).or_insert(0);
-                    if *held < per_uid_max {
-                        *held += 1;
-                        *n += 1;
-                        true
-                    } else {
-                        false
-                    }
-                }
-            },
-            _ => false,
+            }
+            _ => Err(None),
         };
-        if !admitted {
-            tracing::warn!(
-                ?peer_uid,
-                "too many connections; refusing one with broker_busy"
-            );
-            let _ = stream.set_nonblocking(false);
-            let _ = stream.set_write_timeout(Some(Duration::from_millis(100)));
-            let _ = write_frame(
-                &stream,
-                &Frame::refuse("the occ broker is busy; try again", "broker_busy"),
-                &[],
-            );
-            return;
+        match admitted {
+            Ok(()) => {}
+            Err(None) => {
+                tracing::warn!(
+                    peer_uid = peer.uid,
+                    "too many connections; refusing one with broker_busy"
+                );
+                refuse_now(
+                    &stream,
+                    "the occ broker is busy; try again".into(),
+                    BROKER_BUSY,
+                );
+                return;
+            }
+            Err(Some(())) => {
+                tracing::warn!(peer_uid = peer.uid, key, "per-uid connection limit reached");
+                self.handler.over_connection_limit(&peer, key, per_uid_max);
+                refuse_now(&stream, too_many_connections(per_uid_max, key), BROKER_BUSY);
+                return;
+            }
         }
-        let guard = LiveGuard(self.live.clone(), peer_uid);
+        let guard = LiveGuard(self.live.clone(), peer.uid);
         let handler = self.handler.clone();
         let shutdown = self.shutdown.clone();
         let serves = self.serves;
@@ -325,6 +362,21 @@ impl Server {
         }
         *n
     }
+}
+
+/// The refusal text for a uid over its connection limit: names the broker.json key.
+fn too_many_connections(limit: usize, key: &str) -> String {
+    format!(
+        "the occ broker is busy: this user already holds {limit} connections to it \
+         (broker.json {key}); try again when some have finished"
+    )
+}
+
+/// Refuses a connection from the accept loop itself: one short write, never a wait.
+fn refuse_now(stream: &UnixStream, message: String, code: &str) {
+    let _ = stream.set_nonblocking(false);
+    let _ = stream.set_write_timeout(Some(Duration::from_millis(100)));
+    let _ = write_frame(stream, &Frame::refuse(message, code), &[]);
 }
 
 /// Serves one connection: identify the peer, read one request within the time limit, hand it
@@ -444,10 +496,38 @@ fn serve_peer(
         }
     };
     let _ = stream.set_read_timeout(None);
+    // User mode: now that the first frame says what this connection is, count it against the
+    // limit of its kind, so requests cannot crowd out the approver (or the reverse).
+    let _kind = match (serves, &received.frame) {
+        (Serves::OneUid(_), Frame::Request(_) | Frame::Admin { .. }) => {
+            let admin = matches!(received.frame, Frame::Admin { .. });
+            let max = handler.connections_per_uid(admin);
+            if !take(&live.per_kind, (peer.uid, admin), max) {
+                let key = if admin {
+                    "limits.admin_connections_per_uid"
+                } else {
+                    "limits.connections_per_uid"
+                };
+                tracing::warn!(peer_uid = peer.uid, key, "per-uid connection limit reached");
+                handler.over_connection_limit(&peer, key, max);
+                let mut conn = Conn::new(stream, peer, shutdown);
+                let msg = too_many_connections(max, key);
+                let _ = if admin {
+                    let body = serde_json::json!({"error": msg, "reason_code": BROKER_BUSY});
+                    conn.admin_reply(false, body.to_string().into_bytes())
+                } else {
+                    conn.refuse(&msg, BROKER_BUSY)
+                };
+                return;
+            }
+            Some(KindGuard(live, (peer.uid, admin)))
+        }
+        _ => None,
+    };
     let req = match received.frame {
         Frame::Request(r) if serves != Serves::Admin => r,
         Frame::Admin { body } if serves != Serves::Requests => {
-            let mut conn = Conn::new(stream, peer, [None, None, None], shutdown);
+            let mut conn = Conn::new(stream, peer, shutdown);
             handler.admin(&mut conn, body);
             if !conn.answered() {
                 let _ = conn.admin_reply(
@@ -473,14 +553,12 @@ fn serve_peer(
             return;
         }
     };
-    let mut fds = received.fds.into_iter();
-    let mut stdio = [None, None, None];
-    for (slot, passed) in stdio.iter_mut().zip(req.stdio_passed) {
-        if passed {
-            *slot = fds.next();
-        }
-    }
-    let mut conn = Conn::new(stream, peer, stdio, shutdown);
+    // Descriptors that came with a request are closed at once: the broker asks for the
+    // terminal only when its prompt needs it (`NeedTty`), and the system executor takes the
+    // stdio only once the grant is decided (`Run`), so a stopped broker never holds a caller's
+    // pipe.
+    drop(received.fds);
+    let mut conn = Conn::new(stream, peer, shutdown);
     if conn.is_stopping() {
         let _ = conn.refuse_stopping();
         return;

@@ -34,7 +34,7 @@ impl RequestHandler for Recorder {
             b"wait" => {
                 let (tx, rx) = mpsc::channel::<bool>();
                 self.hold.lock().unwrap().push(tx);
-                conn.waiting("abc123").unwrap();
+                conn.waiting("abc123", Duration::from_secs(30)).unwrap();
                 match conn.wait_for(&rx, Duration::from_secs(30)) {
                     Wait::Stopping => {
                         self.push("wait:stopping".into());
@@ -61,6 +61,24 @@ impl RequestHandler for Recorder {
                 }
             }
             b"forget" => {}
+            b"tty" | b"tty-grant" => {
+                conn.waiting("abc123", Duration::from_secs(30)).unwrap();
+                let asked = conn.ask_tty();
+                let stdio = (0..3).filter(|n| conn.caller_stdio(*n).is_some()).count();
+                if what.as_slice() == b"tty" {
+                    conn.refuse(&format!("stdio {stdio} {asked:?}"), "test_refusal")
+                        .unwrap();
+                    return;
+                }
+                conn.grant(vec![b"/bin/true".to_vec()]).unwrap();
+                match conn.recv_exit_report() {
+                    ExecOutcome::Finished { report, relayed } => self.push(format!(
+                        "finished:{}:{}:{:?}",
+                        report.exit_value, report.signal, relayed
+                    )),
+                    ExecOutcome::Unknown { .. } => self.push("exec_outcome_unknown".into()),
+                }
+            }
             _ => {
                 let stdio = (0..3).filter(|n| conn.caller_stdio(*n).is_some()).count();
                 conn.refuse(&format!("stdio {stdio}"), "test_refusal")
@@ -129,24 +147,43 @@ fn eventually(what: &str, mut f: impl FnMut() -> bool) {
     panic!("timed out waiting for {what}");
 }
 
+/// Descriptors that ride on a request are closed at once; the broker holds the caller's
+/// descriptors only after it asked for them (`NeedTty`) and the shim sent them (`Stdio`).
 #[test]
-fn stdio_fds_reach_the_handler_and_its_answer_reaches_the_caller() {
+fn stdio_fds_come_only_when_the_broker_asks_for_the_terminal() {
+    use std::os::fd::AsFd;
     let fx = start(me());
+    let out = std::io::stdout();
+    let err = std::io::stderr();
+    // With the request: dropped, the handler sees none.
     let c = UnixStream::connect(&fx.sock).unwrap();
     let mut req = Request {
         argv: vec![b"x".to_vec()],
         ..Request::default()
     };
     req.stdio_passed = [true, false, true];
-    let out = std::io::stdout();
-    let err = std::io::stderr();
-    use std::os::fd::AsFd;
     write_frame(&c, &Frame::Request(req), &[out.as_fd(), err.as_fd()]).unwrap();
     match read_frame(&c).unwrap().frame {
         Frame::Refuse(r) => {
             assert_eq!(r.reason_code, "test_refusal");
-            assert_eq!(r.message, "stdio 2");
+            assert_eq!(r.message, "stdio 0");
         }
+        f => panic!("{f:?}"),
+    }
+    // Asked for: the broker sends NeedTty after Waiting and takes what comes with Stdio.
+    let c = UnixStream::connect(&fx.sock).unwrap();
+    write_frame(&c, &request("tty"), &[]).unwrap();
+    assert!(matches!(
+        read_frame(&c).unwrap().frame,
+        Frame::Waiting { .. }
+    ));
+    assert_eq!(read_frame(&c).unwrap().frame, Frame::NeedTty);
+    let stdio = Frame::Stdio {
+        passed: [true, false, true],
+    };
+    write_frame(&c, &stdio, &[out.as_fd(), err.as_fd()]).unwrap();
+    match read_frame(&c).unwrap().frame {
+        Frame::Refuse(r) => assert_eq!(r.message, "stdio 2 Ok(())"),
         f => panic!("{f:?}"),
     }
     fx.shutdown.trigger(StopCause::Requested);
@@ -173,7 +210,8 @@ fn waiting_caller_gets_broker_stopping_on_shutdown() {
     assert_eq!(
         read_frame(&c).unwrap().frame,
         Frame::Waiting {
-            id: "abc123".into()
+            id: "abc123".into(),
+            wait_seconds: 30
         }
     );
     fx.shutdown.trigger(StopCause::Signal(15));
@@ -315,12 +353,16 @@ fn callers_stdio_is_released_with_the_final_answer() {
     let c = UnixStream::connect(&fx.sock).unwrap();
     // Stand-in for the `$(sudo …)` pipe: the broker gets a copy of `w` as the caller's stdout.
     let (w, mut r) = UnixStream::pair().unwrap();
-    let mut req = Request {
-        argv: vec![b"grant".to_vec()],
-        ..Request::default()
+    write_frame(&c, &request("tty-grant"), &[]).unwrap();
+    assert!(matches!(
+        read_frame(&c).unwrap().frame,
+        Frame::Waiting { .. }
+    ));
+    assert_eq!(read_frame(&c).unwrap().frame, Frame::NeedTty);
+    let stdio = Frame::Stdio {
+        passed: [false, true, false],
     };
-    req.stdio_passed = [false, true, false];
-    write_frame(&c, &Frame::Request(req), &[w.as_fd()]).unwrap();
+    write_frame(&c, &stdio, &[w.as_fd()]).unwrap();
     assert!(matches!(read_frame(&c).unwrap().frame, Frame::Grant { .. }));
     drop(w);
     // The connection is still open (the broker waits for the exit report), yet the reader

@@ -57,6 +57,11 @@ impl Gate {
                         let _ = conn.refuse(&message, reason.code());
                         return;
                     }
+                    Refusal::TooManyPending => {
+                        fields.insert("module".into(), s(module.name()));
+                        self.refuse_over_limit(conn, peer, fields, reason, &message);
+                        return;
+                    }
                     Refusal::SessionMissing => Event::SessionMissing,
                     Refusal::TokenFailed => Event::TokenFailed,
                     _ => Event::PolicyBlock,
@@ -145,7 +150,8 @@ impl Gate {
         let wait_secs = cfg.broker.approval.wait_seconds;
         let not_waiting =
             u.eval.sudo.as_ref().is_some_and(|r| r.non_interactive) || !u.tty || wait_secs == 0;
-        if self.system() {
+        // Both modes: in user mode the cap keeps a flooding agent from filling the queue.
+        {
             let store = self.store();
             let filed = store.pending().any(|p| p.info.digest == u.info.digest);
             let limit = cfg.broker.limits.pending_per_uid;
@@ -178,27 +184,27 @@ impl Gate {
                 return (v, Some(id), None);
             }
         }
-        if not_waiting || conn.waiting(&id).is_err() {
+        let wait = Duration::from_secs(wait_secs);
+        if not_waiting || conn.waiting(&id, wait).is_err() {
             return (Verdict::Pending { id: id.clone() }, Some(id), None);
         }
         // Untrusted requests are never offered on the terminal: they need
         // `occ approve --confirm-untrusted`. The system broker never offers it: the requester's
         // terminal is the agent's, and approvers are other users.
         let tty_channel = cfg.broker.approval.channels.contains(&Channel::Tty) && !self.system();
-        let mut tty = (tty_channel && !u.info.untrusted)
-            .then(|| {
-                TtyPrompt::open(
-                    conn,
-                    &format!(
-                        "occ: run {} as {} in {}? [y/N] ",
-                        crate::escape::argv_json(&u.info.command),
-                        escape_text(&u.info.runuser),
-                        escape_text(&u.info.runcwd)
-                    ),
-                )
-            })
-            .flatten();
-        let wait = Duration::from_secs(wait_secs);
+        let mut tty = if tty_channel && !u.info.untrusted {
+            TtyPrompt::open(
+                conn,
+                &format!(
+                    "occ: run {} as {} in {}? [y/N] ",
+                    crate::escape::argv_json(&u.info.command),
+                    escape_text(&u.info.runuser),
+                    escape_text(&u.info.runcwd)
+                ),
+            )
+        } else {
+            None
+        };
         let verdict = match self.wait_decision(conn, &id, wait, &mut tty, token_set) {
             Wait::Decided(PendingOutcome::Approved { .. }) => {
                 match self.take_grant(&u.info.digest) {

@@ -72,6 +72,8 @@ pub struct Core {
     seal_required: AtomicBool,
     /// System mode: how often strangers' refusals are audited.
     refusals: access::RateLimit,
+    /// Both modes: how often refusals over broker.json's `limits` are audited.
+    limit_refusals: access::RateLimit,
 }
 
 /// The broker's approval gate: the shared [`Core`] plus what only request handling needs.
@@ -120,6 +122,7 @@ impl Gate {
                 answer_syncs: AtomicU64::new(0),
                 seal_required: AtomicBool::new(seal_required),
                 refusals: access::RateLimit::default(),
+                limit_refusals: access::RateLimit::default(),
             }),
             uid,
             legacy_token_sha256,
@@ -178,8 +181,16 @@ impl Gate {
             if let Some(cfg) = loaded.as_ref() {
                 return Ok(read(&cfg.broker));
             }
+            drop(loaded);
+            return self.policy(&|_| None).map(|c| read(&c.broker));
         }
-        self.policy(&|_| None).map(|c| read(&c.broker))
+        // User mode: broker.json alone, as it is now (the limits are read on every accept).
+        let file = self.layout.config_dir.join(occ_policy::file::BROKER_CONFIG);
+        match BrokerConfig::load(&file, self.uid) {
+            Ok(Some(cfg)) => Ok(read(&cfg)),
+            Ok(None) => Ok(read(&BrokerConfig::default())),
+            Err(e) => Err(vec![e]),
+        }
     }
 
     /// Refuses the request on `conn` with `reason`, recording `event`. The refusal stands even
@@ -195,6 +206,26 @@ impl Gate {
         let _ = conn.refuse(&msg, reason.code());
     }
 
+    /// Refuses a request over one of broker.json's `limits` with `reason`. The refusal is
+    /// audited at a bounded rate per uid (one per window, with how many were left out), so a
+    /// flood of refusals cannot fill the log.
+    fn refuse_over_limit(
+        &self,
+        conn: &mut Conn,
+        peer: &PeerCred,
+        fields: Fields,
+        reason: Refusal,
+        msg: &str,
+    ) {
+        if let Some(suppressed) = self.limit_refusals.admit(peer.uid, now_ms()) {
+            let mut fields = fields;
+            fields.insert("suppressed".into(), int(suppressed));
+            self.refuse(conn, fields, Event::PolicyBlock, reason, msg);
+        } else {
+            let _ = conn.refuse(msg, reason.code());
+        }
+    }
+
     /// One request, answered (the [`RequestHandler::handle`] body).
     fn serve(&self, conn: &mut Conn, req: Request) {
         self.sweep();
@@ -204,23 +235,33 @@ impl Gate {
                 let _ = conn.refuse(&msg, reason.code());
                 return;
             }
-            let limit = self.broker_setting(|b| b.limits.request_bytes).unwrap_or(0);
-            let size = req.argv.iter().map(Vec::len).sum::<usize>()
-                + req.cwd.len()
-                + req
-                    .env
-                    .iter()
-                    .map(|(k, v)| k.len() + v.len())
-                    .sum::<usize>();
-            if size > limit {
-                let mut f = events::peer(&peer);
-                f.insert("request_bytes".into(), int(size));
-                let msg = format!(
-                    "the request is {size} bytes, over broker.json's limits.request_bytes ({limit})"
-                );
-                self.refuse(conn, f, Event::PolicyBlock, Refusal::RequestTooLarge, &msg);
+        }
+        // Both modes: in user mode the one uid is the agent's, and the cap keeps a flooding
+        // agent from growing the broker without bound.
+        let limit = match self.broker_setting(|b| b.limits.request_bytes) {
+            Ok(l) => l,
+            Err(errs) => {
+                let msg = errs.first().map(|e| e.to_string()).unwrap_or_default();
+                let f = events::peer(&peer);
+                self.refuse(conn, f, Event::PolicyBlock, Refusal::PolicyInvalid, &msg);
                 return;
             }
+        };
+        let size = req.argv.iter().map(Vec::len).sum::<usize>()
+            + req.cwd.len()
+            + req
+                .env
+                .iter()
+                .map(|(k, v)| k.len() + v.len())
+                .sum::<usize>();
+        if size > limit {
+            let mut f = events::peer(&peer);
+            f.insert("request_bytes".into(), int(size));
+            let msg = format!(
+                "the request is {size} bytes, over broker.json's limits.request_bytes ({limit})"
+            );
+            self.refuse_over_limit(conn, &peer, f, Refusal::RequestTooLarge, &msg);
+            return;
         }
         let u = match self.understand(&peer, &req) {
             Ok(u) => u,
@@ -440,6 +481,18 @@ impl RequestHandler for Gate {
             limits.admin_connections_per_uid
         } else {
             limits.connections_per_uid
+        }
+    }
+
+    fn over_connection_limit(&self, peer: &PeerCred, key: &'static str, limit: usize) {
+        if let Some(suppressed) = self.limit_refusals.admit(peer.uid, now_ms()) {
+            let mut f = events::peer(peer);
+            f.insert("reason_code".into(), s(Refusal::BrokerBusy.code()));
+            f.insert("limit".into(), s(key));
+            f.insert("connections".into(), int(limit));
+            f.insert("suppressed".into(), int(suppressed));
+            let _ = self.audit(Event::PolicyBlock, f);
+            self.settle();
         }
     }
 

@@ -43,10 +43,14 @@ pub enum Refusal {
     NotAnApprover,
     /// System mode: the requester tried to approve its own request.
     SelfApproval,
-    /// System mode: this uid already has `limits.pending_per_uid` requests waiting.
+    /// This uid already has `limits.pending_per_uid` requests waiting (both modes).
     TooManyPending,
-    /// System mode: the request is larger than `limits.request_bytes`.
+    /// The request is larger than `limits.request_bytes` (both modes).
     RequestTooLarge,
+    /// Refused for load: this uid already holds `limits.connections_per_uid` (or, on the
+    /// admin path, `limits.admin_connections_per_uid`) connections (both modes), or the broker
+    /// serves its most connections at once.
+    BrokerBusy,
     /// The policy engine's own code (`denied_by_rule`, `shell_denied`, …).
     Policy(&'static str),
 }
@@ -76,6 +80,7 @@ impl Refusal {
             Refusal::SelfApproval => "self_approval_refused",
             Refusal::TooManyPending => "too_many_pending",
             Refusal::RequestTooLarge => "request_too_large",
+            Refusal::BrokerBusy => "broker_busy",
             Refusal::Policy(code) => code,
         }
     }

@@ -24,10 +24,21 @@ pub(super) enum TtyAnswer {
 }
 
 impl TtyPrompt {
-    pub(super) fn open(conn: &Conn, prompt: &str) -> Option<TtyPrompt> {
+    /// Asks the shim for its terminal (only now, and only the descriptors that are terminals)
+    /// and shows `prompt` on it. `None` when stdin is not a terminal or the shim sent nothing.
+    pub(super) fn open(conn: &mut Conn, prompt: &str) -> Option<TtyPrompt> {
         use std::io::Write as _;
+        if let Err(e) = conn.ask_tty() {
+            tracing::warn!("terminal prompt not offered: {e}");
+            return None;
+        }
         let input = conn.caller_stdio(0)?.try_clone_to_owned().ok()?;
-        let output = conn.caller_stdio(2)?.try_clone_to_owned().ok()?;
+        // The prompt goes to the first terminal among stderr, stdout and stdin itself.
+        let output = [2, 1, 0]
+            .into_iter()
+            .find_map(|n| conn.caller_stdio(n))?
+            .try_clone_to_owned()
+            .ok()?;
         if nix::sys::termios::tcgetattr(&input).is_err() {
             return None; // not a terminal
         }

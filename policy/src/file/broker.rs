@@ -172,18 +172,19 @@ impl Default for SessionConfig {
     }
 }
 
-/// `limits` in `broker.json`: what one requesting uid may hold at once (system mode), so no
-/// requester can starve the others or the approvers.
+/// `limits` in `broker.json`: what one requesting uid may hold at once, in both modes, so no
+/// requester can starve the others or the approvers (and, in user mode, no flooding agent can
+/// grow its broker without bound).
 #[derive(Clone, Debug, PartialEq, Eq, Deserialize)]
 #[serde(deny_unknown_fields, default)]
 pub struct LimitsConfig {
-    /// Open connections per requesting uid on the request socket.
+    /// Open request connections per requesting uid (system mode: on the request socket).
     pub connections_per_uid: usize,
     /// Pending requests per requesting uid.
     pub pending_per_uid: usize,
     /// Largest request (argv, cwd and forwarded environment, in bytes).
     pub request_bytes: usize,
-    /// Open connections per uid on the admin socket.
+    /// Open admin connections per uid (system mode: on the admin socket).
     pub admin_connections_per_uid: usize,
 }
 
@@ -255,7 +256,7 @@ pub struct BrokerConfig {
     pub requesters: Vec<String>,
     /// Who may approve (system mode).
     pub approvers: Vec<String>,
-    /// Per-uid limits (system mode).
+    /// Per-uid limits (both modes).
     pub limits: LimitsConfig,
 }
 
