@@ -85,6 +85,8 @@ fn request(path: &str, args: &[&str]) -> Request {
         cwd: "/".into(),
         preserved_env: vec![],
         runs_arbitrary_code: false,
+        flags: Default::default(),
+        requester_writable: vec![],
         session_id: Some("bench".into()),
         untrusted: false,
         binding,

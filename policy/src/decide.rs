@@ -7,10 +7,12 @@ use std::collections::BTreeMap;
 use std::path::{Path, PathBuf};
 
 use crate::file::{FileError, PolicyConfig};
+use crate::flags::{self, Flags};
 use crate::grammar::{self, Action, PreserveEnv, SudoRequest};
 use crate::grant::{Binding, GrantDigest};
 use crate::options;
 use crate::resolve::{self, Caller, ResolvedCommand, Target};
+use crate::writable::{self, Requester};
 
 /// What happens to a request.
 #[derive(Clone, Copy, Debug, PartialEq, Eq, Hash)]
@@ -74,8 +76,13 @@ pub struct Request {
     pub cwd: PathBuf,
     /// Preserved variables and values.
     pub preserved_env: Vec<(String, String)>,
-    /// Listed in code-runners.json (shells always are).
+    /// Listed in code-runners.json (shells always are); always `flags.runs_arbitrary_code`.
     pub runs_arbitrary_code: bool,
+    /// The risk flags (DESIGN.md "Risk flags").
+    pub flags: Flags,
+    /// The arguments naming a path the requester can change (absolute, as the command sees
+    /// them); non-empty exactly when `flags.requester_writable_input`.
+    pub requester_writable: Vec<String>,
     /// The requester's task session.
     pub session_id: Option<String>,
     /// `OPENCLAW_UNTRUSTED_SOURCE=1`.
@@ -200,6 +207,10 @@ pub struct Context {
     pub session_id: Option<String>,
     /// Whether the request comes from an untrusted source.
     pub untrusted: bool,
+    /// Whether the caller's stdin is a terminal (the shim's isatty in the broker, occ's own
+    /// stdin in `occ explain`). `false` unless set: not knowing is treated as "the requester
+    /// may be feeding it".
+    pub stdin_is_tty: bool,
 }
 
 impl Context {
@@ -218,7 +229,14 @@ impl Context {
             env,
             session_id,
             untrusted,
+            stdin_is_tty: false,
         }
+    }
+
+    /// The same context, saying whether the caller's stdin is a terminal.
+    pub fn with_stdin_tty(mut self, stdin_is_tty: bool) -> Context {
+        self.stdin_is_tty = stdin_is_tty;
+        self
     }
 
     /// Reads one caller variable.
@@ -387,12 +405,22 @@ pub fn evaluate<S: AsRef<str>>(
             }
         }
     };
-    let runs_arbitrary_code = matches!(action, Action::Shell | Action::LoginShell)
-        || policy.code_runners.lists(command.name())
-        || policy.code_runners.lists(command.real_name());
     let cwd = match &sudo.chdir {
         Some(d) => lexical_join(&ctx.cwd, d),
         None => ctx.cwd.clone(),
+    };
+    let args = argv.get(1..).unwrap_or_default();
+    let (catalogued_code, writes_files) =
+        flags::command_flags(&command, args, &policy.code_runners, secure_path);
+    let runs_arbitrary_code =
+        matches!(action, Action::Shell | Action::LoginShell) || catalogued_code;
+    let requester_writable = writable::requester_writable(args, &cwd, &Requester::of(&ctx.caller));
+    let risk = Flags {
+        runs_arbitrary_code,
+        writes_files,
+        requester_writable_input: !requester_writable.is_empty(),
+        stdin_from_requester: writes_files && !ctx.stdin_is_tty,
+        untrusted: ctx.untrusted,
     };
     let preserved_env: Vec<(String, String)> = match &sudo.preserve_env {
         PreserveEnv::No => Vec::new(),
@@ -439,6 +467,8 @@ pub fn evaluate<S: AsRef<str>>(
         cwd,
         preserved_env,
         runs_arbitrary_code,
+        flags: risk,
+        requester_writable,
         session_id: ctx.session_id.clone(),
         untrusted: ctx.untrusted,
         binding,

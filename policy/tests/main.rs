@@ -2,5 +2,6 @@
 
 mod bypass;
 mod files;
+mod flags;
 mod props;
 mod support;
