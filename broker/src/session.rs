@@ -46,6 +46,13 @@ pub struct RequestInfo {
     pub reason: Option<String>,
     pub untrusted: bool,
     pub runs_arbitrary_code: bool,
+    /// The risk flags set (`occ_policy::Flags::names`: `runs_arbitrary_code`, `writes_files`,
+    /// `requester_writable_input`, `stdin_from_requester`, `untrusted`).
+    #[serde(default)]
+    pub flags: Vec<String>,
+    /// The arguments naming a path the requester can change after approval.
+    #[serde(default)]
+    pub requester_writable: Vec<String>,
     /// System mode: the caller's variables the command will see (`env_keep`, bound into the
     /// digest); empty in user mode, where the real sudo's env_keep decides.
     #[serde(default)]
@@ -97,7 +104,7 @@ pub enum ApproveError {
     #[error("request {0} comes from an untrusted source: re-run with --confirm-untrusted after reading it")]
     UntrustedNotConfirmed(String),
     #[error("--session refused for request {id}: {why}; approve it --once instead")]
-    SessionRefused { id: String, why: &'static str },
+    SessionRefused { id: String, why: String },
 }
 
 /// A session's liveness, for `occ status`.
@@ -233,12 +240,23 @@ impl Store {
             return Err(ApproveError::UntrustedNotConfirmed(id.to_string()));
         }
         if scope == Scope::Session {
+            let flagged = |f: &str| p.info.flags.iter().any(|x| x == f);
             let why = if p.info.runs_arbitrary_code {
-                Some("the command can run arbitrary code")
+                Some("the command can run arbitrary code".to_string())
+            } else if flagged("requester_writable_input") {
+                Some(format!(
+                    "what runs can change after approval: the requester can write {}",
+                    p.info.requester_writable.join(", ")
+                ))
+            } else if flagged("stdin_from_requester") {
+                Some(
+                    "what runs can change after approval: the requester supplies the content on stdin"
+                        .to_string(),
+                )
             } else if p.info.untrusted {
-                Some("the request comes from an untrusted source")
+                Some("the request comes from an untrusted source".to_string())
             } else if p.info.session_id.is_none() {
-                Some("the request has no session id")
+                Some("the request has no session id".to_string())
             } else {
                 None
             };
@@ -502,6 +520,8 @@ mod tests {
             reason: None,
             untrusted: false,
             runs_arbitrary_code: false,
+            flags: Vec::new(),
+            requester_writable: Vec::new(),
             kept_env: BTreeMap::new(),
         }
     }
@@ -631,6 +651,52 @@ mod tests {
             ));
             assert!(s.approve(&id, Scope::Once, confirm, 0).is_ok());
         }
+    }
+
+    /// What runs can change after approval: the requester can write an argument's file, or
+    /// feeds a writer's stdin. One line per case: the flags, the paths, words the why names.
+    #[test]
+    fn session_scope_refused_when_the_requester_can_change_what_runs() {
+        let cases: [(&[&str], &[&str], &str); 3] = [
+            (
+                &["requester_writable_input"],
+                &["/home/agent/job.sh"],
+                "the requester can write /home/agent/job.sh",
+            ),
+            (
+                &["writes_files", "stdin_from_requester"],
+                &[],
+                "the requester supplies the content on stdin",
+            ),
+            (
+                &["writes_files", "requester_writable_input"],
+                &["/tmp/a", "/tmp/b"],
+                "the requester can write /tmp/a, /tmp/b",
+            ),
+        ];
+        for (flags, paths, why_has) in cases {
+            let mut s = Store::new(30, 30);
+            let mut i = info(1);
+            i.flags = flags.iter().map(|f| f.to_string()).collect();
+            i.requester_writable = paths.iter().map(|p| p.to_string()).collect();
+            let (id, _) = s.submit(i, 0, ids());
+            match s.approve(&id, Scope::Session, false, 0) {
+                Err(e @ ApproveError::SessionRefused { .. }) => {
+                    let msg = e.to_string();
+                    assert!(msg.contains("what runs can change after approval"), "{msg}");
+                    assert!(msg.contains(why_has), "{msg}");
+                }
+                other => panic!("{flags:?}: {other:?}"),
+            }
+            let (_, g) = s.approve(&id, Scope::Once, false, 0).expect("once is fine");
+            assert_eq!(g.scope, Scope::Once);
+        }
+        // Writing alone (stdin a terminal) keeps --session.
+        let mut s = Store::new(30, 30);
+        let mut i = info(1);
+        i.flags = vec!["writes_files".into()];
+        let (id, _) = s.submit(i, 0, ids());
+        assert!(s.approve(&id, Scope::Session, false, 0).is_ok());
     }
 
     #[test]

@@ -86,6 +86,8 @@ fn request(path: &str, args: &[&str]) -> Request {
         preserved_env: vec![],
         runs_arbitrary_code: false,
         unwrapped: Default::default(),
+        flags: Default::default(),
+        requester_writable: vec![],
         session_id: Some("bench".into()),
         untrusted: false,
         binding,

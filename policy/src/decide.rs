@@ -7,11 +7,13 @@ use std::collections::BTreeMap;
 use std::path::{Path, PathBuf};
 
 use crate::file::{FileError, PolicyConfig};
+use crate::flags::{self, Flags};
 use crate::grammar::{self, Action, PreserveEnv, SudoRequest};
 use crate::grant::{Binding, GrantDigest};
 use crate::options;
 use crate::resolve::{self, Caller, ResolvedCommand, Target};
 use crate::wrappers::{self, Unwrapped};
+use crate::writable::{self, Requester};
 
 /// What happens to a request.
 #[derive(Clone, Copy, Debug, PartialEq, Eq, Hash)]
@@ -75,11 +77,16 @@ pub struct Request {
     pub cwd: PathBuf,
     /// Preserved variables and values.
     pub preserved_env: Vec<(String, String)>,
-    /// Listed in code-runners.json (shells always are), at any wrapped level, or wrapped in a
-    /// form occ cannot read with certainty.
+    /// Listed in code-runners.json (shells always are) at any wrapped level, or wrapped in a
+    /// form occ cannot read with certainty; always `flags.runs_arbitrary_code`.
     pub runs_arbitrary_code: bool,
     /// What the command runs through wrappers (`env`, `nice`, `setarch`, …), level by level.
     pub unwrapped: Unwrapped,
+    /// The risk flags (DESIGN.md "Risk flags"), of every wrapped level.
+    pub flags: Flags,
+    /// The arguments naming a path the requester can change (absolute, as the command sees
+    /// them); non-empty exactly when `flags.requester_writable_input`.
+    pub requester_writable: Vec<String>,
     /// The requester's task session.
     pub session_id: Option<String>,
     /// `OPENCLAW_UNTRUSTED_SOURCE=1`.
@@ -239,6 +246,10 @@ pub struct Context {
     pub session_id: Option<String>,
     /// Whether the request comes from an untrusted source.
     pub untrusted: bool,
+    /// Whether the caller's stdin is a terminal (the shim's isatty in the broker, occ's own
+    /// stdin in `occ explain`). `false` unless set: not knowing is treated as "the requester
+    /// may be feeding it".
+    pub stdin_is_tty: bool,
 }
 
 impl Context {
@@ -257,7 +268,14 @@ impl Context {
             env,
             session_id,
             untrusted,
+            stdin_is_tty: false,
         }
+    }
+
+    /// The same context, saying whether the caller's stdin is a terminal.
+    pub fn with_stdin_tty(mut self, stdin_is_tty: bool) -> Context {
+        self.stdin_is_tty = stdin_is_tty;
+        self
     }
 
     /// Reads one caller variable.
@@ -430,16 +448,33 @@ pub fn evaluate<S: AsRef<str>>(
         Some(d) => lexical_join(&ctx.cwd, d),
         None => ctx.cwd.clone(),
     };
-    let unwrapped = wrappers::unwrap(&command, &argv[1..], &cwd, secure_path);
-    let listed = |c: &ResolvedCommand| {
-        policy.code_runners.lists(c.name()) || policy.code_runners.lists(c.real_name())
-    };
-    // Wrappers stay code runners themselves (a grant for one never covers more than one run);
-    // what they wrap counts too, and a form occ could not read runs code.
+    let args = argv.get(1..).unwrap_or_default();
+    let unwrapped = wrappers::unwrap(&command, args, &cwd, secure_path);
+    // Every level counts: wrappers stay code runners themselves (a grant for one never covers
+    // more than one run), what they wrap adds its flags, and a form occ could not read runs code.
+    let (mut catalogued_code, mut writes_files) =
+        flags::command_flags(&command, args, &policy.code_runners, secure_path);
+    for level in &unwrapped.levels {
+        let (code, writes) = flags::command_flags(
+            &level.command,
+            level.argv.get(1..).unwrap_or_default(),
+            &policy.code_runners,
+            secure_path,
+        );
+        catalogued_code |= code;
+        writes_files |= writes;
+    }
     let runs_arbitrary_code = matches!(action, Action::Shell | Action::LoginShell)
         || unwrapped.unreadable.is_some()
-        || listed(&command)
-        || unwrapped.levels.iter().any(|l| listed(&l.command));
+        || catalogued_code;
+    let requester_writable = writable::requester_writable(args, &cwd, &Requester::of(&ctx.caller));
+    let risk = Flags {
+        runs_arbitrary_code,
+        writes_files,
+        requester_writable_input: !requester_writable.is_empty(),
+        stdin_from_requester: writes_files && !ctx.stdin_is_tty,
+        untrusted: ctx.untrusted,
+    };
     let preserved_env: Vec<(String, String)> = match &sudo.preserve_env {
         PreserveEnv::No => Vec::new(),
         PreserveEnv::All => ctx
@@ -486,6 +521,8 @@ pub fn evaluate<S: AsRef<str>>(
         preserved_env,
         runs_arbitrary_code,
         unwrapped,
+        flags: risk,
+        requester_writable,
         session_id: ctx.session_id.clone(),
         untrusted: ctx.untrusted,
         binding,

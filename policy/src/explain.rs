@@ -14,7 +14,8 @@ use crate::grant::hex;
 /// `preserve_env`, `chdir`, `non_interactive`, `runs_arbitrary_code`, `decision`,
 /// `reason_code`, `rule`, `message`; and, beyond the list, `target_gid`, `cwd` (where
 /// the command would run), `wraps` (what a wrapper runs, outermost first; `[]` when nothing)
-/// and `grant_digest` (hex), null when unknown.
+/// and `grant_digest` (hex), null when unknown; `flags` (the names of the risk flags set) and
+/// `requester_writable` (paths), arrays, empty when unknown.
 pub fn to_json(ev: &Evaluation) -> Value {
     let sudo = ev.sudo.as_ref();
     let req = ev.request.as_ref();
@@ -52,6 +53,8 @@ pub fn to_json(ev: &Evaluation) -> Value {
         "non_interactive": sudo.is_some_and(|s| s.non_interactive),
         "runs_arbitrary_code": req.is_some_and(|r| r.runs_arbitrary_code),
         "wraps": req.map(|r| r.unwrapped.wraps()).unwrap_or_default(),
+        "flags": req.map(|r| r.flags.names()).unwrap_or_default(),
+        "requester_writable": req.map(|r| r.requester_writable.clone()).unwrap_or_default(),
         "decision": ev.outcome.decision.as_str(),
         "reason_code": ev.outcome.reason_code,
         "rule": ev.outcome.rule,
@@ -107,6 +110,23 @@ pub fn to_text(ev: &Evaluation, args: &[String]) -> String {
     if j["runs_arbitrary_code"] == Value::Bool(true) {
         out.push_str(
             "  warning:      this command can run arbitrary code; a grant covers one run only\n",
+        );
+    }
+    let has_flag = |f: &str| {
+        j["flags"]
+            .as_array()
+            .is_some_and(|a| a.iter().any(|x| x == f))
+    };
+    if let Some(paths) = j["requester_writable"].as_array().filter(|a| !a.is_empty()) {
+        let paths: Vec<&str> = paths.iter().filter_map(Value::as_str).collect();
+        out.push_str(&format!(
+            "  warning:      what runs can change after approval: {}\n",
+            paths.join(" ")
+        ));
+    }
+    if has_flag("stdin_from_requester") {
+        out.push_str(
+            "  warning:      the requester supplies the content on stdin (it writes files)\n",
         );
     }
     out.push_str(&format!(

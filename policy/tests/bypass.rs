@@ -170,19 +170,21 @@ fn rejects_versioned_python_bypass() {
 
 #[test]
 fn plain_commands_are_not_flagged_and_each_argv_is_its_own_request() {
+    // systemctl is a code runner since code-runners.json version 2 (its pager); hostname is
+    // not.
     let a = request(
-        "/usr/bin/systemctl",
-        "/usr/bin/systemctl",
-        &["restart", "nginx"],
+        "/usr/bin/hostname",
+        "/usr/bin/hostname",
+        &["-s", "web1"],
         Some("s"),
     );
     assert!(!a.runs_arbitrary_code);
     let p = policy(r#"{"version": 2}"#);
     assert_eq!(decide(&a, &p).decision, Decision::ApprovalRequired);
     let b = request(
-        "/usr/bin/systemctl",
-        "/usr/bin/systemctl",
-        &["stop", "nginx"],
+        "/usr/bin/hostname",
+        "/usr/bin/hostname",
+        &["-s", "web2"],
         Some("s"),
     );
     assert_ne!(a.digest(), b.digest());

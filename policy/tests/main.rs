@@ -2,6 +2,7 @@
 
 mod bypass;
 mod files;
+mod flags;
 mod props;
 mod spellings;
 mod support;

@@ -59,6 +59,11 @@ pub fn request(path: &str, real: &str, args: &[&str], session: Option<&str>) -> 
         preserved_env: vec![],
         runs_arbitrary_code,
         unwrapped: Default::default(),
+        flags: occ_policy::Flags {
+            runs_arbitrary_code,
+            ..Default::default()
+        },
+        requester_writable: vec![],
         session_id: session.map(str::to_string),
         untrusted: false,
         binding,

@@ -239,6 +239,17 @@ pub fn approvals(a: ApprovalsArgs) -> i32 {
             if g("runs_arbitrary_code").as_bool() == Some(true) {
                 out.push_str("    runs arbitrary code: a grant covers one run only\n");
             }
+            if let Some(w) = g("requester_writable").as_array().filter(|w| !w.is_empty()) {
+                let w: Vec<String> = w
+                    .iter()
+                    .filter_map(|p| p.as_str())
+                    .map(escape_text)
+                    .collect();
+                out.push_str(&format!(
+                    "    what runs can change after approval: the requester can write {}\n",
+                    w.join(" ")
+                ));
+            }
         }
         out
     })

@@ -4,6 +4,7 @@
 //! explain's own usage errors.
 
 use std::collections::BTreeMap;
+use std::io::IsTerminal;
 
 use occ_policy::{explain, Caller, Context};
 
@@ -29,7 +30,8 @@ pub fn run(args: ExplainArgs) -> i32 {
     };
     let env: BTreeMap<String, String> = std::env::vars().collect();
     let caller = Caller::from_uid(nix::unistd::getuid().as_raw());
-    let ctx = Context::new(caller, cwd, env);
+    // As the shim would report it: `... | occ explain -- tee F` shows stdin_from_requester.
+    let ctx = Context::new(caller, cwd, env).with_stdin_tty(std::io::stdin().is_terminal());
     let reader = nix::unistd::geteuid().as_raw();
     let policy = occ_policy::load(&crate::paths::security_dir(), reader, &|k| ctx.var(k));
     let ev = occ_policy::evaluate(&args.args, &ctx, &policy);

@@ -311,6 +311,8 @@ impl Gate {
                     "reason": p.info.reason,
                     "untrusted": p.info.untrusted,
                     "runs_arbitrary_code": p.info.runs_arbitrary_code,
+                    "flags": p.info.flags,
+                    "requester_writable": p.info.requester_writable,
                 })
             })
             .collect();

@@ -135,6 +135,8 @@ pub fn request(p: &PeerCred, i: &RequestInfo, id: Option<&str>) -> Fields {
         "runs_arbitrary_code".into(),
         Value::Bool(i.runs_arbitrary_code),
     );
+    f.insert("flags".into(), strs(&i.flags));
+    f.insert("requester_writable".into(), strs(&i.requester_writable));
     f
 }
 

@@ -6,7 +6,7 @@ use std::collections::BTreeMap;
 use std::os::fd::OwnedFd;
 use std::path::PathBuf;
 
-use occ_policy::{Action, Caller, Context, Evaluation};
+use occ_policy::{Action, Caller, Context, Evaluation, Flags};
 use occ_proto::{Output, Request};
 
 use super::events::{self, int, s, Event};
@@ -31,11 +31,15 @@ pub(super) struct Understood {
 }
 
 /// The broker's digest: the policy's grant digest, bound also to whether the request came
-/// from an untrusted source, so a grant for a trusted request never covers an untrusted one,
-/// and (system mode) to the caller's variables the command will see.
+/// from an untrusted source, so a grant for a trusted request never covers an untrusted one;
+/// to whether the requester can change what runs (`requester_writable_input`,
+/// `stdin_from_requester`: these follow the file system and the caller's stdin, not the
+/// argv, so a `--session` grant made while they were clear never covers a request that has
+/// them); and (system mode) to the caller's variables the command will see.
 pub fn broker_digest(
     policy_digest: &Digest,
     untrusted: bool,
+    flags: &Flags,
     kept_env: &BTreeMap<String, String>,
 ) -> Digest {
     use sha2::{Digest as _, Sha256};
@@ -43,6 +47,14 @@ pub fn broker_digest(
     h.update(b"occ-broker-grant-v1");
     h.update(policy_digest);
     h.update([u8::from(untrusted)]);
+    if flags.requester_writable_input || flags.stdin_from_requester {
+        // Absent when both are clear, so those digests are unchanged.
+        h.update(b"changeable");
+        h.update([
+            u8::from(flags.requester_writable_input),
+            u8::from(flags.stdin_from_requester),
+        ]);
+    }
     if !kept_env.is_empty() {
         // Length-prefixed, so no two sets encode alike; absent in user mode, so user-mode
         // digests are unchanged.
@@ -75,7 +87,7 @@ pub fn request_info(
             r.target.group.clone(),
             r.cwd.to_string_lossy().into_owned(),
             r.sudo.env.iter().cloned().collect(),
-            broker_digest(&r.digest(), ctx.untrusted, &kept_env),
+            broker_digest(&r.digest(), ctx.untrusted, &r.flags, &kept_env),
             r.runs_arbitrary_code,
         ),
         None => (
@@ -105,6 +117,16 @@ pub fn request_info(
         reason,
         untrusted: ctx.untrusted,
         runs_arbitrary_code: code,
+        flags: eval
+            .request
+            .as_ref()
+            .map(|r| r.flags.names().into_iter().map(String::from).collect())
+            .unwrap_or_default(),
+        requester_writable: eval
+            .request
+            .as_ref()
+            .map(|r| r.requester_writable.clone())
+            .unwrap_or_default(),
         kept_env,
     }
 }
@@ -134,7 +156,10 @@ impl Gate {
             env.insert(text(k, "environment")?, text(v, "environment")?);
         }
         let caller = Caller::from_uid(peer.uid);
-        let ctx = Context::new(caller, PathBuf::from(&cwd), env.clone());
+        // The shim's isatty of its stdin: a writer fed from a pipe writes what the requester
+        // sends (stdin_from_requester).
+        let ctx =
+            Context::new(caller, PathBuf::from(&cwd), env.clone()).with_stdin_tty(req.isatty[0]);
         let policy = self.policy(&|k| env.get(k).cloned());
         if let Ok(cfg) = &policy {
             self.follow_audit_config(cfg);
@@ -253,6 +278,53 @@ impl Gate {
                     out.push_str(&format!("    !{}\n", escape_text(&r.text)));
                 }
                 out
+            }
+        }
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    /// A grant made while the requester could not change what runs never covers a request
+    /// where it can; digests without those flags are what they were before them.
+    #[test]
+    fn digest_binds_the_flags_that_follow_files_and_stdin() {
+        let d = [7u8; 32];
+        let none = BTreeMap::new();
+        let clear = broker_digest(&d, false, &Flags::default(), &none);
+        let writer = Flags {
+            writes_files: true,
+            runs_arbitrary_code: true,
+            ..Flags::default()
+        };
+        assert_eq!(
+            broker_digest(&d, false, &writer, &none),
+            clear,
+            "argv-fixed flags leave the digest alone"
+        );
+        let piped = Flags {
+            stdin_from_requester: true,
+            ..writer
+        };
+        let writable = Flags {
+            requester_writable_input: true,
+            ..writer
+        };
+        let both = Flags {
+            requester_writable_input: true,
+            ..piped
+        };
+        let all = [
+            clear,
+            broker_digest(&d, false, &piped, &none),
+            broker_digest(&d, false, &writable, &none),
+            broker_digest(&d, false, &both, &none),
+        ];
+        for i in 0..all.len() {
+            for j in i + 1..all.len() {
+                assert_ne!(all[i], all[j], "{i} vs {j}");
             }
         }
     }

@@ -1,6 +1,8 @@
 //! `prompt-policy.json`, `command-policy.json` (the rules, compiled; every bad rule reported)
 //! and the code-runner catalogue, parsed strictly and read one file at a time.
 
+use std::collections::BTreeMap;
+
 use super::*;
 
 /// `prompt-policy.json`.
@@ -184,6 +186,9 @@ impl CommandPolicy {
 // ---------------------------------------------------------------------------------------------
 // code-runners.json
 
+/// The only version of `code-runners.json` occ reads.
+const CODE_RUNNERS_VERSION: u32 = 2;
+
 #[derive(Deserialize)]
 #[serde(deny_unknown_fields)]
 struct RawCodeRunners {
@@ -191,71 +196,284 @@ struct RawCodeRunners {
     #[serde(default)]
     #[allow(dead_code)]
     description: String,
-    categories: std::collections::BTreeMap<String, Vec<String>>,
+    source: CatalogueSource,
+    #[allow(dead_code)]
+    local_additions: String,
+    runs_arbitrary_code: BTreeMap<String, Vec<String>>,
+    writes_files: BTreeMap<String, Vec<String>>,
+    #[serde(default)]
+    patterns: RawPatterns,
 }
 
-/// Commands that can run arbitrary code (shells, interpreters, wrappers, tools with hooks).
-#[derive(Clone, Debug, PartialEq, Eq)]
+#[derive(Default, Deserialize)]
+#[serde(deny_unknown_fields)]
+struct RawPatterns {
+    #[serde(default)]
+    runs_arbitrary_code: Vec<String>,
+    #[serde(default)]
+    writes_files: Vec<String>,
+}
+
+/// Where the catalogue's generated lists came from (`code-runners.json` `source`).
+#[derive(Clone, Debug, PartialEq, Eq, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct CatalogueSource {
+    /// The catalogue the names were taken from.
+    pub catalogue: String,
+    /// Its git commit (40 hex digits).
+    pub commit: String,
+    /// When it was read (`YYYY-MM-DD`).
+    pub retrieved: String,
+    /// Which of its functions were taken.
+    pub functions: Vec<String>,
+    /// How names and functions became flags.
+    #[serde(default)]
+    pub method: String,
+}
+
+/// What the catalogue says of one file name.
+#[derive(Clone, Copy, Debug, Default, PartialEq, Eq)]
+pub struct Listed {
+    /// Listed under `runs_arbitrary_code` (by name, versioned name or pattern).
+    pub runs_arbitrary_code: bool,
+    /// Listed under `writes_files`.
+    pub writes_files: bool,
+}
+
+impl Listed {
+    /// Both flags of `self` or `other`.
+    pub fn or(self, other: Listed) -> Listed {
+        Listed {
+            runs_arbitrary_code: self.runs_arbitrary_code || other.runs_arbitrary_code,
+            writes_files: self.writes_files || other.writes_files,
+        }
+    }
+}
+
+/// The risk catalogue (`references/code-runners.json`): names that can run arbitrary code
+/// (shells, interpreters, wrappers, tools with hooks, compilers) and names that write files.
+#[derive(Clone, Debug)]
 pub struct CodeRunners {
-    names: HashSet<String>,
+    code: HashSet<String>,
+    writes: HashSet<String>,
+    code_patterns: Patterns,
+    writes_patterns: Patterns,
+    source: Option<CatalogueSource>,
+    /// Other names for the listed files, per secure_path (built by `flags` on first use and
+    /// shared by clones, so one loaded policy builds it once).
+    pub(crate) aliases: crate::flags::AliasCache,
+}
+
+/// Glob patterns on a file name, with their text for comparison and display.
+#[derive(Clone, Debug)]
+struct Patterns {
+    text: Vec<String>,
+    set: globset::GlobSet,
+}
+
+impl Patterns {
+    fn empty() -> Patterns {
+        Patterns {
+            text: Vec::new(),
+            set: globset::GlobSet::empty(),
+        }
+    }
+
+    fn compile(file: &Path, key: &str, text: &[String]) -> Result<Patterns, FileError> {
+        let mut b = globset::GlobSetBuilder::new();
+        for (i, t) in text.iter().enumerate() {
+            let at = format!("patterns.{key}[{i}]");
+            if t.is_empty() || t.contains('/') {
+                return Err(invalid(
+                    file,
+                    &at,
+                    format!("pattern {t:?} must be a non-empty file-name glob without '/'"),
+                    "write a glob on the file name, e.g. \"gcc-*\"",
+                ));
+            }
+            let g = globset::GlobBuilder::new(t)
+                .literal_separator(true)
+                .build()
+                .map_err(|e| {
+                    invalid(
+                        file,
+                        &at,
+                        format!("pattern {t:?}: {e}"),
+                        "write a glob on the file name, e.g. \"gcc-*\"",
+                    )
+                })?;
+            b.add(g);
+        }
+        let set = b.build().map_err(|e| {
+            invalid(
+                file,
+                &format!("patterns.{key}"),
+                e.to_string(),
+                "write globs on the file name, e.g. \"gcc-*\"",
+            )
+        })?;
+        Ok(Patterns {
+            text: text.to_vec(),
+            set,
+        })
+    }
+}
+
+impl PartialEq for CodeRunners {
+    fn eq(&self, other: &Self) -> bool {
+        self.code == other.code
+            && self.writes == other.writes
+            && self.code_patterns.text == other.code_patterns.text
+            && self.writes_patterns.text == other.writes_patterns.text
+            && self.source == other.source
+    }
+}
+
+impl Eq for CodeRunners {}
+
+/// Checks every name of one category: a file name, never a path or empty.
+fn names_of(
+    file: &Path,
+    key: &str,
+    cats: BTreeMap<String, Vec<String>>,
+) -> Result<HashSet<String>, FileError> {
+    let mut out = HashSet::new();
+    for (cat, names) in cats {
+        for (i, n) in names.into_iter().enumerate() {
+            if n.is_empty() || n.contains('/') || n.chars().any(char::is_whitespace) {
+                return Err(invalid(
+                    file,
+                    &format!("{key}.{cat}[{i}]"),
+                    format!("{n:?} is not a file name"),
+                    "write the command's file name, without a directory (\"python3\")",
+                ));
+            }
+            out.insert(n);
+        }
+    }
+    Ok(out)
 }
 
 impl CodeRunners {
-    /// The list shipped in `references/code-runners.json`.
+    /// The catalogue shipped in `references/code-runners.json` (embedded at build time; a
+    /// unit test proves it parses).
     pub fn builtin() -> CodeRunners {
         CodeRunners::parse(
             Path::new("references/code-runners.json"),
             templates::CODE_RUNNERS,
         )
-        .unwrap_or_else(|_| CodeRunners {
-            names: HashSet::new(),
-        })
+        .unwrap_or_else(|_| CodeRunners::empty())
     }
 
-    /// Parses a code-runners file.
+    fn empty() -> CodeRunners {
+        CodeRunners {
+            code: HashSet::new(),
+            writes: HashSet::new(),
+            code_patterns: Patterns::empty(),
+            writes_patterns: Patterns::empty(),
+            source: None,
+            aliases: Default::default(),
+        }
+    }
+
+    /// Parses a catalogue strictly: an unknown key, a name that is not a file name, a bad
+    /// glob or another version is refused, naming the file and the key.
     pub fn parse(file: &Path, text: &str) -> Result<CodeRunners, FileError> {
+        // The version first, so an old file is told what changed rather than which key
+        // is unknown.
+        if let Ok(v) = serde_json::from_str::<serde_json::Value>(text) {
+            if let Some(n) = v.get("version").and_then(|n| n.as_u64()) {
+                if n != u64::from(CODE_RUNNERS_VERSION) {
+                    return Err(invalid(
+                        file,
+                        "version",
+                        format!("version {n} is not supported"),
+                        "write \"version\": 2 with runs_arbitrary_code, writes_files, source and local_additions (see references/code-runners.json)",
+                    ));
+                }
+            }
+        }
         let raw: RawCodeRunners = parse_typed(file, text)?;
-        if raw.version != 1 {
+        if raw.version != CODE_RUNNERS_VERSION {
             return Err(invalid(
                 file,
                 "version",
-                "unsupported version",
-                "write \"version\": 1",
+                format!("version {} is not supported", raw.version),
+                "write \"version\": 2",
+            ));
+        }
+        let c = &raw.source.commit;
+        if c.len() != 40 || !c.bytes().all(|b| b.is_ascii_hexdigit()) {
+            return Err(invalid(
+                file,
+                "source.commit",
+                format!("{c:?} is not a git commit"),
+                "write the catalogue's commit as 40 hex digits",
             ));
         }
         Ok(CodeRunners {
-            names: raw.categories.into_values().flatten().collect(),
+            code: names_of(file, "runs_arbitrary_code", raw.runs_arbitrary_code)?,
+            writes: names_of(file, "writes_files", raw.writes_files)?,
+            code_patterns: Patterns::compile(
+                file,
+                "runs_arbitrary_code",
+                &raw.patterns.runs_arbitrary_code,
+            )?,
+            writes_patterns: Patterns::compile(file, "writes_files", &raw.patterns.writes_files)?,
+            source: Some(raw.source),
+            aliases: Default::default(),
         })
     }
 
-    /// Whether a file name is listed, directly or as a versioned name (`python3.11` for
-    /// `python3` or `python`, `perl5.36.0` for `perl`).
-    pub fn lists(&self, file_name: &str) -> bool {
-        if self.names.contains(file_name) {
-            return true;
-        }
+    /// What the catalogue says of a file name: listed directly, as a versioned name
+    /// (`python3.11` for `python3` or `python`, `perl5.36.0` for `perl`, `gcc-12` for `gcc`),
+    /// or matching a pattern (`x86_64-linux-gnu-gcc-12`).
+    pub fn classify(&self, file_name: &str) -> Listed {
+        let mut out = self.classify_exact(file_name);
         let trimmed =
             file_name.trim_end_matches(|c: char| c.is_ascii_digit() || c == '.' || c == '-');
         // Check every cut inside the trailing version: "python3.11" -> "python3", "python".
         let mut cut = file_name.len();
         while cut > trimmed.len() {
             cut -= 1;
-            let head = &file_name[..cut];
-            if self.names.contains(head) {
-                return true;
-            }
+            out = out.or(self.classify_exact(&file_name[..cut]));
         }
-        false
+        out
     }
 
-    /// How many names are listed.
+    fn classify_exact(&self, name: &str) -> Listed {
+        if name.is_empty() {
+            return Listed::default();
+        }
+        Listed {
+            runs_arbitrary_code: self.code.contains(name) || self.code_patterns.set.is_match(name),
+            writes_files: self.writes.contains(name) || self.writes_patterns.set.is_match(name),
+        }
+    }
+
+    /// Whether a file name is listed as running arbitrary code (see [`CodeRunners::classify`]).
+    pub fn lists(&self, file_name: &str) -> bool {
+        self.classify(file_name).runs_arbitrary_code
+    }
+
+    /// Whether a file name is listed as writing files (see [`CodeRunners::classify`]).
+    pub fn writes(&self, file_name: &str) -> bool {
+        self.classify(file_name).writes_files
+    }
+
+    /// Where the generated lists came from; `None` only for the empty fallback.
+    pub fn source(&self) -> Option<&CatalogueSource> {
+        self.source.as_ref()
+    }
+
+    /// How many distinct names are listed (both lists, patterns not counted).
     pub fn len(&self) -> usize {
-        self.names.len()
+        self.code.union(&self.writes).count()
     }
 
     /// Whether no names are listed.
     pub fn is_empty(&self) -> bool {
-        self.names.is_empty()
+        self.code.is_empty() && self.writes.is_empty()
     }
 }
 

@@ -178,10 +178,103 @@ fn versioned_code_runner_names() {
         ("bash", true),
         ("env", true),
         ("ls", false),
-        ("systemctl", false),
+        // Since version 2 (GTFOBins: shell through its pager; review): a code runner.
+        ("systemctl", true),
         ("pythonista", false),
         ("3", false),
     ] {
         assert_eq!(cr.lists(name), want, "{name}");
+    }
+}
+
+#[test]
+fn shipped_catalogue_parses_strictly_and_names_its_source() {
+    let cr = CodeRunners::parse(
+        Path::new("references/code-runners.json"),
+        templates::CODE_RUNNERS,
+    )
+    .expect("the shipped catalogue parses");
+    assert_eq!(cr, CodeRunners::builtin());
+    assert!(cr.len() > 300, "{} names", cr.len());
+    let src = cr.source().expect("a source");
+    assert!(src.catalogue.starts_with("GTFOBins"), "{}", src.catalogue);
+    assert_eq!(src.commit.len(), 40);
+    for f in ["shell", "command", "library-load", "file-write"] {
+        assert!(src.functions.iter().any(|x| x == f), "{f}");
+    }
+}
+
+/// One line per malformed catalogue: the key the error names and a word of its problem.
+#[test]
+fn malformed_catalogues_are_refused_naming_the_key() {
+    let src = r#""source": {"catalogue": "c", "commit": "0123456789abcdef0123456789abcdef01234567", "retrieved": "2026-01-01", "functions": ["shell"]}, "local_additions": "x""#;
+    let body = |rest: &str| format!(r#"{{"version": 2, {src}, {rest}}}"#);
+    let ok = body(r#""runs_arbitrary_code": {"a": ["sh"]}, "writes_files": {"b": ["tee"]}"#);
+    CodeRunners::parse(Path::new("cr.json"), &ok).expect("a minimal catalogue parses");
+    let cases: Vec<(String, &str, &str)> = vec![
+        (
+            r#"{"version": 1, "categories": {"shells": ["sh"]}}"#.into(),
+            "version",
+            "version 1 is not supported",
+        ),
+        (
+            body(r#""runs_arbitrary_code": {}, "writes_files": {}, "bogus": 1"#),
+            "bogus",
+            "unknown field",
+        ),
+        (
+            body(r#""runs_arbitrary_code": {"a": ["/bin/sh"]}, "writes_files": {}"#),
+            "runs_arbitrary_code.a[0]",
+            "not a file name",
+        ),
+        (
+            body(r#""runs_arbitrary_code": {}, "writes_files": {"w": ["ok", ""]}"#),
+            "writes_files.w[1]",
+            "not a file name",
+        ),
+        (
+            body(
+                r#""runs_arbitrary_code": {}, "writes_files": {}, "patterns": {"runs_arbitrary_code": ["gcc-[" ]}"#,
+            ),
+            "patterns.runs_arbitrary_code[0]",
+            "gcc-[",
+        ),
+        (
+            body(
+                r#""runs_arbitrary_code": {}, "writes_files": {}, "patterns": {"writes_files": ["a/b"]}"#,
+            ),
+            "patterns.writes_files[0]",
+            "without '/'",
+        ),
+        (
+            body(r#""runs_arbitrary_code": {}, "writes_files": {}, "patterns": {"other": []}"#),
+            "patterns.other",
+            "unknown field",
+        ),
+        (
+            body(r#""writes_files": {}"#),
+            ".",
+            "missing field `runs_arbitrary_code`",
+        ),
+        (
+            ok.replace("0123456789abcdef0123456789abcdef01234567", "abc"),
+            "source.commit",
+            "not a git commit",
+        ),
+    ];
+    for (text, path, needle) in cases {
+        match CodeRunners::parse(Path::new("/x/code-runners.json"), &text) {
+            Err(FileError::Invalid {
+                file,
+                path: p,
+                problem,
+                ..
+            }) => {
+                assert_eq!(file, Path::new("/x/code-runners.json"));
+                assert_eq!(p, path, "{text}");
+                assert!(problem.contains(needle), "{problem} lacks {needle}");
+            }
+            other => panic!("{text}: {other:?}"),
+        }
     }
 }
