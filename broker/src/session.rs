@@ -29,7 +29,9 @@ impl Scope {
 }
 
 /// What an approver sees about a pending request; everything is as the broker resolved it.
-#[derive(Clone, Debug, PartialEq, Eq, serde::Serialize, serde::Deserialize)]
+/// Everything that is part of the grant is here, so the approver's view (`crate::view`) can
+/// show all of it.
+#[derive(Clone, Debug, Default, PartialEq, Eq, serde::Serialize, serde::Deserialize)]
 #[serde(deny_unknown_fields)]
 pub struct RequestInfo {
     #[serde(with = "hex_digest")]
@@ -50,6 +52,28 @@ pub struct RequestInfo {
     /// digest); empty in user mode, where the real sudo's env_keep decides.
     #[serde(default)]
     pub kept_env: BTreeMap<String, String>,
+    /// `-H`: HOME is the target's home directory.
+    #[serde(default)]
+    pub set_home: bool,
+    /// `-P`: the requester's supplementary groups are kept.
+    #[serde(default)]
+    pub preserve_groups: bool,
+    /// `-D DIR` as typed; the command runs in `runcwd`.
+    #[serde(default)]
+    pub chdir: Option<String>,
+    /// `-E` / `--preserve-env`: the preserved variables and their values (bound into the grant).
+    #[serde(default)]
+    pub preserved_env: BTreeMap<String, String>,
+    /// Risk flags (`runs_arbitrary_code`, `writes_files`, `stdin_from_requester`, …).
+    #[serde(default)]
+    pub flags: Vec<String>,
+    /// The argv each known wrapper really runs, outermost first.
+    #[serde(default)]
+    pub wraps: Vec<Vec<String>>,
+    /// Paths in the request that the requester can write, so what runs can change after
+    /// approval.
+    #[serde(default)]
+    pub requester_writable: Vec<String>,
 }
 
 /// A request waiting for a human.
@@ -503,6 +527,7 @@ mod tests {
             untrusted: false,
             runs_arbitrary_code: false,
             kept_env: BTreeMap::new(),
+            ..RequestInfo::default()
         }
     }
 

@@ -47,6 +47,9 @@ pub enum FrameType {
     Stdio = 12,
     /// Broker → shim (system mode): how the command the broker ran ended (final).
     Exited = 13,
+    /// Broker → admin client: the next part of a long JSON answer (not final: the answer goes
+    /// on in more parts and ends with `AdminReply`, whose body is its last part).
+    AdminReplyPart = 14,
 }
 
 impl FrameType {
@@ -66,6 +69,7 @@ impl FrameType {
             11 => FrameType::Run,
             12 => FrameType::Stdio,
             13 => FrameType::Exited,
+            14 => FrameType::AdminReplyPart,
             _ => return None,
         })
     }
@@ -171,6 +175,12 @@ pub enum Frame {
         /// The JSON text.
         body: Vec<u8>,
     },
+    /// Part of an answer too long for one frame; the client joins the parts' bodies in order,
+    /// up to and including the final [`Frame::AdminReply`]'s. Each part is whole UTF-8.
+    AdminReplyPart {
+        /// The JSON text's next part.
+        body: Vec<u8>,
+    },
     /// System mode: approved; the shim answers with [`Frame::Stdio`].
     Run,
     /// System mode: which of fds 0, 1 and 2 travel with this frame (`SCM_RIGHTS`, in order).
@@ -196,6 +206,7 @@ impl Frame {
             Frame::Signal { .. } => FrameType::Signal,
             Frame::Admin { .. } => FrameType::Admin,
             Frame::AdminReply { .. } => FrameType::AdminReply,
+            Frame::AdminReplyPart { .. } => FrameType::AdminReplyPart,
             Frame::Run => FrameType::Run,
             Frame::Stdio { .. } => FrameType::Stdio,
             Frame::Exited(_) => FrameType::Exited,

@@ -1,6 +1,7 @@
 //! End-to-end tests through the real binaries. One test binary, modules per area.
 
 mod approval;
+mod approvals_view;
 mod audit_cli;
 mod cli_smoke;
 mod install;

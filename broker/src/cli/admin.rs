@@ -10,9 +10,10 @@ use std::time::{Duration, Instant};
 use occ_proto::Frame;
 use serde_json::{json, Value};
 
-use crate::escape::{argv_json, escape_text};
+use crate::escape::escape_text;
 use crate::gate::admin::AdminRequest;
 use crate::session::Scope;
+use crate::view::PendingView;
 
 /// `occ approvals`.
 #[derive(clap::Args, Debug)]
@@ -143,22 +144,41 @@ pub fn call(req: &AdminRequest) -> Result<(bool, Value), String> {
     let body = serde_json::to_vec(req).map_err(|e| e.to_string())?;
     occ_proto::write_frame(&stream, &Frame::Admin { body }, &[])
         .map_err(|e| format!("cannot talk to the broker: {e}"))?;
-    let deadline = Instant::now() + Duration::from_secs(30);
-    let got = occ_proto::read_frame_by(&stream, Some(deadline))
-        .map_err(|e| format!("no answer from the broker: {e}"))?;
-    match got.frame {
-        Frame::AdminReply { ok, body } => {
-            let v: Value = serde_json::from_slice(&body)
-                .map_err(|e| format!("the broker's answer is not JSON: {e}"))?;
-            Ok((ok, v))
+    // A long answer comes in parts (`AdminReplyPart`) before the final `AdminReply`; each frame
+    // has its own deadline, and the whole answer is capped.
+    let mut whole = Vec::new();
+    loop {
+        let deadline = Instant::now() + Duration::from_secs(30);
+        let got = occ_proto::read_frame_by(&stream, Some(deadline))
+            .map_err(|e| format!("no answer from the broker: {e}"))?;
+        let (done, ok, body) = match got.frame {
+            Frame::AdminReplyPart { body } => (false, false, body),
+            Frame::AdminReply { ok, body } => (true, ok, body),
+            Frame::Refuse(r) => return Err(format!("{} ({})", r.message, r.reason_code)),
+            other => {
+                return Err(format!(
+                    "unexpected answer from the broker: {:?}",
+                    other.frame_type()
+                ))
+            }
+        };
+        if whole.len() + body.len() > MAX_ADMIN_ANSWER {
+            return Err(format!(
+                "the broker's answer is over {} MiB; refusing to read more",
+                MAX_ADMIN_ANSWER >> 20
+            ));
         }
-        Frame::Refuse(r) => Err(format!("{} ({})", r.message, r.reason_code)),
-        other => Err(format!(
-            "unexpected answer from the broker: {:?}",
-            other.frame_type()
-        )),
+        whole.extend_from_slice(&body);
+        if done {
+            let v: Value = serde_json::from_slice(&whole)
+                .map_err(|e| format!("the broker's answer is not JSON: {e}"))?;
+            return Ok((ok, v));
+        }
     }
 }
+
+/// The most an admin answer may hold, all parts together.
+const MAX_ADMIN_ANSWER: usize = 512 << 20;
 
 fn finish(
     json_out: bool,
@@ -195,52 +215,25 @@ fn finish(
 
 /// Runs `occ approvals`.
 pub fn approvals(a: ApprovalsArgs) -> i32 {
-    finish(a.json, call(&AdminRequest::Approvals), |v| {
-        let items = v.as_array().cloned().unwrap_or_default();
+    let result = call(&AdminRequest::Approvals);
+    if !a.json {
+        if let Ok((true, v)) = &result {
+            // Typed, refusing unknown keys: a field this occ cannot show must not be hidden.
+            if let Err(e) = serde_json::from_value::<Vec<PendingView>>(v.clone()) {
+                eprintln!(
+                    "occ: the broker's list has something this occ cannot show ({e}); \
+                     use the occ that matches the running broker, or `occ approvals --json`"
+                );
+                return 2;
+            }
+        }
+    }
+    finish(a.json, result, |v| {
+        let items: Vec<PendingView> = serde_json::from_value(v.clone()).unwrap_or_default();
         if items.is_empty() {
             return "no pending requests\n".into();
         }
-        let mut out = String::new();
-        for p in items {
-            let g = |k: &str| p.get(k).cloned().unwrap_or(Value::Null);
-            let text = |k: &str| escape_text(g(k).as_str().unwrap_or("-"));
-            let argv: Vec<String> = g("command")
-                .as_array()
-                .map(|a| {
-                    a.iter()
-                        .filter_map(|x| x.as_str().map(str::to_string))
-                        .collect()
-                })
-                .unwrap_or_default();
-            out.push_str(&format!(
-                "#{}  {} → {}  age {}s  pid {}  session {}\n    command: {}\n    cwd: {}\n",
-                text("id"),
-                text("submituser"),
-                text("runuser"),
-                g("age_seconds"),
-                g("peer_pid"),
-                text("session_id"),
-                argv_json(&argv),
-                text("runcwd"),
-            ));
-            if let Some(env) = g("env").as_object().filter(|e| !e.is_empty()) {
-                let pairs: Vec<String> = env
-                    .iter()
-                    .map(|(k, v)| escape_text(&format!("{k}={}", v.as_str().unwrap_or(""))))
-                    .collect();
-                out.push_str(&format!("    env: {}\n", pairs.join(" ")));
-            }
-            if let Some(r) = g("reason").as_str() {
-                out.push_str(&format!("    reason: {}\n", escape_text(r)));
-            }
-            if g("untrusted").as_bool() == Some(true) {
-                out.push_str("    UNTRUSTED SOURCE: approve only with --confirm-untrusted after reading it\n");
-            }
-            if g("runs_arbitrary_code").as_bool() == Some(true) {
-                out.push_str("    runs arbitrary code: a grant covers one run only\n");
-            }
-        }
-        out
+        items.iter().map(PendingView::text).collect()
     })
 }
 

@@ -4,7 +4,6 @@
 //! the token (when set) before any grant exists, and is durable on record before it counts.
 
 use std::sync::atomic::Ordering;
-use std::time::{Duration, UNIX_EPOCH};
 
 use serde::{Deserialize, Serialize};
 use serde_json::{json, Value as Json};
@@ -15,6 +14,7 @@ use super::Gate;
 use crate::clock::now_ms;
 use crate::daemon::conn::{Conn, PeerCred};
 use crate::session::Scope;
+use crate::view::PendingView;
 
 /// One admin request, as `occ` sends it over the socket (`{"op": "approve", …}`).
 #[derive(Clone, Debug, PartialEq, Eq, Serialize, Deserialize)]
@@ -289,30 +289,14 @@ impl Gate {
         Ok(json!({"file": file.display().to_string(), "token_set": sha256.is_some()}))
     }
 
+    /// The pending requests, oldest first, as [`PendingView`]s. However long the list, it
+    /// reaches the client: `Conn::admin_reply` splits a long answer into parts.
     fn approvals_json(&self) -> Json {
         let now = now_ms();
         let st = self.store();
         let items: Vec<Json> = st
             .pending()
-            .map(|p| {
-                let expires = UNIX_EPOCH + Duration::from_millis(p.expires_ms);
-                json!({
-                    "id": p.id,
-                    "age_seconds": now.saturating_sub(p.created_ms) / 1000,
-                    "expires_at": humantime::format_rfc3339_seconds(expires).to_string(),
-                    "submituser": p.info.submituser,
-                    "peer_pid": p.info.peer_pid,
-                    "session_id": p.info.session_id,
-                    "command": p.info.command,
-                    "runuser": p.info.runuser,
-                    "rungroup": p.info.rungroup,
-                    "runcwd": p.info.runcwd,
-                    "env": p.info.env,
-                    "reason": p.info.reason,
-                    "untrusted": p.info.untrusted,
-                    "runs_arbitrary_code": p.info.runs_arbitrary_code,
-                })
-            })
+            .map(|p| serde_json::to_value(PendingView::of(p, now)).unwrap_or(Json::Null))
             .collect();
         Json::Array(items)
     }

@@ -187,12 +187,14 @@ impl Gate {
         let tty_channel = cfg.broker.approval.channels.contains(&Channel::Tty) && !self.system();
         let mut tty = (tty_channel && !u.info.untrusted)
             .then(|| {
+                let view = crate::view::PendingView::of_info(&u.info);
                 TtyPrompt::open(
                     conn,
                     &format!(
-                        "occ: run {} as {} in {}? [y/N] ",
+                        "{}occ: run {} as {} in {}? [y/N] ",
+                        view.extras(),
                         crate::escape::argv_json(&u.info.command),
-                        escape_text(&u.info.runuser),
+                        view.target(),
                         escape_text(&u.info.runcwd)
                     ),
                 )

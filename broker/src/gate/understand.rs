@@ -68,45 +68,38 @@ pub fn request_info(
     reason: Option<String>,
     kept_env: BTreeMap<String, String>,
 ) -> RequestInfo {
-    let (command, runuser, rungroup, runcwd, assigns, digest, code) = match &eval.request {
-        Some(r) => (
-            r.argv.clone(),
-            r.target.user.clone(),
-            r.target.group.clone(),
-            r.cwd.to_string_lossy().into_owned(),
-            r.sudo.env.iter().cloned().collect(),
-            broker_digest(&r.digest(), ctx.untrusted, &kept_env),
-            r.runs_arbitrary_code,
-        ),
-        None => (
-            Vec::new(),
-            eval.target
-                .as_ref()
-                .map(|t| t.user.clone())
-                .unwrap_or_else(|| "root".into()),
-            None,
-            cwd.to_string(),
-            BTreeMap::new(),
-            [0u8; 32],
-            false,
-        ),
-    };
-    RequestInfo {
-        digest,
+    let mut info = RequestInfo {
         submituser: ctx.caller.user.clone(),
         peer_uid: peer.uid,
         peer_pid: peer.pid,
         session_id: ctx.session_id.clone(),
-        command,
-        runuser,
-        rungroup,
-        runcwd,
-        env: assigns,
+        runuser: eval
+            .target
+            .as_ref()
+            .map(|t| t.user.clone())
+            .unwrap_or_else(|| "root".into()),
+        runcwd: cwd.to_string(),
         reason,
         untrusted: ctx.untrusted,
-        runs_arbitrary_code: code,
-        kept_env,
+        ..RequestInfo::default()
+    };
+    if let Some(r) = &eval.request {
+        // Everything the grant binds, so the approver sees all of it. `flags`, `wraps` and
+        // `requester_writable` stay empty until the policy crate reports them.
+        info.digest = broker_digest(&r.digest(), ctx.untrusted, &kept_env);
+        info.command = r.argv.clone();
+        info.runuser = r.target.user.clone();
+        info.rungroup = r.target.group.clone();
+        info.runcwd = r.cwd.to_string_lossy().into_owned();
+        info.env = r.sudo.env.iter().cloned().collect();
+        info.runs_arbitrary_code = r.runs_arbitrary_code;
+        info.set_home = r.sudo.set_home;
+        info.preserve_groups = r.sudo.preserve_groups;
+        info.chdir = r.sudo.chdir.clone();
+        info.preserved_env = r.preserved_env.iter().cloned().collect();
     }
+    info.kept_env = kept_env;
+    info
 }
 
 impl Gate {
