@@ -15,3 +15,4 @@ mod shim_transport;
 mod sudo_differential;
 mod system_install;
 mod system_mode;
+mod token;

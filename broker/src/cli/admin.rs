@@ -90,7 +90,9 @@ pub struct TokenArgs {
 /// What to do with the approval token.
 #[derive(clap::Subcommand, Debug)]
 pub enum TokenAction {
-    /// Set the approval token (read twice without echo), keeping only its SHA-256.
+    /// Set the approval token: one you choose (at least 20 characters, read twice without
+    /// echo, kept as a salted argon2id hash), or with --generate a random one (kept as its
+    /// SHA-256). When a token is set, the current one is asked for first.
     Set {
         /// Generate a random 128-bit token and print it once instead of reading one.
         #[arg(long)]
@@ -99,7 +101,7 @@ pub enum TokenAction {
         #[arg(long)]
         json: bool,
     },
-    /// Remove the approval token.
+    /// Remove the approval token (the current one is asked for first).
     Clear {
         /// Print JSON.
         #[arg(long)]
@@ -293,11 +295,16 @@ fn token_configured() -> bool {
         return matches!(call(&AdminRequest::Status), Ok((true, v)) if v["token_required"] == true);
     }
     let sec = crate::paths::security_dir();
-    let in_json = std::fs::read_to_string(sec.join("broker.json"))
+    let approval = std::fs::read_to_string(sec.join("broker.json"))
         .ok()
         .and_then(|t| serde_json::from_str::<Value>(&t).ok())
-        .and_then(|v| v.pointer("/approval/token_sha256").cloned())
-        .is_some_and(|t| !t.is_null());
+        .and_then(|v| v.get("approval").cloned());
+    let in_json = ["token_sha256", "token_argon2id"].iter().any(|k| {
+        approval
+            .as_ref()
+            .and_then(|a| a.get(k))
+            .is_some_and(|t| !t.is_null())
+    });
     in_json || crate::legacy::token_sha256(&crate::paths::occ_home()).is_some()
 }
 
@@ -381,25 +388,36 @@ pub fn drop_grants(a: DropArgs) -> i32 {
     )
 }
 
-/// Runs `occ token set|clear`.
+/// Runs `occ token set|clear`. The broker does the change, so it is checked and audited in
+/// one place: it wants the current token when one is set (read here first: without echo on a
+/// terminal, else the first line of stdin), keeps a generated token's SHA-256 or a chosen
+/// token's argon2id, and records `token_set`/`token_cleared` with the caller's uid and pid.
 pub fn token(a: TokenArgs) -> i32 {
-    let file = crate::paths::security_dir().join("broker.json");
-    let (digest, printed, json_out) = match a.action {
-        TokenAction::Clear { json } => (None, None, json),
-        TokenAction::Set {
-            generate: true,
-            json,
-        } => match crate::token::generate() {
-            Ok(t) => (Some(crate::token::hash_hex(&t)), Some(t), json),
+    let (generate, json_out) = match a.action {
+        TokenAction::Clear { json } => (None, json),
+        TokenAction::Set { generate, json } => (Some(generate), json),
+    };
+    let current = if token_configured() {
+        match read_token("current approval token: ") {
+            Ok(t) => Some(t),
+            Err(e) => {
+                eprintln!("occ token: {e}");
+                return 2;
+            }
+        }
+    } else {
+        None
+    };
+    let (sha256, chosen, printed) = match generate {
+        None => (None, None, None),
+        Some(true) => match crate::token::generate() {
+            Ok(t) => (Some(crate::token::hash_hex(&t)), None, Some(t)),
             Err(e) => {
                 eprintln!("occ token: cannot generate a token: {e}");
                 return 2;
             }
         },
-        TokenAction::Set {
-            generate: false,
-            json,
-        } => {
+        Some(false) => {
             let first = match read_token("new approval token: ") {
                 Ok(t) => t,
                 Err(e) => {
@@ -407,8 +425,8 @@ pub fn token(a: TokenArgs) -> i32 {
                     return 2;
                 }
             };
-            if first.len() < 8 {
-                eprintln!("occ token: the token must be at least 8 characters; or use --generate");
+            if let Some(why) = crate::token::chosen_problem(&first) {
+                eprintln!("occ token: {why}; nothing changed");
                 return 2;
             }
             if std::io::stdin().is_terminal() {
@@ -424,47 +442,62 @@ pub fn token(a: TokenArgs) -> i32 {
                     }
                 }
             }
-            (Some(crate::token::hash_hex(&first)), None, json)
+            (None, Some(first), None)
         }
     };
-    let file = if crate::layout::Layout::system_selected() {
-        // The system broker writes /etc/occ/broker.json itself (root only) and audits it.
-        match call(&AdminRequest::Token {
-            sha256: digest.clone(),
-        }) {
-            Ok((true, v)) => PathBuf::from(v["file"].as_str().unwrap_or_default()),
-            Ok((false, v)) => {
-                eprintln!("occ token: {}", v["error"].as_str().unwrap_or("refused"));
-                return 1;
-            }
-            Err(e) => {
-                eprintln!("occ token: {e}");
-                return 2;
-            }
+    let req = AdminRequest::Token {
+        sha256,
+        chosen,
+        current,
+    };
+    let v = match call_starting_broker(&req) {
+        Ok((true, v)) => v,
+        Ok((false, v)) => {
+            eprintln!("occ token: {}", v["error"].as_str().unwrap_or("refused"));
+            return 1;
         }
-    } else {
-        if let Err(e) = crate::token::write_digest(&file, digest.as_deref()) {
+        Err(e) => {
             eprintln!("occ token: {e}");
             return 2;
         }
-        file
     };
+    let file = v["file"].as_str().unwrap_or_default().to_string();
     if json_out {
         println!(
             "{}",
-            json!({"file": file.display().to_string(), "token_set": digest.is_some(), "token": printed})
+            json!({"file": file, "token_set": v["token_set"], "token_key": v["token_key"], "token": printed})
         );
-    } else {
-        match (&digest, &printed) {
-            (Some(_), Some(t)) => println!(
-                "{t}\nThis is the approval token; it is shown once. Only its SHA-256 is kept in {}.",
-                file.display()
-            ),
-            (Some(_), None) => println!("approval token set; only its SHA-256 is kept in {}", file.display()),
-            (None, _) => println!("approval token cleared in {}", file.display()),
+        return 0;
+    }
+    match (v["token_key"].as_str(), &printed) {
+        (Some(_), Some(t)) => println!(
+            "{t}\nThis is the approval token; it is shown once. Only its SHA-256 is kept in {file}."
+        ),
+        (Some(_), None) => {
+            println!("approval token set; only its salted argon2id hash is kept in {file}")
         }
+        (None, _) => println!("approval token cleared in {file}"),
     }
     0
+}
+
+/// [`call`], starting a user broker first when none answers (as the sudo shim does): a token
+/// change is the broker's to check and audit, never written behind its back.
+fn call_starting_broker(req: &AdminRequest) -> Result<(bool, Value), String> {
+    if !crate::layout::Layout::system_selected() && UnixStream::connect(socket_path()).is_err() {
+        let home = crate::paths::occ_home();
+        let occ = crate::install::broker::occ_bin(&home);
+        if !occ.is_file() {
+            return Err(format!(
+                "no broker answers and {} is missing to start one; start it with `occ broker`, \
+                 then run this again",
+                occ.display()
+            ));
+        }
+        crate::install::broker::spawn(&home, &occ)
+            .map_err(|e| format!("no broker answers, and starting one failed: {e}"))?;
+    }
+    call(req)
 }
 
 /// Runs `occ exec`: the request goes through the sudo shim, so it takes exactly the path an

@@ -84,7 +84,7 @@ impl Gate {
         request_id: &mut Option<String>,
         grant_scope: &mut Option<Scope>,
     ) -> Verdict {
-        let token_set = self.token_sha256(cfg).is_some();
+        let token_set = self.stored_token(cfg).is_some();
         match m {
             // Files and policy were decided by the evaluation already (a load failure or a
             // refusal never reaches the stack).
