@@ -250,3 +250,60 @@ impl Gate {
         }
     }
 }
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use occ_policy::PolicyConfig;
+
+    /// `sudo WORDS…` from the current user with `OPENCLAW_X=v` in its environment.
+    fn info(words: &[&str]) -> RequestInfo {
+        let uid = nix::unistd::geteuid().as_raw();
+        let env = BTreeMap::from([("OPENCLAW_X".to_string(), "v".to_string())]);
+        let ctx = Context::new(Caller::from_uid(uid), PathBuf::from("/"), env);
+        let mut cfg = PolicyConfig::default();
+        cfg.broker.allow_preserve_env = vec!["OPENCLAW_X".into()];
+        let eval = occ_policy::evaluate(words, &ctx, &Ok(cfg));
+        assert!(eval.request.is_some(), "{words:?}: {:?}", eval.outcome);
+        let peer = PeerCred {
+            pid: 1,
+            uid,
+            gid: 0,
+        };
+        request_info(&eval, &ctx, &peer, "/", None, BTreeMap::new())
+    }
+
+    #[test]
+    fn the_approvers_view_carries_every_part_of_the_grant() {
+        let full = [
+            "-g",
+            "root",
+            "-H",
+            "-P",
+            "-D",
+            "/tmp",
+            "--preserve-env=OPENCLAW_X",
+            "A=1",
+            "/usr/bin/id",
+        ];
+        let i = info(&full);
+        assert_eq!(i.rungroup.as_deref(), Some("root"));
+        assert!(i.set_home && i.preserve_groups);
+        assert_eq!(i.chdir.as_deref(), Some("/tmp"));
+        assert_eq!(i.runcwd, "/tmp");
+        assert_eq!(i.env, BTreeMap::from([("A".into(), "1".into())]));
+        assert_eq!(
+            i.preserved_env,
+            BTreeMap::from([("OPENCLAW_X".into(), "v".into())])
+        );
+        // Each shown part is also bound: dropping one gives another grant digest.
+        for drop in ["-H", "-P", "A=1", "--preserve-env=OPENCLAW_X"] {
+            let fewer: Vec<&str> = full.iter().copied().filter(|w| *w != drop).collect();
+            let other = info(&fewer);
+            assert_ne!(other.digest, i.digest, "without {drop}");
+        }
+        let plain = info(&["/usr/bin/id"]);
+        assert!(!plain.set_home && !plain.preserve_groups && plain.chdir.is_none());
+        assert!(plain.preserved_env.is_empty() && plain.rungroup.is_none());
+    }
+}
