@@ -181,3 +181,67 @@ fn both_token_keys_at_once_are_refused_naming_them() {
         "{err}"
     );
 }
+
+#[test]
+fn the_broker_itself_refuses_a_short_chosen_token_and_a_change_without_the_current_one() {
+    // Straight onto the socket, past `occ`'s own checks: the broker is the judge.
+    let Some(ids) = ready() else { return };
+    let h = AgentHome::new(ids);
+    pending_id(&h.sudo(&["-n", "/usr/bin/true"], &[]));
+    occ_tests::copy_exe(
+        occ_tests::bin("occ-sock-probe"),
+        h.home.join("bin/occ-sock-probe"),
+    );
+    h.chown_all();
+    let admin = |body: &str| -> Value {
+        let out = h
+            .cmd(&h.home.join("bin/occ-sock-probe"))
+            .arg("admin")
+            .arg(h.home.join("run/broker.sock"))
+            .arg(body)
+            .output()
+            .unwrap();
+        assert!(out.status.success(), "{}", text(&out.stderr));
+        serde_json::from_slice(&out.stdout).unwrap()
+    };
+    let short = admin(r#"{"op":"token","chosen":"nineteen-characters"}"#);
+    assert_eq!(short["ok"], false, "{short}");
+    assert!(short["reply"]["error"]
+        .as_str()
+        .unwrap()
+        .contains("at least 20"));
+    let both = admin(&format!(
+        r#"{{"op":"token","chosen":"{CHOSEN}","sha256":"{}"}}"#,
+        "a".repeat(64)
+    ));
+    assert_eq!(both["ok"], false, "{both}");
+    assert_eq!(approval_cfg_or_null(&h), Value::Null, "nothing written yet");
+
+    let set = admin(&format!(r#"{{"op":"token","chosen":"{CHOSEN}"}}"#));
+    assert_eq!(set["ok"], true, "{set}");
+    assert_eq!(set["reply"]["token_key"], "token_argon2id");
+    let before = broker_json(&h);
+    for body in [
+        r#"{"op":"token"}"#.to_string(),
+        format!(r#"{{"op":"token","sha256":"{}"}}"#, "b".repeat(64)),
+        format!(r#"{{"op":"token","current":"x{CHOSEN}"}}"#),
+    ] {
+        let r = admin(&body);
+        assert_eq!(r["ok"], false, "{body}: {r}");
+        assert_eq!(broker_json(&h), before, "{body} changed the token");
+    }
+    assert_eq!(count(&h, "token_failed"), 3);
+    let cleared = admin(&format!(r#"{{"op":"token","current":"{CHOSEN}"}}"#));
+    assert_eq!(cleared["ok"], true, "{cleared}");
+    assert!(last(&h, "token_cleared").is_some());
+}
+
+/// broker.json's `approval`, or null when the file does not exist.
+fn approval_cfg_or_null(h: &AgentHome) -> Value {
+    let text = broker_json(h);
+    if text.is_empty() {
+        return Value::Null;
+    }
+    let v: Value = serde_json::from_str(&text).unwrap();
+    v["approval"].clone()
+}

@@ -11,6 +11,8 @@
 //!   shim would send `sudo -n /usr/bin/true TAG-I` followed by ARGS more arguments, without
 //!   stdio (much faster than N shims). Prints one JSON line: `pending` (answered `Pending`),
 //!   `unique` (distinct ids) and `other` (the first other answer, if any).
+//! - `admin SOCKET JSON`: sends one admin request as it is, without `occ`'s own checks, and
+//!   prints `{"ok": …, "reply": …}` from the (possibly multi-part) answer.
 #![forbid(unsafe_code)]
 
 use std::io::Read;
@@ -23,9 +25,10 @@ fn main() {
         ["hold", socket, n, wait_ms] => hold(socket, parse(n), parse(wait_ms)),
         ["bind", path] => bind(path),
         ["file", socket, n, args, tag] => file(socket, parse(n), parse(args), tag),
+        ["admin", socket, body] => admin(socket, body),
         _ => {
             eprintln!(
-                "usage: occ-sock-probe hold SOCKET N WAIT_MS | bind PATH | file SOCKET N ARGS TAG"
+                "usage: occ-sock-probe hold SOCKET N WAIT_MS | bind PATH | file SOCKET N ARGS TAG | admin SOCKET JSON"
             );
             2
         }
@@ -154,4 +157,31 @@ fn file(socket: &str, n: u64, args: u64, tag: &str) -> i32 {
         ids.len()
     );
     0
+}
+
+fn admin(socket: &str, body: &str) -> i32 {
+    use occ_proto::{read_frame, write_frame, Frame};
+    let s = UnixStream::connect(socket).expect("connect to the broker");
+    let admin = Frame::Admin {
+        body: body.as_bytes().to_vec(),
+    };
+    write_frame(&s, &admin, &[]).expect("send the admin request");
+    let mut whole = Vec::new();
+    loop {
+        match read_frame(&s).expect("an answer").frame {
+            Frame::AdminReplyPart { body } => whole.extend(body),
+            Frame::AdminReply { ok, body } => {
+                whole.extend(body);
+                println!(
+                    "{{\"ok\": {ok}, \"reply\": {}}}",
+                    String::from_utf8_lossy(&whole)
+                );
+                return 0;
+            }
+            other => {
+                eprintln!("unexpected answer: {other:?}");
+                return 1;
+            }
+        }
+    }
 }
