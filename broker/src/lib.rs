@@ -17,3 +17,4 @@ pub mod stack;
 #[allow(unsafe_code)]
 mod sys;
 pub mod token;
+pub mod view;

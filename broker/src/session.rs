@@ -29,7 +29,9 @@ impl Scope {
 }
 
 /// What an approver sees about a pending request; everything is as the broker resolved it.
-#[derive(Clone, Debug, PartialEq, Eq, serde::Serialize, serde::Deserialize)]
+/// Everything that is part of the grant is here, so the approver's view (`crate::view`) can
+/// show all of it.
+#[derive(Clone, Debug, Default, PartialEq, Eq, serde::Serialize, serde::Deserialize)]
 #[serde(deny_unknown_fields)]
 pub struct RequestInfo {
     #[serde(with = "hex_digest")]
@@ -57,6 +59,21 @@ pub struct RequestInfo {
     /// digest); empty in user mode, where the real sudo's env_keep decides.
     #[serde(default)]
     pub kept_env: BTreeMap<String, String>,
+    /// `-H`: HOME is the target's home directory.
+    #[serde(default)]
+    pub set_home: bool,
+    /// `-P`: the requester's supplementary groups are kept.
+    #[serde(default)]
+    pub preserve_groups: bool,
+    /// `-D DIR` as typed; the command runs in `runcwd`.
+    #[serde(default)]
+    pub chdir: Option<String>,
+    /// `-E` / `--preserve-env`: the preserved variables and their values (bound into the grant).
+    #[serde(default)]
+    pub preserved_env: BTreeMap<String, String>,
+    /// The argv each known wrapper really runs, outermost first.
+    #[serde(default)]
+    pub wraps: Vec<Vec<String>>,
 }
 
 /// A request waiting for a human.
@@ -523,6 +540,7 @@ mod tests {
             flags: Vec::new(),
             requester_writable: Vec::new(),
             kept_env: BTreeMap::new(),
+            ..RequestInfo::default()
         }
     }
 

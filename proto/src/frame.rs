@@ -53,6 +53,9 @@ pub enum FrameType {
     Exited = 13,
     /// Broker → shim (user mode, after `Waiting`): the terminal prompt is on; send the terminal.
     NeedTty = 14,
+    /// Broker → admin client: the next part of a long JSON answer (not final: the answer goes
+    /// on in more parts and ends with `AdminReply`, whose body is its last part).
+    AdminReplyPart = 15,
 }
 
 impl FrameType {
@@ -73,6 +76,7 @@ impl FrameType {
             12 => FrameType::Stdio,
             13 => FrameType::Exited,
             14 => FrameType::NeedTty,
+            15 => FrameType::AdminReplyPart,
             _ => return None,
         })
     }
@@ -181,6 +185,12 @@ pub enum Frame {
         /// The JSON text.
         body: Vec<u8>,
     },
+    /// Part of an answer too long for one frame; the client joins the parts' bodies in order,
+    /// up to and including the final [`Frame::AdminReply`]'s. Each part is whole UTF-8.
+    AdminReplyPart {
+        /// The JSON text's next part.
+        body: Vec<u8>,
+    },
     /// System mode: approved; the shim answers with [`Frame::Stdio`].
     Run,
     /// Which of fds 0, 1 and 2 travel with this frame (`SCM_RIGHTS`, in order): system mode
@@ -210,6 +220,7 @@ impl Frame {
             Frame::Signal { .. } => FrameType::Signal,
             Frame::Admin { .. } => FrameType::Admin,
             Frame::AdminReply { .. } => FrameType::AdminReply,
+            Frame::AdminReplyPart { .. } => FrameType::AdminReplyPart,
             Frame::Run => FrameType::Run,
             Frame::Stdio { .. } => FrameType::Stdio,
             Frame::Exited(_) => FrameType::Exited,

@@ -75,6 +75,9 @@ fn all_frames() -> Vec<Frame> {
             ok: false,
             body: br#"{"error":"no such id"}"#.to_vec(),
         },
+        Frame::AdminReplyPart {
+            body: "[{\"id\":\"ab\u{e9}".as_bytes().to_vec(),
+        },
     ]
 }
 
@@ -231,6 +234,12 @@ fn refuses_invalid_utf8_in_text_fields() {
     body.extend(1u32.to_be_bytes());
     body.extend(b"x");
     body.extend(1i32.to_be_bytes());
+    p.extend((body.len() as u32).to_be_bytes());
+    p.extend(body);
+    assert!(matches!(decode(&p), Err(Error::Malformed(_))));
+    // A part of a long admin answer cut inside a character is refused too.
+    let mut p = vec![MAGIC, VERSION, 15, 0];
+    let body = [&2u32.to_be_bytes()[..], &[b'a', 0xc3]].concat();
     p.extend((body.len() as u32).to_be_bytes());
     p.extend(body);
     assert!(matches!(decode(&p), Err(Error::Malformed(_))));

@@ -609,6 +609,18 @@ const CASES: &[(&str, Status, &str, Setup)] = &[
     }),
     (
         "multi_factor_approval",
+        Compliant,
+        "a chosen token kept as argon2id",
+        |h, _| {
+            broker(
+                h,
+                json!({"approval": {
+                    "token_argon2id": "$argon2id$v=19$m=19456,t=2,p=1$c2FsdHNhbHQ$aGFzaGhhc2g"}}),
+            )
+        },
+    ),
+    (
+        "multi_factor_approval",
         NotAssessed,
         "broker.json unreadable",
         |h, _| unreadable(&h.sec("broker.json")),

@@ -1,6 +1,7 @@
 //! End-to-end tests through the real binaries. One test binary, modules per area.
 
 mod approval;
+mod approvals_view;
 mod audit_cli;
 mod cli_smoke;
 mod flags;
@@ -16,3 +17,4 @@ mod shim_transport;
 mod sudo_differential;
 mod system_install;
 mod system_mode;
+mod token;

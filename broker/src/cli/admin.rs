@@ -10,9 +10,10 @@ use std::time::{Duration, Instant};
 use occ_proto::Frame;
 use serde_json::{json, Value};
 
-use crate::escape::{argv_json, escape_text};
+use crate::escape::escape_text;
 use crate::gate::admin::AdminRequest;
 use crate::session::Scope;
+use crate::view::PendingView;
 
 /// `occ approvals`.
 #[derive(clap::Args, Debug)]
@@ -89,7 +90,9 @@ pub struct TokenArgs {
 /// What to do with the approval token.
 #[derive(clap::Subcommand, Debug)]
 pub enum TokenAction {
-    /// Set the approval token (read twice without echo), keeping only its SHA-256.
+    /// Set the approval token: one you choose (at least 20 characters, read twice without
+    /// echo, kept as a salted argon2id hash), or with --generate a random one (kept as its
+    /// SHA-256). When a token is set, the current one is asked for first.
     Set {
         /// Generate a random 128-bit token and print it once instead of reading one.
         #[arg(long)]
@@ -98,7 +101,7 @@ pub enum TokenAction {
         #[arg(long)]
         json: bool,
     },
-    /// Remove the approval token.
+    /// Remove the approval token (the current one is asked for first).
     Clear {
         /// Print JSON.
         #[arg(long)]
@@ -143,22 +146,41 @@ pub fn call(req: &AdminRequest) -> Result<(bool, Value), String> {
     let body = serde_json::to_vec(req).map_err(|e| e.to_string())?;
     occ_proto::write_frame(&stream, &Frame::Admin { body }, &[])
         .map_err(|e| format!("cannot talk to the broker: {e}"))?;
-    let deadline = Instant::now() + Duration::from_secs(30);
-    let got = occ_proto::read_frame_by(&stream, Some(deadline))
-        .map_err(|e| format!("no answer from the broker: {e}"))?;
-    match got.frame {
-        Frame::AdminReply { ok, body } => {
-            let v: Value = serde_json::from_slice(&body)
-                .map_err(|e| format!("the broker's answer is not JSON: {e}"))?;
-            Ok((ok, v))
+    // A long answer comes in parts (`AdminReplyPart`) before the final `AdminReply`; each frame
+    // has its own deadline, and the whole answer is capped.
+    let mut whole = Vec::new();
+    loop {
+        let deadline = Instant::now() + Duration::from_secs(30);
+        let got = occ_proto::read_frame_by(&stream, Some(deadline))
+            .map_err(|e| format!("no answer from the broker: {e}"))?;
+        let (done, ok, body) = match got.frame {
+            Frame::AdminReplyPart { body } => (false, false, body),
+            Frame::AdminReply { ok, body } => (true, ok, body),
+            Frame::Refuse(r) => return Err(format!("{} ({})", r.message, r.reason_code)),
+            other => {
+                return Err(format!(
+                    "unexpected answer from the broker: {:?}",
+                    other.frame_type()
+                ))
+            }
+        };
+        if whole.len() + body.len() > MAX_ADMIN_ANSWER {
+            return Err(format!(
+                "the broker's answer is over {} MiB; refusing to read more",
+                MAX_ADMIN_ANSWER >> 20
+            ));
         }
-        Frame::Refuse(r) => Err(format!("{} ({})", r.message, r.reason_code)),
-        other => Err(format!(
-            "unexpected answer from the broker: {:?}",
-            other.frame_type()
-        )),
+        whole.extend_from_slice(&body);
+        if done {
+            let v: Value = serde_json::from_slice(&whole)
+                .map_err(|e| format!("the broker's answer is not JSON: {e}"))?;
+            return Ok((ok, v));
+        }
     }
 }
+
+/// The most an admin answer may hold, all parts together.
+const MAX_ADMIN_ANSWER: usize = 512 << 20;
 
 fn finish(
     json_out: bool,
@@ -195,63 +217,25 @@ fn finish(
 
 /// Runs `occ approvals`.
 pub fn approvals(a: ApprovalsArgs) -> i32 {
-    finish(a.json, call(&AdminRequest::Approvals), |v| {
-        let items = v.as_array().cloned().unwrap_or_default();
+    let result = call(&AdminRequest::Approvals);
+    if !a.json {
+        if let Ok((true, v)) = &result {
+            // Typed, refusing unknown keys: a field this occ cannot show must not be hidden.
+            if let Err(e) = serde_json::from_value::<Vec<PendingView>>(v.clone()) {
+                eprintln!(
+                    "occ: the broker's list has something this occ cannot show ({e}); \
+                     use the occ that matches the running broker, or `occ approvals --json`"
+                );
+                return 2;
+            }
+        }
+    }
+    finish(a.json, result, |v| {
+        let items: Vec<PendingView> = serde_json::from_value(v.clone()).unwrap_or_default();
         if items.is_empty() {
             return "no pending requests\n".into();
         }
-        let mut out = String::new();
-        for p in items {
-            let g = |k: &str| p.get(k).cloned().unwrap_or(Value::Null);
-            let text = |k: &str| escape_text(g(k).as_str().unwrap_or("-"));
-            let argv: Vec<String> = g("command")
-                .as_array()
-                .map(|a| {
-                    a.iter()
-                        .filter_map(|x| x.as_str().map(str::to_string))
-                        .collect()
-                })
-                .unwrap_or_default();
-            out.push_str(&format!(
-                "#{}  {} → {}  age {}s  pid {}  session {}\n    command: {}\n    cwd: {}\n",
-                text("id"),
-                text("submituser"),
-                text("runuser"),
-                g("age_seconds"),
-                g("peer_pid"),
-                text("session_id"),
-                argv_json(&argv),
-                text("runcwd"),
-            ));
-            if let Some(env) = g("env").as_object().filter(|e| !e.is_empty()) {
-                let pairs: Vec<String> = env
-                    .iter()
-                    .map(|(k, v)| escape_text(&format!("{k}={}", v.as_str().unwrap_or(""))))
-                    .collect();
-                out.push_str(&format!("    env: {}\n", pairs.join(" ")));
-            }
-            if let Some(r) = g("reason").as_str() {
-                out.push_str(&format!("    reason: {}\n", escape_text(r)));
-            }
-            if g("untrusted").as_bool() == Some(true) {
-                out.push_str("    UNTRUSTED SOURCE: approve only with --confirm-untrusted after reading it\n");
-            }
-            if g("runs_arbitrary_code").as_bool() == Some(true) {
-                out.push_str("    runs arbitrary code: a grant covers one run only\n");
-            }
-            if let Some(w) = g("requester_writable").as_array().filter(|w| !w.is_empty()) {
-                let w: Vec<String> = w
-                    .iter()
-                    .filter_map(|p| p.as_str())
-                    .map(escape_text)
-                    .collect();
-                out.push_str(&format!(
-                    "    what runs can change after approval: the requester can write {}\n",
-                    w.join(" ")
-                ));
-            }
-        }
-        out
+        items.iter().map(PendingView::text).collect()
     })
 }
 
@@ -311,11 +295,16 @@ fn token_configured() -> bool {
         return matches!(call(&AdminRequest::Status), Ok((true, v)) if v["token_required"] == true);
     }
     let sec = crate::paths::security_dir();
-    let in_json = std::fs::read_to_string(sec.join("broker.json"))
+    let approval = std::fs::read_to_string(sec.join("broker.json"))
         .ok()
         .and_then(|t| serde_json::from_str::<Value>(&t).ok())
-        .and_then(|v| v.pointer("/approval/token_sha256").cloned())
-        .is_some_and(|t| !t.is_null());
+        .and_then(|v| v.get("approval").cloned());
+    let in_json = ["token_sha256", "token_argon2id"].iter().any(|k| {
+        approval
+            .as_ref()
+            .and_then(|a| a.get(k))
+            .is_some_and(|t| !t.is_null())
+    });
     in_json || crate::legacy::token_sha256(&crate::paths::occ_home()).is_some()
 }
 
@@ -399,25 +388,36 @@ pub fn drop_grants(a: DropArgs) -> i32 {
     )
 }
 
-/// Runs `occ token set|clear`.
+/// Runs `occ token set|clear`. The broker does the change, so it is checked and audited in
+/// one place: it wants the current token when one is set (read here first: without echo on a
+/// terminal, else the first line of stdin), keeps a generated token's SHA-256 or a chosen
+/// token's argon2id, and records `token_set`/`token_cleared` with the caller's uid and pid.
 pub fn token(a: TokenArgs) -> i32 {
-    let file = crate::paths::security_dir().join("broker.json");
-    let (digest, printed, json_out) = match a.action {
-        TokenAction::Clear { json } => (None, None, json),
-        TokenAction::Set {
-            generate: true,
-            json,
-        } => match crate::token::generate() {
-            Ok(t) => (Some(crate::token::hash_hex(&t)), Some(t), json),
+    let (generate, json_out) = match a.action {
+        TokenAction::Clear { json } => (None, json),
+        TokenAction::Set { generate, json } => (Some(generate), json),
+    };
+    let current = if token_configured() {
+        match read_token("current approval token: ") {
+            Ok(t) => Some(t),
+            Err(e) => {
+                eprintln!("occ token: {e}");
+                return 2;
+            }
+        }
+    } else {
+        None
+    };
+    let (sha256, chosen, printed) = match generate {
+        None => (None, None, None),
+        Some(true) => match crate::token::generate() {
+            Ok(t) => (Some(crate::token::hash_hex(&t)), None, Some(t)),
             Err(e) => {
                 eprintln!("occ token: cannot generate a token: {e}");
                 return 2;
             }
         },
-        TokenAction::Set {
-            generate: false,
-            json,
-        } => {
+        Some(false) => {
             let first = match read_token("new approval token: ") {
                 Ok(t) => t,
                 Err(e) => {
@@ -425,8 +425,8 @@ pub fn token(a: TokenArgs) -> i32 {
                     return 2;
                 }
             };
-            if first.len() < 8 {
-                eprintln!("occ token: the token must be at least 8 characters; or use --generate");
+            if let Some(why) = crate::token::chosen_problem(&first) {
+                eprintln!("occ token: {why}; nothing changed");
                 return 2;
             }
             if std::io::stdin().is_terminal() {
@@ -442,47 +442,62 @@ pub fn token(a: TokenArgs) -> i32 {
                     }
                 }
             }
-            (Some(crate::token::hash_hex(&first)), None, json)
+            (None, Some(first), None)
         }
     };
-    let file = if crate::layout::Layout::system_selected() {
-        // The system broker writes /etc/occ/broker.json itself (root only) and audits it.
-        match call(&AdminRequest::Token {
-            sha256: digest.clone(),
-        }) {
-            Ok((true, v)) => PathBuf::from(v["file"].as_str().unwrap_or_default()),
-            Ok((false, v)) => {
-                eprintln!("occ token: {}", v["error"].as_str().unwrap_or("refused"));
-                return 1;
-            }
-            Err(e) => {
-                eprintln!("occ token: {e}");
-                return 2;
-            }
+    let req = AdminRequest::Token {
+        sha256,
+        chosen,
+        current,
+    };
+    let v = match call_starting_broker(&req) {
+        Ok((true, v)) => v,
+        Ok((false, v)) => {
+            eprintln!("occ token: {}", v["error"].as_str().unwrap_or("refused"));
+            return 1;
         }
-    } else {
-        if let Err(e) = crate::token::write_digest(&file, digest.as_deref()) {
+        Err(e) => {
             eprintln!("occ token: {e}");
             return 2;
         }
-        file
     };
+    let file = v["file"].as_str().unwrap_or_default().to_string();
     if json_out {
         println!(
             "{}",
-            json!({"file": file.display().to_string(), "token_set": digest.is_some(), "token": printed})
+            json!({"file": file, "token_set": v["token_set"], "token_key": v["token_key"], "token": printed})
         );
-    } else {
-        match (&digest, &printed) {
-            (Some(_), Some(t)) => println!(
-                "{t}\nThis is the approval token; it is shown once. Only its SHA-256 is kept in {}.",
-                file.display()
-            ),
-            (Some(_), None) => println!("approval token set; only its SHA-256 is kept in {}", file.display()),
-            (None, _) => println!("approval token cleared in {}", file.display()),
+        return 0;
+    }
+    match (v["token_key"].as_str(), &printed) {
+        (Some(_), Some(t)) => println!(
+            "{t}\nThis is the approval token; it is shown once. Only its SHA-256 is kept in {file}."
+        ),
+        (Some(_), None) => {
+            println!("approval token set; only its salted argon2id hash is kept in {file}")
         }
+        (None, _) => println!("approval token cleared in {file}"),
     }
     0
+}
+
+/// [`call`], starting a user broker first when none answers (as the sudo shim does): a token
+/// change is the broker's to check and audit, never written behind its back.
+fn call_starting_broker(req: &AdminRequest) -> Result<(bool, Value), String> {
+    if !crate::layout::Layout::system_selected() && UnixStream::connect(socket_path()).is_err() {
+        let home = crate::paths::occ_home();
+        let occ = crate::install::broker::occ_bin(&home);
+        if !occ.is_file() {
+            return Err(format!(
+                "no broker answers and {} is missing to start one; start it with `occ broker`, \
+                 then run this again",
+                occ.display()
+            ));
+        }
+        crate::install::broker::spawn(&home, &occ)
+            .map_err(|e| format!("no broker answers, and starting one failed: {e}"))?;
+    }
+    call(req)
 }
 
 /// Runs `occ exec`: the request goes through the sudo shim, so it takes exactly the path an

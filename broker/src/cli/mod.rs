@@ -39,7 +39,7 @@ pub enum Command {
     Status(admin::StatusArgs),
     /// Drop grants: one task session's, or all.
     Drop(admin::DropArgs),
-    /// Set or clear the approval token (only its SHA-256 is stored).
+    /// Set or clear the approval token (only its hash is stored; the current token is needed).
     Token(admin::TokenArgs),
     /// Run one command through the sudo shim's path, with a reason for the approver.
     Exec(admin::ExecArgs),

@@ -18,6 +18,9 @@ const TICK: Duration = Duration::from_millis(50);
 pub const FRAME_TIMEOUT: Duration = Duration::from_secs(5);
 /// How long one answer may take to write before the peer counts as gone.
 pub const WRITE_TIMEOUT: Duration = Duration::from_secs(5);
+/// Largest body of one admin answer frame; longer answers go in parts (well under the frame
+/// limit, `occ_proto::MAX_PAYLOAD`, with room for the frame's own fields).
+pub const ADMIN_PART: usize = 512 * 1024;
 
 /// Reason code sent to callers when the broker shuts down under them.
 pub const BROKER_STOPPING: &str = "broker_stopping";
@@ -223,9 +226,33 @@ impl Conn {
         self.send(Frame::Output(output), true)
     }
 
-    /// Sends the final `AdminReply` to an admin client.
+    /// Sends an answer to an admin client: one final `AdminReply`, or, when the answer is
+    /// longer than [`ADMIN_PART`], `AdminReplyPart` frames cut at character boundaries before
+    /// it, so no answer (10,000 pending requests, a huge argv) ever meets the frame limit.
     pub fn admin_reply(&mut self, ok: bool, body: Vec<u8>) -> Result<(), SendError> {
-        self.send(Frame::AdminReply { ok, body }, true)
+        let mut rest = &body[..];
+        let mut first = true;
+        while rest.len() > ADMIN_PART {
+            // Back up to the start of a character: every part is whole UTF-8.
+            let mut cut = ADMIN_PART;
+            while cut > 0 && rest[cut] & 0xc0 == 0x80 {
+                cut -= 1;
+            }
+            let part = Frame::AdminReplyPart {
+                body: rest[..cut].to_vec(),
+            };
+            self.send_hooked(part, false, first)?;
+            first = false;
+            rest = &rest[cut..];
+        }
+        self.send_hooked(
+            Frame::AdminReply {
+                ok,
+                body: rest.to_vec(),
+            },
+            true,
+            first,
+        )
     }
 
     fn send(&mut self, frame: Frame, last: bool) -> Result<(), SendError> {

@@ -4,7 +4,6 @@
 //! the token (when set) before any grant exists, and is durable on record before it counts.
 
 use std::sync::atomic::Ordering;
-use std::time::{Duration, UNIX_EPOCH};
 
 use serde::{Deserialize, Serialize};
 use serde_json::{json, Value as Json};
@@ -15,6 +14,8 @@ use super::Gate;
 use crate::clock::now_ms;
 use crate::daemon::conn::{Conn, PeerCred};
 use crate::session::Scope;
+use crate::token::Stored;
+use crate::view::PendingView;
 
 /// One admin request, as `occ` sends it over the socket (`{"op": "approve", …}`).
 #[derive(Clone, Debug, PartialEq, Eq, Serialize, Deserialize)]
@@ -48,8 +49,19 @@ pub enum AdminRequest {
         #[serde(default)]
         all: bool,
     },
-    /// System mode, root only: set the approval token (its sha256) or clear it (`null`).
-    Token { sha256: Option<String> },
+    /// Set the approval token or clear it (neither `sha256` nor `chosen`). When a token is set,
+    /// `current` must be it. System mode: root only.
+    Token {
+        /// A generated token's SHA-256 (64 hex digits).
+        #[serde(default)]
+        sha256: Option<String>,
+        /// A token a human chose: the broker checks its length and keeps only its argon2id.
+        #[serde(default)]
+        chosen: Option<String>,
+        /// The token set now, if any.
+        #[serde(default)]
+        current: Option<String>,
+    },
     /// System mode, root only: read the configuration again (as SIGHUP does).
     Reload,
 }
@@ -111,7 +123,11 @@ impl Gate {
             }
             AdminRequest::Deny { id, note } => self.deny_as(peer, "queue", &id, note),
             AdminRequest::Drop { session, all } => self.drop_grants(peer, session, all),
-            AdminRequest::Token { sha256 } => self.set_token(peer, sha256),
+            AdminRequest::Token {
+                sha256,
+                chosen,
+                current,
+            } => self.set_token(peer, sha256, chosen, current),
             AdminRequest::Reload => self.root_only(peer).and_then(|()| {
                 if self.reload_config() {
                     Ok(json!({"reloaded": true}))
@@ -130,13 +146,10 @@ impl Gate {
         }
     }
 
-    /// The stored token digest: broker.json's, else the legacy env file's.
-    pub(super) fn token_sha256(&self, cfg: &occ_policy::PolicyConfig) -> Option<String> {
-        cfg.broker
-            .approval
-            .token_sha256
-            .clone()
-            .or_else(|| self.legacy_token_sha256.clone())
+    /// The configured token: broker.json's, else the legacy env file's digest.
+    pub(super) fn stored_token(&self, cfg: &occ_policy::PolicyConfig) -> Option<Stored> {
+        Stored::of(&cfg.broker.approval)
+            .or_else(|| self.legacy_token_sha256.clone().map(Stored::Sha256))
     }
 
     /// Approves through `channel`; `Err` carries the message for the approver.
@@ -170,11 +183,8 @@ impl Gate {
                 errs.first().map(|e| e.to_string()).unwrap_or_default()
             )
         })?;
-        if let Some(stored) = self.token_sha256(&cfg) {
-            let ok = a
-                .token
-                .as_deref()
-                .is_some_and(|t| crate::token::verify(t, &stored));
+        if let Some(stored) = self.stored_token(&cfg) {
+            let ok = a.token.as_deref().is_some_and(|t| stored.verify(t));
             let event = if ok {
                 Event::TokenOk
             } else {
@@ -266,55 +276,95 @@ impl Gate {
         }
     }
 
-    /// System mode: sets or clears the token digest in `/etc/occ/broker.json` (root only),
-    /// reloads, and audits `token_set` or `token_cleared`.
-    fn set_token(&self, peer: &PeerCred, sha256: Option<String>) -> Result<Json, String> {
-        self.root_only(peer)?;
-        if let Some(d) = &sha256 {
-            if !crate::token::valid_digest_hex(d) {
-                return Err("the token digest must be 64 hex digits".into());
+    /// Sets (a generated token's SHA-256, or a chosen token kept as argon2id) or clears the
+    /// token in broker.json, once the caller has shown the current one; audits `token_set` or
+    /// `token_cleared` (a wrong current token: `token_failed`) with the caller's uid and pid.
+    /// System mode: root only, and the configuration is reloaded.
+    fn set_token(
+        &self,
+        peer: &PeerCred,
+        sha256: Option<String>,
+        chosen: Option<String>,
+        current: Option<String>,
+    ) -> Result<Json, String> {
+        if self.system() {
+            self.root_only(peer)?;
+        }
+        let new = match (sha256, chosen) {
+            (Some(_), Some(_)) => {
+                return Err("give a generated token's sha256 or a chosen token, not both".into())
+            }
+            (Some(d), None) => {
+                if !crate::token::valid_digest_hex(&d) {
+                    return Err("the token digest must be 64 hex digits".into());
+                }
+                Some(Stored::Sha256(d.to_ascii_lowercase()))
+            }
+            (None, Some(t)) => {
+                if let Some(why) = crate::token::chosen_problem(&t) {
+                    return Err(why);
+                }
+                Some(Stored::Argon2id(crate::token::hash_argon2id(&t)?))
+            }
+            (None, None) => None,
+        };
+        let cfg = self.policy(&|_| None).map_err(|errs| {
+            format!(
+                "refusing to change the token while the policy is broken: {}",
+                errs.first().map(|e| e.to_string()).unwrap_or_default()
+            )
+        })?;
+        let mut f = events::approver(peer, "admin");
+        let action = if new.is_some() {
+            "token_set"
+        } else {
+            "token_clear"
+        };
+        f.insert("action".into(), s(action));
+        if let Some(stored) = self.stored_token(&cfg) {
+            if !current.as_deref().is_some_and(|t| stored.verify(t)) {
+                self.audit_durable(Event::TokenFailed, f)?;
+                return Err(format!(
+                    "{} current approval token; nothing changed",
+                    if current.is_some() {
+                        "that is not the"
+                    } else {
+                        "a token is set: give the"
+                    }
+                ));
             }
         }
         let file = self.layout.config_dir.join(occ_policy::file::BROKER_CONFIG);
-        crate::token::write_digest(&file, sha256.as_deref())?;
-        let event = if sha256.is_some() {
+        f.insert(
+            "token_key".into(),
+            opt(new.as_ref().map(|t| t.key().to_string())),
+        );
+        let event = if new.is_some() {
             Event::TokenSet
         } else {
             Event::TokenCleared
         };
-        self.audit_durable(event, events::approver(peer, "queue"))?;
-        if !self.reload_config() {
+        // On record before it counts.
+        self.audit_durable(event, f)?;
+        crate::token::write_stored(&file, new.as_ref())?;
+        if self.system() && !self.reload_config() {
             return Err("the token was written but the configuration no longer loads".into());
         }
-        Ok(json!({"file": file.display().to_string(), "token_set": sha256.is_some()}))
+        Ok(json!({
+            "file": file.display().to_string(),
+            "token_set": new.is_some(),
+            "token_key": new.as_ref().map(Stored::key),
+        }))
     }
 
+    /// The pending requests, oldest first, as [`PendingView`]s. However long the list, it
+    /// reaches the client: `Conn::admin_reply` splits a long answer into parts.
     fn approvals_json(&self) -> Json {
         let now = now_ms();
         let st = self.store();
         let items: Vec<Json> = st
             .pending()
-            .map(|p| {
-                let expires = UNIX_EPOCH + Duration::from_millis(p.expires_ms);
-                json!({
-                    "id": p.id,
-                    "age_seconds": now.saturating_sub(p.created_ms) / 1000,
-                    "expires_at": humantime::format_rfc3339_seconds(expires).to_string(),
-                    "submituser": p.info.submituser,
-                    "peer_pid": p.info.peer_pid,
-                    "session_id": p.info.session_id,
-                    "command": p.info.command,
-                    "runuser": p.info.runuser,
-                    "rungroup": p.info.rungroup,
-                    "runcwd": p.info.runcwd,
-                    "env": p.info.env,
-                    "reason": p.info.reason,
-                    "untrusted": p.info.untrusted,
-                    "runs_arbitrary_code": p.info.runs_arbitrary_code,
-                    "flags": p.info.flags,
-                    "requester_writable": p.info.requester_writable,
-                })
-            })
+            .map(|p| serde_json::to_value(PendingView::of(p, now)).unwrap_or(Json::Null))
             .collect();
         Json::Array(items)
     }
@@ -341,7 +391,7 @@ impl Gate {
         // Configured in broker.json, or by the legacy env file (as `token_sha256` decides).
         let legacy = self.legacy_token_sha256.is_some();
         let token_required = self
-            .broker_setting(|b| b.approval.token_sha256.is_some() || legacy)
+            .broker_setting(|b| Stored::of(&b.approval).is_some() || legacy)
             .unwrap_or(false);
         json!({
             "token_required": token_required,

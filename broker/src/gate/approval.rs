@@ -89,7 +89,7 @@ impl Gate {
         request_id: &mut Option<String>,
         grant_scope: &mut Option<Scope>,
     ) -> Verdict {
-        let token_set = self.token_sha256(cfg).is_some();
+        let token_set = self.stored_token(cfg).is_some();
         match m {
             // Files and policy were decided by the evaluation already (a load failure or a
             // refusal never reaches the stack).
@@ -192,19 +192,21 @@ impl Gate {
         // `occ approve --confirm-untrusted`. The system broker never offers it: the requester's
         // terminal is the agent's, and approvers are other users.
         let tty_channel = cfg.broker.approval.channels.contains(&Channel::Tty) && !self.system();
-        let mut tty = if tty_channel && !u.info.untrusted {
-            TtyPrompt::open(
-                conn,
-                &format!(
-                    "occ: run {} as {} in {}? [y/N] ",
-                    crate::escape::argv_json(&u.info.command),
-                    escape_text(&u.info.runuser),
-                    escape_text(&u.info.runcwd)
-                ),
-            )
-        } else {
-            None
-        };
+        let mut tty = (tty_channel && !u.info.untrusted)
+            .then(|| {
+                let view = crate::view::PendingView::of_info(&u.info);
+                TtyPrompt::open(
+                    conn,
+                    &format!(
+                        "{}occ: run {} as {} in {}? [y/N] ",
+                        view.extras(),
+                        crate::escape::argv_json(&u.info.command),
+                        view.target(),
+                        escape_text(&u.info.runcwd)
+                    ),
+                )
+            })
+            .flatten();
         let verdict = match self.wait_decision(conn, &id, wait, &mut tty, token_set) {
             Wait::Decided(PendingOutcome::Approved { .. }) => {
                 match self.take_grant(&u.info.digest) {

@@ -80,55 +80,41 @@ pub fn request_info(
     reason: Option<String>,
     kept_env: BTreeMap<String, String>,
 ) -> RequestInfo {
-    let (command, runuser, rungroup, runcwd, assigns, digest, code) = match &eval.request {
-        Some(r) => (
-            r.argv.clone(),
-            r.target.user.clone(),
-            r.target.group.clone(),
-            r.cwd.to_string_lossy().into_owned(),
-            r.sudo.env.iter().cloned().collect(),
-            broker_digest(&r.digest(), ctx.untrusted, &r.flags, &kept_env),
-            r.runs_arbitrary_code,
-        ),
-        None => (
-            Vec::new(),
-            eval.target
-                .as_ref()
-                .map(|t| t.user.clone())
-                .unwrap_or_else(|| "root".into()),
-            None,
-            cwd.to_string(),
-            BTreeMap::new(),
-            [0u8; 32],
-            false,
-        ),
-    };
-    RequestInfo {
-        digest,
+    let mut info = RequestInfo {
         submituser: ctx.caller.user.clone(),
         peer_uid: peer.uid,
         peer_pid: peer.pid,
         session_id: ctx.session_id.clone(),
-        command,
-        runuser,
-        rungroup,
-        runcwd,
-        env: assigns,
+        runuser: eval
+            .target
+            .as_ref()
+            .map(|t| t.user.clone())
+            .unwrap_or_else(|| "root".into()),
+        runcwd: cwd.to_string(),
         reason,
         untrusted: ctx.untrusted,
-        runs_arbitrary_code: code,
-        flags: eval
-            .request
-            .as_ref()
-            .map(|r| r.flags.names().into_iter().map(String::from).collect())
-            .unwrap_or_default(),
-        requester_writable: eval
-            .request
-            .as_ref()
-            .map(|r| r.requester_writable.clone())
-            .unwrap_or_default(),
-        kept_env,
+        ..RequestInfo::default()
+    };
+    if let Some(r) = &eval.request {
+        // Everything the grant binds, so the approver sees all of it, with the risk flags and
+        // what the command wraps.
+        info.digest = broker_digest(&r.digest(), ctx.untrusted, &r.flags, &kept_env);
+        info.command = r.argv.clone();
+        info.runuser = r.target.user.clone();
+        info.rungroup = r.target.group.clone();
+        info.runcwd = r.cwd.to_string_lossy().into_owned();
+        info.env = r.sudo.env.iter().cloned().collect();
+        info.runs_arbitrary_code = r.runs_arbitrary_code;
+        info.set_home = r.sudo.set_home;
+        info.preserve_groups = r.sudo.preserve_groups;
+        info.chdir = r.sudo.chdir.clone();
+        info.preserved_env = r.preserved_env.iter().cloned().collect();
+        info.flags = r.flags.names().into_iter().map(String::from).collect();
+        info.requester_writable = r.requester_writable.clone();
+        info.wraps = r.unwrapped.wraps();
     }
+    info.kept_env = kept_env;
+    info
 }
 
 impl Gate {
@@ -327,5 +313,58 @@ mod tests {
                 assert_ne!(all[i], all[j], "{i} vs {j}");
             }
         }
+    }
+
+    use occ_policy::PolicyConfig;
+
+    /// `sudo WORDS…` from the current user with `OPENCLAW_X=v` in its environment.
+    fn info(words: &[&str]) -> RequestInfo {
+        let uid = nix::unistd::geteuid().as_raw();
+        let env = BTreeMap::from([("OPENCLAW_X".to_string(), "v".to_string())]);
+        let ctx = Context::new(Caller::from_uid(uid), PathBuf::from("/"), env);
+        let mut cfg = PolicyConfig::default();
+        cfg.broker.allow_preserve_env = vec!["OPENCLAW_X".into()];
+        let eval = occ_policy::evaluate(words, &ctx, &Ok(cfg));
+        assert!(eval.request.is_some(), "{words:?}: {:?}", eval.outcome);
+        let peer = PeerCred {
+            pid: 1,
+            uid,
+            gid: 0,
+        };
+        request_info(&eval, &ctx, &peer, "/", None, BTreeMap::new())
+    }
+
+    #[test]
+    fn the_approvers_view_carries_every_part_of_the_grant() {
+        let full = [
+            "-g",
+            "root",
+            "-H",
+            "-P",
+            "-D",
+            "/tmp",
+            "--preserve-env=OPENCLAW_X",
+            "A=1",
+            "/usr/bin/id",
+        ];
+        let i = info(&full);
+        assert_eq!(i.rungroup.as_deref(), Some("root"));
+        assert!(i.set_home && i.preserve_groups);
+        assert_eq!(i.chdir.as_deref(), Some("/tmp"));
+        assert_eq!(i.runcwd, "/tmp");
+        assert_eq!(i.env, BTreeMap::from([("A".into(), "1".into())]));
+        assert_eq!(
+            i.preserved_env,
+            BTreeMap::from([("OPENCLAW_X".into(), "v".into())])
+        );
+        // Each shown part is also bound: dropping one gives another grant digest.
+        for drop in ["-H", "-P", "A=1", "--preserve-env=OPENCLAW_X"] {
+            let fewer: Vec<&str> = full.iter().copied().filter(|w| *w != drop).collect();
+            let other = info(&fewer);
+            assert_ne!(other.digest, i.digest, "without {drop}");
+        }
+        let plain = info(&["/usr/bin/id"]);
+        assert!(!plain.set_home && !plain.preserve_groups && plain.chdir.is_none());
+        assert!(plain.preserved_env.is_empty() && plain.rungroup.is_none());
     }
 }

@@ -123,8 +123,11 @@ pub struct ApprovalConfig {
     pub wait_seconds: u64,
     /// When a pending request expires.
     pub pending_expiry_minutes: u64,
-    /// Lowercase hex SHA-256 of the approver token, if one is set.
+    /// Lowercase hex SHA-256 of a generated approver token (128 random bits), if one is set.
     pub token_sha256: Option<String>,
+    /// The argon2id PHC string (`$argon2id$v=19$m=…,t=…,p=…$salt$hash`) of an approver token a
+    /// human chose, if one is set. At most one of the two token keys may be set.
+    pub token_argon2id: Option<String>,
     /// The PAM-style stack.
     pub stack: Vec<StackEntry>,
 }
@@ -148,6 +151,7 @@ impl Default for ApprovalConfig {
             wait_seconds: 120,
             pending_expiry_minutes: 30,
             token_sha256: None,
+            token_argon2id: None,
             stack,
         }
     }
@@ -295,6 +299,30 @@ pub fn name_listed(list: &[String], name: &str) -> bool {
     })
 }
 
+/// Whether `t` has the shape of an argon2id PHC string: `$argon2id$v=19$` then parameters,
+/// a salt and a hash in unpadded base64. The hash itself is checked where it is used.
+fn is_argon2id_phc(t: &str) -> bool {
+    let Some(rest) = t.strip_prefix("$argon2id$v=19$") else {
+        return false;
+    };
+    let parts: Vec<&str> = rest.split('$').collect();
+    let b64 = |p: &str| {
+        !p.is_empty()
+            && p.bytes()
+                .all(|b| b.is_ascii_alphanumeric() || b == b'+' || b == b'/')
+    };
+    parts.len() == 3
+        && parts[0].split(',').all(|kv| {
+            kv.split_once('=').is_some_and(|(k, v)| {
+                matches!(k, "m" | "t" | "p")
+                    && !v.is_empty()
+                    && v.bytes().all(|b| b.is_ascii_digit())
+            })
+        })
+        && b64(parts[1])
+        && b64(parts[2])
+}
+
 impl BrokerConfig {
     /// Parses and validates `broker.json` text.
     pub fn parse(file: &Path, text: &str) -> Result<BrokerConfig, FileError> {
@@ -334,6 +362,26 @@ impl BrokerConfig {
                     "approval.token_sha256",
                     "is not 64 lowercase hex digits",
                     "set it with `occ token set`, or write null",
+                ));
+            }
+        }
+        if let Some(t) = &c.approval.token_argon2id {
+            if !is_argon2id_phc(t) {
+                return Err(invalid(
+                    file,
+                    "approval.token_argon2id",
+                    "is not an argon2id PHC string ($argon2id$v=19$m=…,t=…,p=…$SALT$HASH)",
+                    "set it with `occ token set`, or write null",
+                ));
+            }
+            if c.approval.token_sha256.is_some() {
+                return Err(invalid(
+                    file,
+                    "approval.token_argon2id",
+                    "is set together with approval.token_sha256, so which token counts would be \
+                     ambiguous",
+                    "keep one: remove approval.token_sha256 or approval.token_argon2id (`occ \
+                     token clear`, then `occ token set`)",
                 ));
             }
         }

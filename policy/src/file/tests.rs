@@ -17,6 +17,15 @@ fn templates_parse_and_match_the_defaults() {
 }
 
 #[test]
+fn an_argon2id_token_alone_parses() {
+    let t = "$argon2id$v=19$m=19456,t=2,p=1$c2FsdHNhbHQ$aGFzaGhhc2g";
+    let text = format!(r#"{{"approval": {{"token_argon2id": "{t}"}}}}"#);
+    let b = BrokerConfig::parse(&f(), &text).expect("argon2id token");
+    assert_eq!(b.approval.token_argon2id.as_deref(), Some(t));
+    assert_eq!(b.approval.token_sha256, None);
+}
+
+#[test]
 fn broker_errors_name_the_json_path() {
     let cases: &[(&str, &str, &str)] = &[
         (r#"{"bogus": 1}"#, "bogus", "unknown field `bogus`"),
@@ -40,6 +49,22 @@ fn broker_errors_name_the_json_path() {
             r#"{"approval": {"token_sha256": "abc"}}"#,
             "approval.token_sha256",
             "64 lowercase hex",
+        ),
+        (
+            r#"{"approval": {"token_argon2id": "$argon2i$v=19$m=8,t=1,p=1$c2FsdA$aGFzaA"}}"#,
+            "approval.token_argon2id",
+            "not an argon2id PHC string",
+        ),
+        (
+            r#"{"approval": {"token_argon2id": "4d0f0b"}}"#,
+            "approval.token_argon2id",
+            "not an argon2id PHC string",
+        ),
+        (
+            r#"{"approval": {"token_sha256": "ba7816bf8f01cfea414140de5dae2223b00361a396177a9cb410ff61f20015ad",
+                "token_argon2id": "$argon2id$v=19$m=19456,t=2,p=1$c2FsdHNhbHQ$aGFzaGhhc2g"}}"#,
+            "approval.token_argon2id",
+            "together with approval.token_sha256",
         ),
         (
             r#"{"allow_preserve_env": ["A=B"]}"#,

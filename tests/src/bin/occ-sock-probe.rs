@@ -7,6 +7,12 @@
 //!   until its stdin closes.
 //! - `bind PATH`: tries to bind a listening socket at PATH; prints `bound` (exit 0) or the
 //!   error (exit 1).
+//! - `file SOCKET N ARGS TAG`: files N distinct requests, one connection each, as the sudo
+//!   shim would send `sudo -n /usr/bin/true TAG-I` followed by ARGS more arguments, without
+//!   stdio (much faster than N shims). Prints one JSON line: `pending` (answered `Pending`),
+//!   `unique` (distinct ids) and `other` (the first other answer, if any).
+//! - `admin SOCKET JSON`: sends one admin request as it is, without `occ`'s own checks, and
+//!   prints `{"ok": …, "reply": …}` from the (possibly multi-part) answer.
 #![forbid(unsafe_code)]
 
 use std::io::Read;
@@ -18,8 +24,12 @@ fn main() {
     let code = match args.iter().map(String::as_str).collect::<Vec<_>>()[..] {
         ["hold", socket, n, wait_ms] => hold(socket, parse(n), parse(wait_ms)),
         ["bind", path] => bind(path),
+        ["file", socket, n, args, tag] => file(socket, parse(n), parse(args), tag),
+        ["admin", socket, body] => admin(socket, body),
         _ => {
-            eprintln!("usage: occ-sock-probe hold SOCKET N WAIT_MS | bind PATH");
+            eprintln!(
+                "usage: occ-sock-probe hold SOCKET N WAIT_MS | bind PATH | file SOCKET N ARGS TAG | admin SOCKET JSON"
+            );
             2
         }
     };
@@ -101,6 +111,77 @@ fn bind(path: &str) -> i32 {
         Err(e) => {
             println!("{e}");
             1
+        }
+    }
+}
+
+fn file(socket: &str, n: u64, args: u64, tag: &str) -> i32 {
+    use occ_proto::{read_frame, write_frame, Frame, Request};
+    let cwd = std::env::current_dir()
+        .map(|d| d.into_os_string().into_encoded_bytes())
+        .unwrap_or_default();
+    let (mut pending, mut ids, mut other) = (0u64, std::collections::HashSet::new(), None);
+    for i in 0..n {
+        let mut argv: Vec<Vec<u8>> = vec![
+            b"-n".to_vec(),
+            b"/usr/bin/true".to_vec(),
+            format!("{tag}-{i}").into_bytes(),
+        ];
+        argv.extend((0..args).map(|a| format!("arg{a}").into_bytes()));
+        let req = Request {
+            argv,
+            cwd: cwd.clone(),
+            ..Request::default()
+        };
+        let answer = UnixStream::connect(socket)
+            .map_err(|e| e.to_string())
+            .and_then(|s| {
+                write_frame(&s, &Frame::Request(req), &[]).map_err(|e| e.to_string())?;
+                read_frame(&s).map_err(|e| e.to_string())
+            });
+        match answer.map(|r| r.frame) {
+            Ok(Frame::Pending { id }) => {
+                pending += 1;
+                ids.insert(id);
+            }
+            got => {
+                if other.is_none() {
+                    other = Some(format!("{got:?}"));
+                }
+            }
+        }
+    }
+    let other = serde_json::to_string(&other).unwrap_or_else(|_| "null".into());
+    println!(
+        "{{\"pending\": {pending}, \"unique\": {}, \"other\": {other}}}",
+        ids.len()
+    );
+    0
+}
+
+fn admin(socket: &str, body: &str) -> i32 {
+    use occ_proto::{read_frame, write_frame, Frame};
+    let s = UnixStream::connect(socket).expect("connect to the broker");
+    let admin = Frame::Admin {
+        body: body.as_bytes().to_vec(),
+    };
+    write_frame(&s, &admin, &[]).expect("send the admin request");
+    let mut whole = Vec::new();
+    loop {
+        match read_frame(&s).expect("an answer").frame {
+            Frame::AdminReplyPart { body } => whole.extend(body),
+            Frame::AdminReply { ok, body } => {
+                whole.extend(body);
+                println!(
+                    "{{\"ok\": {ok}, \"reply\": {}}}",
+                    String::from_utf8_lossy(&whole)
+                );
+                return 0;
+            }
+            other => {
+                eprintln!("unexpected answer: {other:?}");
+                return 1;
+            }
         }
     }
 }

@@ -173,8 +173,14 @@ pub(super) fn multi_factor_approval(c: &Ctx) -> Verdict {
     };
     let plaintext = matches!(&c.env, Ok(Some(e)) if e.get("OPENCLAW_APPROVAL_TOKEN").is_some_and(|t| !t.is_empty()));
     let stack = &cfg.approval.stack;
-    match cfg.approval.token_sha256.as_deref() {
-        None | Some("") => {
+    // A generated token's SHA-256 or a chosen token's argon2id: either one is a token.
+    let stored = match (&cfg.approval.token_sha256, &cfg.approval.token_argon2id) {
+        (_, Some(t)) if !t.is_empty() => Some("token_argon2id"),
+        (Some(t), _) if !t.is_empty() => Some("token_sha256"),
+        _ => None,
+    };
+    match stored {
+        None => {
             if plaintext {
                 return Verdict::partial(
                     "only a legacy plaintext token in the env file",
@@ -190,8 +196,8 @@ pub(super) fn multi_factor_approval(c: &Ctx) -> Verdict {
             )
             .ev(format!("{src}: approval.token_sha256 unset"))
         }
-        Some(_) => {
-            let ev = format!("{src}: token_sha256 set; stack: {}", stack_text(stack));
+        Some(key) => {
+            let ev = format!("{src}: {key} set; stack: {}", stack_text(stack));
             if !stack_requires(stack, Module::Token) {
                 return Verdict::partial(
                     "a token is set but the stack does not require it",
