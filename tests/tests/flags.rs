@@ -109,7 +109,8 @@ fn requester_writable_input_is_shown_refused_for_sessions_and_audited() {
     let shown = h.occ(&["approvals"]);
     assert!(
         text(&shown.stdout).contains(&format!(
-            "what runs can change after approval: the requester can write {job_s}"
+            "WARNING: what runs can change after approval: the requester can write {}",
+            serde_json::json!([job_s])
         )),
         "{}",
         text(&shown.stdout)
