@@ -128,6 +128,60 @@ fn approvals_show_group_home_groups_chdir_assignments_and_preserved_env() {
     }
 }
 
+/// A wrapped command: the approver sees what really runs, level by level, and the wrapper's
+/// deny-rule check reaches the wrapped command through the real shim and broker.
+#[test]
+fn the_approver_sees_what_a_wrapper_runs_and_denials_reach_inside() {
+    let Some(ids) = ready() else { return };
+    let h = AgentHome::new(ids);
+    h.write_security(
+        "command-policy.json",
+        r#"{"version": 2, "deny": ["rm (-r|-R|--recursive) /*"]}"#,
+    );
+    pending_id(&h.sudo(&["-n", "nice", "-n", "5", "env", "-i", "id", "-u"], &[]));
+    let all = h.pending();
+    assert_eq!(all.len(), 1);
+    let wraps = &all[0]["wraps"];
+    assert_eq!(
+        wraps[0].as_array().map(|a| a[1..].to_vec()),
+        Some(vec![Value::from("-i"), "id".into(), "-u".into()]),
+        "{wraps}"
+    );
+    assert!(
+        wraps[0][0].as_str().is_some_and(|s| s.ends_with("/env")),
+        "{wraps}"
+    );
+    assert!(
+        wraps[1][0].as_str().is_some_and(|s| s.ends_with("/id")) && wraps[1][1] == "-u",
+        "{wraps}"
+    );
+    let shown = text(&h.occ(&["approvals"]).stdout);
+    let id_path = wraps[1][0].as_str().unwrap_or_default();
+    assert!(
+        shown.contains(&format!("    wraps, really runs: [\"{id_path}\", \"-u\"]")),
+        "{shown}"
+    );
+    // The deny rule holds through wrappers and every spelling, and nothing is filed.
+    for line in [
+        &["-n", "setarch", "x86_64", "/bin/rm", "-r", "-f", "/"][..],
+        &["-n", "env", "rm", "--recursive", "--force", "/"],
+        &[
+            "-n",
+            "/usr/bin/ld.so",
+            "/usr/bin/rm",
+            "-rf",
+            "--no-preserve-root",
+            "/",
+        ],
+    ] {
+        let out = h.sudo(line, &[]);
+        assert_eq!(out.status.code(), Some(1));
+        let err = text(&out.stderr);
+        assert!(err.contains("(occ: policy_block)"), "{line:?}: {err}");
+    }
+    assert_eq!(h.pending().len(), 1, "refused requests are never filed");
+}
+
 #[test]
 fn a_spoofing_argument_is_escaped_and_marked_in_the_list() {
     let Some(ids) = ready() else { return };
