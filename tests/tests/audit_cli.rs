@@ -462,3 +462,202 @@ fn verify_reads_the_whole_history_and_rotate_refuses_a_broken_log() {
         .into_owned();
     assert!(text(&o.stdout).contains(&name), "{}", text(&o.stdout));
 }
+
+/// A log of a few requests, written with the real writer: two users, two targets, a policy
+/// block, a grant and a run.
+fn requests_log(h: &Home) {
+    use occ_audit::Value;
+    std::fs::create_dir_all(h.log().parent().expect("dir")).expect("mkdir");
+    let mut w = occ_audit::Writer::open(h.log(), occ_audit::Options::default()).expect("log");
+    let ev = |w: &mut occ_audit::Writer,
+              et: &str,
+              user: &str,
+              runuser: &str,
+              argv: &[&str],
+              id: &str,
+              extra: &[(&str, Value)]| {
+        let mut f = std::collections::BTreeMap::new();
+        f.insert("submituser".to_owned(), Value::from(user));
+        f.insert("runuser".to_owned(), Value::from(runuser));
+        f.insert("runargv".to_owned(), Value::from(argv.to_vec()));
+        f.insert("request_id".to_owned(), Value::from(id));
+        f.insert("session_id".to_owned(), Value::from("s-1"));
+        f.insert("peer_pid".to_owned(), Value::Int(4242));
+        for (k, v) in extra {
+            f.insert((*k).to_owned(), v.clone());
+        }
+        w.append(et, f).expect("append");
+    };
+    let sys = ["/usr/bin/systemctl", "restart", "nginx web"];
+    ev(
+        &mut w,
+        "approval_requested",
+        "agent",
+        "root",
+        &sys,
+        "aaaa1111",
+        &[],
+    );
+    ev(
+        &mut w,
+        "approval_granted",
+        "agent",
+        "root",
+        &sys,
+        "aaaa1111",
+        &[("grant_scope", Value::from("once"))],
+    );
+    ev(
+        &mut w,
+        "exec_finish",
+        "agent",
+        "root",
+        &sys,
+        "aaaa1111",
+        &[("exit_status", Value::Int(0))],
+    );
+    ev(
+        &mut w,
+        "policy_block",
+        "intruder",
+        "root",
+        &["/usr/bin/rm", "-rf", "/"],
+        "bbbb2222",
+        &[("reason_code", Value::from("policy_block"))],
+    );
+    ev(
+        &mut w,
+        "approval_requested",
+        "agent",
+        "www-data",
+        &["/usr/bin/id"],
+        "cccc3333",
+        &[],
+    );
+}
+
+fn lines_of(h: &Home, args: &[&str]) -> Vec<String> {
+    let mut all = vec!["audit", "show", "--no-pager"];
+    all.extend(args);
+    ok(&h.occ(&all)).lines().map(str::to_owned).collect()
+}
+
+/// `occ audit show` like journalctl: short lines that lead with time, event, user → runuser
+/// and the command; every filter; every output form; no colour off a terminal.
+#[test]
+fn audit_show_filters_like_journalctl() {
+    let h = Home::new();
+    requests_log(&h);
+    let all = lines_of(&h, &[]);
+    assert_eq!(all.len(), 5, "{all:?}");
+    let first = &all[0];
+    assert!(first.len() > 20 && first.as_bytes()[10] == b' ', "{first}");
+    let after_time = &first[21..];
+    assert!(
+        after_time.starts_with("approval_requested")
+            && after_time
+                .contains("agent → root  /usr/bin/systemctl restart 'nginx web'  #aaaa1111"),
+        "{first}"
+    );
+    assert!(
+        !first.contains('\x1b'),
+        "no colour off a terminal: {first:?}"
+    );
+
+    let count = |args: &[&str]| lines_of(&h, args).len();
+    assert_eq!(count(&["--user", "intruder"]), 1);
+    assert_eq!(count(&["--runuser", "www-data"]), 1);
+    assert_eq!(count(&["--id", "aaaa1111"]), 3);
+    assert_eq!(count(&["--command", "systemctl"]), 3);
+    assert_eq!(count(&["--command", "*nginx*"]), 3);
+    assert_eq!(count(&["--command", "/usr/bin/rm *"]), 1);
+    assert_eq!(count(&["--event-type", "approval_requested"]), 2);
+    assert_eq!(count(&["--session", "s-1", "--user", "agent"]), 4);
+    for (since, until, want) in [
+        ("today", "tomorrow", 5),
+        ("yesterday", "now", 5),
+        ("-1h", "+1h", 5),
+        ("10m", "+1m", 5),
+        ("2000-01-01", "2000-01-02", 0),
+        ("tomorrow", "+2days", 0),
+    ] {
+        assert_eq!(
+            count(&["--since", since, "--until", until]),
+            want,
+            "{since}..{until}"
+        );
+    }
+    let bad = h.occ(&["audit", "show", "--since", "someday"]);
+    assert_eq!(code(&bad), Some(2));
+    assert!(
+        text(&bad.stderr).contains("--since \"someday\""),
+        "{}",
+        text(&bad.stderr)
+    );
+
+    let json = lines_of(&h, &["-o", "json", "--id", "bbbb2222"]);
+    let stored = std::fs::read_to_string(h.log()).expect("read");
+    assert_eq!(json, vec![stored.lines().nth(3).expect("4th").to_owned()]);
+    let cat = lines_of(&h, &["-o", "cat", "--id", "cccc3333"]);
+    assert_eq!(cat, vec!["/usr/bin/id".to_owned()]);
+    let verbose = ok(&h.occ(&["audit", "show", "-o", "verbose", "--id", "bbbb2222"]));
+    assert!(verbose.starts_with("seq 3  "), "{verbose}");
+    assert!(verbose.contains("\n    chain_hash="), "{verbose}");
+    assert!(
+        verbose.contains("\n    reason_code=policy_block"),
+        "{verbose}"
+    );
+
+    let stats = ok(&h.occ(&["audit", "stats", "--json"]));
+    let v: serde_json::Value = serde_json::from_str(&stats).expect("json");
+    assert_eq!(v["events"], 5);
+    assert_eq!(v["by_user"]["agent"], 4);
+    assert_eq!(v["by_user"]["intruder"], 1);
+    assert_eq!(v["by_outcome"]["approved"], 1);
+    assert_eq!(v["by_outcome"]["refused"], 1);
+    assert_eq!(v["by_outcome"]["ran"], 1);
+    assert_eq!(v["by_event_type"]["approval_requested"], 2);
+    let empty = ok(&h.occ(&["audit", "stats", "--json", "--until", "2000-01-01"]));
+    assert!(empty.contains("\"events\":0"), "{empty}");
+    let text_stats = ok(&h.occ(&["audit", "stats"]));
+    assert!(text_stats.starts_with("5 events, "), "{text_stats}");
+    assert!(text_stats.contains("by outcome:\n"), "{text_stats}");
+}
+
+/// On a terminal (script(1) gives it one): colour, and the pager `$PAGER`; `NO_COLOR` and
+/// `--no-pager` are honoured.
+#[test]
+fn audit_show_colours_and_pages_on_a_terminal_only() {
+    if !std::path::Path::new("/usr/bin/script").is_file() {
+        occ_tests::skip("needs script(1) from util-linux");
+        return;
+    }
+    let h = Home::new();
+    requests_log(&h);
+    let mark = h.dir.path().join("pager-ran");
+    let on_tty = |extra_env: &str, args: &str| {
+        let line = format!(
+            "{extra_env} PAGER='sh -c \"touch {mark}; cat\"' {occ} audit show --log {log} {args}",
+            mark = mark.display(),
+            occ = occ_tests::bin("occ").display(),
+            log = h.log().display(),
+        );
+        let out = Command::new("/usr/bin/script")
+            .args(["-q", "-e", "-c", &line, "/dev/null"])
+            .env_remove("NO_COLOR")
+            .env("TERM", "xterm")
+            .stdin(Stdio::null())
+            .output()
+            .expect("script");
+        assert_eq!(out.status.code(), Some(0), "{}", text(&out.stderr));
+        text(&out.stdout)
+    };
+    let shown = on_tty("", "");
+    assert!(shown.contains("\x1b[31mpolicy_block"), "{shown:?}");
+    assert!(mark.exists(), "the pager ran");
+    std::fs::remove_file(&mark).expect("rm");
+    let plain = on_tty("NO_COLOR=1", "--no-pager");
+    assert!(!plain.contains('\x1b'), "{plain:?}");
+    assert!(plain.contains("policy_block"), "{plain:?}");
+    assert!(!mark.exists(), "--no-pager writes to the terminal itself");
+}

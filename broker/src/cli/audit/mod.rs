@@ -4,9 +4,11 @@
 //! The arguments live here; `verify.rs`, `show.rs` (show, tail) and `lifecycle.rs` (init,
 //! rotate) do the work.
 
+mod format;
 mod lifecycle;
 mod show;
 mod verify;
+mod when;
 
 use std::path::PathBuf;
 
@@ -28,8 +30,11 @@ pub enum AuditCommand {
     /// Check the hash chain, seals, rotation links and head checkpoint (exit 0 intact,
     /// 1 broken, 2 unreadable).
     Verify(VerifyArgs),
-    /// Print events, one aligned line each (or JSONL with --json).
+    /// Print events like journalctl: filters, -o short|verbose|json|cat, colour and a pager on
+    /// a terminal.
     Show(ShowArgs),
+    /// Count events by outcome, user and event type over a window.
+    Stats(StatsArgs),
     /// Print the last events, and with -f keep printing new ones.
     Tail(TailArgs),
     /// Create the log with a log_initialized genesis event; --seal starts sealing.
@@ -84,23 +89,71 @@ pub struct VerifyArgs {
     pub files: Vec<PathBuf>,
 }
 
-#[derive(Args, Debug)]
-pub struct ShowArgs {
-    /// Print the matching lines as they are stored (JSONL).
-    #[arg(long)]
-    pub json: bool,
-    /// Only events since a duration ago (10m, 2h, 1day) or an RFC 3339 time.
-    #[arg(long, value_name = "DURATION|TIME")]
+/// `--since` and `--until`.
+#[derive(Args, Debug, Clone)]
+pub struct WindowArgs {
+    /// Only events at or after this time: RFC 3339, a date (2026-12-06, midnight UTC), today,
+    /// yesterday, now, an offset (-2h) or a duration ago (10m).
+    #[arg(long, value_name = "TIME", allow_hyphen_values = true)]
     pub since: Option<String>,
+    /// Only events before this time (same forms as --since).
+    #[arg(long, value_name = "TIME", allow_hyphen_values = true)]
+    pub until: Option<String>,
+}
+
+/// What `show` selects events by.
+#[derive(Args, Debug, Clone)]
+pub struct FilterArgs {
+    /// Only events requested by this user (submituser).
+    #[arg(long, value_name = "NAME")]
+    pub user: Option<String>,
+    /// Only events whose command runs as this user.
+    #[arg(long, value_name = "NAME")]
+    pub runuser: Option<String>,
+    /// Only events whose command line, command path or command name matches this glob
+    /// (`systemctl`, '*nginx*').
+    #[arg(long, value_name = "GLOB")]
+    pub command: Option<String>,
+    /// Only events of this request id.
+    #[arg(long, value_name = "ID")]
+    pub id: Option<String>,
     /// Only events of this event_type.
     #[arg(long, value_name = "T")]
     pub event_type: Option<String>,
     /// Only events whose session_id (or occ_session_id) is ID.
     #[arg(long, value_name = "ID")]
     pub session: Option<String>,
+}
+
+#[derive(Args, Debug)]
+pub struct ShowArgs {
+    /// How each event is printed.
+    #[arg(short = 'o', long, value_enum, default_value = "short")]
+    pub output: format::Output,
+    /// The same as -o json: the lines as stored (JSONL).
+    #[arg(long)]
+    pub json: bool,
+    #[command(flatten)]
+    pub window: WindowArgs,
+    #[command(flatten)]
+    pub filter: FilterArgs,
     /// Only the newest N matching events.
     #[arg(long, value_name = "N")]
     pub limit: Option<usize>,
+    /// Write to stdout even on a terminal (no `less -R`).
+    #[arg(long)]
+    pub no_pager: bool,
+    #[command(flatten)]
+    pub log: LogArg,
+}
+
+#[derive(Args, Debug)]
+pub struct StatsArgs {
+    #[command(flatten)]
+    pub window: WindowArgs,
+    /// Print one JSON object.
+    #[arg(long)]
+    pub json: bool,
     #[command(flatten)]
     pub log: LogArg,
 }
@@ -113,7 +166,10 @@ pub struct TailArgs {
     /// How many of the last events to print first.
     #[arg(short = 'n', long, value_name = "N", default_value_t = 10)]
     pub lines: usize,
-    /// Print lines as stored (JSONL).
+    /// How each event is printed.
+    #[arg(short = 'o', long, value_enum, default_value = "short")]
+    pub output: format::Output,
+    /// The same as -o json: lines as stored (JSONL).
     #[arg(long)]
     pub json: bool,
     #[command(flatten)]
@@ -150,6 +206,7 @@ pub fn run(args: AuditArgs) -> i32 {
     let (name, res) = match args.command {
         AuditCommand::Verify(a) => ("verify", verify::verify(a)),
         AuditCommand::Show(a) => ("show", show::show(a)),
+        AuditCommand::Stats(a) => ("stats", show::stats(a)),
         AuditCommand::Tail(a) => ("tail", show::tail(a)),
         AuditCommand::Init(a) => ("init", lifecycle::init(a)),
         AuditCommand::Rotate(a) => ("rotate", lifecycle::rotate(a)),

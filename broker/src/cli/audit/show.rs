@@ -1,108 +1,74 @@
 //! `occ audit show` and `occ audit tail`: events for a person, or as stored.
 
 use std::collections::VecDeque;
-use std::io::{Read, Seek, SeekFrom, Write};
+use std::io::{IsTerminal, Read, Seek, SeekFrom, Write};
 use std::os::unix::fs::MetadataExt;
 use std::path::Path;
 use std::time::{Duration, SystemTime};
 
-use occ_audit::canon::{self, Field, Member, Record};
+use occ_audit::canon::Member;
 use occ_audit::lines::{Line, LineReader};
 use occ_audit::AuditError;
 
-use super::{msg, Failure, Res, ShowArgs, TailArgs};
+use super::{msg, Failure, FilterArgs, Res, ShowArgs, StatsArgs, TailArgs, WindowArgs};
+use crate::escape::escape_text;
 
-use crate::escape::escape_raw as escape;
+use super::format::{Output, Shown};
+use super::when;
 
-const CHAIN_FIELDS: [&str; 6] = [
-    "seq",
-    "timestamp",
-    "event_type",
-    "prev_hash",
-    "seal",
-    "chain_hash",
-];
-
-/// A parsed line for display: its top-level members.
-struct Shown<'a> {
-    rec: Record<'a>,
-}
-
-impl<'a> Shown<'a> {
-    fn parse(line: &'a [u8], members: &'a mut Vec<Member>) -> Option<Shown<'a>> {
-        members.clear();
-        canon::lenient(line, members).ok()?;
-        if line.first() != Some(&b'{') {
-            return None;
-        }
-        Some(Shown {
-            rec: Record { line, members },
-        })
-    }
-
-    fn string(&self, key: &str) -> Option<String> {
-        match self.rec.field(key)? {
-            Field::Str(s) => Some(canon::decode_str(s)),
-            _ => None,
-        }
-    }
-
-    fn line(&self) -> String {
-        let seq = match self.rec.field("seq") {
-            Some(Field::Int(d)) => escape(d),
-            _ => "?".into(),
-        };
-        let ts = self.string("timestamp").unwrap_or_else(|| "?".into());
-        let et = self.string("event_type").unwrap_or_else(|| "?".into());
-        let mut rest = String::new();
-        for m in self.rec.members {
-            let key = &self.rec.line[m.key.start..m.key.end];
-            if CHAIN_FIELDS.iter().any(|k| k.as_bytes() == key) {
-                continue;
-            }
-            if !rest.is_empty() {
-                rest.push(' ');
-            }
-            rest.push_str(&escape(&canon::decode_str(key).into_bytes()));
-            rest.push('=');
-            rest.push_str(&escape(&self.rec.line[m.value.start..m.value.end]));
-        }
-        format!(
-            "{:>7}  {:<24}  {:<20}  {}",
-            seq,
-            escape(ts.as_bytes()),
-            escape(et.as_bytes()),
-            rest
-        )
-    }
-}
-
-fn parse_since(s: &str) -> Result<SystemTime, Failure> {
-    if let Ok(d) = humantime::parse_duration(s) {
-        return SystemTime::now()
-            .checked_sub(d)
-            .ok_or_else(|| msg(format!("--since {s}: too far back")));
-    }
-    humantime::parse_rfc3339_weak(s).map_err(|_| {
-        msg(format!(
-            "--since {s:?}: not a duration (10m, 2h, 3days) or an RFC 3339 time \
-             (2026-01-31T12:00:00Z)"
-        ))
-    })
-}
-
+/// What `show` and `stats` keep.
 struct Filter {
     since: Option<SystemTime>,
+    until: Option<SystemTime>,
     event_type: Option<String>,
     session: Option<String>,
+    user: Option<String>,
+    runuser: Option<String>,
+    id: Option<String>,
+    command: Option<globset::GlobMatcher>,
 }
 
 impl Filter {
+    fn new(a: &WindowArgs, f: Option<&FilterArgs>) -> Result<Filter, Failure> {
+        let now = SystemTime::now();
+        let time = |flag: &str, v: &Option<String>| {
+            v.as_deref()
+                .map(|s| when::parse(s, now).ok_or_else(|| msg(when::unreadable(flag, s))))
+                .transpose()
+        };
+        let command = f
+            .and_then(|f| f.command.as_deref())
+            .map(|g| {
+                globset::GlobBuilder::new(g)
+                    .literal_separator(false)
+                    .build()
+                    .map(|g| g.compile_matcher())
+                    .map_err(|e| msg(format!("--command {g:?}: not a glob ({})", e.kind())))
+            })
+            .transpose()?;
+        Ok(Filter {
+            since: time("--since", &a.since)?,
+            until: time("--until", &a.until)?,
+            event_type: f.and_then(|f| f.event_type.clone()),
+            session: f.and_then(|f| f.session.clone()),
+            user: f.and_then(|f| f.user.clone()),
+            runuser: f.and_then(|f| f.runuser.clone()),
+            id: f.and_then(|f| f.id.clone()),
+            command,
+        })
+    }
+
     fn keeps(&self, ev: &Shown<'_>) -> bool {
-        if let Some(t) = &self.event_type {
-            if ev.string("event_type").as_deref() != Some(t) {
-                return false;
-            }
+        let is = |key: &str, want: &Option<String>| {
+            want.as_ref()
+                .is_none_or(|w| ev.string(key).as_deref() == Some(w.as_str()))
+        };
+        if !is("event_type", &self.event_type)
+            || !is("submituser", &self.user)
+            || !is("runuser", &self.runuser)
+            || !is("request_id", &self.id)
+        {
+            return false;
         }
         if let Some(s) = &self.session {
             let a = ev.string("session_id");
@@ -111,11 +77,23 @@ impl Filter {
                 return false;
             }
         }
-        if let Some(since) = self.since {
-            let ts = ev
+        if let Some(g) = &self.command {
+            // The whole command line, the command's path, or its file name.
+            let Some(argv) = ev.argv() else { return false };
+            let first = argv.first().cloned().unwrap_or_default();
+            let name = first.rsplit('/').next().unwrap_or_default().to_owned();
+            if ![argv.join(" "), first, name].iter().any(|c| g.is_match(c)) {
+                return false;
+            }
+        }
+        if self.since.is_some() || self.until.is_some() {
+            let Some(ts) = ev
                 .string("timestamp")
-                .and_then(|t| humantime::parse_rfc3339(&t).ok());
-            if ts.is_none_or(|t| t < since) {
+                .and_then(|t| humantime::parse_rfc3339(&t).ok())
+            else {
+                return false;
+            };
+            if self.since.is_some_and(|s| ts < s) || self.until.is_some_and(|u| ts >= u) {
                 return false;
             }
         }
@@ -135,29 +113,101 @@ fn open_log(path: &Path) -> Result<std::fs::File, Failure> {
     })
 }
 
-/// Formats one stored line for output; `None` (with a warning) when it is not a record.
-fn render(line: &[u8], line_no: u64, json: bool, members: &mut Vec<Member>) -> Option<String> {
+/// Formats one stored line; `None` (with a warning) when it is not a record.
+fn render(
+    line: &[u8],
+    line_no: u64,
+    how: Output,
+    colour: bool,
+    members: &mut Vec<Member>,
+) -> Option<String> {
     let Some(ev) = Shown::parse(line, members) else {
         eprintln!("occ audit: line {line_no}: not a JSON record (run `occ audit verify`)");
         return None;
     };
-    Some(if json { escape(line) } else { ev.line() })
+    Some(ev.render(line, how, colour))
 }
 
-pub(super) fn show(a: ShowArgs) -> Res {
-    let path = a.log.path();
-    let filter = Filter {
-        since: a.since.as_deref().map(parse_since).transpose()?,
-        event_type: a.event_type.clone(),
-        session: a.session.clone(),
-    };
-    if a.limit == Some(0) {
-        return Ok(0);
+/// Colour on a terminal, unless NO_COLOR is set (to anything) or TERM is dumb.
+fn colour_wanted() -> bool {
+    std::io::stdout().is_terminal()
+        && std::env::var_os("NO_COLOR").is_none()
+        && std::env::var("TERM").map_or(true, |t| t != "dumb")
+}
+
+/// Where `show` writes: a pager (`$PAGER`, else `less` with `LESS=FRSXMK` unless LESS is
+/// set) when stdout is a terminal, else stdout itself.
+enum Sink {
+    Stdout(std::io::StdoutLock<'static>),
+    Pager(std::process::Child, std::process::ChildStdin),
+}
+
+impl Sink {
+    fn open(no_pager: bool) -> Sink {
+        let stdout = || Sink::Stdout(std::io::stdout().lock());
+        if no_pager || !std::io::stdout().is_terminal() {
+            return stdout();
+        }
+        let pager = std::env::var("PAGER")
+            .ok()
+            .filter(|p| !p.trim().is_empty())
+            .unwrap_or_else(|| "less".into());
+        if pager == "cat" {
+            return stdout();
+        }
+        let mut cmd = std::process::Command::new("/bin/sh");
+        cmd.arg("-c")
+            .arg(format!("exec {pager}"))
+            .stdin(std::process::Stdio::piped());
+        if std::env::var_os("LESS").is_none() {
+            cmd.env("LESS", "FRSXMK");
+        }
+        match cmd.spawn() {
+            Ok(mut child) => match child.stdin.take() {
+                Some(input) => Sink::Pager(child, input),
+                None => stdout(),
+            },
+            Err(_) => stdout(),
+        }
     }
-    let file = open_log(&path)?;
+
+    fn finish(self) -> Res {
+        match self {
+            Sink::Stdout(mut out) => {
+                out.flush()?;
+            }
+            Sink::Pager(mut child, input) => {
+                drop(input);
+                let _ = child.wait();
+            }
+        }
+        Ok(0)
+    }
+}
+
+impl Write for Sink {
+    fn write(&mut self, b: &[u8]) -> std::io::Result<usize> {
+        match self {
+            Sink::Stdout(o) => o.write(b),
+            Sink::Pager(_, i) => i.write(b),
+        }
+    }
+    fn flush(&mut self) -> std::io::Result<()> {
+        match self {
+            Sink::Stdout(o) => o.flush(),
+            Sink::Pager(_, i) => i.flush(),
+        }
+    }
+}
+
+/// Calls `each` with every record of the log that `filter` keeps, oldest first.
+fn each_kept(
+    path: &Path,
+    filter: &Filter,
+    mut each: impl FnMut(&[u8], u64, &Shown<'_>) -> Result<(), Failure>,
+) -> Result<(), Failure> {
+    let file = open_log(path)?;
     let mut reader = LineReader::new(file);
-    let mut out = std::io::stdout().lock();
-    let mut ring: VecDeque<String> = VecDeque::new();
     let mut members = Vec::new();
     let mut line_no = 0u64;
     while let Some(line) = reader
@@ -168,28 +218,37 @@ pub(super) fn show(a: ShowArgs) -> Res {
         let bytes = match line {
             Line::Complete(b) => b,
             Line::TooLong { len } => {
-                eprintln!("occ audit show: line {line_no}: {len} bytes, too long; skipped");
+                eprintln!("occ audit: line {line_no}: {len} bytes, too long; skipped");
                 continue;
             }
             Line::Torn { len } => {
-                eprintln!("occ audit show: the log ends with {len} bytes of a torn record");
+                eprintln!("occ audit: the log ends with {len} bytes of a torn record");
                 continue;
             }
         };
-        let keep = Shown::parse(bytes, &mut members).map(|ev| filter.keeps(&ev));
-        match keep {
-            Some(true) => {}
-            Some(false) => continue,
-            None => {
-                eprintln!(
-                    "occ audit show: line {line_no}: not a JSON record (run `occ audit verify`)"
-                );
-                continue;
-            }
-        }
-        let Some(text) = render(bytes, line_no, a.json, &mut members) else {
+        let Some(ev) = Shown::parse(bytes, &mut members) else {
+            eprintln!("occ audit: line {line_no}: not a JSON record (run `occ audit verify`)");
             continue;
         };
+        if filter.keeps(&ev) {
+            each(bytes, line_no, &ev)?;
+        }
+    }
+    Ok(())
+}
+
+pub(super) fn show(a: ShowArgs) -> Res {
+    let path = a.log.path();
+    let filter = Filter::new(&a.window, Some(&a.filter))?;
+    let how = if a.json { Output::Json } else { a.output };
+    if a.limit == Some(0) {
+        return Ok(0);
+    }
+    let colour = colour_wanted() && how != Output::Json;
+    let mut ring: VecDeque<String> = VecDeque::new();
+    let mut out = Sink::open(a.no_pager);
+    let res = each_kept(&path, &filter, |bytes, _, ev| {
+        let text = ev.render(bytes, how, colour);
         match a.limit {
             Some(n) => {
                 if ring.len() == n {
@@ -199,14 +258,110 @@ pub(super) fn show(a: ShowArgs) -> Res {
             }
             None => writeln!(out, "{text}")?,
         }
+        Ok(())
+    });
+    match res {
+        Err(Failure::Pipe) => return Ok(0),
+        r => r?,
     }
     for t in ring {
-        writeln!(out, "{t}")?;
+        match writeln!(out, "{t}") {
+            Err(e) if e.kind() == std::io::ErrorKind::BrokenPipe => return Ok(0),
+            r => r?,
+        }
+    }
+    out.finish()
+}
+
+/// What an event says about how a request ended, for `stats`.
+fn outcome_of(event_type: &str) -> Option<&'static str> {
+    Some(match event_type {
+        "approval_granted" => "approved",
+        "approval_denied" => "denied",
+        "approval_expired" => "expired",
+        "policy_block" | "untrusted_source_block" | "session_missing" | "self_approval_refused" => {
+            "refused"
+        }
+        "exec_finish" => "ran",
+        "exec_failed" | "exec_abandoned" | "exec_outcome_unknown" => "run_failed",
+        _ => return None,
+    })
+}
+
+pub(super) fn stats(a: StatsArgs) -> Res {
+    use std::collections::BTreeMap;
+    let path = a.log.path();
+    let filter = Filter::new(&a.window, None)?;
+    let mut by_type: BTreeMap<String, u64> = BTreeMap::new();
+    let mut by_user: BTreeMap<String, u64> = BTreeMap::new();
+    let mut by_outcome: BTreeMap<&'static str, u64> = BTreeMap::new();
+    let mut total = 0u64;
+    let (mut first, mut last) = (None::<String>, None::<String>);
+    each_kept(&path, &filter, |_, _, ev| {
+        total += 1;
+        let et = ev.string("event_type").unwrap_or_else(|| "?".into());
+        if let Some(o) = outcome_of(&et) {
+            *by_outcome.entry(o).or_default() += 1;
+        }
+        *by_type.entry(et).or_default() += 1;
+        if let Some(u) = ev.string("submituser") {
+            *by_user.entry(u).or_default() += 1;
+        }
+        let ts = ev.string("timestamp");
+        if first.is_none() {
+            first.clone_from(&ts);
+        }
+        last = ts;
+        Ok(())
+    })?;
+    let mut out = std::io::stdout().lock();
+    if a.json {
+        let v = serde_json::json!({
+            "events": total,
+            "first_timestamp": first,
+            "last_timestamp": last,
+            "by_event_type": by_type,
+            "by_user": by_user,
+            "by_outcome": by_outcome,
+        });
+        writeln!(out, "{v}")?;
+        return Ok(0);
+    }
+    let span = match (&first, &last) {
+        (Some(f), Some(l)) => format!(", {} to {}", escape_text(f), escape_text(l)),
+        _ => String::new(),
+    };
+    writeln!(out, "{total} events{span}")?;
+    for (title, rows) in [
+        (
+            "by outcome",
+            by_outcome
+                .iter()
+                .map(|(k, v)| ((*k).to_owned(), *v))
+                .collect::<Vec<_>>(),
+        ),
+        (
+            "by user",
+            by_user.iter().map(|(k, v)| (k.clone(), *v)).collect(),
+        ),
+        (
+            "by event type",
+            by_type.iter().map(|(k, v)| (k.clone(), *v)).collect(),
+        ),
+    ] {
+        writeln!(out, "{title}:")?;
+        let mut rows = rows;
+        rows.sort_by(|a, b| b.1.cmp(&a.1).then(a.0.cmp(&b.0)));
+        for (k, n) in rows {
+            writeln!(out, "  {n:>8}  {}", escape_text(&k))?;
+        }
     }
     Ok(0)
 }
 
 pub(super) fn tail(a: TailArgs) -> Res {
+    let how = if a.json { Output::Json } else { a.output };
+    let style = (how, colour_wanted() && how != Output::Json);
     let path = a.log.path();
     let mut file = open_log(&path)?;
     let len = file
@@ -230,7 +385,7 @@ pub(super) fn tail(a: TailArgs) -> Res {
         {
             n += 1;
             if let Line::Complete(b) = line {
-                if let Some(t) = render(b, n, a.json, &mut members) {
+                if let Some(t) = render(b, n, style.0, style.1, &mut members) {
                     writeln!(out, "{t}")?;
                 }
             }
@@ -240,7 +395,7 @@ pub(super) fn tail(a: TailArgs) -> Res {
     if !a.follow {
         return Ok(0);
     }
-    follow(&path, file, end, a.json, &mut out)
+    follow(&path, file, end, style, &mut out)
 }
 
 /// What `tail -f` keeps between polls of one file.
@@ -256,7 +411,7 @@ impl Follow {
     fn drain(
         &mut self,
         path: &Path,
-        json: bool,
+        style: (Output, bool),
         members: &mut Vec<Member>,
         out: &mut impl Write,
     ) -> Res {
@@ -283,7 +438,8 @@ impl Follow {
             self.pending.extend_from_slice(&buf[..n]);
             while let Some(p) = self.pending.iter().position(|&c| c == b'\n') {
                 self.line_no += 1;
-                if let Some(t) = render(&self.pending[..p], self.line_no, json, members) {
+                if let Some(t) = render(&self.pending[..p], self.line_no, style.0, style.1, members)
+                {
                     writeln!(out, "{t}")?;
                 }
                 self.pending.drain(..=p);
@@ -296,7 +452,13 @@ impl Follow {
     }
 }
 
-fn follow(path: &Path, file: std::fs::File, offset: u64, json: bool, out: &mut impl Write) -> Res {
+fn follow(
+    path: &Path,
+    file: std::fs::File,
+    offset: u64,
+    style: (Output, bool),
+    out: &mut impl Write,
+) -> Res {
     let mut members = Vec::new();
     let mut ino = file.metadata().map(|m| m.ino()).unwrap_or(0);
     let mut cur = Follow {
@@ -306,7 +468,7 @@ fn follow(path: &Path, file: std::fs::File, offset: u64, json: bool, out: &mut i
         line_no: 0,
     };
     loop {
-        cur.drain(path, json, &mut members, out)?;
+        cur.drain(path, style, &mut members, out)?;
         out.flush()?;
         std::thread::sleep(Duration::from_millis(200));
         // Rotated? Finish the old file first (a last append may have landed before the
@@ -314,7 +476,7 @@ fn follow(path: &Path, file: std::fs::File, offset: u64, json: bool, out: &mut i
         if let Ok(m) = std::fs::symlink_metadata(path) {
             if m.ino() != ino && m.file_type().is_file() {
                 if let Ok(f) = occ_audit::open_for_reading(path) {
-                    cur.drain(path, json, &mut members, out)?;
+                    cur.drain(path, style, &mut members, out)?;
                     cur = Follow {
                         file: f,
                         offset: 0,
