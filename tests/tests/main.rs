@@ -3,6 +3,7 @@
 mod approval;
 mod audit_cli;
 mod cli_smoke;
+mod forward;
 mod install;
 mod load;
 mod never_hangs;
