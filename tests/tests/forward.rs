@@ -568,3 +568,66 @@ fn to_value(v: &Value) -> occ_audit::Value {
         }
     }
 }
+
+#[test]
+fn a_full_spool_drops_copies_never_requests_and_records_forward_overflow() {
+    let Some(ids) = ready() else { return };
+    let port = free_port();
+    let h = AgentHome::new(ids);
+    h.write_security("command-policy.json", POLICY);
+    h.write_security(
+        "broker.json",
+        &format!(
+            r#"{{"audit": {{"spool_max_events": 3, "forward": [
+                {{"type": "syslog", "address": "127.0.0.1:{port}", "protocol": "tcp"}}]}}}}"#
+        ),
+    );
+    for _ in 0..3 {
+        assert_eq!(
+            h.sudo(&["-n", "/usr/bin/rm", "/x"], &[]).status.code(),
+            Some(1)
+        );
+    }
+    let st = status(&h);
+    let fw = &st["audit"]["forward"][0];
+    assert_eq!(fw["backlog"], 3, "{st}");
+    let before = forwarded(&h.events());
+    let dropped = before.len() as u64 - 3;
+    assert_eq!(fw["dropped_pending_record"], dropped, "{st}");
+
+    let listener = TcpListener::bind(("127.0.0.1", port)).unwrap();
+    let (mut conn, _) = listener.accept().unwrap();
+    conn.set_read_timeout(Some(Duration::from_secs(10)))
+        .unwrap();
+    let mut got = String::new();
+    while !got.contains("forward_overflow") {
+        let mut chunk = [0u8; 65536];
+        let n = conn.read(&mut chunk).expect("frames");
+        assert!(n > 0, "closed: {got}");
+        got.push_str(&String::from_utf8_lossy(&chunk[..n]));
+    }
+    let overflow = h
+        .events()
+        .into_iter()
+        .find(|e| e["event_type"] == "forward_overflow")
+        .expect("forward_overflow on record");
+    assert_eq!(overflow["dropped"], dropped);
+    assert_eq!(overflow["first_dropped_seq"], before[3]["seq"]);
+    assert_eq!(overflow["last_dropped_seq"], before.last().unwrap()["seq"]);
+    assert_eq!(overflow["spool_max_events"], 3);
+    assert_eq!(
+        overflow["forwarder"],
+        format!("syslog 127.0.0.1:{port}/tcp")
+    );
+    // The first three reached the receiver, then the overflow record itself.
+    for e in &before[..3] {
+        assert!(got.contains(&format!(
+            "chain_hash=\"{}\"",
+            e["chain_hash"].as_str().unwrap()
+        )));
+    }
+    assert!(!got.contains(&format!(
+        "chain_hash=\"{}\"",
+        before[3]["chain_hash"].as_str().unwrap()
+    )));
+}
