@@ -49,6 +49,8 @@ pub enum AuditError {
         offset: u64,
         detail: String,
     },
+    #[error("{path}: {detail}. Fix: pass a sudo_logsrvd JSON event log or a syslog file with occ's structured data")]
+    Witness { path: PathBuf, detail: String },
     #[error("event field `{key}` is filled in by the audit writer; remove it from the event")]
     ReservedField { key: String },
     #[error("event type {event_type:?} is empty or longer than 128 bytes")]

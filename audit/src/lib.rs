@@ -32,6 +32,7 @@ pub mod rotate;
 pub mod seal;
 mod sys;
 pub mod verify;
+pub mod witness;
 
 pub use canon::Value;
 pub use chain::{now_rfc3339, Appended, Fsync, Options, Writer};

@@ -6,6 +6,7 @@ pub mod cli;
 pub mod clock;
 pub mod daemon;
 pub mod escape;
+pub mod forward;
 pub mod gate;
 pub mod install;
 pub mod layout;

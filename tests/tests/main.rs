@@ -5,6 +5,7 @@ mod approvals_view;
 mod audit_cli;
 mod cli_smoke;
 mod flags;
+mod forward;
 mod install;
 mod load;
 mod never_hangs;

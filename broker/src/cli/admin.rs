@@ -356,6 +356,23 @@ pub fn status(a: StatusArgs) -> i32 {
                 v["audit"]["syncs_before_answers"]
             ));
         }
+        for f in v["audit"]["forward"]
+            .as_array()
+            .cloned()
+            .unwrap_or_default()
+        {
+            let state = f["state"].as_str().unwrap_or("?");
+            let error = match (state, f["last_error"].as_str()) {
+                ("retrying", Some(e)) => format!(" (last error: {})", escape_text(e)),
+                _ => String::new(),
+            };
+            out.push_str(&format!(
+                "forward {}: {state}{error}, backlog {}, sent {}\n",
+                escape_text(f["name"].as_str().unwrap_or("")),
+                f["backlog"],
+                f["sent"],
+            ));
+        }
         let sessions = v["sessions"].as_array().cloned().unwrap_or_default();
         if sessions.is_empty() {
             out.push_str("sessions: none\n");

@@ -406,6 +406,7 @@ impl Gate {
                 "fsync": fsync,
                 "syncs_before_answers": self.answer_syncs.load(Ordering::SeqCst),
                 "seal_required": self.seal_required.load(Ordering::SeqCst),
+                "forward": self.forward.status(),
             },
         })
     }

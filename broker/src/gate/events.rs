@@ -45,6 +45,7 @@ pub enum Event {
     TokenSet,
     TokenCleared,
     StateRestored,
+    ForwardOverflow,
 }
 
 impl Event {
@@ -80,6 +81,7 @@ impl Event {
             Event::TokenSet => "token_set",
             Event::TokenCleared => "token_cleared",
             Event::StateRestored => "state_restored",
+            Event::ForwardOverflow => "forward_overflow",
         }
     }
 }

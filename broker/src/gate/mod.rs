@@ -70,6 +70,10 @@ pub struct Core {
     answer_syncs: AtomicU64,
     /// `audit.seal` in broker.json: events may only be written sealed.
     seal_required: AtomicBool,
+    /// `audit.forward`: copies of every event to sudo_logsrvd and syslog, spooled.
+    forward: crate::forward::Forwarders,
+    /// One past the seq of the last event this broker appended.
+    appended_next: AtomicU64,
     /// System mode: how often strangers' refusals are audited.
     refusals: access::RateLimit,
     /// Both modes: how often refusals over broker.json's `limits` are audited.
@@ -109,6 +113,7 @@ impl Gate {
                 )
             })
             .unwrap_or((30, 30));
+        let layout_spool = layout.state_dir.join("spool");
         Gate {
             core: Arc::new(Core {
                 loaded: Mutex::new(cfg.clone().filter(|_| layout.mode == Mode::System)),
@@ -123,6 +128,8 @@ impl Gate {
                 seal_required: AtomicBool::new(seal_required),
                 refusals: access::RateLimit::default(),
                 limit_refusals: access::RateLimit::default(),
+                forward: crate::forward::Forwarders::new(layout_spool),
+                appended_next: AtomicU64::new(0),
             }),
             uid,
             legacy_token_sha256,
@@ -145,6 +152,7 @@ impl Gate {
                         last_sweep = std::time::Instant::now();
                     }
                     core.flush_audit();
+                    core.record_forward_overflows();
                 }
             });
     }
@@ -412,6 +420,11 @@ pub fn load_policy(
 impl RequestHandler for Gate {
     fn started(&self, info: &StartInfo) {
         self.start_maintenance();
+        // Threads start here, after the daemon has detached (a fork keeps only its caller's
+        // thread), before the first event is written.
+        if let Ok(audit) = self.broker_setting(|b| b.audit.clone()) {
+            self.forward.follow(&audit);
+        }
         let restored = if self.system() {
             self.restore_system_state()
         } else {

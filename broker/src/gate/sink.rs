@@ -7,7 +7,7 @@ use std::path::Path;
 use std::sync::atomic::Ordering;
 use std::time::Duration;
 
-use occ_audit::Writer;
+use occ_audit::{Value, Writer};
 use occ_policy::file::{Fsync, PolicyConfig};
 
 use super::events::{Event, Fields};
@@ -61,9 +61,24 @@ impl Core {
                 w.path().display()
             ));
         }
+        // A copy for the forwarders, taken only when there are any.
+        let copy = self.forward.any().then(|| fields.clone());
         let result = w.append(event.name(), fields).and_then(|a| {
+            self.appended_next.fetch_max(a.seq + 1, Ordering::SeqCst);
+            if let Some(mut f) = copy {
+                f.insert(
+                    "seq".into(),
+                    Value::Int(i64::try_from(a.seq).unwrap_or(i64::MAX)),
+                );
+                f.insert("event_type".into(), Value::Str(event.name().into()));
+                f.insert("timestamp".into(), Value::Str(a.timestamp.clone()));
+                f.insert("chain_hash".into(), Value::Str(a.chain_hash.clone()));
+                // Still under the audit lock: the spools see events in seq order.
+                self.forward.offer(a.seq, &Value::Object(f).to_canonical());
+            }
             if durable {
                 w.sync_data()?;
+                self.forward.durable_through(a.seq + 1);
             }
             Ok(a.seq)
         });
@@ -84,6 +99,25 @@ impl Core {
             .store(cfg.broker.audit.fsync == Fsync::Always, Ordering::SeqCst);
         self.seal_required
             .store(cfg.broker.audit.seal, Ordering::SeqCst);
+        self.forward.follow(&cfg.broker.audit);
+    }
+
+    /// Puts each forwarder's overflow on record once its spool has room again, so the
+    /// `forward_overflow` event itself reaches the destination (called by the maintenance
+    /// thread).
+    pub(super) fn record_forward_overflows(&self) {
+        for o in self.forward.take_overflows() {
+            let mut f = Fields::new();
+            f.insert("forwarder".into(), Value::Str(o.forwarder));
+            f.insert("dropped".into(), super::events::int(o.dropped));
+            f.insert("first_dropped_seq".into(), super::events::int(o.first_seq));
+            f.insert("last_dropped_seq".into(), super::events::int(o.last_seq));
+            f.insert(
+                "spool_max_events".into(),
+                super::events::int(o.spool_max_events),
+            );
+            let _ = self.audit(Event::ForwardOverflow, f);
+        }
     }
 
     /// With `audit.fsync: always`, makes every appended event durable: called before each
@@ -97,9 +131,12 @@ impl Core {
         }
         // Sync through a second handle, outside the lock: appends by other callers go on
         // meanwhile, and everything appended before the handle was taken becomes durable.
-        let handle = {
+        let (handle, appended) = {
             let guard = self.audit.lock().unwrap_or_else(|p| p.into_inner());
-            guard.as_ref().map(Writer::data_handle)
+            (
+                guard.as_ref().map(Writer::data_handle),
+                self.appended_next.load(Ordering::SeqCst),
+            )
         };
         let synced = match handle {
             None => return,
@@ -111,6 +148,7 @@ impl Core {
         match synced {
             Ok(()) => {
                 self.answer_syncs.fetch_add(1, Ordering::SeqCst);
+                self.forward.durable_through(appended);
             }
             Err(e) => {
                 tracing::error!("audit sync failed: {e}");
@@ -128,7 +166,11 @@ impl Core {
         let mut guard = self.audit.lock().unwrap_or_else(|p| p.into_inner());
         if let Some(w) = guard.as_mut() {
             match w.sync() {
-                Ok(()) => self.audit_unsynced.store(false, Ordering::SeqCst),
+                Ok(()) => {
+                    self.audit_unsynced.store(false, Ordering::SeqCst);
+                    self.forward
+                        .durable_through(self.appended_next.load(Ordering::SeqCst));
+                }
                 Err(e) => {
                     tracing::error!("audit sync failed: {e}");
                     self.audit_dirty.store(true, Ordering::SeqCst);

@@ -221,13 +221,172 @@ pub struct AuditConfig {
     pub fsync: Fsync,
     /// Forward-secure sealing.
     pub seal: bool,
+    /// Copies of every event sent elsewhere (sudo_logsrvd, syslog), spooled and in order.
+    pub forward: Vec<Forward>,
+    /// Most events one forwarder's spool holds while its destination is down; the overflow is
+    /// dropped from forwarding (never from the local log) and recorded as `forward_overflow`.
+    pub spool_max_events: usize,
 }
+
+/// The default `audit.spool_max_events`.
+pub const DEFAULT_SPOOL_MAX_EVENTS: usize = 10_000;
 
 impl Default for AuditConfig {
     fn default() -> Self {
         AuditConfig {
             fsync: Fsync::Always,
             seal: false,
+            forward: Vec::new(),
+            spool_max_events: DEFAULT_SPOOL_MAX_EVENTS,
+        }
+    }
+}
+
+/// One entry of `audit.forward`: where a copy of each event goes.
+#[derive(Clone, Debug, PartialEq, Eq, Hash, Deserialize)]
+#[serde(tag = "type", rename_all = "lowercase", deny_unknown_fields)]
+pub enum Forward {
+    /// sudo's log server, in its own protocol (sudo_logsrv.proto(5)).
+    Logsrvd {
+        /// `HOST:PORT`.
+        address: String,
+        /// TLS to the server (not built into this occ: refused at load time).
+        #[serde(default)]
+        tls: bool,
+        /// CA certificate that signs the server's certificate (TLS).
+        #[serde(default)]
+        ca: Option<PathBuf>,
+        /// Client certificate (TLS).
+        #[serde(default)]
+        cert: Option<PathBuf>,
+        /// Client key (TLS).
+        #[serde(default)]
+        key: Option<PathBuf>,
+    },
+    /// RFC 5424 syslog, the event in structured data, facility authpriv.
+    Syslog {
+        /// A local datagram socket, e.g. `/dev/log`.
+        #[serde(default)]
+        socket: Option<PathBuf>,
+        /// `HOST:PORT` of a remote receiver.
+        #[serde(default)]
+        address: Option<String>,
+        /// `udp` or `tcp` (with `address`; default `udp`).
+        #[serde(default)]
+        protocol: Option<SyslogProtocol>,
+    },
+}
+
+/// The transport of a remote syslog receiver.
+#[derive(Clone, Copy, Debug, PartialEq, Eq, Hash, Deserialize)]
+#[serde(rename_all = "lowercase")]
+pub enum SyslogProtocol {
+    /// One datagram per event.
+    Udp,
+    /// RFC 6587 octet counting over one connection.
+    Tcp,
+}
+
+impl Forward {
+    /// A short stable name: the spool directory and `occ status` name the forwarder by it.
+    pub fn label(&self) -> String {
+        match self {
+            Forward::Logsrvd { address, .. } => format!("logsrvd {address}"),
+            Forward::Syslog {
+                socket: Some(p), ..
+            } => format!("syslog {}", p.display()),
+            Forward::Syslog {
+                address, protocol, ..
+            } => format!(
+                "syslog {}/{}",
+                address.as_deref().unwrap_or("?"),
+                match protocol {
+                    Some(SyslogProtocol::Tcp) => "tcp",
+                    _ => "udp",
+                }
+            ),
+        }
+    }
+
+    fn check(&self, file: &Path, key: &str) -> Result<(), FileError> {
+        let host_port = |a: &str, k: &str| -> Result<(), FileError> {
+            let ok = a
+                .rsplit_once(':')
+                .is_some_and(|(h, p)| !h.is_empty() && p.parse::<u16>().is_ok_and(|p| p > 0));
+            if ok {
+                Ok(())
+            } else {
+                Err(invalid(
+                    file,
+                    &format!("{key}.{k}"),
+                    format!("{a:?} is not HOST:PORT"),
+                    "write e.g. \"logs.example.com:30343\" or \"127.0.0.1:514\"",
+                ))
+            }
+        };
+        match self {
+            Forward::Logsrvd {
+                address,
+                tls,
+                ca,
+                cert,
+                key: tls_key,
+            } => {
+                host_port(address, "address")?;
+                if *tls {
+                    return Err(invalid(
+                        file,
+                        &format!("{key}.tls"),
+                        "TLS to sudo_logsrvd is not built into this occ",
+                        "set \"tls\": false and reach the server over a trusted network or a \
+                         local TLS tunnel (e.g. stunnel) on 127.0.0.1",
+                    ));
+                }
+                for (k, v) in [("ca", ca), ("cert", cert), ("key", tls_key)] {
+                    if v.is_some() {
+                        return Err(invalid(
+                            file,
+                            &format!("{key}.{k}"),
+                            "is only used with \"tls\": true",
+                            format!("remove \"{k}\""),
+                        ));
+                    }
+                }
+                Ok(())
+            }
+            Forward::Syslog {
+                socket,
+                address,
+                protocol,
+            } => match (socket, address) {
+                (Some(p), None) => {
+                    if !p.is_absolute() {
+                        return Err(invalid(
+                            file,
+                            &format!("{key}.socket"),
+                            "is not an absolute path",
+                            "write \"/dev/log\"",
+                        ));
+                    }
+                    if protocol.is_some() {
+                        return Err(invalid(
+                            file,
+                            &format!("{key}.protocol"),
+                            "applies only to \"address\"",
+                            "remove \"protocol\" (a local socket is always a datagram socket)",
+                        ));
+                    }
+                    Ok(())
+                }
+                (None, Some(a)) => host_port(a, "address"),
+                _ => Err(invalid(
+                    file,
+                    key,
+                    "a syslog forwarder needs exactly one of \"socket\" and \"address\"",
+                    "write {\"type\": \"syslog\", \"socket\": \"/dev/log\"} or \
+                     {\"type\": \"syslog\", \"address\": \"HOST:PORT\", \"protocol\": \"tcp\"}",
+                )),
+            },
         }
     }
 }
@@ -410,6 +569,17 @@ impl BrokerConfig {
                     "use a positive number, or leave the key out for the default",
                 ));
             }
+        }
+        for (i, f) in c.audit.forward.iter().enumerate() {
+            f.check(file, &format!("audit.forward[{i}]"))?;
+        }
+        if c.audit.spool_max_events == 0 {
+            return Err(invalid(
+                file,
+                "audit.spool_max_events",
+                "is 0, so nothing could be forwarded",
+                format!("use a positive number, e.g. {DEFAULT_SPOOL_MAX_EVENTS}"),
+            ));
         }
         if c.session.idle_timeout_minutes == 0 {
             return Err(invalid(

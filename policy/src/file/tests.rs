@@ -76,6 +76,56 @@ fn broker_errors_name_the_json_path() {
             "audit.fsync",
             "unknown variant",
         ),
+        (
+            r#"{"audit": {"forward": [{"type": "logsrvd", "address": "localhost"}]}}"#,
+            "audit.forward[0].address",
+            "not HOST:PORT",
+        ),
+        (
+            r#"{"audit": {"forward": [{"type": "logsrvd", "address": "h:1", "tls": true}]}}"#,
+            "audit.forward[0].tls",
+            "not built into",
+        ),
+        (
+            r#"{"audit": {"forward": [{"type": "logsrvd", "address": "h:1", "ca": "/x"}]}}"#,
+            "audit.forward[0].ca",
+            "only used with",
+        ),
+        (
+            r#"{"audit": {"forward": [{"type": "syslog"}]}}"#,
+            "audit.forward[0]",
+            "exactly one of",
+        ),
+        (
+            r#"{"audit": {"forward": [{"type": "syslog", "socket": "/dev/log", "address": "h:1"}]}}"#,
+            "audit.forward[0]",
+            "exactly one of",
+        ),
+        (
+            r#"{"audit": {"forward": [{"type": "syslog", "socket": "dev/log"}]}}"#,
+            "audit.forward[0].socket",
+            "not an absolute path",
+        ),
+        (
+            r#"{"audit": {"forward": [{"type": "syslog", "address": "h:514", "protocol": "sctp"}]}}"#,
+            "audit.forward[0]",
+            "unknown variant `sctp`",
+        ),
+        (
+            r#"{"audit": {"forward": [{"type": "kafka", "address": "h:1"}]}}"#,
+            "audit.forward[0].type",
+            "unknown variant",
+        ),
+        (
+            r#"{"audit": {"forward": [{"type": "logsrvd", "address": "h:1", "port": 2}]}}"#,
+            "audit.forward[0]",
+            "unknown field",
+        ),
+        (
+            r#"{"audit": {"spool_max_events": 0}}"#,
+            "audit.spool_max_events",
+            "is 0",
+        ),
     ];
     for (text, path, needle) in cases {
         match BrokerConfig::parse(&f(), text) {

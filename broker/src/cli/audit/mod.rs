@@ -82,6 +82,10 @@ pub struct VerifyArgs {
     /// own audit-head.json).
     #[arg(long, value_name = "F")]
     pub head: Option<PathBuf>,
+    /// A copy held elsewhere to compare the chain with: a sudo_logsrvd JSON event log, or a
+    /// syslog file with occ's structured data (from `audit.forward`).
+    #[arg(long, value_name = "FILE")]
+    pub witness: Option<PathBuf>,
     #[command(flatten)]
     pub log: LogArg,
     /// Log files to verify as one chain, oldest first (default: the log).

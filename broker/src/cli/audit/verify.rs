@@ -148,12 +148,19 @@ pub(super) fn verify(a: VerifyArgs) -> Res {
             });
         }
     }
+    let witnessed = match &a.witness {
+        Some(w) => Some(witness::check(w, &report.files)?),
+        None => None,
+    };
     let mut out = std::io::stdout().lock();
     let seals = Seals::of(&report, key_given);
     if a.json {
         let mut v = report_json(&report);
         if let Some(o) = v.as_object_mut() {
             o.insert("seals".into(), seals.as_str().into());
+            if let Some(w) = &witnessed {
+                o.insert("witness".into(), w.json());
+            }
         }
         writeln!(out, "{v}")?;
     } else {
@@ -166,8 +173,109 @@ pub(super) fn verify(a: VerifyArgs) -> Res {
         } else if seals == Seals::Checked {
             writeln!(out, "seals: checked")?;
         }
+        if let Some(w) = &witnessed {
+            w.print(&mut out)?;
+        }
     }
-    Ok(if report.intact() { 0 } else { 1 })
+    let agrees = witnessed.as_ref().is_none_or(|w| w.findings.is_empty());
+    Ok(if report.intact() && agrees { 0 } else { 1 })
+}
+
+/// `--witness`: the chain against a copy held elsewhere.
+mod witness {
+    use std::io::Write;
+    use std::path::{Path, PathBuf};
+
+    use occ_audit::witness::{self as w, Finding, WitnessKind};
+
+    use super::{escape, msg, Failure};
+
+    pub(super) struct Checked {
+        file: PathBuf,
+        kind: WitnessKind,
+        events: usize,
+        pub(super) findings: Vec<Finding>,
+    }
+
+    pub(super) fn check(file: &Path, local_files: &[PathBuf]) -> Result<Checked, Failure> {
+        let witness = w::read_witness(file).map_err(|e| msg(format!("--witness: {e}")))?;
+        let local = w::local_events(local_files)?;
+        Ok(Checked {
+            file: file.to_path_buf(),
+            kind: witness.kind,
+            events: witness.events.len(),
+            findings: w::compare(&witness, &local),
+        })
+    }
+
+    fn short(h: &Option<String>) -> String {
+        h.as_deref()
+            .map(|h| format!("{}...", escape(h.get(..12).unwrap_or(h).as_bytes())))
+            .unwrap_or_else(|| "-".into())
+    }
+
+    impl Checked {
+        pub(super) fn json(&self) -> serde_json::Value {
+            let findings: Vec<serde_json::Value> = self
+                .findings
+                .iter()
+                .map(|f| {
+                    serde_json::json!({
+                        "reason": f.reason.as_str(),
+                        "seq": f.seq,
+                        "event_type": f.event_type,
+                        "local_chain_hash": f.local_chain_hash,
+                        "witness_chain_hash": f.witness_chain_hash,
+                        "witness_at": f.witness_at,
+                    })
+                })
+                .collect();
+            serde_json::json!({
+                "file": self.file.display().to_string(),
+                "kind": self.kind.name(),
+                "events": self.events,
+                "agrees": self.findings.is_empty(),
+                "findings": findings,
+            })
+        }
+
+        pub(super) fn print(&self, out: &mut impl Write) -> std::io::Result<()> {
+            for f in &self.findings {
+                let at = f
+                    .witness_at
+                    .as_deref()
+                    .map(|a| format!(" ({a})"))
+                    .unwrap_or_default();
+                writeln!(
+                    out,
+                    "witness: seq {} {}: {}: local {}, witness {}{at}",
+                    f.seq,
+                    escape(f.event_type.as_bytes()),
+                    f.reason.as_str(),
+                    short(&f.local_chain_hash),
+                    short(&f.witness_chain_hash),
+                )?;
+            }
+            let name = escape(self.file.as_os_str().as_encoded_bytes());
+            if self.findings.is_empty() {
+                writeln!(
+                    out,
+                    "witness: agrees ({} events in {name}, a {})",
+                    self.events,
+                    self.kind.name()
+                )
+            } else {
+                writeln!(
+                    out,
+                    "witness: DISAGREES: {} finding{} against {name} ({} events, a {})",
+                    self.findings.len(),
+                    if self.findings.len() == 1 { "" } else { "s" },
+                    self.events,
+                    self.kind.name()
+                )
+            }
+        }
+    }
 }
 
 pub(super) fn report_json(r: &Report) -> serde_json::Value {

@@ -1,0 +1,394 @@
+//! Audit forwarding: a copy of every event the broker writes goes to each `audit.forward`
+//! destination (sudo_logsrvd, syslog), so the trail outlives a host that could rewrite it.
+//! Events wait in a per-destination spool (one 0600 file per event in a 0700 directory) and a
+//! background thread sends them in seq order. It must never block or change a decision: an
+//! offer only writes a spool file, a full spool drops (and counts) instead of waiting, and a
+//! down destination only delays delivery.
+
+mod logsrvd;
+mod syslog;
+
+use std::collections::VecDeque;
+use std::io::Write;
+use std::os::unix::fs::{DirBuilderExt, OpenOptionsExt};
+use std::path::{Path, PathBuf};
+use std::sync::atomic::{AtomicBool, AtomicU64, AtomicUsize, Ordering};
+use std::sync::{Arc, Condvar, Mutex};
+use std::time::Duration;
+
+use occ_policy::file::{AuditConfig, Forward};
+use serde_json::{json, Value as Json};
+
+pub use logsrvd::proto as logsrv_proto;
+
+/// How long a forwarder waits before trying a down destination again, at most.
+const MAX_BACKOFF: Duration = Duration::from_secs(5);
+const FIRST_BACKOFF: Duration = Duration::from_millis(100);
+
+/// A way to deliver one event. `Ok` means the destination has it (as far as its protocol can
+/// say); `Err` means try again later.
+trait Transport: Send {
+    fn send(&mut self, ev: &Json) -> Result<(), String>;
+}
+
+/// This host's name, as `submithost` and the syslog HOSTNAME.
+pub fn hostname() -> String {
+    std::fs::read_to_string("/proc/sys/kernel/hostname")
+        .map(|s| s.trim().to_string())
+        .ok()
+        .filter(|s| !s.is_empty())
+        .unwrap_or_else(|| "localhost".into())
+}
+
+/// A forward overflow to put on record: `dropped` events (seq `first..=last`) never reached
+/// `forwarder`'s spool because it was full.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct Overflow {
+    pub forwarder: String,
+    pub dropped: u64,
+    pub first_seq: u64,
+    pub last_seq: u64,
+    pub spool_max_events: usize,
+}
+
+/// Every configured forwarder of one broker.
+pub struct Forwarders {
+    spool_root: PathBuf,
+    /// Events with a seq below this are durable in the local log and may leave the host.
+    durable_next: Arc<AtomicU64>,
+    active: Mutex<Vec<Arc<Forwarder>>>,
+}
+
+impl Forwarders {
+    /// Forwarders spooling under `spool_root` (created 0700 on first use).
+    pub fn new(spool_root: PathBuf) -> Forwarders {
+        Forwarders {
+            spool_root,
+            durable_next: Arc::new(AtomicU64::new(0)),
+            active: Mutex::new(Vec::new()),
+        }
+    }
+
+    /// Whether any forwarder is configured (so the sink need not build the event otherwise).
+    pub fn any(&self) -> bool {
+        !self.lock().is_empty()
+    }
+
+    fn lock(&self) -> std::sync::MutexGuard<'_, Vec<Arc<Forwarder>>> {
+        self.active.lock().unwrap_or_else(|p| p.into_inner())
+    }
+
+    /// Follows `audit.forward` as broker.json says now: unchanged destinations keep their
+    /// thread and spool; removed ones stop (their spool stays on disk, and drains if they come
+    /// back); new ones start, first sending whatever their spool still holds.
+    pub fn follow(&self, cfg: &AuditConfig) {
+        let mut active = self.lock();
+        let same = active.len() == cfg.forward.len()
+            && active.iter().zip(&cfg.forward).all(|(a, f)| &a.target == f);
+        for f in active.iter() {
+            f.cap.store(cfg.spool_max_events, Ordering::SeqCst);
+        }
+        if same {
+            return;
+        }
+        let mut next = Vec::new();
+        for target in &cfg.forward {
+            if let Some(pos) = active.iter().position(|a| &a.target == target) {
+                next.push(active.remove(pos));
+                continue;
+            }
+            match Forwarder::start(
+                target.clone(),
+                &self.spool_root,
+                cfg.spool_max_events,
+                Arc::clone(&self.durable_next),
+            ) {
+                Ok(f) => next.push(f),
+                Err(e) => tracing::error!("audit forwarder {}: {e}", target.label()),
+            }
+        }
+        for old in active.drain(..) {
+            old.stop();
+        }
+        *active = next;
+    }
+
+    /// Offers one appended event (its canonical JSON, with `seq`) to every forwarder. Called
+    /// in seq order under the audit lock; it never waits for a destination.
+    pub fn offer(&self, seq: u64, event: &[u8]) {
+        for f in self.lock().iter() {
+            f.offer(seq, event);
+        }
+    }
+
+    /// Everything appended below `next` is durable locally: it may be sent.
+    pub fn durable_through(&self, next: u64) {
+        self.durable_next.fetch_max(next, Ordering::SeqCst);
+        for f in self.lock().iter() {
+            f.wake.notify_all();
+        }
+    }
+
+    /// Overflows ready to be put on record: each forwarder that dropped events and whose spool
+    /// has room again (so the `forward_overflow` event itself gets through).
+    pub fn take_overflows(&self) -> Vec<Overflow> {
+        self.lock()
+            .iter()
+            .filter_map(|f| f.take_overflow())
+            .collect()
+    }
+
+    /// Each forwarder's state for `occ status`.
+    pub fn status(&self) -> Json {
+        Json::Array(self.lock().iter().map(|f| f.status()).collect())
+    }
+}
+
+impl Drop for Forwarders {
+    fn drop(&mut self) {
+        for f in self.lock().drain(..) {
+            f.stop();
+        }
+    }
+}
+
+/// One destination: its spool and its sending thread.
+struct Forwarder {
+    target: Forward,
+    label: String,
+    dir: PathBuf,
+    cap: AtomicUsize,
+    spool: Mutex<Spool>,
+    wake: Condvar,
+    stopped: AtomicBool,
+    sent: AtomicU64,
+}
+
+#[derive(Default)]
+struct Spool {
+    /// Spooled seqs, oldest first, and whether each was left by an earlier broker (and so is
+    /// durable already).
+    queue: VecDeque<(u64, bool)>,
+    dropped: u64,
+    first_dropped: u64,
+    last_dropped: u64,
+    state: &'static str,
+    last_error: Option<String>,
+    last_error_at: Option<String>,
+}
+
+impl Forwarder {
+    fn start(
+        target: Forward,
+        root: &Path,
+        cap: usize,
+        durable_next: Arc<AtomicU64>,
+    ) -> Result<Arc<Forwarder>, String> {
+        let label = target.label();
+        let dir = root.join(spool_name(&target));
+        std::fs::DirBuilder::new()
+            .recursive(true)
+            .mode(0o700)
+            .create(&dir)
+            .map_err(|e| format!("cannot create the spool {}: {e}", dir.display()))?;
+        let mut queue: Vec<u64> = std::fs::read_dir(&dir)
+            .map_err(|e| format!("cannot read the spool {}: {e}", dir.display()))?
+            .filter_map(|e| e.ok())
+            .filter_map(|e| {
+                e.file_name()
+                    .to_str()
+                    .and_then(|n| n.strip_suffix(".json"))
+                    .and_then(|n| n.parse().ok())
+            })
+            .collect();
+        queue.sort_unstable();
+        let transport: Box<dyn Transport> = match &target {
+            Forward::Logsrvd { address, .. } => Box::new(logsrvd::Logsrvd::new(address)),
+            Forward::Syslog {
+                socket,
+                address,
+                protocol,
+            } => Box::new(syslog::Syslog::new(
+                socket.clone(),
+                address.clone(),
+                *protocol,
+            )),
+        };
+        let f = Arc::new(Forwarder {
+            target,
+            label,
+            dir,
+            cap: AtomicUsize::new(cap),
+            spool: Mutex::new(Spool {
+                queue: queue.into_iter().map(|s| (s, true)).collect(),
+                state: "idle",
+                ..Spool::default()
+            }),
+            wake: Condvar::new(),
+            stopped: AtomicBool::new(false),
+            sent: AtomicU64::new(0),
+        });
+        let me = Arc::clone(&f);
+        std::thread::Builder::new()
+            .name("occ-forward".into())
+            .spawn(move || me.run(transport, &durable_next))
+            .map_err(|e| format!("cannot start the forwarding thread: {e}"))?;
+        Ok(f)
+    }
+
+    fn lock(&self) -> std::sync::MutexGuard<'_, Spool> {
+        self.spool.lock().unwrap_or_else(|p| p.into_inner())
+    }
+
+    fn file(&self, seq: u64) -> PathBuf {
+        self.dir.join(format!("{seq:020}.json"))
+    }
+
+    fn offer(&self, seq: u64, event: &[u8]) {
+        let mut sp = self.lock();
+        if sp.queue.back().is_some_and(|&(last, _)| last >= seq) {
+            return; // already spooled (a retried append cannot reuse a seq, but be safe)
+        }
+        if sp.queue.len() >= self.cap.load(Ordering::SeqCst) {
+            if sp.dropped == 0 {
+                sp.first_dropped = seq;
+            }
+            sp.dropped += 1;
+            sp.last_dropped = seq;
+            return;
+        }
+        let written = std::fs::OpenOptions::new()
+            .write(true)
+            .create_new(true)
+            .mode(0o600)
+            .custom_flags(libc::O_NOFOLLOW | libc::O_CLOEXEC)
+            .open(self.file(seq))
+            .and_then(|mut f| f.write_all(event));
+        match written {
+            Ok(()) => {
+                sp.queue.push_back((seq, false));
+                self.wake.notify_all();
+            }
+            Err(e) => {
+                tracing::error!("audit forwarder {}: spool write failed: {e}", self.label);
+                if sp.dropped == 0 {
+                    sp.first_dropped = seq;
+                }
+                sp.dropped += 1;
+                sp.last_dropped = seq;
+            }
+        }
+    }
+
+    fn take_overflow(&self) -> Option<Overflow> {
+        let mut sp = self.lock();
+        let cap = self.cap.load(Ordering::SeqCst);
+        if sp.dropped == 0 || sp.queue.len() >= cap {
+            return None;
+        }
+        let o = Overflow {
+            forwarder: self.label.clone(),
+            dropped: sp.dropped,
+            first_seq: sp.first_dropped,
+            last_seq: sp.last_dropped,
+            spool_max_events: cap,
+        };
+        sp.dropped = 0;
+        Some(o)
+    }
+
+    fn stop(&self) {
+        self.stopped.store(true, Ordering::SeqCst);
+        self.wake.notify_all();
+    }
+
+    fn status(&self) -> Json {
+        let sp = self.lock();
+        json!({
+            "name": self.label,
+            "state": sp.state,
+            "last_error": sp.last_error,
+            "last_error_at": sp.last_error_at,
+            "backlog": sp.queue.len(),
+            "sent": self.sent.load(Ordering::SeqCst),
+            "dropped_pending_record": sp.dropped,
+            "spool": self.dir.display().to_string(),
+            "spool_max_events": self.cap.load(Ordering::SeqCst),
+        })
+    }
+
+    /// The sending loop: the oldest durable spooled event, until the destination has it.
+    fn run(&self, mut transport: Box<dyn Transport>, durable_next: &AtomicU64) {
+        let mut backoff = FIRST_BACKOFF;
+        loop {
+            let next = {
+                let mut sp = self.lock();
+                loop {
+                    if self.stopped.load(Ordering::SeqCst) {
+                        return;
+                    }
+                    match sp.queue.front() {
+                        Some(&(seq, old)) if old || seq < durable_next.load(Ordering::SeqCst) => {
+                            break seq
+                        }
+                        _ => {
+                            sp = self
+                                .wake
+                                .wait_timeout(sp, Duration::from_millis(200))
+                                .unwrap_or_else(|p| p.into_inner())
+                                .0;
+                        }
+                    }
+                }
+            };
+            let path = self.file(next);
+            let event = std::fs::read(&path)
+                .map_err(|e| e.to_string())
+                .and_then(|b| serde_json::from_slice::<Json>(&b).map_err(|e| e.to_string()));
+            let result = match &event {
+                Ok(ev) => transport.send(ev),
+                Err(e) => {
+                    // A spool file we cannot read is not an event we can send; say so and go on.
+                    tracing::error!(
+                        "audit forwarder {}: unreadable spool file {}: {e}",
+                        self.label,
+                        path.display()
+                    );
+                    Ok(())
+                }
+            };
+            let mut sp = self.lock();
+            match result {
+                Ok(()) => {
+                    let _ = std::fs::remove_file(&path);
+                    sp.queue.pop_front();
+                    sp.state = "connected";
+                    self.sent.fetch_add(1, Ordering::SeqCst);
+                    backoff = FIRST_BACKOFF;
+                }
+                Err(e) => {
+                    sp.state = "retrying";
+                    sp.last_error = Some(e);
+                    sp.last_error_at = Some(occ_audit::now_rfc3339());
+                    let _ = self
+                        .wake
+                        .wait_timeout(sp, backoff)
+                        .unwrap_or_else(|p| p.into_inner());
+                    backoff = (backoff * 2).min(MAX_BACKOFF);
+                }
+            }
+        }
+    }
+}
+
+/// The spool directory's name: the kind and a digest of the whole entry, so two entries never
+/// share a spool and an unchanged entry finds its spool again after a restart.
+fn spool_name(target: &Forward) -> String {
+    use sha2::Digest;
+    let kind = match target {
+        Forward::Logsrvd { .. } => "logsrvd",
+        Forward::Syslog { .. } => "syslog",
+    };
+    let digest = sha2::Sha256::digest(target.label().as_bytes());
+    format!("{kind}-{}", &occ_base::hex::encode(&digest)[..16])
+}

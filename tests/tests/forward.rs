@@ -1,0 +1,633 @@
+//! Audit forwarding end to end: the broker (as the agent user) sends its events to the real
+//! `/usr/sbin/sudo_logsrvd` on 127.0.0.1 and to test-owned syslog sockets; a down destination
+//! spools without blocking anyone and drains in order; `occ audit verify --witness` catches a
+//! rewritten local log. Needs root, the real sudo and the occ-agent user (as `approval.rs`), and
+//! sudo_logsrvd (Debian's `sudo` package).
+
+use std::io::Read;
+use std::net::{TcpListener, TcpStream};
+use std::os::unix::fs::PermissionsExt;
+use std::os::unix::net::UnixDatagram;
+use std::path::{Path, PathBuf};
+use std::process::{Child, Command, Stdio};
+use std::sync::{Arc, Mutex};
+use std::time::{Duration, Instant};
+
+use serde_json::Value;
+
+use crate::approval::{pending_id, ready, text, AgentHome};
+
+const LOGSRVD: &str = "/usr/sbin/sudo_logsrvd";
+
+/// A port on 127.0.0.1 nobody listens on (bound, then released).
+fn free_port() -> u16 {
+    let l = TcpListener::bind("127.0.0.1:0").unwrap();
+    l.local_addr().unwrap().port()
+}
+
+/// The real sudo_logsrvd on 127.0.0.1, writing its JSON event log into a temp dir.
+struct Logsrvd {
+    dir: tempfile::TempDir,
+    port: u16,
+    child: Option<Child>,
+}
+
+/// The `sudo_logsrvd.conf` the README shows: plain TCP on 127.0.0.1, JSON event log with exits.
+fn logsrvd_conf(dir: &Path, port: u16) -> String {
+    format!(
+        "[server]\nlisten_address = 127.0.0.1:{port}\nserver_log = {d}/server.log\npid_file =\n\n\
+         [iolog]\niolog_dir = {d}/io\n\n\
+         [eventlog]\nlog_type = logfile\nlog_format = json\nlog_exit = true\n\n\
+         [logfile]\npath = {d}/events.json\n",
+        d = dir.display()
+    )
+}
+
+impl Logsrvd {
+    fn start() -> Logsrvd {
+        let dir = tempfile::tempdir().unwrap();
+        let port = free_port();
+        std::fs::write(
+            dir.path().join("sudo_logsrvd.conf"),
+            logsrvd_conf(dir.path(), port),
+        )
+        .unwrap();
+        let mut s = Logsrvd {
+            dir,
+            port,
+            child: None,
+        };
+        s.restart();
+        s
+    }
+
+    fn restart(&mut self) {
+        let child = Command::new(LOGSRVD)
+            .arg("-n")
+            .arg("-f")
+            .arg(self.dir.path().join("sudo_logsrvd.conf"))
+            .stdin(Stdio::null())
+            .stdout(Stdio::null())
+            .stderr(Stdio::null())
+            .spawn()
+            .expect("start sudo_logsrvd");
+        self.child = Some(child);
+        let deadline = Instant::now() + Duration::from_secs(10);
+        while TcpStream::connect(("127.0.0.1", self.port)).is_err() {
+            assert!(Instant::now() < deadline, "sudo_logsrvd did not listen");
+            std::thread::sleep(Duration::from_millis(50));
+        }
+    }
+
+    fn kill(&mut self) {
+        if let Some(mut c) = self.child.take() {
+            let _ = c.kill();
+            let _ = c.wait();
+        }
+    }
+
+    fn events_file(&self) -> PathBuf {
+        self.dir.path().join("events.json")
+    }
+
+    /// The event log's records in file order: ("accept" | "reject" | "exit", record).
+    fn records(&self) -> Vec<(String, serde_json::Map<String, Value>)> {
+        match std::fs::read(self.events_file()) {
+            Ok(b) if !b.is_empty() => occ_audit::witness::logsrvd_records(&b).unwrap_or_default(),
+            _ => Vec::new(),
+        }
+    }
+}
+
+impl Drop for Logsrvd {
+    fn drop(&mut self) {
+        self.kill();
+    }
+}
+
+fn have_logsrvd() -> bool {
+    if Path::new(LOGSRVD).is_file() {
+        return true;
+    }
+    occ_tests::skip("needs /usr/sbin/sudo_logsrvd (Debian's sudo package)");
+    false
+}
+
+fn status(h: &AgentHome) -> Value {
+    let out = h.occ(&["status", "--json"]);
+    assert!(out.status.success(), "occ status: {}", text(&out.stderr));
+    serde_json::from_slice(&out.stdout).unwrap()
+}
+
+/// Waits until `cond` holds, for at most `secs`.
+fn wait_for(secs: u64, what: &str, mut cond: impl FnMut() -> bool) {
+    let deadline = Instant::now() + Duration::from_secs(secs);
+    while !cond() {
+        assert!(Instant::now() < deadline, "timed out waiting for {what}");
+        std::thread::sleep(Duration::from_millis(100));
+    }
+}
+
+/// A request the policy refuses at once (`policy_block`, a reject for sudo_logsrvd).
+const POLICY: &str = r#"{"version": 2, "deny": ["/usr/bin/rm"]}"#;
+
+#[test]
+fn forwards_accept_reject_and_exit_to_real_sudo_logsrvd_and_drains_after_a_restart() {
+    let Some(ids) = ready() else { return };
+    if !have_logsrvd() {
+        return;
+    }
+    let mut server = Logsrvd::start();
+    let h = AgentHome::new(ids);
+    h.write_security("command-policy.json", POLICY);
+    h.write_security(
+        "broker.json",
+        &format!(
+            r#"{{"audit": {{"forward": [{{"type": "logsrvd", "address": "127.0.0.1:{}"}}]}}}}"#,
+            server.port
+        ),
+    );
+
+    // A run (accept, then accept + exit), a denial and a policy block (rejects).
+    let id = pending_id(&h.sudo(&["-n", "/usr/bin/id", "-u"], &[]));
+    assert!(h.occ(&["approve", &id]).status.success());
+    let ran = h.sudo(&["-n", "/usr/bin/id", "-u"], &[]);
+    assert_eq!(text(&ran.stdout), "0\n", "{}", text(&ran.stderr));
+    let denied = pending_id(&h.sudo(&["-n", "/usr/bin/id", "-g"], &[]));
+    assert!(h.occ(&["deny", &denied]).status.success());
+    let blocked = h.sudo(&["-n", "/usr/bin/rm", "/nonexistent"], &[]);
+    assert_eq!(blocked.status.code(), Some(1));
+
+    let local = h.events();
+    let find = |t: &str| {
+        local
+            .iter()
+            .find(|e| e["event_type"] == t)
+            .unwrap_or_else(|| panic!("no {t} in the local log"))
+            .clone()
+    };
+    let (start, finish, deny, block) = (
+        find("exec_start"),
+        find("exec_finish"),
+        find("approval_denied"),
+        find("policy_block"),
+    );
+    wait_for(15, "four sessions at sudo_logsrvd", || {
+        server
+            .records()
+            .iter()
+            .filter(|(k, _)| k == "accept" || k == "reject")
+            .count()
+            >= 4
+    });
+    let recs = server.records();
+    let by_seq = |e: &Value| {
+        let n = recs
+            .iter()
+            .position(|(_, r)| r.get("occ_seq") == Some(&e["seq"]))
+            .unwrap_or_else(|| panic!("seq {} not at sudo_logsrvd: {recs:?}", e["seq"]));
+        (n, recs[n].0.clone(), recs[n].1.clone())
+    };
+    // exec_start: an accept with sudo's keys and occ's.
+    let (_, kind, r) = by_seq(&start);
+    assert_eq!(kind, "accept");
+    assert_eq!(r["occ_event"], "exec_start");
+    assert_eq!(r["occ_chain_hash"], start["chain_hash"]);
+    assert_eq!(r["occ_request_id"], start["request_id"]);
+    assert_eq!(r["submituser"], "occ-agent");
+    assert_eq!(r["runuser"], "root");
+    assert_eq!(r["runuid"], 0);
+    assert_eq!(r["submituid"], ids.0);
+    assert_eq!(r["runargv"], start["runargv"]);
+    assert_eq!(r["command"], start["command"]);
+    assert_eq!(r["runcwd"], start["runcwd"]);
+    assert_eq!(r["occ_grant_scope"], start["grant_scope"]);
+    assert!(r["submithost"].as_str().is_some_and(|h| !h.is_empty()));
+    // exec_finish: an accept, then the exit in the same session (one uuid).
+    let (n, kind, r) = by_seq(&finish);
+    assert_eq!(
+        (kind.as_str(), &r["occ_event"]),
+        ("accept", &Value::from("exec_finish"))
+    );
+    let (exit_kind, exit) = &recs[n + 1];
+    assert_eq!(exit_kind, "exit", "{recs:?}");
+    assert_eq!(exit["uuid"], r["uuid"]);
+    assert_eq!(exit["exit_value"], 0);
+    // The denial and the policy block: rejects with the reason.
+    let (_, kind, r) = by_seq(&deny);
+    assert_eq!(
+        (kind.as_str(), &r["occ_event"]),
+        ("reject", &Value::from("approval_denied"))
+    );
+    assert_eq!(r["occ_request_id"], Value::from(denied.clone()));
+    let (_, kind, r) = by_seq(&block);
+    assert_eq!(kind, "reject");
+    assert_eq!(r["occ_reason_code"], block["reason_code"]);
+    assert!(r["reason"].as_str().is_some_and(|s| !s.is_empty()), "{r:?}");
+    let st = status(&h);
+    let fw = &st["audit"]["forward"][0];
+    assert_eq!(fw["state"], "connected", "{st}");
+    assert_eq!(fw["backlog"], 0, "{st}");
+
+    // The server goes away mid-stream: requests are answered at once all the same.
+    let before = server.records().len();
+    server.kill();
+    for _ in 0..20 {
+        let t0 = Instant::now();
+        let out = h.sudo(&["-n", "/usr/bin/rm", "/nonexistent"], &[]);
+        assert_eq!(out.status.code(), Some(1));
+        assert!(
+            t0.elapsed() < Duration::from_secs(3),
+            "a down server slowed a request"
+        );
+    }
+    wait_for(10, "the forwarder to notice", || {
+        status(&h)["audit"]["forward"][0]["state"] == "retrying"
+    });
+    let st = status(&h);
+    let fw = &st["audit"]["forward"][0];
+    assert!(fw["backlog"].as_u64().unwrap_or(0) >= 20, "{st}");
+    assert!(
+        fw["last_error"]
+            .as_str()
+            .is_some_and(|e| e.contains("connect")),
+        "{st}"
+    );
+    let plain = text(&h.occ(&["status"]).stdout);
+    assert!(
+        plain.contains(&format!(
+            "forward logsrvd 127.0.0.1:{}: retrying (last error: ",
+            server.port
+        )),
+        "{plain}"
+    );
+    assert_eq!(server.records().len(), before);
+
+    server.restart();
+    wait_for(20, "the spool to drain", || {
+        status(&h)["audit"]["forward"][0]["backlog"] == 0
+    });
+    h.stop_broker();
+    // Everything arrived, in seq order: every local command event, and nothing else.
+    let carried: Vec<u64> = h
+        .events()
+        .iter()
+        .filter(|e| {
+            occ_audit::witness::logsrvd_message(e["event_type"].as_str().unwrap_or("")).is_some()
+        })
+        .map(|e| e["seq"].as_u64().unwrap())
+        .collect();
+    let mut got: Vec<u64> = server
+        .records()
+        .iter()
+        .filter_map(|(_, r)| r.get("occ_seq").and_then(Value::as_u64))
+        .collect();
+    assert!(
+        got.windows(2).all(|w| w[0] <= w[1]),
+        "out of order: {got:?}"
+    );
+    got.dedup();
+    assert_eq!(got, carried);
+    let spool: Vec<_> = std::fs::read_dir(h.home.join("security/spool"))
+        .unwrap()
+        .flat_map(|d| std::fs::read_dir(d.unwrap().path()).unwrap())
+        .collect();
+    assert!(spool.is_empty(), "spool not drained: {spool:?}");
+    // The copy at sudo_logsrvd is a witness the local chain agrees with (fetched from the
+    // server, as an admin would, to where the agent can read it).
+    let witness = h.home.parent().unwrap().join("events.json");
+    std::fs::copy(server.events_file(), &witness).unwrap();
+    std::fs::set_permissions(&witness, std::fs::Permissions::from_mode(0o644)).unwrap();
+    let v = h.occ(&["audit", "verify", "--witness", witness.to_str().unwrap()]);
+    assert_eq!(
+        v.status.code(),
+        Some(0),
+        "{}{}",
+        text(&v.stdout),
+        text(&v.stderr)
+    );
+    assert!(
+        text(&v.stdout).contains("witness: agrees"),
+        "{}",
+        text(&v.stdout)
+    );
+}
+
+/// A test-owned syslog receiver on a Unix datagram socket the agent's broker can write to.
+struct DevLog {
+    _dir: tempfile::TempDir,
+    path: PathBuf,
+    got: Arc<Mutex<Vec<String>>>,
+}
+
+impl DevLog {
+    fn new() -> DevLog {
+        let dir = tempfile::tempdir().unwrap();
+        std::fs::set_permissions(dir.path(), std::fs::Permissions::from_mode(0o755)).unwrap();
+        let path = dir.path().join("log.sock");
+        let sock = UnixDatagram::bind(&path).unwrap();
+        std::fs::set_permissions(&path, std::fs::Permissions::from_mode(0o666)).unwrap();
+        let got = Arc::new(Mutex::new(Vec::new()));
+        let sink = Arc::clone(&got);
+        std::thread::spawn(move || {
+            let mut buf = vec![0u8; 65536];
+            while let Ok(n) = sock.recv(&mut buf) {
+                sink.lock()
+                    .unwrap()
+                    .push(String::from_utf8_lossy(&buf[..n]).into_owned());
+            }
+        });
+        DevLog {
+            _dir: dir,
+            path,
+            got,
+        }
+    }
+
+    fn lines(&self) -> Vec<String> {
+        self.got.lock().unwrap().clone()
+    }
+}
+
+/// The broker-forwarded events of the local log (what a syslog witness must hold).
+fn forwarded(events: &[Value]) -> Vec<Value> {
+    events
+        .iter()
+        .filter(|e| occ_audit::witness::forwarded(e["event_type"].as_str().unwrap_or("")))
+        .cloned()
+        .collect()
+}
+
+fn assert_5424_matches(lines: &[String], local: &[Value]) {
+    assert_eq!(lines.len(), local.len(), "{lines:#?}");
+    for (l, e) in lines.iter().zip(local) {
+        // authpriv (10): <84> warning or <85> notice; version 1; the event's own timestamp.
+        assert!(l.starts_with("<84>1 ") || l.starts_with("<85>1 "), "{l}");
+        let want = format!(
+            "[occ@32473 seq=\"{}\" event_type=\"{}\" chain_hash=\"{}\"",
+            e["seq"],
+            e["event_type"].as_str().unwrap(),
+            e["chain_hash"].as_str().unwrap()
+        );
+        assert!(l.contains(&want), "{l}\nwant {want}");
+        assert!(
+            l.contains(&format!(" {} ", e["timestamp"].as_str().unwrap())),
+            "{l}"
+        );
+        let body: Value = serde_json::from_str(&l[l.find("] {").unwrap() + 2..]).unwrap();
+        assert_eq!(body["chain_hash"], e["chain_hash"], "{l}");
+        assert_eq!(body["runargv"], e["runargv"], "{l}");
+    }
+}
+
+#[test]
+fn forwards_rfc5424_to_a_unix_socket_and_to_tcp_once_it_listens() {
+    let Some(ids) = ready() else { return };
+    let devlog = DevLog::new();
+    let port = free_port();
+    let h = AgentHome::new(ids);
+    h.write_security("command-policy.json", POLICY);
+    h.write_security(
+        "broker.json",
+        &format!(
+            r#"{{"audit": {{"forward": [{{"type": "syslog", "socket": "{}"}},
+                {{"type": "syslog", "address": "127.0.0.1:{port}", "protocol": "tcp"}}]}}}}"#,
+            devlog.path.display()
+        ),
+    );
+    let id = pending_id(&h.sudo(&["-n", "/usr/bin/id", "-u"], &[]));
+    assert!(h.occ(&["approve", &id]).status.success());
+    assert!(h.sudo(&["-n", "/usr/bin/id", "-u"], &[]).status.success());
+    for _ in 0..5 {
+        assert_eq!(
+            h.sudo(&["-n", "/usr/bin/rm", "/x"], &[]).status.code(),
+            Some(1)
+        );
+    }
+    // The TCP receiver is not there yet: its events wait in the spool.
+    wait_for(10, "the tcp forwarder to retry", || {
+        status(&h)["audit"]["forward"][1]["state"] == "retrying"
+    });
+    let backlog = status(&h)["audit"]["forward"][1]["backlog"]
+        .as_u64()
+        .unwrap();
+    assert!(backlog >= 10, "{backlog}");
+    let want = forwarded(&h.events());
+    wait_for(10, "the datagrams", || devlog.lines().len() >= want.len());
+    assert_5424_matches(&devlog.lines(), &want);
+
+    // Now it listens: the spool drains over one connection, RFC 6587 octet counting, in order.
+    let listener = TcpListener::bind(("127.0.0.1", port)).unwrap();
+    let (mut conn, _) = listener.accept().unwrap();
+    conn.set_read_timeout(Some(Duration::from_secs(10)))
+        .unwrap();
+    let mut frames = Vec::new();
+    let mut buf = Vec::new();
+    while frames.len() < want.len() {
+        let mut chunk = [0u8; 65536];
+        let n = conn.read(&mut chunk).expect("tcp frames");
+        assert!(n > 0, "closed after {} frames", frames.len());
+        buf.extend_from_slice(&chunk[..n]);
+        while let Some(sp) = buf.iter().position(|&b| b == b' ') {
+            let len: usize = std::str::from_utf8(&buf[..sp]).unwrap().parse().unwrap();
+            if buf.len() < sp + 1 + len {
+                break;
+            }
+            frames.push(String::from_utf8(buf[sp + 1..sp + 1 + len].to_vec()).unwrap());
+            buf.drain(..sp + 1 + len);
+        }
+    }
+    assert_5424_matches(&frames[..want.len()], &want);
+    wait_for(10, "the tcp backlog to drain", || {
+        status(&h)["audit"]["forward"][1]["backlog"] == 0
+    });
+}
+
+#[test]
+fn witness_catches_the_user_mode_rewrite() {
+    let Some(ids) = ready() else { return };
+    let devlog = DevLog::new();
+    let h = AgentHome::new(ids);
+    h.write_security("command-policy.json", POLICY);
+    h.write_security(
+        "broker.json",
+        &format!(
+            r#"{{"audit": {{"forward": [{{"type": "syslog", "socket": "{}"}}]}}}}"#,
+            devlog.path.display()
+        ),
+    );
+    let id = pending_id(&h.sudo(&["-n", "/usr/bin/id", "-u"], &[]));
+    assert!(h.occ(&["approve", &id]).status.success());
+    assert!(h.sudo(&["-n", "/usr/bin/id", "-u"], &[]).status.success());
+    assert_eq!(
+        h.sudo(&["-n", "/usr/bin/rm", "/x"], &[]).status.code(),
+        Some(1)
+    );
+    h.stop_broker();
+    let original = h.events();
+    wait_for(10, "the datagrams", || {
+        devlog.lines().len() >= forwarded(&original).len()
+    });
+    let witness = h.home.parent().unwrap().join("witness.log");
+    std::fs::write(&witness, devlog.lines().join("\n") + "\n").unwrap();
+
+    // The untampered log agrees with its witness.
+    let agree = h.occ(&["audit", "verify", "--witness", witness.to_str().unwrap()]);
+    assert_eq!(agree.status.code(), Some(0), "{}", text(&agree.stdout));
+
+    // The agent rewrites its own log: drops the approval and the run, re-chains the rest with
+    // valid hashes, and rewrites audit-head.json. Local verification cannot tell.
+    let kept: Vec<&Value> = original
+        .iter()
+        .filter(|e| {
+            !matches!(
+                e["event_type"].as_str(),
+                Some("approval_granted" | "exec_start" | "exec_finish")
+            )
+        })
+        .collect();
+    assert!(kept.len() + 3 <= original.len());
+    let forged = tempfile::tempdir().unwrap();
+    let forged_log = forged.path().join("privileged-audit.jsonl");
+    {
+        let mut w = occ_audit::Writer::open(&forged_log, occ_audit::Options::default()).unwrap();
+        for e in &kept {
+            let mut fields = std::collections::BTreeMap::new();
+            for (k, v) in e.as_object().unwrap() {
+                if [
+                    "seq",
+                    "timestamp",
+                    "event_type",
+                    "prev_hash",
+                    "chain_hash",
+                    "seal",
+                ]
+                .contains(&k.as_str())
+                {
+                    continue;
+                }
+                fields.insert(k.clone(), to_value(v));
+            }
+            w.append(e["event_type"].as_str().unwrap(), fields).unwrap();
+        }
+        w.sync().unwrap();
+    }
+    let sec = h.home.join("security");
+    std::fs::copy(&forged_log, sec.join("privileged-audit.jsonl")).unwrap();
+    std::fs::copy(
+        forged.path().join("audit-head.json"),
+        sec.join("audit-head.json"),
+    )
+    .unwrap();
+    h.chown_all();
+    let local = h.occ(&["audit", "verify"]);
+    assert_eq!(
+        local.status.code(),
+        Some(0),
+        "the forgery verifies locally: {}",
+        text(&local.stdout)
+    );
+
+    let caught = h.occ(&["audit", "verify", "--witness", witness.to_str().unwrap()]);
+    let out = text(&caught.stdout);
+    assert_eq!(caught.status.code(), Some(1), "{out}");
+    assert!(out.contains("witness: DISAGREES"), "{out}");
+    assert!(out.contains(": witness_mismatch: "), "{out}");
+    assert!(out.contains(": missing_locally: "), "{out}");
+    let json = h.occ(&[
+        "audit",
+        "verify",
+        "--json",
+        "--witness",
+        witness.to_str().unwrap(),
+    ]);
+    let v: Value = serde_json::from_slice(&json.stdout).unwrap();
+    assert_eq!(v["intact"], true);
+    assert_eq!(v["witness"]["agrees"], false);
+    // The last original events are gone locally; the witness still holds them.
+    let last = original.last().unwrap()["seq"].as_u64().unwrap();
+    assert!(
+        v["witness"]["findings"]
+            .as_array()
+            .unwrap()
+            .iter()
+            .any(|f| f["reason"] == "missing_locally" && f["seq"] == last),
+        "{v}"
+    );
+}
+
+fn to_value(v: &Value) -> occ_audit::Value {
+    match v {
+        Value::Null => occ_audit::Value::Null,
+        Value::Bool(b) => occ_audit::Value::Bool(*b),
+        Value::Number(n) => occ_audit::Value::Int(n.as_i64().unwrap()),
+        Value::String(s) => occ_audit::Value::Str(s.clone()),
+        Value::Array(a) => occ_audit::Value::Array(a.iter().map(to_value).collect()),
+        Value::Object(o) => {
+            occ_audit::Value::Object(o.iter().map(|(k, v)| (k.clone(), to_value(v))).collect())
+        }
+    }
+}
+
+#[test]
+fn a_full_spool_drops_copies_never_requests_and_records_forward_overflow() {
+    let Some(ids) = ready() else { return };
+    let port = free_port();
+    let h = AgentHome::new(ids);
+    h.write_security("command-policy.json", POLICY);
+    h.write_security(
+        "broker.json",
+        &format!(
+            r#"{{"audit": {{"spool_max_events": 3, "forward": [
+                {{"type": "syslog", "address": "127.0.0.1:{port}", "protocol": "tcp"}}]}}}}"#
+        ),
+    );
+    for _ in 0..3 {
+        assert_eq!(
+            h.sudo(&["-n", "/usr/bin/rm", "/x"], &[]).status.code(),
+            Some(1)
+        );
+    }
+    let st = status(&h);
+    let fw = &st["audit"]["forward"][0];
+    assert_eq!(fw["backlog"], 3, "{st}");
+    let before = forwarded(&h.events());
+    let dropped = before.len() as u64 - 3;
+    assert_eq!(fw["dropped_pending_record"], dropped, "{st}");
+
+    let listener = TcpListener::bind(("127.0.0.1", port)).unwrap();
+    let (mut conn, _) = listener.accept().unwrap();
+    conn.set_read_timeout(Some(Duration::from_secs(10)))
+        .unwrap();
+    let mut got = String::new();
+    while !got.contains("forward_overflow") {
+        let mut chunk = [0u8; 65536];
+        let n = conn.read(&mut chunk).expect("frames");
+        assert!(n > 0, "closed: {got}");
+        got.push_str(&String::from_utf8_lossy(&chunk[..n]));
+    }
+    let overflow = h
+        .events()
+        .into_iter()
+        .find(|e| e["event_type"] == "forward_overflow")
+        .expect("forward_overflow on record");
+    assert_eq!(overflow["dropped"], dropped);
+    assert_eq!(overflow["first_dropped_seq"], before[3]["seq"]);
+    assert_eq!(overflow["last_dropped_seq"], before.last().unwrap()["seq"]);
+    assert_eq!(overflow["spool_max_events"], 3);
+    assert_eq!(
+        overflow["forwarder"],
+        format!("syslog 127.0.0.1:{port}/tcp")
+    );
+    // The first three reached the receiver, then the overflow record itself.
+    for e in &before[..3] {
+        assert!(got.contains(&format!(
+            "chain_hash=\"{}\"",
+            e["chain_hash"].as_str().unwrap()
+        )));
+    }
+    assert!(!got.contains(&format!(
+        "chain_hash=\"{}\"",
+        before[3]["chain_hash"].as_str().unwrap()
+    )));
+}
