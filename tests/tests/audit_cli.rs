@@ -514,7 +514,7 @@ fn requests_log(h: &Home) {
         "root",
         &sys,
         "aaaa1111",
-        &[("exit_status", Value::Int(0))],
+        &[("exit_value", Value::Int(0))],
     );
     ev(
         &mut w,
@@ -565,6 +565,11 @@ fn audit_show_filters_like_journalctl() {
     );
 
     let count = |args: &[&str]| lines_of(&h, args).len();
+    assert!(
+        all[2].contains("exec_finish") && all[2].contains("  exit_value=0"),
+        "{}",
+        all[2]
+    );
     assert_eq!(count(&["--user", "intruder"]), 1);
     assert_eq!(count(&["--runuser", "www-data"]), 1);
     assert_eq!(count(&["--id", "aaaa1111"]), 3);

@@ -17,13 +17,14 @@ const CHAIN_FIELDS: [&str; 6] = [
 ];
 
 /// Fields `short` shows after the command, when present, in this order.
-const KEY_FIELDS: [&str; 9] = [
+const KEY_FIELDS: [&str; 10] = [
     "request_id",
     "reason_code",
     "grant_scope",
-    "approver",
+    "exit_value",
     "exit_status",
     "signal",
+    "approver",
     "channel",
     "session_id",
     "message",
@@ -85,11 +86,11 @@ impl<'a> Shown<'a> {
         }
     }
 
-    /// Who asked: `submituser`, else the approver or `user`.
-    fn user(&self) -> Option<String> {
+    /// Who asked: `submituser`, else the approver or `user`; with the field it came from.
+    fn user(&self) -> Option<(&'static str, String)> {
         ["submituser", "approver", "user"]
-            .iter()
-            .find_map(|k| self.string(k))
+            .into_iter()
+            .find_map(|k| self.string(k).map(|v| (k, v)))
     }
 
     pub(super) fn render(&self, line: &[u8], how: Output, colour: bool) -> String {
@@ -115,7 +116,10 @@ impl<'a> Shown<'a> {
                 colour
             )
         );
-        let user = self.user();
+        let (user_key, user) = match self.user() {
+            Some((k, v)) => (Some(k), Some(v)),
+            None => (None, None),
+        };
         let runuser = self.string("runuser");
         match (&user, &runuser) {
             (Some(u), Some(r)) => {
@@ -146,7 +150,13 @@ impl<'a> Shown<'a> {
             }
         }
         for k in KEY_FIELDS {
+            if Some(k) == user_key {
+                continue;
+            }
             if let Some(v) = self.raw_text(k) {
+                if k == "signal" && v == "0" {
+                    continue;
+                }
                 if k == "request_id" {
                     out.push_str(&format!("  #{v}"));
                 } else {

@@ -98,7 +98,9 @@ pub(super) fn rotate(a: RotateArgs) -> Res {
             .map(|b| format!("{}:{}: {}", b.file.display(), b.line, b.reason))
             .unwrap_or_default();
         eprintln!(
-            "occ audit rotate: {} is broken ({} break(s), first {first}); not rotated. Run              `occ audit verify` to see every break; `occ audit rotate --force` rotates anyway              and records rotated_broken_log",
+            "occ audit rotate: {} is broken ({} break(s), first {first}); not rotated. Run \
+             `occ audit verify` to see every break; `occ audit rotate --force` rotates anyway \
+             and records rotated_broken_log",
             path.display(),
             report.breaks_total
         );
