@@ -107,54 +107,36 @@ impl Request {
 pub fn decide(req: &Request, policy: &PolicyConfig) -> Outcome {
     let args = req.argv.get(1..).unwrap_or_default();
     let secure_path = policy.broker.secure_path.as_str();
-    if let Some(rule) = policy
-        .commands
-        .deny
+    let deny = &policy.commands.deny;
+    // The command, then every command it wraps, then what a code runner carries in its
+    // arguments: the first deny rule that matches refuses, naming where it matched.
+    let blocked = deny
         .first_match(&req.command, args, secure_path)
-    {
+        .map(|rule| (rule, String::new()))
+        .or_else(|| {
+            req.unwrapped.levels.iter().find_map(|level| {
+                let inner = level.argv.get(1..).unwrap_or_default();
+                deny.first_match(&level.command, inner, secure_path)
+                    .map(|rule| (rule, format!("{:?} runs inside", level.argv.join(" "))))
+            })
+        })
+        .or_else(|| {
+            req.runs_arbitrary_code
+                .then(|| nested_deny(policy, &req.argv))
+                .flatten()
+                .map(|(rule, inner)| (rule, format!("{inner:?} is carried inside")))
+        });
+    if let Some((rule, inside)) = blocked {
+        let mut message = format!("refused by command-policy.json {} ({})", rule.id, rule.text);
+        if !inside.is_empty() {
+            message.push_str(&format!(": {inside} {}", req.command.path.display()));
+        }
         return Outcome {
             decision: Decision::Deny,
             reason_code: "policy_block",
             rule: Some(format!("{}: {}", rule.id, rule.text)),
-            message: format!("refused by command-policy.json {} ({})", rule.id, rule.text),
+            message,
         };
-    }
-    for level in &req.unwrapped.levels {
-        let inner_args = level.argv.get(1..).unwrap_or_default();
-        if let Some(rule) =
-            policy
-                .commands
-                .deny
-                .first_match(&level.command, inner_args, secure_path)
-        {
-            return Outcome {
-                decision: Decision::Deny,
-                reason_code: "policy_block",
-                rule: Some(format!("{}: {}", rule.id, rule.text)),
-                message: format!(
-                    "refused by command-policy.json {} ({}): {:?} runs inside {}",
-                    rule.id,
-                    rule.text,
-                    level.argv.join(" "),
-                    req.command.path.display()
-                ),
-            };
-        }
-    }
-    if req.runs_arbitrary_code {
-        if let Some((rule, inner)) = nested_deny(policy, &req.argv) {
-            return Outcome {
-                decision: Decision::Deny,
-                reason_code: "policy_block",
-                rule: Some(format!("{}: {}", rule.id, rule.text)),
-                message: format!(
-                    "refused by command-policy.json {} ({}): {inner:?} is carried inside {}",
-                    rule.id,
-                    rule.text,
-                    req.command.path.display()
-                ),
-            };
-        }
     }
     let allow_rule = policy
         .commands

@@ -6,15 +6,8 @@ use occ_audit::canon::{self, Field, Member, Record};
 
 use crate::escape::{escape_raw as escape, escape_text};
 
-/// The fields that make the chain, shown only by `verbose`.
-const CHAIN_FIELDS: [&str; 6] = [
-    "seq",
-    "timestamp",
-    "event_type",
-    "prev_hash",
-    "seal",
-    "chain_hash",
-];
+/// The fields that make the chain (the writer's own), shown only by `verbose`.
+const CHAIN_FIELDS: [&str; 6] = occ_audit::chain::RESERVED;
 
 /// Fields `short` shows after the command, when present, in this order.
 const KEY_FIELDS: [&str; 10] = [
