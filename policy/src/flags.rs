@@ -156,24 +156,32 @@ struct AliasEntry {
 type AliasMap = HashMap<(u64, u64), AliasEntry>;
 
 /// The alias map of one catalogue, built on first use for one `secure_path` and shared by
-/// the catalogue's clones (the system broker clones its loaded policy per request, so it
-/// builds the map once per load; a reload builds it afresh).
+/// the catalogue's clones (the builtin catalogue is one per process, so a broker builds it
+/// once, not per request). It is rebuilt after [`ALIAS_MAP_TTL`], so a package upgrade that
+/// adds or repoints a name is seen within that time.
 #[derive(Clone, Debug, Default)]
 pub(crate) struct AliasCache(Arc<Mutex<Option<BuiltFor>>>);
 
-/// An alias map and the `secure_path` it was built for.
-type BuiltFor = (String, Arc<AliasMap>);
+/// How long an alias map is trusted before it is read again from `secure_path`.
+pub const ALIAS_MAP_TTL: std::time::Duration = std::time::Duration::from_secs(60);
+
+/// An alias map, the `secure_path` it was built for, and when.
+type BuiltFor = (String, Arc<AliasMap>, std::time::Instant);
 
 impl AliasCache {
     fn get(&self, runners: &CodeRunners, secure_path: &str) -> Arc<AliasMap> {
         let mut slot = self.0.lock().unwrap_or_else(|p| p.into_inner());
-        if let Some((sp, map)) = slot.as_ref() {
-            if sp == secure_path {
+        if let Some((sp, map, at)) = slot.as_ref() {
+            if sp == secure_path && at.elapsed() < ALIAS_MAP_TTL {
                 return map.clone();
             }
         }
         let map = Arc::new(build_aliases(runners, secure_path));
-        *slot = Some((secure_path.to_string(), map.clone()));
+        *slot = Some((
+            secure_path.to_string(),
+            map.clone(),
+            std::time::Instant::now(),
+        ));
         map
     }
 }

@@ -2,6 +2,7 @@
 //! and the code-runner catalogue, parsed strictly and read one file at a time.
 
 use std::collections::BTreeMap;
+use std::sync::{Arc, OnceLock};
 
 use super::*;
 
@@ -254,8 +255,9 @@ impl Listed {
 /// (shells, interpreters, wrappers, tools with hooks, compilers) and names that write files.
 #[derive(Clone, Debug)]
 pub struct CodeRunners {
-    code: HashSet<String>,
-    writes: HashSet<String>,
+    // Shared by clones: the broker hands every request a copy of the catalogue.
+    code: Arc<HashSet<String>>,
+    writes: Arc<HashSet<String>>,
     code_patterns: Patterns,
     writes_patterns: Patterns,
     source: Option<CatalogueSource>,
@@ -357,18 +359,26 @@ fn names_of(
 impl CodeRunners {
     /// The catalogue shipped in `references/code-runners.json` (embedded at build time; a
     /// unit test proves it parses).
+    /// Parsed once per process and shared: a user-mode broker loads its policy for every
+    /// request, and the catalogue, its compiled patterns and its alias map need not be rebuilt
+    /// each time (the alias map refreshes itself, see `flags::AliasCache`).
     pub fn builtin() -> CodeRunners {
-        CodeRunners::parse(
-            Path::new("references/code-runners.json"),
-            templates::CODE_RUNNERS,
-        )
-        .unwrap_or_else(|_| CodeRunners::empty())
+        static BUILTIN: OnceLock<CodeRunners> = OnceLock::new();
+        BUILTIN
+            .get_or_init(|| {
+                CodeRunners::parse(
+                    Path::new("references/code-runners.json"),
+                    templates::CODE_RUNNERS,
+                )
+                .unwrap_or_else(|_| CodeRunners::empty())
+            })
+            .clone()
     }
 
     fn empty() -> CodeRunners {
         CodeRunners {
-            code: HashSet::new(),
-            writes: HashSet::new(),
+            code: Arc::default(),
+            writes: Arc::default(),
             code_patterns: Patterns::empty(),
             writes_patterns: Patterns::empty(),
             source: None,
@@ -412,8 +422,12 @@ impl CodeRunners {
             ));
         }
         Ok(CodeRunners {
-            code: names_of(file, "runs_arbitrary_code", raw.runs_arbitrary_code)?,
-            writes: names_of(file, "writes_files", raw.writes_files)?,
+            code: Arc::new(names_of(
+                file,
+                "runs_arbitrary_code",
+                raw.runs_arbitrary_code,
+            )?),
+            writes: Arc::new(names_of(file, "writes_files", raw.writes_files)?),
             code_patterns: Patterns::compile(
                 file,
                 "runs_arbitrary_code",
