@@ -355,6 +355,15 @@ impl Store {
         Some(g)
     }
 
+    /// Puts back a once-grant that [`Store::take_grant`] took for a run that never started
+    /// (user mode: the real sudo would have asked a password). A grant filed since for the
+    /// same digest wins; a session grant was never taken away.
+    pub fn put_back(&mut self, grant: Grant) {
+        if grant.scope == Scope::Once {
+            self.grants.entry(grant.digest).or_insert(grant);
+        }
+    }
+
     /// Ends sessions idle for the timeout, dropping their grants; returns their ids.
     pub fn expire_sessions(&mut self, now_ms: u64) -> Vec<String> {
         let idle = self.idle_timeout_ms;

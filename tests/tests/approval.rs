@@ -1026,3 +1026,66 @@ fn expiry_is_recorded_without_any_further_request() {
         std::thread::sleep(Duration::from_millis(100));
     }
 }
+
+/// User mode: an approved command the agent's real sudo would want a password for (occ-agent
+/// has no NOPASSWD rule for whoami) is refused before the grant is spent, with the sudoers line
+/// that would fix it; the approval stays, so the retry after the fix runs. Needs root.
+#[test]
+fn approval_is_kept_when_the_real_sudo_would_ask_a_password_needs_root() {
+    let Some(ids) = ready() else { return };
+    let h = AgentHome::new(ids);
+    let run = || h.sudo(&["-n", "/usr/bin/whoami"], &[]);
+    let id = pending_id(&run());
+    assert!(h.occ(&["approve", &id]).status.success());
+    for attempt in 0..2 {
+        let out = run();
+        let err = text(&out.stderr);
+        assert_eq!(out.status.code(), Some(1), "attempt {attempt}: {err}");
+        assert!(out.stdout.is_empty(), "nothing ran: {}", text(&out.stdout));
+        assert!(
+            err.contains("(occ: real_sudo_needs_password)")
+                && err.contains("the approval is kept")
+                && err.contains("occ-agent ALL=(root) NOPASSWD: /usr/bin/whoami"),
+            "attempt {attempt}: {err}"
+        );
+        assert!(!err.contains("approval pending"), "no new request: {err}");
+    }
+    assert!(
+        h.pending().is_empty(),
+        "the approval was not turned back into a request"
+    );
+    // The admin adds the rule the message named: the kept approval now runs, once.
+    struct Rule(PathBuf);
+    impl Drop for Rule {
+        fn drop(&mut self) {
+            let _ = std::fs::remove_file(&self.0);
+        }
+    }
+    let rule = Rule(PathBuf::from(format!(
+        "/etc/sudoers.d/occ-test-whoami-{}",
+        std::process::id()
+    )));
+    std::fs::write(&rule.0, "occ-agent ALL=(root) NOPASSWD: /usr/bin/whoami\n").unwrap();
+    std::fs::set_permissions(&rule.0, std::fs::Permissions::from_mode(0o440)).unwrap();
+    let ran = run();
+    drop(rule);
+    assert_eq!(text(&ran.stdout), "root\n", "{}", text(&ran.stderr));
+    assert_eq!(ran.status.code(), Some(0));
+    pending_id(&run());
+    h.stop_broker();
+    let ev = h.events();
+    let blocks: Vec<&Value> = ev
+        .iter()
+        .filter(|e| e["reason_code"] == "real_sudo_needs_password")
+        .collect();
+    assert_eq!(blocks.len(), 2, "{:?}", types(&ev));
+    for b in &blocks {
+        assert_eq!(b["event_type"], "policy_block");
+        assert_eq!(b["grant_kept"], Value::Bool(true));
+        assert_eq!(b["request_id"], Value::String(id.clone()));
+    }
+    let t = types(&ev);
+    assert_eq!(t.iter().filter(|x| *x == "approval_requested").count(), 2);
+    assert_eq!(t.iter().filter(|x| *x == "exec_start").count(), 1, "{t:?}");
+    h.verify_intact();
+}
