@@ -997,11 +997,67 @@ fn sigterm_answers_a_waiting_caller_with_broker_stopping() {
         "{t:?}"
     );
     assert!(!t.contains(&"exec_start".to_string()));
-    let ended = ev
+    // The request itself is not ended: the clean stop carries it over (issue 15), and the next
+    // start records it as pending_restored under its old id.
+    assert!(!t.contains(&"approval_expired".to_string()), "{t:?}");
+    let id = pending_id(&h.sudo(&["-n", "/usr/bin/true"], &[]));
+    let ev = h.events();
+    assert!(
+        ev.iter()
+            .any(|e| e["event_type"] == "pending_restored" && e["request_id"] == id.as_str()),
+        "{:?}",
+        types(&ev)
+    );
+}
+
+/// User mode: a pending request survives a clean stop (SIGTERM) with its id and expiry, is
+/// audited `pending_restored`, and can be approved after the restart; the retry runs. A
+/// snapshot edited after the stop restores nothing. Needs root.
+#[test]
+fn pending_request_survives_a_restart_and_is_approved_after_it_needs_root() {
+    let Some(ids) = ready() else { return };
+    let h = AgentHome::new(ids);
+    let run = || h.sudo(&["-n", "/usr/bin/id", "-u"], &[]);
+    let id = pending_id(&run());
+    let before = h.pending();
+    h.stop_broker();
+    let state = h.home.join("security/root-session-state.json");
+    let md = std::fs::metadata(&state).expect("the snapshot carries the pending request");
+    assert_eq!(md.mode() & 0o777, 0o600);
+    // The shim starts a new broker: the identical request is still pending under its old id.
+    assert_eq!(pending_id(&run()), id);
+    let after = h.pending();
+    assert_eq!(after.len(), 1);
+    assert_eq!(after[0]["id"], before[0]["id"]);
+    assert_eq!(after[0]["expires_at"], before[0]["expires_at"]);
+    let ev = h.events();
+    let restored: Vec<&Value> = ev
         .iter()
-        .find(|e| e["event_type"] == "approval_expired")
-        .expect("the pending request's end is on record");
-    assert_eq!(ended["reason"], "broker_stopping");
+        .filter(|e| e["event_type"] == "pending_restored")
+        .collect();
+    assert_eq!(restored.len(), 1, "{:?}", types(&ev));
+    assert_eq!(restored[0]["request_id"], id.as_str());
+    assert!(h.occ(&["approve", &id]).status.success());
+    let ran = run();
+    assert_eq!(text(&ran.stdout), "0\n", "{}", text(&ran.stderr));
+
+    // A pending request in a snapshot edited after the stop is not restored.
+    let id2 = pending_id(&run());
+    h.stop_broker();
+    let genuine = std::fs::read_to_string(&state).unwrap();
+    let forged = genuine.replacen("/usr/bin/id", "/usr/bin/idx", 1);
+    assert_ne!(forged, genuine);
+    h.write_security("root-session-state.json", &forged);
+    let id3 = pending_id(&run());
+    assert_ne!(id3, id2, "the edited snapshot restored nothing");
+    let t = types(&h.events());
+    assert!(t.contains(&"state_rejected".to_string()), "{t:?}");
+    assert_eq!(
+        t.iter().filter(|x| *x == "pending_restored").count(),
+        1,
+        "{t:?}"
+    );
+    h.verify_intact();
 }
 
 #[test]
