@@ -193,17 +193,5 @@ rc=$?
 set -e
 [ "$rc" -le 1 ] || exit "$rc"
 
-home=${OCC_HOME:-$HOME/.openclaw}
-cat <<EOF
-
-What next:
-  - The agent's sudo now asks for approval. When it prints "occ approve ID", approve it with
-      $home/bin/occ approvals
-      $home/bin/occ approve ID
-  - Check the setup at any time:   $home/bin/occ doctor
-  - Run a host scan:               $home/bin/occ-scan --help
-  - The audit log is $home/security/privileged-audit.jsonl; verify it with
-      $home/bin/occ audit verify
-  - Remove everything occ installed (keeps the audit log): $home/bin/occ uninstall
-EOF
+# `occ install` printed "What next", written from its checks (the agent's PATH, its real sudo).
 exit "$rc"

@@ -132,15 +132,15 @@ pub struct SessionSummary {
     pub grants: usize,
 }
 
-/// Snapshot written for a restart: grants and session activity only, never pending requests.
+/// Snapshot written for a restart: grants, session activity, pending requests and issued ids.
 #[derive(Debug, Default, serde::Serialize, serde::Deserialize)]
 #[serde(deny_unknown_fields)]
 pub struct Snapshot {
     pub version: u32,
     pub grants: Vec<Grant>,
     pub sessions: BTreeMap<String, u64>,
-    /// System mode only: requests still waiting for a human, and every id issued (so an id is
-    /// never reused across a restart).
+    /// Requests still waiting for a human, and every id issued (so an id is never reused
+    /// across a restart).
     #[serde(default, skip_serializing_if = "Vec::is_empty")]
     pub pending: Vec<Pending>,
     #[serde(default, skip_serializing_if = "Vec::is_empty")]
@@ -315,6 +315,14 @@ impl Store {
         Ok(p)
     }
 
+    /// Answers every waiting caller with `Stopping` but keeps the pending requests, so the
+    /// restart snapshot carries them (user mode's clean stop).
+    pub fn stop_waiters(&mut self) {
+        for id in self.pending.keys() {
+            self.outcomes.insert(id.clone(), Outcome::Stopping);
+        }
+    }
+
     /// Answers every pending request with `Stopping` (broker shutdown).
     pub fn stop_all(&mut self) -> Vec<Pending> {
         let all: Vec<Pending> = std::mem::take(&mut self.pending).into_values().collect();
@@ -353,6 +361,15 @@ impl Store {
             }
         }
         Some(g)
+    }
+
+    /// Puts back a once-grant that [`Store::take_grant`] took for a run that never started
+    /// (user mode: the real sudo would have asked a password). A grant filed since for the
+    /// same digest wins; a session grant was never taken away.
+    pub fn put_back(&mut self, grant: Grant) {
+        if grant.scope == Scope::Once {
+            self.grants.entry(grant.digest).or_insert(grant);
+        }
     }
 
     /// Ends sessions idle for the timeout, dropping their grants; returns their ids.

@@ -997,11 +997,67 @@ fn sigterm_answers_a_waiting_caller_with_broker_stopping() {
         "{t:?}"
     );
     assert!(!t.contains(&"exec_start".to_string()));
-    let ended = ev
+    // The request itself is not ended: the clean stop carries it over (issue 15), and the next
+    // start records it as pending_restored under its old id.
+    assert!(!t.contains(&"approval_expired".to_string()), "{t:?}");
+    let id = pending_id(&h.sudo(&["-n", "/usr/bin/true"], &[]));
+    let ev = h.events();
+    assert!(
+        ev.iter()
+            .any(|e| e["event_type"] == "pending_restored" && e["request_id"] == id.as_str()),
+        "{:?}",
+        types(&ev)
+    );
+}
+
+/// User mode: a pending request survives a clean stop (SIGTERM) with its id and expiry, is
+/// audited `pending_restored`, and can be approved after the restart; the retry runs. A
+/// snapshot edited after the stop restores nothing. Needs root.
+#[test]
+fn pending_request_survives_a_restart_and_is_approved_after_it_needs_root() {
+    let Some(ids) = ready() else { return };
+    let h = AgentHome::new(ids);
+    let run = || h.sudo(&["-n", "/usr/bin/id", "-u"], &[]);
+    let id = pending_id(&run());
+    let before = h.pending();
+    h.stop_broker();
+    let state = h.home.join("security/root-session-state.json");
+    let md = std::fs::metadata(&state).expect("the snapshot carries the pending request");
+    assert_eq!(md.mode() & 0o777, 0o600);
+    // The shim starts a new broker: the identical request is still pending under its old id.
+    assert_eq!(pending_id(&run()), id);
+    let after = h.pending();
+    assert_eq!(after.len(), 1);
+    assert_eq!(after[0]["id"], before[0]["id"]);
+    assert_eq!(after[0]["expires_at"], before[0]["expires_at"]);
+    let ev = h.events();
+    let restored: Vec<&Value> = ev
         .iter()
-        .find(|e| e["event_type"] == "approval_expired")
-        .expect("the pending request's end is on record");
-    assert_eq!(ended["reason"], "broker_stopping");
+        .filter(|e| e["event_type"] == "pending_restored")
+        .collect();
+    assert_eq!(restored.len(), 1, "{:?}", types(&ev));
+    assert_eq!(restored[0]["request_id"], id.as_str());
+    assert!(h.occ(&["approve", &id]).status.success());
+    let ran = run();
+    assert_eq!(text(&ran.stdout), "0\n", "{}", text(&ran.stderr));
+
+    // A pending request in a snapshot edited after the stop is not restored.
+    let id2 = pending_id(&run());
+    h.stop_broker();
+    let genuine = std::fs::read_to_string(&state).unwrap();
+    let forged = genuine.replacen("/usr/bin/id", "/usr/bin/idx", 1);
+    assert_ne!(forged, genuine);
+    h.write_security("root-session-state.json", &forged);
+    let id3 = pending_id(&run());
+    assert_ne!(id3, id2, "the edited snapshot restored nothing");
+    let t = types(&h.events());
+    assert!(t.contains(&"state_rejected".to_string()), "{t:?}");
+    assert_eq!(
+        t.iter().filter(|x| *x == "pending_restored").count(),
+        1,
+        "{t:?}"
+    );
+    h.verify_intact();
 }
 
 #[test]
@@ -1025,4 +1081,67 @@ fn expiry_is_recorded_without_any_further_request() {
         );
         std::thread::sleep(Duration::from_millis(100));
     }
+}
+
+/// User mode: an approved command the agent's real sudo would want a password for (occ-agent
+/// has no NOPASSWD rule for whoami) is refused before the grant is spent, with the sudoers line
+/// that would fix it; the approval stays, so the retry after the fix runs. Needs root.
+#[test]
+fn approval_is_kept_when_the_real_sudo_would_ask_a_password_needs_root() {
+    let Some(ids) = ready() else { return };
+    let h = AgentHome::new(ids);
+    let run = || h.sudo(&["-n", "/usr/bin/whoami"], &[]);
+    let id = pending_id(&run());
+    assert!(h.occ(&["approve", &id]).status.success());
+    for attempt in 0..2 {
+        let out = run();
+        let err = text(&out.stderr);
+        assert_eq!(out.status.code(), Some(1), "attempt {attempt}: {err}");
+        assert!(out.stdout.is_empty(), "nothing ran: {}", text(&out.stdout));
+        assert!(
+            err.contains("(occ: real_sudo_needs_password)")
+                && err.contains("the approval is kept")
+                && err.contains("occ-agent ALL=(root) NOPASSWD: /usr/bin/whoami"),
+            "attempt {attempt}: {err}"
+        );
+        assert!(!err.contains("approval pending"), "no new request: {err}");
+    }
+    assert!(
+        h.pending().is_empty(),
+        "the approval was not turned back into a request"
+    );
+    // The admin adds the rule the message named: the kept approval now runs, once.
+    struct Rule(PathBuf);
+    impl Drop for Rule {
+        fn drop(&mut self) {
+            let _ = std::fs::remove_file(&self.0);
+        }
+    }
+    let rule = Rule(PathBuf::from(format!(
+        "/etc/sudoers.d/occ-test-whoami-{}",
+        std::process::id()
+    )));
+    std::fs::write(&rule.0, "occ-agent ALL=(root) NOPASSWD: /usr/bin/whoami\n").unwrap();
+    std::fs::set_permissions(&rule.0, std::fs::Permissions::from_mode(0o440)).unwrap();
+    let ran = run();
+    drop(rule);
+    assert_eq!(text(&ran.stdout), "root\n", "{}", text(&ran.stderr));
+    assert_eq!(ran.status.code(), Some(0));
+    pending_id(&run());
+    h.stop_broker();
+    let ev = h.events();
+    let blocks: Vec<&Value> = ev
+        .iter()
+        .filter(|e| e["reason_code"] == "real_sudo_needs_password")
+        .collect();
+    assert_eq!(blocks.len(), 2, "{:?}", types(&ev));
+    for b in &blocks {
+        assert_eq!(b["event_type"], "policy_block");
+        assert_eq!(b["grant_kept"], Value::Bool(true));
+        assert_eq!(b["request_id"], Value::String(id.clone()));
+    }
+    let t = types(&ev);
+    assert_eq!(t.iter().filter(|x| *x == "approval_requested").count(), 2);
+    assert_eq!(t.iter().filter(|x| *x == "exec_start").count(), 1, "{t:?}");
+    h.verify_intact();
 }

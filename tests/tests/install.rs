@@ -873,3 +873,70 @@ fn doctor_warns_on_a_legacy_token_and_fails_on_tampering_and_loose_modes() {
     std::fs::set_permissions(h.join("bin"), std::fs::Permissions::from_mode(0o700)).unwrap();
     env.stop_broker();
 }
+
+/// A user whose real sudo wants a password (occ-sysagent has no sudoers rules) hears so at
+/// install, with the drop-in to add and what it costs, and "What next" does not claim the
+/// agent's sudo is gated when `path_order` warned. Needs root (to become that user).
+#[test]
+fn install_says_when_the_real_sudo_needs_a_password_and_what_next_follows_the_checks_needs_root() {
+    if !occ_tests::is_root() {
+        occ_tests::skip("needs root (to run as a user without sudo rights)");
+        return;
+    }
+    let Some((uid, gid)) = std::fs::read_to_string("/etc/passwd").ok().and_then(|p| {
+        p.lines().find_map(|l| {
+            let f: Vec<&str> = l.split(':').collect();
+            (f.first() == Some(&"occ-sysagent"))
+                .then(|| Some((f.get(2)?.parse().ok()?, f.get(3)?.parse().ok()?)))?
+        })
+    }) else {
+        occ_tests::skip("needs the occ-sysagent user (created by .ci/run)");
+        return;
+    };
+    let dir = tempfile::tempdir().unwrap();
+    std::fs::set_permissions(dir.path(), std::fs::Permissions::from_mode(0o755)).unwrap();
+    let stage = dir.path().join("stage");
+    std::fs::create_dir(&stage).unwrap();
+    for b in ["occ", "occ-scan", "occ-shim"] {
+        occ_tests::copy_exe(occ_tests::bin(b), stage.join(b));
+    }
+    let home = dir.path().join("h");
+    std::fs::create_dir(&home).unwrap();
+    chown_r(dir.path(), (uid, gid));
+    let occ = |args: &[&str]| {
+        Command::new(stage.join("occ"))
+            .args(args)
+            .uid(uid)
+            .gid(gid)
+            .env_clear()
+            .env("PATH", "/usr/bin:/bin")
+            .env("HOME", &home)
+            .env("OCC_HOME", home.join(".openclaw"))
+            .env("LANG", "C")
+            .current_dir(&home)
+            .output()
+            .unwrap()
+    };
+    let out = occ(&["install", "--from", stage.to_str().unwrap()]);
+    let s = text(&out.stdout);
+    let uninstall = occ(&["uninstall"]);
+    assert_eq!(out.status.code(), Some(0), "{s}{}", text(&out.stderr));
+    assert!(
+        s.contains("warn  sudo_n_l: occ-sysagent's real sudo asks for a password"),
+        "{s}"
+    );
+    assert!(s.contains("What next:"), "{s}");
+    assert!(
+        s.contains("echo 'occ-sysagent ALL=(root) NOPASSWD: /usr/bin/systemctl restart nginx' > /etc/sudoers.d/occ-approved"),
+        "{s}"
+    );
+    assert!(
+        s.contains("bypassing occ") && s.contains("install.sh --system"),
+        "{s}"
+    );
+    // PATH here lacks the shim's directory: path_order warns, so nothing claims it is gated.
+    assert!(s.contains("warn  path_order"), "{s}");
+    assert!(s.contains("The agent's sudo is NOT gated yet"), "{s}");
+    assert!(!s.contains("now asks for approval"), "{s}");
+    assert!(uninstall.status.success(), "{}", text(&uninstall.stderr));
+}

@@ -182,6 +182,16 @@ fn print_report(report: &setup::Report, as_json: bool, title: &str) -> i32 {
         for n in &report.next {
             println!("next: {n}");
         }
+        if !report.what_next.is_empty() {
+            println!("\nWhat next:");
+            for n in &report.what_next {
+                match n.strip_prefix("    ") {
+                    Some(cmd) => println!("      {cmd}"),
+                    None if n.starts_with("  ") => println!("  {n}"),
+                    None => println!("  - {n}"),
+                }
+            }
+        }
     }
     i32::from(failed)
 }

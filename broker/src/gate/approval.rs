@@ -32,9 +32,9 @@ impl Gate {
             return;
         }
         let mut request_id: Option<String> = None;
-        let mut grant_scope: Option<Scope> = None;
+        let mut taken: Option<session::Grant> = None;
         let outcome = stack::evaluate(&cfg.broker.approval.stack, |m| {
-            self.run_module(m, conn, peer, u, cfg, &mut request_id, &mut grant_scope)
+            self.run_module(m, conn, peer, u, cfg, &mut request_id, &mut taken)
         });
         let mut fields = events::request(peer, &u.info, request_id.as_deref());
         match outcome {
@@ -70,14 +70,17 @@ impl Gate {
                 self.refuse(conn, fields, event, reason, &message);
             }
             stack::Outcome::Allow { .. } => {
-                fields.insert("grant_scope".into(), opt(grant_scope.map(|s| s.as_str())));
-                self.exec(conn, fields, u, cfg);
+                fields.insert(
+                    "grant_scope".into(),
+                    opt(taken.as_ref().map(|g| g.scope.as_str())),
+                );
+                self.exec(conn, fields, u, cfg, taken);
             }
         }
     }
 
-    /// One module of the stack. `request_id` and `grant_scope` carry what the grant and
-    /// approve modules learned to the modules after them.
+    /// One module of the stack. `request_id` and `taken` (the grant used) carry what the grant
+    /// and approve modules learned to the modules after them.
     #[allow(clippy::too_many_arguments)] // reason: one module's whole context, named
     fn run_module(
         &self,
@@ -87,7 +90,7 @@ impl Gate {
         u: &Understood,
         cfg: &PolicyConfig,
         request_id: &mut Option<String>,
-        grant_scope: &mut Option<Scope>,
+        taken: &mut Option<session::Grant>,
     ) -> Verdict {
         let token_set = self.stored_token(cfg).is_some();
         match m {
@@ -110,7 +113,7 @@ impl Gate {
             Module::Grant => match self.take_grant(&u.info.digest) {
                 Some(g) => {
                     *request_id = Some(g.request_id.clone());
-                    *grant_scope = Some(g.scope);
+                    *taken = Some(g);
                     Verdict::Success
                 }
                 None => Verdict::fail(Refusal::NoGrant, "no live grant covers this request"),
@@ -120,15 +123,15 @@ impl Gate {
                 if let Some(id) = verdict.1 {
                     *request_id = Some(id);
                 }
-                if let Some(scope) = verdict.2 {
-                    *grant_scope = Some(scope);
+                if let Some(g) = verdict.2 {
+                    *taken = Some(g);
                 }
                 verdict.0
             }
             Module::Token => {
                 // The approve command checks the token before it grants anything; a grant
                 // exists only if that check passed (or no token is configured).
-                if token_set && grant_scope.is_none() {
+                if token_set && taken.is_none() {
                     Verdict::fail(Refusal::TokenFailed, "no token-verified approval")
                 } else {
                     Verdict::Success
@@ -138,7 +141,7 @@ impl Gate {
     }
 
     /// The `approve` module: files the request and, when the caller waits, waits for the
-    /// decision. Returns the verdict, the request id and the scope of the grant it took.
+    /// decision. Returns the verdict, the request id and the grant it took.
     fn approve_module(
         &self,
         conn: &mut Conn,
@@ -146,7 +149,7 @@ impl Gate {
         u: &Understood,
         cfg: &PolicyConfig,
         token_set: bool,
-    ) -> (Verdict, Option<String>, Option<Scope>) {
+    ) -> (Verdict, Option<String>, Option<session::Grant>) {
         let wait_secs = cfg.broker.approval.wait_seconds;
         let not_waiting =
             u.eval.sudo.as_ref().is_some_and(|r| r.non_interactive) || !u.tty || wait_secs == 0;
@@ -210,7 +213,7 @@ impl Gate {
         let verdict = match self.wait_decision(conn, &id, wait, &mut tty, token_set) {
             Wait::Decided(PendingOutcome::Approved { .. }) => {
                 match self.take_grant(&u.info.digest) {
-                    Some(g) => return (Verdict::Success, Some(id), Some(g.scope)),
+                    Some(g) => return (Verdict::Success, Some(id), Some(g)),
                     None => Verdict::fail(Refusal::ApprovalDenied, "the approval was withdrawn"),
                 }
             }

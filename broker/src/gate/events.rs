@@ -45,6 +45,7 @@ pub enum Event {
     TokenSet,
     TokenCleared,
     StateRestored,
+    PendingRestored,
     ForwardOverflow,
 }
 
@@ -81,6 +82,7 @@ impl Event {
             Event::TokenSet => "token_set",
             Event::TokenCleared => "token_cleared",
             Event::StateRestored => "state_restored",
+            Event::PendingRestored => "pending_restored",
             Event::ForwardOverflow => "forward_overflow",
         }
     }

@@ -14,6 +14,7 @@ use super::refusal::Refusal;
 use super::understand::Understood;
 use super::Gate;
 use crate::daemon::conn::{Conn, ExecOutcome};
+use crate::session::{Grant, Scope};
 
 impl Gate {
     /// Grants the approved request to the shim and records its outcome (user mode); the
@@ -24,6 +25,7 @@ impl Gate {
         mut fields: Fields,
         u: &Understood,
         cfg: &PolicyConfig,
+        taken: Option<Grant>,
     ) {
         let Some(r) = &u.eval.request else {
             let msg = "nothing to run";
@@ -49,6 +51,27 @@ impl Gate {
                 &e,
             );
             return;
+        }
+        let non_interactive = !u.tty || r.sudo.non_interactive;
+        if non_interactive && !r.sudo.stdin_password && !r.sudo.askpass {
+            if let Err((detail, msg)) = will_run_without_password(&cfg.broker.real_sudo, r) {
+                // Keep the approval: spending it on a prompt nobody can answer loses it.
+                let kept = taken.as_ref().map(|g| g.scope == Scope::Once) == Some(true);
+                if let Some(g) = taken {
+                    self.store().put_back(g);
+                    self.persist();
+                }
+                fields.insert("detail".into(), s(detail));
+                fields.insert("grant_kept".into(), Value::Bool(kept));
+                self.refuse(
+                    conn,
+                    fields,
+                    Event::PolicyBlock,
+                    Refusal::RealSudoNeedsPassword,
+                    &msg,
+                );
+                return;
+            }
         }
         let names: Vec<String> = r.preserved_env.iter().map(|(k, _)| k.clone()).collect();
         let mut argv = vec![cfg.broker.real_sudo.to_string_lossy().into_owned()];
@@ -98,6 +121,49 @@ impl Gate {
             }
         }
     }
+}
+
+/// Whether the real sudo will run `r` for us without a password: `sudo -n -l [-u U] [-g G]
+/// -- ARGV` exits 0. `Err((detail, message))` names what sudo said and the sudoers line an
+/// admin would add. It cannot tell a rule that still wants a password for this command when
+/// another rule of the same user is NOPASSWD (sudo's `listpw=any`); that run still fails
+/// with sudo's own "a password is required".
+fn will_run_without_password(
+    real: &Path,
+    r: &occ_policy::decide::Request,
+) -> Result<(), (String, String)> {
+    let mut args: Vec<String> = vec!["-n".into(), "-l".into()];
+    if let Some(u) = &r.sudo.user {
+        args.push(format!("--user={u}"));
+    }
+    if let Some(g) = &r.sudo.group {
+        args.push(format!("--group={g}"));
+    }
+    args.push("--".into());
+    args.extend(r.argv.iter().cloned());
+    let argv: Vec<&str> = args.iter().map(String::as_str).collect();
+    let ran = crate::install::tool::run(real, &argv, std::time::Duration::from_secs(10))
+        .map_err(|e| (e.clone(), e))?;
+    if ran.ok() {
+        return Ok(());
+    }
+    let me = nix::unistd::User::from_uid(nix::unistd::geteuid())
+        .ok()
+        .flatten()
+        .map(|u| u.name)
+        .unwrap_or_else(|| nix::unistd::geteuid().to_string());
+    let target = r.sudo.user.as_deref().unwrap_or("root");
+    let cmd = r.argv.join(" ");
+    let detail = format!("`{} {}`: {}", real.display(), args.join(" "), ran.why());
+    let msg = format!(
+        "approved, but the real sudo would ask {me} for a password to run {} as {target}, \
+         so nothing ran and the approval is kept; an admin can allow it without a password \
+         (a bypass of occ for that command; system mode needs none): \
+         echo '{me} ALL=({target}) NOPASSWD: {cmd}' > /etc/sudoers.d/occ-approved, then retry",
+        crate::escape::escape_text(&cmd),
+        cmd = crate::escape::escape_text(&cmd),
+    );
+    Err((detail, msg))
 }
 
 /// The real sudo must be a root-owned regular file that only root can change.

@@ -443,7 +443,7 @@ impl RequestHandler for Gate {
         if let Err(e) = self.audit(Event::BrokerStarted, f) {
             tracing::error!("{e}");
         }
-        if let Some((event, fields)) = restored {
+        for (event, fields) in restored {
             let _ = self.audit(event, fields);
         }
         if self.system() {
@@ -522,16 +522,10 @@ impl RequestHandler for Gate {
             tracing::info!(?cause, "stopping");
             return;
         }
-        let stopped = self.store().stop_all();
-        if !stopped.is_empty() {
-            self.decided.notify_all();
-        }
-        // Pending requests live in memory only: each one ends here, on record.
-        for p in stopped {
-            let mut f = events::pending(&p);
-            f.insert("reason".into(), s(Refusal::BrokerStopping.code()));
-            let _ = self.audit(Event::ApprovalExpired, f);
-        }
+        // Pending requests survive a clean stop in the restart snapshot (`stopped`); waiting
+        // callers see the broker stopping.
+        self.store().stop_waiters();
+        self.decided.notify_all();
         self.settle();
         tracing::info!(?cause, "stopping");
     }

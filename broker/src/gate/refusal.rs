@@ -27,6 +27,9 @@ pub enum Refusal {
     ClientGone,
     /// The real sudo in broker.json is not a root-owned, root-only file.
     RealSudoUnsafe,
+    /// User mode: the real sudo would ask a password for the approved run (`sudo -n -l CMD`
+    /// fails), so the grant is kept rather than spent on a prompt nobody can answer.
+    RealSudoNeedsPassword,
     /// A sudo usage error, answered with sudo's usage text.
     Usage,
     /// The connecting uid is not the broker's.
@@ -70,6 +73,7 @@ impl Refusal {
             Refusal::BrokerStopping => "broker_stopping",
             Refusal::ClientGone => "client_gone",
             Refusal::RealSudoUnsafe => "real_sudo_unsafe",
+            Refusal::RealSudoNeedsPassword => "real_sudo_needs_password",
             Refusal::Usage => "usage",
             Refusal::PeerUidMismatch => "peer_uid_mismatch",
             Refusal::InternalError => "internal_error",

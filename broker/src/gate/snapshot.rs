@@ -1,7 +1,8 @@
-//! The restart snapshot: live grants and session activity, written when the broker stops and
-//! read back once at the next start. It is restored only when the file passes the ownership
-//! checks and the audit log's last event (`broker_stopped`) names its sha256; never pending
-//! requests. In user mode the agent owns both files, so this stops accidents, not the agent.
+//! The restart snapshot: live grants, session activity and pending requests, written when the
+//! broker stops cleanly and read back once at the next start. It is restored only when the file
+//! passes the ownership checks and the audit log's last event (`broker_stopped`) names its
+//! sha256; each pending request restored is audited `pending_restored`. In user mode the agent
+//! owns both files, so this stops accidents, not the agent. A SIGKILLed broker writes none.
 
 use std::path::Path;
 
@@ -31,8 +32,8 @@ impl Gate {
     /// Writes the restart snapshot when grants are live, and returns its sha256 for the
     /// `broker_stopped` event that vouches for it.
     pub(super) fn save_state(&self) -> Option<String> {
-        let snap = self.store().snapshot();
-        if snap.grants.is_empty() {
+        let snap = self.store().state();
+        if snap.grants.is_empty() && snap.pending.is_empty() {
             return None;
         }
         let bytes = serde_json::to_vec(&snap).ok()?;
@@ -49,10 +50,10 @@ impl Gate {
     /// Reads the restart snapshot back, once: only a file that passes the ownership checks
     /// and whose sha256 the audit log's last event (`broker_stopped`) names is restored. The
     /// file is removed either way. Returns the event to record.
-    pub(super) fn restore_state(&self) -> Option<(Event, Fields)> {
+    pub(super) fn restore_state(&self) -> Vec<(Event, Fields)> {
         let file = self.layout.state_dir.join(STATE_FILE);
         if std::fs::symlink_metadata(&file).is_err() {
-            return None;
+            return Vec::new();
         }
         let checked = occ_policy::file::read_checked(&file, self.uid);
         let _ = std::fs::remove_file(&file);
@@ -61,11 +62,11 @@ impl Gate {
         let reject = |mut f: Fields, why: String| {
             tracing::warn!("not restoring {}: {why}", STATE_FILE);
             f.insert("reason".into(), s(why));
-            Some((Event::StateRejected, f))
+            vec![(Event::StateRejected, f)]
         };
         let text = match checked {
             Ok(Some(t)) => t,
-            Ok(None) => return None,
+            Ok(None) => return Vec::new(),
             Err(e) => return reject(f, e.to_string()),
         };
         let log = self.audit_log();
@@ -83,10 +84,26 @@ impl Gate {
             Ok(s) => s,
             Err(e) => return reject(f, format!("not a snapshot: {e}")),
         };
+        let restored = pending_restored(&snap);
         let mut store = self.store();
         let before = store.grant_count();
         store.restore(snap, now_ms());
         f.insert("grants".into(), int(store.grant_count() - before));
-        Some((Event::GrantsRestored, f))
+        let mut out = vec![(Event::GrantsRestored, f)];
+        out.extend(restored);
+        out
     }
+}
+
+/// One `pending_restored` event per pending request a snapshot carries: its id, expiry and
+/// what the approver will see, so the log shows what came back (both modes).
+pub(super) fn pending_restored(snap: &session::Snapshot) -> Vec<(Event, Fields)> {
+    snap.pending
+        .iter()
+        .map(|p| {
+            let mut f = super::events::pending(p);
+            f.insert("expires_ms".into(), int(p.expires_ms));
+            (Event::PendingRestored, f)
+        })
+        .collect()
 }

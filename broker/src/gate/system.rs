@@ -153,30 +153,33 @@ impl Gate {
 
     /// System mode: restores the state file after the ownership checks (root-owned, not
     /// writable by group or others). Returns the event to record.
-    pub(super) fn restore_system_state(&self) -> Option<(Event, Fields)> {
+    pub(super) fn restore_system_state(&self) -> Vec<(Event, Fields)> {
         let file = self.layout.state_dir.join(STATE_FILE);
         let mut f = Fields::new();
         f.insert("file".into(), s(file.display().to_string()));
         let text = match occ_policy::file::read_checked(&file, 0) {
             Ok(Some(t)) => t,
-            Ok(None) => return None,
+            Ok(None) => return Vec::new(),
             Err(e) => {
                 f.insert("reason".into(), s(e.to_string()));
-                return Some((Event::StateRejected, f));
+                return vec![(Event::StateRejected, f)];
             }
         };
         let snap: Snapshot = match serde_json::from_str(&text) {
             Ok(s) => s,
             Err(e) => {
                 f.insert("reason".into(), s(format!("not a state file: {e}")));
-                return Some((Event::StateRejected, f));
+                return vec![(Event::StateRejected, f)];
             }
         };
+        let restored = super::snapshot::pending_restored(&snap);
         let mut store = self.store();
         store.restore(snap, now_ms());
         f.insert("pending".into(), int(store.pending().count()));
         f.insert("grants".into(), int(store.grant_count()));
-        Some((Event::StateRestored, f))
+        let mut out = vec![(Event::StateRestored, f)];
+        out.extend(restored);
+        out
     }
 
     /// System mode, at start, before this start is on record: the runs the log shows started

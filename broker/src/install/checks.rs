@@ -361,7 +361,17 @@ pub fn real_sudo(real: &Path) -> Check {
     )
 }
 
-/// `REAL_SUDO -n -l` works for this (the agent's) user.
+/// The sudoers drop-in an admin adds so `user`'s real sudo runs one approved command without
+/// a password, as a template (the command is an example), with what it costs.
+pub fn sudoers_template(user: &str) -> Vec<String> {
+    vec![
+        format!("echo '{user} ALL=(root) NOPASSWD: /usr/bin/systemctl restart nginx' > /etc/sudoers.d/occ-approved"),
+        format!("chmod 0440 /etc/sudoers.d/occ-approved && visudo -cf /etc/sudoers.d/occ-approved"),
+    ]
+}
+
+/// `REAL_SUDO -n -l` works for this (the agent's) user: in user mode an approved command runs
+/// through the real sudo with `-n`, so without NOPASSWD rules nothing approved can run.
 pub fn sudo_list(real: &Path) -> Check {
     let ran = match tool::run(real, &["-n", "-l"], Duration::from_secs(10)) {
         Ok(r) => r,
@@ -375,19 +385,29 @@ pub fn sudo_list(real: &Path) -> Check {
     if ran.ok() {
         return Check::ok(
             "sudo_n_l",
-            format!("`{} -n -l` works for {user}", real.display()),
+            format!(
+                "`{} -n -l` works for {user}: approved commands its sudoers rules allow without \
+                 a password can run (others are refused with real_sudo_needs_password, and the \
+                 approval is kept)",
+                real.display()
+            ),
         );
     }
     let text = format!("{}{}", ran.stderr, ran.stdout).to_lowercase();
+    let template = sudoers_template(&user).join("; ");
     if text.contains("password is required") {
         Check::warn(
             "sudo_n_l",
             format!(
-                "{user}'s sudo needs a password, so approved runs prompt on the agent's terminal"
+                "{user}'s real sudo asks for a password, so no approved command can run: occ \
+                 runs it with `sudo -n` after a human approves"
             ),
             format!(
-                "allow the approved commands without a password for {user} in /etc/sudoers.d \
-                 (occ still asks a human first)"
+                "as root, allow each command you will approve without a password (occ still \
+                 asks a human first), e.g. {template}; each such rule also lets the agent run \
+                 that command with {} directly, bypassing occ (system mode needs no such rule: \
+                 install.sh --system)",
+                real.display()
             ),
         )
     } else {
@@ -398,7 +418,10 @@ pub fn sudo_list(real: &Path) -> Check {
                 real.display(),
                 ran.why()
             ),
-            format!("give {user} sudo rights in /etc/sudoers.d, or use system mode"),
+            format!(
+                "as root, give {user} NOPASSWD rules for the commands you will approve, e.g. \
+                 {template}; or use system mode (install.sh --system)"
+            ),
         )
     }
 }

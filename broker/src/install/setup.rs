@@ -8,7 +8,7 @@ use std::path::{Path, PathBuf};
 
 use serde::Serialize;
 
-use crate::install::checks::{self, Check};
+use crate::install::checks::{self, Check, Status};
 use crate::install::manifest::{
     Backup, BrokerStart, FileKind, Manifest, ModeChange, PathInjection,
 };
@@ -49,6 +49,8 @@ pub struct Report {
     pub next: Vec<String>,
     /// The checks after installing (empty on a dry run).
     pub checks: Vec<Check>,
+    /// "What next", written from the checks' outcome (empty on a dry run).
+    pub what_next: Vec<String>,
 }
 
 /// One install run: what it changed so far and the manifest that records it. System mode
@@ -365,13 +367,87 @@ pub fn install(opts: &Options) -> Result<Report, String> {
         );
     }
     if !cx.dry {
+        let real = occ_policy::file::load(&security, nix::unistd::geteuid().as_raw(), &|_| None)
+            .map(|c| c.broker.real_sudo)
+            .unwrap_or_else(|_| PathBuf::from("/usr/bin/sudo"));
+        let real_check = checks::real_sudo(&real);
+        let real_ok = real_check.status != Status::Fail;
         cx.report.checks = vec![
             checks::path_order(&home, prepend.as_ref()),
             checks::broker_reachable(&home, Some(&cx.manifest)),
             checks::policy(&security),
+            real_check,
         ];
+        if real_ok {
+            cx.report.checks.push(checks::sudo_list(&real));
+        }
+        cx.report.what_next = what_next(&cx.report.checks, &home);
     }
     Ok(cx.report)
+}
+
+/// "What next" after a user-mode install, true to the checks: the agent's sudo is said to ask
+/// for approval only when `path_order` passed, and approved runs are said to work only when
+/// the real sudo runs something without a password.
+pub fn what_next(list: &[Check], home: &Path) -> Vec<String> {
+    let status = |name: &str| list.iter().find(|c| c.name == name).map(|c| c.status);
+    let occ = home.join("bin/occ");
+    let mut v = Vec::new();
+    if status("path_order") == Some(Status::Ok) {
+        v.push(format!(
+            "The agent's sudo now asks for approval. When it prints \"occ approve ID\", approve \
+             it with `{0} approvals` and `{0} approve ID`.",
+            occ.display()
+        ));
+    } else {
+        v.push(format!(
+            "The agent's sudo is NOT gated yet: fix path_order above, then check with `{} \
+             doctor`. Until then the agent's `sudo` is the real one.",
+            occ.display()
+        ));
+    }
+    match status("sudo_n_l") {
+        Some(Status::Ok) => v.push(
+            "Approved commands run through the real sudo with -n: only those its sudoers \
+             rules allow without a password (`sudo -n -l` lists them); any other is refused \
+             with real_sudo_needs_password and its approval kept."
+                .into(),
+        ),
+        _ => {
+            let user = nix::unistd::User::from_uid(nix::unistd::geteuid())
+                .ok()
+                .flatten()
+                .map(|u| u.name)
+                .unwrap_or_else(|| nix::unistd::geteuid().to_string());
+            v.push(format!(
+                "No approved command can run yet: {user}'s real sudo asks for a password. As \
+                 root, add a NOPASSWD rule for each command you will approve, e.g."
+            ));
+            for l in checks::sudoers_template(&user) {
+                v.push(format!("    {l}"));
+            }
+            v.push(
+                "  Each such rule also lets the agent run that command with the real sudo \
+                 directly, bypassing occ. System mode (install.sh --system) needs none."
+                    .into(),
+            );
+        }
+    }
+    v.push(format!(
+        "Check the setup at any time: `{} doctor`; run a host scan: `{} --help`.",
+        occ.display(),
+        home.join("bin/occ-scan").display()
+    ));
+    v.push(format!(
+        "The audit log is {}; verify it with `{} audit verify`.",
+        home.join("security/privileged-audit.jsonl").display(),
+        occ.display()
+    ));
+    v.push(format!(
+        "Remove everything occ installed (keeps the audit log): `{} uninstall`.",
+        occ.display()
+    ));
+    v
 }
 
 fn start_broker(
