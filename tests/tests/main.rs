@@ -3,6 +3,7 @@
 mod approval;
 mod approvals_view;
 mod audit_cli;
+mod cdp;
 mod cli_smoke;
 mod flags;
 mod forward;

@@ -272,6 +272,69 @@ fn policy_check_prints_every_problem() {
     );
 }
 
+/// Several problems in each file: every one is reported, with file, JSON path, problem and fix,
+/// and the exit is 1.
+#[test]
+fn policy_check_reports_every_problem_in_every_file() {
+    let home = tempfile::tempdir().expect("home");
+    let sec = home.path().join("security");
+    std::fs::create_dir_all(&sec).expect("mkdir");
+    let files = [
+        (
+            "command-policy.json",
+            r#"{"version": 2, "allow": ["ls", "ls ** x", "tail 'x"], "deny_exact": [["rel/x"]]}"#,
+            &["allow[1]", "allow[2]", "deny_exact[0]"][..],
+        ),
+        (
+            "broker.json",
+            r#"{"approval": {"stack": ["grant:often"]}, "session": {"colour": 1}, "limit": 2}"#,
+            &["approval.stack[0]", "session.colour", "limit"][..],
+        ),
+        (
+            "prompt-policy.json",
+            r#"{"require_confirmation_for_untrusted": "yes", "extra": 1}"#,
+            &["require_confirmation_for_untrusted", "extra"][..],
+        ),
+    ];
+    for (name, text, _) in files {
+        let p = sec.join(name);
+        std::fs::write(&p, text).expect("write");
+        std::fs::set_permissions(&p, std::fs::Permissions::from_mode(0o600)).expect("chmod");
+    }
+    let out = occ(home.path(), &["policy", "check", "--json"]);
+    assert_eq!(out.status.code(), Some(1));
+    let v: Value = serde_json::from_slice(&out.stdout).expect("json");
+    let problems = v["problems"].as_array().expect("problems");
+    for (name, _, paths) in files {
+        let got: Vec<&str> = problems
+            .iter()
+            .filter(|p| p["file"].as_str().is_some_and(|f| f.ends_with(name)))
+            .map(|p| {
+                assert!(
+                    !p["problem"].as_str().unwrap_or("").is_empty()
+                        && !p["fix"].as_str().unwrap_or("").is_empty(),
+                    "{p}"
+                );
+                p["path"].as_str().expect("path")
+            })
+            .collect();
+        let mut want = paths.to_vec();
+        want.sort_unstable();
+        let mut got_sorted = got.clone();
+        got_sorted.sort_unstable();
+        assert_eq!(got_sorted, want, "{name}: {v}");
+    }
+    assert_eq!(problems.len(), 8, "{v}");
+    let text = occ(home.path(), &["policy", "check"]);
+    assert_eq!(text.status.code(), Some(1));
+    let stdout = String::from_utf8_lossy(&text.stdout);
+    assert_eq!(stdout.matches("problem: ").count(), 8, "{stdout}");
+    assert!(
+        stdout.contains("at session.colour") && stdout.contains("fix: "),
+        "{stdout}"
+    );
+}
+
 #[test]
 fn policy_init_json_lists_written_and_kept_files() {
     let home = tempfile::tempdir().unwrap();

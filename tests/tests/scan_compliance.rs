@@ -444,6 +444,24 @@ fn scan_compliance_dashboard_in_headless_chromium() {
         String::from_utf8_lossy(&o.stderr)
     );
     let a = h.join("assessments");
+    // Earlier runs, so the history chart has a line with dated ticks; then a second cycle.
+    let state_file = a.join("scan-state.json");
+    let mut state: Value = serde_json::from_slice(&std::fs::read(&state_file).unwrap()).unwrap();
+    let first = state["history"][0].clone();
+    let mut runs: Vec<Value> = (1..=5)
+        .map(|day| {
+            let mut r = first.clone();
+            r["at"] = days_ago(6 - day).into();
+            r["violation"] = (14 - 2 * day).into();
+            r["port_findings"] = (6 - day).into();
+            r
+        })
+        .collect();
+    runs.push(first);
+    state["history"] = runs.into();
+    std::fs::write(&state_file, state.to_string()).unwrap();
+    let o = scan(&h, &["--json", "cycle", "--no-notify"]);
+    assert!(o.status.code().is_some_and(|c| c <= 1));
     let ports: Value =
         serde_json::from_slice(&std::fs::read(a.join("port-monitor-latest.json")).unwrap())
             .unwrap();
@@ -482,44 +500,148 @@ fn scan_compliance_dashboard_in_headless_chromium() {
         "CSP blocked a load: {log}"
     );
 
-    let shot = d.path().join("dashboard.png");
-    let o = chrome(
-        &bin,
-        &profile,
-        &[
-            format!("--screenshot={}", shot.display()),
-            "--window-size=1280,1800".into(),
-            "--hide-scrollbars".into(),
-        ],
-        &url,
-    );
-    assert!(
-        shot.is_file(),
-        "no screenshot: {}",
-        String::from_utf8_lossy(&o.stderr)
-    );
-    let (colours, variance) = png_stats(&shot);
-    assert!(
-        colours > 16 && variance > 100.0,
-        "blank screenshot: {colours} colours, variance {variance}"
-    );
-    if let Some(out) = std::env::var_os("OCC_DASHBOARD_PNG") {
-        std::fs::copy(&shot, out).unwrap();
+    // Layout in a real browser, at a desktop and a phone width, light and dark.
+    let mut b = crate::cdp::Browser::start(&bin, d.path(), Duration::from_secs(180));
+    let artefacts = Path::new(env!("CARGO_MANIFEST_DIR")).join("../target");
+    let mut backgrounds = Vec::new();
+    for (width, height, scheme) in [
+        (1280, 1500, "light"),
+        (390, 1700, "light"),
+        (390, 1700, "dark"),
+    ] {
+        b.page(
+            "Emulation.setDeviceMetricsOverride",
+            serde_json::json!({"width": width, "height": height, "deviceScaleFactor": 1,
+                "mobile": width < 600}),
+        );
+        b.page(
+            "Emulation.setEmulatedMedia",
+            serde_json::json!({"features": [{"name": "prefers-color-scheme", "value": scheme}]}),
+        );
+        b.open(&url);
+        let v: Value = serde_json::from_str(b.eval(LAYOUT).as_str().expect("layout JSON")).unwrap();
+        let at = format!("at {width} px ({scheme})");
+        assert_eq!(v["innerWidth"], width, "{at}: viewport not applied: {v}");
+        assert!(
+            v["scrollWidth"].as_u64() <= v["innerWidth"].as_u64(),
+            "{at}: the page scrolls sideways: {v}"
+        );
+        assert_eq!(
+            v["overflowing"],
+            serde_json::json!([]),
+            "{at}: boxes scroll sideways"
+        );
+        assert_eq!(
+            v["clipped"],
+            serde_json::json!([]),
+            "{at}: chart text clipped"
+        );
+        assert_eq!(
+            v["tiny"],
+            serde_json::json!([]),
+            "{at}: chart text too small to read"
+        );
+        let charts = v["charts"].as_array().unwrap();
+        let ids: Vec<&str> = charts.iter().map(|c| c["id"].as_str().unwrap()).collect();
+        assert_eq!(
+            ids,
+            ["status-chart", "framework-chart", "history-chart"],
+            "{at}"
+        );
+        for c in charts {
+            assert!(c["title"].as_str().unwrap().ends_with('?'), "{at}: {c}");
+            assert!(c["legend"].as_u64().unwrap() >= 2, "{at}: no legend: {c}");
+        }
+        // Counts on the status legend add up to the checks; three dated ticks at least.
+        assert_eq!(v["statusTotal"], CHECKS, "{at}: {v}");
+        assert!(v["ticks"].as_u64().unwrap() >= 3, "{at}: {v}");
+        assert_eq!(
+            v["cards"],
+            width < 600,
+            "{at}: tables are cards only on a phone"
+        );
+        backgrounds.push(v["background"].clone());
+        if scheme == "light" {
+            let shot = artefacts.join(format!("dashboard-{width}.png"));
+            std::fs::write(&shot, b.screenshot()).unwrap();
+            let (colours, variance) = png_stats(&shot);
+            assert!(
+                colours > 16 && variance > 100.0,
+                "{at}: blank screenshot: {colours} colours, variance {variance}"
+            );
+            if let Some(dir) = std::env::var_os("OCC_DASHBOARD_PNG_DIR") {
+                std::fs::copy(
+                    &shot,
+                    Path::new(&dir).join(format!("dashboard-{width}.png")),
+                )
+                .unwrap();
+            }
+        }
     }
-    // A phone-sized viewport renders too.
-    let phone = d.path().join("phone.png");
-    chrome(
-        &bin,
-        &profile,
-        &[
-            format!("--screenshot={}", phone.display()),
-            "--window-size=390,844".into(),
-        ],
-        &url,
-    );
-    let (colours, _) = png_stats(&phone);
-    assert!(colours > 16, "blank phone screenshot");
+    assert_ne!(backgrounds[1], backgrounds[2], "dark mode changes nothing");
 }
+
+/// "YYYY-MM-DDT06:00:00Z", `n` days before today (UTC).
+fn days_ago(n: u64) -> String {
+    let now = std::time::SystemTime::now()
+        .duration_since(std::time::UNIX_EPOCH)
+        .unwrap()
+        .as_secs();
+    // Howard Hinnant's civil_from_days.
+    let z = (now / 86_400 - n) as i64 + 719_468;
+    let era = z.div_euclid(146_097);
+    let doe = z - era * 146_097;
+    let yoe = (doe - doe / 1460 + doe / 36_524 - doe / 146_096) / 365;
+    let doy = doe - (365 * yoe + yoe / 4 - yoe / 100);
+    let mp = (5 * doy + 2) / 153;
+    let d = doy - (153 * mp + 2) / 5 + 1;
+    let m = if mp < 10 { mp + 3 } else { mp - 9 };
+    let y = yoe + era * 400 + i64::from(m <= 2);
+    format!("{y:04}-{m:02}-{d:02}T06:00:00Z")
+}
+
+/// Measures the page: sideways scrolling, chart text outside its chart or cut by its box,
+/// each chart's title and legend, and whether tables are shown as cards.
+const LAYOUT: &str = r#"(() => {
+  const d = document.documentElement;
+  const out = {scrollWidth: d.scrollWidth, innerWidth: innerWidth, charts: [], clipped: [],
+    tiny: [], overflowing: [], statusTotal: 0, ticks: 0,
+    background: getComputedStyle(document.body).backgroundColor,
+    cards: getComputedStyle(document.querySelector('table td')).display === 'grid'};
+  for (const el of document.querySelectorAll('body *')) {
+    const ox = getComputedStyle(el).overflowX;
+    if (ox !== 'visible' && el.scrollWidth > el.clientWidth + 1)
+      out.overflowing.push(el.tagName + '#' + el.id + '.' + el.className);
+  }
+  for (const f of document.querySelectorAll('figure.chart')) {
+    const box = f.getBoundingClientRect();
+    const cap = f.querySelector('figcaption');
+    out.charts.push({id: f.id, title: cap ? cap.textContent.trim() : '',
+      legend: f.querySelectorAll('ul.legend li').length});
+    const w = document.createTreeWalker(f, NodeFilter.SHOW_TEXT);
+    while (w.nextNode()) {
+      const t = w.currentNode, text = t.textContent.trim();
+      if (!text) continue;
+      const r = document.createRange();
+      r.selectNodeContents(t);
+      for (const b of r.getClientRects()) {
+        if (b.left < box.left - 0.5 || b.right > box.right + 0.5 || b.top < box.top - 0.5 ||
+            b.bottom > box.bottom + 0.5) out.clipped.push(f.id + ': ' + text);
+      }
+      for (let el = t.parentElement; el && el !== f; el = el.parentElement) {
+        const ox = getComputedStyle(el).overflowX;
+        if (ox !== 'visible' && el.scrollWidth > el.clientWidth + 1)
+          out.clipped.push(f.id + ': ' + text + ' cut by ' + el.className);
+      }
+      if (parseFloat(getComputedStyle(t.parentElement).fontSize) < 10)
+        out.tiny.push(f.id + ': ' + text);
+    }
+  }
+  for (const b of document.querySelectorAll('#status-chart ul.legend b'))
+    out.statusTotal += parseInt(b.textContent, 10);
+  out.ticks = document.querySelectorAll('#history-chart .tick').length;
+  return JSON.stringify(out);
+})()"#;
 
 #[test]
 fn scan_compliance_shim_first_in_path_reads_the_gateways_real_environment() {

@@ -70,6 +70,9 @@ fn check(as_json: bool) -> i32 {
             "problems": problems.iter().map(|e| json!({
                 "file": e.file().to_string_lossy(),
                 "reason_code": e.reason_code(),
+                "path": parts(e).0,
+                "problem": parts(e).1,
+                "fix": parts(e).2,
                 "message": e.to_string(),
             })).collect::<Vec<_>>(),
         });
@@ -97,6 +100,32 @@ fn check(as_json: bool) -> i32 {
         }
     }
     i32::from(!problems.is_empty())
+}
+
+/// The JSON path, the problem and the fix of one problem (`.` for the whole file).
+fn parts(e: &file::FileError) -> (String, String, String) {
+    use file::FileError as E;
+    match e {
+        E::Invalid {
+            path, problem, fix, ..
+        } => (path.clone(), problem.clone(), fix.clone()),
+        E::Io { detail, fix, .. } => (".".into(), format!("cannot read: {detail}"), fix.clone()),
+        E::Unsafe { problem, fix, .. } => (".".into(), problem.clone(), fix.clone()),
+        E::Legacy {
+            why, suggestion, ..
+        } => (
+            ".".into(),
+            format!("the original tool's regex format ({why})"),
+            format!("rewrite it as version 2 glob rules, e.g. {suggestion}"),
+        ),
+        E::Missing { .. } => (
+            ".".into(),
+            "missing, and policy files are required".into(),
+            "run `occ policy init` or write the file".into(),
+        ),
+        // FileError is non_exhaustive: a new kind still says what it is.
+        other => (".".into(), other.to_string(), String::new()),
+    }
 }
 
 fn init(force: bool, as_json: bool) -> i32 {

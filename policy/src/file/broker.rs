@@ -483,11 +483,17 @@ fn is_argon2id_phc(t: &str) -> bool {
 }
 
 impl BrokerConfig {
-    /// Parses and validates `broker.json` text.
+    /// Parses and validates `broker.json` text: the first problem (see [`Self::parse_all`]).
     pub fn parse(file: &Path, text: &str) -> Result<BrokerConfig, FileError> {
-        let c: BrokerConfig = parse_typed(file, text)?;
+        Self::parse_all(file, text).map_err(|mut v| v.remove(0))
+    }
+
+    /// Parses and validates `broker.json` text, reporting every problem (never an empty list).
+    pub fn parse_all(file: &Path, text: &str) -> Result<BrokerConfig, Vec<FileError>> {
+        let c: BrokerConfig = parse_typed_all(file, text)?;
+        let mut errs = Vec::new();
         if c.version != 1 {
-            return Err(invalid(
+            errs.push(invalid(
                 file,
                 "version",
                 format!("version {} is not supported", c.version),
@@ -495,7 +501,7 @@ impl BrokerConfig {
             ));
         }
         if !c.secure_path.split(':').any(|d| d.starts_with('/')) {
-            return Err(invalid(
+            errs.push(invalid(
                 file,
                 "secure_path",
                 "has no absolute directory",
@@ -503,7 +509,7 @@ impl BrokerConfig {
             ));
         }
         if !c.real_sudo.is_absolute() {
-            return Err(invalid(
+            errs.push(invalid(
                 file,
                 "real_sudo",
                 "is not an absolute path",
@@ -516,7 +522,7 @@ impl BrokerConfig {
                     .bytes()
                     .all(|b| b.is_ascii_digit() || (b'a'..=b'f').contains(&b))
             {
-                return Err(invalid(
+                errs.push(invalid(
                     file,
                     "approval.token_sha256",
                     "is not 64 lowercase hex digits",
@@ -526,7 +532,7 @@ impl BrokerConfig {
         }
         if let Some(t) = &c.approval.token_argon2id {
             if !is_argon2id_phc(t) {
-                return Err(invalid(
+                errs.push(invalid(
                     file,
                     "approval.token_argon2id",
                     "is not an argon2id PHC string ($argon2id$v=19$m=…,t=…,p=…$SALT$HASH)",
@@ -534,7 +540,7 @@ impl BrokerConfig {
                 ));
             }
             if c.approval.token_sha256.is_some() {
-                return Err(invalid(
+                errs.push(invalid(
                     file,
                     "approval.token_argon2id",
                     "is set together with approval.token_sha256, so which token counts would be \
@@ -545,7 +551,7 @@ impl BrokerConfig {
             }
         }
         if c.approval.channels.is_empty() {
-            return Err(invalid(
+            errs.push(invalid(
                 file,
                 "approval.channels",
                 "is empty, so nobody could approve",
@@ -562,7 +568,7 @@ impl BrokerConfig {
             ),
         ] {
             if v == 0 {
-                return Err(invalid(
+                errs.push(invalid(
                     file,
                     key,
                     "is 0, so nothing could get through",
@@ -571,10 +577,12 @@ impl BrokerConfig {
             }
         }
         for (i, f) in c.audit.forward.iter().enumerate() {
-            f.check(file, &format!("audit.forward[{i}]"))?;
+            if let Err(e) = f.check(file, &format!("audit.forward[{i}]")) {
+                errs.push(e);
+            }
         }
         if c.audit.spool_max_events == 0 {
-            return Err(invalid(
+            errs.push(invalid(
                 file,
                 "audit.spool_max_events",
                 "is 0, so nothing could be forwarded",
@@ -582,7 +590,7 @@ impl BrokerConfig {
             ));
         }
         if c.session.idle_timeout_minutes == 0 {
-            return Err(invalid(
+            errs.push(invalid(
                 file,
                 "session.idle_timeout_minutes",
                 "is 0",
@@ -596,7 +604,7 @@ impl BrokerConfig {
             for (i, n) in list.iter().enumerate() {
                 let base = n.strip_suffix('*').unwrap_or(n);
                 if base.contains(['=', '*']) || (base.is_empty() && n != "*") {
-                    return Err(invalid(
+                    errs.push(invalid(
                         file,
                         &format!("{key}[{i}]"),
                         format!("{n:?} is not a variable name or NAME* pattern"),
@@ -605,7 +613,11 @@ impl BrokerConfig {
                 }
             }
         }
-        Ok(c)
+        if errs.is_empty() {
+            Ok(c)
+        } else {
+            Err(errs)
+        }
     }
 
     /// Applies the caller's `OPENCLAW_REQUIRE_POLICY_FILES=1` and `OPENCLAW_REQUIRE_SESSION_ID=1`.

@@ -32,6 +32,11 @@ impl PromptPolicy {
     pub fn parse(file: &Path, text: &str) -> Result<PromptPolicy, FileError> {
         parse_typed(file, text)
     }
+
+    /// Parses `prompt-policy.json` text, reporting every bad key.
+    pub fn parse_all(file: &Path, text: &str) -> Result<PromptPolicy, Vec<FileError>> {
+        parse_typed_all(file, text)
+    }
 }
 
 // ---------------------------------------------------------------------------------------------

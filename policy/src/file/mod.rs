@@ -173,17 +173,70 @@ pub fn read_checked(file: &Path, reader_uid: u32) -> Result<Option<String>, File
 }
 
 fn parse_typed<T: for<'de> Deserialize<'de>>(file: &Path, text: &str) -> Result<T, FileError> {
+    parse_typed_at(file, text, true)
+}
+
+/// Like [`parse_typed`], but when serde stops at the first bad key, every other key is tried
+/// too: each top-level key alone, and each key of a nested object alone, against `T`'s
+/// defaults. So one run of `occ policy check` names every bad key, not one per file.
+fn parse_typed_all<T: for<'de> Deserialize<'de>>(
+    file: &Path,
+    text: &str,
+) -> Result<T, Vec<FileError>> {
+    let first = match parse_typed::<T>(file, text) {
+        Ok(t) => return Ok(t),
+        Err(e) => e,
+    };
+    let Ok(serde_json::Value::Object(top)) = serde_json::from_str::<serde_json::Value>(text) else {
+        return Err(vec![first]);
+    };
+    let alone = |v: serde_json::Value| parse_typed_at::<T>(file, &v.to_string(), false).err();
+    let mut errs = Vec::new();
+    for (k, v) in &top {
+        let Some(whole) = alone(serde_json::json!({ k: v })) else {
+            continue;
+        };
+        let mut inner = Vec::new();
+        if let serde_json::Value::Object(sub) = v {
+            for (sk, sv) in sub {
+                inner.extend(alone(serde_json::json!({ k: { sk: sv } })));
+            }
+        }
+        // Keys that fail only together (none alone) are reported as their section.
+        if inner.is_empty() {
+            errs.push(whole);
+        } else {
+            errs.extend(inner);
+        }
+    }
+    // The first error keeps its line and column: it was found in the real text.
+    match errs.iter_mut().find(|e| same_path(e, &first)) {
+        Some(e) => *e = first,
+        None => errs.insert(0, first),
+    }
+    Err(errs)
+}
+
+fn same_path(a: &FileError, b: &FileError) -> bool {
+    matches!((a, b), (FileError::Invalid { path: p, .. }, FileError::Invalid { path: q, .. }) if p == q)
+}
+
+fn parse_typed_at<T: for<'de> Deserialize<'de>>(
+    file: &Path,
+    text: &str,
+    position: bool,
+) -> Result<T, FileError> {
     let de = &mut serde_json::Deserializer::from_str(text);
     let res: Result<T, _> = serde_path_to_error::deserialize(de);
     res.map_err(|e| {
         let path = e.path().to_string();
         let inner = e.into_inner();
-        let problem = format!(
-            "{} (line {}, column {})",
-            strip_position(&inner.to_string()),
-            inner.line(),
-            inner.column()
-        );
+        let what = strip_position(&inner.to_string()).to_string();
+        let problem = if position {
+            format!("{what} (line {}, column {})", inner.line(), inner.column())
+        } else {
+            what
+        };
         let fix = if problem.contains("unknown field") {
             "remove the key or correct its spelling; `occ policy init` writes a template"
         } else if inner.is_syntax() || inner.is_eof() {
@@ -267,8 +320,8 @@ pub fn load(
     let mut errs = Vec::new();
     let bfile = security_dir.join(BROKER_CONFIG);
     let mut broker = match read_checked(&bfile, reader_uid) {
-        Ok(Some(text)) => BrokerConfig::parse(&bfile, &text).unwrap_or_else(|e| {
-            errs.push(e);
+        Ok(Some(text)) => BrokerConfig::parse_all(&bfile, &text).unwrap_or_else(|e| {
+            errs.extend(e);
             BrokerConfig::default()
         }),
         Ok(None) => BrokerConfig::default(),
@@ -297,8 +350,8 @@ pub fn load(
     };
     let pfile = security_dir.join(PROMPT_POLICY);
     let prompt = match read_checked(&pfile, reader_uid) {
-        Ok(Some(text)) => PromptPolicy::parse(&pfile, &text).unwrap_or_else(|e| {
-            errs.push(e);
+        Ok(Some(text)) => PromptPolicy::parse_all(&pfile, &text).unwrap_or_else(|e| {
+            errs.extend(e);
             PromptPolicy::default()
         }),
         Ok(None) => {

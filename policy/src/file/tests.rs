@@ -353,3 +353,71 @@ fn malformed_catalogues_are_refused_naming_the_key() {
         }
     }
 }
+
+/// serde stops at the first bad key; `parse_all` names every one, type errors and checks alike.
+#[test]
+fn broker_config_reports_every_problem_not_the_first() {
+    let text = r#"{
+        "version": 3,
+        "secure_path": 7,
+        "approval": {"stack": ["grant:often"], "channels": []},
+        "session": {"idle_timeout_minutes": "soon", "colour": 1},
+        "limits": {"pending_per_uid": 0},
+        "colour": "blue",
+        "env_keep": ["A=B"]
+    }"#;
+    let errs = BrokerConfig::parse_all(&f(), text).expect_err("many problems");
+    let paths: Vec<&str> = errs
+        .iter()
+        .map(|e| match e {
+            FileError::Invalid { path, fix, .. } => {
+                assert!(!fix.is_empty(), "{e}");
+                path.as_str()
+            }
+            other => panic!("{other:?}"),
+        })
+        .collect();
+    // Type errors first (the checks need a typed value); each bad key once.
+    for want in [
+        "secure_path",
+        "approval.stack[0]",
+        "session.idle_timeout_minutes",
+        "session.colour",
+        "colour",
+    ] {
+        assert!(paths.contains(&want), "{want} missing from {paths:?}");
+    }
+    assert_eq!(
+        paths.len(),
+        5,
+        "only type errors until they are fixed: {paths:?}"
+    );
+    // With the types right, every check speaks at once.
+    let text = r#"{"version": 3, "real_sudo": "sudo", "approval": {"channels": []},
+        "limits": {"pending_per_uid": 0}, "env_keep": ["A=B"]}"#;
+    let errs = BrokerConfig::parse_all(&f(), text).expect_err("many problems");
+    let paths: Vec<String> = errs
+        .iter()
+        .map(|e| match e {
+            FileError::Invalid { path, .. } => path.clone(),
+            other => panic!("{other:?}"),
+        })
+        .collect();
+    assert_eq!(
+        paths,
+        [
+            "version",
+            "real_sudo",
+            "approval.channels",
+            "limits.pending_per_uid",
+            "env_keep[0]"
+        ]
+    );
+}
+
+#[test]
+fn prompt_policy_reports_every_unknown_key() {
+    let text = r#"{"require_confirmation_for_untrusted": "yes", "a": 1, "b": 2}"#;
+    let errs = PromptPolicy::parse_all(Path::new("p"), text).expect_err("three problems");
+    assert_eq!(errs.len(), 3, "{errs:?}");
+}
