@@ -76,6 +76,31 @@ pub struct RequestInfo {
     pub wraps: Vec<Vec<String>>,
 }
 
+impl RequestInfo {
+    /// SHA-256 over what the approver is shown and approves: the command, who runs it where,
+    /// with which environment and options, for whom and in which session. The broker computes
+    /// it afresh for every live request, so it never trusts a stored view.
+    pub fn view_hash(&self) -> Digest {
+        use sha2::{Digest as _, Sha256};
+        let shown = serde_json::json!([
+            self.command,
+            self.runuser,
+            self.rungroup,
+            self.runcwd,
+            self.env,
+            self.preserved_env,
+            self.kept_env,
+            self.set_home,
+            self.preserve_groups,
+            self.chdir,
+            self.peer_uid,
+            self.session_id,
+            self.untrusted,
+        ]);
+        Sha256::digest(shown.to_string().as_bytes()).into()
+    }
+}
+
 /// A request waiting for a human.
 #[derive(Clone, Debug, serde::Serialize, serde::Deserialize)]
 #[serde(deny_unknown_fields)]
@@ -105,6 +130,12 @@ pub enum Outcome {
 pub struct Grant {
     #[serde(with = "hex_digest")]
     pub digest: Digest,
+    /// [`RequestInfo::view_hash`] of what the approver approved: a request is covered only
+    /// when its own view hashes the same, so a pending request whose shown command and digest
+    /// disagree (a forged restart snapshot) never grants what was not shown. A grant kept
+    /// from before this field covers nothing.
+    #[serde(default, with = "hex_digest")]
+    pub view: Digest,
     pub scope: Scope,
     pub request_id: String,
     pub caller_uid: u32,
@@ -290,6 +321,7 @@ impl Store {
             .ok_or_else(|| ApproveError::UnknownId(id.to_string()))?;
         let grant = Grant {
             digest: p.info.digest,
+            view: p.info.view_hash(),
             scope,
             request_id: p.id.clone(),
             caller_uid: p.info.peer_uid,
@@ -335,6 +367,9 @@ impl Store {
     /// Whether a live grant covers this digest, without using it.
     pub fn peek_grant(&self, digest: &Digest, now_ms: u64) -> Option<&Grant> {
         let g = self.grants.get(digest)?;
+        if g.view == [0u8; 32] {
+            return None;
+        }
         match g.scope {
             Scope::Once => Some(g),
             Scope::Session => {
@@ -348,8 +383,12 @@ impl Store {
     /// Uses the grant covering this digest: a `--once` grant is consumed, a `--session` grant
     /// refreshes its session's activity. Untrusted requests never reuse a grant beyond once,
     /// which `approve` already guarantees by refusing `--session` for them.
-    pub fn take_grant(&mut self, digest: &Digest, now_ms: u64) -> Option<Grant> {
+    /// `view` is the live request's [`RequestInfo::view_hash`]: it must be what was approved.
+    pub fn take_grant(&mut self, digest: &Digest, view: &Digest, now_ms: u64) -> Option<Grant> {
         let g = self.peek_grant(digest, now_ms)?.clone();
+        if g.view != *view {
+            return None;
+        }
         match g.scope {
             Scope::Once => {
                 self.grants.remove(digest);
@@ -539,6 +578,41 @@ mod tests {
 
     const MIN: u64 = 60_000;
 
+    /// A pending request whose shown command and digest disagree (what a forged restart
+    /// snapshot can hold) is approved for what it shows, never for the digest's command.
+    #[test]
+    fn an_approval_covers_only_what_the_approver_was_shown() {
+        let mut shown = info(1);
+        shown.command = vec!["/usr/bin/id".into(), "-u".into()];
+        let mut hidden = info(1);
+        hidden.command = vec!["/usr/bin/rm".into(), "-rf".into(), "/".into()];
+        assert_eq!(
+            shown.digest, hidden.digest,
+            "the forgery: one digest, two views"
+        );
+        let mut s = Store::new(30, 30);
+        let (id, _) = s.submit(shown.clone(), 0, || "forged01".into());
+        s.approve(&id, Scope::Once, false, 1).expect("approved");
+        assert!(
+            s.take_grant(&hidden.digest, &hidden.view_hash(), 2)
+                .is_none(),
+            "the hidden command rides on nothing"
+        );
+        assert!(s.take_grant(&shown.digest, &shown.view_hash(), 2).is_some());
+        // A grant kept from before views were bound covers nothing.
+        let old: Grant = serde_json::from_value(serde_json::json!({
+            "digest": occ_base::hex::encode(&[3u8; 32]),
+            "scope": "once",
+            "request_id": "old00001",
+            "caller_uid": 1001,
+            "session_id": null,
+            "created_ms": 0,
+        }))
+        .expect("an old grant parses");
+        s.grants.insert(old.digest, old);
+        assert!(s.peek_grant(&[3; 32], 1).is_none());
+    }
+
     fn info(d: u8) -> RequestInfo {
         RequestInfo {
             digest: [d; 32],
@@ -575,7 +649,11 @@ mod tests {
         let mut back = Store::new(30, 30);
         back.restore(serde_json::from_str(&text).unwrap(), 3_000);
         assert_eq!(back.pending_by_id(&a).map(|p| p.info.digest), Some([1; 32]));
-        assert!(back.take_grant(&[2; 32], 3_000).is_some(), "the once grant");
+        assert!(
+            back.take_grant(&[2; 32], &info(2).view_hash(), 3_000)
+                .is_some(),
+            "the once grant"
+        );
         // An issued id is never handed out again, even after the restart.
         let (c, _) = back.submit(info(3), 4_000, {
             let mut tries = vec!["idb".to_string(), "id1".to_string(), "fresh".to_string()];
@@ -637,8 +715,8 @@ mod tests {
         let mut s = Store::new(30, 30);
         let (id, _) = s.submit(info(1), 0, ids());
         s.approve(&id, Scope::Once, false, 0).unwrap();
-        assert!(s.take_grant(&[1; 32], 1).is_some());
-        assert!(s.take_grant(&[1; 32], 2).is_none());
+        assert!(s.take_grant(&[1; 32], &info(1).view_hash(), 1).is_some());
+        assert!(s.take_grant(&[1; 32], &info(1).view_hash(), 2).is_none());
     }
 
     #[test]
@@ -646,7 +724,7 @@ mod tests {
         let mut s = Store::new(30, 30);
         let (id, _) = s.submit(info(1), 0, ids());
         s.approve(&id, Scope::Session, false, 0).unwrap();
-        assert!(s.take_grant(&[2; 32], 1).is_none());
+        assert!(s.take_grant(&[2; 32], &info(2).view_hash(), 1).is_none());
     }
 
     #[test]
@@ -654,13 +732,17 @@ mod tests {
         let mut s = Store::new(30, 30);
         let (id, _) = s.submit(info(1), 0, ids());
         s.approve(&id, Scope::Session, false, 0).unwrap();
-        assert!(s.take_grant(&[1; 32], 20 * MIN).is_some());
+        assert!(s
+            .take_grant(&[1; 32], &info(1).view_hash(), 20 * MIN)
+            .is_some());
         assert!(
-            s.take_grant(&[1; 32], 49 * MIN).is_some(),
+            s.take_grant(&[1; 32], &info(1).view_hash(), 49 * MIN)
+                .is_some(),
             "activity slides the window"
         );
         assert!(
-            s.take_grant(&[1; 32], 79 * MIN).is_none(),
+            s.take_grant(&[1; 32], &info(1).view_hash(), 79 * MIN)
+                .is_none(),
             "idle 30 minutes"
         );
         assert_eq!(s.expire_sessions(79 * MIN), vec!["task-1".to_string()]);
@@ -772,8 +854,8 @@ mod tests {
         let (b, _) = s.submit(info(2), 0, &mut gen);
         s.approve(&b, Scope::Session, false, 0).unwrap();
         assert_eq!(s.drop_caller_keeping_once(1001, &[1; 32]), 1);
-        assert!(s.take_grant(&[1; 32], 1).is_some());
-        assert!(s.take_grant(&[2; 32], 1).is_none());
+        assert!(s.take_grant(&[1; 32], &info(1).view_hash(), 1).is_some());
+        assert!(s.take_grant(&[2; 32], &info(2).view_hash(), 1).is_none());
         // A session grant for this very request is dropped too: -k means ask again.
         let (c, _) = s.submit(info(3), 0, &mut gen);
         s.approve(&c, Scope::Session, false, 0).unwrap();

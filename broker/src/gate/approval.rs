@@ -110,7 +110,7 @@ impl Gate {
             // Untrusted requests go on to a human who must confirm (`--confirm-untrusted`);
             // their digest differs from a trusted one, so no trusted grant covers them.
             Module::Untrusted => Verdict::Success,
-            Module::Grant => match self.take_grant(&u.info.digest) {
+            Module::Grant => match self.take_grant(&u.info) {
                 Some(g) => {
                     *request_id = Some(g.request_id.clone());
                     *taken = Some(g);
@@ -211,12 +211,10 @@ impl Gate {
             })
             .flatten();
         let verdict = match self.wait_decision(conn, &id, wait, &mut tty, token_set) {
-            Wait::Decided(PendingOutcome::Approved { .. }) => {
-                match self.take_grant(&u.info.digest) {
-                    Some(g) => return (Verdict::Success, Some(id), Some(g)),
-                    None => Verdict::fail(Refusal::ApprovalDenied, "the approval was withdrawn"),
-                }
-            }
+            Wait::Decided(PendingOutcome::Approved { .. }) => match self.take_grant(&u.info) {
+                Some(g) => return (Verdict::Success, Some(id), Some(g)),
+                None => Verdict::fail(Refusal::ApprovalDenied, "the approval was withdrawn"),
+            },
             Wait::Decided(PendingOutcome::Denied { note }) => Verdict::fail(
                 Refusal::ApprovalDenied,
                 match note {
@@ -237,10 +235,13 @@ impl Gate {
         (verdict, Some(id), None)
     }
 
-    /// Takes the live grant for `digest`, if any; a spent once-grant is saved at once (system
-    /// mode), so a restart cannot bring it back. The store's lock is released before saving.
-    fn take_grant(&self, digest: &crate::session::Digest) -> Option<crate::session::Grant> {
-        let taken = self.store().take_grant(digest, now_ms());
+    /// Takes the live grant for this request (its digest, and what it shows the approver),
+    /// if any; a spent once-grant is saved at once (system mode), so a restart cannot bring it
+    /// back. The store's lock is released before saving.
+    fn take_grant(&self, info: &crate::session::RequestInfo) -> Option<crate::session::Grant> {
+        let taken = self
+            .store()
+            .take_grant(&info.digest, &info.view_hash(), now_ms());
         if taken.as_ref().is_some_and(|g| g.scope == Scope::Once) {
             self.persist();
         }

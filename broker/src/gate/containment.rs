@@ -53,12 +53,15 @@ fn assert_contained(approved: &[&str], other: &[&str]) {
     );
     approve(&mut store, &a, Scope::Once).expect("a once approval");
     assert!(
-        store.take_grant(&b.digest, NOW).is_none(),
+        store.take_grant(&b.digest, &b.view_hash(), NOW).is_none(),
         "{other:?} rode on the grant for {approved:?}"
     );
-    assert!(store.take_grant(&a.digest, NOW).is_some(), "{approved:?}");
     assert!(
-        store.take_grant(&a.digest, NOW).is_none(),
+        store.take_grant(&a.digest, &a.view_hash(), NOW).is_some(),
+        "{approved:?}"
+    );
+    assert!(
+        store.take_grant(&a.digest, &a.view_hash(), NOW).is_none(),
         "a once grant is consumed by one run"
     );
 }
@@ -96,13 +99,18 @@ fn session_grants_cover_only_the_same_plain_command_in_the_same_session() {
     let mut store = Store::new(30, 30);
     approve(&mut store, &a, Scope::Session).expect("a session grant");
     for _ in 0..3 {
-        assert!(store.take_grant(&a.digest, NOW).is_some(), "reused");
+        assert!(
+            store.take_grant(&a.digest, &a.view_hash(), NOW).is_some(),
+            "reused"
+        );
     }
     let other = understood(&["id", "-g"]);
-    assert!(store.take_grant(&other.digest, NOW).is_none());
+    assert!(store
+        .take_grant(&other.digest, &other.view_hash(), NOW)
+        .is_none());
     // Thirty idle minutes end it.
     let later = NOW + 30 * 60_000;
-    assert!(store.take_grant(&a.digest, later).is_none());
+    assert!(store.take_grant(&a.digest, &a.view_hash(), later).is_none());
 }
 
 #[test]
@@ -124,5 +132,7 @@ fn untrusted_requests_never_share_a_trusted_grant() {
     assert_ne!(real_untrusted.digest, trusted.digest);
     let mut store = Store::new(30, 30);
     approve(&mut store, &trusted, Scope::Session).expect("a session grant");
-    assert!(store.take_grant(&real_untrusted.digest, NOW).is_none());
+    assert!(store
+        .take_grant(&real_untrusted.digest, &real_untrusted.view_hash(), NOW)
+        .is_none());
 }
