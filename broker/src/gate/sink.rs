@@ -77,6 +77,8 @@ impl Core {
                 self.forward.offer(a.seq, &Value::Object(f).to_canonical());
             }
             if durable {
+                // The spool copies first: nothing is durable locally without them.
+                self.forward.sync_spools(a.seq + 1);
                 w.sync_data()?;
                 self.forward.durable_through(a.seq + 1);
             }
@@ -141,6 +143,7 @@ impl Core {
         let synced = match handle {
             None => return,
             Some(h) => h.map_err(|e| e.to_string()).and_then(|f| {
+                self.forward.sync_spools(appended);
                 f.sync_data()
                     .map_err(|e| format!("fdatasync of the audit log: {e}"))
             }),
@@ -165,6 +168,8 @@ impl Core {
         }
         let mut guard = self.audit.lock().unwrap_or_else(|p| p.into_inner());
         if let Some(w) = guard.as_mut() {
+            self.forward
+                .sync_spools(self.appended_next.load(Ordering::SeqCst));
             match w.sync() {
                 Ok(()) => {
                     self.audit_unsynced.store(false, Ordering::SeqCst);
