@@ -6,6 +6,7 @@ mod audit_cli;
 mod cli_smoke;
 mod flags;
 mod forward;
+mod forward_tls;
 mod install;
 mod load;
 mod never_hangs;

@@ -415,7 +415,8 @@ pub fn session(
     let _ = s.set_nodelay(true);
     match tls {
         None => converse(address, s, messages),
-        Some(t) => converse(address, t.connect(address, s)?, messages),
+        Some(t) => converse(address, t.connect(address, s)?, messages)
+            .map_err(|e| format!("TLS session with {address}: {e}")),
     }
 }
 
