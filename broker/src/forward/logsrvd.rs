@@ -206,11 +206,16 @@ impl Transport for Logsrvd {
             return session(&self.address, None, &messages);
         };
         if client.is_none() {
-            // Read again at each retry until it works, so fixing a file needs no restart.
             let uid = nix::unistd::geteuid().as_raw();
             *client = Some(TlsClient::new(&self.address, files, uid)?);
         }
-        session(&self.address, client.as_ref(), &messages)
+        let sent = session(&self.address, client.as_ref(), &messages);
+        if sent.is_err() {
+            // Read the files again at the next try: a fixed CA or a renewed client certificate
+            // needs no restart.
+            *client = None;
+        }
+        sent
     }
 }
 

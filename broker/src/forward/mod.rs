@@ -146,6 +146,12 @@ impl Forwarders {
         }
     }
 
+    /// How many spool copies wait for their fsync, over all forwarders (for tests).
+    #[cfg(test)]
+    pub(crate) fn unsynced(&self) -> usize {
+        self.lock().iter().map(|f| f.lock().unsynced.len()).sum()
+    }
+
     /// Everything appended below `next` is durable locally: it may be sent.
     pub fn durable_through(&self, next: u64) {
         self.durable_next.fetch_max(next, Ordering::SeqCst);

@@ -251,6 +251,38 @@ mod tests {
     }
 
     #[test]
+    fn spool_copies_are_fsynced_with_the_log_as_audit_fsync_says() {
+        for fsync in ["always", "batch"] {
+            let (d, g) = gate_with(Some(fsync));
+            let rx = std::net::UdpSocket::bind("127.0.0.1:0").unwrap();
+            let cfg = d.path().join("security/broker.json");
+            std::fs::write(
+                &cfg,
+                format!(
+                    r#"{{"audit": {{"fsync": "{fsync}", "forward": [{{"type": "syslog",
+                        "address": "{}"}}]}}}}"#,
+                    rx.local_addr().unwrap()
+                ),
+            )
+            .unwrap();
+            let uid = nix::unistd::geteuid().as_raw();
+            let loaded = occ_policy::file::load(&d.path().join("security"), uid, &|_| None);
+            g.follow_audit_config(&loaded.unwrap());
+            g.audit(Event::PolicyBlock, Fields::new()).unwrap();
+            assert_eq!(g.forward.unsynced(), 1, "{fsync}");
+            g.settle();
+            // "always": synced before the answer; "batch": left to the group commit.
+            let left = if fsync == "always" { 0 } else { 1 };
+            assert_eq!(g.forward.unsynced(), left, "{fsync}");
+            g.flush_audit();
+            assert_eq!(g.forward.unsynced(), 0, "{fsync}");
+            // Events that let something happen sync their copies at once in either mode.
+            g.audit_durable(Event::ExecStart, Fields::new()).unwrap();
+            assert_eq!(g.forward.unsynced(), 0, "{fsync}");
+        }
+    }
+
+    #[test]
     fn fsync_batch_leaves_events_to_the_group_commit() {
         let (d, g) = gate_with(Some("batch"));
         assert_eq!(g.status_json()["audit"]["fsync"], "batch");
