@@ -171,4 +171,41 @@ mod tests {
         ));
         assert!(server_name("bad_host!:1").is_err());
     }
+
+    #[test]
+    fn a_bad_ca_file_is_an_error_naming_the_key_never_a_client() {
+        use std::os::unix::fs::PermissionsExt;
+        let d = tempfile::tempdir().unwrap();
+        let uid = nix::unistd::geteuid().as_raw();
+        let put = |name: &str, text: &str, mode: u32| {
+            let p = d.path().join(name);
+            std::fs::write(&p, text).unwrap();
+            std::fs::set_permissions(&p, std::fs::Permissions::from_mode(mode)).unwrap();
+            p
+        };
+        let cases = [
+            (d.path().join("absent.pem"), ".ca: ", "does not exist"),
+            (
+                put("empty.pem", "not pem\n", 0o644),
+                ".ca: ",
+                "holds no CERTIFICATE",
+            ),
+            (
+                put("writable.pem", "", 0o666),
+                ".ca: ",
+                "writable by group or others",
+            ),
+        ];
+        for (ca, at, problem) in cases {
+            let files = TlsFiles { ca, client: None };
+            let err = TlsClient::new("127.0.0.1:30344", &files, uid)
+                .err()
+                .expect("an error");
+            assert!(
+                err.contains("audit.forward[logsrvd 127.0.0.1:30344/tls"),
+                "{err}"
+            );
+            assert!(err.contains(at) && err.contains(problem), "{err}");
+        }
+    }
 }
