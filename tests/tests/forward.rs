@@ -17,18 +17,18 @@ use serde_json::Value;
 
 use crate::approval::{pending_id, ready, text, AgentHome};
 
-const LOGSRVD: &str = "/usr/sbin/sudo_logsrvd";
+pub(crate) const LOGSRVD: &str = "/usr/sbin/sudo_logsrvd";
 
 /// A port on 127.0.0.1 nobody listens on (bound, then released).
-fn free_port() -> u16 {
+pub(crate) fn free_port() -> u16 {
     let l = TcpListener::bind("127.0.0.1:0").unwrap();
     l.local_addr().unwrap().port()
 }
 
 /// The real sudo_logsrvd on 127.0.0.1, writing its JSON event log into a temp dir.
-struct Logsrvd {
+pub(crate) struct Logsrvd {
     dir: tempfile::TempDir,
-    port: u16,
+    pub(crate) port: u16,
     child: Option<Child>,
 }
 
@@ -44,7 +44,7 @@ fn logsrvd_conf(dir: &Path, port: u16) -> String {
 }
 
 impl Logsrvd {
-    fn start() -> Logsrvd {
+    pub(crate) fn start() -> Logsrvd {
         let dir = tempfile::tempdir().unwrap();
         let port = free_port();
         std::fs::write(
@@ -61,7 +61,7 @@ impl Logsrvd {
         s
     }
 
-    fn restart(&mut self) {
+    pub(crate) fn restart(&mut self) {
         let child = Command::new(LOGSRVD)
             .arg("-n")
             .arg("-f")
@@ -79,7 +79,7 @@ impl Logsrvd {
         }
     }
 
-    fn kill(&mut self) {
+    pub(crate) fn kill(&mut self) {
         if let Some(mut c) = self.child.take() {
             let _ = c.kill();
             let _ = c.wait();
@@ -91,7 +91,7 @@ impl Logsrvd {
     }
 
     /// The event log's records in file order: ("accept" | "reject" | "exit", record).
-    fn records(&self) -> Vec<(String, serde_json::Map<String, Value>)> {
+    pub(crate) fn records(&self) -> Vec<(String, serde_json::Map<String, Value>)> {
         match std::fs::read(self.events_file()) {
             Ok(b) if !b.is_empty() => occ_audit::witness::logsrvd_records(&b).unwrap_or_default(),
             _ => Vec::new(),
@@ -105,7 +105,7 @@ impl Drop for Logsrvd {
     }
 }
 
-fn have_logsrvd() -> bool {
+pub(crate) fn have_logsrvd() -> bool {
     if Path::new(LOGSRVD).is_file() {
         return true;
     }
@@ -113,14 +113,14 @@ fn have_logsrvd() -> bool {
     false
 }
 
-fn status(h: &AgentHome) -> Value {
+pub(crate) fn status(h: &AgentHome) -> Value {
     let out = h.occ(&["status", "--json"]);
     assert!(out.status.success(), "occ status: {}", text(&out.stderr));
     serde_json::from_slice(&out.stdout).unwrap()
 }
 
 /// Waits until `cond` holds, for at most `secs`.
-fn wait_for(secs: u64, what: &str, mut cond: impl FnMut() -> bool) {
+pub(crate) fn wait_for(secs: u64, what: &str, mut cond: impl FnMut() -> bool) {
     let deadline = Instant::now() + Duration::from_secs(secs);
     while !cond() {
         assert!(Instant::now() < deadline, "timed out waiting for {what}");
@@ -129,7 +129,7 @@ fn wait_for(secs: u64, what: &str, mut cond: impl FnMut() -> bool) {
 }
 
 /// A request the policy refuses at once (`policy_block`, a reject for sudo_logsrvd).
-const POLICY: &str = r#"{"version": 2, "deny": ["/usr/bin/rm"]}"#;
+pub(crate) const POLICY: &str = r#"{"version": 2, "deny": ["/usr/bin/rm"]}"#;
 
 #[test]
 fn forwards_accept_reject_and_exit_to_real_sudo_logsrvd_and_drains_after_a_restart() {
@@ -630,4 +630,91 @@ fn a_full_spool_drops_copies_never_requests_and_records_forward_overflow() {
         "chain_hash=\"{}\"",
         before[3]["chain_hash"].as_str().unwrap()
     )));
+}
+
+#[test]
+fn spooled_events_survive_a_broker_restart_and_all_arrive_once_in_order() {
+    let Some(ids) = ready() else { return };
+    if !have_logsrvd() {
+        return;
+    }
+    let mut server = Logsrvd::start();
+    server.kill();
+    let h = AgentHome::new(ids);
+    h.write_security("command-policy.json", POLICY);
+    h.write_security(
+        "broker.json",
+        &format!(
+            r#"{{"audit": {{"forward": [{{"type": "logsrvd", "address": "127.0.0.1:{}"}}]}}}}"#,
+            server.port
+        ),
+    );
+    // The server is down: a run and ten blocks wait in the spool.
+    let id = pending_id(&h.sudo(&["-n", "/usr/bin/id", "-u"], &[]));
+    assert!(h.occ(&["approve", &id]).status.success());
+    assert!(h.sudo(&["-n", "/usr/bin/id", "-u"], &[]).status.success());
+    for _ in 0..10 {
+        assert_eq!(
+            h.sudo(&["-n", "/usr/bin/rm", "/x"], &[]).status.code(),
+            Some(1)
+        );
+    }
+    wait_for(10, "the forwarder to retry", || {
+        status(&h)["audit"]["forward"][0]["state"] == "retrying"
+    });
+    let spooled = |h: &AgentHome| -> usize {
+        std::fs::read_dir(h.home.join("security/spool"))
+            .unwrap()
+            .flat_map(|d| std::fs::read_dir(d.unwrap().path()).unwrap())
+            .count()
+    };
+    let before = spooled(&h);
+    assert!(before >= 12, "{before} spool files");
+
+    // SIGTERM; the spool stays on disk. The next request starts a new broker, which sends
+    // what the old one left, then its own events, once the server is back.
+    h.stop_broker();
+    assert!(
+        !h.home.join("run/broker.pid").exists(),
+        "the broker did not stop"
+    );
+    // (plus the broker's own stop event)
+    assert!(spooled(&h) >= before, "{} < {before}", spooled(&h));
+    assert_eq!(
+        h.sudo(&["-n", "/usr/bin/rm", "/y"], &[]).status.code(),
+        Some(1)
+    );
+    assert!(
+        status(&h)["audit"]["forward"][0]["backlog"]
+            .as_u64()
+            .unwrap()
+            > before as u64
+    );
+    server.restart();
+    wait_for(30, "the spool to drain", || {
+        status(&h)["audit"]["forward"][0]["backlog"] == 0
+    });
+    h.stop_broker();
+    let carried: Vec<u64> = h
+        .events()
+        .iter()
+        .filter(|e| {
+            occ_audit::witness::logsrvd_message(e["event_type"].as_str().unwrap_or("")).is_some()
+        })
+        .map(|e| e["seq"].as_u64().unwrap())
+        .collect();
+    assert_eq!(
+        carried.len(),
+        13,
+        "exec_start, exec_finish and eleven blocks"
+    );
+    // Every event, once each (a clean stop loses no deletion), in seq order.
+    let got: Vec<u64> = server
+        .records()
+        .iter()
+        .filter(|(k, _)| k != "exit")
+        .filter_map(|(_, r)| r.get("occ_seq").and_then(Value::as_u64))
+        .collect();
+    assert_eq!(got, carried);
+    assert_eq!(spooled(&h), 0);
 }

@@ -7,6 +7,7 @@ mod cdp;
 mod cli_smoke;
 mod flags;
 mod forward;
+mod forward_tls;
 mod install;
 mod load;
 mod never_hangs;

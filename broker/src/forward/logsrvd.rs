@@ -1,15 +1,16 @@
 //! sudo_logsrvd: occ's events in sudo's own log-server protocol (sudo_logsrv.proto(5)). Each
 //! forwarded event is one short session: ClientHello, then AcceptMessage, RejectMessage, or
-//! AcceptMessage + ExitMessage, and the server's close as the acknowledgement. It never decides
-//! anything and never blocks a request: it runs on the forwarder's own thread.
+//! AcceptMessage + ExitMessage, and the server's close as the acknowledgement; over TLS the
+//! same messages after the handshake (`tls.rs`). It never decides anything and never blocks a
+//! request: it runs on the forwarder's own thread.
 
-use std::io::{Read, Write};
-use std::net::{Shutdown, TcpStream, ToSocketAddrs};
+use std::net::{TcpStream, ToSocketAddrs};
 use std::time::Duration;
 
 use occ_audit::witness::{logsrvd_message, LogsrvdMessage};
 use serde_json::Value as Json;
 
+use super::tls::{HalfClose, TlsClient, TlsFiles};
 use super::{hostname, Transport};
 
 /// The server must accept messages up to 2 MiB (sudo_logsrv.proto(5)); we never send more.
@@ -182,12 +183,15 @@ use proto::{
 /// One `audit.forward` entry of type `logsrvd`.
 pub struct Logsrvd {
     address: String,
+    /// `"tls": true`: the files, and the client built from them once they all check out.
+    tls: Option<(TlsFiles, Option<TlsClient>)>,
 }
 
 impl Logsrvd {
-    pub fn new(address: &str) -> Logsrvd {
+    pub fn new(address: &str, tls: Option<TlsFiles>) -> Logsrvd {
         Logsrvd {
             address: address.to_string(),
+            tls: tls.map(|f| (f, None)),
         }
     }
 }
@@ -198,7 +202,20 @@ impl Transport for Logsrvd {
             // Not a command event: sudo_logsrvd has no record for it.
             return Ok(());
         };
-        session(&self.address, &messages)
+        let Some((files, client)) = &mut self.tls else {
+            return session(&self.address, None, &messages);
+        };
+        if client.is_none() {
+            let uid = nix::unistd::geteuid().as_raw();
+            *client = Some(TlsClient::new(&self.address, files, uid)?);
+        }
+        let sent = session(&self.address, client.as_ref(), &messages);
+        if sent.is_err() {
+            // Read the files again at the next try: a fixed CA or a renewed client certificate
+            // needs no restart.
+            *client = None;
+        }
+        sent
     }
 }
 
@@ -374,9 +391,14 @@ fn timespec_of_rfc3339(t: &str) -> TimeSpec {
     }
 }
 
-/// One session: hello, the messages, then the server's close as the acknowledgement (a
-/// `ServerMessage.error` or `abort` instead is a failure, and the event is sent again later).
-pub fn session(address: &str, messages: &[ClientMessage]) -> Result<(), String> {
+/// One session: the TLS handshake when `tls` is given, hello, the messages, then the server's
+/// close as the acknowledgement (a `ServerMessage.error` or `abort` instead is a failure, and
+/// the event is sent again later).
+pub fn session(
+    address: &str,
+    tls: Option<&TlsClient>,
+    messages: &[ClientMessage],
+) -> Result<(), String> {
     let mut last = format!("{address}: no address");
     let addrs = address
         .to_socket_addrs()
@@ -391,11 +413,25 @@ pub fn session(address: &str, messages: &[ClientMessage]) -> Result<(), String> 
             Err(e) => last = format!("connect {a}: {e}"),
         }
     }
-    let mut s = stream.ok_or(last)?;
+    let s = stream.ok_or(last)?;
     s.set_read_timeout(Some(IO_TIMEOUT))
         .and_then(|()| s.set_write_timeout(Some(IO_TIMEOUT)))
         .map_err(|e| e.to_string())?;
     let _ = s.set_nodelay(true);
+    match tls {
+        None => converse(address, s, messages),
+        Some(t) => converse(address, t.connect(address, s)?, messages)
+            .map_err(|e| format!("TLS session with {address}: {e}")),
+    }
+}
+
+/// The protocol proper, the same over TCP and TLS (sudo_logsrv.proto(5): ServerHello says
+/// nothing about TLS; the port decides).
+fn converse(
+    address: &str,
+    mut s: impl HalfClose,
+    messages: &[ClientMessage],
+) -> Result<(), String> {
     let hello = ClientMessage {
         r#type: Some(C::HelloMsg(ClientHello {
             client_id: format!("occ {}", env!("CARGO_PKG_VERSION")),
@@ -420,7 +456,7 @@ pub fn session(address: &str, messages: &[ClientMessage]) -> Result<(), String> 
     }
     // Nothing more from us: the server finishes the session (reject, exit) or sees our end
     // (accept alone) and closes; either way it has stored the record before closing.
-    let _ = s.shutdown(Shutdown::Write);
+    let _ = s.close_writes();
     loop {
         match read_message(&mut s) {
             Ok(None) => return Ok(()),
@@ -437,7 +473,7 @@ pub fn session(address: &str, messages: &[ClientMessage]) -> Result<(), String> 
     }
 }
 
-fn write_message(s: &mut TcpStream, m: &ClientMessage) -> Result<(), String> {
+fn write_message(s: &mut impl HalfClose, m: &ClientMessage) -> Result<(), String> {
     use prost::Message;
     let body = m.encode_to_vec();
     if body.len() > MESSAGE_MAX {
@@ -453,7 +489,7 @@ fn write_message(s: &mut TcpStream, m: &ClientMessage) -> Result<(), String> {
 }
 
 /// The next server message, or `None` at a clean end of stream.
-fn read_message(s: &mut TcpStream) -> Result<Option<ServerMessage>, String> {
+fn read_message(s: &mut impl HalfClose) -> Result<Option<ServerMessage>, String> {
     use prost::Message;
     let mut len = [0u8; 4];
     let mut got = 0;

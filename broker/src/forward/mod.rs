@@ -4,9 +4,17 @@
 //! background thread sends them in seq order. It must never block or change a decision: an
 //! offer only writes a spool file, a full spool drops (and counts) instead of waiting, and a
 //! down destination only delays delivery.
+//!
+//! Durability: the spool files present are the read position (a file is deleted once its
+//! destination has the event). The sink fsyncs new spool files, and the directory, just before
+//! each fsync of the local log (`sync_spools`), so every event durable locally has a durable
+//! spool copy; only events durable locally are sent. Delivery is at least once: a crash can
+//! lose the deletion of a sent event's file (the directory is fsynced every `ACK_SYNC_EVERY`
+//! deletions and when the spool empties), and that event is sent again after the restart.
 
 mod logsrvd;
 mod syslog;
+mod tls;
 
 use std::collections::VecDeque;
 use std::io::Write;
@@ -24,6 +32,9 @@ pub use logsrvd::proto as logsrv_proto;
 /// How long a forwarder waits before trying a down destination again, at most.
 const MAX_BACKOFF: Duration = Duration::from_secs(5);
 const FIRST_BACKOFF: Duration = Duration::from_millis(100);
+/// Deletions of sent events between two fsyncs of the spool directory (and so, at most, the
+/// events sent twice after a crash).
+const ACK_SYNC_EVERY: u32 = 64;
 
 /// A way to deliver one event. `Ok` means the destination has it (as far as its protocol can
 /// say); `Err` means try again later.
@@ -121,6 +132,26 @@ impl Forwarders {
         }
     }
 
+    /// Makes every spool copy of an event below `next` durable (the files and the spool
+    /// directories). Called just before the local log is fsynced through `next`, so an event
+    /// never becomes durable locally without its copies.
+    pub fn sync_spools(&self, next: u64) {
+        let active: Vec<Arc<Forwarder>> = self.lock().iter().cloned().collect();
+        for f in active {
+            if let Err(e) = f.sync_spool(next) {
+                // The local log is the record; a copy that may not survive a crash is logged,
+                // never a reason to hold up the audit.
+                tracing::error!("audit forwarder {}: spool fsync failed: {e}", f.label);
+            }
+        }
+    }
+
+    /// How many spool copies wait for their fsync, over all forwarders (for tests).
+    #[cfg(test)]
+    pub(crate) fn unsynced(&self) -> usize {
+        self.lock().iter().map(|f| f.lock().unsynced.len()).sum()
+    }
+
     /// Everything appended below `next` is durable locally: it may be sent.
     pub fn durable_through(&self, next: u64) {
         self.durable_next.fetch_max(next, Ordering::SeqCst);
@@ -166,9 +197,12 @@ struct Forwarder {
 
 #[derive(Default)]
 struct Spool {
-    /// Spooled seqs, oldest first, and whether each was left by an earlier broker (and so is
-    /// durable already).
-    queue: VecDeque<(u64, bool)>,
+    /// Spooled seqs, oldest first.
+    queue: VecDeque<u64>,
+    /// Spooled seqs whose files are not yet fsynced, oldest first.
+    unsynced: Vec<u64>,
+    /// Files were created or deleted since the directory was last fsynced.
+    dir_dirty: bool,
     dropped: u64,
     first_dropped: u64,
     last_dropped: u64,
@@ -203,7 +237,24 @@ impl Forwarder {
             .collect();
         queue.sort_unstable();
         let transport: Box<dyn Transport> = match &target {
-            Forward::Logsrvd { address, .. } => Box::new(logsrvd::Logsrvd::new(address)),
+            Forward::Logsrvd {
+                address,
+                tls,
+                ca,
+                cert,
+                key,
+            } => {
+                let files = match (tls, ca) {
+                    (false, _) => None,
+                    (true, Some(ca)) => Some(tls::TlsFiles {
+                        ca: ca.clone(),
+                        client: cert.clone().zip(key.clone()),
+                    }),
+                    // The loader refuses this; never fall back to plain TCP if it gets here.
+                    (true, None) => return Err("\"tls\": true without \"ca\"".into()),
+                };
+                Box::new(logsrvd::Logsrvd::new(address, files))
+            }
             Forward::Syslog {
                 socket,
                 address,
@@ -220,7 +271,7 @@ impl Forwarder {
             dir,
             cap: AtomicUsize::new(cap),
             spool: Mutex::new(Spool {
-                queue: queue.into_iter().map(|s| (s, true)).collect(),
+                queue: queue.into_iter().collect(),
                 state: "idle",
                 ..Spool::default()
             }),
@@ -246,8 +297,20 @@ impl Forwarder {
 
     fn offer(&self, seq: u64, event: &[u8]) {
         let mut sp = self.lock();
-        if sp.queue.back().is_some_and(|&(last, _)| last >= seq) {
-            return; // already spooled (a retried append cannot reuse a seq, but be safe)
+        // Spool files at or past a new seq were left by a broker whose log lost its unsynced
+        // tail in a crash after the spool was fsynced: the log has given their seqs to other
+        // events, so they were never on record and must not leave the host.
+        while sp.queue.back().is_some_and(|&last| last >= seq) {
+            if let Some(stale) = sp.queue.pop_back() {
+                tracing::warn!(
+                    "audit forwarder {}: dropping spooled seq {stale}, which the local log \
+                     does not hold (lost in a crash before it was durable)",
+                    self.label
+                );
+                let _ = std::fs::remove_file(self.file(stale));
+                sp.unsynced.retain(|&s| s != stale);
+                sp.dir_dirty = true;
+            }
         }
         if sp.queue.len() >= self.cap.load(Ordering::SeqCst) {
             if sp.dropped == 0 {
@@ -266,7 +329,9 @@ impl Forwarder {
             .and_then(|mut f| f.write_all(event));
         match written {
             Ok(()) => {
-                sp.queue.push_back((seq, false));
+                sp.queue.push_back(seq);
+                sp.unsynced.push(seq);
+                sp.dir_dirty = true;
                 self.wake.notify_all();
             }
             Err(e) => {
@@ -278,6 +343,38 @@ impl Forwarder {
                 sp.last_dropped = seq;
             }
         }
+    }
+
+    /// fsyncs the spool files of events below `next`, then the directory (their names, and
+    /// the deletions of sent events since the last time).
+    fn sync_spool(&self, next: u64) -> Result<(), String> {
+        let (files, dir) = {
+            let mut sp = self.lock();
+            let cut = sp.unsynced.partition_point(|&s| s < next);
+            let files: Vec<u64> = sp.unsynced.drain(..cut).collect();
+            let dir = std::mem::take(&mut sp.dir_dirty);
+            (files, dir)
+        };
+        for seq in files {
+            match std::fs::File::open(self.file(seq)) {
+                Ok(f) => f
+                    .sync_all()
+                    .map_err(|e| format!("fsync {}: {e}", self.file(seq).display()))?,
+                // Sent and deleted meanwhile (a restarted broker's events), or dropped as stale.
+                Err(e) if e.kind() == std::io::ErrorKind::NotFound => {}
+                Err(e) => return Err(format!("{}: {e}", self.file(seq).display())),
+            }
+        }
+        if dir {
+            self.sync_dir()?;
+        }
+        Ok(())
+    }
+
+    fn sync_dir(&self) -> Result<(), String> {
+        std::fs::File::open(&self.dir)
+            .and_then(|d| d.sync_all())
+            .map_err(|e| format!("fsync {}: {e}", self.dir.display()))
     }
 
     fn take_overflow(&self) -> Option<Overflow> {
@@ -317,9 +414,12 @@ impl Forwarder {
         })
     }
 
-    /// The sending loop: the oldest durable spooled event, until the destination has it.
+    /// The sending loop: the oldest spooled event durable locally, until the destination has
+    /// it. Spool files a previous broker left count only once the local log is durable past
+    /// them (after this broker's first sync), so a copy the log lost is never sent.
     fn run(&self, mut transport: Box<dyn Transport>, durable_next: &AtomicU64) {
         let mut backoff = FIRST_BACKOFF;
+        let mut unsynced_acks = 0u32;
         loop {
             let next = {
                 let mut sp = self.lock();
@@ -328,9 +428,7 @@ impl Forwarder {
                         return;
                     }
                     match sp.queue.front() {
-                        Some(&(seq, old)) if old || seq < durable_next.load(Ordering::SeqCst) => {
-                            break seq
-                        }
+                        Some(&seq) if seq < durable_next.load(Ordering::SeqCst) => break seq,
                         _ => {
                             sp = self
                                 .wake
@@ -365,6 +463,17 @@ impl Forwarder {
                     sp.state = "connected";
                     self.sent.fetch_add(1, Ordering::SeqCst);
                     backoff = FIRST_BACKOFF;
+                    unsynced_acks += 1;
+                    if unsynced_acks >= ACK_SYNC_EVERY || sp.queue.is_empty() {
+                        // The deletions so far become durable: after a crash at most the
+                        // events sent since are sent again.
+                        sp.dir_dirty = false;
+                        drop(sp);
+                        unsynced_acks = 0;
+                        if let Err(e) = self.sync_dir() {
+                            tracing::error!("audit forwarder {}: {e}", self.label);
+                        }
+                    }
                 }
                 Err(e) => {
                     sp.state = "retrying";
@@ -391,4 +500,104 @@ fn spool_name(target: &Forward) -> String {
     };
     let digest = sha2::Sha256::digest(target.label().as_bytes());
     format!("{kind}-{}", &occ_base::hex::encode(&digest)[..16])
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use occ_policy::file::SyslogProtocol;
+    use std::net::UdpSocket;
+
+    /// Forwarders with one syslog/udp destination: a socket this test reads.
+    fn udp_forwarders(root: &Path) -> (Forwarders, UdpSocket, Forward) {
+        let rx = UdpSocket::bind("127.0.0.1:0").unwrap();
+        rx.set_read_timeout(Some(Duration::from_millis(300)))
+            .unwrap();
+        let target = Forward::Syslog {
+            socket: None,
+            address: Some(rx.local_addr().unwrap().to_string()),
+            protocol: Some(SyslogProtocol::Udp),
+        };
+        let f = Forwarders::new(root.to_path_buf());
+        (f, rx, target)
+    }
+
+    fn follow(f: &Forwarders, target: &Forward) {
+        f.follow(&AuditConfig {
+            forward: vec![target.clone()],
+            ..AuditConfig::default()
+        });
+    }
+
+    fn event(seq: u64, marker: &str) -> Vec<u8> {
+        format!(r#"{{"seq": {seq}, "event_type": "policy_block", "marker": "{marker}"}}"#)
+            .into_bytes()
+    }
+
+    fn received(rx: &UdpSocket) -> Vec<String> {
+        let mut out = Vec::new();
+        let mut buf = [0u8; 65536];
+        while let Ok(n) = rx.recv(&mut buf) {
+            out.push(String::from_utf8_lossy(&buf[..n]).into_owned());
+        }
+        out
+    }
+
+    fn markers(got: &[String]) -> Vec<String> {
+        got.iter()
+            .map(|l| {
+                let i = l.find("\"marker\":\"").expect("marker") + 10;
+                l[i..i + l[i..].find('"').unwrap()].to_string()
+            })
+            .collect()
+    }
+
+    #[test]
+    fn spool_copies_the_log_lost_in_a_crash_are_dropped_never_sent() {
+        let d = tempfile::tempdir().unwrap();
+        let (f, rx, target) = udp_forwarders(d.path());
+        // A previous broker spooled 3, 4 and 5; its log kept only 3 (4 and 5 were unsynced).
+        let dir = d.path().join(spool_name(&target));
+        std::fs::create_dir_all(&dir).unwrap();
+        for (seq, m) in [(3, "kept3"), (4, "lost4"), (5, "lost5")] {
+            std::fs::write(dir.join(format!("{seq:020}.json")), event(seq, m)).unwrap();
+        }
+        follow(&f, &target);
+        // Nothing leaves before this broker's log is durable past the old files.
+        assert!(received(&rx).is_empty());
+        // The restarted log gives seq 4 to its first event, and syncs it.
+        f.offer(4, &event(4, "started4"));
+        f.sync_spools(5);
+        f.durable_through(5);
+        let mut got = Vec::new();
+        for _ in 0..20 {
+            got.extend(received(&rx));
+            if got.len() >= 2 {
+                break;
+            }
+        }
+        assert_eq!(markers(&got), ["kept3", "started4"], "{got:?}");
+        assert!(!dir.join(format!("{:020}.json", 5)).exists());
+    }
+
+    #[test]
+    fn sync_spools_fsyncs_exactly_the_copies_below_the_log_sync() {
+        let d = tempfile::tempdir().unwrap();
+        let (f, _rx, target) = udp_forwarders(d.path());
+        follow(&f, &target);
+        for seq in 0..4 {
+            f.offer(seq, &event(seq, "x"));
+        }
+        let fw = Arc::clone(&f.lock()[0]);
+        assert_eq!(fw.lock().unsynced, [0, 1, 2, 3]);
+        assert!(fw.lock().dir_dirty);
+        f.sync_spools(2);
+        assert_eq!(fw.lock().unsynced, [2, 3]);
+        assert!(
+            !fw.lock().dir_dirty,
+            "the directory is synced with the files"
+        );
+        f.sync_spools(4);
+        assert!(fw.lock().unsynced.is_empty());
+    }
 }

@@ -77,6 +77,8 @@ impl Core {
                 self.forward.offer(a.seq, &Value::Object(f).to_canonical());
             }
             if durable {
+                // The spool copies first: nothing is durable locally without them.
+                self.forward.sync_spools(a.seq + 1);
                 w.sync_data()?;
                 self.forward.durable_through(a.seq + 1);
             }
@@ -141,6 +143,7 @@ impl Core {
         let synced = match handle {
             None => return,
             Some(h) => h.map_err(|e| e.to_string()).and_then(|f| {
+                self.forward.sync_spools(appended);
                 f.sync_data()
                     .map_err(|e| format!("fdatasync of the audit log: {e}"))
             }),
@@ -165,6 +168,8 @@ impl Core {
         }
         let mut guard = self.audit.lock().unwrap_or_else(|p| p.into_inner());
         if let Some(w) = guard.as_mut() {
+            self.forward
+                .sync_spools(self.appended_next.load(Ordering::SeqCst));
             match w.sync() {
                 Ok(()) => {
                     self.audit_unsynced.store(false, Ordering::SeqCst);
@@ -242,6 +247,38 @@ mod tests {
             g.audit_durable(Event::ExecStart, Fields::new()).unwrap();
             g.settle();
             assert_eq!(answer_syncs(&g), 1);
+        }
+    }
+
+    #[test]
+    fn spool_copies_are_fsynced_with_the_log_as_audit_fsync_says() {
+        for fsync in ["always", "batch"] {
+            let (d, g) = gate_with(Some(fsync));
+            let rx = std::net::UdpSocket::bind("127.0.0.1:0").unwrap();
+            let cfg = d.path().join("security/broker.json");
+            std::fs::write(
+                &cfg,
+                format!(
+                    r#"{{"audit": {{"fsync": "{fsync}", "forward": [{{"type": "syslog",
+                        "address": "{}"}}]}}}}"#,
+                    rx.local_addr().unwrap()
+                ),
+            )
+            .unwrap();
+            let uid = nix::unistd::geteuid().as_raw();
+            let loaded = occ_policy::file::load(&d.path().join("security"), uid, &|_| None);
+            g.follow_audit_config(&loaded.unwrap());
+            g.audit(Event::PolicyBlock, Fields::new()).unwrap();
+            assert_eq!(g.forward.unsynced(), 1, "{fsync}");
+            g.settle();
+            // "always": synced before the answer; "batch": left to the group commit.
+            let left = if fsync == "always" { 0 } else { 1 };
+            assert_eq!(g.forward.unsynced(), left, "{fsync}");
+            g.flush_audit();
+            assert_eq!(g.forward.unsynced(), 0, "{fsync}");
+            // Events that let something happen sync their copies at once in either mode.
+            g.audit_durable(Event::ExecStart, Fields::new()).unwrap();
+            assert_eq!(g.forward.unsynced(), 0, "{fsync}");
         }
     }
 

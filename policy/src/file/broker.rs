@@ -250,16 +250,17 @@ pub enum Forward {
     Logsrvd {
         /// `HOST:PORT`.
         address: String,
-        /// TLS to the server (not built into this occ: refused at load time).
+        /// TLS to the server (sudo_logsrvd's `listen_address = …(tls)` port).
         #[serde(default)]
         tls: bool,
-        /// CA certificate that signs the server's certificate (TLS).
+        /// PEM file of the CA that signs the server's certificate (required with TLS; the
+        /// system's roots are never used).
         #[serde(default)]
         ca: Option<PathBuf>,
-        /// Client certificate (TLS).
+        /// PEM file of the client certificate, for a server with `tls_checkpeer = true`.
         #[serde(default)]
         cert: Option<PathBuf>,
-        /// Client key (TLS).
+        /// PEM file of the client certificate's private key (owner-only: mode 0600 or 0400).
         #[serde(default)]
         key: Option<PathBuf>,
     },
@@ -287,10 +288,98 @@ pub enum SyslogProtocol {
     Tcp,
 }
 
+/// A file a `logsrvd` forwarder reads for TLS.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub enum TlsFile {
+    /// `ca`: the CA that signs the server's certificate.
+    Ca,
+    /// `cert`: the client certificate.
+    Cert,
+    /// `key`: the client certificate's private key, a secret.
+    Key,
+}
+
+impl TlsFile {
+    /// Its key in the `audit.forward` entry.
+    pub fn key(self) -> &'static str {
+        match self {
+            TlsFile::Ca => "ca",
+            TlsFile::Cert => "cert",
+            TlsFile::Key => "key",
+        }
+    }
+}
+
+/// Reads one TLS file of a `logsrvd` forwarder as `reader_uid` (the broker's user) would: a
+/// regular file, not a symlink, owned by `reader_uid` or root, not writable by group or others;
+/// the private key also readable by its owner only, like every other secret of occ. Errors name
+/// `config` (broker.json) and `at` (`audit.forward[0].key`), and say the fix.
+pub fn read_tls_file(
+    config: &Path,
+    at: &str,
+    which: TlsFile,
+    path: &Path,
+    reader_uid: u32,
+) -> Result<Vec<u8>, FileError> {
+    let fail = |problem: String, fix: String| invalid(config, at, problem, fix);
+    let shown = path.display();
+    let t = match trusted::open(path, reader_uid) {
+        Ok(Some(t)) => t,
+        Ok(None) => {
+            return Err(fail(
+                format!("{shown} does not exist"),
+                format!("put the PEM file there, or correct \"{}\"", which.key()),
+            ))
+        }
+        Err(TrustError::Open { source, .. }) => {
+            return Err(fail(
+                format!("cannot read {shown}: {source}"),
+                format!("make it readable by uid {reader_uid} (the broker's user)"),
+            ))
+        }
+        Err(TrustError::ForeignOwner { owner, .. }) => {
+            return Err(fail(
+                format!("{shown} is owned by uid {owner}, not by uid {reader_uid} or root"),
+                format!("chown {reader_uid} {shown}"),
+            ))
+        }
+        Err(TrustError::Writable { mode, .. }) => {
+            return Err(fail(
+                format!("{shown} is writable by group or others (mode {mode:o})"),
+                format!("chmod go-w {shown}"),
+            ))
+        }
+        Err(e) => {
+            return Err(fail(
+                e.to_string(),
+                format!("make it a regular file owned by uid {reader_uid} or root"),
+            ))
+        }
+    };
+    {
+        use std::os::unix::fs::MetadataExt;
+        let mode = t.metadata.mode() & 0o7777;
+        if which == TlsFile::Key && mode & 0o077 != 0 {
+            return Err(fail(
+                format!("the private key {shown} is readable by group or others (mode {mode:o})"),
+                format!("chmod 600 {shown}"),
+            ));
+        }
+    }
+    let mut bytes = Vec::new();
+    let mut f = t.file;
+    f.read_to_end(&mut bytes)
+        .map_err(|e| fail(format!("cannot read {shown}: {e}"), "check the file".into()))?;
+    Ok(bytes)
+}
+
 impl Forward {
     /// A short stable name: the spool directory and `occ status` name the forwarder by it.
     pub fn label(&self) -> String {
         match self {
+            Forward::Logsrvd {
+                address, tls: true, ..
+            } => format!("logsrvd {address}/tls"),
             Forward::Logsrvd { address, .. } => format!("logsrvd {address}"),
             Forward::Syslog {
                 socket: Some(p), ..
@@ -305,6 +394,27 @@ impl Forward {
                     _ => "udp",
                 }
             ),
+        }
+    }
+
+    /// The TLS files this entry names (none unless it is a `logsrvd` entry with TLS).
+    pub fn tls_files(&self) -> Vec<(TlsFile, &Path)> {
+        match self {
+            Forward::Logsrvd {
+                tls: true,
+                ca,
+                cert,
+                key,
+                ..
+            } => [
+                (TlsFile::Ca, ca),
+                (TlsFile::Cert, cert),
+                (TlsFile::Key, key),
+            ]
+            .into_iter()
+            .filter_map(|(w, p)| p.as_deref().map(|p| (w, p)))
+            .collect(),
+            _ => Vec::new(),
         }
     }
 
@@ -333,22 +443,59 @@ impl Forward {
                 key: tls_key,
             } => {
                 host_port(address, "address")?;
-                if *tls {
+                let named = [("ca", ca), ("cert", cert), ("key", tls_key)];
+                if !*tls {
+                    for (k, v) in named {
+                        if v.is_some() {
+                            return Err(invalid(
+                                file,
+                                &format!("{key}.{k}"),
+                                "is only used with \"tls\": true",
+                                format!("remove \"{k}\", or set \"tls\": true"),
+                            ));
+                        }
+                    }
+                    return Ok(());
+                }
+                if ca.is_none() {
                     return Err(invalid(
                         file,
-                        &format!("{key}.tls"),
-                        "TLS to sudo_logsrvd is not built into this occ",
-                        "set \"tls\": false and reach the server over a trusted network or a \
-                         local TLS tunnel (e.g. stunnel) on 127.0.0.1",
+                        &format!("{key}.ca"),
+                        "is missing: with \"tls\": true occ verifies the server's certificate \
+                         against this CA only (the system's roots are not used)",
+                        "write \"ca\": \"/etc/occ/logsrvd-ca.pem\", the PEM file of the CA that \
+                         signed the server's certificate (sudo_logsrvd.conf's tls_cert)",
                     ));
                 }
-                for (k, v) in [("ca", ca), ("cert", cert), ("key", tls_key)] {
-                    if v.is_some() {
+                match (cert, tls_key) {
+                    (Some(_), None) => {
+                        return Err(invalid(
+                            file,
+                            &format!("{key}.key"),
+                            "is missing: \"cert\" needs its private key",
+                            "write \"key\": the PEM file of the client certificate's key, or \
+                             remove \"cert\" if the server does not check clients \
+                             (tls_checkpeer = false)",
+                        ))
+                    }
+                    (None, Some(_)) => {
+                        return Err(invalid(
+                            file,
+                            &format!("{key}.cert"),
+                            "is missing: \"key\" is only used with a client certificate",
+                            "write \"cert\": the PEM file of the client certificate, or remove \
+                             \"key\"",
+                        ))
+                    }
+                    _ => {}
+                }
+                for (k, v) in named {
+                    if let Some(p) = v.as_deref().filter(|p| !p.is_absolute()) {
                         return Err(invalid(
                             file,
                             &format!("{key}.{k}"),
-                            "is only used with \"tls\": true",
-                            format!("remove \"{k}\""),
+                            format!("{} is not an absolute path", p.display()),
+                            "write the file's absolute path",
                         ));
                     }
                 }
@@ -636,11 +783,28 @@ impl BrokerConfig {
 // prompt-policy.json
 
 impl BrokerConfig {
-    /// Reads `broker.json` at `file` as `reader_uid` would ([`read_checked`]) and parses it:
-    /// `Ok(None)` when it does not exist. The caller's environment is not applied.
+    /// Reads `broker.json` at `file` as `reader_uid` would ([`read_checked`]) and parses it,
+    /// then checks the files it names ([`BrokerConfig::check_files`]): `Ok(None)` when it does
+    /// not exist. The caller's environment is not applied.
     pub fn load(file: &Path, reader_uid: u32) -> Result<Option<BrokerConfig>, FileError> {
         read_checked(file, reader_uid)?
-            .map(|text| BrokerConfig::parse(file, &text))
+            .map(|text| {
+                let c = BrokerConfig::parse(file, &text)?;
+                c.check_files(file, reader_uid)?;
+                Ok(c)
+            })
             .transpose()
+    }
+
+    /// Checks that every file this config names can be read by `reader_uid` as the broker
+    /// will read it (the forwarders' TLS files, [`read_tls_file`]).
+    pub fn check_files(&self, file: &Path, reader_uid: u32) -> Result<(), FileError> {
+        for (i, f) in self.audit.forward.iter().enumerate() {
+            for (which, path) in f.tls_files() {
+                let at = format!("audit.forward[{i}].{}", which.key());
+                read_tls_file(file, &at, which, path, reader_uid)?;
+            }
+        }
+        Ok(())
     }
 }

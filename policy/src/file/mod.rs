@@ -320,10 +320,16 @@ pub fn load(
     let mut errs = Vec::new();
     let bfile = security_dir.join(BROKER_CONFIG);
     let mut broker = match read_checked(&bfile, reader_uid) {
-        Ok(Some(text)) => BrokerConfig::parse_all(&bfile, &text).unwrap_or_else(|e| {
-            errs.extend(e);
-            BrokerConfig::default()
-        }),
+        Ok(Some(text)) => BrokerConfig::parse_all(&bfile, &text)
+            .and_then(|c| {
+                c.check_files(&bfile, reader_uid)
+                    .map(|()| c)
+                    .map_err(|e| vec![e])
+            })
+            .unwrap_or_else(|e| {
+                errs.extend(e);
+                BrokerConfig::default()
+            }),
         Ok(None) => BrokerConfig::default(),
         Err(e) => {
             errs.push(e);

@@ -83,8 +83,26 @@ fn broker_errors_name_the_json_path() {
         ),
         (
             r#"{"audit": {"forward": [{"type": "logsrvd", "address": "h:1", "tls": true}]}}"#,
-            "audit.forward[0].tls",
-            "not built into",
+            "audit.forward[0].ca",
+            "is missing",
+        ),
+        (
+            r#"{"audit": {"forward": [{"type": "logsrvd", "address": "h:1", "tls": true,
+                "ca": "/c", "cert": "/x"}]}}"#,
+            "audit.forward[0].key",
+            "needs its private key",
+        ),
+        (
+            r#"{"audit": {"forward": [{"type": "logsrvd", "address": "h:1", "tls": true,
+                "ca": "/c", "key": "/k"}]}}"#,
+            "audit.forward[0].cert",
+            "only used with a client certificate",
+        ),
+        (
+            r#"{"audit": {"forward": [{"type": "logsrvd", "address": "h:1", "tls": true,
+                "ca": "ca.pem"}]}}"#,
+            "audit.forward[0].ca",
+            "not an absolute path",
         ),
         (
             r#"{"audit": {"forward": [{"type": "logsrvd", "address": "h:1", "ca": "/x"}]}}"#,
@@ -420,4 +438,100 @@ fn prompt_policy_reports_every_unknown_key() {
     let text = r#"{"require_confirmation_for_untrusted": "yes", "a": 1, "b": 2}"#;
     let errs = PromptPolicy::parse_all(Path::new("p"), text).expect_err("three problems");
     assert_eq!(errs.len(), 3, "{errs:?}");
+}
+
+#[test]
+fn tls_files_are_checked_when_broker_json_loads_naming_the_key() {
+    use std::os::unix::fs::PermissionsExt;
+    let d = tempfile::tempdir().expect("tempdir");
+    let uid = nix::unistd::geteuid().as_raw();
+    let sec = d.path().join("security");
+    std::fs::create_dir(&sec).expect("mkdir");
+    let put = |name: &str, mode: u32| {
+        let p = d.path().join(name);
+        std::fs::write(&p, "-----BEGIN CERTIFICATE-----\n").expect("write");
+        std::fs::set_permissions(&p, std::fs::Permissions::from_mode(mode)).expect("chmod");
+        p
+    };
+    let ca = put("ca.pem", 0o644);
+    let cert = put("client.pem", 0o644);
+    let dir = d.path().display();
+    let config = |key: &str| {
+        let b = sec.join(BROKER_CONFIG);
+        std::fs::write(
+            &b,
+            format!(
+                r#"{{"audit": {{"forward": [{{"type": "logsrvd", "address": "127.0.0.1:1",
+                    "tls": true, "ca": "{dir}/ca.pem", "cert": "{dir}/client.pem",
+                    "key": "{dir}/{key}"}}]}}}}"#
+            ),
+        )
+        .expect("write");
+        std::fs::set_permissions(&b, std::fs::Permissions::from_mode(0o600)).expect("chmod");
+        b
+    };
+    // Each problem: (key file name, its mode or None for absent, the key named, the problem).
+    let cases: &[(&str, Option<u32>, &str, &str, &str)] = &[
+        ("k1.pem", None, ".key", "does not exist", "put the PEM file"),
+        (
+            "k2.pem",
+            Some(0o640),
+            ".key",
+            "readable by group or others",
+            "chmod 600",
+        ),
+        (
+            "k3.pem",
+            Some(0o604),
+            ".key",
+            "readable by group or others",
+            "chmod 600",
+        ),
+        (
+            "k4.pem",
+            Some(0o622),
+            ".key",
+            "writable by group or others",
+            "chmod go-w",
+        ),
+    ];
+    for &(name, mode, at, problem, fix) in cases {
+        if let Some(m) = mode {
+            put(name, m);
+        }
+        let b = config(name);
+        for got in [
+            BrokerConfig::load(&b, uid).map(|_| ()),
+            load(&sec, uid, &|_| None)
+                .map(|_| ())
+                .map_err(|e| e[0].clone()),
+        ] {
+            match got {
+                Err(FileError::Invalid {
+                    path,
+                    problem: p,
+                    fix: f,
+                    ..
+                }) => {
+                    assert_eq!(path, format!("audit.forward[0]{at}"), "{name}");
+                    assert!(p.contains(problem), "{name}: {p}");
+                    assert!(f.contains(fix), "{name}: {f}");
+                }
+                other => panic!("{name}: {other:?}"),
+            }
+        }
+    }
+    // An owner-only key loads; then the CA goes missing and the CA is named.
+    put("ok.pem", 0o600);
+    let b = config("ok.pem");
+    assert!(BrokerConfig::load(&b, uid).expect("loads").is_some());
+    std::fs::remove_file(&ca).expect("rm");
+    match BrokerConfig::load(&b, uid) {
+        Err(FileError::Invalid { path, problem, .. }) => {
+            assert_eq!(path, "audit.forward[0].ca");
+            assert!(problem.contains("ca.pem does not exist"), "{problem}");
+        }
+        other => panic!("{other:?}"),
+    }
+    drop(cert);
 }

@@ -1,0 +1,353 @@
+//! TLS to sudo_logsrvd end to end, on 127.0.0.1 only. Debian bookworm's sudo_logsrvd is built
+//! without TLS (a `listen_address = …(tls)` line stops it with "TLS not supported"), so the
+//! real `/usr/sbin/sudo_logsrvd` listens on plain TCP behind socat's OpenSSL listener, which
+//! demands a client certificate from our CA, as `tls_checkpeer = true` does. Certificates are
+//! made with `openssl` at test time. Needs root, the occ-agent user, sudo_logsrvd, openssl and
+//! socat.
+
+use std::net::TcpStream;
+use std::os::unix::fs::PermissionsExt;
+use std::process::{Child, Command, Stdio};
+use std::time::{Duration, Instant};
+
+use serde_json::Value;
+
+use crate::approval::{pending_id, ready, text, AgentHome};
+use crate::forward::{free_port, have_logsrvd, status, wait_for, Logsrvd, POLICY};
+
+/// A test CA, a second unrelated CA, and certificates for 127.0.0.1 (IP SAN) from each.
+struct Pki {
+    dir: tempfile::TempDir,
+}
+
+impl Pki {
+    /// `ca` signs `server` and `client`; `rogue-ca` signs `rogue-server`. Keys the broker
+    /// reads belong to the agent, 0600.
+    fn new((uid, gid): (u32, u32)) -> Pki {
+        let dir = tempfile::Builder::new()
+            .prefix("occ-tls")
+            .tempdir()
+            .unwrap();
+        std::fs::set_permissions(dir.path(), std::fs::Permissions::from_mode(0o755)).unwrap();
+        let p = Pki { dir };
+        let ec = [
+            "-newkey",
+            "ec",
+            "-pkeyopt",
+            "ec_paramgen_curve:prime256v1",
+            "-nodes",
+        ];
+        for ca in ["ca", "rogue-ca"] {
+            p.openssl(
+                &[&["req", "-x509"], &ec[..], &["-days", "2", "-subj"]],
+                &[
+                    &format!("/CN=occ test {ca}"),
+                    "-keyout",
+                    &p.path(&format!("{ca}.key")),
+                    "-out",
+                    &p.path(&format!("{ca}.pem")),
+                ],
+            );
+        }
+        for (name, ca, usage) in [
+            ("server", "ca", "serverAuth"),
+            ("client", "ca", "clientAuth"),
+            ("rogue-server", "rogue-ca", "serverAuth"),
+        ] {
+            let ext = p.path(&format!("{name}.ext"));
+            std::fs::write(
+                &ext,
+                format!(
+                    "basicConstraints=CA:FALSE\nsubjectAltName=IP:127.0.0.1\n\
+                     extendedKeyUsage={usage}\n"
+                ),
+            )
+            .unwrap();
+            p.openssl(
+                &[&["req", "-new"], &ec[..], &["-subj", "/CN=127.0.0.1"]],
+                &[
+                    "-keyout",
+                    &p.path(&format!("{name}.key")),
+                    "-out",
+                    &p.path(&format!("{name}.csr")),
+                ],
+            );
+            p.openssl(
+                &[&["x509", "-req", "-days", "2", "-CAcreateserial"]],
+                &[
+                    "-in",
+                    &p.path(&format!("{name}.csr")),
+                    "-CA",
+                    &p.path(&format!("{ca}.pem")),
+                    "-CAkey",
+                    &p.path(&format!("{ca}.key")),
+                    "-extfile",
+                    &ext,
+                    "-out",
+                    &p.path(&format!("{name}.pem")),
+                ],
+            );
+        }
+        for f in ["ca.pem", "client.pem"] {
+            std::fs::set_permissions(p.dir.path().join(f), std::fs::Permissions::from_mode(0o644))
+                .unwrap();
+        }
+        let key = p.dir.path().join("client.key");
+        std::fs::set_permissions(&key, std::fs::Permissions::from_mode(0o600)).unwrap();
+        std::os::unix::fs::chown(&key, Some(uid), Some(gid)).unwrap();
+        p
+    }
+
+    fn path(&self, name: &str) -> String {
+        self.dir.path().join(name).display().to_string()
+    }
+
+    fn openssl(&self, fixed: &[&[&str]], more: &[&str]) {
+        let out = Command::new("openssl")
+            .args(fixed.concat())
+            .args(more)
+            .stdin(Stdio::null())
+            .output()
+            .expect("run openssl");
+        assert!(out.status.success(), "openssl: {}", text(&out.stderr));
+    }
+}
+
+/// socat's OpenSSL listener on 127.0.0.1 in front of a plain sudo_logsrvd: it presents
+/// `cert`, requires a client certificate signed by the test CA, and relays each connection.
+struct TlsFront {
+    port: u16,
+    child: Child,
+}
+
+impl TlsFront {
+    fn start(pki: &Pki, cert: &str, backend: u16) -> TlsFront {
+        let port = free_port();
+        let child = Command::new("socat")
+            .arg(format!(
+                "OPENSSL-LISTEN:{port},bind=127.0.0.1,reuseaddr,fork,cert={},key={},cafile={},\
+                 verify=1",
+                pki.path(&format!("{cert}.pem")),
+                pki.path(&format!("{cert}.key")),
+                pki.path("ca.pem"),
+            ))
+            .arg(format!("TCP:127.0.0.1:{backend}"))
+            .stdin(Stdio::null())
+            .stdout(Stdio::null())
+            .stderr(Stdio::null())
+            .spawn()
+            .expect("start socat");
+        let deadline = Instant::now() + Duration::from_secs(10);
+        while TcpStream::connect(("127.0.0.1", port)).is_err() {
+            assert!(Instant::now() < deadline, "socat did not listen");
+            std::thread::sleep(Duration::from_millis(50));
+        }
+        TlsFront { port, child }
+    }
+}
+
+impl Drop for TlsFront {
+    fn drop(&mut self) {
+        let _ = self.child.kill();
+        let _ = self.child.wait();
+    }
+}
+
+fn have_tls_tools() -> bool {
+    let found = |p: &str| {
+        Command::new(p)
+            .arg("-V")
+            .stdout(Stdio::null())
+            .stderr(Stdio::null())
+            .status()
+            .is_ok()
+    };
+    if found("socat") && found("openssl") {
+        return true;
+    }
+    occ_tests::skip("needs socat and openssl (Debian packages socat, openssl)");
+    false
+}
+
+/// A `logsrvd` forwarder entry with TLS to `port`, trusting `ca` (and with the test client
+/// certificate when `client`).
+fn tls_entry(pki: &Pki, port: u16, client: bool) -> String {
+    let identity = if client {
+        format!(
+            r#", "cert": "{}", "key": "{}""#,
+            pki.path("client.pem"),
+            pki.path("client.key")
+        )
+    } else {
+        String::new()
+    };
+    format!(
+        r#"{{"type": "logsrvd", "address": "127.0.0.1:{port}", "tls": true, "ca": "{}"{identity}}}"#,
+        pki.path("ca.pem")
+    )
+}
+
+#[test]
+fn forwards_to_real_sudo_logsrvd_over_tls_with_a_client_certificate() {
+    let Some(ids) = ready() else { return };
+    if !have_logsrvd() || !have_tls_tools() {
+        return;
+    }
+    let pki = Pki::new(ids);
+    let server = Logsrvd::start();
+    let front = TlsFront::start(&pki, "server", server.port);
+    let h = AgentHome::new(ids);
+    h.write_security("command-policy.json", POLICY);
+    h.write_security(
+        "broker.json",
+        &format!(
+            r#"{{"audit": {{"forward": [{}]}}}}"#,
+            tls_entry(&pki, front.port, true)
+        ),
+    );
+    let id = pending_id(&h.sudo(&["-n", "/usr/bin/id", "-u"], &[]));
+    assert!(h.occ(&["approve", &id]).status.success());
+    let ran = h.sudo(&["-n", "/usr/bin/id", "-u"], &[]);
+    assert_eq!(text(&ran.stdout), "0\n", "{}", text(&ran.stderr));
+    let blocked = h.sudo(&["-n", "/usr/bin/rm", "/nonexistent"], &[]);
+    assert_eq!(blocked.status.code(), Some(1));
+
+    let local = h.events();
+    let carried: Vec<&Value> = local
+        .iter()
+        .filter(|e| {
+            occ_audit::witness::logsrvd_message(e["event_type"].as_str().unwrap_or("")).is_some()
+        })
+        .collect();
+    let kinds: Vec<&str> = carried
+        .iter()
+        .map(|e| e["event_type"].as_str().unwrap())
+        .collect();
+    assert_eq!(kinds, ["exec_start", "exec_finish", "policy_block"]);
+    wait_for(20, "three sessions at sudo_logsrvd over TLS", || {
+        server
+            .records()
+            .iter()
+            .filter(|(k, _)| k == "accept" || k == "reject")
+            .count()
+            >= 3
+    });
+    let recs = server.records();
+    let shape: Vec<(String, Value, Value)> = recs
+        .iter()
+        .map(|(k, r)| {
+            (
+                k.clone(),
+                r.get("occ_seq").cloned().unwrap_or(Value::Null),
+                r.get("occ_chain_hash").cloned().unwrap_or(Value::Null),
+            )
+        })
+        .collect();
+    let want: Vec<(String, Value, Value)> = vec![
+        (
+            "accept".into(),
+            carried[0]["seq"].clone(),
+            carried[0]["chain_hash"].clone(),
+        ),
+        (
+            "accept".into(),
+            carried[1]["seq"].clone(),
+            carried[1]["chain_hash"].clone(),
+        ),
+        ("exit".into(), Value::Null, Value::Null),
+        (
+            "reject".into(),
+            carried[2]["seq"].clone(),
+            carried[2]["chain_hash"].clone(),
+        ),
+    ];
+    assert_eq!(shape, want, "{recs:?}");
+    assert_eq!(recs[2].1["exit_value"], 0);
+    assert_eq!(recs[0].1["runuser"], "root");
+    assert_eq!(recs[3].1["occ_reason_code"], carried[2]["reason_code"]);
+    let st = status(&h);
+    let fw = &st["audit"]["forward"][0];
+    assert_eq!(
+        fw["name"],
+        format!("logsrvd 127.0.0.1:{}/tls", front.port),
+        "{st}"
+    );
+    assert_eq!(fw["state"], "connected", "{st}");
+    assert_eq!(fw["backlog"], 0, "{st}");
+}
+
+#[test]
+fn tls_forwarder_never_delivers_to_a_server_from_another_ca_or_without_a_client_cert() {
+    let Some(ids) = ready() else { return };
+    if !have_logsrvd() || !have_tls_tools() {
+        return;
+    }
+    let pki = Pki::new(ids);
+    let server = Logsrvd::start();
+    // [0]: the server presents a certificate for 127.0.0.1 from another CA.
+    let rogue = TlsFront::start(&pki, "rogue-server", server.port);
+    // [1]: the right server, which demands a client certificate we do not give.
+    let strict = TlsFront::start(&pki, "server", server.port);
+    let h = AgentHome::new(ids);
+    h.write_security("command-policy.json", POLICY);
+    h.write_security(
+        "broker.json",
+        &format!(
+            r#"{{"audit": {{"forward": [{}, {}]}}}}"#,
+            tls_entry(&pki, rogue.port, true),
+            tls_entry(&pki, strict.port, false)
+        ),
+    );
+    // Decisions go on as before: a block answered at once, an approved run that runs.
+    for _ in 0..5 {
+        let t0 = Instant::now();
+        let out = h.sudo(&["-n", "/usr/bin/rm", "/nonexistent"], &[]);
+        assert_eq!(out.status.code(), Some(1), "{}", text(&out.stderr));
+        assert!(
+            t0.elapsed() < Duration::from_secs(3),
+            "a TLS failure slowed a request"
+        );
+    }
+    let id = pending_id(&h.sudo(&["-n", "/usr/bin/id", "-u"], &[]));
+    assert!(h.occ(&["approve", &id]).status.success());
+    let ran = h.sudo(&["-n", "/usr/bin/id", "-u"], &[]);
+    assert_eq!(text(&ran.stdout), "0\n", "{}", text(&ran.stderr));
+
+    wait_for(15, "both forwarders to retry", || {
+        let st = status(&h);
+        st["audit"]["forward"][0]["state"] == "retrying"
+            && st["audit"]["forward"][1]["state"] == "retrying"
+    });
+    // Several more retries, then: nothing ever reached the server, everything still spooled.
+    std::thread::sleep(Duration::from_secs(4));
+    let st = status(&h);
+    for (i, fw) in st["audit"]["forward"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .enumerate()
+    {
+        assert_eq!(fw["state"], "retrying", "[{i}] {st}");
+        assert!(fw["backlog"].as_u64().unwrap() >= 7, "[{i}] {st}");
+    }
+    let rogue_err = st["audit"]["forward"][0]["last_error"].as_str().unwrap();
+    assert!(
+        rogue_err.contains("certificate") && rogue_err.contains("UnknownIssuer"),
+        "{rogue_err}"
+    );
+    let strict_err = st["audit"]["forward"][1]["last_error"].as_str().unwrap();
+    assert!(
+        strict_err.starts_with(&format!("TLS session with 127.0.0.1:{}: ", strict.port))
+            && strict_err.contains("CertificateRequired"),
+        "{strict_err}"
+    );
+    let plain = text(&h.occ(&["status"]).stdout);
+    assert!(
+        plain.contains(&format!(
+            "forward logsrvd 127.0.0.1:{}/tls: retrying (last error: TLS handshake with 127.0.0.1:{}: invalid peer certificate",
+            rogue.port, rogue.port
+        )),
+        "{plain}"
+    );
+    assert!(server.records().is_empty(), "{:?}", server.records());
+}
