@@ -115,7 +115,13 @@ pub(crate) fn have_logsrvd() -> bool {
 
 pub(crate) fn status(h: &AgentHome) -> Value {
     let out = h.occ(&["status", "--json"]);
-    assert!(out.status.success(), "occ status: {}", text(&out.stderr));
+    assert!(
+        out.status.success(),
+        "occ status: {}{}\nbroker.log:\n{}",
+        text(&out.stdout),
+        text(&out.stderr),
+        std::fs::read_to_string(h.home.join("run/broker.log")).unwrap_or_default()
+    );
     serde_json::from_slice(&out.stdout).unwrap()
 }
 

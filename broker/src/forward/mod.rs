@@ -175,11 +175,28 @@ impl Forwarders {
     }
 }
 
+/// How long a stopping broker keeps sending what is already spooled, so a clean stop leaves
+/// nothing behind when the destination is up (what is left waits for the next start).
+pub const DRAIN_ON_STOP: Duration = Duration::from_secs(2);
+
+impl Forwarders {
+    /// A clean stop: each forwarder sends what is durable and spooled, for at most
+    /// [`DRAIN_ON_STOP`], then stops. Called after the broker's last event is durable.
+    pub fn finish(&self) {
+        let until = std::time::Instant::now() + DRAIN_ON_STOP;
+        let stopping: Vec<Arc<Forwarder>> = self.lock().drain(..).collect();
+        for f in &stopping {
+            f.drain_then_stop(until);
+        }
+        for f in &stopping {
+            f.join();
+        }
+    }
+}
+
 impl Drop for Forwarders {
     fn drop(&mut self) {
-        for f in self.lock().drain(..) {
-            f.stop();
-        }
+        self.finish();
     }
 }
 
@@ -192,6 +209,9 @@ struct Forwarder {
     spool: Mutex<Spool>,
     wake: Condvar,
     stopped: AtomicBool,
+    /// Set when stopping cleanly: keep sending what is durable until then.
+    drain_until: Mutex<Option<std::time::Instant>>,
+    thread: Mutex<Option<std::thread::JoinHandle<()>>>,
     sent: AtomicU64,
 }
 
@@ -277,13 +297,16 @@ impl Forwarder {
             }),
             wake: Condvar::new(),
             stopped: AtomicBool::new(false),
+            drain_until: Mutex::new(None),
+            thread: Mutex::new(None),
             sent: AtomicU64::new(0),
         });
         let me = Arc::clone(&f);
-        std::thread::Builder::new()
+        let handle = std::thread::Builder::new()
             .name("occ-forward".into())
             .spawn(move || me.run(transport, &durable_next))
             .map_err(|e| format!("cannot start the forwarding thread: {e}"))?;
+        *f.thread.lock().unwrap_or_else(|p| p.into_inner()) = Some(handle);
         Ok(f)
     }
 
@@ -399,6 +422,26 @@ impl Forwarder {
         self.wake.notify_all();
     }
 
+    /// Stops once the spool holds nothing sendable, or at `until`, whichever comes first.
+    fn drain_then_stop(&self, until: std::time::Instant) {
+        *self.drain_until.lock().unwrap_or_else(|p| p.into_inner()) = Some(until);
+        self.stop();
+    }
+
+    fn join(&self) {
+        let handle = self.thread.lock().unwrap_or_else(|p| p.into_inner()).take();
+        if let Some(h) = handle {
+            let _ = h.join();
+        }
+    }
+
+    /// Whether a stopped forwarder should still send `front` (a clean stop's drain).
+    fn draining(&self, front: Option<u64>, durable_next: u64) -> bool {
+        let until = *self.drain_until.lock().unwrap_or_else(|p| p.into_inner());
+        until.is_some_and(|t| std::time::Instant::now() < t)
+            && front.is_some_and(|seq| seq < durable_next)
+    }
+
     fn status(&self) -> Json {
         let sp = self.lock();
         json!({
@@ -424,7 +467,12 @@ impl Forwarder {
             let next = {
                 let mut sp = self.lock();
                 loop {
-                    if self.stopped.load(Ordering::SeqCst) {
+                    if self.stopped.load(Ordering::SeqCst)
+                        && !self.draining(
+                            sp.queue.front().copied(),
+                            durable_next.load(Ordering::SeqCst),
+                        )
+                    {
                         return;
                     }
                     match sp.queue.front() {
@@ -479,6 +527,10 @@ impl Forwarder {
                     sp.state = "retrying";
                     sp.last_error = Some(e);
                     sp.last_error_at = Some(occ_audit::now_rfc3339());
+                    if self.stopped.load(Ordering::SeqCst) {
+                        // Stopping: a destination that is down gets no more tries now.
+                        return;
+                    }
                     let _ = self
                         .wake
                         .wait_timeout(sp, backoff)

@@ -53,7 +53,11 @@ impl Gate {
             return;
         }
         let non_interactive = !u.tty || r.sudo.non_interactive;
-        if non_interactive && !r.sudo.stdin_password && !r.sudo.askpass {
+        // A `--session` grant outlives a failed run, so only a once-grant (or an approval
+        // given just now) can be lost to a prompt: only then is the real sudo asked first,
+        // which keeps a session's repeated runs free of the extra `sudo -l`.
+        let spendable = !taken.as_ref().is_some_and(|g| g.scope == Scope::Session);
+        if spendable && non_interactive && !r.sudo.stdin_password && !r.sudo.askpass {
             if let Err((detail, msg)) = will_run_without_password(&cfg.broker.real_sudo, r) {
                 // Keep the approval: spending it on a prompt nobody can answer loses it.
                 let kept = taken.as_ref().map(|g| g.scope == Scope::Once) == Some(true);

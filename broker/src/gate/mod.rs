@@ -540,5 +540,7 @@ impl RequestHandler for Gate {
         }
         let _ = self.audit(Event::BrokerStopped, f);
         self.flush_audit();
+        // Whatever the destinations can take now, broker_stopped included, goes before exit.
+        self.forward.finish();
     }
 }
