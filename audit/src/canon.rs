@@ -295,6 +295,70 @@ impl<'a> Record<'a> {
     }
 }
 
+/// The canonical bytes of a record without some members, as `open` then ranges of its line:
+/// what [`Record::pieces_without`] feeds, kept to be fed later (the verifier's main thread
+/// computes a seal from a line a worker thread parsed).
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct Pieces {
+    /// `{`, or `{}` when every member was dropped.
+    pub open: &'static [u8],
+    spans: [Span; 3],
+    n: usize,
+}
+
+impl Pieces {
+    /// Feeds `sink` the bytes, taking the ranges from `line` (the record's line, or a buffer
+    /// that holds it at the same offsets the ranges were taken at).
+    pub fn feed(&self, line: &[u8], mut sink: impl FnMut(&[u8])) {
+        sink(self.open);
+        for s in &self.spans[..self.n] {
+            sink(&line[s.start..s.end]);
+        }
+    }
+
+    /// The same pieces for a line that sits at `base` in a larger buffer.
+    pub fn shifted(mut self, base: usize) -> Pieces {
+        for s in &mut self.spans[..self.n] {
+            s.start += base;
+            s.end += base;
+        }
+        self
+    }
+}
+
+impl Record<'_> {
+    /// [`pieces_without`](Self::pieces_without) as ranges of the line, for at most two dropped
+    /// members (`drop` sorted and in range; further entries are ignored).
+    pub fn spans_without(&self, drop: &[usize]) -> Pieces {
+        let mut out = Pieces {
+            open: b"{}",
+            spans: [Span::default(); 3],
+            n: 0,
+        };
+        let drop = &drop[..drop.len().min(2)];
+        let Some(first) = (0..self.members.len()).find(|i| !drop.contains(i)) else {
+            return out;
+        };
+        out.open = b"{";
+        let mut pos = self.members[first].whole().start;
+        for &d in drop.iter().filter(|&&d| d > first) {
+            let cut = self.members[d].whole();
+            out.spans[out.n] = Span {
+                start: pos,
+                end: cut.start - 2,
+            };
+            out.n += 1;
+            pos = cut.end;
+        }
+        out.spans[out.n] = Span {
+            start: pos,
+            end: self.line.len(),
+        };
+        out.n += 1;
+        out
+    }
+}
+
 /// Reusable canonical-form checker. Keeps one member list between lines so checking a line
 /// allocates nothing once warmed up.
 #[derive(Debug, Default)]
@@ -1026,6 +1090,19 @@ mod tests {
             let mut out = Vec::new();
             r.pieces_without(&drop, |p| out.extend_from_slice(p));
             assert_eq!(String::from_utf8_lossy(&out), want, "drop {drop:?}");
+            if drop.len() <= 2 {
+                // The same bytes as ranges, also from a buffer the line sits inside.
+                let mut spans = Vec::new();
+                r.spans_without(&drop)
+                    .feed(&line, |p| spans.extend_from_slice(p));
+                assert_eq!(String::from_utf8_lossy(&spans), want, "spans drop {drop:?}");
+                let mut buf = b"xx\n".to_vec();
+                buf.extend_from_slice(&line);
+                let mut shifted = Vec::new();
+                let p = r.spans_without(&drop).shifted(3);
+                p.feed(&buf, |p| shifted.extend_from_slice(p));
+                assert_eq!(shifted, spans, "shifted drop {drop:?}");
+            }
         }
     }
 }
