@@ -447,7 +447,9 @@ fn specials(x: u64) -> u64 {
 }
 
 /// Length of the leading run of bytes a canonical string holds as they are (printable ASCII
-/// other than `"` and `\`), eight bytes at a time.
+/// other than `"` and `\`). The first 16 bytes eight at a time (keys and most values end
+/// there); past them, `memchr2` finds the next quote or backslash and one branch-free pass
+/// checks the bytes before it.
 #[inline]
 fn plain_prefix(s: &[u8]) -> usize {
     let mut i = 0;
@@ -459,14 +461,30 @@ fn plain_prefix(s: &[u8]) -> usize {
             return i + (m.trailing_zeros() / 8) as usize;
         }
         i += 8;
-    }
-    while let Some(&c) = s.get(i) {
-        if !(0x20..0x7f).contains(&c) || c == b'"' || c == b'\\' {
-            break;
+        if i == 16 {
+            return i + long_plain_prefix(&s[i..]);
         }
-        i += 1;
     }
-    i
+    i + plain_prefix_bytewise(&s[i..])
+}
+
+fn plain_prefix_bytewise(s: &[u8]) -> usize {
+    s.iter()
+        .position(|&c| !(0x20..0x7f).contains(&c) || c == b'"' || c == b'\\')
+        .unwrap_or(s.len())
+}
+
+fn long_plain_prefix(s: &[u8]) -> usize {
+    let end = memchr::memchr2(b'"', b'\\', s).unwrap_or(s.len());
+    let run = &s[..end];
+    let odd = run
+        .iter()
+        .fold(0u8, |acc, &c| acc | u8::from(!(0x20..0x7f).contains(&c)));
+    if odd == 0 {
+        end
+    } else {
+        plain_prefix_bytewise(run)
+    }
 }
 
 fn hex4_lower(b: &[u8]) -> Option<u32> {
@@ -1027,6 +1045,28 @@ mod tests {
             }
         }
         assert_eq!(plain_prefix(&[b'~'; 19]), 19);
+    }
+
+    #[test]
+    fn plain_prefix_finds_the_first_special_byte_in_long_runs() {
+        let specials: Vec<u8> = (0u8..=255)
+            .filter(|c| !(0x20..0x7f).contains(c) || *c == b'"' || *c == b'\\')
+            .collect();
+        for len in [16, 17, 40, 64, 200] {
+            assert_eq!(plain_prefix(&vec![b'~'; len]), len);
+            for at in 0..len {
+                for &first in &specials {
+                    // The first special byte ends the run, whatever follows it: a quote or
+                    // backslash after a control byte, or a control byte after a quote.
+                    for second in [b'"', b'\\', 0x01, 0xc3] {
+                        let mut s = vec![b'a'; len + 3];
+                        s[at] = first;
+                        s[(at + 1 + at % 3).min(len + 2)] = second;
+                        assert_eq!(plain_prefix(&s), at, "{first:#x} at {at}, len {len}");
+                    }
+                }
+            }
+        }
     }
 
     #[test]
