@@ -12,13 +12,19 @@ use std::sync::Mutex;
 
 use crate::canon::Checker;
 use crate::error::{AuditError, Result};
-use crate::examine::{examine_batch, Fact};
+use crate::examine::{examine_batch, Facts};
 use crate::verify::open_for_reading;
 use crate::MAX_LINE;
 
-/// One batch buffer: big enough for a few thousand records, and more than `MAX_LINE`, so a
-/// full buffer without a newline always means an over-long line.
-const BATCH: usize = 2 << 20;
+/// One batch buffer: more than `MAX_LINE`, so a full buffer without a newline always means
+/// an over-long line.
+const BUF: usize = 2 << 20;
+
+/// How much is read into a batch at a time: a batch is usually one read, about a thousand
+/// records, small enough to still be in cache when a worker takes it. Only a line longer than
+/// this makes the reader read on into the rest of the buffer (whose pages stay untouched
+/// otherwise).
+const READ: usize = 256 << 10;
 
 /// Batches in flight beyond one per worker: one being filled, one being checked in order, one
 /// finished out of order.
@@ -27,11 +33,11 @@ const SPARE_BATCHES: usize = 3;
 /// A batch buffer and the facts its lines gave, reused from batch to batch.
 #[derive(Debug)]
 pub(crate) struct Slot {
-    /// Always `BATCH` bytes long; the batch is `buf[..len]`.
+    /// Always `BUF` bytes long; the batch is `buf[..len]`.
     buf: Vec<u8>,
     len: usize,
-    /// One per line of the batch, in order (filled by a worker).
-    pub facts: Vec<Fact>,
+    /// What the batch's lines gave (filled by a worker).
+    pub facts: Facts,
 }
 
 impl Slot {
@@ -234,9 +240,9 @@ impl Reader<'_> {
         if self.made < self.pool {
             self.made += 1;
             return Ok(Slot {
-                buf: vec![0; BATCH],
+                buf: vec![0; BUF],
                 len: 0,
-                facts: Vec::new(),
+                facts: Facts::default(),
             });
         }
         self.free.recv().map_err(|_| Stop::Gone)
@@ -269,7 +275,7 @@ impl Reader<'_> {
                 // An over-long line: count it without keeping it.
                 let mut len = have as u64;
                 loop {
-                    let n = self.read_into(&mut f, &mut slot.buf, path)?;
+                    let n = self.read_into(&mut f, &mut slot.buf[..READ], path)?;
                     read += n as u64;
                     if n == 0 {
                         self.spare = Some(slot);
@@ -289,7 +295,7 @@ impl Reader<'_> {
                 }
                 continue;
             }
-            let n = self.read_into(&mut f, &mut slot.buf[have..], path)?;
+            let n = self.read_into(&mut f, &mut slot.buf[have..BUF.min(have + READ)], path)?;
             read += n as u64;
             if n == 0 {
                 self.spare = Some(slot);

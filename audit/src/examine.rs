@@ -22,7 +22,8 @@ pub(crate) enum Fact {
     NotCanonical {
         detail: String,
         seq: Option<u64>,
-        chain_hash: Option<[u8; 64]>,
+        /// The chain_hash string's 64 bytes, when they are lowercase hex digits.
+        chain_hash: Option<Span>,
     },
     Canonical(Canonical),
 }
@@ -33,12 +34,14 @@ pub(crate) struct Canonical {
     /// The whole line (without its newline).
     pub line: Span,
     pub seq: Option<u64>,
-    /// The timestamp's raw string contents, when it is a string.
-    pub timestamp: Option<Span>,
     /// The stored chain_hash's 64 bytes, when they are lowercase hex digits.
     pub chain_hash: Option<Span>,
     pub content: Content,
     pub prev_hash: PrevHash,
+    /// Whether prev_hash names the line before, when that line is in the same batch and has
+    /// a well-formed chain_hash (checked here, where both lines are still in this core's
+    /// cache; the in-order thread checks the first line of a batch itself).
+    pub links_back: bool,
     /// Boxed: most logs are unsealed, and a fact is kept small for the batch's sake.
     pub seal: Option<Box<Seal>>,
 }
@@ -54,7 +57,7 @@ pub(crate) enum Content {
 }
 
 /// The prev_hash member, as the link and genesis checks compare it.
-#[derive(Debug, PartialEq, Eq)]
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub(crate) enum PrevHash {
     Null,
     /// A string of exactly 64 bytes (compared with the previous chain_hash later).
@@ -119,36 +122,83 @@ impl Index {
     }
 }
 
+/// What a batch's lines give: one fact per line, in order, and the timestamps of its first
+/// and last records that carry one (string contents, at batch offsets).
+#[derive(Debug, Default)]
+pub(crate) struct Facts {
+    pub lines: Vec<Fact>,
+    pub first_timestamp: Option<Span>,
+    pub last_timestamp: Option<Span>,
+}
+
+impl Facts {
+    pub fn clear(&mut self) {
+        self.lines.clear();
+        self.first_timestamp = None;
+        self.last_timestamp = None;
+    }
+}
+
 /// Examines every line of `batch` (whole lines, each ending with `\n`) into `out`, in order.
-pub(crate) fn examine_batch(checker: &mut Checker, batch: &[u8], out: &mut Vec<Fact>) {
+pub(crate) fn examine_batch(checker: &mut Checker, batch: &[u8], out: &mut Facts) {
     let mut start = 0;
+    // The chain_hash of the line before, when it has a well-formed one.
+    let mut before: Option<Span> = None;
     for nl in memchr::memchr_iter(b'\n', batch) {
         let line = &batch[start..nl];
-        out.push(if line.len() > MAX_LINE {
-            Fact::TooLong {
-                len: line.len() as u64,
-            }
+        let (mut fact, timestamp) = if line.len() > MAX_LINE {
+            let len = line.len() as u64;
+            (Fact::TooLong { len }, None)
         } else {
             examine(checker, line, start)
-        });
+        };
+        if timestamp.is_some() {
+            out.first_timestamp = out.first_timestamp.or(timestamp);
+            out.last_timestamp = timestamp;
+        }
+        before = match &mut fact {
+            Fact::Canonical(c) => {
+                let at = |s: Span| &batch[s.start..s.end];
+                c.links_back = match (c.prev_hash, before) {
+                    (PrevHash::Str64(p), Some(h)) => at(p) == at(h),
+                    _ => false,
+                };
+                c.chain_hash
+            }
+            Fact::NotCanonical { chain_hash, .. } => *chain_hash,
+            Fact::TooLong { .. } | Fact::Invalid(_) => None,
+        };
+        out.lines.push(fact);
         start = nl + 1;
     }
 }
 
-/// Examines one line that sits at `base` in its batch.
-pub(crate) fn examine(checker: &mut Checker, line: &[u8], base: usize) -> Fact {
-    match checker.check(line) {
-        Ok(rec) => Fact::Canonical(canonical(&rec, base)),
+/// Examines one line that sits at `base` in its batch; also gives its timestamp's span when it
+/// is a canonical record with a string timestamp.
+fn examine(checker: &mut Checker, line: &[u8], base: usize) -> (Fact, Option<Span>) {
+    let fact = match checker.check(line) {
+        Ok(rec) => {
+            let (c, timestamp) = canonical(&rec, base);
+            return (Fact::Canonical(c), timestamp);
+        }
         Err(LineError::Invalid(d)) => Fact::Invalid(d),
         Err(LineError::NotCanonical(detail)) => {
             let rec = checker.salvaged(line);
+            let chain_hash = rec.find("chain_hash").and_then(|i| {
+                let v = rec.members[i].value;
+                match Field::of(&line[v.start..v.end]) {
+                    Field::Str(h) if lower_hex64(h).is_some() => Some(inner(v, base)),
+                    _ => None,
+                }
+            });
             Fact::NotCanonical {
                 detail,
                 seq: rec.field("seq").and_then(|f| f.as_u64()),
-                chain_hash: hash_field(rec.field("chain_hash")),
+                chain_hash,
             }
         }
-    }
+    };
+    (fact, None)
 }
 
 /// A string value's contents (without its quotes), at batch offsets.
@@ -159,7 +209,7 @@ fn inner(v: Span, base: usize) -> Span {
     }
 }
 
-fn canonical(rec: &Record<'_>, base: usize) -> Canonical {
+fn canonical(rec: &Record<'_>, base: usize) -> (Canonical, Option<Span>) {
     let ix = Index::of(rec);
     let raw = |i: Option<usize>| {
         i.map(|i| {
@@ -211,16 +261,17 @@ fn canonical(rec: &Record<'_>, base: usize) -> Canonical {
             input: rec.spans_without(drop).shifted(base),
         })
     });
-    Canonical {
+    let c = Canonical {
         line: Span {
             start: base,
             end: base + rec.line.len(),
         },
         seq,
-        timestamp,
         chain_hash,
         content,
         prev_hash,
+        links_back: false,
         seal,
-    }
+    };
+    (c, timestamp)
 }

@@ -12,7 +12,7 @@ use crate::batch::{self, Item};
 use crate::canon::{Checker, Field, Record, Span};
 use crate::chain::refuse_odd_path;
 use crate::error::{AuditError, Result};
-use crate::examine::{hash_field, Canonical, Content, Fact, PrevHash, Seal};
+use crate::examine::{hash_field, Canonical, Content, Fact, Facts, PrevHash, Seal};
 use crate::head::Head;
 use crate::seal::SealKey;
 use crate::{sys, MAX_LINE};
@@ -127,6 +127,10 @@ enum Prev {
     Start,
     /// A record with a well-formed stored chain hash (its hex digits).
     Hash([u8; 64]),
+    /// The same, for a record in the batch being checked: its chain hash's span there. The
+    /// worker compared the next line's prev_hash with it (`links_back`); the bytes are read
+    /// only to report a mismatch, and copied into `Hash` when the batch ends.
+    InBatch(Span),
     /// A line that did not parse: the link cannot be checked.
     Unverifiable,
     /// A parsed record without a usable chain hash (already reported).
@@ -195,11 +199,12 @@ pub fn verify_files(
         match &job.item {
             Item::Lines(slot) => {
                 let bytes = slot.bytes();
-                for fact in &slot.facts {
+                for fact in &slot.facts.lines {
                     line_no += 1;
                     st.report.events += 1;
                     st.record(path, idx, line_no, bytes, fact);
                 }
+                st.batch_end(bytes, &slot.facts);
             }
             Item::TooLong { len } => {
                 line_no += 1;
@@ -283,6 +288,23 @@ impl State {
         }
     }
 
+    /// After a batch's lines: keep what the next batch needs from its bytes.
+    fn batch_end(&mut self, batch: &[u8], facts: &Facts) {
+        if let Prev::InBatch(h) = self.prev {
+            self.prev = batch[h.start..h.end]
+                .try_into()
+                .map_or(Prev::NoHash, Prev::Hash);
+        }
+        let at = |s: Span| &batch[s.start..s.end];
+        if let Some(t) = facts.first_timestamp.filter(|_| self.first_ts.is_empty()) {
+            self.first_ts.extend_from_slice(at(t));
+        }
+        if let Some(t) = facts.last_timestamp {
+            self.last_ts.clear();
+            self.last_ts.extend_from_slice(at(t));
+        }
+    }
+
     fn too_long(&mut self, path: &Path, line_no: u64, len: u64) {
         self.brk(
             path,
@@ -313,7 +335,7 @@ impl State {
             } => {
                 // Still follow the chain through it, so one reformatted line is one break.
                 self.brk(path, line_no, *seq, Reason::NotCanonical, detail.clone());
-                self.prev = chain_hash.map_or(Prev::NoHash, Prev::Hash);
+                self.prev = chain_hash.map_or(Prev::NoHash, Prev::InBatch);
                 self.last_seq = *seq;
                 if let Some(s) = *seq {
                     self.last_line = Some((idx, s, Some(line_no)));
@@ -323,22 +345,17 @@ impl State {
     }
 
     fn canonical(&mut self, path: &Path, idx: usize, line_no: u64, batch: &[u8], c: &Canonical) {
+        // Only what this thread must read of the line's bytes is read: a batch was filled and
+        // examined on other cores, and every line touched here would be a cache miss.
         let at = |s: Span| &batch[s.start..s.end];
         let first_in_file = line_no == 1;
         let seq = c.seq;
-        if let Some(t) = c.timestamp.map(at) {
-            if self.first_ts.is_empty() {
-                self.first_ts.extend_from_slice(t);
-            }
-            self.last_ts.clear();
-            self.last_ts.extend_from_slice(t);
-        }
 
         // chain_hash: present, well-formed, and the hash of the line without it.
-        let stored: Option<[u8; 64]> = c.chain_hash.and_then(|s| at(s).try_into().ok());
-        match (&c.content, stored) {
+        match (&c.content, c.chain_hash) {
             (Content::Matches, Some(_)) => {}
             (Content::Differs(got), Some(want)) => {
+                let want = at(want);
                 let got = hex::encode32(got);
                 self.brk(
                     path,
@@ -393,18 +410,13 @@ impl State {
                     "the previous line is not JSON, so this link cannot be checked".into(),
                 ),
                 Prev::Hash(want) => {
-                    let linked = matches!(c.prev_hash, PrevHash::Str64(p) if at(p) == want);
-                    if !linked {
-                        self.brk(
-                            path,
-                            line_no,
-                            seq,
-                            Reason::PrevHashLinkMismatch,
-                            format!(
-                                "prev_hash does not name the previous record ({}...)",
-                                String::from_utf8_lossy(&want[..12])
-                            ),
-                        );
+                    if !matches!(c.prev_hash, PrevHash::Str64(p) if at(p) == want) {
+                        self.link_mismatch(path, line_no, seq, &want);
+                    }
+                }
+                Prev::InBatch(h) => {
+                    if !c.links_back {
+                        self.link_mismatch(path, line_no, seq, at(h));
                     }
                 }
                 Prev::NoHash | Prev::Start => {}
@@ -445,15 +457,30 @@ impl State {
 
         if let (Some(h), Some(s)) = (&self.head, seq) {
             if h.seq == s {
-                let same = stored.is_some_and(|d| d[..] == *h.chain_hash.as_bytes());
+                let same = c
+                    .chain_hash
+                    .is_some_and(|d| at(d) == h.chain_hash.as_bytes());
                 self.head_seen = Some(same);
             }
         }
-        self.prev = stored.map_or(Prev::NoHash, Prev::Hash);
+        self.prev = c.chain_hash.map_or(Prev::NoHash, Prev::InBatch);
         self.last_seq = seq;
         if let Some(s) = seq {
             self.last_line = Some((idx, s, Some(line_no)));
         }
+    }
+
+    fn link_mismatch(&mut self, path: &Path, line_no: u64, seq: Option<u64>, want: &[u8]) {
+        self.brk(
+            path,
+            line_no,
+            seq,
+            Reason::PrevHashLinkMismatch,
+            format!(
+                "prev_hash does not name the previous record ({}...)",
+                String::from_utf8_lossy(&want[..want.len().min(12)])
+            ),
+        );
     }
 
     /// The seal, in order: its key is the one after the previous sealed record's.

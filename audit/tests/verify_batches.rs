@@ -1,7 +1,7 @@
-//! Logs many of the verifier's batches long (its buffers hold about 2 MiB): lines cut across
-//! buffer ends, seals whose keys ratchet across them, and over-long lines at every position
-//! give exactly the breaks each tampering gives alone, in file order. Lines are forged and
-//! sealed here, independently of the writer.
+//! Logs many of the verifier's batches long (it reads 256 KiB at a time into 2 MiB buffers):
+//! lines cut across batch ends, seals whose keys ratchet across them, and over-long lines at
+//! every position give exactly the breaks each tampering gives alone, in file order. Lines are
+//! forged and sealed here, independently of the writer.
 
 use std::path::PathBuf;
 
@@ -9,8 +9,11 @@ use occ_audit::{Report, SealKey, Value, VerifyOptions, MAX_LINE};
 
 use crate::util::{command_event, Log};
 
-/// About 8 MiB of sealed records: four or more batches.
+/// About 8 MiB of sealed records: dozens of batches, several buffers' worth.
 const EVENTS: u64 = 16_000;
+
+/// Batches end at the last newline before each multiple of this (one read each).
+const MARK: usize = 256 << 10;
 
 /// Chains and seals events the way DESIGN.md defines it: seal = HMAC(k_i, the event without
 /// seal and chain_hash), chain_hash = SHA-256 of the event without chain_hash.
@@ -115,13 +118,14 @@ fn tampering_at_every_buffer_end_breaks_exactly_there_in_order() {
     let log = Log::new();
     let mut lines = forge_sealed(EVENTS, &k0());
     let len = lines.concat().len();
-    // The line across each MiB boundary (every batch end is one of them), and the first and
-    // the last line.
-    let mut targets: Vec<usize> = (1..=len >> 20).map(|m| line_at(&lines, m << 20)).collect();
+    // The line across each batch end, and the first and the last line.
+    let mut targets: Vec<usize> = (1..=len / MARK)
+        .map(|m| line_at(&lines, m * MARK))
+        .collect();
     targets.extend([0, lines.len() - 1]);
     targets.sort_unstable();
     targets.dedup();
-    assert!(targets.len() >= 8, "{targets:?}");
+    assert!(targets.len() >= 30, "{targets:?}");
     for &t in &targets {
         let at = lines[t]
             .windows(7)
@@ -141,6 +145,48 @@ fn tampering_at_every_buffer_end_breaks_exactly_there_in_order() {
         })
         .collect();
     assert_eq!(breaks(&r), want);
+}
+
+#[test]
+fn a_wrong_prev_hash_is_caught_on_every_line_around_every_buffer_end() {
+    let log = Log::new();
+    let mut lines = forge_sealed(EVENTS, &k0());
+    let len = lines.concat().len();
+    // Every line within 12 of each batch end, so both the links a worker checks and the first
+    // link of each batch are covered, even if batches end a few lines off the mark.
+    let mut targets: Vec<usize> = (1..=len / MARK)
+        .flat_map(|b| {
+            let t = line_at(&lines, b * MARK);
+            t - 12..=t + 12
+        })
+        .collect();
+    targets.dedup();
+    for &t in &targets {
+        let at = lines[t]
+            .windows(14)
+            .position(|w| w == b"\"prev_hash\": \"")
+            .expect("prev_hash")
+            + 14;
+        lines[t][at] = if lines[t][at] == b'0' { b'1' } else { b'0' };
+    }
+    let r = verify(&log, &lines, Some(k0()));
+    let want: Vec<_> = targets
+        .iter()
+        .flat_map(|&t| {
+            let (line, seq) = (t as u64 + 1, Some(t as u64));
+            [
+                ("content_hash_mismatch", line, seq),
+                ("prev_hash_link_mismatch", line, seq),
+                ("seal_mismatch", line, seq),
+            ]
+        })
+        .collect();
+    let got = breaks(&r);
+    assert!(
+        got == want,
+        "first differences: {:?}",
+        first_diff(&got, &want)
+    );
 }
 
 #[test]
