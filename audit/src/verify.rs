@@ -1,6 +1,8 @@
 //! The streaming verifier: reads one or more log files in order with constant memory and
 //! reports every break, one per problem, in file order, with the reasons of DESIGN.md's table.
-//! It hashes each line's own bytes; it must never re-serialise a record to check it.
+//! Lines are parsed and hashed on worker threads (`batch`, `examine`: each line's own bytes,
+//! never a re-serialised record); this module checks, in file order, everything that ties a
+//! line to the ones before it, so its breaks never depend on how the lines were split.
 
 use std::fmt;
 use std::path::{Path, PathBuf};
