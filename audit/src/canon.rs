@@ -295,6 +295,70 @@ impl<'a> Record<'a> {
     }
 }
 
+/// The canonical bytes of a record without some members, as `open` then ranges of its line:
+/// what [`Record::pieces_without`] feeds, kept to be fed later (the verifier's main thread
+/// computes a seal from a line a worker thread parsed).
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct Pieces {
+    /// `{`, or `{}` when every member was dropped.
+    pub open: &'static [u8],
+    spans: [Span; 3],
+    n: usize,
+}
+
+impl Pieces {
+    /// Feeds `sink` the bytes, taking the ranges from `line` (the record's line, or a buffer
+    /// that holds it at the same offsets the ranges were taken at).
+    pub fn feed(&self, line: &[u8], mut sink: impl FnMut(&[u8])) {
+        sink(self.open);
+        for s in &self.spans[..self.n] {
+            sink(&line[s.start..s.end]);
+        }
+    }
+
+    /// The same pieces for a line that sits at `base` in a larger buffer.
+    pub fn shifted(mut self, base: usize) -> Pieces {
+        for s in &mut self.spans[..self.n] {
+            s.start += base;
+            s.end += base;
+        }
+        self
+    }
+}
+
+impl Record<'_> {
+    /// [`pieces_without`](Self::pieces_without) as ranges of the line, for at most two dropped
+    /// members (`drop` sorted and in range; further entries are ignored).
+    pub fn spans_without(&self, drop: &[usize]) -> Pieces {
+        let mut out = Pieces {
+            open: b"{}",
+            spans: [Span::default(); 3],
+            n: 0,
+        };
+        let drop = &drop[..drop.len().min(2)];
+        let Some(first) = (0..self.members.len()).find(|i| !drop.contains(i)) else {
+            return out;
+        };
+        out.open = b"{";
+        let mut pos = self.members[first].whole().start;
+        for &d in drop.iter().filter(|&&d| d > first) {
+            let cut = self.members[d].whole();
+            out.spans[out.n] = Span {
+                start: pos,
+                end: cut.start - 2,
+            };
+            out.n += 1;
+            pos = cut.end;
+        }
+        out.spans[out.n] = Span {
+            start: pos,
+            end: self.line.len(),
+        };
+        out.n += 1;
+        out
+    }
+}
+
 /// Reusable canonical-form checker. Keeps one member list between lines so checking a line
 /// allocates nothing once warmed up.
 #[derive(Debug, Default)]
@@ -383,7 +447,9 @@ fn specials(x: u64) -> u64 {
 }
 
 /// Length of the leading run of bytes a canonical string holds as they are (printable ASCII
-/// other than `"` and `\`), eight bytes at a time.
+/// other than `"` and `\`). The first 16 bytes eight at a time (keys and most values end
+/// there); past them, `memchr2` finds the next quote or backslash and one branch-free pass
+/// checks the bytes before it.
 #[inline]
 fn plain_prefix(s: &[u8]) -> usize {
     let mut i = 0;
@@ -395,14 +461,30 @@ fn plain_prefix(s: &[u8]) -> usize {
             return i + (m.trailing_zeros() / 8) as usize;
         }
         i += 8;
-    }
-    while let Some(&c) = s.get(i) {
-        if !(0x20..0x7f).contains(&c) || c == b'"' || c == b'\\' {
-            break;
+        if i == 16 {
+            return i + long_plain_prefix(&s[i..]);
         }
-        i += 1;
     }
-    i
+    i + plain_prefix_bytewise(&s[i..])
+}
+
+fn plain_prefix_bytewise(s: &[u8]) -> usize {
+    s.iter()
+        .position(|&c| !(0x20..0x7f).contains(&c) || c == b'"' || c == b'\\')
+        .unwrap_or(s.len())
+}
+
+fn long_plain_prefix(s: &[u8]) -> usize {
+    let end = memchr::memchr2(b'"', b'\\', s).unwrap_or(s.len());
+    let run = &s[..end];
+    let odd = run
+        .iter()
+        .fold(0u8, |acc, &c| acc | u8::from(!(0x20..0x7f).contains(&c)));
+    if odd == 0 {
+        end
+    } else {
+        plain_prefix_bytewise(run)
+    }
 }
 
 fn hex4_lower(b: &[u8]) -> Option<u32> {
@@ -966,6 +1048,28 @@ mod tests {
     }
 
     #[test]
+    fn plain_prefix_finds_the_first_special_byte_in_long_runs() {
+        let specials: Vec<u8> = (0u8..=255)
+            .filter(|c| !(0x20..0x7f).contains(c) || *c == b'"' || *c == b'\\')
+            .collect();
+        for len in [16, 17, 40, 64, 200] {
+            assert_eq!(plain_prefix(&vec![b'~'; len]), len);
+            for at in 0..len {
+                for &first in &specials {
+                    // The first special byte ends the run, whatever follows it: a quote or
+                    // backslash after a control byte, or a control byte after a quote.
+                    for second in [b'"', b'\\', 0x01, 0xc3] {
+                        let mut s = vec![b'a'; len + 3];
+                        s[at] = first;
+                        s[(at + 1 + at % 3).min(len + 2)] = second;
+                        assert_eq!(plain_prefix(&s), at, "{first:#x} at {at}, len {len}");
+                    }
+                }
+            }
+        }
+    }
+
+    #[test]
     fn as_u64_takes_only_non_negative_integers_that_fit() {
         for (raw, want) in [
             ("0", Some(0)),
@@ -1026,6 +1130,19 @@ mod tests {
             let mut out = Vec::new();
             r.pieces_without(&drop, |p| out.extend_from_slice(p));
             assert_eq!(String::from_utf8_lossy(&out), want, "drop {drop:?}");
+            if drop.len() <= 2 {
+                // The same bytes as ranges, also from a buffer the line sits inside.
+                let mut spans = Vec::new();
+                r.spans_without(&drop)
+                    .feed(&line, |p| spans.extend_from_slice(p));
+                assert_eq!(String::from_utf8_lossy(&spans), want, "spans drop {drop:?}");
+                let mut buf = b"xx\n".to_vec();
+                buf.extend_from_slice(&line);
+                let mut shifted = Vec::new();
+                let p = r.spans_without(&drop).shifted(3);
+                p.feed(&buf, |p| shifted.extend_from_slice(p));
+                assert_eq!(shifted, spans, "shifted drop {drop:?}");
+            }
         }
     }
 }

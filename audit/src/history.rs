@@ -9,8 +9,8 @@ use std::path::{Path, PathBuf};
 
 use crate::canon::{self, Field, Record};
 use crate::error::{AuditError, Result};
-use crate::lines::{Line, LineReader};
 use crate::verify::{open_for_reading, verify_files, Break, Reason, Report, VerifyOptions};
+use crate::MAX_LINE;
 
 /// The files of one log, oldest first, and where the walk back stopped short.
 #[derive(Debug, Clone, PartialEq, Eq)]
@@ -23,12 +23,15 @@ pub struct History {
 
 /// The `prev_file` the first record of `path` names, when it is a `log_rotated` genesis.
 fn prev_file_of(path: &Path) -> Result<Option<String>> {
+    use std::io::{BufRead, BufReader, Read};
     let file = open_for_reading(path)?;
-    let mut reader = LineReader::new(file);
-    let Some(Line::Complete(bytes)) = reader
-        .next_line()
-        .map_err(|e| AuditError::io(path, "read", e))?
-    else {
+    // Only the first line, and never more than MAX_LINE of it: a small buffer, not the
+    // verifier's, since this runs once per file before verifying starts.
+    let mut first = Vec::new();
+    BufReader::with_capacity(16 << 10, file.take(MAX_LINE as u64 + 1))
+        .read_until(b'\n', &mut first)
+        .map_err(|e| AuditError::io(path, "read", e))?;
+    let Some(bytes) = first.strip_suffix(b"\n") else {
         return Ok(None);
     };
     let mut members = Vec::new();

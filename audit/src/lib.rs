@@ -22,9 +22,11 @@
 //! ```
 #![forbid(unsafe_code)]
 
+mod batch;
 pub mod canon;
 pub mod chain;
 mod error;
+mod examine;
 pub mod head;
 pub mod history;
 pub mod lines;

@@ -1,19 +1,21 @@
 //! The streaming verifier: reads one or more log files in order with constant memory and
 //! reports every break, one per problem, in file order, with the reasons of DESIGN.md's table.
-//! It hashes each line's own bytes; it must never re-serialise a record to check it.
+//! Lines are parsed and hashed on worker threads (`batch`, `examine`: each line's own bytes,
+//! never a re-serialised record); this module checks, in file order, everything that ties a
+//! line to the ones before it, so its breaks never depend on how the lines were split.
 
 use std::fmt;
 use std::path::{Path, PathBuf};
 
 use hmac::Mac;
 use occ_base::hex;
-use sha2::{Digest, Sha256};
 
-use crate::canon::{Checker, Field, LineError, Record};
+use crate::batch::{self, Item};
+use crate::canon::{Checker, Field, Record, Span};
 use crate::chain::refuse_odd_path;
 use crate::error::{AuditError, Result};
+use crate::examine::{hash_field, Canonical, Content, Fact, Facts, PrevHash, Seal};
 use crate::head::Head;
-use crate::lines::{Line, LineReader};
 use crate::seal::SealKey;
 use crate::{sys, MAX_LINE};
 
@@ -127,6 +129,10 @@ enum Prev {
     Start,
     /// A record with a well-formed stored chain hash (its hex digits).
     Hash([u8; 64]),
+    /// The same, for a record in the batch being checked: its chain hash's span there. The
+    /// worker compared the next line's prev_hash with it (`links_back`); the bytes are read
+    /// only to report a mismatch, and copied into `Hash` when the batch ends.
+    InBatch(Span),
     /// A line that did not parse: the link cannot be checked.
     Unverifiable,
     /// A parsed record without a usable chain hash (already reported).
@@ -152,12 +158,14 @@ struct State {
     head_seen: Option<bool>,
     first_ts: Vec<u8>,
     last_ts: Vec<u8>,
-    file_idx: usize,
 }
 
 /// Verifies `files` in order as one chain (the archives of a rotated log first, the current
 /// log last). `progress` is called with the bytes read so far. An `Err` means a file could not
 /// be read at all (exit 2); breaks are in the report (exit 1).
+///
+/// Lines are examined on one worker thread per core (`examine`: canonical form, chain hash);
+/// this thread takes their results in file order and checks what links lines together.
 pub fn verify_files(
     files: &[PathBuf],
     opts: VerifyOptions,
@@ -181,39 +189,33 @@ pub fn verify_files(
         head_seen: None,
         first_ts: Vec::new(),
         last_ts: Vec::new(),
-        file_idx: 0,
     };
     let mut done_before: u64 = 0;
-    for (idx, path) in files.iter().enumerate() {
-        st.file_idx = idx;
-        let file = open_for_reading(path)?;
-        let mut reader = LineReader::new(file);
-        let mut line_no: u64 = 0;
-        let mut last_progress = 0u64;
-        loop {
-            let line = reader
-                .next_line()
-                .map_err(|e| AuditError::io(path, "read", e))?;
-            let Some(line) = line else { break };
-            line_no += 1;
-            match line {
-                Line::Complete(bytes) => {
+    let mut line_no: u64 = 0;
+    let mut last_progress = 0u64;
+    batch::in_order(files, |job| {
+        let (idx, read) = (job.file, job.read);
+        let Some(path) = files.get(idx) else {
+            return Ok(());
+        };
+        match &job.item {
+            Item::Lines(slot) => {
+                let bytes = slot.bytes();
+                for fact in &slot.facts.lines {
+                    line_no += 1;
                     st.report.events += 1;
-                    st.record(path, idx, line_no, bytes);
+                    st.record(path, idx, line_no, bytes, fact);
                 }
-                Line::TooLong { len } => {
-                    st.report.events += 1;
-                    st.brk(
-                        path,
-                        line_no,
-                        None,
-                        Reason::InvalidJson,
-                        format!("line is {len} bytes, over the {MAX_LINE}-byte limit; skipped"),
-                    );
-                    st.prev = Prev::Unverifiable;
-                    st.last_seq = None;
-                }
-                Line::Torn { len } => st.brk(
+                st.batch_end(bytes, &slot.facts);
+            }
+            Item::TooLong { len } => {
+                line_no += 1;
+                st.report.events += 1;
+                st.too_long(path, line_no, *len);
+            }
+            Item::Torn { len } => {
+                line_no += 1;
+                st.brk(
                     path,
                     line_no,
                     None,
@@ -222,18 +224,24 @@ pub fn verify_files(
                         "the file ends with {len} bytes and no newline (an interrupted write; \
                          the next append cuts them off and records log_recovered)"
                     ),
-                ),
+                );
             }
-            if reader.read_bytes - last_progress >= 1 << 20 {
-                last_progress = reader.read_bytes;
-                progress(done_before + last_progress);
+            Item::FileEnd => {
+                done_before += read;
+                progress(done_before);
+                st.prev_file_end = Some((file_name(path), st.last_seq, st.prev));
+                line_no = 0;
+                last_progress = 0;
+                return Ok(());
             }
+            Item::Failed(_) | Item::Finished => return Ok(()),
         }
-        done_before += reader.read_bytes;
-        progress(done_before);
-        let name = file_name(path);
-        st.prev_file_end = Some((name, st.last_seq, st.prev));
-    }
+        if read - last_progress >= 1 << 20 {
+            last_progress = read;
+            progress(done_before + read);
+        }
+        Ok(())
+    })?;
     st.finish_head(files);
     let mut r = st.report;
     r.first_timestamp = (!st.first_ts.is_empty()).then(|| crate::canon::decode_str(&st.first_ts));
@@ -268,52 +276,6 @@ pub fn open_for_reading(path: &Path) -> Result<std::fs::File> {
     Ok(f)
 }
 
-/// The field's bytes when they are exactly 64 lowercase hex digits.
-fn lower_hex64(h: &[u8]) -> Option<[u8; 64]> {
-    let arr: [u8; 64] = h.try_into().ok()?;
-    let bad = arr.iter().fold(0u8, |acc, &c| {
-        acc | u8::from(!(c.is_ascii_digit() || (b'a'..=b'f').contains(&c)))
-    });
-    (bad == 0).then_some(arr)
-}
-
-fn hash_field(f: Option<Field<'_>>) -> Option<[u8; 64]> {
-    match f {
-        Some(Field::Str(h)) => lower_hex64(h),
-        _ => None,
-    }
-}
-
-/// Positions of the top-level members verify needs, found in one pass.
-#[derive(Default)]
-struct Index {
-    seq: Option<usize>,
-    timestamp: Option<usize>,
-    chain_hash: Option<usize>,
-    prev_hash: Option<usize>,
-    seal: Option<usize>,
-}
-
-impl Index {
-    fn of(rec: &Record<'_>) -> Index {
-        let mut ix = Index::default();
-        for (i, m) in rec.members.iter().enumerate() {
-            let k = &rec.line[m.key.start..m.key.end];
-            // Dispatch on length first so each comparison is a fixed-size one.
-            let slot = match k {
-                [b's', b'e', b'q'] => &mut ix.seq,
-                [b's', b'e', b'a', b'l'] => &mut ix.seal,
-                [b't', b'i', b'm', b'e', b's', b't', b'a', b'm', b'p'] => &mut ix.timestamp,
-                [b'p', b'r', b'e', b'v', b'_', b'h', b'a', b's', b'h'] => &mut ix.prev_hash,
-                [b'c', b'h', b'a', b'i', b'n', b'_', b'h', b'a', b's', b'h'] => &mut ix.chain_hash,
-                _ => continue,
-            };
-            *slot = Some(i);
-        }
-        ix
-    }
-}
-
 impl State {
     fn brk(&mut self, file: &Path, line: u64, seq: Option<u64>, reason: Reason, detail: String) {
         self.report.breaks_total += 1;
@@ -328,78 +290,86 @@ impl State {
         }
     }
 
-    fn record(&mut self, path: &Path, idx: usize, line_no: u64, bytes: &[u8]) {
-        let first_in_file = line_no == 1;
-        let mut checker = std::mem::take(&mut self.checker);
-        match checker.check(bytes) {
-            Ok(rec) => self.canonical(path, idx, line_no, first_in_file, rec),
-            Err(LineError::Invalid(d)) => {
-                self.brk(path, line_no, None, Reason::InvalidJson, d);
+    /// After a batch's lines: keep what the next batch needs from its bytes.
+    fn batch_end(&mut self, batch: &[u8], facts: &Facts) {
+        if let Prev::InBatch(h) = self.prev {
+            self.prev = batch[h.start..h.end]
+                .try_into()
+                .map_or(Prev::NoHash, Prev::Hash);
+        }
+        let at = |s: Span| &batch[s.start..s.end];
+        if let Some(t) = facts.first_timestamp.filter(|_| self.first_ts.is_empty()) {
+            self.first_ts.extend_from_slice(at(t));
+        }
+        if let Some(t) = facts.last_timestamp {
+            self.last_ts.clear();
+            self.last_ts.extend_from_slice(at(t));
+        }
+    }
+
+    fn too_long(&mut self, path: &Path, line_no: u64, len: u64) {
+        self.brk(
+            path,
+            line_no,
+            None,
+            Reason::InvalidJson,
+            format!("line is {len} bytes, over the {MAX_LINE}-byte limit; skipped"),
+        );
+        self.prev = Prev::Unverifiable;
+        self.last_seq = None;
+    }
+
+    /// One line's checks that depend on the lines before it, from what a worker found.
+    /// `batch` holds the line at the fact's offsets.
+    fn record(&mut self, path: &Path, idx: usize, line_no: u64, batch: &[u8], fact: &Fact) {
+        match fact {
+            Fact::Canonical(c) => self.canonical(path, idx, line_no, batch, c),
+            Fact::TooLong { len } => self.too_long(path, line_no, *len),
+            Fact::Invalid(d) => {
+                self.brk(path, line_no, None, Reason::InvalidJson, d.clone());
                 self.prev = Prev::Unverifiable;
                 self.last_seq = None;
             }
-            Err(LineError::NotCanonical(d)) => {
+            Fact::NotCanonical {
+                detail,
+                seq,
+                chain_hash,
+            } => {
                 // Still follow the chain through it, so one reformatted line is one break.
-                let rec = checker.salvaged(bytes);
-                let seq = rec.field("seq").and_then(|f| f.as_u64());
-                self.brk(path, line_no, seq, Reason::NotCanonical, d);
-                self.prev = hash_field(rec.field("chain_hash")).map_or(Prev::NoHash, Prev::Hash);
-                self.last_seq = seq;
-                if let Some(s) = seq {
+                self.brk(path, line_no, *seq, Reason::NotCanonical, detail.clone());
+                self.prev = chain_hash.map_or(Prev::NoHash, Prev::InBatch);
+                self.last_seq = *seq;
+                if let Some(s) = *seq {
                     self.last_line = Some((idx, s, Some(line_no)));
                 }
             }
         }
-        self.checker = checker;
     }
 
-    fn canonical(
-        &mut self,
-        path: &Path,
-        idx: usize,
-        line_no: u64,
-        first_in_file: bool,
-        rec: Record<'_>,
-    ) {
-        let ix = Index::of(&rec);
-        let raw = |i: Option<usize>| {
-            i.map(|i| {
-                let m = rec.members[i];
-                Field::of(&rec.line[m.value.start..m.value.end])
-            })
-        };
-        let seq = raw(ix.seq).and_then(|f| f.as_u64());
-        if let Some(Field::Str(t)) = raw(ix.timestamp) {
-            if self.first_ts.is_empty() {
-                self.first_ts.extend_from_slice(t);
-            }
-            self.last_ts.clear();
-            self.last_ts.extend_from_slice(t);
-        }
+    fn canonical(&mut self, path: &Path, idx: usize, line_no: u64, batch: &[u8], c: &Canonical) {
+        // Only what this thread must read of the line's bytes is read: a batch was filled and
+        // examined on other cores, and every line touched here would be a cache miss.
+        let at = |s: Span| &batch[s.start..s.end];
+        let first_in_file = line_no == 1;
+        let seq = c.seq;
 
         // chain_hash: present, well-formed, and the hash of the line without it.
-        let stored = match raw(ix.chain_hash) {
-            Some(Field::Str(h)) => lower_hex64(h),
-            _ => None,
-        };
-        match (ix.chain_hash, stored) {
-            (Some(i), Some(want)) => {
-                let mut h = Sha256::new();
-                rec.pieces_without(&[i], |p| h.update(p));
-                let got = hex::encode32(&h.finalize().into());
-                if got != want {
-                    self.brk(
-                        path,
-                        line_no,
-                        seq,
-                        Reason::ContentHashMismatch,
-                        format!(
-                            "stored chain_hash {}..., content hashes to {}...",
-                            String::from_utf8_lossy(&want[..12]),
-                            String::from_utf8_lossy(&got[..12])
-                        ),
-                    );
-                }
+        match (&c.content, c.chain_hash) {
+            (Content::Matches, Some(_)) => {}
+            (Content::Differs(got), Some(want)) => {
+                let want = at(want);
+                let got = hex::encode32(got);
+                self.brk(
+                    path,
+                    line_no,
+                    seq,
+                    Reason::ContentHashMismatch,
+                    format!(
+                        "stored chain_hash {}..., content hashes to {}...",
+                        String::from_utf8_lossy(&want[..12]),
+                        String::from_utf8_lossy(&got[..12])
+                    ),
+                );
             }
             _ => self.brk(
                 path,
@@ -411,9 +381,8 @@ impl State {
         }
 
         // prev_hash: null at a file's genesis, else the previous record's stored hash.
-        let prev_field = raw(ix.prev_hash);
         if first_in_file {
-            if prev_field != Some(Field::Null) {
+            if c.prev_hash != PrevHash::Null {
                 self.brk(
                     path,
                     line_no,
@@ -425,7 +394,13 @@ impl State {
                 );
             }
             if idx > 0 {
-                self.rotation_link(path, line_no, seq, &rec);
+                // Rare (once per file): parse the line again for its prev_file_* members.
+                let line = at(c.line);
+                let mut checker = std::mem::take(&mut self.checker);
+                if let Ok(rec) = checker.check(line) {
+                    self.rotation_link(path, line_no, seq, &rec);
+                }
+                self.checker = checker;
             }
         } else {
             match self.prev {
@@ -437,17 +412,13 @@ impl State {
                     "the previous line is not JSON, so this link cannot be checked".into(),
                 ),
                 Prev::Hash(want) => {
-                    if prev_field != Some(Field::Str(&want)) {
-                        self.brk(
-                            path,
-                            line_no,
-                            seq,
-                            Reason::PrevHashLinkMismatch,
-                            format!(
-                                "prev_hash does not name the previous record ({}...)",
-                                String::from_utf8_lossy(&want[..12])
-                            ),
-                        );
+                    if !matches!(c.prev_hash, PrevHash::Str64(p) if at(p) == want) {
+                        self.link_mismatch(path, line_no, seq, &want);
+                    }
+                }
+                Prev::InBatch(h) => {
+                    if !c.links_back {
+                        self.link_mismatch(path, line_no, seq, at(h));
                     }
                 }
                 Prev::NoHash | Prev::Start => {}
@@ -474,65 +445,8 @@ impl State {
         }
 
         // seal: once one event is sealed, every later one must be.
-        match ix.seal {
-            Some(si) => {
-                self.sealing = true;
-                self.report.sealed = true;
-                let stored_seal = match raw(Some(si)) {
-                    Some(Field::Str(h)) => lower_hex64(h),
-                    _ => None,
-                };
-                if let Some(mut key) = self.key.take() {
-                    let mut drop = [si, ix.chain_hash.unwrap_or(usize::MAX)];
-                    drop.sort_unstable();
-                    let drop: &[usize] = if drop[1] == usize::MAX {
-                        &drop[..1]
-                    } else {
-                        &drop
-                    };
-                    let mac_of = |k: &SealKey| -> [u8; 64] {
-                        let mut mac = k.mac();
-                        rec.pieces_without(drop, |p| mac.update(p));
-                        hex::encode32(&mac.finalize().into_bytes().into())
-                    };
-                    let mut ok = stored_seal == Some(mac_of(&key));
-                    if !ok && !self.key_synced {
-                        // The input may start after sealing began (the current file of a
-                        // rotated log): ratchet k_0 forward to this record. There are at most
-                        // seq+1 sealed records before it.
-                        let mut k = key.next();
-                        for _ in 0..seq.unwrap_or(0).min(MAX_RATCHET_SEARCH) {
-                            if stored_seal == Some(mac_of(&k)) {
-                                key = k;
-                                ok = true;
-                                break;
-                            }
-                            k = k.next();
-                        }
-                    }
-                    self.key_synced = true;
-                    if !ok {
-                        self.brk(
-                            path,
-                            line_no,
-                            seq,
-                            Reason::SealMismatch,
-                            "the seal does not match the key (wrong key, or the record was \
-                             altered and re-hashed)"
-                                .into(),
-                        );
-                    }
-                    self.key = Some(key.next());
-                } else if stored_seal.is_none() {
-                    self.brk(
-                        path,
-                        line_no,
-                        seq,
-                        Reason::SealMismatch,
-                        "seal is not 64 lowercase hex digits".into(),
-                    );
-                }
-            }
+        match &c.seal {
+            Some(seal) => self.seal(path, line_no, seq, batch, seal),
             None if self.sealing => self.brk(
                 path,
                 line_no,
@@ -545,14 +459,80 @@ impl State {
 
         if let (Some(h), Some(s)) = (&self.head, seq) {
             if h.seq == s {
-                let same = stored.is_some_and(|d| d[..] == *h.chain_hash.as_bytes());
+                let same = c
+                    .chain_hash
+                    .is_some_and(|d| at(d) == h.chain_hash.as_bytes());
                 self.head_seen = Some(same);
             }
         }
-        self.prev = stored.map_or(Prev::NoHash, Prev::Hash);
+        self.prev = c.chain_hash.map_or(Prev::NoHash, Prev::InBatch);
         self.last_seq = seq;
         if let Some(s) = seq {
             self.last_line = Some((idx, s, Some(line_no)));
+        }
+    }
+
+    fn link_mismatch(&mut self, path: &Path, line_no: u64, seq: Option<u64>, want: &[u8]) {
+        self.brk(
+            path,
+            line_no,
+            seq,
+            Reason::PrevHashLinkMismatch,
+            format!(
+                "prev_hash does not name the previous record ({}...)",
+                String::from_utf8_lossy(&want[..want.len().min(12)])
+            ),
+        );
+    }
+
+    /// The seal, in order: its key is the one after the previous sealed record's.
+    fn seal(&mut self, path: &Path, line_no: u64, seq: Option<u64>, batch: &[u8], seal: &Seal) {
+        self.sealing = true;
+        self.report.sealed = true;
+        let stored_seal: Option<&[u8]> = seal.stored.map(|s| &batch[s.start..s.end]);
+        if let Some(mut key) = self.key.take() {
+            let mac_of = |k: &SealKey| -> [u8; 64] {
+                let mut mac = k.mac();
+                seal.input.feed(batch, |p| mac.update(p));
+                hex::encode32(&mac.finalize().into_bytes().into())
+            };
+            let matches = |k: &SealKey| stored_seal.is_some_and(|s| s == mac_of(k));
+            let mut ok = matches(&key);
+            if !ok && !self.key_synced {
+                // The input may start after sealing began (the current file of a rotated
+                // log): ratchet k_0 forward to this record. There are at most seq+1 sealed
+                // records before it.
+                let mut k = key.next();
+                for _ in 0..seq.unwrap_or(0).min(MAX_RATCHET_SEARCH) {
+                    if matches(&k) {
+                        key = k;
+                        ok = true;
+                        break;
+                    }
+                    k = k.next();
+                }
+            }
+            self.key_synced = true;
+            if !ok {
+                self.brk(
+                    path,
+                    line_no,
+                    seq,
+                    Reason::SealMismatch,
+                    "the seal does not match the key (wrong key, or the record was altered \
+                     and re-hashed)"
+                        .into(),
+                );
+            }
+            self.key = Some(key.next());
+        } else if stored_seal.is_none() {
+            self.brk(
+                path,
+                line_no,
+                seq,
+                Reason::SealMismatch,
+                "seal is not 64 lowercase hex digits".into(),
+            );
         }
     }
 

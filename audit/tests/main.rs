@@ -8,5 +8,6 @@ mod child;
 mod concurrency;
 mod crash;
 mod util;
+mod verify_batches;
 mod verify_reasons;
 mod writer;

@@ -14,14 +14,32 @@ pub fn encode(bytes: &[u8]) -> String {
     s
 }
 
-/// Lowercase hex of a 32-byte digest into a fixed buffer (no allocation, for hot paths).
+/// Lowercase hex of a 32-byte digest into a fixed buffer (no allocation, for hot paths: the
+/// audit verifier encodes one per record). Eight bytes at a time, without table lookups.
 pub fn encode32(bytes: &[u8; 32]) -> [u8; 64] {
+    const NIBBLES: u64 = 0x0f0f_0f0f_0f0f_0f0f;
     let mut out = [0u8; 64];
-    for (o, b) in out.chunks_exact_mut(2).zip(bytes) {
-        o[0] = DIGITS[usize::from(b >> 4)];
-        o[1] = DIGITS[usize::from(b & 0xf)];
+    for (o, chunk) in out.chunks_exact_mut(16).zip(bytes.chunks_exact(8)) {
+        let mut w = [0u8; 8];
+        w.copy_from_slice(chunk);
+        let x = u64::from_le_bytes(w);
+        // Byte i of the input becomes bytes 2i (high nibble) and 2i+1 (low nibble).
+        let n = spread(x >> 4 & NIBBLES) | spread(x & NIBBLES) << 8;
+        // '0' + n, and 39 more for a..f: n + 0x76 reaches 0x80 exactly when n >= 10.
+        let ten_up = (n + 0x7676_7676_7676_7676_7676_7676_7676_7676) >> 7
+            & 0x0101_0101_0101_0101_0101_0101_0101_0101;
+        let ascii = n + 0x3030_3030_3030_3030_3030_3030_3030_3030 + ten_up * 39;
+        o.copy_from_slice(&ascii.to_le_bytes());
     }
     out
+}
+
+/// Moves byte i of `v` to byte 2i.
+fn spread(v: u64) -> u128 {
+    let mut v = u128::from(v);
+    v = (v | v << 32) & 0x0000_0000_ffff_ffff_0000_0000_ffff_ffff;
+    v = (v | v << 16) & 0x0000_ffff_0000_ffff_0000_ffff_0000_ffff;
+    (v | v << 8) & 0x00ff_00ff_00ff_00ff_00ff_00ff_00ff_00ff
 }
 
 const fn nibbles(upper: bool) -> [u8; 256] {
@@ -94,6 +112,18 @@ mod tests {
         let all: Vec<u8> = (0..=255).collect();
         let want: String = all.iter().map(|b| format!("{b:02x}")).collect();
         assert_eq!(encode(&all), want);
+    }
+
+    #[test]
+    fn encode32_matches_encode_for_every_byte_in_every_position() {
+        for start in 0..=255u8 {
+            let d: [u8; 32] = std::array::from_fn(|i| start.wrapping_add((i * 37) as u8));
+            assert_eq!(
+                encode32(&d).to_vec(),
+                encode(&d).into_bytes(),
+                "from {start}"
+            );
+        }
     }
 
     #[test]
