@@ -27,7 +27,7 @@ pub fn connect(home: &Home, deadline: Instant) -> Result<UnixStream, String> {
         Err(e) if !home.system && nobody_listens(&e) => {}
         Err(e) => return Err(cannot_connect(home, &e)),
     }
-    start_broker(home)?;
+    let mut spawned = start_broker(home)?;
     let started = Instant::now();
     let give_up = deadline.min(started + START_WAIT);
     let mut pause = Duration::from_millis(2);
@@ -35,6 +35,12 @@ pub fn connect(home: &Home, deadline: Instant) -> Result<UnixStream, String> {
         match sys::connect_unix(&home.socket, deadline) {
             Ok(s) => return Ok(s),
             Err(e) if nobody_listens(&e) && Instant::now() < give_up => {
+                // The lock was held by a broker that was exiting (it removes its socket and
+                // pid file just before it lets go of the lock): once the lock is free and no
+                // one listens, start one ourselves.
+                if !spawned {
+                    spawned = start_broker(home)?;
+                }
                 std::thread::sleep(pause.min(give_up.saturating_duration_since(Instant::now())));
                 pause = (pause * 2).min(Duration::from_millis(50));
             }
@@ -73,7 +79,9 @@ fn nobody_listens(e: &io::Error) -> bool {
 }
 
 /// Starts the daemon unless another shim's broker already holds the lock (then we only wait).
-fn start_broker(home: &Home) -> Result<(), String> {
+/// Starts a broker unless one holds the lock (starting, running or exiting); `Ok(true)` when
+/// this call started one.
+fn start_broker(home: &Home) -> Result<bool, String> {
     let occ = home.home.join("bin").join("occ");
     let executable = std::fs::metadata(&occ)
         .map(|m| m.is_file() && m.permissions().mode() & 0o111 != 0)
@@ -93,7 +101,7 @@ fn start_broker(home: &Home) -> Result<(), String> {
     }
     let lock = cstring(&run.join("broker.lock"))?;
     match sys::probe_lock(&lock) {
-        Ok(LockState::Held) => return Ok(()),
+        Ok(LockState::Held) => return Ok(false),
         Ok(LockState::Free) => {}
         Err(e) => {
             return Err(format!(
@@ -106,6 +114,7 @@ fn start_broker(home: &Home) -> Result<(), String> {
     let env = daemon_env(home)?;
     let log = cstring(&run.join("broker.log"))?;
     sys::spawn_daemon(&argv, &env, &log)
+        .map(|()| true)
         .map_err(|e| format!("cannot start {} broker: {e}", occ.display()))
 }
 
