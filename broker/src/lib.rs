@@ -13,6 +13,7 @@ pub mod layout;
 pub mod legacy;
 pub mod paths;
 pub mod session;
+pub mod signed;
 pub mod stack;
 // All FFI lives here; every unsafe block carries a SAFETY comment.
 #[allow(unsafe_code)]
