@@ -17,6 +17,7 @@ mod scan_cli;
 mod scan_compliance;
 mod shim_differential;
 mod shim_transport;
+mod signed;
 mod sudo_differential;
 mod system_install;
 mod system_mode;

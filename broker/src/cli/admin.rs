@@ -21,6 +21,14 @@ pub struct ApprovalsArgs {
     /// Print a JSON array instead of text.
     #[arg(long)]
     pub json: bool,
+    /// Print the approval statement of request ID, to sign with `occ sign` or
+    /// `ssh-keygen -Y sign -n occ-approval`.
+    #[arg(long, value_name = "ID")]
+    pub statement: Option<String>,
+    /// With --statement: the decision to sign: once, session, deny, uses=N, for=30m or
+    /// uses=N,for=30m.
+    #[arg(long, default_value = "once", requires = "statement")]
+    pub scope: String,
 }
 
 /// `occ approve`.
@@ -40,6 +48,10 @@ pub struct ApproveArgs {
     /// A note recorded in the audit log.
     #[arg(long)]
     pub note: Option<String>,
+    /// Approve with a signed statement: the bundle `occ sign` prints, or a .sig file (its
+    /// statement read from the file without .sig); `-` reads stdin.
+    #[arg(long, value_name = "FILE|-", conflicts_with_all = ["note", "confirm_untrusted"])]
+    pub signature: Option<PathBuf>,
     /// Print JSON.
     #[arg(long)]
     pub json: bool,
@@ -53,6 +65,10 @@ pub struct DenyArgs {
     /// A note recorded in the audit log and shown to the requester.
     #[arg(long)]
     pub note: Option<String>,
+    /// Deny with a signed statement (scope deny): the bundle `occ sign` prints, or a .sig
+    /// file; `-` reads stdin.
+    #[arg(long, value_name = "FILE|-", conflicts_with = "note")]
+    pub signature: Option<PathBuf>,
     /// Print JSON.
     #[arg(long)]
     pub json: bool,
@@ -182,7 +198,7 @@ pub fn call(req: &AdminRequest) -> Result<(bool, Value), String> {
 /// The most an admin answer may hold, all parts together.
 const MAX_ADMIN_ANSWER: usize = 512 << 20;
 
-fn finish(
+pub(super) fn finish(
     json_out: bool,
     result: Result<(bool, Value), String>,
     text: impl Fn(&Value) -> String,
@@ -217,6 +233,9 @@ fn finish(
 
 /// Runs `occ approvals`.
 pub fn approvals(a: ApprovalsArgs) -> i32 {
+    if let Some(id) = &a.statement {
+        return super::sign::print_statement(id, &a.scope, a.json);
+    }
     let result = call(&AdminRequest::Approvals);
     if !a.json {
         if let Ok((true, v)) = &result {
@@ -254,6 +273,10 @@ fn read_token(prompt: &str) -> Result<String, String> {
 
 /// Runs `occ approve`.
 pub fn approve(a: ApproveArgs) -> i32 {
+    if let Some(source) = &a.signature {
+        let scope = if a.session { "session" } else { "once" };
+        return super::sign::submit(&a.id, source, scope, a.json);
+    }
     // Ask the broker whether a token is needed only by trying: the token is read first when
     // broker.json names one, so it is never sent where it is not wanted.
     let needs_token = token_configured();
@@ -310,6 +333,9 @@ fn token_configured() -> bool {
 
 /// Runs `occ deny`.
 pub fn deny(a: DenyArgs) -> i32 {
+    if let Some(source) = &a.signature {
+        return super::sign::submit(&a.id, source, "deny", a.json);
+    }
     finish(
         a.json,
         call(&AdminRequest::Deny {

@@ -10,6 +10,7 @@ pub mod doctor;
 pub mod explain;
 pub mod install;
 pub mod policy;
+pub mod sign;
 
 /// occ: the privilege gate for AI agents.
 #[derive(Parser, Debug)]
@@ -35,6 +36,8 @@ pub enum Command {
     Approve(admin::ApproveArgs),
     /// Deny a pending request.
     Deny(admin::DenyArgs),
+    /// Sign an approval statement with your SSH key (`ssh-keygen -Y sign -n occ-approval`).
+    Sign(sign::SignArgs),
     /// Show whether the broker is up, its pid, mode, and sessions with their grants.
     Status(admin::StatusArgs),
     /// Drop grants: one task session's, or all.
@@ -78,6 +81,7 @@ pub fn run(cli: Cli) -> i32 {
         Command::Approvals(a) => admin::approvals(a),
         Command::Approve(a) => admin::approve(a),
         Command::Deny(a) => admin::deny(a),
+        Command::Sign(a) => sign::sign(a),
         Command::Status(a) => admin::status(a),
         Command::Drop(a) => admin::drop_grants(a),
         Command::Token(a) => admin::token(a),

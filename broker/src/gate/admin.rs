@@ -64,6 +64,16 @@ pub enum AdminRequest {
     },
     /// System mode, root only: read the configuration again (as SIGHUP does).
     Reload,
+    /// The approval statement of a pending request for `scope` (`once`, `session`, `deny`,
+    /// `uses=N`, `for=30m`, `uses=N,for=30m`), to be signed with an SSH key.
+    Statement { id: String, scope: String },
+    /// A signed statement and its armored SSHSIG. Anyone who reaches the admin socket may
+    /// submit one (the approver, a bot, the agent relaying it); the signature decides.
+    Signed {
+        id: String,
+        statement: String,
+        signature: String,
+    },
 }
 
 /// One approval's whole context, from whichever channel it came.
@@ -74,6 +84,30 @@ pub struct Approval {
     pub confirm_untrusted: bool,
     pub note: Option<String>,
     pub token: Option<String>,
+    /// The signed statement this approval came with, once checked.
+    pub signed: Option<SignedBy>,
+}
+
+/// Who signed an approval, with what they signed: carried into `approval_granted`.
+#[derive(Clone, Debug)]
+pub struct SignedBy {
+    pub statement: String,
+    pub signature: String,
+    pub signer: crate::signed::Signer,
+}
+
+impl SignedBy {
+    /// The audit fields: the statement, the armored signature, the principal and the key.
+    fn fields(&self, f: &mut super::events::Fields) {
+        f.insert("approver".into(), s(self.signer.approver.clone()));
+        f.insert("signer_principal".into(), s(self.signer.principal.clone()));
+        f.insert(
+            "signer_fingerprint".into(),
+            s(self.signer.fingerprint.clone()),
+        );
+        f.insert("statement".into(), s(self.statement.clone()));
+        f.insert("signature".into(), s(self.signature.clone()));
+    }
 }
 
 impl Gate {
@@ -92,7 +126,9 @@ impl Gate {
 
     /// Answers one admin request from `peer`. Returns the JSON reply and whether it succeeded.
     pub fn admin(&self, peer: &PeerCred, req: AdminRequest) -> (Json, bool) {
-        if self.system() {
+        // A signature decides by itself who approved: anyone may carry it here.
+        let carried = matches!(req, AdminRequest::Signed { .. });
+        if self.system() && !carried {
             if let Err(msg) = self.check_approver(peer) {
                 return (
                     json!({"error": msg, "reason_code": "not_an_approver"}),
@@ -118,9 +154,16 @@ impl Gate {
                     confirm_untrusted,
                     note,
                     token,
+                    signed: None,
                 };
                 self.approve_as(peer, "queue", approval)
             }
+            AdminRequest::Statement { id, scope } => self.statement_json(&id, &scope),
+            AdminRequest::Signed {
+                id,
+                statement,
+                signature,
+            } => self.approve_signed(peer, &id, statement, signature),
             AdminRequest::Deny { id, note } => self.deny_as(peer, "queue", &id, note),
             AdminRequest::Drop { session, all } => self.drop_grants(peer, session, all),
             AdminRequest::Token {
@@ -168,7 +211,10 @@ impl Gate {
         let mut f = events::pending(&p);
         f.extend(events::approver(peer, channel));
         f.insert("note".into(), opt(a.note.clone()));
-        if self.system() && peer.uid == p.info.peer_uid {
+        if let Some(by) = &a.signed {
+            by.fields(&mut f);
+        }
+        if self.system() && peer.uid == p.info.peer_uid && a.signed.is_none() {
             // Whatever the token: the requester never decides its own request.
             self.audit_durable(Event::SelfApprovalRefused, f)?;
             return Err(format!(
@@ -183,7 +229,19 @@ impl Gate {
                 errs.first().map(|e| e.to_string()).unwrap_or_default()
             )
         })?;
-        if let Some(stored) = self.stored_token(&cfg) {
+        if cfg.broker.approval.require_signature && a.signed.is_none() {
+            let mut f = f.clone();
+            f.insert("reason_code".into(), s("signature_required"));
+            self.audit_durable(Event::SignedApprovalRefused, f)?;
+            return Err(format!(
+                "approval.require_signature is set: approve {} with a signed statement \
+                 (`occ approvals --statement {}`, sign it, then `occ approve {} --signature \
+                 FILE`) (signature_required)",
+                a.id, a.id, a.id
+            ));
+        }
+        // A signature stands in for the token: whoever carries it need not know the token.
+        if let Some(stored) = self.stored_token(&cfg).filter(|_| a.signed.is_none()) {
             let ok = a.token.as_deref().is_some_and(|t| stored.verify(t));
             let event = if ok {
                 Event::TokenOk
@@ -226,6 +284,28 @@ impl Gate {
         id: &str,
         note: Option<String>,
     ) -> Result<Json, String> {
+        self.deny_with(peer, channel, id, note, None)
+    }
+
+    /// Denies with a checked signature (`scope: deny`).
+    pub(super) fn deny_signed(
+        &self,
+        peer: &PeerCred,
+        id: &str,
+        note: Option<String>,
+        by: Option<&SignedBy>,
+    ) -> Result<Json, String> {
+        self.deny_with(peer, "signature", id, note, by)
+    }
+
+    fn deny_with(
+        &self,
+        peer: &PeerCred,
+        channel: &str,
+        id: &str,
+        note: Option<String>,
+        by: Option<&SignedBy>,
+    ) -> Result<Json, String> {
         let p = self
             .store()
             .deny(id, note.clone())
@@ -234,6 +314,9 @@ impl Gate {
         let mut f = events::pending(&p);
         f.extend(events::approver(peer, channel));
         f.insert("note".into(), opt(note));
+        if let Some(by) = by {
+            by.fields(&mut f);
+        }
         let _ = self.audit(Event::ApprovalDenied, f);
         self.decided.notify_all();
         Ok(json!({"denied": id}))

@@ -286,6 +286,7 @@ impl Gate {
                         confirm_untrusted: false,
                         note: None,
                         token,
+                        signed: None,
                     };
                     if let Err(msg) = self.approve_as(&tty_peer, "tty", approval) {
                         if let Some(t) = tty.as_mut() {

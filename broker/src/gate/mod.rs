@@ -20,6 +20,7 @@ mod containment;
 pub mod events;
 mod exec;
 pub mod refusal;
+mod signed;
 mod sink;
 mod snapshot;
 mod spawn;

@@ -130,6 +130,9 @@ pub struct ApprovalConfig {
     pub token_argon2id: Option<String>,
     /// The PAM-style stack.
     pub stack: Vec<StackEntry>,
+    /// Only a valid SSH signature over the request's statement approves (`occ approve ID
+    /// --signature`); tokens, the queue and the terminal can still deny.
+    pub require_signature: bool,
 }
 
 impl Default for ApprovalConfig {
@@ -153,6 +156,7 @@ impl Default for ApprovalConfig {
             token_sha256: None,
             token_argon2id: None,
             stack,
+            require_signature: false,
         }
     }
 }

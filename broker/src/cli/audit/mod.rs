@@ -4,6 +4,7 @@
 //! The arguments live here; `verify.rs`, `show.rs` (show, tail) and `lifecycle.rs` (init,
 //! rotate) do the work.
 
+mod approvals;
 mod format;
 mod lifecycle;
 mod show;
@@ -35,6 +36,8 @@ pub enum AuditCommand {
     Show(ShowArgs),
     /// Count events by outcome, user and event type over a window.
     Stats(StatsArgs),
+    /// List approvals and denials; --verify re-checks each signed one against allowed_signers.
+    Approvals(approvals::ApprovalsArgs),
     /// Print the last events, and with -f keep printing new ones.
     Tail(TailArgs),
     /// Create the log with a log_initialized genesis event; --seal starts sealing.
@@ -211,6 +214,7 @@ pub fn run(args: AuditArgs) -> i32 {
         AuditCommand::Verify(a) => ("verify", verify::verify(a)),
         AuditCommand::Show(a) => ("show", show::show(a)),
         AuditCommand::Stats(a) => ("stats", show::stats(a)),
+        AuditCommand::Approvals(a) => ("approvals", approvals::approvals(a)),
         AuditCommand::Tail(a) => ("tail", show::tail(a)),
         AuditCommand::Init(a) => ("init", lifecycle::init(a)),
         AuditCommand::Rotate(a) => ("rotate", lifecycle::rotate(a)),

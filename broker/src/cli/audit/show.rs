@@ -101,7 +101,7 @@ impl Filter {
     }
 }
 
-fn open_log(path: &Path) -> Result<std::fs::File, Failure> {
+pub(super) fn open_log(path: &Path) -> Result<std::fs::File, Failure> {
     occ_audit::open_for_reading(path).map_err(|e| match &e {
         AuditError::Io { source, .. } if source.kind() == std::io::ErrorKind::NotFound => {
             msg(format!(
