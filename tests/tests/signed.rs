@@ -12,12 +12,12 @@ use serde_json::Value;
 use crate::approval::{pending_id, ready, text, AgentHome};
 
 /// The approver's machine: a root-only directory with keys and signed files.
-struct Signer {
+pub(crate) struct Signer {
     dir: tempfile::TempDir,
 }
 
 impl Signer {
-    fn new() -> Option<Signer> {
+    pub(crate) fn new() -> Option<Signer> {
         if Command::new("ssh-keygen").arg("-?").output().is_err() {
             occ_tests::skip("needs ssh-keygen (Debian's openssh-client)");
             return None;
@@ -27,12 +27,12 @@ impl Signer {
         Some(Signer { dir })
     }
 
-    fn path(&self, name: &str) -> PathBuf {
+    pub(crate) fn path(&self, name: &str) -> PathBuf {
         self.dir.path().join(name)
     }
 
     /// A new Ed25519 key; returns its public line.
-    fn keygen(&self, name: &str) -> String {
+    pub(crate) fn keygen(&self, name: &str) -> String {
         let ok = Command::new("ssh-keygen")
             .args(["-q", "-t", "ed25519", "-N", "", "-C", name, "-f"])
             .arg(self.path(name))
@@ -47,7 +47,7 @@ impl Signer {
     }
 
     /// `ssh-keygen -Y sign -n NS -f KEY` over `statement`; returns the armored signature.
-    fn sign(&self, key: &str, ns: &str, statement: &str) -> String {
+    pub(crate) fn sign(&self, key: &str, ns: &str, statement: &str) -> String {
         let file = self.path("statement");
         std::fs::write(&file, statement).unwrap();
         let _ = std::fs::remove_file(self.path("statement.sig"));

@@ -9,4 +9,5 @@ mod environment;
 mod lifecycle;
 mod replays;
 mod run;
+mod signed;
 mod world;
