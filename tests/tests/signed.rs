@@ -308,6 +308,20 @@ fn an_expired_statement_is_refused_and_require_signature_refuses_the_plain_appro
         "{\"version\": 1, \"approval\": {\"require_signature\": true}}\n",
     );
 
+    // doctor: one key may sign; with none, nobody could approve.
+    assert_eq!(doctor_signers(&h)["status"], "ok");
+    h.write_security(
+        "allowed_signers",
+        &format!("mallory namespaces=\"git\" {mallory}\n"),
+    );
+    let check = doctor_signers(&h);
+    assert_eq!(check["status"], "fail", "{check}");
+    assert!(check["detail"]
+        .as_str()
+        .unwrap()
+        .contains("nobody can approve"));
+    allowed_signers(&h, &alice, &mallory);
+
     let id = pending_id(&h.sudo(&["-n", "/usr/bin/true"], &[]));
     let plain = h.occ(&["approve", &id]);
     refused_with(&h, &plain, "signature_required");
@@ -323,4 +337,17 @@ fn an_expired_statement_is_refused_and_require_signature_refuses_the_plain_appro
     );
     assert!(h.pending().is_empty(), "the request expired");
     h.verify_intact();
+}
+
+/// `occ doctor --json`'s allowed_signers check.
+fn doctor_signers(h: &AgentHome) -> Value {
+    let out = h.occ(&["doctor", "--json"]);
+    let v: Value = serde_json::from_slice(&out.stdout).unwrap();
+    v["checks"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .find(|c| c["name"] == "allowed_signers")
+        .cloned()
+        .unwrap_or_else(|| panic!("no allowed_signers check: {v}"))
 }

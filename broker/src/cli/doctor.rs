@@ -81,6 +81,7 @@ pub fn run(a: DoctorArgs) -> i32 {
     list.push(checks::audit_log(&security));
     list.push(checks::audit_seal(&security));
     list.push(checks::policy(&security));
+    list.push(checks::allowed_signers(&security));
     list.push(checks::legacy_token(&home));
 
     print(&list, a.json, json!(home), "occ doctor")

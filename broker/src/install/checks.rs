@@ -532,6 +532,75 @@ pub fn policy(security: &Path) -> Check {
     }
 }
 
+/// The signers of signed approvals: a file that does not read is a failure (no signature
+/// could be checked), and so is `approval.require_signature` with nobody allowed to sign.
+pub fn allowed_signers(config_dir: &Path) -> Check {
+    use crate::signed::{AllowedSigners, ALLOWED_SIGNERS, NAMESPACE};
+    let uid = nix::unistd::geteuid().as_raw();
+    let path = config_dir.join(ALLOWED_SIGNERS);
+    let required = occ_policy::file::load(config_dir, uid, &|_| None)
+        .is_ok_and(|c| c.broker.approval.require_signature);
+    let now = std::time::SystemTime::now()
+        .duration_since(std::time::UNIX_EPOCH)
+        .map_or(0, |d| d.as_secs());
+    let fix_add = format!(
+        "add each approver's key: `NAME namespaces=\"{NAMESPACE}\" ssh-ed25519 AAAA…` in {}",
+        path.display()
+    );
+    match AllowedSigners::load(&path, uid) {
+        Err(e) => Check::fail(
+            "allowed_signers",
+            e,
+            "fix the line named, or remove the file",
+        ),
+        Ok(None) if required => Check::fail(
+            "allowed_signers",
+            format!(
+                "approval.require_signature is true but {} does not exist: nobody can approve",
+                path.display()
+            ),
+            fix_add,
+        ),
+        Ok(None) => Check::ok(
+            "allowed_signers",
+            "no allowed_signers: signed approvals are off",
+        ),
+        Ok(Some(a)) => {
+            let signers = a
+                .entries
+                .iter()
+                .filter(|e| e.signs_approvals_at(now))
+                .count();
+            if signers == 0 && required {
+                Check::fail(
+                    "allowed_signers",
+                    format!(
+                        "approval.require_signature is true but no key in {} may sign \
+                         approvals now: nobody can approve",
+                        path.display()
+                    ),
+                    fix_add,
+                )
+            } else if signers == 0 {
+                Check::warn(
+                    "allowed_signers",
+                    format!(
+                        "no key in {} may sign approvals (none has namespaces=\"{NAMESPACE}\" \
+                         and is valid now)",
+                        path.display()
+                    ),
+                    fix_add,
+                )
+            } else {
+                Check::ok(
+                    "allowed_signers",
+                    format!("{signers} key(s) in {} may sign approvals", path.display()),
+                )
+            }
+        }
+    }
+}
+
 /// A plaintext token from the original tool.
 pub fn legacy_token(home: &Path) -> Check {
     let env_file = home.join("env");
