@@ -46,6 +46,10 @@ pub fn pages() -> std::io::Result<Vec<(String, Vec<u8>)>> {
         let man = clap_mangen::Man::new(cmd).section("8").manual("occ");
         let mut text = Vec::new();
         man.render(&mut text)?;
+        // roff's ASCII devices have no ellipsis (a troff warning, a blank): write three dots.
+        let text = String::from_utf8_lossy(&text)
+            .replace('…', "...")
+            .into_bytes();
         out.push((format!("man8/{}", man.get_filename()), text));
         for s in subs {
             walk(s, out)?;

@@ -74,6 +74,10 @@ pub fn pages_of(command: clap::Command) -> Result<Vec<(String, Vec<u8>)>, String
         let man = clap_mangen::Man::new(cmd).section("8").manual("occ");
         let mut text = Vec::new();
         man.render(&mut text).map_err(|e| e.to_string())?;
+        // roff's ASCII devices have no ellipsis (a troff warning, a blank): write three dots.
+        let text = String::from_utf8_lossy(&text)
+            .replace('…', "...")
+            .into_bytes();
         out.push((format!("man8/{}", man.get_filename()), text));
         for s in subs {
             walk(s, out)?;
