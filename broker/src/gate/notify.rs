@@ -154,7 +154,8 @@ impl Gate {
     /// One attempt, audited. Returns the job again, with its next due time, when it failed
     /// and the request is still pending.
     fn deliver(&self, mut job: Job) -> Option<Job> {
-        if self.store().pending_by_id(&job.id).is_none() {
+        let pending = self.store().pending_by_id(&job.id).is_some();
+        if !pending {
             // Decided or expired: nobody needs telling any more.
             return None;
         }
