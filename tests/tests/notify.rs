@@ -428,3 +428,77 @@ fn watch_sees_a_request_arrive_and_leave() {
     assert!(status.code().is_some(), "{err}");
     assert!(err.contains("stopping") || err.contains("ended"), "{err}");
 }
+
+/// A broker running as root runs its notifier as `approval.notify.user` (groups, gid and uid
+/// dropped before exec): what the notifier writes is owned by that user. A root broker in user
+/// mode takes the same path as the system broker here (it judges by its own uid).
+#[test]
+fn root_broker_runs_the_notifier_as_its_user() {
+    if !occ_tests::is_root() {
+        occ_tests::skip("needs root (a root broker)");
+        return;
+    }
+    let Some(approver) = nix::unistd::User::from_name("occ-approver").ok().flatten() else {
+        occ_tests::skip("needs the occ-approver user (created by .ci/run)");
+        return;
+    };
+    let dir = tempfile::tempdir().unwrap();
+    let home = dir.path().join("h");
+    let out = dir.path().join("out");
+    std::fs::create_dir_all(home.join("bin")).unwrap();
+    std::fs::create_dir_all(home.join("security")).unwrap();
+    std::fs::create_dir_all(&out).unwrap();
+    std::fs::set_permissions(dir.path(), std::fs::Permissions::from_mode(0o755)).unwrap();
+    std::fs::set_permissions(&out, std::fs::Permissions::from_mode(0o777)).unwrap();
+    std::fs::set_permissions(&home, std::fs::Permissions::from_mode(0o700)).unwrap();
+    occ_tests::copy_exe(occ_tests::bin("occ-shim"), home.join("bin/sudo"));
+    occ_tests::copy_exe(occ_tests::bin("occ"), home.join("bin/occ"));
+    let got = out.join("got");
+    let cfg = serde_json::json!({"approval": {"notify": {
+        "argv": ["/usr/bin/tee", got.to_str().unwrap()], "user": "occ-approver"}}});
+    let p = home.join("security/broker.json");
+    std::fs::write(&p, cfg.to_string()).unwrap();
+    std::fs::set_permissions(&p, std::fs::Permissions::from_mode(0o600)).unwrap();
+    let run = |prog: &str, args: &[&str]| {
+        Command::new(home.join("bin").join(prog))
+            .args(args)
+            .env_clear()
+            .env(
+                "PATH",
+                format!("{}:/usr/bin:/bin", home.join("bin").display()),
+            )
+            .env("OCC_HOME", &home)
+            .env("OCC_MODE", "user")
+            .env("HOME", dir.path())
+            .current_dir(&home)
+            .stdin(Stdio::null())
+            .output()
+            .unwrap()
+    };
+    let pending = run("sudo", &["-n", "/usr/bin/id", "-u"]);
+    let id = pending_id(&pending);
+    let line = wait_line(&got, Duration::from_secs(10));
+    let v: Value = serde_json::from_str(&line).unwrap();
+    assert_eq!(v["id"], id.as_str());
+    use std::os::unix::fs::MetadataExt;
+    let meta = std::fs::metadata(&got).unwrap();
+    assert_eq!(
+        (meta.uid(), meta.gid()),
+        (approver.uid.as_raw(), approver.gid.as_raw()),
+        "the notifier did not run as occ-approver"
+    );
+    // The attempt is audited once the notifier has ended.
+    let deadline = Instant::now() + Duration::from_secs(10);
+    let log = loop {
+        let log = std::fs::read_to_string(home.join("security/privileged-audit.jsonl"))
+            .unwrap_or_default();
+        if log.contains("notify_sent") || Instant::now() >= deadline {
+            break log;
+        }
+        std::thread::sleep(Duration::from_millis(50));
+    };
+    assert!(log.contains(r#""notify_user": "occ-approver""#), "{log}");
+    if let Ok(pid) = std::fs::read_to_string(home.join("run/broker.pid")) {
+        let _ = Command::new("kill").args(["-TERM", pid.trim()]).status();
+    }
+}
