@@ -12,6 +12,7 @@ mod forward_tls;
 mod install;
 mod load;
 mod never_hangs;
+mod notify;
 mod policy_cli;
 mod policy_judges;
 mod scan_cli;

@@ -18,17 +18,21 @@ use crate::view::PendingView;
 /// `occ approvals`.
 #[derive(clap::Args, Debug)]
 pub struct ApprovalsArgs {
-    /// Print a JSON array instead of text.
+    /// Print a JSON array instead of text (with --watch: one JSON object per event and line).
     #[arg(long)]
     pub json: bool,
     /// Print the approval statement of request ID, to sign with `occ sign` or
     /// `ssh-keygen -Y sign -n occ-approval`.
-    #[arg(long, value_name = "ID")]
+    #[arg(long, value_name = "ID", conflicts_with = "watch")]
     pub statement: Option<String>,
     /// With --statement: the decision to sign: once, session, deny, uses=N, for=30m or
     /// uses=N,for=30m.
     #[arg(long, default_value = "once", requires = "statement")]
     pub scope: String,
+    /// Keep watching: print each new request as it arrives (with a bell on a terminal) and
+    /// each one that leaves the queue, until interrupted.
+    #[arg(long)]
+    pub watch: bool,
 }
 
 /// `occ approve`.
@@ -235,6 +239,9 @@ pub(super) fn finish(
 pub fn approvals(a: ApprovalsArgs) -> i32 {
     if let Some(id) = &a.statement {
         return super::sign::print_statement(id, &a.scope, a.json);
+    }
+    if a.watch {
+        return super::watch::run(a.json);
     }
     let result = call(&AdminRequest::Approvals);
     if !a.json {

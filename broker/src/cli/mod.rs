@@ -12,6 +12,7 @@ pub mod explain;
 pub mod install;
 pub mod policy;
 pub mod sign;
+pub mod watch;
 
 /// occ: the privilege gate for AI agents.
 #[derive(Parser, Debug)]
@@ -31,7 +32,7 @@ pub enum Command {
     Explain(explain::ExplainArgs),
     /// Check or initialise the policy files.
     Policy(policy::PolicyArgs),
-    /// List pending requests, with requester text escaped.
+    /// List pending requests, with requester text escaped (--watch: follow the queue live).
     Approvals(admin::ApprovalsArgs),
     /// Approve a pending request (--once by default, or --session).
     Approve(admin::ApproveArgs),

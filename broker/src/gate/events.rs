@@ -48,6 +48,8 @@ pub enum Event {
     StateRestored,
     PendingRestored,
     ForwardOverflow,
+    NotifySent,
+    NotifyFailed,
 }
 
 impl Event {
@@ -86,6 +88,8 @@ impl Event {
             Event::StateRestored => "state_restored",
             Event::PendingRestored => "pending_restored",
             Event::ForwardOverflow => "forward_overflow",
+            Event::NotifySent => "notify_sent",
+            Event::NotifyFailed => "notify_failed",
         }
     }
 }

@@ -14,12 +14,9 @@ use crate::layout::Mode;
 use crate::session::Scope;
 use crate::signed::{self, replay, statement, AllowedSigners, Asked};
 
-/// This host's name, as statements name it.
+/// This host's name, as statements name it (the name forwarded events carry too).
 pub fn host_name() -> String {
-    nix::unistd::gethostname()
-        .ok()
-        .and_then(|h| h.into_string().ok())
-        .unwrap_or_else(|| "localhost".into())
+    crate::forward::hostname()
 }
 
 impl Gate {

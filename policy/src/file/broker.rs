@@ -133,6 +133,8 @@ pub struct ApprovalConfig {
     /// Only a valid SSH signature over the request's statement approves (`occ approve ID
     /// --signature`); tokens, the queue and the terminal can still deny.
     pub require_signature: bool,
+    /// The program told about every new pending request (`approval.notify`), if any.
+    pub notify: Option<NotifyConfig>,
 }
 
 impl Default for ApprovalConfig {
@@ -157,6 +159,7 @@ impl Default for ApprovalConfig {
             token_argon2id: None,
             stack,
             require_signature: false,
+            notify: None,
         }
     }
 }
@@ -701,6 +704,9 @@ impl BrokerConfig {
                 ));
             }
         }
+        if let Some(n) = &c.approval.notify {
+            n.check_shape(file, &mut errs);
+        }
         if c.approval.channels.is_empty() {
             errs.push(invalid(
                 file,
@@ -801,8 +807,12 @@ impl BrokerConfig {
     }
 
     /// Checks that every file this config names can be read by `reader_uid` as the broker
-    /// will read it (the forwarders' TLS files, [`read_tls_file`]).
+    /// will read it (the forwarders' TLS files, [`read_tls_file`]), and that the notifier is
+    /// one the broker may run, as a user it may run it as ([`NotifyConfig::runner`]).
     pub fn check_files(&self, file: &Path, reader_uid: u32) -> Result<(), FileError> {
+        if let Some(n) = &self.approval.notify {
+            n.runner(file, reader_uid)?;
+        }
         for (i, f) in self.audit.forward.iter().enumerate() {
             for (which, path) in f.tls_files() {
                 let at = format!("audit.forward[{i}].{}", which.key());
