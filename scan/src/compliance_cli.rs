@@ -439,7 +439,9 @@ fn schedule_verdict(out: &ScheduleOutcome) -> (String, i32) {
     match out.action.as_str() {
         "install" => {
             let how = match out.running {
-                Some(false) => "installed, but it will not run until the problem below is fixed",
+                Some(false) => {
+                    "installed, but it does not run yet (the problem and its fix follow)"
+                }
                 _ => "installed and running",
             };
             (
