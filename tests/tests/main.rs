@@ -5,6 +5,7 @@ mod approvals_view;
 mod audit_cli;
 mod cdp;
 mod cli_smoke;
+mod docs_commands;
 mod flags;
 mod forward;
 mod forward_tls;

@@ -163,7 +163,7 @@ impl CommandPolicy {
                         file,
                         &id.to_string(),
                         format!("rule {text:?}: {e}"),
-                        "fix the rule; see the README's rule language",
+                        "fix the rule; see docs/policy.md, the rule language",
                     )),
                 }
             }
