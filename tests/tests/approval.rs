@@ -383,14 +383,30 @@ fn deny_refuses_and_is_audited() {
     let out = h.occ(&["deny", &id, "--note", "not now"]);
     assert!(out.status.success(), "{}", text(&out.stderr));
     assert!(h.pending().is_empty());
-    // A denied request never runs: the next attempt is a new pending request.
+    // A denied request never runs, and while the denied request's window lasts the same
+    // request is answered with the denial and its note, not filed again.
     let next = h.sudo(&["-n", "/usr/bin/true"], &[]);
-    assert_ne!(pending_id(&next), id);
+    assert_eq!(
+        text(&next.stderr),
+        "sudo: an approver denied this request: not now (occ: approval_denied)\n"
+    );
+    assert_eq!(next.status.code(), Some(1));
+    assert!(h.pending().is_empty(), "no new pending request");
+    // Another request is filed as usual.
+    let other = pending_id(&h.sudo(&["-n", "/usr/bin/id", "-u"], &[]));
+    assert_ne!(other, id);
     let bad = h.occ(&["approve", "--yes", &id]);
     assert_eq!(bad.status.code(), Some(1), "approving a denied id fails");
     h.stop_broker();
     let ev = h.events();
     assert!(types(&ev).contains(&"approval_denied".to_string()));
+    let repeated: Vec<&Value> = ev
+        .iter()
+        .filter(|e| e["event_type"] == "denial_repeated")
+        .collect();
+    assert_eq!(repeated.len(), 1, "{repeated:?}");
+    assert_eq!(repeated[0]["denied_request_id"], id.as_str());
+    assert_eq!(repeated[0]["reason_code"], "approval_denied");
     assert!(!types(&ev).contains(&"exec_start".to_string()));
     h.verify_intact();
 }
@@ -534,7 +550,10 @@ fn untrusted_request_needs_confirmation() {
         r#"{"require_confirmation_for_untrusted": true}"#,
     );
     let env = [("OPENCLAW_UNTRUSTED_SOURCE", "1")];
-    let id = pending_id(&h.sudo(&["-n", "/usr/bin/id", "-u"], &env));
+    // The hint is the exact command that will work.
+    let line = pending_line(&h.sudo(&["-n", "/usr/bin/id", "-u"], &env));
+    assert!(line.confirm_untrusted, "the hint names --confirm-untrusted");
+    let id = line.id;
     assert_eq!(h.pending()[0]["untrusted"], true);
     let out = h.occ(&["approve", "--yes", &id]);
     assert_eq!(out.status.code(), Some(1));
@@ -824,7 +843,7 @@ fn sudo_on_pty_with_input(h: &AgentHome, args: &str) -> std::process::Child {
 }
 
 /// Like [`ready`], and `script(1)` is there to give the shim a terminal.
-fn pty_ready() -> Option<(u32, u32)> {
+pub(crate) fn pty_ready() -> Option<(u32, u32)> {
     let ids = ready()?;
     if !Path::new("/usr/bin/script").is_file() {
         occ_tests::skip("needs script(1) from util-linux");

@@ -8,6 +8,7 @@ mod cli_smoke;
 mod flags;
 mod forward;
 mod forward_tls;
+mod grants;
 mod install;
 mod load;
 mod never_hangs;
