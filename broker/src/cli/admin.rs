@@ -289,8 +289,8 @@ pub fn approve(a: ApproveArgs) -> i32 {
         print!("{}", view.text());
     }
     if !a.yes {
-        let what = format!("approving #{}", escape_text(&id));
-        match super::grants::confirm("Approve? [y/N] ", &what) {
+        let action = format!("approve #{}", escape_text(&id));
+        match super::grants::confirm("Approve? [y/N] ", &action) {
             Ok(true) => {}
             Ok(false) => {
                 eprintln!("occ: not approved; #{} stays pending", escape_text(&id));

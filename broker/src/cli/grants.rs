@@ -73,13 +73,14 @@ pub fn shown_request(id: &str) -> Result<PendingView, (i32, String)> {
 }
 
 /// Asks `question` on the terminal and reads the answer: `Ok(true)` only for y or yes.
-/// Without a terminal there is no one to ask: `Err` says to pass `--yes`.
-pub fn confirm(question: &str, what: &str) -> Result<bool, String> {
+/// Without a terminal there is no one to ask: `Err` says to pass `--yes` to `action`.
+pub fn confirm(question: &str, action: &str) -> Result<bool, String> {
     let stdin = std::io::stdin();
     if !stdin.is_terminal() {
         return Err(format!(
-            "stdin is not a terminal, so no one can confirm {what}; read it above and pass \
-             --yes to {what} as shown"
+            "stdin is not a terminal, so no one can answer {:?}; read the request \
+             above, then pass --yes to {action} as shown",
+            question.trim_end()
         ));
     }
     let mut out = std::io::stdout().lock();

@@ -448,10 +448,15 @@ impl Gate {
     /// reaches the client: `Conn::admin_reply` splits a long answer into parts.
     fn approvals_json(&self) -> Json {
         let now = now_ms();
+        let quorum = self.quorum();
         let st = self.store();
         let items: Vec<Json> = st
             .pending()
-            .map(|p| serde_json::to_value(PendingView::of(p, now)).unwrap_or(Json::Null))
+            .map(|p| {
+                let mut v = PendingView::of(p, now);
+                v.quorum = quorum;
+                serde_json::to_value(v).unwrap_or(Json::Null)
+            })
             .collect();
         Json::Array(items)
     }

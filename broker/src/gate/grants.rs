@@ -44,6 +44,15 @@ impl Gate {
         Ok(terms)
     }
 
+    /// How many approvers a request needs: `approval.quorum` in system mode, else 1 (a
+    /// broken configuration answers 1 here; approving then refuses on the broken policy).
+    pub(super) fn quorum(&self) -> u32 {
+        if !self.system() {
+            return 1;
+        }
+        self.broker_setting(|b| b.approval.quorum).unwrap_or(1)
+    }
+
     /// Audits one vote of a quorum (`approval_vote`, durable before it counts) and answers
     /// the approver; a vote that cannot be recorded is taken back.
     pub(super) fn record_vote(
