@@ -129,12 +129,8 @@ pub struct Pending {
 /// What one approval did: a grant, or (under a quorum) one vote of several.
 #[derive(Clone, Debug)]
 pub enum Decision {
-    Granted(Pending, Grant),
-    Voted {
-        pending: Pending,
-        votes: usize,
-        quorum: u32,
-    },
+    Granted(Box<Pending>, Box<Grant>),
+    Voted { votes: usize, quorum: u32 },
 }
 
 /// How a pending request ended.
@@ -345,7 +341,7 @@ impl Store {
             name: String::new(),
         };
         match self.vote(id, Terms::of(scope), confirm_untrusted, &voter, 1, now_ms)? {
-            Decision::Granted(p, g) => Ok((p, g)),
+            Decision::Granted(p, g) => Ok((*p, *g)),
             Decision::Voted { .. } => Err(ApproveError::UnknownId(id.to_string())),
         }
     }
@@ -419,7 +415,6 @@ impl Store {
             });
             if p.votes.len() < quorum as usize {
                 return Ok(Decision::Voted {
-                    pending: p.clone(),
                     votes: p.votes.len(),
                     quorum,
                 });
@@ -453,7 +448,7 @@ impl Store {
         self.grants.insert(grant.digest, grant.clone());
         self.outcomes
             .insert(p.id.clone(), Outcome::Approved { scope: terms.scope });
-        Ok(Decision::Granted(p, grant))
+        Ok(Decision::Granted(Box::new(p), Box::new(grant)))
     }
 
     /// Denies a pending request. The same request from the same caller is answered with this

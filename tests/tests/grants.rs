@@ -175,6 +175,9 @@ fn uses_and_for_are_refused_for_code_runners() {
     assert_eq!(of_type(&h.events(), "exec_start").len(), 1);
 }
 
+/// One request: the shim's arguments and the environment added.
+type Req<'a> = (&'a [&'a str], &'a [(&'a str, &'a str)]);
+
 /// `occ revoke ID`, `--session S` and `--all` each end grants before they run, audited.
 #[test]
 fn revoke_by_id_by_session_and_all() {
@@ -182,7 +185,7 @@ fn revoke_by_id_by_session_and_all() {
     let h = AgentHome::new(ids);
     let s1 = [("OPENCLAW_TASK_SESSION_ID", "s1")];
     let s2 = [("OPENCLAW_TASK_SESSION_ID", "s2")];
-    let reqs: [(&[&str], &[(&str, &str)]); 4] = [
+    let reqs: [Req; 4] = [
         (&["-n", "/usr/bin/id", "-u"], &s1),
         (&["-n", "/usr/bin/id", "-g"], &s1),
         (&["-n", "/usr/bin/id", "-G"], &s1),

@@ -257,7 +257,7 @@ impl Gate {
             .store()
             .vote(&a.id, terms, a.confirm_untrusted, &voter, quorum, now_ms());
         let g = match result.map_err(|e| e.to_string())? {
-            Decision::Voted { votes, quorum, .. } => {
+            Decision::Voted { votes, quorum } => {
                 return self.record_vote(&a.id, &voter, f, terms, votes, quorum);
             }
             Decision::Granted(p, g) => {
@@ -272,7 +272,7 @@ impl Gate {
                     let names: Vec<String> = p.votes.iter().map(|v| v.name.clone()).collect();
                     f.insert("approvers".into(), events::strs(&names));
                 }
-                g
+                *g
             }
         };
         f.insert("grant_scope".into(), s(g.scope.as_str()));

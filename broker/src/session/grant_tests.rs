@@ -36,7 +36,7 @@ fn limited(s: &mut Store, i: RequestInfo, uses: Option<u32>, for_ms: Option<u64>
     let (id, _) = s.submit(i, 0, ids());
     let t = Terms::new(Scope::Once, uses, for_ms).unwrap();
     match s.vote(&id, t, false, &voter(0), 1, 0).unwrap() {
-        Decision::Granted(_, g) => g,
+        Decision::Granted(_, g) => *g,
         other => panic!("{other:?}"),
     }
 }
