@@ -51,6 +51,8 @@ pub enum Event {
     GrantRevoked,
     GrantExpired,
     DenialRepeated,
+    NotifySent,
+    NotifyFailed,
 }
 
 impl Event {
@@ -92,6 +94,8 @@ impl Event {
             Event::GrantRevoked => "grant_revoked",
             Event::GrantExpired => "grant_expired",
             Event::DenialRepeated => "denial_repeated",
+            Event::NotifySent => "notify_sent",
+            Event::NotifyFailed => "notify_failed",
         }
     }
 }

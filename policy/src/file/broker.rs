@@ -136,6 +136,8 @@ pub struct ApprovalConfig {
     /// The longest `occ approve --for` may make a grant live, in minutes (`None`: no cap).
     /// A `--uses` grant without `--for` also ends after this long.
     pub max_grant_minutes: Option<u64>,
+    /// The program told about every new pending request (`approval.notify`), if any.
+    pub notify: Option<NotifyConfig>,
 }
 
 impl Default for ApprovalConfig {
@@ -161,6 +163,7 @@ impl Default for ApprovalConfig {
             stack,
             quorum: 1,
             max_grant_minutes: None,
+            notify: None,
         }
     }
 }
@@ -721,6 +724,9 @@ impl BrokerConfig {
                 "use a positive number of minutes, or leave the key out for no cap",
             ));
         }
+        if let Some(n) = &c.approval.notify {
+            n.check_shape(file, &mut errs);
+        }
         if c.approval.channels.is_empty() {
             errs.push(invalid(
                 file,
@@ -840,8 +846,12 @@ impl BrokerConfig {
     }
 
     /// Checks that every file this config names can be read by `reader_uid` as the broker
-    /// will read it (the forwarders' TLS files, [`read_tls_file`]).
+    /// will read it (the forwarders' TLS files, [`read_tls_file`]), and that the notifier is
+    /// one the broker may run, as a user it may run it as ([`NotifyConfig::runner`]).
     pub fn check_files(&self, file: &Path, reader_uid: u32) -> Result<(), FileError> {
+        if let Some(n) = &self.approval.notify {
+            n.runner(file, reader_uid)?;
+        }
         for (i, f) in self.audit.forward.iter().enumerate() {
             for (which, path) in f.tls_files() {
                 let at = format!("audit.forward[{i}].{}", which.key());
