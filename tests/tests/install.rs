@@ -392,10 +392,10 @@ fn full_cycle_as_the_agent_user_install_doctor_approve_uninstall_needs_root() {
         .lines()
         .last()
         .and_then(|l| l.strip_prefix("sudo: approval pending (occ #"))
-        .and_then(|r| r.split(')').next())
+        .and_then(|r| r.split([',', ')']).next())
         .unwrap_or_else(|| panic!("not a pending line: {err}"))
         .to_string();
-    assert_ok(&env.installed(&["approve", &id]), "occ approve");
+    assert_ok(&env.installed(&["approve", "--yes", &id]), "occ approve");
     let ran = env
         .cmd(&sudo)
         .args(["-n", "/usr/bin/id", "-u"])

@@ -477,10 +477,13 @@ fn system_install_doctor_each_breach_and_uninstall_needs_root() {
         .and_then(|r| r.get(..8))
         .unwrap_or_else(|| panic!("no request id in: {err}"))
         .to_string();
-    let self_approval = as_user(AGENT, OCC, &["approve", &id]);
+    let self_approval = as_user(AGENT, OCC, &["approve", "--yes", &id]);
     assert!(!self_approval.status.success(), "the agent approved itself");
     assert!(text(&self_approval.stderr).contains("not_an_approver"));
-    assert_ok(&as_user(APPROVER, OCC, &["approve", &id]), "occ approve");
+    assert_ok(
+        &as_user(APPROVER, OCC, &["approve", "--yes", &id]),
+        "occ approve",
+    );
     let ran = as_user(AGENT, &shim_s, &["-n", "/usr/bin/id", "-u"]);
     assert_ok(&ran, "the approved sudo id -u");
     assert_eq!(text(&ran.stdout), "0\n");
