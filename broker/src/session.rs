@@ -5,6 +5,11 @@
 
 use std::collections::{BTreeMap, HashMap, HashSet};
 
+#[cfg(test)]
+mod grant_tests;
+mod terms;
+pub use terms::{duration_text, parse_duration, single_run_reason, Denial, Terms, Vote, Voter};
+
 /// SHA-256 digest binding a grant to exactly one request (see `occ_policy`'s grant digest).
 pub type Digest = [u8; 32];
 
@@ -16,6 +21,9 @@ pub enum Scope {
     Once,
     /// Lasts until the task session has been idle for the configured timeout.
     Session,
+    /// `--uses N` and/or `--for D`: a number of runs, until a time (see [`Grant::uses_left`]
+    /// and [`Grant::expires_ms`]).
+    Limited,
 }
 
 impl Scope {
@@ -24,6 +32,7 @@ impl Scope {
         match self {
             Scope::Once => "once",
             Scope::Session => "session",
+            Scope::Limited => "limited",
         }
     }
 }
@@ -109,6 +118,19 @@ pub struct Pending {
     pub info: RequestInfo,
     pub created_ms: u64,
     pub expires_ms: u64,
+    /// `approval.quorum` above 1: the approvers who voted for it so far, one per uid.
+    #[serde(default, skip_serializing_if = "Vec::is_empty")]
+    pub votes: Vec<Vote>,
+    /// The terms the first vote asked for; every later vote must ask for the same.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub terms: Option<Terms>,
+}
+
+/// What one approval did: a grant, or (under a quorum) one vote of several.
+#[derive(Clone, Debug)]
+pub enum Decision {
+    Granted(Box<Pending>, Box<Grant>),
+    Voted { votes: usize, quorum: u32 },
 }
 
 /// How a pending request ended.
@@ -141,6 +163,20 @@ pub struct Grant {
     pub caller_uid: u32,
     pub session_id: Option<String>,
     pub created_ms: u64,
+    /// A limited grant: the runs it still covers (`None`: no count, only a time). A limited
+    /// grant with neither a count nor a time (a damaged snapshot) covers nothing.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub uses_left: Option<u32>,
+    /// A limited grant: when it ends.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub expires_ms: Option<u64>,
+    /// What it covers, for `occ grants` (empty in a grant kept from before these fields).
+    #[serde(default)]
+    pub command: Vec<String>,
+    #[serde(default)]
+    pub runuser: String,
+    #[serde(default)]
+    pub submituser: String,
 }
 
 /// Why an approval was refused.
@@ -153,6 +189,19 @@ pub enum ApproveError {
     UntrustedNotConfirmed(String),
     #[error("--session refused for request {id}: {why}; approve it --once instead")]
     SessionRefused { id: String, why: String },
+    #[error(
+        "{terms} refused for request {id}: {why}, so one approval covers one run only; \
+         approve it --once (or with --uses 1)"
+    )]
+    RepeatRefused {
+        id: String,
+        terms: String,
+        why: String,
+    },
+    #[error("{name} (uid {uid}) already voted for request {id}; another approver must vote")]
+    AlreadyVoted { id: String, name: String, uid: u32 },
+    #[error("request {id} has a vote for `{first}`; vote with the same terms, or deny it")]
+    TermsDiffer { id: String, first: String },
 }
 
 /// A session's liveness, for `occ status`.
@@ -176,6 +225,9 @@ pub struct Snapshot {
     pub pending: Vec<Pending>,
     #[serde(default, skip_serializing_if = "Vec::is_empty")]
     pub issued: Vec<String>,
+    /// Denied requests still answered with their denial.
+    #[serde(default, skip_serializing_if = "Vec::is_empty")]
+    pub denied: Vec<Denial>,
 }
 
 /// All in-memory approval state of one broker.
@@ -187,6 +239,8 @@ pub struct Store {
     grants: HashMap<Digest, Grant>,
     /// session id → last activity (ms).
     sessions: HashMap<String, u64>,
+    /// Denials answered to the same request until the denied request's expiry.
+    denied: Vec<Denial>,
     pending_expiry_ms: u64,
     idle_timeout_ms: u64,
 }
@@ -200,6 +254,7 @@ impl Store {
             issued: HashSet::new(),
             grants: HashMap::new(),
             sessions: HashMap::new(),
+            denied: Vec::new(),
             pending_expiry_ms: pending_expiry_minutes.saturating_mul(60_000),
             idle_timeout_ms: idle_timeout_minutes.saturating_mul(60_000),
         }
@@ -233,6 +288,8 @@ impl Store {
             info,
             created_ms: now_ms,
             expires_ms: now_ms.saturating_add(self.pending_expiry_ms),
+            votes: Vec::new(),
+            terms: None,
         };
         self.pending.insert(id.clone(), pending);
         (id, true)
@@ -271,7 +328,7 @@ impl Store {
             .collect()
     }
 
-    /// Approves a pending request, creating its grant.
+    /// Approves a pending request at once (no quorum), creating its grant.
     pub fn approve(
         &mut self,
         id: &str,
@@ -279,6 +336,28 @@ impl Store {
         confirm_untrusted: bool,
         now_ms: u64,
     ) -> Result<(Pending, Grant), ApproveError> {
+        let voter = Voter {
+            uid: u32::MAX,
+            name: String::new(),
+        };
+        match self.vote(id, Terms::of(scope), confirm_untrusted, &voter, 1, now_ms)? {
+            Decision::Granted(p, g) => Ok((*p, *g)),
+            Decision::Voted { .. } => Err(ApproveError::UnknownId(id.to_string())),
+        }
+    }
+
+    /// One approver's vote for a pending request under `quorum` (1: the vote decides). The
+    /// vote that reaches the quorum creates the grant, on the terms every vote asked for; an
+    /// approver who already voted is refused, so no one counts twice.
+    pub fn vote(
+        &mut self,
+        id: &str,
+        terms: Terms,
+        confirm_untrusted: bool,
+        voter: &Voter,
+        quorum: u32,
+        now_ms: u64,
+    ) -> Result<Decision, ApproveError> {
         let p = self
             .pending
             .get(id)
@@ -287,27 +366,13 @@ impl Store {
         if p.info.untrusted && !confirm_untrusted {
             return Err(ApproveError::UntrustedNotConfirmed(id.to_string()));
         }
-        if scope == Scope::Session {
-            let flagged = |f: &str| p.info.flags.iter().any(|x| x == f);
-            let why = if p.info.runs_arbitrary_code {
-                Some("the command can run arbitrary code".to_string())
-            } else if flagged("requester_writable_input") {
-                Some(format!(
-                    "what runs can change after approval: the requester can write {}",
-                    p.info.requester_writable.join(", ")
-                ))
-            } else if flagged("stdin_from_requester") {
-                Some(
-                    "what runs can change after approval: the requester supplies the content on stdin"
-                        .to_string(),
-                )
-            } else if p.info.untrusted {
-                Some("the request comes from an untrusted source".to_string())
-            } else if p.info.session_id.is_none() {
-                Some("the request has no session id".to_string())
-            } else {
-                None
-            };
+        if terms.scope == Scope::Session {
+            let why = single_run_reason(&p.info).or_else(|| {
+                p.info
+                    .session_id
+                    .is_none()
+                    .then(|| "the request has no session id".to_string())
+            });
             if let Some(why) = why {
                 return Err(ApproveError::SessionRefused {
                     id: id.to_string(),
@@ -315,36 +380,188 @@ impl Store {
                 });
             }
         }
+        if terms.scope == Scope::Limited && terms.repeats() {
+            if let Some(why) = single_run_reason(&p.info) {
+                return Err(ApproveError::RepeatRefused {
+                    id: id.to_string(),
+                    terms: terms.describe(),
+                    why,
+                });
+            }
+        }
+        if quorum > 1 {
+            if p.votes
+                .iter()
+                .any(|v| v.uid == voter.uid && v.name == voter.name)
+            {
+                return Err(ApproveError::AlreadyVoted {
+                    id: id.to_string(),
+                    name: voter.name.clone(),
+                    uid: voter.uid,
+                });
+            }
+            if let Some(first) = p.terms.filter(|t| *t != terms) {
+                return Err(ApproveError::TermsDiffer {
+                    id: id.to_string(),
+                    first: first.describe(),
+                });
+            }
+            let p = self
+                .pending
+                .get_mut(id)
+                .ok_or_else(|| ApproveError::UnknownId(id.to_string()))?;
+            p.terms = Some(terms);
+            p.votes.push(Vote {
+                uid: voter.uid,
+                name: voter.name.clone(),
+                at_ms: now_ms,
+            });
+            if p.votes.len() < quorum as usize {
+                return Ok(Decision::Voted {
+                    votes: p.votes.len(),
+                    quorum,
+                });
+            }
+        }
         let p = self
             .pending
             .remove(id)
             .ok_or_else(|| ApproveError::UnknownId(id.to_string()))?;
+        let limited = terms.scope == Scope::Limited;
         let grant = Grant {
             digest: p.info.digest,
             view: p.info.view_hash(),
-            scope,
+            scope: terms.scope,
             request_id: p.id.clone(),
             caller_uid: p.info.peer_uid,
             session_id: p.info.session_id.clone(),
             created_ms: now_ms,
+            uses_left: terms.uses.filter(|_| limited),
+            expires_ms: terms
+                .for_ms
+                .filter(|_| limited)
+                .map(|ms| now_ms.saturating_add(ms)),
+            command: p.info.command.clone(),
+            runuser: p.info.runuser.clone(),
+            submituser: p.info.submituser.clone(),
         };
         if let Some(s) = &grant.session_id {
             self.sessions.insert(s.clone(), now_ms);
         }
         self.grants.insert(grant.digest, grant.clone());
         self.outcomes
-            .insert(p.id.clone(), Outcome::Approved { scope });
-        Ok((p, grant))
+            .insert(p.id.clone(), Outcome::Approved { scope: terms.scope });
+        Ok(Decision::Granted(Box::new(p), Box::new(grant)))
     }
 
-    /// Denies a pending request.
+    /// Denies a pending request. The same request from the same caller is answered with this
+    /// denial until the denied request would have expired.
     pub fn deny(&mut self, id: &str, note: Option<String>) -> Result<Pending, ApproveError> {
         let p = self
             .pending
             .remove(id)
             .ok_or_else(|| ApproveError::UnknownId(id.to_string()))?;
+        self.denied.push(Denial {
+            digest: p.info.digest,
+            view: p.info.view_hash(),
+            caller_uid: p.info.peer_uid,
+            request_id: p.id.clone(),
+            note: note.clone(),
+            until_ms: p.expires_ms,
+        });
         self.outcomes.insert(p.id.clone(), Outcome::Denied { note });
         Ok(p)
+    }
+
+    /// Denies an approved grant that has not run yet (or has runs left): it ends, and the
+    /// same request is answered with the denial for one pending-expiry window from `now_ms`.
+    pub fn deny_grant(&mut self, id: &str, note: Option<String>, now_ms: u64) -> Option<Grant> {
+        let g = self.revoke_id(id)?;
+        self.denied.push(Denial {
+            digest: g.digest,
+            view: g.view,
+            caller_uid: g.caller_uid,
+            request_id: g.request_id.clone(),
+            note,
+            until_ms: now_ms.saturating_add(self.pending_expiry_ms),
+        });
+        Some(g)
+    }
+
+    /// Takes back `uid`'s vote on pending request `id` (its audit record failed).
+    pub fn withdraw_vote(&mut self, id: &str, uid: u32) {
+        if let Some(p) = self.pending.get_mut(id) {
+            p.votes.retain(|v| v.uid != uid);
+            if p.votes.is_empty() {
+                p.terms = None;
+            }
+        }
+    }
+
+    /// Forgets the denial of `id` (a request withdrawn for the broker's own failure, not by
+    /// an approver).
+    pub fn forget_denial(&mut self, id: &str) {
+        self.denied.retain(|d| d.request_id != id);
+    }
+
+    /// The live denial of this request, if an approver denied it within its window.
+    pub fn denial_of(&self, info: &RequestInfo, now_ms: u64) -> Option<&Denial> {
+        self.denied.iter().find(|d| d.matches(info, now_ms))
+    }
+
+    /// Ends the grant approved for request `id`.
+    pub fn revoke_id(&mut self, id: &str) -> Option<Grant> {
+        let digest = self
+            .grants
+            .values()
+            .find(|g| g.request_id == id)
+            .map(|g| g.digest)?;
+        self.grants.remove(&digest)
+    }
+
+    /// Ends every grant of one session (and the session), or every grant: the grants ended,
+    /// oldest first.
+    pub fn revoke(&mut self, session_id: Option<&str>) -> Vec<Grant> {
+        let mut gone: Vec<Grant> = self
+            .grants
+            .values()
+            .filter(|g| session_id.is_none_or(|s| g.session_id.as_deref() == Some(s)))
+            .cloned()
+            .collect();
+        match session_id {
+            Some(s) => {
+                self.drop_session(s);
+            }
+            None => {
+                self.drop_all();
+            }
+        }
+        gone.sort_by(|a, b| (a.created_ms, &a.request_id).cmp(&(b.created_ms, &b.request_id)));
+        gone
+    }
+
+    /// Live grants, oldest first, for `occ grants`.
+    pub fn grants(&self, now_ms: u64) -> Vec<Grant> {
+        let mut all: Vec<Grant> = self
+            .grants
+            .keys()
+            .filter_map(|d| self.peek_grant(d, now_ms).cloned())
+            .collect();
+        all.sort_by(|a, b| (a.created_ms, &a.request_id).cmp(&(b.created_ms, &b.request_id)));
+        all
+    }
+
+    /// Removes limited grants past their time, and denials past their window; returns the
+    /// grants that ended.
+    pub fn expire_grants(&mut self, now_ms: u64) -> Vec<Grant> {
+        self.denied.retain(|d| d.until_ms > now_ms);
+        let gone: Vec<Digest> = self
+            .grants
+            .values()
+            .filter(|g| g.scope == Scope::Limited && g.expires_ms.is_some_and(|e| e <= now_ms))
+            .map(|g| g.digest)
+            .collect();
+        gone.iter().filter_map(|d| self.grants.remove(d)).collect()
     }
 
     /// Answers every waiting caller with `Stopping` but keeps the pending requests, so the
@@ -377,6 +594,12 @@ impl Store {
                 let last = *self.sessions.get(s)?;
                 (now_ms.saturating_sub(last) < self.idle_timeout_ms).then_some(g)
             }
+            Scope::Limited => {
+                let bounded = g.uses_left.is_some() || g.expires_ms.is_some();
+                let runs_left = g.uses_left != Some(0);
+                let in_time = g.expires_ms.is_none_or(|e| now_ms < e);
+                (bounded && runs_left && in_time).then_some(g)
+            }
         }
     }
 
@@ -398,6 +621,17 @@ impl Store {
                     self.sessions.insert(s.clone(), now_ms);
                 }
             }
+            Scope::Limited => {
+                if let Some(live) = self.grants.get_mut(digest) {
+                    match live.uses_left {
+                        Some(n) if n <= 1 => {
+                            self.grants.remove(digest);
+                        }
+                        Some(n) => live.uses_left = Some(n - 1),
+                        None => {}
+                    }
+                }
+            }
         }
         Some(g)
     }
@@ -406,8 +640,20 @@ impl Store {
     /// (user mode: the real sudo would have asked a password). A grant filed since for the
     /// same digest wins; a session grant was never taken away.
     pub fn put_back(&mut self, grant: Grant) {
-        if grant.scope == Scope::Once {
-            self.grants.entry(grant.digest).or_insert(grant);
+        match grant.scope {
+            Scope::Once => {
+                self.grants.entry(grant.digest).or_insert(grant);
+            }
+            Scope::Limited => match self.grants.get_mut(&grant.digest) {
+                Some(live) if live.request_id == grant.request_id => {
+                    live.uses_left = live.uses_left.map(|n| n.saturating_add(1));
+                }
+                Some(_) => {}
+                None => {
+                    self.grants.insert(grant.digest, grant);
+                }
+            },
+            Scope::Session => {}
         }
     }
 
@@ -493,6 +739,7 @@ impl Store {
             sessions: self.sessions.iter().map(|(k, v)| (k.clone(), *v)).collect(),
             pending: Vec::new(),
             issued: Vec::new(),
+            denied: self.denied.clone(),
         }
     }
 
@@ -527,9 +774,16 @@ impl Store {
                 self.sessions.insert(s, last);
             }
         }
+        self.denied
+            .extend(snap.denied.into_iter().filter(|d| d.until_ms > now_ms));
         for g in snap.grants {
             let live = match (&g.scope, &g.session_id) {
                 (Scope::Once, _) => true,
+                (Scope::Limited, _) => {
+                    (g.uses_left.is_some() || g.expires_ms.is_some())
+                        && g.uses_left != Some(0)
+                        && g.expires_ms.is_none_or(|e| now_ms < e)
+                }
                 (Scope::Session, Some(s)) => self.sessions.contains_key(s),
                 (Scope::Session, None) => false,
             };

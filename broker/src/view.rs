@@ -11,7 +11,7 @@ use std::time::{Duration, UNIX_EPOCH};
 use serde::{Deserialize, Serialize};
 
 use crate::escape::{argv_json, escape_text, MIXED_SCRIPT};
-use crate::session::{Pending, RequestInfo};
+use crate::session::{Grant, Pending, RequestInfo, Scope};
 
 /// One pending request as approvers see it. The keys DESIGN.md documents come first; the
 /// rest default when absent, so an older broker's answer still reads. Unknown keys are
@@ -49,6 +49,16 @@ pub struct PendingView {
     pub wraps: Vec<Vec<String>>,
     #[serde(default)]
     pub requester_writable: Vec<String>,
+    /// SHA-256 (hex) of what is shown ([`RequestInfo::view_hash`]): `occ approve` sends it back,
+    /// so the broker grants only what the approver saw.
+    #[serde(default)]
+    pub view_sha256: String,
+    /// `approval.quorum` above 1: the approvers who voted for it so far.
+    #[serde(default)]
+    pub votes: Vec<String>,
+    /// How many approvers must vote (`approval.quorum`; 0 from an older broker means 1).
+    #[serde(default)]
+    pub quorum: u32,
 }
 
 impl PendingView {
@@ -79,6 +89,9 @@ impl PendingView {
             flags: i.flags.clone(),
             wraps: i.wraps.clone(),
             requester_writable: i.requester_writable.clone(),
+            view_sha256: occ_base::hex::encode(&i.view_hash()),
+            votes: p.votes.iter().map(|v| v.name.clone()).collect(),
+            quorum: 1,
         }
     }
 
@@ -89,6 +102,8 @@ impl PendingView {
             info: info.clone(),
             created_ms: 0,
             expires_ms: 0,
+            votes: Vec::new(),
+            terms: None,
         };
         PendingView::of(&p, 0)
     }
@@ -170,6 +185,18 @@ impl PendingView {
         if let Some(r) = &self.reason {
             line("reason", &escape_text(r));
         }
+        if self.quorum > 1 {
+            let names: Vec<String> = self.votes.iter().map(|v| escape_text(v)).collect();
+            let by = if names.is_empty() {
+                String::new()
+            } else {
+                format!(" (voted: {})", names.join(", "))
+            };
+            line(
+                "approvals",
+                &format!("{} of {}{by}", self.votes.len(), self.quorum),
+            );
+        }
         if self.untrusted {
             out.push_str(
                 "    UNTRUSTED SOURCE: approve only with --confirm-untrusted after reading it\n",
@@ -198,6 +225,67 @@ impl PendingView {
             );
         }
         out
+    }
+}
+
+/// One live grant as `occ grants --json` prints it and `occ grants` shows it.
+#[derive(Clone, Debug, Default, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct GrantView {
+    /// The id of the request it was approved for.
+    pub id: String,
+    /// `once`, `session` or `limited`.
+    pub scope: String,
+    /// Runs left (`None`: no count: a session grant, or a limited grant bounded by time).
+    pub uses_left: Option<u32>,
+    /// When it ends (`None`: a once grant waits for its run; a session grant ends when the
+    /// session is idle).
+    pub expires_at: Option<String>,
+    pub session_id: Option<String>,
+    pub submituser: String,
+    pub runuser: String,
+    pub command: Vec<String>,
+}
+
+impl GrantView {
+    /// The view of one grant.
+    pub fn of(g: &Grant) -> GrantView {
+        GrantView {
+            id: g.request_id.clone(),
+            scope: g.scope.as_str().to_string(),
+            uses_left: match g.scope {
+                Scope::Once => Some(1),
+                Scope::Session => None,
+                Scope::Limited => g.uses_left,
+            },
+            expires_at: g.expires_ms.map(|ms| {
+                let t = UNIX_EPOCH + Duration::from_millis(ms);
+                humantime::format_rfc3339_seconds(t).to_string()
+            }),
+            session_id: g.session_id.clone(),
+            submituser: g.submituser.clone(),
+            runuser: g.runuser.clone(),
+            command: g.command.clone(),
+        }
+    }
+
+    /// Two lines: `#ID  SCOPE  uses left N  expires T  session S  submituser → runuser`, then
+    /// the command.
+    pub fn text(&self) -> String {
+        let uses = match self.uses_left {
+            Some(n) => format!("uses left {n}"),
+            None => "uses left -".to_string(),
+        };
+        format!(
+            "#{}  {}  {uses}  expires {}  session {}  {} → {}\n    command: {}\n",
+            escape_text(&self.id),
+            escape_text(&self.scope),
+            escape_text(self.expires_at.as_deref().unwrap_or("-")),
+            escape_text(self.session_id.as_deref().unwrap_or("-")),
+            escape_text(&self.submituser),
+            escape_text(&self.runuser),
+            argv_json(&self.command),
+        )
     }
 }
 

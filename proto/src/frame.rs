@@ -152,6 +152,11 @@ pub enum Frame {
     Pending {
         /// The pending id, `[a-z0-9]{1,32}`.
         id: String,
+        /// When the request expires, RFC 3339 in UTC (`2025-01-31T12:30:00Z`): 1 to 40 of
+        /// `[0-9A-Za-z:.+-]`.
+        expires_at: String,
+        /// The request is untrusted: the approver's command needs `--confirm-untrusted`.
+        untrusted: bool,
     },
     /// Queued; the shim prints the waiting line and keeps reading.
     Waiting {
@@ -257,6 +262,14 @@ pub(crate) fn valid_id(id: &str) -> bool {
         && id
             .bytes()
             .all(|b| b.is_ascii_lowercase() || b.is_ascii_digit())
+}
+
+/// Whether `t` is an acceptable expiry time: 1 to 40 of `[0-9A-Za-z:.+-]`.
+pub(crate) fn valid_time(t: &str) -> bool {
+    !t.is_empty()
+        && t.len() <= 40
+        && t.bytes()
+            .all(|b| b.is_ascii_alphanumeric() || matches!(b, b':' | b'.' | b'+' | b'-'))
 }
 
 /// Whether `code` is an acceptable reason code: 1 to 64 of `[a-z0-9_]`.

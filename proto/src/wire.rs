@@ -3,8 +3,8 @@
 
 use crate::error::Error;
 use crate::frame::{
-    valid_id, valid_reason_code, ExitReport, Frame, FrameType, Output, Refuse, Request, MAX_ARGS,
-    MAX_ENV, MAX_ENV_ENTRY,
+    valid_id, valid_reason_code, valid_time, ExitReport, Frame, FrameType, Output, Refuse, Request,
+    MAX_ARGS, MAX_ENV, MAX_ENV_ENTRY,
 };
 use crate::{HEADER_LEN, MAGIC, MAX_PAYLOAD, VERSION};
 
@@ -32,7 +32,15 @@ pub fn encode(frame: &Frame) -> Result<Vec<u8>, Error> {
                 }
             }
         }
-        Frame::Pending { id } => w.bytes(id.as_bytes()),
+        Frame::Pending {
+            id,
+            expires_at,
+            untrusted,
+        } => {
+            w.bytes(id.as_bytes());
+            w.bytes(expires_at.as_bytes());
+            w.u8(u8::from(*untrusted));
+        }
         Frame::Waiting { id, wait_seconds } => {
             w.bytes(id.as_bytes());
             w.u32(*wait_seconds);
@@ -168,7 +176,20 @@ pub fn decode_payload(kind: FrameType, payload: &[u8]) -> Result<Frame, Error> {
                 return Err(Error::Malformed("pending id is not [a-z0-9]{1,32}"));
             }
             if kind == FrameType::Pending {
-                Frame::Pending { id }
+                let expires_at = r.string("expiry time")?;
+                if !valid_time(&expires_at) {
+                    return Err(Error::Malformed("expiry time is not [0-9A-Za-z:.+-]{1,40}"));
+                }
+                let untrusted = match r.u8()? {
+                    0 => false,
+                    1 => true,
+                    _ => return Err(Error::Malformed("untrusted flag")),
+                };
+                Frame::Pending {
+                    id,
+                    expires_at,
+                    untrusted,
+                }
             } else {
                 let wait_seconds = r.u32()?;
                 Frame::Waiting { id, wait_seconds }

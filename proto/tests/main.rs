@@ -24,12 +24,22 @@ fn sample_request() -> Request {
     }
 }
 
+fn pending(id: &str) -> Frame {
+    Frame::Pending {
+        id: id.into(),
+        expires_at: "2025-01-31T12:30:00Z".into(),
+        untrusted: false,
+    }
+}
+
 fn all_frames() -> Vec<Frame> {
     vec![
         Frame::Request(sample_request()),
         Frame::Request(Request::default()),
         Frame::Pending {
             id: "ab12cd34".into(),
+            expires_at: "2025-01-31T12:30:00Z".into(),
+            untrusted: true,
         },
         Frame::Waiting {
             id: "zz99zz99".into(),
@@ -96,11 +106,11 @@ fn every_frame_round_trips() {
 #[test]
 fn two_frames_back_to_back_decode_one_at_a_time() {
     let mut buf = encode(&Frame::Signal { signo: 15 }).unwrap();
-    buf.extend(encode(&Frame::Pending { id: "x1".into() }).unwrap());
+    buf.extend(encode(&pending("x1")).unwrap());
     let (a, n) = decode(&buf).unwrap();
     assert_eq!(a, Frame::Signal { signo: 15 });
     let (b, m) = decode(&buf[n..]).unwrap();
-    assert_eq!(b, Frame::Pending { id: "x1".into() });
+    assert_eq!(b, pending("x1"));
     assert_eq!(n + m, buf.len());
 }
 
@@ -181,9 +191,17 @@ fn refuses_trailing_bytes_and_lying_lengths() {
 #[test]
 fn refuses_semantically_bad_fields() {
     let bad = [
-        Frame::Pending { id: "".into() },
+        pending(""),
+        pending("AB\x1b[2J"),
         Frame::Pending {
-            id: "AB\x1b[2J".into(),
+            id: "ab".into(),
+            expires_at: "".into(),
+            untrusted: false,
+        },
+        Frame::Pending {
+            id: "ab".into(),
+            expires_at: "12:30\x1b[2J".into(),
+            untrusted: false,
         },
         Frame::Waiting {
             id: "a".repeat(33),
@@ -318,11 +336,8 @@ fn frames_and_stdio_fds_cross_a_real_socket() {
     f2.read_to_string(&mut s).unwrap();
     assert_eq!(s, "passed through SCM_RIGHTS");
     // Frames flow the other way too, and a clean close is Closed.
-    write_frame(&b, &Frame::Pending { id: "abc".into() }, &[]).unwrap();
-    assert_eq!(
-        read_frame(&a).unwrap().frame,
-        Frame::Pending { id: "abc".into() }
-    );
+    write_frame(&b, &pending("abc"), &[]).unwrap();
+    assert_eq!(read_frame(&a).unwrap().frame, pending("abc"));
     drop(b);
     assert!(matches!(read_frame(&a), Err(Error::Closed)));
 }

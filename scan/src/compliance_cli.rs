@@ -12,7 +12,9 @@ use crate::compliance::facts::ProbeOptions;
 use crate::compliance::model::{status_counts, FullScans, NetReport, Status, ASSESSMENT_FILE};
 use crate::compliance::notify::{self, NotifyOptions};
 use crate::compliance::report::{self, AssessOptions, ReportPaths};
-use crate::compliance::schedule::{self, Backend, Every, ScheduleOptions};
+use crate::compliance::schedule::{
+    self, Backend, Every, RemoveOptions, ScheduleOptions, ScheduleOutcome,
+};
 use crate::compliance::{cycle, preflight};
 use crate::error::ScanError;
 use crate::paths::Paths;
@@ -176,45 +178,60 @@ pub struct NotifyArgs {
     /// The summary [default: $OCC_HOME/assessments/compliance-summary.json].
     #[arg(long, value_name = "FILE")]
     pub summary_file: Option<PathBuf>,
-    /// The state [default: $OPENCLAW_VIOLATION_NOTIFY_STATE, else
-    /// $OCC_HOME/security/violation-notify-state.json].
+    /// The state [default: "state" in security/notify.json, else
+    /// $OPENCLAW_VIOLATION_NOTIFY_STATE, else $OCC_HOME/security/violation-notify-state.json].
     #[arg(long, value_name = "FILE")]
     pub state_file: Option<PathBuf>,
-    /// Notifier timeout in seconds.
-    #[arg(long, value_name = "SECS", default_value_t = 10)]
-    pub timeout: u64,
+    /// Notifier timeout in seconds [default: "timeout_secs" in security/notify.json, else 10].
+    #[arg(long, value_name = "SECS")]
+    pub timeout: Option<u64>,
 }
 
-/// Runs `occ-scan notify`.
+/// Runs `occ-scan notify`. Exit 0 when it delivered, printed or had nothing new; 2 when the
+/// notifier failed or was refused (the findings stay pending for the next run).
 pub fn run_notify(a: NotifyArgs, json: bool) -> i32 {
     let paths = match Paths::from_env() {
         Ok(p) => p,
         Err(e) => return fail(&e, json),
     };
-    let mut opts = NotifyOptions::from_env(&paths);
+    let (mut opts, sources) = match NotifyOptions::load(&paths, Duration::from_secs(10)) {
+        Ok(x) => x,
+        Err(e) => return fail(&e, json),
+    };
     if let Some(s) = a.summary_file {
         opts.summary = s;
     }
     if let Some(s) = a.state_file {
         opts.state = s;
     }
-    opts.timeout = Duration::from_secs(a.timeout.max(1));
+    if let Some(t) = a.timeout {
+        opts.timeout = Duration::from_secs(t.max(1));
+    }
     let out = match notify::notify(&opts, SystemTime::now()) {
         Ok(o) => o,
         Err(e) => return fail(&e, json),
     };
     if json {
-        print_json(&out);
+        let mut v = serde_json::to_value(&out).unwrap_or_default();
+        v["sources"] = serde_json::to_value(&sources).unwrap_or_default();
+        v["summary_line"] = out.headline().into();
+        print_json(&v);
     } else {
         if out.status == "printed" {
             if let Some(m) = &out.message {
                 print!("{m}");
+                println!();
             }
         }
-        if let Some(e) = &out.error {
-            eprintln!(
-                "occ-scan: notify {}: {e} (attempt {}; the findings stay pending and are retried next run)",
-                out.status, out.failed_attempts
+        if out.exit_code() == 0 {
+            println!("{}", out.headline());
+        } else {
+            eprintln!("occ-scan: {}", out.headline());
+        }
+        if let Some(f) = &sources.config_file {
+            println!(
+                "  notifier settings: {} (over the environment)",
+                f.display()
             );
         }
     }
@@ -283,8 +300,16 @@ pub fn run_cycle(a: CycleArgs, json: bool) -> i32 {
         Err(e) => return fail(&e, json),
     };
     let timeout = Duration::from_secs(a.child_timeout.max(1));
-    let mut notify = NotifyOptions::from_env(&paths);
-    notify.timeout = timeout;
+    // A broken security/notify.json fails the cycle before it starts, naming the file and
+    // the fix, unless notify is skipped anyway.
+    let notify = if a.no_notify {
+        NotifyOptions::from_env(&paths)
+    } else {
+        match NotifyOptions::load(&paths, timeout) {
+            Ok((n, _)) => n,
+            Err(e) => return fail(&e, json),
+        }
+    };
     let opts = cycle::CycleOptions {
         prom: a.prom,
         notify,
@@ -338,20 +363,20 @@ pub struct ScheduleArgs {
     pub action: ScheduleAction,
 }
 
-/// Schedule actions.
+/// Schedule actions; each takes only its own flags.
 #[derive(Debug, Subcommand)]
 pub enum ScheduleAction {
     /// Install a systemd user timer (or a crontab line, or a launchd agent on macOS).
-    Install(ScheduleCommon),
+    Install(ScheduleInstallArgs),
     /// Remove every file and line `install` wrote.
-    Remove(ScheduleCommon),
-    /// Show what is installed.
-    Status(ScheduleCommon),
+    Remove(ScheduleRemoveArgs),
+    /// Show what is installed and whether it really runs (exit 1 when it does not).
+    Status(ScheduleStatusArgs),
 }
 
-/// Options shared by the schedule actions.
+/// `occ-scan schedule install`.
 #[derive(Debug, Args)]
-pub struct ScheduleCommon {
+pub struct ScheduleInstallArgs {
     /// How often: minutes dividing 60 or hours dividing 24.
     #[arg(long, default_value = "15m")]
     pub every: String,
@@ -363,83 +388,144 @@ pub struct ScheduleCommon {
     pub exe: Option<PathBuf>,
 }
 
-/// Runs `occ-scan schedule`.
-pub fn run_schedule(a: ScheduleArgs, json: bool) -> i32 {
-    let paths = match Paths::from_env() {
-        Ok(p) => p,
-        Err(e) => return fail(&e, json),
-    };
-    let (action, common) = match a.action {
-        ScheduleAction::Install(c) => ("install", c),
-        ScheduleAction::Remove(c) => ("remove", c),
-        ScheduleAction::Status(c) => ("status", c),
-    };
-    let every = match Every::parse(&common.every) {
-        Ok(e) => e,
-        Err(e) => return fail(&e, json),
-    };
-    let exe = match common
+/// `occ-scan schedule remove`.
+#[derive(Debug, Args)]
+pub struct ScheduleRemoveArgs {
+    /// Where to remove from [default: every backend that has a schedule here].
+    #[arg(long, value_enum, default_value_t = Backend::Auto)]
+    pub backend: Backend,
+}
+
+/// `occ-scan schedule status`.
+#[derive(Debug, Args)]
+pub struct ScheduleStatusArgs {}
+
+/// How long systemctl, crontab and launchctl may take.
+const SCHEDULE_TIMEOUT: Duration = Duration::from_secs(15);
+
+fn install_opts(a: ScheduleInstallArgs) -> Result<ScheduleOptions, ScanError> {
+    let every = Every::parse(&a.every)?;
+    let exe = match a
         .exe
         .map(Ok)
         .unwrap_or_else(|| std::env::current_exe().and_then(std::fs::canonicalize))
     {
         Ok(p) if p.is_absolute() => p,
         Ok(p) => {
-            return fail(
-                &ScanError::Schedule {
-                    message: format!("{} is not absolute", p.display()),
-                    fix: "pass --exe with an absolute path".into(),
-                },
-                json,
-            )
+            return Err(ScanError::Schedule {
+                message: format!("--exe {} is not an absolute path", p.display()),
+                fix: "pass --exe with an absolute path".into(),
+            })
         }
         Err(e) => {
-            return fail(
-                &ScanError::Schedule {
-                    message: format!("cannot find this executable: {e}"),
-                    fix: "pass --exe".into(),
-                },
-                json,
-            )
+            return Err(ScanError::Schedule {
+                message: format!("cannot find this executable: {e}"),
+                fix: "pass --exe with the absolute path of occ-scan".into(),
+            })
         }
     };
-    let opts = ScheduleOptions {
-        backend: common.backend,
+    Ok(ScheduleOptions {
+        backend: a.backend,
         every,
         exe,
-        timeout: Duration::from_secs(15),
+        timeout: SCHEDULE_TIMEOUT,
+    })
+}
+
+/// The headline of a schedule action's outcome and its exit code: install 0; remove 0, or 2
+/// when something could not be removed; status 0 when a schedule is installed and really
+/// runs, else 1.
+fn schedule_verdict(out: &ScheduleOutcome) -> (String, i32) {
+    match out.action.as_str() {
+        "install" => {
+            let how = match out.running {
+                Some(false) => {
+                    "installed, but it does not run yet (the problem and its fix follow)"
+                }
+                _ => "installed and running",
+            };
+            (
+                format!("schedule install: {} schedule {how}", out.backend),
+                0,
+            )
+        }
+        "remove" => {
+            let code = if out.problems.is_empty() { 0 } else { 2 };
+            let head = if !out.done.is_empty() {
+                format!("schedule remove: removed the {} schedule", out.backend)
+            } else if out.problems.is_empty() && out.kept.is_empty() {
+                "schedule remove: nothing to remove, no occ-scan schedule was installed".into()
+            } else if out.problems.is_empty() {
+                "schedule remove: nothing removed".into()
+            } else {
+                "schedule remove: FAILED to remove the schedule".into()
+            };
+            (head, code)
+        }
+        _ => match out.running {
+            Some(true) => (
+                format!(
+                    "schedule status: {} schedule installed and running",
+                    out.backend
+                ),
+                0,
+            ),
+            Some(false) => (
+                format!(
+                    "schedule status: {} schedule installed but NOT running",
+                    out.backend
+                ),
+                1,
+            ),
+            None => ("schedule status: no schedule installed".into(), 1),
+        },
+    }
+}
+
+/// Runs `occ-scan schedule`.
+pub fn run_schedule(a: ScheduleArgs, json: bool) -> i32 {
+    let out = match a.action {
+        ScheduleAction::Install(i) => {
+            let r = Paths::from_env()
+                .and_then(|paths| install_opts(i).map(|o| (paths, o)))
+                .and_then(|(paths, o)| schedule::install(&paths, &o));
+            match r {
+                Ok(o) => o,
+                Err(e) => return fail(&e, json),
+            }
+        }
+        ScheduleAction::Remove(r) => schedule::remove(&RemoveOptions {
+            backend: r.backend,
+            only: None,
+            timeout: SCHEDULE_TIMEOUT,
+        }),
+        ScheduleAction::Status(_) => schedule::status(SCHEDULE_TIMEOUT),
     };
-    let r = match action {
-        "install" => schedule::install(&paths, &opts),
-        "remove" => schedule::remove(&paths, &opts),
-        _ => schedule::status(&paths, &opts),
-    };
-    let out = match r {
-        Ok(o) => o,
-        Err(e) => return fail(&e, json),
-    };
+    let (head, code) = schedule_verdict(&out);
     if json {
         print_json(&out);
     } else {
-        println!(
-            "schedule {}: backend {}, {}",
-            out.action,
-            out.backend,
-            if out.installed {
-                "installed"
-            } else {
-                "not installed"
-            }
-        );
-        for f in &out.files {
-            println!("  file: {f}");
+        println!("{head}");
+        for d in &out.done {
+            println!("  done: {d}");
         }
-        if let Some(l) = &out.cron_line {
-            println!("  crontab: {l}");
+        if out.action != "remove" {
+            for f in &out.files {
+                println!("  file: {f}");
+            }
+            if let Some(l) = &out.cron_line {
+                println!("  crontab: {l}");
+            }
+        }
+        for k in &out.kept {
+            println!("  kept: {k}");
         }
         for n in &out.notes {
             println!("  note: {n}");
         }
+        for p in &out.problems {
+            eprintln!("occ-scan: schedule {}: {p}", out.action);
+        }
     }
-    0
+    code
 }

@@ -77,20 +77,32 @@ fn new_then_unchanged_then_escalated() {
     assert!(o.state_advanced);
     let text = delivered(&s);
     assert!(
-        text.contains("- backup_configured: partial (low) - title of backup_configured"),
+        text.contains(
+            "- backup_configured: partial (risk low)\n    control:  title of backup_configured\n"
+        ),
         "{text}"
     );
     assert!(
-        text.contains("- command_policy_enforced: violation (high)"),
+        text.contains("- command_policy_enforced: violation (risk high)\n"),
         "{text}"
     );
-    assert_eq!(o.exit_code(), 1);
+    // Delivered: notify did its job (the failing checks are assess's exit code).
+    assert_eq!(o.exit_code(), 0);
+    assert_eq!(
+        o.headline(),
+        format!(
+            "notify: delivered 2 new or escalated findings to {}",
+            s.dir.path().join("notify-admin").display()
+        )
+    );
 
     // Unchanged: nothing sent.
     std::fs::remove_file(&s.out).unwrap();
     let o = notify(&s.opts, SystemTime::now()).unwrap();
     assert_eq!(o.status, "nothing_new");
     assert!(!s.out.exists(), "notifier ran for unchanged findings");
+    assert_eq!(o.exit_code(), 0);
+    assert!(o.headline().contains("nothing new"), "{}", o.headline());
 
     // Escalated: exactly that one line.
     summary(
@@ -241,17 +253,194 @@ fn reads_the_nested_summary_and_prints_without_a_notifier() {
     let s = setup(0);
     let mut opts = s.opts.clone();
     opts.cmd = None;
-    summary(
+    // The title states the control's goal; the observed state and the fix say what is wrong.
+    write(
         &opts.summary,
-        &[("gateway_loopback_only", "violation", "critical")],
+        &json!({"summary": {"violations": [{
+            "check_id": "backup_configured", "status": "violation", "risk": "medium",
+            "title": "Recent backups exist",
+            "observed_state": "no backup newer than 7 days under /var/backups",
+            "mitigation": "schedule a backup of ~/.openclaw"
+        }]}})
+        .to_string(),
     );
     let o = notify(&opts, SystemTime::now()).unwrap();
     assert_eq!(o.status, "printed");
-    assert!(o
-        .message
-        .unwrap()
-        .contains("gateway_loopback_only: violation (critical)"));
+    assert_eq!(o.exit_code(), 0);
+    let m = o.message.clone().unwrap();
+    assert!(
+        m.ends_with(
+            "- backup_configured: violation (risk medium)\n    control:  Recent backups exist\n    observed: no backup newer than 7 days under /var/backups\n    fix:      schedule a backup of ~/.openclaw\n"
+        ),
+        "{m}"
+    );
+    assert!(
+        o.headline().contains("no notifier is configured"),
+        "{}",
+        o.headline()
+    );
     // A summary without summary.violations is an error, not "nothing new".
     write(&opts.summary, r#"{"violations": []}"#);
     assert!(notify(&opts, SystemTime::now()).is_err());
+}
+
+/// `occ-scan notify` through the binary, with `$OCC_HOME/security/notify.json`.
+struct Cli {
+    dir: tempfile::TempDir,
+}
+
+impl Cli {
+    fn new() -> Cli {
+        let dir = tempfile::tempdir().unwrap();
+        summary(
+            &dir.path().join("home/assessments/compliance-summary.json"),
+            &[
+                ("backup_configured", "violation", "medium"),
+                ("gateway_loopback_only", "partial", "high"),
+            ],
+        );
+        Cli { dir }
+    }
+
+    fn home(&self) -> PathBuf {
+        self.dir.path().join("home")
+    }
+
+    /// A notifier that appends its stdin to `NAME.out`.
+    fn notifier(&self, name: &str) -> (PathBuf, PathBuf) {
+        let out = self.dir.path().join(format!("{name}.out"));
+        let p = self.dir.path().join(name);
+        write_exe(&p, &format!("#!/bin/sh\ncat >> '{}'\n", out.display()));
+        (p, out)
+    }
+
+    fn config(&self, v: &serde_json::Value, mode: u32) -> PathBuf {
+        let p = self.home().join("security/notify.json");
+        write(&p, &v.to_string());
+        crate::compliance_support::chmod(&p, mode);
+        p
+    }
+
+    fn run(&self, json: bool, env: &[(&str, String)]) -> (i32, String, String) {
+        let mut c = std::process::Command::new(env!("CARGO_BIN_EXE_occ-scan"));
+        if json {
+            c.arg("--json");
+        }
+        let out = c
+            .arg("notify")
+            .env_clear()
+            .env("PATH", "/usr/bin:/bin")
+            .env("OCC_HOME", self.home())
+            .envs(env.iter().map(|(k, v)| (*k, v.as_str())))
+            .output()
+            .unwrap();
+        (
+            out.status.code().unwrap_or(-1),
+            String::from_utf8_lossy(&out.stdout).into_owned(),
+            String::from_utf8_lossy(&out.stderr).into_owned(),
+        )
+    }
+}
+
+fn env_notifier(p: &Path) -> Vec<(&'static str, String)> {
+    let argv = json!([p.display().to_string()]).to_string();
+    vec![
+        ("OPENCLAW_VIOLATION_NOTIFY_CMD", argv.clone()),
+        ("OPENCLAW_VIOLATION_NOTIFY_ALLOWLIST", format!("[{argv}]")),
+    ]
+}
+
+/// The environment still sets the notifier; notify says what it delivered and exits 0, then
+/// says there is nothing new (exit 0 again).
+#[test]
+fn cli_env_notifier_delivers_and_says_so() {
+    let c = Cli::new();
+    let (n, out) = c.notifier("from-env");
+    let (code, stdout, stderr) = c.run(false, &env_notifier(&n));
+    assert_eq!(code, 0, "{stdout}{stderr}");
+    assert_eq!(
+        stdout,
+        format!(
+            "notify: delivered 2 new or escalated findings to {}\n",
+            n.display()
+        )
+    );
+    assert!(std::fs::read_to_string(&out).unwrap().contains(
+        "- backup_configured: violation (risk medium)\n    control:  title of backup_configured\n"
+    ));
+    let (code, stdout, _) = c.run(false, &env_notifier(&n));
+    assert_eq!(code, 0);
+    assert!(
+        stdout.starts_with("notify: nothing new to deliver (2 failing check(s)"),
+        "{stdout}"
+    );
+}
+
+/// security/notify.json wins over the environment, key by key; its allowlist rules are the
+/// same (an argv not listed exactly is refused, exit 2, and nothing runs); its state key moves
+/// the state file.
+#[test]
+fn cli_config_file_wins_over_the_environment() {
+    let c = Cli::new();
+    let (env_n, env_out) = c.notifier("from-env");
+    let (file_n, file_out) = c.notifier("from-file");
+    let argv = json!([file_n.display().to_string(), "--tag", "occ"]);
+    let state = c.dir.path().join("elsewhere/state.json");
+    c.config(
+        &json!({"command": argv, "allowlist": [argv], "state": state, "timeout_secs": 5}),
+        0o600,
+    );
+    let (code, stdout, stderr) = c.run(true, &env_notifier(&env_n));
+    assert_eq!(code, 0, "{stdout}{stderr}");
+    let v: serde_json::Value = serde_json::from_str(&stdout).unwrap();
+    assert_eq!(v["status"], "sent", "{v}");
+    assert_eq!(v["notifier"], argv);
+    assert_eq!(v["sources"]["command"], "file");
+    assert_eq!(v["sources"]["allowlist"], "file");
+    assert!(file_out.exists(), "the file's notifier ran");
+    assert!(!env_out.exists(), "the environment's notifier ran");
+    assert!(state.exists(), "the file's state path was used");
+    assert!(!c
+        .home()
+        .join("security/violation-notify-state.json")
+        .exists());
+
+    // Only the command in the file: the environment's allowlist does not list it: refused.
+    let c = Cli::new();
+    let (file_n, file_out) = c.notifier("from-file");
+    c.config(&json!({"command": [file_n.display().to_string()]}), 0o600);
+    let (code, stdout, stderr) = c.run(false, &env_notifier(&env_n));
+    assert_eq!(code, 2, "{stdout}{stderr}");
+    assert!(
+        stderr.contains("notify: refused") && stderr.contains("is not in"),
+        "{stderr}"
+    );
+    assert!(
+        !file_out.exists() && !env_out.exists(),
+        "a refused notifier ran"
+    );
+}
+
+/// notify.json goes through occ's trusted-file opener: writable by others, it is refused with
+/// the file and the fix named, and nothing is delivered. An unknown key is refused too.
+#[test]
+fn cli_config_file_writable_by_others_or_with_unknown_keys_is_refused() {
+    let c = Cli::new();
+    let (n, out) = c.notifier("from-file");
+    let argv = json!([n.display().to_string()]);
+    let p = c.config(&json!({"command": argv, "allowlist": [argv]}), 0o666);
+    let (code, stdout, stderr) = c.run(false, &[]);
+    assert_eq!(code, 2, "{stdout}{stderr}");
+    assert!(
+        stderr.contains(&p.display().to_string())
+            && stderr.contains("writable by group or others")
+            && stderr.contains("chmod 600"),
+        "{stderr}"
+    );
+    assert!(!out.exists());
+    c.config(&json!({"command": argv, "allowlists": [argv]}), 0o600);
+    let (code, _, stderr) = c.run(false, &[]);
+    assert_eq!(code, 2);
+    assert!(stderr.contains("unknown field `allowlists`"), "{stderr}");
+    assert!(!out.exists());
 }

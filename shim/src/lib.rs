@@ -174,7 +174,11 @@ fn converse(stream: UnixStream, argv: Vec<Vec<u8>>, system: bool, deadline: Inst
                     )));
                 }
             }
-            Frame::Pending { id } => return fail(&pending_line(&id)),
+            Frame::Pending {
+                id,
+                expires_at,
+                untrusted,
+            } => return fail(&pending_line(&id, &expires_at, untrusted)),
             Frame::Refuse(r) => {
                 print::err(&refuse_line(&r.message, &r.reason_code));
                 return if (1..=255).contains(&r.exit_code) {

@@ -3,9 +3,18 @@
 
 use std::io::Write;
 
-/// `sudo: approval pending (occ #ID): an approver can run: occ approve ID`
-pub fn pending_line(id: &str) -> String {
-    format!("sudo: approval pending (occ #{id}): an approver can run: occ approve {id}")
+/// `sudo: approval pending (occ #ID, expires TIME): an approver can run: occ approve ID`, with
+/// ` --confirm-untrusted` when the request is untrusted: the exact command that will work.
+pub fn pending_line(id: &str, expires_at: &str, untrusted: bool) -> String {
+    let confirm = if untrusted {
+        " --confirm-untrusted"
+    } else {
+        ""
+    };
+    format!(
+        "sudo: approval pending (occ #{id}, expires {expires_at}): an approver can run: \
+         occ approve {id}{confirm}"
+    )
 }
 
 /// `sudo: waiting for approval (occ #ID): occ approve ID`
@@ -66,8 +75,14 @@ mod tests {
     #[test]
     fn lines_match_the_design_table_word_for_word() {
         assert_eq!(
-            pending_line("ab12cd34"),
-            "sudo: approval pending (occ #ab12cd34): an approver can run: occ approve ab12cd34"
+            pending_line("ab12cd34", "2025-01-31T12:30:00Z", false),
+            "sudo: approval pending (occ #ab12cd34, expires 2025-01-31T12:30:00Z): an approver \
+             can run: occ approve ab12cd34"
+        );
+        assert_eq!(
+            pending_line("ab12cd34", "2025-01-31T12:30:00Z", true),
+            "sudo: approval pending (occ #ab12cd34, expires 2025-01-31T12:30:00Z): an approver \
+             can run: occ approve ab12cd34 --confirm-untrusted"
         );
         assert_eq!(
             waiting_line("ab12cd34"),

@@ -225,25 +225,58 @@ pub(crate) fn text(b: &[u8]) -> String {
     String::from_utf8_lossy(b).into_owned()
 }
 
-/// The id from the shim's pending line, checking the line word for word.
-pub(crate) fn pending_id(out: &Output) -> String {
+/// The shim's pending line, checked word for word: the id, the expiry time it names
+/// (`YYYY-MM-DDTHH:MM:SSZ`) and whether its hint asks for `--confirm-untrusted`.
+pub(crate) struct PendingLine {
+    pub(crate) id: String,
+    pub(crate) expires_at: String,
+    pub(crate) confirm_untrusted: bool,
+}
+
+pub(crate) fn pending_line(out: &Output) -> PendingLine {
     let err = text(&out.stderr);
     assert_eq!(out.status.code(), Some(1), "stderr: {err}");
     let line = err.lines().last().unwrap_or("");
-    let id = line
+    let (id, rest) = line
         .strip_prefix("sudo: approval pending (occ #")
-        .and_then(|r| r.split(')').next())
-        .unwrap_or_else(|| panic!("not a pending line: {err:?}"))
-        .to_string();
+        .and_then(|r| r.split_once(", expires "))
+        .unwrap_or_else(|| panic!("not a pending line: {err:?}"));
+    let expires_at = rest.split(')').next().unwrap_or("");
+    let confirm_untrusted = line.ends_with(" --confirm-untrusted");
+    let hint = if confirm_untrusted {
+        " --confirm-untrusted"
+    } else {
+        ""
+    };
     assert_eq!(
         line,
-        format!("sudo: approval pending (occ #{id}): an approver can run: occ approve {id}")
+        format!(
+            "sudo: approval pending (occ #{id}, expires {expires_at}): an approver can run: \
+             occ approve {id}{hint}"
+        )
     );
     assert_eq!(id.len(), 8);
     assert!(id
         .bytes()
         .all(|b| b.is_ascii_lowercase() || b.is_ascii_digit()));
-    id
+    let shape = expires_at.bytes().enumerate().all(|(i, b)| match i {
+        4 | 7 => b == b'-',
+        10 => b == b'T',
+        13 | 16 => b == b':',
+        19 => b == b'Z',
+        _ => b.is_ascii_digit(),
+    });
+    assert!(shape && expires_at.len() == 20, "{expires_at:?}");
+    PendingLine {
+        id: id.to_string(),
+        expires_at: expires_at.to_string(),
+        confirm_untrusted,
+    }
+}
+
+/// The id from the shim's pending line, checking the line word for word.
+pub(crate) fn pending_id(out: &Output) -> String {
+    pending_line(out).id
 }
 
 pub(crate) fn types(events: &[Value]) -> Vec<String> {
@@ -277,7 +310,7 @@ fn pending_then_approve_runs_exactly_once_with_stdio_and_status_passed_through()
     assert_eq!(list[0]["command"][0], "/usr/bin/id");
     assert_eq!(list[0]["runuser"], "root");
 
-    let ok = h.occ(&["approve", &id]);
+    let ok = h.occ(&["approve", "--yes", &id]);
     assert!(ok.status.success(), "approve: {}", text(&ok.stderr));
 
     let ran = h.sudo(&["-n", "/usr/bin/id", "-u"], &[]);
@@ -290,12 +323,12 @@ fn pending_then_approve_runs_exactly_once_with_stdio_and_status_passed_through()
     assert_ne!(id2, id, "ids are never reused");
 
     // stdin and the exit status pass through unchanged.
-    let ok = h.occ(&["approve", &id2]);
+    let ok = h.occ(&["approve", "--yes", &id2]);
     assert!(ok.status.success());
     let cat = {
         let req = h.sudo(&["-n", "/bin/sh", "-c", "cat; echo err >&2; exit 7"], &[]);
         let id = pending_id(&req);
-        assert!(h.occ(&["approve", &id]).status.success());
+        assert!(h.occ(&["approve", "--yes", &id]).status.success());
         let mut c = h.cmd(&h.home.join("bin/sudo"));
         c.args(["-n", "/bin/sh", "-c", "cat; echo err >&2; exit 7"])
             .stdin(Stdio::piped())
@@ -350,14 +383,30 @@ fn deny_refuses_and_is_audited() {
     let out = h.occ(&["deny", &id, "--note", "not now"]);
     assert!(out.status.success(), "{}", text(&out.stderr));
     assert!(h.pending().is_empty());
-    // A denied request never runs: the next attempt is a new pending request.
+    // A denied request never runs, and while the denied request's window lasts the same
+    // request is answered with the denial and its note, not filed again.
     let next = h.sudo(&["-n", "/usr/bin/true"], &[]);
-    assert_ne!(pending_id(&next), id);
-    let bad = h.occ(&["approve", &id]);
+    assert_eq!(
+        text(&next.stderr),
+        "sudo: an approver denied this request: not now (occ: approval_denied)\n"
+    );
+    assert_eq!(next.status.code(), Some(1));
+    assert!(h.pending().is_empty(), "no new pending request");
+    // Another request is filed as usual.
+    let other = pending_id(&h.sudo(&["-n", "/usr/bin/id", "-u"], &[]));
+    assert_ne!(other, id);
+    let bad = h.occ(&["approve", "--yes", &id]);
     assert_eq!(bad.status.code(), Some(1), "approving a denied id fails");
     h.stop_broker();
     let ev = h.events();
     assert!(types(&ev).contains(&"approval_denied".to_string()));
+    let repeated: Vec<&Value> = ev
+        .iter()
+        .filter(|e| e["event_type"] == "denial_repeated")
+        .collect();
+    assert_eq!(repeated.len(), 1, "{repeated:?}");
+    assert_eq!(repeated[0]["denied_request_id"], id.as_str());
+    assert_eq!(repeated[0]["reason_code"], "approval_denied");
     assert!(!types(&ev).contains(&"exec_start".to_string()));
     h.verify_intact();
 }
@@ -442,7 +491,7 @@ fn session_grant_is_reused_within_the_session_only() {
     let h = AgentHome::new(ids);
     let sid = [("OPENCLAW_TASK_SESSION_ID", "task-42")];
     let id = pending_id(&h.sudo(&["-n", "/usr/bin/id", "-u"], &sid));
-    let out = h.occ(&["approve", &id, "--session"]);
+    let out = h.occ(&["approve", "--yes", &id, "--session"]);
     assert!(out.status.success(), "{}", text(&out.stderr));
     for _ in 0..3 {
         let ran = h.sudo(&["-n", "/usr/bin/id", "-u"], &sid);
@@ -475,7 +524,7 @@ fn session_scope_refused_for_code_runners_and_sessionless_requests() {
     let h = AgentHome::new(ids);
     let sid = [("OPENCLAW_TASK_SESSION_ID", "t")];
     let id = pending_id(&h.sudo(&["-n", "/bin/sh", "-c", "true"], &sid));
-    let out = h.occ(&["approve", &id, "--session"]);
+    let out = h.occ(&["approve", "--yes", &id, "--session"]);
     assert_eq!(out.status.code(), Some(1));
     assert!(
         text(&out.stderr).contains("arbitrary code"),
@@ -483,7 +532,7 @@ fn session_scope_refused_for_code_runners_and_sessionless_requests() {
         text(&out.stderr)
     );
     let id = pending_id(&h.sudo(&["-n", "/usr/bin/true"], &[]));
-    let out = h.occ(&["approve", &id, "--session"]);
+    let out = h.occ(&["approve", "--yes", &id, "--session"]);
     assert_eq!(out.status.code(), Some(1));
     assert!(
         text(&out.stderr).contains("no session id"),
@@ -501,12 +550,15 @@ fn untrusted_request_needs_confirmation() {
         r#"{"require_confirmation_for_untrusted": true}"#,
     );
     let env = [("OPENCLAW_UNTRUSTED_SOURCE", "1")];
-    let id = pending_id(&h.sudo(&["-n", "/usr/bin/id", "-u"], &env));
+    // The hint is the exact command that will work.
+    let line = pending_line(&h.sudo(&["-n", "/usr/bin/id", "-u"], &env));
+    assert!(line.confirm_untrusted, "the hint names --confirm-untrusted");
+    let id = line.id;
     assert_eq!(h.pending()[0]["untrusted"], true);
-    let out = h.occ(&["approve", &id]);
+    let out = h.occ(&["approve", "--yes", &id]);
     assert_eq!(out.status.code(), Some(1));
     assert!(text(&out.stderr).contains("--confirm-untrusted"));
-    let out = h.occ(&["approve", &id, "--confirm-untrusted"]);
+    let out = h.occ(&["approve", "--yes", &id, "--confirm-untrusted"]);
     assert!(out.status.success(), "{}", text(&out.stderr));
     let ran = h.sudo(&["-n", "/usr/bin/id", "-u"], &env);
     assert_eq!(text(&ran.stdout), "0\n", "{}", text(&ran.stderr));
@@ -532,12 +584,12 @@ fn token_is_required_when_configured_and_never_logged() {
 
     let id = pending_id(&h.sudo(&["-n", "/usr/bin/true"], &[]));
     // The agent approving itself without the token fails.
-    let bad = h.occ_with_stdin(&["approve", &id], "wrong-token\n");
+    let bad = h.occ_with_stdin(&["approve", "--yes", &id], "wrong-token\n");
     assert_eq!(bad.status.code(), Some(1), "{}", text(&bad.stderr));
-    let none = h.occ(&["approve", &id]);
+    let none = h.occ(&["approve", "--yes", &id]);
     assert_eq!(none.status.code(), Some(1));
     assert_eq!(h.pending().len(), 1, "still pending");
-    let good = h.occ_with_stdin(&["approve", &id], &format!("{token}\n"));
+    let good = h.occ_with_stdin(&["approve", "--yes", &id], &format!("{token}\n"));
     assert!(good.status.success(), "{}", text(&good.stderr));
     let ran = h.sudo(&["-n", "/usr/bin/true"], &[]);
     assert_eq!(ran.status.code(), Some(0), "{}", text(&ran.stderr));
@@ -562,7 +614,7 @@ fn agent_self_approval_without_token_is_audited_with_its_pid() {
     let id = pending_id(&h.sudo(&["-n", "/usr/bin/true"], &[]));
     let child = h
         .cmd(&h.home.join("bin/occ"))
-        .args(["approve", &id])
+        .args(["approve", "--yes", &id])
         .spawn()
         .unwrap();
     let approver_pid = child.id();
@@ -597,7 +649,7 @@ fn replaying_a_grant_with_other_args_cwd_or_env_is_refused() {
     let Some(ids) = ready() else { return };
     let h = AgentHome::new(ids);
     let id = pending_id(&h.sudo(&["-n", "/usr/bin/id", "-u"], &[]));
-    assert!(h.occ(&["approve", &id]).status.success());
+    assert!(h.occ(&["approve", "--yes", &id]).status.success());
     // Different arguments, an env assignment, a different cwd, another target user: all new
     // requests.
     pending_id(&h.sudo(&["-n", "/usr/bin/id", "-g"], &[]));
@@ -618,7 +670,10 @@ fn forged_session_state_file_grants_nothing() {
     let sid = [("OPENCLAW_TASK_SESSION_ID", "task-forge")];
     let run = || h.sudo(&["-n", "/usr/bin/id", "-u"], &sid);
     let id = pending_id(&run());
-    assert!(h.occ(&["approve", &id, "--session"]).status.success());
+    assert!(h
+        .occ(&["approve", "--yes", &id, "--session"])
+        .status
+        .success());
     assert_eq!(text(&run().stdout), "0\n", "the session grant works");
     // A clean stop writes a real snapshot (the true digest), vouched for by broker_stopped.
     h.stop_broker();
@@ -717,7 +772,7 @@ fn pending_requests_expire_after_the_configured_minutes() {
     assert_eq!(h.pending().len(), 1, "still pending after 29 minutes");
     h.advance_minutes(2);
     assert!(h.pending().is_empty(), "expired after 30 minutes");
-    let late = h.occ(&["approve", &id]);
+    let late = h.occ(&["approve", "--yes", &id]);
     assert_eq!(
         late.status.code(),
         Some(1),
@@ -741,7 +796,10 @@ fn session_grant_ends_after_thirty_idle_minutes() {
     let h = AgentHome::with_test_clock(ids);
     let sid = [("OPENCLAW_TASK_SESSION_ID", "task-idle")];
     let id = pending_id(&h.sudo(&["-n", "/usr/bin/id", "-u"], &sid));
-    assert!(h.occ(&["approve", &id, "--session"]).status.success());
+    assert!(h
+        .occ(&["approve", "--yes", &id, "--session"])
+        .status
+        .success());
     // Activity slides the window: 25 + 25 minutes with a run in between stays live.
     h.advance_minutes(25);
     assert_eq!(
@@ -785,7 +843,7 @@ fn sudo_on_pty_with_input(h: &AgentHome, args: &str) -> std::process::Child {
 }
 
 /// Like [`ready`], and `script(1)` is there to give the shim a terminal.
-fn pty_ready() -> Option<(u32, u32)> {
+pub(crate) fn pty_ready() -> Option<(u32, u32)> {
     let ids = ready()?;
     if !Path::new("/usr/bin/script").is_file() {
         occ_tests::skip("needs script(1) from util-linux");
@@ -814,7 +872,7 @@ fn waiting_shim_runs_as_soon_as_an_approver_approves() {
     let h = AgentHome::new(ids);
     let child = sudo_on_pty(&h, "/usr/bin/id -u");
     let id = wait_for_pending(&h);
-    let ok = h.occ(&["approve", &id]);
+    let ok = h.occ(&["approve", "--yes", &id]);
     assert!(ok.status.success(), "{}", text(&ok.stderr));
     let out = child.wait_with_output().unwrap();
     let shown = text(&out.stdout);
@@ -915,7 +973,7 @@ fn occ_exec_takes_the_shims_path_with_its_reason_and_session() {
     let p = &h.pending()[0];
     assert_eq!(p["reason"], "rotate the nginx logs");
     assert_eq!(p["session_id"], "task-9");
-    assert!(h.occ(&["approve", &id]).status.success());
+    assert!(h.occ(&["approve", "--yes", &id]).status.success());
     let out = run();
     assert_eq!(text(&out.stdout), "0\n", "{}", text(&out.stderr));
     assert_eq!(out.status.code(), Some(0));
@@ -927,7 +985,7 @@ fn a_shim_killed_mid_run_leaves_exec_outcome_unknown() {
     let h = AgentHome::new(ids);
     let args = ["-n", "/bin/sh", "-c", "sleep 3"];
     let id = pending_id(&h.sudo(&args, &[]));
-    assert!(h.occ(&["approve", &id]).status.success());
+    assert!(h.occ(&["approve", "--yes", &id]).status.success());
     let mut child = h.cmd(&h.home.join("bin/sudo")).args(args).spawn().unwrap();
     // Wait until the run has started (exec_start is durable before the grant is sent).
     let deadline = Instant::now() + Duration::from_secs(10);
@@ -954,7 +1012,10 @@ fn session_grants_survive_a_broker_restart_but_a_forged_snapshot_does_not() {
     let h = AgentHome::new(ids);
     let sid = [("OPENCLAW_TASK_SESSION_ID", "restart")];
     let id = pending_id(&h.sudo(&["-n", "/usr/bin/id", "-u"], &sid));
-    assert!(h.occ(&["approve", &id, "--session"]).status.success());
+    assert!(h
+        .occ(&["approve", "--yes", &id, "--session"])
+        .status
+        .success());
     h.stop_broker();
     let state = h.home.join("security/root-session-state.json");
     let md = std::fs::metadata(&state).expect("snapshot written at shutdown");
@@ -1037,7 +1098,7 @@ fn pending_request_survives_a_restart_and_is_approved_after_it_needs_root() {
         .collect();
     assert_eq!(restored.len(), 1, "{:?}", types(&ev));
     assert_eq!(restored[0]["request_id"], id.as_str());
-    assert!(h.occ(&["approve", &id]).status.success());
+    assert!(h.occ(&["approve", "--yes", &id]).status.success());
     let ran = run();
     assert_eq!(text(&ran.stdout), "0\n", "{}", text(&ran.stderr));
 
@@ -1092,7 +1153,7 @@ fn approval_is_kept_when_the_real_sudo_would_ask_a_password_needs_root() {
     let h = AgentHome::new(ids);
     let run = || h.sudo(&["-n", "/usr/bin/whoami"], &[]);
     let id = pending_id(&run());
-    assert!(h.occ(&["approve", &id]).status.success());
+    assert!(h.occ(&["approve", "--yes", &id]).status.success());
     for attempt in 0..2 {
         let out = run();
         let err = text(&out.stderr);

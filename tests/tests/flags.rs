@@ -115,7 +115,7 @@ fn requester_writable_input_is_shown_refused_for_sessions_and_audited() {
         "{}",
         text(&shown.stdout)
     );
-    let out = h.occ(&["approve", &id, "--session"]);
+    let out = h.occ(&["approve", "--yes", &id, "--session"]);
     assert_eq!(out.status.code(), Some(1), "{}", text(&out.stdout));
     let err = text(&out.stderr);
     assert!(

@@ -156,7 +156,7 @@ fn forwards_accept_reject_and_exit_to_real_sudo_logsrvd_and_drains_after_a_resta
 
     // A run (accept, then accept + exit), a denial and a policy block (rejects).
     let id = pending_id(&h.sudo(&["-n", "/usr/bin/id", "-u"], &[]));
-    assert!(h.occ(&["approve", &id]).status.success());
+    assert!(h.occ(&["approve", "--yes", &id]).status.success());
     let ran = h.sudo(&["-n", "/usr/bin/id", "-u"], &[]);
     assert_eq!(text(&ran.stdout), "0\n", "{}", text(&ran.stderr));
     let denied = pending_id(&h.sudo(&["-n", "/usr/bin/id", "-g"], &[]));
@@ -402,7 +402,7 @@ fn forwards_rfc5424_to_a_unix_socket_and_to_tcp_once_it_listens() {
         ),
     );
     let id = pending_id(&h.sudo(&["-n", "/usr/bin/id", "-u"], &[]));
-    assert!(h.occ(&["approve", &id]).status.success());
+    assert!(h.occ(&["approve", "--yes", &id]).status.success());
     assert!(h.sudo(&["-n", "/usr/bin/id", "-u"], &[]).status.success());
     for _ in 0..5 {
         assert_eq!(
@@ -463,7 +463,7 @@ fn witness_catches_the_user_mode_rewrite() {
         ),
     );
     let id = pending_id(&h.sudo(&["-n", "/usr/bin/id", "-u"], &[]));
-    assert!(h.occ(&["approve", &id]).status.success());
+    assert!(h.occ(&["approve", "--yes", &id]).status.success());
     assert!(h.sudo(&["-n", "/usr/bin/id", "-u"], &[]).status.success());
     assert_eq!(
         h.sudo(&["-n", "/usr/bin/rm", "/x"], &[]).status.code(),
@@ -657,7 +657,7 @@ fn spooled_events_survive_a_broker_restart_and_all_arrive_once_in_order() {
     );
     // The server is down: a run and ten blocks wait in the spool.
     let id = pending_id(&h.sudo(&["-n", "/usr/bin/id", "-u"], &[]));
-    assert!(h.occ(&["approve", &id]).status.success());
+    assert!(h.occ(&["approve", "--yes", &id]).status.success());
     assert!(h.sudo(&["-n", "/usr/bin/id", "-u"], &[]).status.success());
     for _ in 0..10 {
         assert_eq!(

@@ -206,7 +206,7 @@ fn forwards_to_real_sudo_logsrvd_over_tls_with_a_client_certificate() {
         ),
     );
     let id = pending_id(&h.sudo(&["-n", "/usr/bin/id", "-u"], &[]));
-    assert!(h.occ(&["approve", &id]).status.success());
+    assert!(h.occ(&["approve", "--yes", &id]).status.success());
     let ran = h.sudo(&["-n", "/usr/bin/id", "-u"], &[]);
     assert_eq!(text(&ran.stdout), "0\n", "{}", text(&ran.stderr));
     let blocked = h.sudo(&["-n", "/usr/bin/rm", "/nonexistent"], &[]);
@@ -317,7 +317,7 @@ fn tls_forwarder_never_delivers_to_a_server_from_another_ca_or_without_a_client_
         );
     }
     let id = pending_id(&h.sudo(&["-n", "/usr/bin/id", "-u"], &[]));
-    assert!(h.occ(&["approve", &id]).status.success());
+    assert!(h.occ(&["approve", "--yes", &id]).status.success());
     let ran = h.sudo(&["-n", "/usr/bin/id", "-u"], &[]);
     assert_eq!(text(&ran.stdout), "0\n", "{}", text(&ran.stderr));
 

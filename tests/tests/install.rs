@@ -392,10 +392,10 @@ fn full_cycle_as_the_agent_user_install_doctor_approve_uninstall_needs_root() {
         .lines()
         .last()
         .and_then(|l| l.strip_prefix("sudo: approval pending (occ #"))
-        .and_then(|r| r.split(')').next())
+        .and_then(|r| r.split([',', ')']).next())
         .unwrap_or_else(|| panic!("not a pending line: {err}"))
         .to_string();
-    assert_ok(&env.installed(&["approve", &id]), "occ approve");
+    assert_ok(&env.installed(&["approve", "--yes", &id]), "occ approve");
     let ran = env
         .cmd(&sudo)
         .args(["-n", "/usr/bin/id", "-u"])
@@ -948,6 +948,121 @@ fn install_says_when_the_real_sudo_needs_a_password_and_what_next_follows_the_ch
     assert!(s.contains("The agent's sudo is NOT gated yet"), "{s}");
     assert!(!s.contains("now asks for approval"), "{s}");
     assert!(uninstall.status.success(), "{}", text(&uninstall.stderr));
+}
+
+/// A fake `crontab` keeping the user's crontab in `$FAKE_CRONTAB` (the machine's is never
+/// touched), logging each call.
+const FAKE_CRONTAB: &str = r#"#!/bin/sh
+echo "crontab $*" >> "$FAKE_LOG"
+t=$(dirname "$FAKE_LOG")/crontab.txt
+case "$1" in
+  -l) if [ -f "$t" ]; then cat "$t"; else echo "no crontab for $USER" >&2; exit 1; fi ;;
+  -) cat > "$t" ;;
+  -r) rm -f "$t" ;;
+esac
+"#;
+
+/// A fake `systemctl` whose user manager accepts everything (after `occ install`, which
+/// started the broker directly).
+const OK_SYSTEMCTL: &str = "#!/bin/sh\necho \"systemctl $*\" >> \"$FAKE_LOG\"\nexit 0\n";
+
+/// `occ uninstall` removes the occ-scan schedule of the home it uninstalls (the crontab line and
+/// the systemd user timer `occ-scan schedule install` wrote), keeps every other crontab line,
+/// and keeps a schedule of another home, saying which and why.
+#[test]
+fn uninstall_removes_this_homes_occ_scan_schedule_and_says_what_it_left() {
+    let env = Env::new(NO_SYSTEMD);
+    env.fake("crontab", FAKE_CRONTAB);
+    assert_ok(&env.install(&[]), "occ install");
+    env.fake("systemctl", OK_SYSTEMCTL);
+    let tab = env.dir.path().join("crontab.txt");
+    std::fs::write(&tab, "MAILTO=admin\n0 3 * * * /usr/local/bin/backup\n").unwrap();
+    let scan = env.occ_home().join("bin/occ-scan");
+    for backend in ["cron", "systemd"] {
+        let out = env
+            .cmd(&scan)
+            .args([
+                "schedule",
+                "install",
+                "--backend",
+                backend,
+                "--every",
+                "15m",
+            ])
+            .output()
+            .unwrap();
+        assert_eq!(
+            out.status.code(),
+            Some(0),
+            "{backend}: {}{}",
+            text(&out.stdout),
+            text(&out.stderr)
+        );
+    }
+    let ours = std::fs::read_to_string(&tab).unwrap();
+    let ours = ours
+        .lines()
+        .find(|l| l.contains("# occ-scan-cycle"))
+        .unwrap()
+        .to_string();
+    assert!(
+        ours.contains(&env.occ_home().display().to_string()),
+        "{ours}"
+    );
+    let foreign = "*/5 * * * * OCC_HOME='/srv/other home' '/opt/other/occ-scan' cycle --quiet # occ-scan-cycle";
+    std::fs::write(
+        &tab,
+        format!("MAILTO=admin\n0 3 * * * /usr/local/bin/backup\n{ours}\n{foreign}\n"),
+    )
+    .unwrap();
+    let units = env.home.join(".config/systemd/user");
+    assert!(units.join("occ-scan.timer").exists());
+
+    let out = env.installed(&["uninstall", "--json"]);
+    assert_ok(&out, "occ uninstall");
+    let v: Value = serde_json::from_slice(&out.stdout).unwrap();
+    assert_eq!(
+        std::fs::read_to_string(&tab).unwrap(),
+        format!("MAILTO=admin\n0 3 * * * /usr/local/bin/backup\n{foreign}\n"),
+        "{v}"
+    );
+    assert!(!units.join("occ-scan.timer").exists(), "{v}");
+    assert!(!units.join("occ-scan.service").exists(), "{v}");
+    assert!(
+        env.fake_log()
+            .contains("systemctl --user disable --now occ-scan.timer"),
+        "{}",
+        env.fake_log()
+    );
+    let reverted = v["reverted"].to_string();
+    assert!(
+        reverted.contains("occ-scan schedule: removed the crontab line")
+            && reverted.contains("occ-scan schedule: stopped and disabled occ-scan.timer"),
+        "{v}"
+    );
+    let warnings = v["warnings"].to_string();
+    assert!(
+        warnings.contains("/opt/other/occ-scan")
+            && warnings.contains("stays: it does not run")
+            && warnings.contains(&env.occ_home().display().to_string()),
+        "{v}"
+    );
+
+    // The human form says the same, line by line.
+    std::fs::write(&tab, format!("{ours}\n")).unwrap();
+    env.fake("systemctl", NO_SYSTEMD);
+    assert_ok(&env.install(&[]), "occ install again");
+    let out = env.installed(&["uninstall"]);
+    assert_ok(&out, "occ uninstall again");
+    let o = text(&out.stdout);
+    assert!(
+        o.contains("reverted occ-scan schedule: removed the crontab line `"),
+        "{o}"
+    );
+    assert!(
+        !tab.exists(),
+        "the crontab held only our line, so it is gone"
+    );
 }
 
 /// `occ install` puts occ(8) with a page per subcommand, occ-scan(8) and occ-policy(5) under

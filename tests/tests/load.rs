@@ -69,7 +69,10 @@ fn sixty_four_clients_times_fifty_granted_runs_with_garbage_alongside() {
     );
     let sid = [("OPENCLAW_TASK_SESSION_ID", "load")];
     let id = pending_id(&h.sudo(&["-n", "/usr/bin/true"], &sid));
-    assert!(h.occ(&["approve", &id, "--session"]).status.success());
+    assert!(h
+        .occ(&["approve", "--yes", &id, "--session"])
+        .status
+        .success());
 
     let script = h.home.join("garbage.py");
     std::fs::write(&script, GARBAGE).unwrap();

@@ -9,6 +9,7 @@ mod docs_commands;
 mod flags;
 mod forward;
 mod forward_tls;
+mod grants;
 mod install;
 mod load;
 mod never_hangs;

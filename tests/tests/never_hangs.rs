@@ -338,7 +338,7 @@ fn assert_refused(out: &Output, code: &str, key: &str) {
 fn pending_id(out: &Output) -> String {
     let e = stderr(out);
     e.strip_prefix("sudo: approval pending (occ #")
-        .and_then(|r| r.split(')').next())
+        .and_then(|r| r.split([',', ')']).next())
         .unwrap_or_else(|| panic!("not a pending line: {e:?}"))
         .to_string()
 }

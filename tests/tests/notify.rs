@@ -398,7 +398,7 @@ fn watch_sees_a_request_arrive_and_leave() {
     assert_eq!(e["approve_command"], format!("occ approve {id}"));
     assert!(e.get("initial").is_none(), "{e}");
 
-    let ok = h.occ(&["approve", &id]);
+    let ok = h.occ(&["approve", "--yes", &id]);
     assert!(ok.status.success(), "{}", text(&ok.stderr));
     let e = next_json(&rx, deadline);
     assert_eq!(

@@ -113,7 +113,7 @@ fn granted_commands_behave_as_under_the_real_sudo() {
         let strs: Vec<&str> = args.iter().map(String::as_str).collect();
         let first = h.sudo(&strs, &[]);
         let id = pending_id(&first);
-        let ok = h.occ(&["approve", &id]);
+        let ok = h.occ(&["approve", "--yes", &id]);
         assert!(ok.status.success(), "{args:?}: {}", text(&ok.stderr));
         let ours = h.sudo(&strs, &[]);
         let theirs = real_sudo(&h, &args);

@@ -231,8 +231,12 @@ fn grant(argv: &[&str]) -> Vec<u8> {
     frame(4, &p)
 }
 
-pub(crate) fn id_frame(kind: u8, id: &str) -> Vec<u8> {
-    frame(kind, &field(id.as_bytes()))
+/// `Pending`: the id, the expiry time, then the untrusted flag (u8).
+pub(crate) fn pending(id: &str, expires_at: &str, untrusted: bool) -> Vec<u8> {
+    let mut p = field(id.as_bytes());
+    p.extend(field(expires_at.as_bytes()));
+    p.push(u8::from(untrusted));
+    frame(2, &p)
 }
 
 /// `Waiting`: the id, then the broker's wait in seconds (u32).
@@ -718,13 +722,17 @@ fn waiting_then_pending_lines_are_word_for_word() {
     let home = Home::new(false);
     let fb = fake_broker(
         &home,
-        vec![waiting("ab12cd34", 120), id_frame(2, "ab12cd34")],
+        vec![
+            waiting("ab12cd34", 120),
+            pending("ab12cd34", "2025-01-31T12:30:00Z", true),
+        ],
     );
     let out = output_within(home.shim(&["true"]), 10);
     assert_eq!(
         stderr(&out),
         "sudo: waiting for approval (occ #ab12cd34): occ approve ab12cd34\n\
-         sudo: approval pending (occ #ab12cd34): an approver can run: occ approve ab12cd34\n"
+         sudo: approval pending (occ #ab12cd34, expires 2025-01-31T12:30:00Z): an approver can \
+         run: occ approve ab12cd34 --confirm-untrusted\n"
     );
     assert_eq!(out.status.code(), Some(1));
     fb.join().unwrap();

@@ -323,7 +323,7 @@ fn an_expired_statement_is_refused_and_require_signature_refuses_the_plain_appro
     allowed_signers(&h, &alice, &mallory);
 
     let id = pending_id(&h.sudo(&["-n", "/usr/bin/true"], &[]));
-    let plain = h.occ(&["approve", &id]);
+    let plain = h.occ(&["approve", &id, "--yes"]);
     refused_with(&h, &plain, "signature_required");
     assert_eq!(h.pending().len(), 1);
 

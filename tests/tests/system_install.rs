@@ -477,10 +477,13 @@ fn system_install_doctor_each_breach_and_uninstall_needs_root() {
         .and_then(|r| r.get(..8))
         .unwrap_or_else(|| panic!("no request id in: {err}"))
         .to_string();
-    let self_approval = as_user(AGENT, OCC, &["approve", &id]);
+    let self_approval = as_user(AGENT, OCC, &["approve", "--yes", &id]);
     assert!(!self_approval.status.success(), "the agent approved itself");
     assert!(text(&self_approval.stderr).contains("not_an_approver"));
-    assert_ok(&as_user(APPROVER, OCC, &["approve", &id]), "occ approve");
+    assert_ok(
+        &as_user(APPROVER, OCC, &["approve", "--yes", &id]),
+        "occ approve",
+    );
     let ran = as_user(AGENT, &shim_s, &["-n", "/usr/bin/id", "-u"]);
     assert_ok(&ran, "the approved sudo id -u");
     assert_eq!(text(&ran.stdout), "0\n");
@@ -796,4 +799,131 @@ fn system_unit_matches_its_golden_copy() {
     let want = std::fs::read_to_string(&file)
         .unwrap_or_else(|e| panic!("{}: {e} (OCC_UPDATE_GOLDEN=1 writes it)", file.display()));
     assert_eq!(got, want, "{} differs from the golden copy", file.display());
+}
+
+/// A fake `crontab` keeping the crontab in `$HOME/.occ-test-crontab` (the machine's crontabs
+/// are never touched).
+const FAKE_CRONTAB: &str = "#!/bin/sh\nt=\"$HOME/.occ-test-crontab\"\ncase \"$1\" in\n  -l) if [ -f \"$t\" ]; then cat \"$t\"; else echo \"no crontab for $USER\" >&2; exit 1; fi ;;\n  -) cat > \"$t\" ;;\n  -r) rm -f \"$t\" ;;\nesac\n";
+
+/// `occ uninstall --system` removes the occ-scan schedules of the system occ-scan: root's own
+/// (its crontab line) and the agent's (removed by the agent's child, in the agent's crontab),
+/// keeps every other line, and says so.
+#[test]
+fn system_uninstall_removes_root_and_agent_occ_scan_schedules_needs_root() {
+    let _lock = occ_tests::system_paths_lock();
+    if !occ_tests::is_root() {
+        occ_tests::skip("needs root (system mode writes /etc/occ, /usr/local and /run/occ)");
+        return;
+    }
+    let sys = System::new();
+    let (agent_uid, agent_gid, agent_home) = user(AGENT).unwrap();
+    assert_ok(&sys.install_sh(&[]), "install.sh --system");
+
+    // The agent's crontab command is first on the PATH its uninstall child gets. The guard
+    // removes the fakes, then the directories this test made, even on failure.
+    struct Undo(Vec<PathBuf>, Vec<PathBuf>);
+    impl Drop for Undo {
+        fn drop(&mut self) {
+            for p in &self.0 {
+                let _ = std::fs::remove_file(p);
+            }
+            for d in self.1.iter().rev() {
+                let _ = std::fs::remove_dir(d);
+            }
+        }
+    }
+    let agent_bin = agent_home.join(".local/bin");
+    let agent_tab = agent_home.join(".occ-test-crontab");
+    let mut undo = Undo(
+        vec![agent_bin.join("crontab"), agent_tab.clone()],
+        Vec::new(),
+    );
+    for d in [agent_home.join(".local"), agent_bin.clone()] {
+        if !d.exists() {
+            std::fs::create_dir(&d).unwrap();
+            undo.1.push(d.clone());
+            std::os::unix::fs::chown(&d, Some(agent_uid), Some(agent_gid)).unwrap();
+        }
+    }
+    occ_tests::write_exe(agent_bin.join("crontab"), FAKE_CRONTAB);
+    std::fs::write(&agent_tab, "0 4 * * * /usr/bin/true # the agent's own\n").unwrap();
+    std::os::unix::fs::chown(&agent_tab, Some(agent_uid), Some(agent_gid)).unwrap();
+    let agent_path = format!("{}:{SECURE_PATH}", agent_bin.display());
+    let out = Command::new("/usr/local/bin/occ-scan")
+        .args(["schedule", "install", "--backend", "cron"])
+        .env_clear()
+        .env("PATH", &agent_path)
+        .env("HOME", &agent_home)
+        .env("USER", AGENT)
+        .env("LANG", "C")
+        .current_dir("/")
+        .uid(agent_uid)
+        .gid(agent_gid)
+        .output()
+        .unwrap();
+    assert_ok(&out, "the agent's occ-scan schedule install");
+
+    // Root's: a fake crontab in a scratch directory first on root's PATH.
+    let scratch = tempfile::tempdir().unwrap();
+    let fakes = scratch.path().join("fakes");
+    std::fs::create_dir(&fakes).unwrap();
+    occ_tests::write_exe(fakes.join("crontab"), FAKE_CRONTAB);
+    let root_path = format!("{}:{SECURE_PATH}", fakes.display());
+    let as_root = |program: &str, args: &[&str]| {
+        Command::new(program)
+            .args(args)
+            .env_clear()
+            .env("PATH", &root_path)
+            .env("HOME", scratch.path())
+            .env("USER", "root")
+            .env("LANG", "C")
+            .current_dir("/")
+            .stdin(Stdio::null())
+            .output()
+            .unwrap()
+    };
+    let root_tab = scratch.path().join(".occ-test-crontab");
+    std::fs::write(&root_tab, "MAILTO=root\n").unwrap();
+    assert_ok(
+        &as_root(
+            "/usr/local/bin/occ-scan",
+            &["schedule", "install", "--backend", "cron"],
+        ),
+        "root's occ-scan schedule install",
+    );
+    for tab in [&root_tab, &agent_tab] {
+        let t = std::fs::read_to_string(tab).unwrap();
+        assert!(
+            t.contains("'/usr/local/bin/occ-scan' cycle --quiet # occ-scan-cycle"),
+            "{}: {t}",
+            tab.display()
+        );
+    }
+
+    let out = as_root(OCC, &["uninstall", "--system", "--json"]);
+    assert_ok(&out, "occ uninstall --system");
+    let r: Value = serde_json::from_slice(&out.stdout).unwrap();
+    assert_eq!(
+        std::fs::read_to_string(&root_tab).unwrap(),
+        "MAILTO=root\n",
+        "{r:#}"
+    );
+    assert_eq!(
+        std::fs::read_to_string(&agent_tab).unwrap(),
+        "0 4 * * * /usr/bin/true # the agent's own\n",
+        "{r:#}"
+    );
+    assert!(
+        r["reverted"]
+            .to_string()
+            .contains("occ-scan schedule: removed the crontab line"),
+        "root's line: {r:#}"
+    );
+    assert!(
+        r["agent_home"]
+            .to_string()
+            .contains("reverted occ-scan schedule: removed the crontab line"),
+        "the agent's line: {r:#}"
+    );
+    drop(undo);
 }

@@ -7,6 +7,7 @@
 mod boundary;
 mod environment;
 mod lifecycle;
+mod quorum;
 mod replays;
 mod run;
 mod signed;

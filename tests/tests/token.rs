@@ -128,16 +128,20 @@ fn changing_or_clearing_the_token_needs_the_current_one_and_is_audited() {
 
     // Approvals check the argon2id token.
     let id = pending_id(&h.sudo(&["-n", "/usr/bin/true"], &[]));
-    let (bad, _) = occ_in(&h, &["approve", &id], &format!("{generated}\n"));
+    let (bad, _) = occ_in(&h, &["approve", "--yes", &id], &format!("{generated}\n"));
     assert_eq!(
         bad.status.code(),
         Some(1),
         "the old token no longer approves"
     );
-    let (bad, _) = occ_in(&h, &["approve", &id], "plum-kettle-orbit-9-lanter\n");
+    let (bad, _) = occ_in(
+        &h,
+        &["approve", "--yes", &id],
+        "plum-kettle-orbit-9-lanter\n",
+    );
     assert_eq!(bad.status.code(), Some(1));
     assert_eq!(h.pending().len(), 1, "still pending");
-    let (good, _) = occ_in(&h, &["approve", &id], &format!("{CHOSEN}\n"));
+    let (good, _) = occ_in(&h, &["approve", "--yes", &id], &format!("{CHOSEN}\n"));
     assert!(good.status.success(), "{}", text(&good.stderr));
     let ran = h.sudo(&["-n", "/usr/bin/true"], &[]);
     assert_eq!(ran.status.code(), Some(0), "{}", text(&ran.stderr));

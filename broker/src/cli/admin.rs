@@ -35,17 +35,28 @@ pub struct ApprovalsArgs {
     pub watch: bool,
 }
 
-/// `occ approve`.
+/// `occ approve`: shows the request, asks `Approve? [y/N]` on a terminal (`--yes` for
+/// scripts), then approves exactly what was shown.
 #[derive(clap::Args, Debug)]
 pub struct ApproveArgs {
-    /// The pending request's id (from the agent's message or `occ approvals`).
+    /// The pending request's id, `ID` or `#ID` (from the agent's message or `occ approvals`).
     pub id: String,
     /// The grant covers one run (the default).
-    #[arg(long, conflicts_with = "session")]
+    #[arg(long, conflicts_with_all = ["session", "for_", "uses"])]
     pub once: bool,
     /// The grant lasts until the task session has been idle for the configured timeout.
-    #[arg(long)]
+    #[arg(long, conflicts_with_all = ["for_", "uses"])]
     pub session: bool,
+    /// The grant lives this long (`90s`, `30m`, `2h`; at most `approval.max_grant_minutes`),
+    /// for any number of runs unless --uses also limits them.
+    #[arg(long = "for", value_name = "DURATION")]
+    pub for_: Option<String>,
+    /// The grant covers this many runs of exactly this request.
+    #[arg(long, value_name = "N")]
+    pub uses: Option<u32>,
+    /// Approve without asking (for scripts); required when stdin is not a terminal.
+    #[arg(long, short = 'y')]
+    pub yes: bool,
     /// Required for requests flagged as coming from an untrusted source.
     #[arg(long)]
     pub confirm_untrusted: bool,
@@ -64,7 +75,7 @@ pub struct ApproveArgs {
 /// `occ deny`.
 #[derive(clap::Args, Debug)]
 pub struct DenyArgs {
-    /// The pending request's id.
+    /// The pending request's id (`ID` or `#ID`), or an approved grant's that has runs left.
     pub id: String,
     /// A note recorded in the audit log and shown to the requester.
     #[arg(long)]
@@ -278,11 +289,60 @@ fn read_token(prompt: &str) -> Result<String, String> {
     }
 }
 
-/// Runs `occ approve`.
+/// Runs `occ approve`: the request as the broker holds it is printed first, then confirmed
+/// (on a terminal, or by `--yes`), then approved bound to the view that was printed.
 pub fn approve(a: ApproveArgs) -> i32 {
+    let id = super::grants::plain_id(&a.id);
+    let for_seconds = match a.for_.as_deref().map(crate::session::parse_duration) {
+        None => None,
+        Some(Ok(ms)) => Some(ms / 1000),
+        Some(Err(e)) => {
+            eprintln!("occ approve: {e}");
+            return 2;
+        }
+    };
     if let Some(source) = &a.signature {
-        let scope = if a.session { "session" } else { "once" };
-        return super::sign::submit(&a.id, source, scope, a.json);
+        // The signer confirmed by signing; a bare signature's statement is asked for with
+        // these terms.
+        let scope = if a.session {
+            "session".to_string()
+        } else if a.uses.is_some() || for_seconds.is_some() {
+            crate::signed::Asked::Limited {
+                uses: a.uses,
+                for_secs: for_seconds,
+            }
+            .text()
+        } else {
+            "once".to_string()
+        };
+        return super::sign::submit(&id, source, &scope, a.json);
+    }
+    let view = match super::grants::shown_request(&id) {
+        Ok(v) => v,
+        Err((code, msg)) => {
+            if a.json {
+                println!("{}", json!({ "error": msg }));
+            }
+            eprintln!("occ: {msg}");
+            return code;
+        }
+    };
+    if !a.json {
+        print!("{}", view.text());
+    }
+    if !a.yes {
+        let action = format!("approve #{}", escape_text(&id));
+        match super::grants::confirm("Approve? [y/N] ", &action) {
+            Ok(true) => {}
+            Ok(false) => {
+                eprintln!("occ: not approved; #{} stays pending", escape_text(&id));
+                return 1;
+            }
+            Err(msg) => {
+                eprintln!("occ approve: {msg}");
+                return 2;
+            }
+        }
     }
     // Ask the broker whether a token is needed only by trying: the token is read first when
     // broker.json names one, so it is never sent where it is not wanted.
@@ -299,7 +359,7 @@ pub fn approve(a: ApproveArgs) -> i32 {
         None
     };
     let req = AdminRequest::Approve {
-        id: a.id,
+        id,
         scope: if a.session {
             Scope::Session
         } else {
@@ -308,12 +368,23 @@ pub fn approve(a: ApproveArgs) -> i32 {
         confirm_untrusted: a.confirm_untrusted,
         note: a.note,
         token,
+        uses: a.uses,
+        for_seconds,
+        view_sha256: Some(view.view_sha256.clone()).filter(|v| !v.is_empty()),
     };
     finish(a.json, call(&req), |v| {
+        if let Some(voted) = v.get("voted").and_then(|x| x.as_str()) {
+            return format!(
+                "voted for #{}: {} of {} approvals; another approver must approve it too\n",
+                escape_text(voted),
+                v["votes"],
+                v["quorum"]
+            );
+        }
         format!(
             "approved #{} ({})\n",
             escape_text(v.get("approved").and_then(|x| x.as_str()).unwrap_or("")),
-            v.get("scope").and_then(|x| x.as_str()).unwrap_or("once")
+            escape_text(v.get("terms").and_then(|x| x.as_str()).unwrap_or("once"))
         )
     })
 }
@@ -346,12 +417,17 @@ pub fn deny(a: DenyArgs) -> i32 {
     finish(
         a.json,
         call(&AdminRequest::Deny {
-            id: a.id,
+            id: super::grants::plain_id(&a.id),
             note: a.note,
         }),
         |v| {
+            let revoked = if v["revoked"] == true {
+                " (its approved grant is revoked)"
+            } else {
+                ""
+            };
             format!(
-                "denied #{}\n",
+                "denied #{}{revoked}\n",
                 escape_text(v.get("denied").and_then(|x| x.as_str()).unwrap_or(""))
             )
         },

@@ -9,6 +9,7 @@ pub mod broker;
 pub mod docs;
 pub mod doctor;
 pub mod explain;
+pub mod grants;
 pub mod install;
 pub mod policy;
 pub mod sign;
@@ -34,12 +35,16 @@ pub enum Command {
     Policy(policy::PolicyArgs),
     /// List pending requests, with requester text escaped (--watch: follow the queue live).
     Approvals(admin::ApprovalsArgs),
-    /// Approve a pending request (--once by default, or --session).
+    /// Show a pending request and approve it (--once by default, --session, or --for/--uses).
     Approve(admin::ApproveArgs),
-    /// Deny a pending request.
+    /// Deny a pending request, or end an approved grant that has not run.
     Deny(admin::DenyArgs),
     /// Sign an approval statement with your SSH key (`ssh-keygen -Y sign -n occ-approval`).
     Sign(sign::SignArgs),
+    /// List live grants: id, scope, uses left, expiry, session and command.
+    Grants(grants::GrantsArgs),
+    /// End grants: one (by request id), one task session's, or all.
+    Revoke(grants::RevokeArgs),
     /// Show whether the broker is up, its pid, mode, and sessions with their grants.
     Status(admin::StatusArgs),
     /// Drop grants: one task session's, or all.
@@ -90,6 +95,8 @@ pub fn run(cli: Cli) -> i32 {
         Command::Approve(a) => admin::approve(a),
         Command::Deny(a) => admin::deny(a),
         Command::Sign(a) => sign::sign(a),
+        Command::Grants(a) => grants::grants(a),
+        Command::Revoke(a) => grants::revoke(a),
         Command::Status(a) => admin::status(a),
         Command::Drop(a) => admin::drop_grants(a),
         Command::Token(a) => admin::token(a),

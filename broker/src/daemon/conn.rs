@@ -189,8 +189,22 @@ impl Conn {
     }
 
     /// Sends the final `Pending{id}`; the shim prints the pending line and exits 1.
-    pub fn pending(&mut self, id: &str) -> Result<(), SendError> {
-        self.send(Frame::Pending { id: id.to_owned() }, true)
+    /// Sends the final `Pending`: the id, when it expires (RFC 3339, UTC) and whether the
+    /// approver must confirm an untrusted source.
+    pub fn pending(
+        &mut self,
+        id: &str,
+        expires_at: &str,
+        untrusted: bool,
+    ) -> Result<(), SendError> {
+        self.send(
+            Frame::Pending {
+                id: id.to_owned(),
+                expires_at: expires_at.to_owned(),
+                untrusted,
+            },
+            true,
+        )
     }
 
     /// Sends the final `Grant`: the exact argv (absolute `argv[0]`) the shim will run.

@@ -48,7 +48,8 @@ impl RequestHandler for Recorder {
                 let (_tx, rx) = mpsc::channel::<bool>();
                 let w = conn.wait_for(&rx, Duration::from_millis(120));
                 self.push(format!("timeout:{w:?}"));
-                conn.pending("abc123").unwrap();
+                conn.pending("abc123", "2025-01-31T12:30:00Z", false)
+                    .unwrap();
             }
             b"grant" => {
                 conn.grant(vec![b"/bin/true".to_vec()]).unwrap();
@@ -247,7 +248,9 @@ fn wait_times_out_then_pending() {
     assert_eq!(
         read_frame(&c).unwrap().frame,
         Frame::Pending {
-            id: "abc123".into()
+            id: "abc123".into(),
+            expires_at: "2025-01-31T12:30:00Z".into(),
+            untrusted: false,
         }
     );
     assert!(fx.rec.events().contains(&"timeout:TimedOut".to_string()));

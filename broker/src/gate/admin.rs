@@ -13,9 +13,10 @@ use super::refusal::Refusal;
 use super::Gate;
 use crate::clock::now_ms;
 use crate::daemon::conn::{Conn, PeerCred};
-use crate::session::Scope;
+use crate::session::{Decision, Scope, Voter};
 use crate::token::Stored;
 use crate::view::PendingView;
+use occ_policy::Caller;
 
 /// One admin request, as `occ` sends it over the socket (`{"op": "approve", …}`).
 #[derive(Clone, Debug, PartialEq, Eq, Serialize, Deserialize)]
@@ -35,8 +36,28 @@ pub enum AdminRequest {
         note: Option<String>,
         #[serde(default)]
         token: Option<String>,
+        /// `--uses N`: a limited grant of N runs.
+        #[serde(default, skip_serializing_if = "Option::is_none")]
+        uses: Option<u32>,
+        /// `--for D`: a limited grant living this many seconds.
+        #[serde(default, skip_serializing_if = "Option::is_none")]
+        for_seconds: Option<u64>,
+        /// The `view_sha256` the approver was shown: refused when the request's differs.
+        #[serde(default, skip_serializing_if = "Option::is_none")]
+        view_sha256: Option<String>,
     },
-    /// Deny a pending request.
+    /// The live grants.
+    Grants,
+    /// End grants: the one approved for request `id`, one session's, or all.
+    Revoke {
+        #[serde(default)]
+        id: Option<String>,
+        #[serde(default)]
+        session: Option<String>,
+        #[serde(default)]
+        all: bool,
+    },
+    /// Deny a pending request, or end an approved grant that has runs left.
     Deny {
         id: String,
         #[serde(default)]
@@ -87,6 +108,9 @@ pub struct Approval {
     pub confirm_untrusted: bool,
     pub note: Option<String>,
     pub token: Option<String>,
+    pub uses: Option<u32>,
+    pub for_seconds: Option<u64>,
+    pub view_sha256: Option<String>,
     /// The signed statement this approval came with, once checked.
     pub signed: Option<SignedBy>,
 }
@@ -154,6 +178,9 @@ impl Gate {
                 confirm_untrusted,
                 note,
                 token,
+                uses,
+                for_seconds,
+                view_sha256,
             } => {
                 let approval = Approval {
                     id,
@@ -161,10 +188,15 @@ impl Gate {
                     confirm_untrusted,
                     note,
                     token,
+                    uses,
+                    for_seconds,
+                    view_sha256,
                     signed: None,
                 };
                 self.approve_as(peer, "queue", approval)
             }
+            AdminRequest::Grants => Ok(self.grants_json()),
+            AdminRequest::Revoke { id, session, all } => self.revoke(peer, id, session, all),
             AdminRequest::Statement { id, scope } => self.statement_json(&id, &scope),
             AdminRequest::Signed {
                 id,
@@ -235,6 +267,14 @@ impl Gate {
         if let Some(by) = &a.signed {
             by.fields(&mut f);
         }
+        let shown = occ_base::hex::encode(&p.info.view_hash());
+        if a.view_sha256.as_ref().is_some_and(|v| *v != shown) {
+            return Err(format!(
+                "request {} is not what was shown (its view hash differs); look at it again \
+                 with `occ approve {}`",
+                a.id, a.id
+            ));
+        }
         if self.system() && peer.uid == p.info.peer_uid && a.signed.is_none() {
             // Whatever the token: the requester never decides its own request.
             self.audit_durable(Event::SelfApprovalRefused, f)?;
@@ -274,6 +314,12 @@ impl Gate {
                 return Err("the approval token is wrong; the request stays pending".into());
             }
         }
+        let terms = self.terms_for(&a, &cfg)?;
+        let quorum = if self.system() {
+            cfg.broker.approval.quorum
+        } else {
+            1
+        };
         if p.info.untrusted {
             let event = if a.confirm_untrusted {
                 Event::UntrustedSourceConfirmed
@@ -282,11 +328,53 @@ impl Gate {
             };
             self.audit(event, f.clone())?;
         }
+        let voter = match &a.signed {
+            // A signer votes as the approver its principal names (a user of this host, or
+            // not: then it is counted by name alone).
+            Some(by) => Voter {
+                uid: nix::unistd::User::from_name(&by.signer.approver)
+                    .ok()
+                    .flatten()
+                    .map_or(u32::MAX, |u| u.uid.as_raw()),
+                name: by.signer.approver.clone(),
+            },
+            None => Voter {
+                uid: peer.uid,
+                name: Caller::from_uid(peer.uid).user,
+            },
+        };
         let result = self
             .store()
-            .approve(&a.id, a.scope, a.confirm_untrusted, now_ms());
-        let (_, g) = result.map_err(|e| e.to_string())?;
+            .vote(&a.id, terms, a.confirm_untrusted, &voter, quorum, now_ms());
+        let g = match result.map_err(|e| e.to_string())? {
+            Decision::Voted { votes, quorum } => {
+                return self.record_vote(&a.id, &voter, f, terms, votes, quorum);
+            }
+            Decision::Granted(p, g) => {
+                if quorum > 1 {
+                    let voted =
+                        self.record_vote(&a.id, &voter, f.clone(), terms, p.votes.len(), quorum);
+                    if let Err(e) = voted {
+                        self.store().revoke_id(&a.id);
+                        self.persist();
+                        return Err(format!("approval withdrawn: {e}"));
+                    }
+                    let names: Vec<String> = p.votes.iter().map(|v| v.name.clone()).collect();
+                    f.insert("approvers".into(), events::strs(&names));
+                }
+                *g
+            }
+        };
         f.insert("grant_scope".into(), s(g.scope.as_str()));
+        f.insert("grant_terms".into(), s(terms.describe()));
+        f.insert(
+            "uses_left".into(),
+            g.uses_left.map(int).unwrap_or(occ_audit::Value::Null),
+        );
+        f.insert(
+            "grant_expires_ms".into(),
+            g.expires_ms.map(int).unwrap_or(occ_audit::Value::Null),
+        );
         if let Err(e) = self.audit_durable(Event::ApprovalGranted, f) {
             self.store().drop_all();
             self.persist();
@@ -294,7 +382,12 @@ impl Gate {
         }
         self.persist();
         self.decided.notify_all();
-        Ok(json!({"approved": a.id, "scope": g.scope.as_str()}))
+        Ok(json!({
+            "approved": a.id,
+            "scope": g.scope.as_str(),
+            "terms": terms.describe(),
+            "grant": crate::view::GrantView::of(&g),
+        }))
     }
 
     /// Denies through `channel`.
@@ -327,10 +420,15 @@ impl Gate {
         note: Option<String>,
         by: Option<&SignedBy>,
     ) -> Result<Json, String> {
-        let p = self
-            .store()
-            .deny(id, note.clone())
-            .map_err(|e| e.to_string())?;
+        let denied = self.store().deny(id, note.clone());
+        let p = match denied {
+            Ok(p) => p,
+            Err(e) => {
+                return self
+                    .deny_grant(peer, channel, id, note)
+                    .ok_or(e.to_string())?
+            }
+        };
         self.persist();
         let mut f = events::pending(&p);
         f.extend(events::approver(peer, channel));
@@ -465,10 +563,15 @@ impl Gate {
     /// reaches the client: `Conn::admin_reply` splits a long answer into parts.
     fn approvals_json(&self) -> Json {
         let now = now_ms();
+        let quorum = self.quorum();
         let st = self.store();
         let items: Vec<Json> = st
             .pending()
-            .map(|p| serde_json::to_value(PendingView::of(p, now)).unwrap_or(Json::Null))
+            .map(|p| {
+                let mut v = PendingView::of(p, now);
+                v.quorum = quorum;
+                serde_json::to_value(v).unwrap_or(Json::Null)
+            })
             .collect();
         Json::Array(items)
     }
@@ -539,6 +642,31 @@ mod tests {
                     confirm_untrusted: false,
                     note: None,
                     token: None,
+                    uses: None,
+                    for_seconds: None,
+                    view_sha256: None,
+                },
+            ),
+            (
+                r#"{"op":"approve","id":"ab12","scope":"once","uses":3,"for_seconds":60,"view_sha256":"ff"}"#,
+                AdminRequest::Approve {
+                    id: "ab12".into(),
+                    scope: Scope::Once,
+                    confirm_untrusted: false,
+                    note: None,
+                    token: None,
+                    uses: Some(3),
+                    for_seconds: Some(60),
+                    view_sha256: Some("ff".into()),
+                },
+            ),
+            (r#"{"op":"grants"}"#, AdminRequest::Grants),
+            (
+                r#"{"op":"revoke","session":"s1"}"#,
+                AdminRequest::Revoke {
+                    id: None,
+                    session: Some("s1".into()),
+                    all: false,
                 },
             ),
             (
@@ -576,6 +704,11 @@ mod tests {
             (r#"{"op":"approve","id":"ab12"}"#, "missing field `scope`"),
             (r#"{"op":"approve","scope":"once"}"#, "missing field `id`"),
             (r#"{"op":"deny","id":"x","scope":"once"}"#, "unknown field"),
+            (
+                r#"{"op":"approve","id":"x","scope":"once","uses":-1}"#,
+                "invalid value",
+            ),
+            (r#"{"op":"revoke","ids":["x"]}"#, "unknown field"),
             (r#"{"id":"x"}"#, "missing field `op`"),
             (r#"{"op":7}"#, ""),
         ];

@@ -39,7 +39,14 @@ impl Gate {
         let mut fields = events::request(peer, &u.info, request_id.as_deref());
         match outcome {
             stack::Outcome::Pending { id } => {
-                let _ = conn.pending(&id);
+                let (expires_ms, untrusted) = self
+                    .store()
+                    .pending_by_id(&id)
+                    .map(|p| (p.expires_ms, p.info.untrusted))
+                    .unwrap_or((now_ms(), u.info.untrusted));
+                let at = std::time::UNIX_EPOCH + Duration::from_millis(expires_ms);
+                let at = humantime::format_rfc3339_seconds(at).to_string();
+                let _ = conn.pending(&id, &at, untrusted);
             }
             stack::Outcome::Deny {
                 module,
@@ -153,6 +160,19 @@ impl Gate {
         let wait_secs = cfg.broker.approval.wait_seconds;
         let not_waiting =
             u.eval.sudo.as_ref().is_some_and(|r| r.non_interactive) || !u.tty || wait_secs == 0;
+        // An approver denied this very request (same digest, view and caller) within its
+        // window: the caller learns the denial instead of filing it again.
+        if let Some((msg, denied_id)) = self.denial_answer(&u.info) {
+            let mut f = events::request(peer, &u.info, None);
+            f.insert("denied_request_id".into(), s(denied_id));
+            f.insert("reason_code".into(), s(Refusal::ApprovalDenied.code()));
+            f.insert("message".into(), s(msg.clone()));
+            if let Err(e) = self.audit(Event::DenialRepeated, f) {
+                let v = Verdict::fail(Refusal::AuditFailed, format!("audit write failed: {e}"));
+                return (v, None, None);
+            }
+            return (Verdict::fail(Refusal::ApprovalDenied, msg), None, None);
+        }
         // Both modes: in user mode the cap keeps a flooding agent from filling the queue.
         {
             let store = self.store();
@@ -182,7 +202,10 @@ impl Gate {
             self.persist();
             let f = events::request(peer, &u.info, Some(&id));
             if self.audit(Event::ApprovalRequested, f).is_err() {
-                let _ = self.store().deny(&id, Some("audit write failed".into()));
+                let mut st = self.store();
+                let _ = st.deny(&id, Some("audit write failed".into()));
+                st.forget_denial(&id);
+                drop(st);
                 let v = Verdict::fail(Refusal::AuditFailed, "audit write failed");
                 return (v, Some(id), None);
             }
@@ -249,7 +272,7 @@ impl Gate {
         let taken = self
             .store()
             .take_grant(&info.digest, &info.view_hash(), now_ms());
-        if taken.as_ref().is_some_and(|g| g.scope == Scope::Once) {
+        if taken.as_ref().is_some_and(|g| g.scope != Scope::Session) {
             self.persist();
         }
         taken
@@ -294,6 +317,9 @@ impl Gate {
                         note: None,
                         token,
                         signed: None,
+                        uses: None,
+                        for_seconds: None,
+                        view_sha256: None,
                     };
                     if let Err(msg) = self.approve_as(&tty_peer, "tty", approval) {
                         if let Some(t) = tty.as_mut() {

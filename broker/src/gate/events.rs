@@ -8,7 +8,7 @@ use occ_audit::Value;
 use occ_policy::Caller;
 
 use crate::daemon::conn::PeerCred;
-use crate::session::{Pending, RequestInfo};
+use crate::session::{Grant, Pending, RequestInfo};
 
 /// Audit fields under construction.
 pub type Fields = BTreeMap<String, Value>;
@@ -48,6 +48,10 @@ pub enum Event {
     StateRestored,
     PendingRestored,
     ForwardOverflow,
+    ApprovalVote,
+    GrantRevoked,
+    GrantExpired,
+    DenialRepeated,
     NotifySent,
     NotifyFailed,
 }
@@ -88,6 +92,10 @@ impl Event {
             Event::StateRestored => "state_restored",
             Event::PendingRestored => "pending_restored",
             Event::ForwardOverflow => "forward_overflow",
+            Event::ApprovalVote => "approval_vote",
+            Event::GrantRevoked => "grant_revoked",
+            Event::GrantExpired => "grant_expired",
+            Event::DenialRepeated => "denial_repeated",
             Event::NotifySent => "notify_sent",
             Event::NotifyFailed => "notify_failed",
         }
@@ -161,6 +169,27 @@ pub fn pending(p: &Pending) -> Fields {
     f.insert("runargv".into(), strs(&p.info.command));
     f.insert("runuser".into(), s(p.info.runuser.clone()));
     f.insert("untrusted".into(), Value::Bool(p.info.untrusted));
+    f
+}
+
+/// A grant, as revocations and expiries name it: its request, scope, what is left of it and
+/// what it covers.
+pub fn grant(g: &Grant) -> Fields {
+    let mut f = Fields::new();
+    f.insert("request_id".into(), s(g.request_id.clone()));
+    f.insert("grant_scope".into(), s(g.scope.as_str()));
+    f.insert(
+        "uses_left".into(),
+        g.uses_left.map(int).unwrap_or(Value::Null),
+    );
+    f.insert(
+        "grant_expires_ms".into(),
+        g.expires_ms.map(int).unwrap_or(Value::Null),
+    );
+    f.insert("session_id".into(), opt(g.session_id.clone()));
+    f.insert("peer_uid".into(), int(g.caller_uid));
+    f.insert("runargv".into(), strs(&g.command));
+    f.insert("runuser".into(), s(g.runuser.clone()));
     f
 }
 

@@ -21,6 +21,7 @@ mod approval;
 mod containment;
 pub mod events;
 mod exec;
+mod grants;
 mod notify;
 pub mod refusal;
 mod signed;
@@ -174,7 +175,16 @@ impl Gate {
         caller_env: &dyn Fn(&str) -> Option<String>,
     ) -> Result<PolicyConfig, Vec<FileError>> {
         match self.layout.mode {
-            Mode::User => load_policy(&self.layout.config_dir, self.uid, caller_env),
+            Mode::User => {
+                let cfg = load_policy(&self.layout.config_dir, self.uid, caller_env)?;
+                let file = self.layout.config_dir.join(occ_policy::file::BROKER_CONFIG);
+                let errs = cfg.broker.user_mode_problems(&file);
+                if errs.is_empty() {
+                    Ok(cfg)
+                } else {
+                    Err(errs)
+                }
+            }
             Mode::System => {
                 let loaded = self.loaded.lock().unwrap_or_else(|p| p.into_inner());
                 let mut cfg = loaded.clone().ok_or_else(|| {
@@ -399,11 +409,15 @@ impl Core {
     /// Sweeps expired pending requests and idle sessions, auditing each.
     pub fn sweep(&self) {
         let now = now_ms();
-        let (expired, sessions) = {
+        let (expired, sessions, grants) = {
             let mut st = self.store();
-            (st.expire(now), st.expire_sessions(now))
+            (
+                st.expire(now),
+                st.expire_sessions(now),
+                st.expire_grants(now),
+            )
         };
-        if !expired.is_empty() || !sessions.is_empty() {
+        if !expired.is_empty() || !sessions.is_empty() || !grants.is_empty() {
             self.decided.notify_all();
             self.persist();
         }
@@ -414,6 +428,9 @@ impl Core {
             let mut f = Fields::new();
             f.insert("session_id".into(), s(sid));
             let _ = self.audit(Event::SessionTimeout, f);
+        }
+        for g in grants {
+            let _ = self.audit(Event::GrantExpired, events::grant(&g));
         }
         self.settle();
     }

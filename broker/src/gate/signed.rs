@@ -142,20 +142,14 @@ impl Gate {
             signature,
             signer,
         };
-        let scope = match named.asked {
+        let (scope, uses, for_seconds) = match named.asked {
             Asked::Deny => {
                 let note = Some(format!("signed by {}", by.signer.principal));
                 return self.deny_signed(peer, &id, note, Some(&by));
             }
-            Asked::Once => Scope::Once,
-            Asked::Session => Scope::Session,
-            Asked::Limited { .. } => {
-                return refuse(
-                    "scope_unsupported",
-                    "this broker does not grant uses=/for= scopes yet; sign once or session".into(),
-                    f,
-                )
-            }
+            Asked::Once => (Scope::Once, None, None),
+            Asked::Session => (Scope::Session, None, None),
+            Asked::Limited { uses, for_secs } => (Scope::Limited, uses, for_secs),
         };
         let approval = Approval {
             id,
@@ -165,6 +159,10 @@ impl Gate {
             confirm_untrusted: true,
             note: None,
             token: None,
+            uses,
+            for_seconds,
+            // The statement carries the view hash, and matched the request byte for byte.
+            view_sha256: None,
             signed: Some(by),
         };
         self.approve_as(peer, "signature", approval)

@@ -80,6 +80,18 @@ pub fn install(shim: &Path, previous: Option<Manifest>) -> Result<AgentOutput, S
 /// Child side, as the agent: undoes what `m` records.
 pub fn remove(m: &Manifest) -> AgentOutput {
     let mut r = remove::Report::default();
+    // The agent's occ-scan schedule, when it runs the system occ-scan or scans this home.
+    let home = crate::paths::occ_home();
+    remove::remove_schedules(
+        occ_scan::compliance::schedule::Only {
+            homes: vec![home.clone()],
+            exes: vec![
+                std::path::Path::new(crate::install::system::BIN_DIR).join("occ-scan"),
+                home.join("bin/occ-scan"),
+            ],
+        },
+        &mut r,
+    );
     let reload = remove::revert(m, &mut r);
     if reload {
         if let Some(sc) = tool::systemd_user() {

@@ -7,6 +7,8 @@ use std::path::{Path, PathBuf};
 
 use serde::Serialize;
 
+use occ_scan::compliance::schedule::{self, Backend, Only, RemoveOptions};
+
 use crate::install::manifest::{BrokerStart, FileKind, Manifest, PathInjection};
 use crate::install::{broker, pathinj, tool};
 
@@ -55,6 +57,15 @@ pub fn uninstall() -> Result<Report, String> {
         r.reverted.push(format!("stopped the broker (pid {pid})"));
     }
 
+    // 2. The occ-scan schedule of this home, before the occ-scan it runs goes.
+    remove_schedules(
+        Only {
+            homes: vec![home.clone()],
+            exes: vec![home.join("bin/occ-scan")],
+        },
+        &mut r,
+    );
+
     let reload = revert(&m, &mut r);
     if reload {
         if let Some(sc) = &sc {
@@ -76,6 +87,26 @@ pub fn uninstall() -> Result<Report, String> {
         r.kept.push((log, "the audit log is kept".into()));
     }
     Ok(r)
+}
+
+/// Removes this user's occ-scan schedules that `only` names (crontab line, systemd user timer,
+/// launchd agent: whatever `occ-scan schedule install` wrote), with occ-scan's own remover.
+/// What went is in `reverted`; a schedule left because it runs another home or occ-scan, and
+/// any step that failed, is a warning saying why and what to do.
+pub fn remove_schedules(only: Only, r: &mut Report) {
+    let out = schedule::remove(&RemoveOptions {
+        backend: Backend::Auto,
+        only: Some(only),
+        timeout: std::time::Duration::from_secs(15),
+    });
+    r.reverted
+        .extend(out.done.iter().map(|d| format!("occ-scan schedule: {d}")));
+    r.warnings.extend(
+        out.kept
+            .iter()
+            .chain(&out.problems)
+            .map(|k| format!("occ-scan schedule: {k}")),
+    );
 }
 
 /// Reverts what `m` records, except the broker, the manifest file and the directories: PATH

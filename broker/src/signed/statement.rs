@@ -43,7 +43,10 @@ impl Asked {
                     parts.push(format!("uses={n}"));
                 }
                 if let Some(s) = for_secs {
-                    parts.push(format!("for={}", duration_text(*s)));
+                    parts.push(format!(
+                        "for={}",
+                        crate::session::duration_text(s.saturating_mul(1000))
+                    ));
                 }
                 parts.join(",")
             }
@@ -72,8 +75,9 @@ impl Asked {
                             return Err(format!("scope {text:?} names uses= twice"));
                         }
                     } else if let Some(d) = part.strip_prefix("for=") {
-                        let secs = parse_duration(d)
-                            .ok_or_else(|| format!("scope {text:?}: for= takes 90s, 30m or 2h"))?;
+                        let secs = crate::session::parse_duration(d)
+                            .map_err(|_| format!("scope {text:?}: for= takes 90s, 30m or 2h"))?
+                            / 1000;
                         if for_secs.replace(secs).is_some() {
                             return Err(format!("scope {text:?} names for= twice"));
                         }
@@ -94,30 +98,6 @@ impl Asked {
             ));
         }
         Ok(asked)
-    }
-}
-
-/// `90s`, `30m`, `2h`: a positive whole number of one unit.
-pub fn parse_duration(d: &str) -> Option<u64> {
-    let (num, unit) = d.split_at(d.find(|c: char| !c.is_ascii_digit())?);
-    let n: u64 = num.parse().ok().filter(|n| *n > 0)?;
-    let mult = match unit {
-        "s" => 1,
-        "m" => 60,
-        "h" => 3600,
-        _ => return None,
-    };
-    n.checked_mul(mult)
-}
-
-/// The largest unit that writes `secs` exactly.
-pub fn duration_text(secs: u64) -> String {
-    if secs % 3600 == 0 {
-        format!("{}h", secs / 3600)
-    } else if secs % 60 == 0 {
-        format!("{}m", secs / 60)
-    } else {
-        format!("{secs}s")
     }
 }
 
@@ -227,6 +207,8 @@ mod tests {
             },
             created_ms: 0,
             expires_ms: 1_800_000,
+            votes: Vec::new(),
+            terms: None,
         }
     }
 

@@ -133,6 +133,12 @@ pub struct ApprovalConfig {
     /// Only a valid SSH signature over the request's statement approves (`occ approve ID
     /// --signature`); tokens, the queue and the terminal can still deny.
     pub require_signature: bool,
+    /// How many distinct approvers (none of them the requester) must approve a request
+    /// (system mode; 1 in user mode, where the approver is the requester's own uid).
+    pub quorum: u32,
+    /// The longest `occ approve --for` may make a grant live, in minutes (`None`: no cap).
+    /// A `--uses` grant without `--for` also ends after this long.
+    pub max_grant_minutes: Option<u64>,
     /// The program told about every new pending request (`approval.notify`), if any.
     pub notify: Option<NotifyConfig>,
 }
@@ -159,6 +165,8 @@ impl Default for ApprovalConfig {
             token_argon2id: None,
             stack,
             require_signature: false,
+            quorum: 1,
+            max_grant_minutes: None,
             notify: None,
         }
     }
@@ -704,6 +712,22 @@ impl BrokerConfig {
                 ));
             }
         }
+        if c.approval.quorum == 0 {
+            errs.push(invalid(
+                file,
+                "approval.quorum",
+                "is 0, so nothing could ever be approved",
+                "use 1 (one approver), or more for a two-person rule in system mode",
+            ));
+        }
+        if c.approval.max_grant_minutes == Some(0) {
+            errs.push(invalid(
+                file,
+                "approval.max_grant_minutes",
+                "is 0, so no --for grant could be made",
+                "use a positive number of minutes, or leave the key out for no cap",
+            ));
+        }
         if let Some(n) = &c.approval.notify {
             n.check_shape(file, &mut errs);
         }
@@ -775,6 +799,25 @@ impl BrokerConfig {
         } else {
             Err(errs)
         }
+    }
+
+    /// What a user-mode broker refuses in an otherwise valid `broker.json`: a quorum above 1,
+    /// since every user-mode approver is the requester's own uid.
+    pub fn user_mode_problems(&self, file: &Path) -> Vec<FileError> {
+        let mut errs = Vec::new();
+        if self.approval.quorum > 1 {
+            errs.push(invalid(
+                file,
+                "approval.quorum",
+                format!(
+                    "is {}, but a user-mode broker's only approver is the requester itself, so \
+                     there are no distinct approvers to count",
+                    self.approval.quorum
+                ),
+                "write 1 (or remove the key), or run occ in system mode for a two-person rule",
+            ));
+        }
+        errs
     }
 
     /// Applies the caller's `OPENCLAW_REQUIRE_POLICY_FILES=1` and `OPENCLAW_REQUIRE_SESSION_ID=1`.

@@ -72,6 +72,118 @@ pub struct NotifyOptions {
     pub timeout: Duration,
 }
 
+/// The notifier configuration file, in `$OCC_HOME/security/` with the policy files.
+pub const CONFIG_FILE: &str = "notify.json";
+
+/// The largest notify.json read.
+const CONFIG_LIMIT: u64 = 64 * 1024;
+
+/// `security/notify.json`: each key, when present, wins over its environment variable, so a
+/// timer or cron job (which gets no login environment) has the same notifier as a shell.
+#[derive(Debug, Clone, Default, PartialEq, Eq, Deserialize, Serialize)]
+#[serde(deny_unknown_fields)]
+pub struct NotifyConfig {
+    /// The notifier argv (over `OPENCLAW_VIOLATION_NOTIFY_CMD`).
+    pub command: Option<Vec<String>>,
+    /// The allowed argvs (over `OPENCLAW_VIOLATION_NOTIFY_ALLOWLIST`).
+    pub allowlist: Option<Vec<Vec<String>>>,
+    /// The state file, an absolute path (over `OPENCLAW_VIOLATION_NOTIFY_STATE`).
+    pub state: Option<PathBuf>,
+    /// How long the notifier may run, in seconds (1 to 300).
+    pub timeout_secs: Option<u64>,
+}
+
+impl NotifyConfig {
+    /// Reads `path` through occ's trusted-file opener: a regular file, not a symlink, owned by
+    /// this user or root and writable by no one else (it names a program this user runs).
+    /// `Ok(None)` when it does not exist; every refusal names the file, the key and the fix.
+    pub fn load(path: &Path) -> Result<Option<NotifyConfig>, ScanError> {
+        use std::io::Read;
+        let euid = nix::unistd::geteuid().as_raw();
+        let trusted = occ_base::trusted::open(path, euid).map_err(|e| {
+            ScanError::invalid(
+                path,
+                "(file)",
+                format!("refused: {e}"),
+                &format!(
+                    "make it a regular file owned by uid {euid} or root, writable only by its \
+                     owner: chmod 600 {}",
+                    path.display()
+                ),
+            )
+        })?;
+        let Some(t) = trusted else { return Ok(None) };
+        let mut text = String::new();
+        t.file
+            .take(CONFIG_LIMIT + 1)
+            .read_to_string(&mut text)
+            .map_err(|source| ScanError::Read {
+                path: path.to_path_buf(),
+                source,
+            })?;
+        if text.len() as u64 > CONFIG_LIMIT {
+            return Err(ScanError::invalid(
+                path,
+                "(file)",
+                format!("larger than {CONFIG_LIMIT} bytes"),
+                "keep only command, allowlist, state and timeout_secs in it",
+            ));
+        }
+        let c: NotifyConfig = serde_json::from_str(&text).map_err(|e| {
+            ScanError::invalid(
+                path,
+                "(JSON)",
+                e.to_string(),
+                "write {\"command\": [\"/usr/bin/logger\", \"-t\", \"occ-scan\"], \
+                 \"allowlist\": [[\"/usr/bin/logger\", \"-t\", \"occ-scan\"]]} (keys: command, \
+                 allowlist, state, timeout_secs)",
+            )
+        })?;
+        if let Some(cmd) = &c.command {
+            if cmd.first().is_none_or(|a| a.is_empty()) {
+                return Err(ScanError::invalid(
+                    path,
+                    "command",
+                    "empty",
+                    "name the notifier's absolute path first, e.g. [\"/usr/bin/logger\", \"-t\", \"occ-scan\"]",
+                ));
+            }
+        }
+        if let Some(st) = &c.state {
+            if !st.is_absolute() {
+                return Err(ScanError::invalid(
+                    path,
+                    "state",
+                    format!("{} is not an absolute path", st.display()),
+                    "use an absolute path, or leave the key out for security/violation-notify-state.json",
+                ));
+            }
+        }
+        if let Some(secs) = c.timeout_secs {
+            if !(1..=300).contains(&secs) {
+                return Err(ScanError::invalid(
+                    path,
+                    "timeout_secs",
+                    format!("{secs} is outside 1..=300"),
+                    "use a number of seconds from 1 to 300",
+                ));
+            }
+        }
+        Ok(Some(c))
+    }
+}
+
+/// Where each notify setting came from, for the admin's eye.
+#[derive(Debug, Clone, Default, PartialEq, Eq, Serialize)]
+pub struct NotifySources {
+    /// The config file, when it exists.
+    pub config_file: Option<PathBuf>,
+    /// `file`, `env` or `none`, for the command.
+    pub command: &'static str,
+    /// `file`, `env` or `none`, for the allowlist.
+    pub allowlist: &'static str,
+}
+
 impl NotifyOptions {
     /// Defaults from the environment and `paths`.
     pub fn from_env(paths: &Paths) -> Self {
@@ -86,6 +198,45 @@ impl NotifyOptions {
             timeout: Duration::from_secs(10),
         }
     }
+
+    /// The environment's settings ([`NotifyOptions::from_env`]), then `security/notify.json`
+    /// over them key by key (the file wins); `timeout` unless the file sets one.
+    pub fn load(paths: &Paths, timeout: Duration) -> Result<(Self, NotifySources), ScanError> {
+        let mut o = Self::from_env(paths);
+        o.timeout = timeout;
+        let from_env = |v: &Option<String>| if v.is_some() { "env" } else { "none" };
+        let mut src = NotifySources {
+            config_file: None,
+            command: from_env(&o.cmd),
+            allowlist: from_env(&o.allowlist),
+        };
+        let file = paths.security_file(CONFIG_FILE);
+        let Some(c) = NotifyConfig::load(&file)? else {
+            return Ok((o, src));
+        };
+        if let Some(cmd) = &c.command {
+            o.cmd = Some(argv_json(cmd));
+            src.command = "file";
+        }
+        if let Some(allow) = &c.allowlist {
+            o.allowlist = Some(argv_json(allow));
+            src.allowlist = "file";
+        }
+        if let Some(st) = c.state {
+            o.state = st;
+        }
+        if let Some(secs) = c.timeout_secs {
+            o.timeout = Duration::from_secs(secs);
+        }
+        src.config_file = Some(file);
+        Ok((o, src))
+    }
+}
+
+/// The JSON text of an argv or a list of them, as `parse_argv` and `validate` read it
+/// (serialising strings cannot fail).
+fn argv_json(v: &impl Serialize) -> String {
+    serde_json::to_string(v).unwrap_or_default()
 }
 
 /// What notify did.
@@ -110,11 +261,42 @@ pub struct NotifyOutcome {
 }
 
 impl NotifyOutcome {
-    /// 2 when delivery failed or was refused; 1 when failing checks exist; else 0.
+    /// 2 when delivery failed or was refused; else 0: notify did its job (delivered, printed
+    /// or had nothing new). Failing checks are `assess`'s and `cycle`'s exit code, not this.
     pub fn exit_code(&self) -> i32 {
         match self.status.as_str() {
             "failed" | "refused" => 2,
-            _ => i32::from(self.current > 0),
+            _ => 0,
+        }
+    }
+
+    /// One line saying what notify did, and the fix when it could not deliver.
+    pub fn headline(&self) -> String {
+        let n = self.new.len();
+        let findings = if n == 1 { "finding" } else { "findings" };
+        match self.status.as_str() {
+            "sent" => format!(
+                "notify: delivered {n} new or escalated {findings} to {}",
+                self.notifier
+                    .as_ref()
+                    .and_then(|a| a.first())
+                    .map_or("the notifier", String::as_str)
+            ),
+            "printed" => format!(
+                "notify: printed {n} new or escalated {findings} above: no notifier is \
+                 configured (set \"command\" and \"allowlist\" in security/notify.json to \
+                 deliver them)"
+            ),
+            "nothing_new" => format!(
+                "notify: nothing new to deliver ({} failing check(s), each already delivered)",
+                self.current
+            ),
+            other => format!(
+                "notify: {other}: {} (attempt {}; the findings stay pending and are retried on \
+                 the next run)",
+                self.error.as_deref().unwrap_or("unknown error"),
+                self.failed_attempts
+            ),
         }
     }
 }
@@ -188,12 +370,62 @@ pub fn diff(prev: &BTreeMap<String, Item>, cur: &BTreeMap<String, Item>) -> Vec<
         .collect()
 }
 
-/// The message: the seed's header and one line per new item.
+/// What a finding says beyond its status, from the summary: what was seen and what to do.
+#[derive(Debug, Clone, Default, PartialEq, Eq)]
+pub struct Detail {
+    /// `observed_state`.
+    pub observed: String,
+    /// `mitigation`.
+    pub fix: String,
+}
+
+/// The observed state and mitigation of each failing check in a summary (best effort: a
+/// finding without them is still reported by its id, status and control).
+pub fn details(summary_path: &Path) -> BTreeMap<String, Detail> {
+    let Ok(text) = std::fs::read(summary_path) else {
+        return BTreeMap::new();
+    };
+    let Ok(v) = serde_json::from_slice::<Value>(&text) else {
+        return BTreeMap::new();
+    };
+    let list = v
+        .get("summary")
+        .and_then(|s| s.get("violations"))
+        .and_then(Value::as_array)
+        .cloned()
+        .unwrap_or_default();
+    list.iter()
+        .filter_map(|item| {
+            let s = |k: &str| {
+                item.get(k)
+                    .and_then(Value::as_str)
+                    .unwrap_or_default()
+                    .trim()
+                    .to_string()
+            };
+            let id = s("check_id");
+            (!id.is_empty()).then(|| {
+                (
+                    id,
+                    Detail {
+                        observed: s("observed_state"),
+                        fix: s("mitigation"),
+                    },
+                )
+            })
+        })
+        .collect()
+}
+
+/// The message: the seed's header, then per new item a line with its id, status and risk,
+/// and indented lines with the control it fails (the check's title states the control's
+/// goal, not what was found), what was observed and the fix.
 pub fn message(
     summary: &Path,
     now: SystemTime,
     cur: &BTreeMap<String, Item>,
     new: &[String],
+    details: &BTreeMap<String, Detail>,
 ) -> String {
     let mut m = format!(
         "OpenClaw occ-scan: new compliance findings detected\nSource: {}\nTime (UTC): {}\n\n",
@@ -202,11 +434,18 @@ pub fn message(
     );
     for id in new {
         if let Some(i) = cur.get(id) {
-            m.push_str(&format!("- {id}: {} ({})", i.status, i.risk));
+            m.push_str(&format!("- {id}: {} (risk {})\n", i.status, i.risk));
             if !i.title.is_empty() {
-                m.push_str(&format!(" - {}", i.title));
+                m.push_str(&format!("    control:  {}\n", i.title));
             }
-            m.push('\n');
+            if let Some(d) = details.get(id) {
+                if !d.observed.is_empty() {
+                    m.push_str(&format!("    observed: {}\n", d.observed));
+                }
+                if !d.fix.is_empty() {
+                    m.push_str(&format!("    fix:      {}\n", d.fix));
+                }
+            }
         }
     }
     m
@@ -328,7 +567,7 @@ pub fn notify(opts: &NotifyOptions, now: SystemTime) -> Result<NotifyOutcome, Sc
         }
         return Ok(out);
     }
-    let msg = message(&opts.summary, now, &cur, &new);
+    let msg = message(&opts.summary, now, &cur, &new, &details(&opts.summary));
     out.message = Some(msg.clone());
     let delivered = match &opts.cmd {
         None => {

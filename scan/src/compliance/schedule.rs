@@ -227,21 +227,30 @@ pub fn render_plist(exe: &Path, home: &Path, every: Every) -> Result<String, Sca
 pub struct ScheduleOutcome {
     /// `install`, `remove` or `status`.
     pub action: String,
-    /// The backend used.
+    /// The backend used (`none` when there was nothing).
     pub backend: String,
     /// Whether a schedule is installed after the action.
     pub installed: bool,
+    /// Whether the installed schedule really fires: the timer is active, or a cron daemon
+    /// runs (`None` when nothing is installed or it was not checked).
+    pub running: Option<bool>,
     /// Files written, removed or found.
     pub files: Vec<String>,
     /// The crontab line (cron).
     pub cron_line: Option<String>,
     /// Commands run, as argv.
     pub commands: Vec<Vec<String>>,
+    /// What was done, one line each (remove).
+    pub done: Vec<String>,
+    /// Schedules left in place on purpose, each with why (remove with a [`Only`] filter).
+    pub kept: Vec<String>,
+    /// What is wrong and needs the admin, each with the fix.
+    pub problems: Vec<String>,
     /// Things the admin should know.
     pub notes: Vec<String>,
 }
 
-/// Options.
+/// Options for [`install`].
 #[derive(Debug, Clone)]
 pub struct ScheduleOptions {
     /// Backend.
@@ -254,9 +263,97 @@ pub struct ScheduleOptions {
     pub timeout: Duration,
 }
 
+/// Which schedules [`remove`] takes: those that run one of `exes` or scan one of `homes`
+/// (`occ uninstall` removes only the schedule of the install it undoes).
+#[derive(Debug, Clone, Default)]
+pub struct Only {
+    /// occ homes (the `OCC_HOME` the schedule sets).
+    pub homes: Vec<PathBuf>,
+    /// occ-scan executables (the program the schedule runs).
+    pub exes: Vec<PathBuf>,
+}
+
+impl Only {
+    fn cron(&self, line: &str) -> bool {
+        self.homes
+            .iter()
+            .any(|h| line.contains(&format!("OCC_HOME={}", cron_quote(&h.to_string_lossy()))))
+            || self
+                .exes
+                .iter()
+                .any(|e| line.contains(&format!("{} cycle", cron_quote(&e.to_string_lossy()))))
+    }
+
+    fn unit(&self, service: &str) -> bool {
+        self.homes
+            .iter()
+            .any(|h| service.contains(&systemd_quote(&format!("OCC_HOME={}", h.to_string_lossy()))))
+            || self
+                .exes
+                .iter()
+                .any(|e| service.contains(&format!("{} cycle", exec_quote(&e.to_string_lossy()))))
+    }
+
+    fn plist(&self, text: &str) -> bool {
+        let tag = |s: &str| format!("<string>{}</string>", xml_escape(s));
+        self.homes
+            .iter()
+            .any(|h| text.contains(&tag(&h.to_string_lossy())))
+            || self
+                .exes
+                .iter()
+                .any(|e| text.contains(&tag(&e.to_string_lossy())))
+    }
+
+    /// `OCC_HOME /x or /y/bin/occ-scan`, for messages.
+    pub fn describe(&self) -> String {
+        let mut v: Vec<String> = self
+            .homes
+            .iter()
+            .map(|h| format!("OCC_HOME {}", h.display()))
+            .collect();
+        v.extend(self.exes.iter().map(|e| e.display().to_string()));
+        v.join(" or ")
+    }
+}
+
+/// Options for [`remove`].
+#[derive(Debug, Clone)]
+pub struct RemoveOptions {
+    /// `Auto`: every backend that has a schedule here.
+    pub backend: Backend,
+    /// Only these schedules; `None`: occ-scan's schedule whatever it runs.
+    pub only: Option<Only>,
+    /// Timeout for systemctl/crontab/launchctl.
+    pub timeout: Duration,
+}
+
 struct Runner<'a> {
     out: &'a mut ScheduleOutcome,
     timeout: Duration,
+}
+
+/// `exited with status 1: <stderr>`, `was killed by signal 9`, `timed out after 15s`.
+fn how_it_ended(o: &ChildOutput, timeout: Duration) -> String {
+    use std::os::unix::process::ExitStatusExt;
+    let end = if o.timed_out {
+        format!(
+            "timed out after {} and was killed",
+            humantime::format_duration(timeout)
+        )
+    } else if let Some(c) = o.code {
+        format!("exited with status {c}")
+    } else if let Some(sig) = o.status.and_then(|s| s.signal()) {
+        format!("was killed by signal {sig}")
+    } else {
+        "ended abnormally".to_string()
+    };
+    let err = o.stderr_text();
+    if err.is_empty() {
+        format!("{end} and printed nothing on stderr")
+    } else {
+        format!("{end}: {err}")
+    }
 }
 
 impl Runner<'_> {
@@ -266,24 +363,40 @@ impl Runner<'_> {
             .push(argv.iter().map(|s| s.to_string()).collect());
         let mut c = Command::new(argv[0]);
         c.args(&argv[1..]);
-        exec::run(c, stdin, self.timeout)
+        exec::run(c, stdin, self.timeout).map_err(|e| ScanError::Schedule {
+            message: format!("`{}` could not run: {e}", argv.join(" ")),
+            fix: format!("check that {} is installed and on PATH", argv[0]),
+        })
     }
 
+    /// Runs `argv`; a failure is an error naming the command, how it ended and its stderr.
     fn must(&mut self, argv: &[&str], stdin: Option<&[u8]>) -> Result<ChildOutput, ScanError> {
         let o = self.run(argv, stdin)?;
         if !o.success() {
             return Err(ScanError::Schedule {
-                message: format!(
-                    "`{}` failed (exit {:?}{}): {}",
-                    argv.join(" "),
-                    o.code,
-                    if o.timed_out { ", timed out" } else { "" },
-                    o.stderr_text()
-                ),
+                message: format!("`{}` {}", argv.join(" "), how_it_ended(&o, self.timeout)),
                 fix: "run it by hand to see why, then retry".into(),
             });
         }
         Ok(o)
+    }
+
+    /// Runs `argv`; a failure is recorded in `problems` with `fix`, not returned.
+    fn try_run(&mut self, argv: &[&str], fix: &str) -> bool {
+        match self.run(argv, None) {
+            Ok(o) if o.success() => true,
+            Ok(o) => {
+                let why = how_it_ended(&o, self.timeout);
+                self.out
+                    .problems
+                    .push(format!("`{}` {why} (fix: {fix})", argv.join(" ")));
+                false
+            }
+            Err(e) => {
+                self.out.problems.push(format!("{e} (fix: {fix})"));
+                false
+            }
+        }
     }
 }
 
@@ -306,6 +419,41 @@ pub fn pick_backend(b: Backend, timeout: Duration) -> Backend {
         other => other,
     }
 }
+
+/// The process names of cron daemons (Debian's cron, cronie's and busybox's crond, fcron).
+pub const CRON_DAEMONS: [&str; 3] = ["cron", "crond", "fcron"];
+
+/// The first process under `proc_root` whose name (`comm`) is a cron daemon's: its pid and
+/// name. Processes that vanish while the walk runs are skipped.
+pub fn cron_daemon(proc_root: &Path) -> Option<(u32, String)> {
+    let mut found: Vec<(u32, String)> = std::fs::read_dir(proc_root)
+        .ok()?
+        .filter_map(Result::ok)
+        .filter_map(|e| e.file_name().to_str()?.parse::<u32>().ok())
+        .filter_map(|pid| {
+            let comm =
+                std::fs::read_to_string(proc_root.join(pid.to_string()).join("comm")).ok()?;
+            let comm = comm.trim_end_matches('\n');
+            CRON_DAEMONS
+                .contains(&comm)
+                .then(|| (pid, comm.to_string()))
+        })
+        .collect();
+    found.sort();
+    found.into_iter().next()
+}
+
+/// The fix for a crontab line no daemon runs.
+const CRON_FIX: &str = "start the cron daemon (as root: systemctl enable --now cron; on Debian \
+     and Ubuntu it comes with apt-get install cron, on Fedora with dnf install cronie and the \
+     unit is crond), or use a systemd user timer instead: occ-scan schedule remove, then \
+     occ-scan schedule install --backend systemd";
+
+/// The fix when there is no crontab command.
+const NO_CRONTAB_FIX: &str = "install cron (Debian and Ubuntu: apt-get install cron; Fedora: \
+     dnf install cronie) and start it, or use a systemd user timer: occ-scan schedule install \
+     --backend systemd (it needs the user's systemd manager; loginctl enable-linger USER keeps \
+     it running without a login)";
 
 fn user_unit_dir() -> PathBuf {
     let cfg = std::env::var_os("XDG_CONFIG_HOME")
@@ -335,17 +483,17 @@ fn write_file(p: &Path, text: &str) -> Result<(), ScanError> {
     })
 }
 
-fn remove_file(p: &Path, out: &mut ScheduleOutcome) -> Result<(), ScanError> {
+fn remove_file(p: &Path, out: &mut ScheduleOutcome) {
     match std::fs::remove_file(p) {
         Ok(()) => {
             out.files.push(p.display().to_string());
-            Ok(())
+            out.done.push(format!("removed {}", p.display()));
         }
-        Err(e) if e.kind() == std::io::ErrorKind::NotFound => Ok(()),
-        Err(source) => Err(ScanError::Write {
-            path: p.to_path_buf(),
-            source,
-        }),
+        Err(e) if e.kind() == std::io::ErrorKind::NotFound => {}
+        Err(e) => out.problems.push(format!(
+            "cannot remove {}: {e} (fix: remove it by hand)",
+            p.display()
+        )),
     }
 }
 
@@ -359,8 +507,10 @@ fn crontab_read(r: &mut Runner) -> Result<String, ScanError> {
         return Ok(String::new());
     }
     Err(ScanError::Schedule {
-        message: format!("`crontab -l` failed: {}", o.stderr_text()),
-        fix: "check that cron is installed and this user may use it".into(),
+        message: format!("`crontab -l` {}", how_it_ended(&o, r.timeout)),
+        fix: "check that cron is installed and this user may use it (/etc/cron.allow, \
+              /etc/cron.deny)"
+            .into(),
     })
 }
 
@@ -368,9 +518,60 @@ fn without_ours(tab: &str) -> Vec<&str> {
     tab.lines().filter(|l| !l.contains(CRON_MARKER)).collect()
 }
 
+/// Writes `lines` as the whole crontab, or removes the crontab when nothing is left.
+fn crontab_write(r: &mut Runner, lines: &[&str]) -> Result<(), ScanError> {
+    if lines.iter().all(|l| l.trim().is_empty()) {
+        r.must(&["crontab", "-r"], None)?;
+    } else {
+        let mut text = lines.join("\n");
+        text.push('\n');
+        r.must(&["crontab", "-"], Some(text.as_bytes()))?;
+    }
+    Ok(())
+}
+
+fn user_name() -> String {
+    nix::unistd::User::from_uid(nix::unistd::getuid())
+        .ok()
+        .flatten()
+        .map(|u| u.name)
+        .unwrap_or_else(|| nix::unistd::getuid().to_string())
+}
+
+/// Checks that a cron daemon runs, recording the verdict in `out`.
+fn check_cron_daemon(out: &mut ScheduleOutcome) -> bool {
+    match cron_daemon(Path::new("/proc")) {
+        Some((pid, name)) => {
+            out.notes
+                .push(format!("the cron daemon runs ({name}, pid {pid})"));
+            true
+        }
+        None => {
+            out.problems.push(format!(
+                "the crontab line is installed, but no cron daemon runs (no process named {}), \
+                 so it never fires (fix: {CRON_FIX})",
+                CRON_DAEMONS.join(", ")
+            ));
+            false
+        }
+    }
+}
+
 /// Installs the schedule.
 pub fn install(paths: &Paths, opts: &ScheduleOptions) -> Result<ScheduleOutcome, ScanError> {
     let backend = pick_backend(opts.backend, opts.timeout);
+    if backend == Backend::Cron && exec::which("crontab").is_none() {
+        let why = if opts.backend == Backend::Auto {
+            "`systemctl --user` does not work here and `crontab` is not installed, so there is \
+             nothing to schedule with"
+        } else {
+            "`crontab` is not installed, so there is no cron to schedule with"
+        };
+        return Err(ScanError::Schedule {
+            message: why.into(),
+            fix: NO_CRONTAB_FIX.into(),
+        });
+    }
     let mut out = ScheduleOutcome {
         action: "install".into(),
         ..Default::default()
@@ -404,11 +605,8 @@ pub fn install(paths: &Paths, opts: &ScheduleOptions) -> Result<ScheduleOutcome,
             }
             out.backend = "systemd".into();
             out.files = vec![sp.display().to_string(), tp.display().to_string()];
-            let user = nix::unistd::User::from_uid(nix::unistd::getuid())
-                .ok()
-                .flatten()
-                .map(|u| u.name)
-                .unwrap_or_default();
+            out.running = Some(true);
+            let user = user_name();
             if !Path::new("/var/lib/systemd/linger").join(&user).exists() {
                 out.notes.push(format!(
                     "user timers stop when {user} logs out; to keep them running: loginctl enable-linger {user}"
@@ -420,13 +618,12 @@ pub fn install(paths: &Paths, opts: &ScheduleOptions) -> Result<ScheduleOutcome,
             let cur = crontab_read(&mut r)?;
             let mut lines: Vec<&str> = without_ours(&cur);
             lines.push(&line);
-            let mut text = lines.join("\n");
-            text.push('\n');
-            r.must(&["crontab", "-"], Some(text.as_bytes()))?;
+            crontab_write(&mut r, &lines)?;
             out.backend = "cron".into();
             out.cron_line = Some(line);
             out.notes
                 .push("cron gives a minimal PATH; occ-scan needs none beyond /proc".into());
+            out.running = Some(check_cron_daemon(&mut out));
         }
         Backend::Launchd => {
             let plist = render_plist(&opts.exe, &paths.home, opts.every)?;
@@ -445,6 +642,7 @@ pub fn install(paths: &Paths, opts: &ScheduleOptions) -> Result<ScheduleOutcome,
             )?;
             out.backend = "launchd".into();
             out.files = vec![p.display().to_string()];
+            out.running = Some(true);
             out.notes
                 .push("launchd support is untested on real macOS (golden files only)".into());
         }
@@ -453,8 +651,11 @@ pub fn install(paths: &Paths, opts: &ScheduleOptions) -> Result<ScheduleOutcome,
     Ok(out)
 }
 
-/// Removes the schedule: every file and line install wrote, on every backend that has one.
-pub fn remove(_paths: &Paths, opts: &ScheduleOptions) -> Result<ScheduleOutcome, ScanError> {
+/// Removes the schedule: every file and line install wrote, on every backend that has one
+/// (or only `opts.backend`), and only those `opts.only` names. It does not stop at the first
+/// failure: what it could not do is in `problems`, each with the fix, and what it left on
+/// purpose in `kept`, each with why.
+pub fn remove(opts: &RemoveOptions) -> ScheduleOutcome {
     let mut out = ScheduleOutcome {
         action: "remove".into(),
         ..Default::default()
@@ -465,6 +666,13 @@ pub fn remove(_paths: &Paths, opts: &ScheduleOptions) -> Result<ScheduleOutcome,
         b => vec![b],
     };
     let mut names = Vec::new();
+    let not_ours = |only: &Only| {
+        format!(
+            "it does not run {} (fix: if it should go too, run occ-scan schedule remove as this \
+             user)",
+            only.describe()
+        )
+    };
     for b in backends {
         let mut r = Runner {
             out: &mut out,
@@ -478,54 +686,124 @@ pub fn remove(_paths: &Paths, opts: &ScheduleOptions) -> Result<ScheduleOutcome,
                 if !sp.exists() && !tp.exists() {
                     continue;
                 }
-                if exec::which("systemctl").is_some() {
-                    let _ = r.run(
-                        &[
-                            "systemctl",
-                            "--user",
-                            "disable",
-                            "--now",
-                            &format!("{UNIT}.timer"),
-                        ],
-                        None,
-                    );
+                if let Some(only) = &opts.only {
+                    let service = std::fs::read_to_string(&sp).unwrap_or_default();
+                    if !only.unit(&service) {
+                        r.out.kept.push(format!(
+                            "the systemd user timer {} stays: {}",
+                            tp.display(),
+                            not_ours(only)
+                        ));
+                        continue;
+                    }
                 }
-                remove_file(&sp, r.out)?;
-                remove_file(&tp, r.out)?;
+                let timer = format!("{UNIT}.timer");
+                let user = user_name();
                 if exec::which("systemctl").is_some() {
-                    let _ = r.run(&["systemctl", "--user", "daemon-reload"], None);
+                    if r.try_run(
+                        &["systemctl", "--user", "disable", "--now", &timer],
+                        &format!(
+                            "as {user}, in a session with a user manager, run systemctl --user \
+                             disable --now {timer}"
+                        ),
+                    ) {
+                        r.out.done.push(format!("stopped and disabled {timer}"));
+                    }
+                } else {
+                    r.out.problems.push(format!(
+                        "systemctl is not on PATH, so {timer} could not be stopped; its unit \
+                         files are removed, and a user manager that still has it loaded runs it \
+                         until it reloads (fix: as {user}, run systemctl --user disable --now \
+                         {timer})"
+                    ));
+                }
+                remove_file(&sp, r.out);
+                remove_file(&tp, r.out);
+                if exec::which("systemctl").is_some() {
+                    r.try_run(
+                        &["systemctl", "--user", "daemon-reload"],
+                        &format!("as {user}, run systemctl --user daemon-reload"),
+                    );
                 }
                 names.push("systemd");
             }
             Backend::Cron => {
                 if exec::which("crontab").is_none() {
+                    if opts.backend == Backend::Cron {
+                        r.out.notes.push(
+                            "crontab is not installed, so there is no crontab line to remove"
+                                .into(),
+                        );
+                    }
                     continue;
                 }
-                let cur = crontab_read(&mut r)?;
-                if !cur.contains(CRON_MARKER) {
+                let cur = match crontab_read(&mut r) {
+                    Ok(c) => c,
+                    Err(e) => {
+                        r.out.problems.push(format!(
+                            "{e}; a line marked {CRON_MARKER} may remain (fix: crontab -e and \
+                             delete it)"
+                        ));
+                        continue;
+                    }
+                };
+                let ours: Vec<&str> = cur.lines().filter(|l| l.contains(CRON_MARKER)).collect();
+                if ours.is_empty() {
                     continue;
                 }
-                let rest = without_ours(&cur);
-                if rest.iter().all(|l| l.trim().is_empty()) {
-                    r.must(&["crontab", "-r"], None)?;
-                } else {
-                    let mut text = rest.join("\n");
-                    text.push('\n');
-                    r.must(&["crontab", "-"], Some(text.as_bytes()))?;
+                let (gone, stays): (Vec<&str>, Vec<&str>) = match &opts.only {
+                    Some(only) => ours.iter().partition(|l| only.cron(l)),
+                    None => (ours.clone(), Vec::new()),
+                };
+                if let Some(only) = &opts.only {
+                    for l in &stays {
+                        r.out
+                            .kept
+                            .push(format!("the crontab line `{l}` stays: {}", not_ours(only)));
+                    }
                 }
-                names.push("cron");
+                if gone.is_empty() {
+                    continue;
+                }
+                let rest: Vec<&str> = cur.lines().filter(|l| !gone.contains(l)).collect();
+                match crontab_write(&mut r, &rest) {
+                    Ok(()) => {
+                        for l in &gone {
+                            r.out.done.push(format!("removed the crontab line `{l}`"));
+                        }
+                        r.out.cron_line = gone.first().map(|l| l.to_string());
+                        names.push("cron");
+                    }
+                    Err(e) => r.out.problems.push(format!(
+                        "{e}; the line marked {CRON_MARKER} is still there (fix: crontab -e and \
+                         delete it)"
+                    )),
+                }
             }
             Backend::Launchd => {
                 let p = launch_agents_dir().join(format!("{LABEL}.plist"));
                 if !p.exists() {
                     continue;
                 }
+                if let Some(only) = &opts.only {
+                    let text = std::fs::read_to_string(&p).unwrap_or_default();
+                    if !only.plist(&text) {
+                        r.out.kept.push(format!(
+                            "the launchd agent {} stays: {}",
+                            p.display(),
+                            not_ours(only)
+                        ));
+                        continue;
+                    }
+                }
                 let uid = nix::unistd::getuid().as_raw();
-                let _ = r.run(
+                if r.try_run(
                     &["launchctl", "bootout", &format!("gui/{uid}/{LABEL}")],
-                    None,
-                );
-                remove_file(&p, r.out)?;
+                    &format!("run launchctl bootout gui/{uid}/{LABEL} in the user's session"),
+                ) {
+                    r.out.done.push(format!("unloaded {LABEL}"));
+                }
+                remove_file(&p, r.out);
                 names.push("launchd");
             }
         }
@@ -535,15 +813,18 @@ pub fn remove(_paths: &Paths, opts: &ScheduleOptions) -> Result<ScheduleOutcome,
     } else {
         names.join(",")
     };
-    if names.is_empty() {
-        out.notes.push("no occ-scan schedule was installed".into());
+    if names.is_empty() && out.kept.is_empty() && out.problems.is_empty() {
+        out.notes
+            .push("no occ-scan schedule was installed, so there was nothing to remove".into());
     }
-    out.installed = false;
-    Ok(out)
+    out.installed = !out.kept.is_empty();
+    out
 }
 
-/// Reports what is installed.
-pub fn status(_paths: &Paths, opts: &ScheduleOptions) -> Result<ScheduleOutcome, ScanError> {
+/// Reports what is installed and whether it really runs: a systemd timer must be active, a
+/// crontab line needs a running cron daemon, a launchd agent must be loaded. Each thing that
+/// is not so is in `problems` with its fix.
+pub fn status(timeout: Duration) -> ScheduleOutcome {
     let mut out = ScheduleOutcome {
         action: "status".into(),
         ..Default::default()
@@ -556,38 +837,79 @@ pub fn status(_paths: &Paths, opts: &ScheduleOptions) -> Result<ScheduleOutcome,
             out.files.push(p.display().to_string());
         }
     }
+    let user = user_name();
     if !out.files.is_empty() {
         names.push("systemd");
-        if exec::which("systemctl").is_some() {
+        let timer = format!("{UNIT}.timer");
+        let fix = format!(
+            "as {user}: systemctl --user enable --now {timer}; loginctl enable-linger {user} \
+             keeps it running without a login"
+        );
+        if exec::which("systemctl").is_none() {
+            out.problems.push(format!(
+                "the timer's unit files are installed, but systemctl is not on PATH, so it \
+                 cannot be checked or run (fix: {fix})"
+            ));
+        } else {
             let mut r = Runner {
                 out: &mut out,
-                timeout: opts.timeout,
+                timeout,
             };
-            if let Ok(o) = r.run(
-                &["systemctl", "--user", "is-active", &format!("{UNIT}.timer")],
-                None,
-            ) {
-                let s = String::from_utf8_lossy(&o.stdout).trim().to_string();
-                out.notes.push(format!("timer is {s}"));
+            match r.run(&["systemctl", "--user", "is-active", &timer], None) {
+                Ok(o) if o.success() => {
+                    out.notes.push(format!("{timer} is active"));
+                }
+                Ok(o) => {
+                    let state = String::from_utf8_lossy(&o.stdout).trim().to_string();
+                    let state = if state.is_empty() {
+                        how_it_ended(&o, timeout)
+                    } else {
+                        state
+                    };
+                    out.problems.push(format!(
+                        "{timer} is installed but not active ({state}), so the cycle does not \
+                         run (fix: {fix})"
+                    ));
+                }
+                Err(e) => out.problems.push(format!("{e} (fix: {fix})")),
             }
         }
     }
     if exec::which("crontab").is_some() {
         let mut r = Runner {
             out: &mut out,
-            timeout: opts.timeout,
+            timeout,
         };
-        if let Ok(tab) = crontab_read(&mut r) {
-            if let Some(l) = tab.lines().find(|l| l.contains(CRON_MARKER)) {
-                out.cron_line = Some(l.to_string());
-                names.push("cron");
+        match crontab_read(&mut r) {
+            Ok(tab) => {
+                if let Some(l) = tab.lines().find(|l| l.contains(CRON_MARKER)) {
+                    out.cron_line = Some(l.to_string());
+                    names.push("cron");
+                    check_cron_daemon(&mut out);
+                }
             }
+            Err(e) => out.problems.push(e.to_string()),
         }
     }
     let plist = launch_agents_dir().join(format!("{LABEL}.plist"));
     if plist.exists() {
         out.files.push(plist.display().to_string());
         names.push("launchd");
+        let uid = nix::unistd::getuid().as_raw();
+        let mut r = Runner {
+            out: &mut out,
+            timeout,
+        };
+        let target = format!("gui/{uid}/{LABEL}");
+        if r.try_run(
+            &["launchctl", "print", &target],
+            &format!(
+                "launchctl bootstrap gui/{uid} {} in the user's session",
+                plist.display()
+            ),
+        ) {
+            out.notes.push(format!("{LABEL} is loaded"));
+        }
     }
     out.installed = !names.is_empty();
     out.backend = if names.is_empty() {
@@ -595,7 +917,16 @@ pub fn status(_paths: &Paths, opts: &ScheduleOptions) -> Result<ScheduleOutcome,
     } else {
         names.join(",")
     };
-    Ok(out)
+    if out.installed {
+        out.running = Some(out.problems.is_empty());
+    } else {
+        out.notes.push(
+            "no occ-scan schedule is installed for this user (fix: occ-scan schedule install \
+             --every 15m)"
+                .into(),
+        );
+    }
+    out
 }
 
 #[cfg(test)]
@@ -621,5 +952,61 @@ mod tests {
         assert_eq!(systemd_quote("/a b/100%\"x"), "\"/a b/100%%\\\"x\"");
         assert_eq!(cron_quote("/a b/it's 100%"), "'/a b/it'\\''s 100\\%'");
         assert!(render_cron(Path::new("/x\ny"), Path::new("/h"), Every::Minutes(5)).is_err());
+    }
+
+    fn fake_proc(procs: &[(u32, &str)]) -> tempfile::TempDir {
+        let d = tempfile::tempdir().unwrap();
+        std::fs::create_dir(d.path().join("self")).unwrap();
+        for (pid, comm) in procs {
+            let p = d.path().join(pid.to_string());
+            std::fs::create_dir(&p).unwrap();
+            std::fs::write(p.join("comm"), format!("{comm}\n")).unwrap();
+        }
+        d
+    }
+
+    #[test]
+    fn cron_daemon_is_found_by_its_process_name_only() {
+        let none = fake_proc(&[(1, "init"), (40, "cronjob"), (41, "anacron"), (42, "sleep")]);
+        assert_eq!(cron_daemon(none.path()), None);
+        let debian = fake_proc(&[(1, "init"), (77, "cron")]);
+        assert_eq!(cron_daemon(debian.path()), Some((77, "cron".into())));
+        let cronie = fake_proc(&[(9, "crond"), (3, "bash")]);
+        assert_eq!(cron_daemon(cronie.path()), Some((9, "crond".into())));
+        assert_eq!(cron_daemon(Path::new("/nonexistent/proc")), None);
+    }
+
+    #[test]
+    fn a_failed_command_reads_as_its_exit_status_and_stderr() {
+        use std::os::unix::process::ExitStatusExt;
+        let o = ChildOutput {
+            status: Some(std::process::ExitStatus::from_raw(1 << 8)),
+            code: Some(1),
+            timed_out: false,
+            stdout: Vec::new(),
+            stderr: b"Failed to connect to bus\n".to_vec(),
+            truncated: false,
+            elapsed: Duration::ZERO,
+        };
+        let t = how_it_ended(&o, Duration::from_secs(15));
+        assert_eq!(t, "exited with status 1: Failed to connect to bus");
+        assert!(!t.contains("Some("));
+        let killed = ChildOutput {
+            status: Some(std::process::ExitStatus::from_raw(9)),
+            code: None,
+            stderr: Vec::new(),
+            ..o.clone()
+        };
+        assert_eq!(
+            how_it_ended(&killed, Duration::from_secs(15)),
+            "was killed by signal 9 and printed nothing on stderr"
+        );
+        let slow = ChildOutput {
+            status: None,
+            code: None,
+            timed_out: true,
+            ..o
+        };
+        assert!(how_it_ended(&slow, Duration::from_secs(15)).starts_with("timed out after 15s"));
     }
 }

@@ -140,7 +140,7 @@ fn file(socket: &str, n: u64, args: u64, tag: &str) -> i32 {
                 read_frame(&s).map_err(|e| e.to_string())
             });
         match answer.map(|r| r.frame) {
-            Ok(Frame::Pending { id }) => {
+            Ok(Frame::Pending { id, .. }) => {
                 pending += 1;
                 ids.insert(id);
             }

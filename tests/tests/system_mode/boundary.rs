@@ -18,7 +18,7 @@ fn system_agent_cannot_approve_its_own_request_even_with_the_token() {
     let req = ["-n", "/usr/bin/id", "-u"];
     let id = pending_id(&w.sudo(&w.agent, &req, &[]));
 
-    let out = w.occ(&w.agent, &["approve", &id]);
+    let out = w.occ(&w.agent, &["approve", "--yes", &id]);
     assert_eq!(out.status.code(), Some(1), "{}", text(&out.stderr));
     assert!(
         text(&out.stderr).contains("self_approval_refused"),
@@ -33,7 +33,7 @@ fn system_agent_cannot_approve_its_own_request_even_with_the_token() {
         .unwrap()
         .to_string();
     assert_eq!(w.status()["token_required"], true);
-    let out = w.occ_with_stdin(&w.agent, &["approve", &id], &format!("{token}\n"));
+    let out = w.occ_with_stdin(&w.agent, &["approve", "--yes", &id], &format!("{token}\n"));
     assert_eq!(out.status.code(), Some(1), "{}", text(&out.stderr));
     assert!(
         text(&out.stderr).contains("self_approval_refused"),
@@ -42,7 +42,7 @@ fn system_agent_cannot_approve_its_own_request_even_with_the_token() {
     );
     let out = w.occ_with_stdin(
         &w.agent,
-        &["approve", &id, "--session"],
+        &["approve", "--yes", &id, "--session"],
         &format!("{token}\n"),
     );
     assert_eq!(out.status.code(), Some(1), "{}", text(&out.stderr));
@@ -65,7 +65,11 @@ fn system_agent_cannot_approve_its_own_request_even_with_the_token() {
     );
 
     // The real approver, with the token, can.
-    let out = w.occ_with_stdin(&w.approver, &["approve", &id], &format!("{token}\n"));
+    let out = w.occ_with_stdin(
+        &w.approver,
+        &["approve", "--yes", &id],
+        &format!("{token}\n"),
+    );
     assert!(out.status.success(), "{}", text(&out.stderr));
     assert_eq!(text(&w.sudo(&w.agent, &req, &[]).stdout), "0\n");
     let set = events_of("token_set");

@@ -271,3 +271,40 @@ fn system_clean_stop_mid_run_tells_the_shim_and_the_next_start_names_the_run() {
     assert_eq!(unknown["still_running"], true, "{unknown}");
     w.verify_intact(&[]);
 }
+
+/// A request pending when the system broker stops cleanly survives the restart (issue 15): the
+/// approver still lists it under its old id and expiry, the new broker audits it
+/// `pending_restored`, the approver approves it after the restart, and the agent's retry runs.
+#[test]
+fn system_pending_request_survives_a_restart_and_is_approved_after_it() {
+    let Some(mut w) = World::started(&[]) else {
+        return;
+    };
+    let id_u = ["-n", "/usr/bin/id", "-u"];
+    let id = pending_id(&w.sudo(&w.agent, &id_u, &[]));
+    let before = w.approvals();
+    assert_eq!(before.len(), 1, "{before:?}");
+    assert_eq!(before[0]["id"], json!(id));
+    assert!(events_of("pending_restored").is_empty());
+
+    w.stop();
+    w.start();
+    let after = w.approvals();
+    assert_eq!(after.len(), 1, "the pending request survived: {after:?}");
+    assert_eq!(after[0]["id"], before[0]["id"]);
+    assert_eq!(after[0]["expires_at"], before[0]["expires_at"]);
+    let restored = events_of("pending_restored");
+    assert_eq!(restored.len(), 1, "{restored:?}");
+    assert_eq!(restored[0]["request_id"], json!(id), "{}", restored[0]);
+
+    w.approve(&id, &[]);
+    let ran = w.sudo(&w.agent, &id_u, &[]);
+    assert_eq!(text(&ran.stdout), "0\n", "{}", text(&ran.stderr));
+    let started = events_of("exec_start");
+    assert!(
+        started.iter().any(|e| e["request_id"] == json!(id)),
+        "{started:?}"
+    );
+    assert!(w.approvals().is_empty());
+    w.verify_intact(&[]);
+}

@@ -18,7 +18,7 @@ fn system_agent_cannot_approve_list_or_clear_the_token_on_the_admin_socket() {
     let set = w.occ_root(&["token", "set", "--generate", "--json"]);
     assert!(set.status.success(), "{}", text(&set.stderr));
     let tries: &[&[&str]] = &[
-        &["approve", &id],
+        &["approve", "--yes", &id],
         &["deny", &id],
         &["approvals", "--json"],
         &["status", "--json"],
@@ -125,7 +125,9 @@ fn system_agent_cannot_move_remove_or_shadow_the_broker_socket() {
     let own = w.sudo(&w.agent, &["-n", "/usr/bin/id", "-u"], &user_mode);
     let own_id = pending_id(&own);
     let mut approve = w.as_user(&w.agent, w.agent.bin().join("occ"));
-    approve.args(["approve", &own_id]).env("OCC_MODE", "user");
+    approve
+        .args(["approve", "--yes", &own_id])
+        .env("OCC_MODE", "user");
     let approved = approve.output().unwrap();
     assert!(approved.status.success(), "{}", text(&approved.stderr));
     let ran = w.sudo(&w.agent, &["-n", "/usr/bin/id", "-u"], &user_mode);

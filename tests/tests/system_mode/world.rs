@@ -355,7 +355,7 @@ impl World {
 
     /// `occ approve ID` (and `extra`) as the approver; panics unless it succeeds.
     pub fn approve(&self, id: &str, extra: &[&str]) {
-        let mut args = vec!["approve", id];
+        let mut args = vec!["approve", "--yes", id];
         args.extend_from_slice(extra);
         let out = self.occ(&self.approver, &args);
         assert!(

@@ -91,7 +91,16 @@ pub fn uninstall() -> Result<Report, String> {
         }
     }
 
-    // 3. Files, backups, run-time files and modes; the unit's manager reloads.
+    // 3. Root's own occ-scan schedule of the system occ-scan, before that binary goes.
+    remove::remove_schedules(
+        occ_scan::compliance::schedule::Only {
+            homes: Vec::new(),
+            exes: vec![Path::new(super::BIN_DIR).join("occ-scan")],
+        },
+        r,
+    );
+
+    // 4. Files, backups, run-time files and modes; the unit's manager reloads.
     if remove::revert(&m, r) {
         if let Some(sc) = &sc {
             match broker::systemctl_system(sc, &["daemon-reload"]) {
@@ -101,7 +110,7 @@ pub fn uninstall() -> Result<Report, String> {
         }
     }
 
-    // 4. Groups: a group occ made goes; users occ added to a group it found come out.
+    // 5. Groups: a group occ made goes; users occ added to a group it found come out.
     for g in &sys.groups {
         let done = if g.created {
             run("groupdel", &[&g.group]).map(|()| format!("deleted group {}", g.group))
@@ -122,7 +131,7 @@ pub fn uninstall() -> Result<Report, String> {
         }
     }
 
-    // 5. The manifest, then the directories occ made (deepest first), never the log.
+    // 6. The manifest, then the directories occ made (deepest first), never the log.
     match std::fs::remove_file(&file) {
         Ok(()) => r.removed.push(file.clone()),
         Err(e) => r
