@@ -171,7 +171,7 @@ fn a_signed_statement_relayed_by_the_agent_approves_and_forgeries_are_refused() 
     // The real one, relayed by the agent itself: approved, and the command runs once.
     let ok = submit(&h, "approve", &id, &format!("{stmt}{sig}"));
     assert!(ok.status.success(), "{}", text(&ok.stderr));
-    assert!(text(&ok.stdout).contains(&format!("approved #{id} (once), signed")));
+    assert!(text(&ok.stdout).contains(&format!("signed: approved #{id} (once)")));
     let run = h.sudo(&["-n", "/usr/bin/id", "-u"], &[]);
     assert_eq!(run.status.code(), Some(0), "{}", text(&run.stderr));
     assert_eq!(text(&run.stdout).trim(), "0");

@@ -372,21 +372,24 @@ pub fn approve(a: ApproveArgs) -> i32 {
         for_seconds,
         view_sha256: Some(view.view_sha256.clone()).filter(|v| !v.is_empty()),
     };
-    finish(a.json, call(&req), |v| {
-        if let Some(voted) = v.get("voted").and_then(|x| x.as_str()) {
-            return format!(
-                "voted for #{}: {} of {} approvals; another approver must approve it too\n",
-                escape_text(voted),
-                v["votes"],
-                v["quorum"]
-            );
-        }
-        format!(
-            "approved #{} ({})\n",
-            escape_text(v.get("approved").and_then(|x| x.as_str()).unwrap_or("")),
-            escape_text(v.get("terms").and_then(|x| x.as_str()).unwrap_or("once"))
-        )
-    })
+    finish(a.json, call(&req), approve_text)
+}
+
+/// What `occ approve` prints for the broker's answer: a vote towards a quorum, or the grant.
+pub(super) fn approve_text(v: &Value) -> String {
+    if let Some(voted) = v.get("voted").and_then(|x| x.as_str()) {
+        return format!(
+            "voted for #{}: {} of {} approvals; another approver must approve it too\n",
+            escape_text(voted),
+            v["votes"],
+            v["quorum"]
+        );
+    }
+    format!(
+        "approved #{} ({})\n",
+        escape_text(v.get("approved").and_then(|x| x.as_str()).unwrap_or("")),
+        escape_text(v.get("terms").and_then(|x| x.as_str()).unwrap_or("once"))
+    )
 }
 
 /// Whether broker.json (or the legacy env file) configures a token. The system broker is

@@ -184,17 +184,12 @@ pub fn submit(id: &str, source: &Path, scope: &str, json_out: bool) -> i32 {
         statement,
         signature: sub.signature,
     };
-    finish(json_out, call(&req), |v: &Value| {
-        let id = crate::escape::escape_text(
-            v.get("approved")
-                .or_else(|| v.get("denied"))
-                .and_then(|x| x.as_str())
-                .unwrap_or(""),
-        );
-        match v.get("scope").and_then(|x| x.as_str()) {
-            Some(scope) => format!("approved #{id} ({scope}), signed\n"),
-            None => format!("denied #{id}, signed\n"),
-        }
+    finish(json_out, call(&req), |v: &Value| match v.get("denied") {
+        Some(id) => format!(
+            "signed: denied #{}\n",
+            crate::escape::escape_text(id.as_str().unwrap_or(""))
+        ),
+        None => format!("signed: {}", super::admin::approve_text(v)),
     })
 }
 

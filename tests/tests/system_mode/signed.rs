@@ -80,3 +80,79 @@ fn the_agent_relays_an_approvers_signature_but_its_own_key_cannot_approve() {
     assert_eq!(text(&ran.stdout), "0\n", "{}", text(&ran.stderr));
     w.verify_intact(&[]);
 }
+
+/// `approval.require_signature` with `approval.quorum: 2`: two distinct signers, each vote
+/// audited; one signer twice counts once; a plain `occ approve` is refused; the grant's terms
+/// come from the statements (`uses=2`).
+#[test]
+fn two_distinct_signers_make_a_quorum_and_signatures_are_the_only_way() {
+    let Some(s) = Signer::new() else { return };
+    let Some(w) = World::started_with(&[], |b| {
+        b["approval"]["quorum"] = serde_json::json!(2);
+        b["approval"]["require_signature"] = serde_json::json!(true);
+    }) else {
+        return;
+    };
+    let a = s.keygen("a");
+    let b = s.keygen("b");
+    w.write_config(
+        "allowed_signers",
+        &format!(
+            "{} namespaces=\"occ-approval\" {a}\n{} namespaces=\"occ-approval\" {b}\n",
+            w.approver.name, w.other.name
+        ),
+    );
+    let id_u = ["-n", "/usr/bin/id", "-u"];
+    let id = pending_id(&w.sudo(&w.agent, &id_u, &[]));
+    let plain = w.occ(&w.approver, &["approve", "--yes", &id]);
+    assert_eq!(plain.status.code(), Some(1), "{}", text(&plain.stderr));
+    assert!(text(&plain.stderr).contains("(signature_required)"));
+
+    let out = w.occ(
+        &w.approver,
+        &["approvals", "--statement", &id, "--scope", "uses=2"],
+    );
+    assert!(out.status.success(), "{}", text(&out.stderr));
+    let stmt = text(&out.stdout);
+    let relay =
+        |bundle: String| w.occ_with_stdin(&w.agent, &["approve", &id, "--signature", "-"], &bundle);
+    let first = s.sign("a", "occ-approval", &stmt);
+    let out = relay(format!("{stmt}{first}"));
+    assert!(out.status.success(), "{}", text(&out.stderr));
+    assert!(
+        text(&out.stdout).contains("1 of 2"),
+        "{}",
+        text(&out.stdout)
+    );
+    // The same signer again: the same statement is a replay; the vote counts once.
+    let again = relay(format!("{stmt}{first}"));
+    assert_eq!(again.status.code(), Some(1));
+    assert!(
+        text(&again.stderr).contains("(signature_replayed)"),
+        "{}",
+        text(&again.stderr)
+    );
+    assert_eq!(pending_id(&w.sudo(&w.agent, &id_u, &[])), id, "not yet");
+
+    let second = s.sign("b", "occ-approval", &stmt);
+    let out = relay(format!("{stmt}{second}"));
+    assert!(out.status.success(), "{}", text(&out.stderr));
+    let granted = events_of("approval_granted");
+    assert_eq!(granted.len(), 1);
+    assert_eq!(
+        granted[0]["approvers"],
+        serde_json::json!([w.approver.name, w.other.name])
+    );
+    assert_eq!(granted[0]["grant_terms"], "--uses 2", "{}", granted[0]);
+    assert_eq!(events_of("approval_vote").len(), 2);
+    for _ in 0..2 {
+        let ran = w.sudo(&w.agent, &id_u, &[]);
+        assert_eq!(text(&ran.stdout), "0\n", "{}", text(&ran.stderr));
+    }
+    assert_ne!(
+        pending_id(&w.sudo(&w.agent, &id_u, &[])),
+        id,
+        "two uses, then pending again"
+    );
+    w.verify_intact(&[]);
+}
