@@ -3,13 +3,14 @@
 //! warning, never a failure. Checks read and probe; they never change anything.
 
 use std::os::unix::fs::MetadataExt;
-use std::path::Path;
+use std::path::{Path, PathBuf};
 use std::time::Duration;
 
 use serde::Serialize;
 use serde_json::Value;
 
 use occ_policy::file::{FileError, BROKER_CONFIG, COMMAND_POLICY, PROMPT_POLICY};
+use occ_policy::openclaw::{self as oc, AgentPath};
 
 use crate::install::manifest::{FileKind, Manifest};
 use crate::install::{broker, pathinj, tool, unit};
@@ -84,62 +85,93 @@ pub fn any_fail(checks: &[Check]) -> bool {
     checks.iter().any(|c| c.status == Status::Fail)
 }
 
-/// `sudo` resolves to this home's shim in the PATH the agent will use.
-pub fn path_order(home: &Path, prepend: Option<&Value>) -> Check {
+/// Every agent's effective pathPrepend, read through the `openclaw` CLI on PATH; `None`
+/// when there is no CLI.
+pub fn openclaw_paths() -> Option<Result<Vec<AgentPath>, String>> {
+    tool::which("openclaw").map(|cli| pathinj::agent_paths(&cli))
+}
+
+/// `sudo` resolves to this home's shim for every OpenClaw agent: `HOME/bin` is first in each
+/// agent's effective pathPrepend, as OpenClaw itself resolves its config (`agents`, from
+/// [`openclaw_paths`]). Never judged from the manifest.
+pub fn path_order(home: &Path, agents: Option<&Result<Vec<AgentPath>, String>>) -> Check {
     let bin = home.join("bin");
     let shim = bin.join("sudo");
-    let (path, source) = pathinj::agent_path(prepend);
-    let found = tool::which_in("sudo", &path);
-    let same = |p: &Path| {
-        std::fs::canonicalize(p).ok() == std::fs::canonicalize(&shim).ok() && shim.exists()
-    };
-    match found {
-        Some(p) if same(&p) => Check::ok(
-            "path_order",
-            format!("sudo resolves to the shim {} in {source}", p.display()),
-        ),
-        Some(p) => {
-            let has_bin = path.split(':').any(|d| Path::new(d) == bin);
-            if has_bin {
-                Check::fail(
-                    "path_order",
-                    format!(
-                        "sudo resolves to {} before the shim in {source}",
-                        p.display()
-                    ),
-                    format!(
-                        "put {} first: {}",
-                        bin.display(),
-                        pathinj::manual_line(&bin)
-                    ),
-                )
-            } else {
-                Check::warn(
-                    "path_order",
-                    format!(
-                        "{} is not in {source}, so the agent's sudo is {} (not gated)",
-                        bin.display(),
-                        p.display()
-                    ),
-                    format!(
-                        "run `occ install` where OpenClaw is set up, or add to the gateway's \
-                         environment: {}",
-                        pathinj::manual_line(&bin)
-                    ),
-                )
-            }
-        }
-        None if !shim.exists() => Check::fail(
+    if !shim.exists() {
+        return Check::fail(
             "path_order",
             format!("the shim {} is missing", shim.display()),
             "run `occ install`",
-        ),
-        None => Check::warn(
-            "path_order",
-            format!("no sudo at all in {source}"),
-            format!("add the shim's directory: {}", pathinj::manual_line(&bin)),
-        ),
+        );
     }
+    let canon = |d: &str| std::fs::canonicalize(d).unwrap_or_else(|_| PathBuf::from(d));
+    let bin_real = canon(&bin.display().to_string());
+    let list =
+        match agents {
+            None => {
+                let here = std::env::var("PATH").unwrap_or_default();
+                let sudo = tool::which_in("sudo", &here)
+                    .map(|p| p.display().to_string())
+                    .unwrap_or_else(|| "not found".into());
+                return Check::warn(
+                    "path_order",
+                    format!(
+                        "no `openclaw` CLI on PATH, so OpenClaw's {} cannot be read (this \
+                     shell's sudo is {sudo})",
+                        oc::PATH_KEY
+                    ),
+                    "put the openclaw CLI on PATH and run `occ install` again",
+                );
+            }
+            Some(Err(e)) => return Check::fail(
+                "path_order",
+                format!("cannot read OpenClaw's exec PATH settings: {e}"),
+                "fix OpenClaw's config (`openclaw config validate`), then run `occ doctor` again",
+            ),
+            Some(Ok(list)) => list,
+        };
+    let mut bad = Vec::new();
+    let mut fixes = Vec::new();
+    for a in list {
+        if a.dirs.first().map(|d| canon(d)) == Some(bin_real.clone()) {
+            continue;
+        }
+        let searched = a.dirs.join(":");
+        let sudo = tool::which_in("sudo", &searched)
+            .map(|p| format!("sudo is {} there", p.display()))
+            .unwrap_or_else(|| "no sudo there, so the login shell's PATH decides".into());
+        bad.push(if a.set {
+            format!(
+                "{}: {} first ({sudo})",
+                a.label(),
+                a.dirs.first().map_or("nothing", String::as_str)
+            )
+        } else {
+            format!("{}: unset", a.label())
+        });
+        fixes.push(pathinj::fix_command(&bin, a));
+    }
+    if bad.is_empty() {
+        let keys: Vec<&str> = list.iter().map(|a| a.key.as_str()).collect();
+        return Check::ok(
+            "path_order",
+            format!(
+                "sudo resolves to the shim {} for every OpenClaw agent: {} is first in {}",
+                shim.display(),
+                bin.display(),
+                keys.join(", ")
+            ),
+        );
+    }
+    Check::fail(
+        "path_order",
+        format!(
+            "{} is not first in OpenClaw's exec PATH for {}",
+            bin.display(),
+            bad.join("; ")
+        ),
+        format!("run `occ install` again, or: {}", fixes.join("; ")),
+    )
 }
 
 /// The broker answers on its socket.
