@@ -11,6 +11,7 @@ mod forward_tls;
 mod install;
 mod load;
 mod never_hangs;
+mod openclaw;
 mod policy_cli;
 mod policy_judges;
 mod scan_cli;

@@ -108,21 +108,7 @@ pub fn path_order(home: &Path, agents: Option<&Result<Vec<AgentPath>, String>>) 
     let bin_real = canon(&bin.display().to_string());
     let list =
         match agents {
-            None => {
-                let here = std::env::var("PATH").unwrap_or_default();
-                let sudo = tool::which_in("sudo", &here)
-                    .map(|p| p.display().to_string())
-                    .unwrap_or_else(|| "not found".into());
-                return Check::warn(
-                    "path_order",
-                    format!(
-                        "no `openclaw` CLI on PATH, so OpenClaw's {} cannot be read (this \
-                     shell's sudo is {sudo})",
-                        oc::PATH_KEY
-                    ),
-                    "put the openclaw CLI on PATH and run `occ install` again",
-                );
-            }
+            None => return shell_path_order(&bin, &shim),
             Some(Err(e)) => return Check::fail(
                 "path_order",
                 format!("cannot read OpenClaw's exec PATH settings: {e}"),
@@ -172,6 +158,43 @@ pub fn path_order(home: &Path, agents: Option<&Result<Vec<AgentPath>, String>>) 
         ),
         format!("run `occ install` again, or: {}", fixes.join("; ")),
     )
+}
+
+/// Without OpenClaw's CLI (occ used outside OpenClaw, or the CLI not on PATH): `sudo`
+/// resolves to the shim in this shell's PATH, the environment the agent's commands start
+/// with when the admin added occ's line by hand.
+fn shell_path_order(bin: &Path, shim: &Path) -> Check {
+    let path = std::env::var("PATH").unwrap_or_default();
+    let source = "this shell's PATH (no openclaw CLI on PATH)";
+    let same = |p: &Path| std::fs::canonicalize(p).ok() == std::fs::canonicalize(shim).ok();
+    match tool::which_in("sudo", &path) {
+        Some(p) if same(&p) => Check::ok(
+            "path_order",
+            format!("sudo resolves to the shim {} in {source}", p.display()),
+        ),
+        Some(p) if path.split(':').any(|d| Path::new(d) == bin) => Check::fail(
+            "path_order",
+            format!(
+                "sudo resolves to {} before the shim in {source}",
+                p.display()
+            ),
+            format!("put {} first: {}", bin.display(), pathinj::manual_line(bin)),
+        ),
+        found => Check::warn(
+            "path_order",
+            format!(
+                "{} is not in {source}, so the agent's sudo is {} (not gated)",
+                bin.display(),
+                found.map_or("not found".into(), |p| p.display().to_string())
+            ),
+            format!(
+                "run `occ install` where the openclaw CLI is on PATH (it sets {}), or add \
+                 to the agent's environment: {}",
+                oc::PATH_KEY,
+                pathinj::manual_line(bin)
+            ),
+        ),
+    }
 }
 
 /// The broker answers on its socket.
