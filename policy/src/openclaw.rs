@@ -134,6 +134,61 @@ pub fn parse_config_get(
     Err(format!("`openclaw config get {key} --json` failed: {msg}"))
 }
 
+/// The global exec mode key (`deny`, `allowlist`, `ask`, `auto`, `full`).
+pub const MODE_KEY: &str = "tools.exec.mode";
+
+/// One agent's effective `tools.exec.mode`: `(agent, key, mode)`, the global key first
+/// (`None` mode when unset: OpenClaw's gateway default is `full`), then each agent that sets
+/// its own.
+pub fn modes(
+    global: Option<&Value>,
+    entries: Option<&Value>,
+) -> Vec<(Option<String>, String, Option<String>)> {
+    let mut out = vec![(
+        None,
+        MODE_KEY.to_string(),
+        global.and_then(Value::as_str).map(str::to_string),
+    )];
+    if let Some(Value::Object(map)) = entries {
+        for (id, entry) in map {
+            if let Some(m) = entry.pointer("/tools/exec/mode").and_then(Value::as_str) {
+                out.push((
+                    Some(id.clone()),
+                    format!("{AGENTS_KEY}.{id}.{MODE_KEY}"),
+                    Some(m.to_string()),
+                ));
+            }
+        }
+    }
+    out
+}
+
+/// What an exec mode means for `sudo` under occ: `None` when it fits (occ is the one gate),
+/// else why it does not and the change that fits.
+pub fn mode_conflict(mode: Option<&str>, key: &str) -> Option<String> {
+    let fix = format!("openclaw config set {key} full");
+    match mode.unwrap_or("full") {
+        "full" => None,
+        "allowlist" => Some(format!(
+            "{key} is allowlist: OpenClaw runs only allowlisted commands and asks no one, and \
+             it treats sudo as a dispatch wrapper, so the agent's sudo is denied by OpenClaw \
+             before occ sees it; to gate sudo with occ: {fix}"
+        )),
+        m @ ("ask" | "auto") => Some(format!(
+            "{key} is {m}: OpenClaw asks a human (or its reviewer) for commands that are not \
+             allowlisted, so every sudo is approved twice, once in OpenClaw and once in occ; \
+             for occ alone to decide: {fix}"
+        )),
+        "deny" => Some(format!(
+            "{key} is deny: OpenClaw runs no exec at all, so nothing reaches occ (a choice, \
+             not a gap)"
+        )),
+        other => Some(format!(
+            "{key} is {other:?}, a mode occ does not know; check `openclaw exec-policy show`"
+        )),
+    }
+}
+
 /// `bin` first, then the entries `previous` held (without `bin`).
 pub fn with_first(bin: &str, previous: Option<&Value>) -> Value {
     let mut list = vec![Value::String(bin.to_string())];
@@ -236,6 +291,30 @@ mod tests {
         assert!(e.contains("config is invalid"), "{e}");
         assert!(parse_config_get(PATH_KEY, false, "", "boom").is_err());
         assert!(parse_config_get(PATH_KEY, true, "not json", "").is_err());
+    }
+
+    #[test]
+    fn exec_modes_per_agent_and_what_they_mean_for_sudo() {
+        let entries = json!({
+            "main": {"workspace": "/w"},
+            "ops": {"tools": {"exec": {"mode": "allowlist"}}}
+        });
+        let got = modes(Some(&json!("full")), Some(&entries));
+        assert_eq!(got.len(), 2);
+        assert_eq!(got[1].1, "agents.entries.ops.tools.exec.mode");
+        assert!(mode_conflict(Some("full"), MODE_KEY).is_none());
+        assert!(
+            mode_conflict(None, MODE_KEY).is_none(),
+            "unset is the gateway's full"
+        );
+        let a = mode_conflict(Some("allowlist"), &got[1].1).unwrap();
+        assert!(a.contains("denied by OpenClaw"), "{a}");
+        assert!(a.contains("openclaw config set agents.entries.ops.tools.exec.mode full"));
+        assert!(mode_conflict(Some("ask"), MODE_KEY)
+            .unwrap()
+            .contains("approved twice"));
+        assert!(mode_conflict(Some("auto"), MODE_KEY).is_some());
+        assert!(mode_conflict(Some("deny"), MODE_KEY).is_some());
     }
 
     #[test]

@@ -267,6 +267,10 @@ impl World {
     }
 
     fn doctor_path_order(&self) -> Value {
+        self.doctor_check("path_order")
+    }
+
+    fn doctor_check(&self, name: &str) -> Value {
         let out = self.occ(&["doctor", "--json"]);
         let v: Value = serde_json::from_slice(&out.stdout)
             .unwrap_or_else(|e| panic!("occ doctor --json: {e}: {}", text(&out.stderr)));
@@ -274,9 +278,9 @@ impl World {
             .as_array()
             .unwrap()
             .iter()
-            .find(|c| c["name"] == "path_order")
+            .find(|c| c["name"] == name)
             .cloned()
-            .unwrap()
+            .unwrap_or_else(|| panic!("no {name} check in {v}"))
     }
 
     /// occ-scan's shim_first_in_path, with the openclaw CLI on PATH (OpenClaw's own
@@ -638,6 +642,21 @@ fn real_openclaw_gateway_exec_sudo_is_gated_and_path_bypasses_are_caught_needs_r
     );
     let po = w.doctor_path_order();
     assert_eq!(po["status"], "ok", "{po}");
+    // 4 (exec modes): doctor reads OpenClaw's mode and says what allowlist means for sudo,
+    // changing nothing.
+    assert_eq!(w.doctor_check("openclaw_exec_mode")["status"], "ok");
+    w.config_set("tools.exec.mode", &json!("allowlist"));
+    let em = w.doctor_check("openclaw_exec_mode");
+    assert_eq!(em["status"], "warn", "{em}");
+    assert!(
+        em["detail"]
+            .as_str()
+            .unwrap()
+            .contains("denied by OpenClaw"),
+        "{em}"
+    );
+    assert_eq!(w.config_get("tools.exec.mode"), Some(json!("allowlist")));
+    w.config_set("tools.exec.mode", &json!("full"));
     let sc = w.scan_shim_first();
     assert_eq!(sc["status"], "compliant", "{sc}");
     std::thread::sleep(Duration::from_secs(2));

@@ -53,7 +53,12 @@ pub fn run(a: DoctorArgs) -> i32 {
     };
     let sc = tool::systemd_user();
     // The PATH every agent gets, as OpenClaw itself resolves its config; never the manifest.
-    list.push(checks::path_order(&home, checks::openclaw_paths().as_ref()));
+    let view = checks::openclaw_exec();
+    list.push(checks::path_order(
+        &home,
+        checks::paths_of(view.as_ref()).as_ref(),
+    ));
+    list.extend(checks::exec_mode(view.as_ref()));
     list.push(checks::openclaw(sc.as_deref()));
     list.push(checks::broker_reachable(&home, manifest.as_ref()));
     list.extend(checks::files(&home, manifest.as_ref()));

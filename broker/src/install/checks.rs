@@ -85,10 +85,40 @@ pub fn any_fail(checks: &[Check]) -> bool {
     checks.iter().any(|c| c.status == Status::Fail)
 }
 
-/// Every agent's effective pathPrepend, read through the `openclaw` CLI on PATH; `None`
-/// when there is no CLI.
-pub fn openclaw_paths() -> Option<Result<Vec<AgentPath>, String>> {
-    tool::which("openclaw").map(|cli| pathinj::agent_paths(&cli))
+/// OpenClaw's exec settings, read through the `openclaw` CLI on PATH; `None` when there is
+/// no CLI.
+pub fn openclaw_exec() -> Option<Result<pathinj::ExecView, String>> {
+    tool::which("openclaw").map(|cli| pathinj::read_exec(&cli))
+}
+
+/// The pathPrepend part of [`openclaw_exec`].
+pub fn paths_of(
+    view: Option<&Result<pathinj::ExecView, String>>,
+) -> Option<Result<Vec<AgentPath>, String>> {
+    view.map(|r| r.as_ref().map(|v| v.paths.clone()).map_err(Clone::clone))
+}
+
+/// OpenClaw's exec mode, agent by agent, and what it means for `sudo` under occ: only
+/// `full` leaves occ the one gate. Warnings only; occ never changes the mode.
+pub fn exec_mode(view: Option<&Result<pathinj::ExecView, String>>) -> Option<Check> {
+    let v = view?.as_ref().ok()?;
+    let conflicts: Vec<String> = v
+        .modes
+        .iter()
+        .filter_map(|(_, key, mode)| oc::mode_conflict(mode.as_deref(), key))
+        .collect();
+    Some(if conflicts.is_empty() {
+        Check::ok(
+            "openclaw_exec_mode",
+            "OpenClaw's exec mode is full for every agent: OpenClaw asks no one, occ gates sudo",
+        )
+    } else {
+        Check::warn(
+            "openclaw_exec_mode",
+            conflicts.join("; "),
+            "change the mode as shown (occ changes nothing here), then run `occ doctor`",
+        )
+    })
 }
 
 /// `sudo` resolves to this home's shim for every OpenClaw agent: `HOME/bin` is first in each

@@ -57,8 +57,27 @@ pub fn openclaw_unset(cli: &Path, key: &str) -> Result<(), String> {
     }
 }
 
-/// Every agent's effective pathPrepend as OpenClaw resolves its config: the global list,
-/// then each agent that sets its own.
+/// OpenClaw's exec settings as its CLI resolves them, agent by agent.
+#[derive(Debug, Clone)]
+pub struct ExecView {
+    /// Each agent's effective pathPrepend (the global list first).
+    pub paths: Vec<AgentPath>,
+    /// Each agent's exec mode: (agent, key, mode), the global key first.
+    pub modes: Vec<(Option<String>, String, Option<String>)>,
+}
+
+/// Reads `tools.exec.pathPrepend`, `tools.exec.mode` and `agents.entries` through the CLI.
+pub fn read_exec(cli: &Path) -> Result<ExecView, String> {
+    let global = openclaw_get(cli, oc::PATH_KEY)?;
+    let entries = openclaw_get(cli, oc::AGENTS_KEY)?;
+    let mode = openclaw_get(cli, oc::MODE_KEY)?;
+    Ok(ExecView {
+        paths: oc::effective(global.as_ref(), entries.as_ref()),
+        modes: oc::modes(mode.as_ref(), entries.as_ref()),
+    })
+}
+
+/// Every agent's effective pathPrepend as OpenClaw resolves its config.
 pub fn agent_paths(cli: &Path) -> Result<Vec<AgentPath>, String> {
     let global = openclaw_get(cli, oc::PATH_KEY)?;
     let entries = openclaw_get(cli, oc::AGENTS_KEY)?;

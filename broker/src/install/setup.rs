@@ -373,8 +373,9 @@ pub fn install(opts: &Options) -> Result<Report, String> {
             .unwrap_or_else(|_| PathBuf::from("/usr/bin/sudo"));
         let real_check = checks::real_sudo(&real);
         let real_ok = real_check.status != Status::Fail;
+        let view = checks::openclaw_exec();
         cx.report.checks = vec![
-            checks::path_order(&home, checks::openclaw_paths().as_ref()),
+            checks::path_order(&home, checks::paths_of(view.as_ref()).as_ref()),
             checks::broker_reachable(&home, Some(&cx.manifest)),
             checks::policy(&security),
             real_check,
@@ -382,6 +383,7 @@ pub fn install(opts: &Options) -> Result<Report, String> {
         if real_ok {
             cx.report.checks.push(checks::sudo_list(&real));
         }
+        cx.report.checks.extend(checks::exec_mode(view.as_ref()));
         cx.report.what_next = what_next(&cx.report.checks, &home);
     }
     Ok(cx.report)
