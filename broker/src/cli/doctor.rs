@@ -63,7 +63,12 @@ pub fn run(a: DoctorArgs) -> i32 {
     list.push(checks::broker_reachable(&home, manifest.as_ref()));
     list.extend(checks::files(&home, manifest.as_ref()));
     list.push(checks::shim_static(&home));
-    let real = occ_policy::file::load(&security, nix::unistd::geteuid().as_raw(), &|_| None)
+    let loaded = occ_policy::file::load(&security, nix::unistd::geteuid().as_raw(), &|_| None);
+    let require_session_id = loaded
+        .as_ref()
+        .is_ok_and(|c| c.broker.session.require_session_id);
+    list.extend(checks::session_id(view.as_ref(), require_session_id));
+    let real = loaded
         .map(|c| c.broker.real_sudo)
         .unwrap_or_else(|_| std::path::PathBuf::from("/usr/bin/sudo"));
     let real_check = checks::real_sudo(&real);

@@ -98,6 +98,26 @@ pub fn paths_of(
     view.map(|r| r.as_ref().map(|v| v.paths.clone()).map_err(Clone::clone))
 }
 
+/// With OpenClaw in front, `session.require_session_id` refuses every agent sudo: OpenClaw's
+/// exec sets no per-session id (2026.9.6 sets `OPENCLAW_SHELL`, `OPENCLAW_GATEWAY_PORT`,
+/// `OPENCLAW_CLI`, `OPENCLAW_PATH_BOOTSTRAPPED` and, from channels, `OPENCLAW_CHANNEL_CONTEXT`,
+/// never `OPENCLAW_TASK_SESSION_ID`). `None` when it does not apply.
+pub fn session_id(
+    view: Option<&Result<pathinj::ExecView, String>>,
+    require_session_id: bool,
+) -> Option<Check> {
+    view?.as_ref().ok()?;
+    require_session_id.then(|| {
+        Check::warn(
+            "session_id",
+            "broker.json sets session.require_session_id, but OpenClaw's exec passes no \
+             session id (OPENCLAW_TASK_SESSION_ID), so every agent sudo is refused",
+            "set session.require_session_id to false in broker.json, or give the gateway \
+             OPENCLAW_TASK_SESSION_ID in its environment (one id for every session it runs)",
+        )
+    })
+}
+
 /// OpenClaw's exec mode, agent by agent, and what it means for `sudo` under occ: only
 /// `full` leaves occ the one gate. Warnings only; occ never changes the mode.
 pub fn exec_mode(view: Option<&Result<pathinj::ExecView, String>>) -> Option<Check> {
@@ -816,6 +836,26 @@ mod tests {
                 && c.detail.contains(COMMAND_POLICY)
                 && c.detail.contains("is a symlink")),
             "{c:?}"
+        );
+    }
+
+    #[test]
+    fn session_id_warns_only_with_openclaw_and_the_requirement() {
+        let view = Ok(pathinj::ExecView {
+            paths: oc::effective(None, None),
+            modes: oc::modes(None, None),
+        });
+        let c = session_id(Some(&view), true).unwrap();
+        assert_eq!(c.status, Status::Warn);
+        assert!(
+            c.detail.contains("every agent sudo is refused"),
+            "{}",
+            c.detail
+        );
+        assert!(session_id(Some(&view), false).is_none());
+        assert!(
+            session_id(None, true).is_none(),
+            "no OpenClaw, no claim about it"
         );
     }
 
