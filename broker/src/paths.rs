@@ -7,7 +7,12 @@ pub fn occ_home() -> PathBuf {
     if let Some(h) = std::env::var_os("OCC_HOME").filter(|h| !h.is_empty()) {
         return PathBuf::from(h);
     }
-    let home = std::env::var_os("HOME")
+    user_home().join(".openclaw")
+}
+
+/// The user's home: `$HOME`, else the password database's entry, else `/`.
+pub fn user_home() -> PathBuf {
+    std::env::var_os("HOME")
         .filter(|h| !h.is_empty())
         .map(PathBuf::from)
         .or_else(|| {
@@ -16,8 +21,7 @@ pub fn occ_home() -> PathBuf {
                 .flatten()
                 .map(|u| u.dir)
         })
-        .unwrap_or_else(|| PathBuf::from("/"));
-    home.join(".openclaw")
+        .unwrap_or_else(|| PathBuf::from("/"))
 }
 
 /// `$OCC_HOME/security`.

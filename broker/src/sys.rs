@@ -443,3 +443,39 @@ fn process_start_ticks(pid: i32) -> io::Result<u64> {
         .and_then(|t| t.parse().ok())
         .ok_or_else(|| io::Error::other("no start time in /proc stat"))
 }
+
+/// Makes `cmd`'s child become `uid`/`gid` with exactly `groups` before it execs (the system
+/// broker's notifier): supplementary groups, then gid, then uid (real, effective and saved),
+/// with no capabilities kept across the exec and `no_new_privs` set, so a set-id file cannot
+/// take it back up. A failed step fails the spawn; it never runs as root by mistake.
+pub fn become_user_on_exec(
+    cmd: &mut std::process::Command,
+    uid: u32,
+    gid: u32,
+    groups: Vec<libc::gid_t>,
+) {
+    use std::os::unix::process::CommandExt;
+    // SAFETY: the closure runs in the forked child before exec and makes only
+    // async-signal-safe system calls on `groups`, allocated before the fork; it does not
+    // allocate, lock or touch the parent's state.
+    unsafe {
+        cmd.pre_exec(move || {
+            for cap in 0..=63 {
+                // Caps this kernel does not know fail with EINVAL: nothing to drop.
+                libc::prctl(libc::PR_CAPBSET_DROP, cap, 0, 0, 0);
+            }
+            if libc::prctl(libc::PR_SET_NO_NEW_PRIVS, 1, 0, 0, 0) != 0
+                || libc::setgroups(groups.len(), groups.as_ptr()) != 0
+                || libc::setresgid(gid, gid, gid) != 0
+                || libc::setresuid(uid, uid, uid) != 0
+            {
+                return Err(io::Error::last_os_error());
+            }
+            // Root cannot come back: a non-root uid that regains 0 means the drop failed.
+            if uid != 0 && libc::setuid(0) == 0 {
+                return Err(io::Error::from_raw_os_error(libc::EPERM));
+            }
+            Ok(())
+        });
+    }
+}

@@ -23,6 +23,7 @@ pub mod file;
 pub mod flags;
 pub mod grammar;
 pub mod grant;
+pub mod notifier;
 pub mod openclaw;
 pub mod options;
 pub mod resolve;

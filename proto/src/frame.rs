@@ -56,6 +56,9 @@ pub enum FrameType {
     /// Broker → admin client: the next part of a long JSON answer (not final: the answer goes
     /// on in more parts and ends with `AdminReply`, whose body is its last part).
     AdminReplyPart = 15,
+    /// Broker → admin client, after `{"op": "watch"}`: one change to the pending queue (not
+    /// final: events go on until the broker ends the watch with `AdminReply`).
+    AdminEvent = 16,
 }
 
 impl FrameType {
@@ -77,6 +80,7 @@ impl FrameType {
             13 => FrameType::Exited,
             14 => FrameType::NeedTty,
             15 => FrameType::AdminReplyPart,
+            16 => FrameType::AdminEvent,
             _ => return None,
         })
     }
@@ -191,6 +195,13 @@ pub enum Frame {
         /// The JSON text's next part.
         body: Vec<u8>,
     },
+    /// One change to the pending queue, as UTF-8 JSON, pushed to an admin client that asked to
+    /// watch (`{"event": "added", "request": {…}}` or `{"event": "removed", "id": …,
+    /// "reason": …}`); the watch ends with a final [`Frame::AdminReply`].
+    AdminEvent {
+        /// The JSON text.
+        body: Vec<u8>,
+    },
     /// System mode: approved; the shim answers with [`Frame::Stdio`].
     Run,
     /// Which of fds 0, 1 and 2 travel with this frame (`SCM_RIGHTS`, in order): system mode
@@ -221,6 +232,7 @@ impl Frame {
             Frame::Admin { .. } => FrameType::Admin,
             Frame::AdminReply { .. } => FrameType::AdminReply,
             Frame::AdminReplyPart { .. } => FrameType::AdminReplyPart,
+            Frame::AdminEvent { .. } => FrameType::AdminEvent,
             Frame::Run => FrameType::Run,
             Frame::Stdio { .. } => FrameType::Stdio,
             Frame::Exited(_) => FrameType::Exited,

@@ -56,7 +56,9 @@ pub fn encode(frame: &Frame) -> Result<Vec<u8>, Error> {
         Frame::Run | Frame::NeedTty => {}
         Frame::Stdio { passed } => w.u8(bits(*passed)),
         Frame::Signal { signo } => w.i32(*signo),
-        Frame::Admin { body } | Frame::AdminReplyPart { body } => w.bytes(body),
+        Frame::Admin { body } | Frame::AdminReplyPart { body } | Frame::AdminEvent { body } => {
+            w.bytes(body)
+        }
         Frame::AdminReply { ok, body } => {
             w.u8(u8::from(*ok));
             w.bytes(body);
@@ -257,6 +259,13 @@ pub fn decode_payload(kind: FrameType, payload: &[u8]) -> Result<Frame, Error> {
                 return Err(Error::Malformed("admin reply part is not UTF-8"));
             }
             Frame::AdminReplyPart { body }
+        }
+        FrameType::AdminEvent => {
+            let body = r.bytes()?.to_vec();
+            if std::str::from_utf8(&body).is_err() {
+                return Err(Error::Malformed("admin event is not UTF-8"));
+            }
+            Frame::AdminEvent { body }
         }
     };
     if !r.buf.is_empty() {

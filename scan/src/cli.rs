@@ -59,6 +59,12 @@ pub enum Command {
     Cycle(crate::compliance_cli::CycleArgs),
     /// Install, remove or show the scheduled cycle (systemd timer, crontab or launchd).
     Schedule(crate::compliance_cli::ScheduleArgs),
+    /// Print occ-scan(8), or write every manual page under --dir (the installer's source).
+    #[command(hide = true)]
+    Man(crate::docs_cli::ManArgs),
+    /// Print the completion script for bash, zsh or fish (the installer's source).
+    #[command(hide = true)]
+    Completions(crate::docs_cli::CompletionsArgs),
 }
 
 /// Where sockets come from.
@@ -144,6 +150,8 @@ pub fn run(cli: Cli) -> i32 {
         Command::Preflight(a) => return crate::compliance_cli::run_preflight(a, json),
         Command::Cycle(a) => return crate::compliance_cli::run_cycle(a, json),
         Command::Schedule(a) => return crate::compliance_cli::run_schedule(a, json),
+        Command::Man(a) => return crate::docs_cli::run_man(a),
+        Command::Completions(a) => return crate::docs_cli::run_completions(a),
     };
     match result {
         Ok(code) => code,

@@ -9,6 +9,7 @@
 pub mod cli;
 pub mod compliance;
 pub mod compliance_cli;
+pub mod docs_cli;
 pub mod egress;
 pub mod error;
 pub mod exec;

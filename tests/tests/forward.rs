@@ -32,7 +32,7 @@ pub(crate) struct Logsrvd {
     child: Option<Child>,
 }
 
-/// The `sudo_logsrvd.conf` the README shows: plain TCP on 127.0.0.1, JSON event log with exits.
+/// The `sudo_logsrvd.conf` docs/audit.md shows: plain TCP on 127.0.0.1, JSON event log with exits.
 fn logsrvd_conf(dir: &Path, port: u16) -> String {
     format!(
         "[server]\nlisten_address = 127.0.0.1:{port}\nserver_log = {d}/server.log\npid_file =\n\n\

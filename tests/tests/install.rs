@@ -366,7 +366,16 @@ fn full_cycle_as_the_agent_user_install_doctor_approve_uninstall_needs_root() {
     let manifest: Value =
         serde_json::from_slice(&std::fs::read(h.join("install-manifest.json")).unwrap()).unwrap();
     let files = manifest["files"].as_array().unwrap();
-    assert_eq!(files.len(), 6, "{manifest}");
+    // The three binaries and three policy templates; the rest are the manual pages and
+    // completions (their own test checks where they go).
+    let not_docs = files.iter().filter(|f| f["kind"] != "doc").count();
+    assert_eq!(not_docs, 6, "{manifest}");
+    assert!(
+        files
+            .iter()
+            .any(|f| f["kind"] == "doc" && f["path"].as_str().unwrap().ends_with("man8/occ.8")),
+        "{manifest}"
+    );
     for f in files {
         let p = PathBuf::from(f["path"].as_str().unwrap());
         let sha = occ_audit_sha(&std::fs::read(&p).unwrap());
@@ -1057,4 +1066,141 @@ fn install_says_when_the_real_sudo_needs_a_password_and_what_next_follows_the_ch
     assert!(s.contains("The agent's sudo is NOT gated yet"), "{s}");
     assert!(!s.contains("now asks for approval"), "{s}");
     assert!(uninstall.status.success(), "{}", text(&uninstall.stderr));
+}
+
+/// `occ install` puts occ(8) with a page per subcommand, occ-scan(8) and occ-policy(5) under
+/// `$OCC_HOME/share/man`, and the bash, zsh and fish completions where each shell looks for a
+/// user's own; `man occ` finds and renders them (through MANPATH, and through PATH as man-db
+/// derives it), bash loads the completion and completes subcommands, and `occ uninstall`
+/// removes exactly those files, keeping a completion of the user's own beside them.
+#[test]
+fn install_puts_man_pages_and_completions_where_man_and_the_shells_look_and_uninstall_removes_them()
+{
+    let env = Env::new(NO_SYSTEMD);
+    let bash_dir = env.home.join(".local/share/bash-completion/completions");
+    std::fs::create_dir_all(&bash_dir).unwrap();
+    let mine = bash_dir.join("mytool");
+    std::fs::write(&mine, "complete -W 'a b' mytool\n").unwrap();
+
+    let out = env.install(&[]);
+    assert_ok(&out, "occ install");
+    let man = env.occ_home().join("share/man");
+    let files = [
+        man.join("man8/occ.8"),
+        man.join("man8/occ-approve.8"),
+        man.join("man8/occ-audit-verify.8"),
+        man.join("man8/occ-scan.8"),
+        man.join("man8/occ-scan-cycle.8"),
+        man.join("man5/occ-policy.5"),
+        bash_dir.join("occ"),
+        bash_dir.join("occ-scan"),
+        env.home.join(".local/share/zsh/site-functions/_occ"),
+        env.home.join(".local/share/zsh/site-functions/_occ-scan"),
+        env.home.join(".config/fish/completions/occ.fish"),
+        env.home.join(".config/fish/completions/occ-scan.fish"),
+    ];
+    for f in &files {
+        assert!(
+            f.is_file(),
+            "{} missing after install:\n{}",
+            f.display(),
+            text(&out.stdout)
+        );
+    }
+    let s = text(&out.stdout);
+    assert!(
+        s.contains("occ-policy.5") && s.contains("_occ, _occ-scan"),
+        "{s}"
+    );
+    for hidden in [
+        "occ-man.8",
+        "occ-completions.8",
+        "occ-agent-home.8",
+        "occ-scan-man.8",
+    ] {
+        assert!(
+            !man.join("man8").join(hidden).exists(),
+            "{hidden} is a hidden subcommand"
+        );
+    }
+    let zsh =
+        std::fs::read_to_string(env.home.join(".local/share/zsh/site-functions/_occ")).unwrap();
+    assert!(zsh.starts_with("#compdef occ"), "{zsh}");
+    let fish = std::fs::read_to_string(env.home.join(".config/fish/completions/occ.fish")).unwrap();
+    assert!(fish.contains("complete -c occ"), "{fish}");
+
+    // `man occ` renders: through MANPATH, and with only $OCC_HOME/bin on PATH (man-db maps
+    // DIR/bin to DIR/share/man), which is how the agent's user meets it.
+    if Command::new("man").arg("--version").output().is_err() {
+        occ_tests::skip("man is not installed (apt-get install man-db)");
+    } else {
+        for (section, page, want) in [
+            ("8", "occ", "approvals"),
+            ("8", "occ-audit-verify", "--witness"),
+            ("8", "occ-scan", "baseline"),
+            ("5", "occ-policy", "command-policy.json"),
+        ] {
+            let o = env
+                .cmd(Path::new("man"))
+                .env("MANPATH", &man)
+                .env("MANWIDTH", "100")
+                .args(["-P", "cat", section, page])
+                .output()
+                .unwrap();
+            assert_ok(&o, &format!("man {section} {page}"));
+            let page_text = text(&o.stdout);
+            assert!(
+                page_text.contains("NAME") && page_text.contains(want),
+                "man {page}:\n{page_text}"
+            );
+        }
+        let o = env
+            .cmd(Path::new("man"))
+            .args(["-w", "occ"])
+            .output()
+            .unwrap();
+        assert_ok(&o, "man -w occ with $OCC_HOME/bin on PATH");
+        assert_eq!(
+            text(&o.stdout).trim(),
+            man.join("man8/occ.8").display().to_string()
+        );
+    }
+
+    // bash loads the completion and completes `occ appr` to the two subcommands.
+    let o = env
+        .cmd(Path::new("bash"))
+        .arg("-c")
+        .arg(
+            r#"source "$1" && complete -p occ && COMP_WORDS=(occ appr) COMP_CWORD=1 && _occ occ appr occ && echo "got: ${COMPREPLY[*]}""#,
+        )
+        .arg("_")
+        .arg(bash_dir.join("occ"))
+        .output()
+        .unwrap();
+    assert_ok(&o, "bash: source the completion");
+    let s = text(&o.stdout);
+    assert!(
+        s.contains("-F _occ") && s.contains("got: approvals approve"),
+        "{s}"
+    );
+
+    // A second install changes none of them; uninstall removes exactly them.
+    let again = env.install(&[]);
+    assert_ok(&again, "second install");
+    assert!(
+        text(&again.stdout).contains("nothing to change"),
+        "{}",
+        text(&again.stdout)
+    );
+    let out = env.installed(&["uninstall"]);
+    assert_ok(&out, "occ uninstall");
+    for f in &files {
+        assert!(!f.exists(), "{} left after uninstall", f.display());
+    }
+    assert!(!man.exists(), "the man directory occ made is gone");
+    assert!(
+        !env.home.join(".config").exists(),
+        "~/.config, made by occ, is gone"
+    );
+    assert!(mine.is_file(), "the user's own completion was kept");
 }

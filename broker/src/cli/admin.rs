@@ -18,9 +18,13 @@ use crate::view::PendingView;
 /// `occ approvals`.
 #[derive(clap::Args, Debug)]
 pub struct ApprovalsArgs {
-    /// Print a JSON array instead of text.
+    /// Print a JSON array instead of text (with --watch: one JSON object per event and line).
     #[arg(long)]
     pub json: bool,
+    /// Keep watching: print each new request as it arrives (with a bell on a terminal) and
+    /// each one that leaves the queue, until interrupted.
+    #[arg(long)]
+    pub watch: bool,
 }
 
 /// `occ approve`.
@@ -217,6 +221,9 @@ fn finish(
 
 /// Runs `occ approvals`.
 pub fn approvals(a: ApprovalsArgs) -> i32 {
+    if a.watch {
+        return super::watch::run(a.json);
+    }
     let result = call(&AdminRequest::Approvals);
     if !a.json {
         if let Ok((true, v)) = &result {

@@ -6,10 +6,12 @@ use clap::{Parser, Subcommand};
 pub mod admin;
 pub mod audit;
 pub mod broker;
+pub mod docs;
 pub mod doctor;
 pub mod explain;
 pub mod install;
 pub mod policy;
+pub mod watch;
 
 /// occ: the privilege gate for AI agents.
 #[derive(Parser, Debug)]
@@ -29,7 +31,7 @@ pub enum Command {
     Explain(explain::ExplainArgs),
     /// Check or initialise the policy files.
     Policy(policy::PolicyArgs),
-    /// List pending requests, with requester text escaped.
+    /// List pending requests, with requester text escaped (--watch: follow the queue live).
     Approvals(admin::ApprovalsArgs),
     /// Approve a pending request (--once by default, or --session).
     Approve(admin::ApproveArgs),
@@ -53,6 +55,12 @@ pub enum Command {
     /// The agent's part of `occ install --system`, run as the agent (internal).
     #[command(hide = true)]
     AgentHome(install::AgentHomeArgs),
+    /// Print occ(8), or write every manual page under --dir (the installer's source).
+    #[command(hide = true)]
+    Man(docs::ManArgs),
+    /// Print the completion script for bash, zsh or fish (the installer's source).
+    #[command(hide = true)]
+    Completions(docs::CompletionsArgs),
 }
 
 /// Parses `std::env::args` and runs the command; returns the process exit code.
@@ -86,5 +94,7 @@ pub fn run(cli: Cli) -> i32 {
         Command::Uninstall(a) => install::run_uninstall(a),
         Command::Doctor(a) => doctor::run(a),
         Command::AgentHome(a) => install::run_agent_home(a),
+        Command::Man(a) => docs::run_man(a),
+        Command::Completions(a) => docs::run_completions(a),
     }
 }

@@ -255,6 +255,12 @@ impl Conn {
         )
     }
 
+    /// Sends one `AdminEvent` to a watching admin client (not final; the watch ends with an
+    /// `AdminReply`). A client that does not read within [`WRITE_TIMEOUT`] counts as gone.
+    pub fn admin_event(&mut self, body: Vec<u8>) -> Result<(), SendError> {
+        self.send_hooked(Frame::AdminEvent { body }, false, false)
+    }
+
     fn send(&mut self, frame: Frame, last: bool) -> Result<(), SendError> {
         self.send_hooked(frame, last, true)
     }

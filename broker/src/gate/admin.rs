@@ -64,6 +64,9 @@ pub enum AdminRequest {
     },
     /// System mode, root only: read the configuration again (as SIGHUP does).
     Reload,
+    /// Keep the connection and push every change to the pending queue as `AdminEvent` frames
+    /// (`occ approvals --watch`); approvers and root only in system mode.
+    Watch,
 }
 
 /// One approval's whole context, from whichever channel it came.
@@ -81,6 +84,10 @@ impl Gate {
     pub(super) fn serve_admin(&self, conn: &mut Conn, body: Vec<u8>) {
         let peer = conn.peer();
         let (reply, ok) = match serde_json::from_slice::<AdminRequest>(&body) {
+            Ok(AdminRequest::Watch) => match self.check_watcher(&peer) {
+                Ok(()) => return self.watch(conn),
+                Err(refused) => (refused, false),
+            },
             Ok(req) => self.admin(&peer, req),
             Err(e) => (
                 json!({"error": format!("refusing the admin request: {e}")}),
@@ -128,6 +135,10 @@ impl Gate {
                 chosen,
                 current,
             } => self.set_token(peer, sha256, chosen, current),
+            // Served on the connection by `serve_admin`; a caller without one gets no stream.
+            AdminRequest::Watch => {
+                Err("watch needs its own connection (occ approvals --watch)".into())
+            }
             AdminRequest::Reload => self.root_only(peer).and_then(|()| {
                 if self.reload_config() {
                     Ok(json!({"reloaded": true}))
@@ -144,6 +155,16 @@ impl Gate {
             Ok(v) => (v, true),
             Err(msg) => (json!({ "error": msg }), false),
         }
+    }
+
+    /// Who may watch the queue: as for `occ approvals` (system mode: approvers and root).
+    fn check_watcher(&self, peer: &PeerCred) -> Result<(), Json> {
+        if self.system() {
+            if let Err(msg) = self.check_approver(peer) {
+                return Err(json!({"error": msg, "reason_code": "not_an_approver"}));
+            }
+        }
+        Ok(())
     }
 
     /// The configured token: broker.json's, else the legacy env file's digest.

@@ -186,6 +186,13 @@ impl Gate {
                 let v = Verdict::fail(Refusal::AuditFailed, "audit write failed");
                 return (v, Some(id), None);
             }
+            // Watchers learn of it (the watch thread waits on `decided`); the notifier is
+            // offered it without waiting.
+            self.decided.notify_all();
+            let filed = self.store().pending_by_id(&id).cloned();
+            if let Some(p) = filed {
+                self.offer_notification(&p);
+            }
         }
         let wait = Duration::from_secs(wait_secs);
         if not_waiting || conn.waiting(&id, wait).is_err() {

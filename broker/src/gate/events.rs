@@ -47,6 +47,8 @@ pub enum Event {
     StateRestored,
     PendingRestored,
     ForwardOverflow,
+    NotifySent,
+    NotifyFailed,
 }
 
 impl Event {
@@ -84,6 +86,8 @@ impl Event {
             Event::StateRestored => "state_restored",
             Event::PendingRestored => "pending_restored",
             Event::ForwardOverflow => "forward_overflow",
+            Event::NotifySent => "notify_sent",
+            Event::NotifyFailed => "notify_failed",
         }
     }
 }

@@ -9,7 +9,9 @@
 //! - [`approval`]: the PAM-style stack, the queue and the opt-in [`tty`] channel;
 //! - [`exec`]: the grant that lets the approved command run, and how the run ended.
 //!
-//! Beside them: [`admin`] answers approvers, [`snapshot`] carries grants over a restart,
+//! Beside them: [`admin`] answers approvers, [`notify`] tells them a request is waiting,
+//! [`watch`] pushes the live queue to `occ approvals --watch`,
+//! [`snapshot`] carries grants over a restart,
 //! [`sink`] writes [`events`] to the audit log, and [`refusal`] names every reason code.
 
 pub mod access;
@@ -19,6 +21,7 @@ mod approval;
 mod containment;
 pub mod events;
 mod exec;
+mod notify;
 pub mod refusal;
 mod sink;
 mod snapshot;
@@ -26,6 +29,7 @@ mod spawn;
 mod system;
 mod tty;
 mod understand;
+mod watch;
 
 use std::path::{Path, PathBuf};
 use std::sync::atomic::{AtomicBool, AtomicU64};
@@ -78,6 +82,10 @@ pub struct Core {
     refusals: access::RateLimit,
     /// Both modes: how often refusals over broker.json's `limits` are audited.
     limit_refusals: access::RateLimit,
+    /// `approval.notify`: the bounded queue to the notifier thread.
+    notifications: notify::Notifications,
+    /// `occ approvals --watch`: the live queue's watchers.
+    watchers: watch::Watchers,
 }
 
 /// The broker's approval gate: the shared [`Core`] plus what only request handling needs.
@@ -128,6 +136,8 @@ impl Gate {
                 seal_required: AtomicBool::new(seal_required),
                 refusals: access::RateLimit::default(),
                 limit_refusals: access::RateLimit::default(),
+                notifications: notify::Notifications::default(),
+                watchers: watch::Watchers::default(),
                 forward: crate::forward::Forwarders::new(layout_spool),
                 appended_next: AtomicU64::new(0),
             }),
@@ -420,6 +430,8 @@ pub fn load_policy(
 impl RequestHandler for Gate {
     fn started(&self, info: &StartInfo) {
         self.start_maintenance();
+        self.start_notifier();
+        self.start_watch_hub();
         // Threads start here, after the daemon has detached (a fork keeps only its caller's
         // thread), before the first event is written.
         if let Ok(audit) = self.broker_setting(|b| b.audit.clone()) {

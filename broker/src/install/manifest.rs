@@ -19,6 +19,8 @@ pub enum FileKind {
     Policy,
     /// A systemd unit or drop-in occ wrote: removed.
     Unit,
+    /// A manual page or shell completion script: removed.
+    Doc,
 }
 
 /// One file occ wrote.

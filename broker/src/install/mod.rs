@@ -7,6 +7,7 @@
 pub mod agent_home;
 pub mod broker;
 pub mod checks;
+pub mod docs;
 pub mod manifest;
 pub mod pathinj;
 pub mod remove;

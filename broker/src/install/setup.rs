@@ -314,6 +314,25 @@ pub fn install(opts: &Options) -> Result<Report, String> {
         }
     }
 
+    // Manual pages and completions, from the occ-scan just installed (a dry run: its source).
+    let occ_scan = sources
+        .iter()
+        .find(|s| s.0 == "occ-scan")
+        .map(|s| {
+            if cx.dry {
+                s.1.clone()
+            } else {
+                bin.join("occ-scan")
+            }
+        })
+        .unwrap_or_else(|| bin.join("occ-scan"));
+    let notes = crate::install::docs::install(
+        &mut cx,
+        &crate::install::docs::Targets::user(&home),
+        &occ_scan,
+    );
+    cx.report.next.extend(notes);
+
     use occ_policy::file::{templates, BROKER_CONFIG, COMMAND_POLICY, PROMPT_POLICY};
     for (name, text) in [
         (COMMAND_POLICY, templates::COMMAND_POLICY),

@@ -130,6 +130,8 @@ pub struct ApprovalConfig {
     pub token_argon2id: Option<String>,
     /// The PAM-style stack.
     pub stack: Vec<StackEntry>,
+    /// The program told about every new pending request (`approval.notify`), if any.
+    pub notify: Option<NotifyConfig>,
 }
 
 impl Default for ApprovalConfig {
@@ -153,6 +155,7 @@ impl Default for ApprovalConfig {
             token_sha256: None,
             token_argon2id: None,
             stack,
+            notify: None,
         }
     }
 }
@@ -697,6 +700,9 @@ impl BrokerConfig {
                 ));
             }
         }
+        if let Some(n) = &c.approval.notify {
+            n.check_shape(file, &mut errs);
+        }
         if c.approval.channels.is_empty() {
             errs.push(invalid(
                 file,
@@ -797,8 +803,12 @@ impl BrokerConfig {
     }
 
     /// Checks that every file this config names can be read by `reader_uid` as the broker
-    /// will read it (the forwarders' TLS files, [`read_tls_file`]).
+    /// will read it (the forwarders' TLS files, [`read_tls_file`]), and that the notifier is
+    /// one the broker may run, as a user it may run it as ([`NotifyConfig::runner`]).
     pub fn check_files(&self, file: &Path, reader_uid: u32) -> Result<(), FileError> {
+        if let Some(n) = &self.approval.notify {
+            n.runner(file, reader_uid)?;
+        }
         for (i, f) in self.audit.forward.iter().enumerate() {
             for (which, path) in f.tls_files() {
                 let at = format!("audit.forward[{i}].{}", which.key());

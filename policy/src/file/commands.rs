@@ -163,7 +163,7 @@ impl CommandPolicy {
                         file,
                         &id.to_string(),
                         format!("rule {text:?}: {e}"),
-                        "fix the rule; see the README's rule language",
+                        "fix the rule; see docs/policy.md, the rule language",
                     )),
                 }
             }
@@ -191,6 +191,10 @@ impl CommandPolicy {
 
 // ---------------------------------------------------------------------------------------------
 // code-runners.json
+
+/// The category generated from GTFOBins: programs that can run code through some option or
+/// file they are given, not only shells and interpreters.
+const GENERATED_CATEGORY: &str = "gtfobins";
 
 /// The only version of `code-runners.json` occ reads.
 const CODE_RUNNERS_VERSION: u32 = 2;
@@ -262,6 +266,9 @@ impl Listed {
 pub struct CodeRunners {
     // Shared by clones: the broker hands every request a copy of the catalogue.
     code: Arc<HashSet<String>>,
+    /// The `runs_arbitrary_code` names of the hand-reviewed categories (every one but the
+    /// generated `gtfobins`): programs that run what they are given as code.
+    reviewed: Arc<HashSet<String>>,
     writes: Arc<HashSet<String>>,
     code_patterns: Patterns,
     writes_patterns: Patterns,
@@ -383,6 +390,7 @@ impl CodeRunners {
     fn empty() -> CodeRunners {
         CodeRunners {
             code: Arc::default(),
+            reviewed: Arc::default(),
             writes: Arc::default(),
             code_patterns: Patterns::empty(),
             writes_patterns: Patterns::empty(),
@@ -426,12 +434,19 @@ impl CodeRunners {
                 "write the catalogue's commit as 40 hex digits",
             ));
         }
+        let reviewed: BTreeMap<String, Vec<String>> = raw
+            .runs_arbitrary_code
+            .iter()
+            .filter(|(cat, _)| cat.as_str() != GENERATED_CATEGORY)
+            .map(|(k, v)| (k.clone(), v.clone()))
+            .collect();
         Ok(CodeRunners {
             code: Arc::new(names_of(
                 file,
                 "runs_arbitrary_code",
                 raw.runs_arbitrary_code,
             )?),
+            reviewed: Arc::new(names_of(file, "runs_arbitrary_code", reviewed)?),
             writes: Arc::new(names_of(file, "writes_files", raw.writes_files)?),
             code_patterns: Patterns::compile(
                 file,
@@ -473,6 +488,34 @@ impl CodeRunners {
     /// Whether a file name is listed as running arbitrary code (see [`CodeRunners::classify`]).
     pub fn lists(&self, file_name: &str) -> bool {
         self.classify(file_name).runs_arbitrary_code
+    }
+
+    /// Whether a file name is a shell, interpreter, wrapper, hook-running tool or compiler: a
+    /// program that would run text it is handed as code. Judged on the hand-reviewed
+    /// categories and the patterns (versioned names too, in any letter case), not on the
+    /// generated GTFOBins list, whose entries (curl, mail) run code only through options a
+    /// fixed argv does not give. The notifier rule ([`crate::notifier`]) uses it.
+    pub fn is_shell_or_interpreter(&self, file_name: &str) -> bool {
+        let lower = file_name.to_ascii_lowercase();
+        let names = [file_name, lower.as_str()];
+        let hit = names.into_iter().any(|name| {
+            let trimmed =
+                name.trim_end_matches(|c: char| c.is_ascii_digit() || c == '.' || c == '-');
+            let mut cut = name.len();
+            loop {
+                let n = &name[..cut];
+                if !n.is_empty()
+                    && (self.reviewed.contains(n) || self.code_patterns.set.is_match(n))
+                {
+                    return true;
+                }
+                if cut <= trimmed.len() {
+                    return false;
+                }
+                cut -= 1;
+            }
+        });
+        hit
     }
 
     /// Whether a file name is listed as writing files (see [`CodeRunners::classify`]).

@@ -277,11 +277,13 @@ fn invalid(
 
 mod broker;
 mod commands;
+mod notify;
 #[cfg(test)]
 mod tests;
 
 pub use broker::*;
 pub use commands::*;
+pub use notify::*;
 
 // ---------------------------------------------------------------------------------------------
 // Everything together

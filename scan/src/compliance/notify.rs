@@ -1,18 +1,19 @@
 //! `occ-scan notify`: compares the summary's failing checks with the last delivered state and
 //! sends new or escalated ones to the configured notifier. The notifier is an exact argv from
-//! an allowlist, never a shell or interpreter (judged by the resolved file), run with a cleared
-//! environment and a timeout. The state advances only after a successful delivery, so a failed
+//! an allowlist, checked by occ's one notifier rule (`occ_policy::notifier`, shared with the
+//! broker's `approval.notify`: never a shell or interpreter, judged by the resolved file), run
+//! with a cleared environment and a timeout. The state advances only after a successful delivery, so a failed
 //! one is retried on the next run.
 
 use std::collections::BTreeMap;
 use std::path::{Path, PathBuf};
-use std::process::Command;
 use std::time::{Duration, SystemTime};
 
+use occ_policy::notifier::Notifier;
+use occ_policy::CodeRunners;
 use serde::{Deserialize, Serialize};
 use serde_json::Value;
 
-use super::files::is_code_runner;
 use super::model::{Status, SUMMARY_FILE};
 use super::util::{self, atomic_write_json};
 use crate::error::ScanError;
@@ -26,7 +27,7 @@ pub const ALLOWLIST_ENV: &str = "OPENCLAW_VIOLATION_NOTIFY_ALLOWLIST";
 /// Env var: the state file.
 pub const STATE_ENV: &str = "OPENCLAW_VIOLATION_NOTIFY_STATE";
 /// The only environment a notifier gets.
-pub const NOTIFIER_PATH: &str = "/usr/local/bin:/usr/bin:/bin";
+pub const NOTIFIER_PATH: &str = occ_policy::notifier::NOTIFIER_PATH;
 
 /// One failing check as notify tracks it (the seed's state entry).
 #[derive(Debug, Clone, Serialize, Deserialize, PartialEq, Eq)]
@@ -247,12 +248,13 @@ pub fn parse_argv(cmd: &str) -> Result<Vec<String>, ScanError> {
     Ok(argv)
 }
 
-/// Validates a notifier: exact argv in the allowlist, absolute argv[0] that canonicalises to
-/// an executable regular file which is not a shell or interpreter. Returns the resolved path.
-pub fn validate(argv: &[String], allowlist: Option<&str>) -> Result<PathBuf, ScanError> {
-    let Some(first) = argv.first() else {
+/// Validates a notifier: exact argv in the allowlist, then occ's one notifier rule
+/// ([`occ_policy::notifier`], as the broker's `approval.notify`): absolute argv[0] that
+/// canonicalises to an executable regular file which is not a shell or interpreter.
+pub fn validate(argv: &[String], allowlist: Option<&str>) -> Result<Notifier, ScanError> {
+    if argv.is_empty() {
         return Err(refuse("empty argv", "name the notifier's absolute path"));
-    };
+    }
     let allow = allowlist.map(str::trim).filter(|a| !a.is_empty()).ok_or_else(|| {
         refuse(
             format!("{ALLOWLIST_ENV} is not set"),
@@ -271,71 +273,15 @@ pub fn validate(argv: &[String], allowlist: Option<&str>) -> Result<PathBuf, Sca
             "add this exact argv (every argument) to the allowlist",
         ));
     }
-    let p = Path::new(first);
-    if !p.is_absolute() {
-        return Err(refuse(
-            format!("{first} is not an absolute path"),
-            "use the absolute path",
-        ));
-    }
-    let real = std::fs::canonicalize(p)
-        .map_err(|e| refuse(format!("{first}: {e}"), "point at an existing executable"))?;
-    let name = real
-        .file_name()
-        .map(|n| n.to_string_lossy().into_owned())
-        .unwrap_or_default();
-    let given = p
-        .file_name()
-        .map(|n| n.to_string_lossy().into_owned())
-        .unwrap_or_default();
-    if is_code_runner(&name) || is_code_runner(&given) {
-        return Err(refuse(
-            format!(
-                "{first} resolves to {}, a shell or interpreter that would run the message as code",
-                real.display()
-            ),
-            "use a program that reads the message as data (logger, a mailer, a webhook client)",
-        ));
-    }
-    if !exec::is_executable_file(&real) {
-        return Err(refuse(
-            format!("{} is not an executable regular file", real.display()),
-            "point at an executable",
-        ));
-    }
-    Ok(real)
+    Notifier::check(argv, &CodeRunners::builtin()).map_err(|e| refuse(e.to_string(), e.fix()))
 }
 
-/// Runs the notifier with the message on stdin, a cleared environment and a timeout.
-pub fn deliver(
-    argv: &[String],
-    real: &Path,
-    message: &str,
-    timeout: Duration,
-) -> Result<(), String> {
-    use std::os::unix::process::CommandExt;
-    let mut c = Command::new(real);
-    if let Some(a0) = argv.first() {
-        c.arg0(a0);
-    }
-    c.args(argv.get(1..).unwrap_or_default())
-        .env_clear()
-        .env("PATH", NOTIFIER_PATH)
-        .current_dir("/");
-    let out = exec::run(c, Some(message.as_bytes()), timeout).map_err(|e| e.to_string())?;
-    if out.timed_out {
-        return Err(format!(
-            "notifier timed out after {timeout:?} and was killed"
-        ));
-    }
-    if out.code != Some(0) {
-        return Err(format!(
-            "notifier exited {}: {}",
-            out.code.map_or("by signal".into(), |c| c.to_string()),
-            out.stderr_text()
-        ));
-    }
-    Ok(())
+/// Runs the notifier with the message on stdin, an empty environment but `PATH`, and a
+/// timeout (occ's one runner, as the broker's notifier runs).
+pub fn deliver(notifier: &Notifier, message: &str, timeout: Duration) -> Result<(), String> {
+    let out = exec::run(notifier.command(), Some(message.as_bytes()), timeout)
+        .map_err(|e| e.to_string())?;
+    out.verdict(timeout).map_err(|e| format!("notifier {e}"))
 }
 
 fn load_state(path: &Path) -> (NotifyState, Option<String>) {
@@ -391,17 +337,17 @@ pub fn notify(opts: &NotifyOptions, now: SystemTime) -> Result<NotifyOutcome, Sc
         }
         Some(cmd) => {
             let checked = parse_argv(cmd).and_then(|argv| {
-                let real = validate(&argv, opts.allowlist.as_deref())?;
-                Ok((argv, real))
+                let notifier = validate(&argv, opts.allowlist.as_deref())?;
+                Ok((argv, notifier))
             });
             match checked {
                 Err(e) => {
                     out.status = "refused".into();
                     Err(e.to_string())
                 }
-                Ok((argv, real)) => {
+                Ok((argv, notifier)) => {
                     out.notifier = Some(argv.clone());
-                    let r = deliver(&argv, &real, &msg, opts.timeout);
+                    let r = deliver(&notifier, &msg, opts.timeout);
                     out.status = if r.is_ok() { "sent" } else { "failed" }.into();
                     r
                 }

@@ -271,6 +271,13 @@ fn install_steps(
             }
         }
     }
+    // Manual pages and completions under /usr/local/share, from the installed occ-scan
+    // (root's, so root runs nothing the agent could have written).
+    crate::install::docs::install(
+        cx,
+        &crate::install::docs::Targets::system(),
+        &Path::new(BIN_DIR).join("occ-scan"),
+    );
 
     // Policy: nothing pre-allowed; the agent may ask, the approvers decide.
     use occ_policy::file::{templates, BROKER_CONFIG, COMMAND_POLICY, PROMPT_POLICY};
