@@ -24,6 +24,7 @@ pub mod flags;
 pub mod grammar;
 pub mod grant;
 pub mod notifier;
+pub mod openclaw;
 pub mod options;
 pub mod resolve;
 pub mod rule;

@@ -6,7 +6,7 @@ use std::time::{Duration, SystemTime};
 
 use occ_policy::boundary::{BrokerSeen, PathProblem, SudoSeen};
 use occ_scan::compliance::checks::CHECKS;
-use occ_scan::compliance::facts::{BrokerProbe, PrivTool};
+use occ_scan::compliance::facts::{BrokerProbe, ExecPathConfig, PrivTool};
 use occ_scan::compliance::model::NetReport;
 use occ_scan::compliance::model::Status::{self, Compliant, NotAssessed, Partial, Violation};
 use serde_json::json;
@@ -17,6 +17,20 @@ type Setup = fn(&Home, &mut occ_scan::compliance::facts::Host);
 
 fn broker(h: &Home, v: serde_json::Value) {
     write(&h.sec("broker.json"), &v.to_string());
+}
+
+/// What `openclaw config get` answered for the exec PATH keys.
+fn set_exec_path(
+    host: &mut occ_scan::compliance::facts::Host,
+    global: serde_json::Value,
+    entries: Option<serde_json::Value>,
+) {
+    if let Some(o) = host.openclaw.as_mut() {
+        o.exec_path = Some(Ok(ExecPathConfig {
+            global: Some(global),
+            entries,
+        }));
+    }
 }
 
 fn unreadable(p: &std::path::Path) {
@@ -722,67 +736,98 @@ const CASES: &[(&str, Status, &str, Setup)] = &[
     (
         "shim_first_in_path",
         Compliant,
-        "first through tools.exec.pathPrepend",
+        "OpenClaw's own resolution wins over the file",
         |h, host| {
-            write(
-                &h.paths.openclaw_json(),
-                &format!(
-                    "{{tools: {{exec: {{pathPrepend: ['{}']}}}}}}",
-                    h.paths.home.join("bin").display()
-                ),
-            );
-            if let Some(g) = host.gateway.as_mut() {
-                g.path_env = Ok(Some("/usr/bin:/bin".into()));
-            }
+            write(&h.paths.openclaw_json(), "{}");
+            set_exec_path(host, json!([h.paths.home.join("bin")]), None);
         },
     ),
     (
         "shim_first_in_path",
         Partial,
         "configured, gateway not running",
+        |_, host| host.gateway = None,
+    ),
+    (
+        // The drop-in route: the gateway's own PATH has the shim first, but OpenClaw puts the
+        // login shell's PATH before it, so without pathPrepend nothing holds.
+        "shim_first_in_path",
+        Violation,
+        "no pathPrepend, only the gateway's PATH",
+        |h, _| write(&h.paths.openclaw_json(), "{}"),
+    ),
+    (
+        "shim_first_in_path",
+        Violation,
+        "no pathPrepend, gateway not running",
         |h, host| {
-            write(
-                &h.paths.openclaw_json(),
-                &format!(
-                    "{{tools: {{exec: {{pathPrepend: ['{}']}}}}}}",
-                    h.paths.home.join("bin").display()
-                ),
-            );
+            write(&h.paths.openclaw_json(), "{}");
             host.gateway = None;
         },
     ),
     (
         "shim_first_in_path",
-        Partial,
-        "world-writable dir before the shim",
+        Violation,
+        "an agent's own list replaces the global one (file)",
+        |h, _| {
+            write(
+                &h.paths.openclaw_json(),
+                &format!(
+                    "{{tools: {{exec: {{pathPrepend: ['{}']}}}}, agents: {{entries: {{ops: {{tools: {{exec: {{pathPrepend: ['/usr/local/bin']}}}}}}}}}}}}",
+                    h.paths.home.join("bin").display()
+                ),
+            );
+        },
+    ),
+    (
+        "shim_first_in_path",
+        Violation,
+        "an agent's own list replaces the global one (CLI)",
         |h, host| {
+            let d = h.dir.path().join("sbin");
+            write(&d.join("sudo"), "#!/bin/sh\n");
+            chmod(&d.join("sudo"), 0o755);
+            set_exec_path(
+                host,
+                json!([h.paths.home.join("bin")]),
+                Some(json!({"main": {"tools": {"exec": {"pathPrepend": [d]}}}})),
+            );
+        },
+    ),
+    (
+        "shim_first_in_path",
+        Violation,
+        "world-writable dir before the shim",
+        |h, _| {
             let d = h.dir.path().join("open");
             std::fs::create_dir_all(&d).unwrap();
             chmod(&d, 0o777);
-            if let Some(g) = host.gateway.as_mut() {
-                g.path_env = Ok(Some(format!(
-                    "{}:{}",
+            write(
+                &h.paths.openclaw_json(),
+                &format!(
+                    "{{tools: {{exec: {{pathPrepend: ['{}', '{}']}}}}}}",
                     d.display(),
                     h.paths.home.join("bin").display()
-                )));
-            }
+                ),
+            );
         },
     ),
     (
         "shim_first_in_path",
         Violation,
         "real sudo first",
-        |h, host| {
+        |h, _| {
             let d = h.dir.path().join("sbin");
             write(&d.join("sudo"), "#!/bin/sh\n");
             chmod(&d.join("sudo"), 0o755);
-            if let Some(g) = host.gateway.as_mut() {
-                g.path_env = Ok(Some(format!(
-                    "{}:{}",
+            write(
+                &h.paths.openclaw_json(),
+                &format!(
+                    "{{tools: {{exec: {{pathPrepend: ['{}', '{}']}}}}}}",
                     d.display(),
                     h.paths.home.join("bin").display()
-                )));
-            }
+                ),
+            );
         },
     ),
     (
@@ -794,12 +839,6 @@ const CASES: &[(&str, Status, &str, Setup)] = &[
                 g.path_env = Err("cannot read /proc/4242/environ: Permission denied".into())
             }
         },
-    ),
-    (
-        "shim_first_in_path",
-        NotAssessed,
-        "gateway not running",
-        |_, host| host.gateway = None,
     ),
     // system_mode_boundary
     ("system_mode_boundary", Compliant, "good", |_, _| {}),

@@ -126,14 +126,18 @@ pub fn good_home() -> Home {
     // JSON5: comments, unquoted keys, trailing commas.
     write(
         &h.paths.openclaw_json(),
-        r#"{
+        &format!(
+            r#"{{
   // OpenClaw config
-  gateway: { mode: "local", bind: "loopback", port: 18789, auth: { mode: "token", token: "x" }, },
-  channels: {
-    telegram: { enabled: true, dmPolicy: "allowlist", allowFrom: ["12345"],
-                groups: { "-100": { requireMention: true } } },
-  },
-}"#,
+  gateway: {{ mode: "local", bind: "loopback", port: 18789, auth: {{ mode: "token", token: "x" }}, }},
+  tools: {{ exec: {{ pathPrepend: ["{}"] }} }},
+  channels: {{
+    telegram: {{ enabled: true, dmPolicy: "allowlist", allowFrom: ["12345"],
+                groups: {{ "-100": {{ requireMention: true }} }} }},
+  }},
+}}"#,
+            h.paths.home.join("bin").display()
+        ),
     );
     write(&h.path("backups/occ-2026.tar"), "backup bytes");
     write(
@@ -191,6 +195,7 @@ pub fn good_host(h: &Home) -> Host {
             path: "/usr/local/bin/openclaw".into(),
             version: Ok("openclaw 2026.11.1".into()),
             modified: Some(SystemTime::now() - Duration::from_secs(86_400 * 10)),
+            exec_path: None,
         }),
         broker: BrokerProbe::Up(json!({"running": true, "pid": 77})),
         ports: ports_ok(

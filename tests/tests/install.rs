@@ -50,17 +50,42 @@ esac
 exit 0
 "#;
 
-/// A fake `openclaw` whose config keys are files in $FAKE_OC_DIR.
-const FAKE_OPENCLAW: &str = r#"#!/bin/sh
-echo "$*" >> "$FAKE_LOG"
-[ "$1" = config ] || exit 2
-f="$FAKE_OC_DIR/$3"
-case $2 in
-  get) [ -f "$f" ] || { echo "Config path not found: $3" >&2; exit 1; }; cat "$f" ;;
-  set) printf '%s\n' "$4" > "$f" ;;
-  unset) rm -f "$f" ;;
-  *) exit 2 ;;
-esac
+/// A fake `openclaw` CLI over one JSON config, `$FAKE_OC_DIR/openclaw.json`: `config get KEY
+/// --json` (exit 1 and OpenClaw's own "valid but unset" words when unset), `config set KEY
+/// JSON --strict-json` and `config unset KEY`, on dotted paths. The real CLI is exercised by
+/// the OpenClaw integration test (openclaw.rs).
+const FAKE_OPENCLAW: &str = r#"#!/usr/bin/python3
+import json, os, sys
+a = sys.argv[1:]
+with open(os.environ["FAKE_LOG"], "a") as f:
+    f.write(" ".join(a) + "\n")
+if a[:1] != ["config"] or len(a) < 3:
+    sys.exit(2)
+path = os.path.join(os.environ["FAKE_OC_DIR"], "openclaw.json")
+cfg = json.load(open(path)) if os.path.exists(path) else {}
+keys = a[2].split(".")
+node = cfg
+for k in keys[:-1]:
+    node = node.get(k) if isinstance(node, dict) else None
+last = keys[-1]
+if a[1] == "get":
+    if not isinstance(node, dict) or last not in node:
+        print(json.dumps({"ok": False, "error": {"type": "cli_error",
+              "message": "Config path is valid but unset: " + a[2] + "."}}))
+        sys.exit(1)
+    print(json.dumps(node[last], indent=2))
+    sys.exit(0)
+if a[1] == "set":
+    node = cfg
+    for k in keys[:-1]:
+        node = node.setdefault(k, {})
+    node[last] = json.loads(a[3])
+elif a[1] == "unset":
+    if isinstance(node, dict):
+        node.pop(last, None)
+else:
+    sys.exit(2)
+json.dump(cfg, open(path, "w"), indent=2)
 "#;
 
 /// A temporary HOME with a staging copy of the built binaries and a directory of fakes first
@@ -566,47 +591,53 @@ fn golden(env: &Env, got: &str, name: &str) {
     assert_eq!(got, want, "{} differs from the golden copy", file.display());
 }
 
+/// The fake OpenClaw's config as JSON.
+fn oc_config(env: &Env) -> Value {
+    serde_json::from_slice(&std::fs::read(env.dir.path().join("oc/openclaw.json")).unwrap())
+        .unwrap()
+}
+
 #[test]
-fn path_injection_through_fake_openclaw_and_systemd_is_written_and_reverted() {
+fn path_injection_puts_the_shim_first_for_every_openclaw_agent_and_uninstall_keeps_user_entries() {
     let env = Env::new(FAKE_SYSTEMCTL);
     env.fake("openclaw", FAKE_OPENCLAW);
     let oc = env.dir.path().join("oc");
     std::fs::create_dir(&oc).unwrap();
-    std::fs::write(oc.join("tools.exec.pathPrepend"), "[\"/opt/tools/bin\"]\n").unwrap();
+    // A global list, an agent with its own list (which replaces the global one in OpenClaw),
+    // and an agent that inherits.
+    std::fs::write(
+        oc.join("openclaw.json"),
+        r#"{"tools": {"exec": {"pathPrepend": ["/opt/tools/bin"]}},
+            "agents": {"entries": {"main": {"workspace": "/w"},
+                                   "ops": {"tools": {"exec": {"pathPrepend": ["/usr/local/bin"]}}}}}}"#,
+    )
+    .unwrap();
 
     let out = env.install(&[]);
     assert_ok(&out, "occ install");
     let s = text(&out.stdout);
-    let bin = env.occ_home().join("bin");
+    let bin = env.occ_home().join("bin").display().to_string();
     let units = env.home.join(".config/systemd/user");
 
-    // OpenClaw's route: our bin first, the old entries kept.
-    let set: Value =
-        serde_json::from_str(&std::fs::read_to_string(oc.join("tools.exec.pathPrepend")).unwrap())
-            .unwrap();
+    let cfg = oc_config(&env);
     assert_eq!(
-        set,
-        serde_json::json!([bin.display().to_string(), "/opt/tools/bin"])
+        cfg["tools"]["exec"]["pathPrepend"],
+        serde_json::json!([bin, "/opt/tools/bin"])
     );
-    // The gateway drop-in holds the unit's full PATH with ours first, and the broker unit.
+    assert_eq!(
+        cfg["agents"]["entries"]["ops"]["tools"]["exec"]["pathPrepend"],
+        serde_json::json!([bin, "/usr/local/bin"])
+    );
+    assert!(
+        cfg["agents"]["entries"]["main"].get("tools").is_none(),
+        "an agent that inherits gets no list of its own: {cfg}"
+    );
+    // The broker unit, and no drop-in for the gateway (OpenClaw puts the login shell's PATH
+    // before the gateway's, so a drop-in never held).
     let unit = std::fs::read_to_string(units.join("occ-broker.service")).unwrap();
     golden(&env, &unit, "occ-broker.service");
-    let drop_in =
-        std::fs::read_to_string(units.join("openclaw-gateway.service.d/occ.conf")).unwrap();
-    golden(&env, &drop_in, "occ.conf");
-    assert!(
-        s.contains("systemctl --user restart openclaw-gateway.service"),
-        "{s}"
-    );
+    assert!(!units.join("openclaw-gateway.service.d").exists());
     assert!(s.contains("ok    path_order"), "{s}");
-    let log = env.fake_log();
-    for want in [
-        "--user daemon-reload",
-        "--user enable --now occ-broker.service",
-        "config set tools.exec.pathPrepend",
-    ] {
-        assert!(log.contains(want), "missing `{want}` in\n{log}");
-    }
     let m: Value = serde_json::from_slice(
         &std::fs::read(env.occ_home().join("install-manifest.json")).unwrap(),
     )
@@ -617,7 +648,7 @@ fn path_injection_through_fake_openclaw_and_systemd_is_written_and_reverted() {
         "the unit's broker runs"
     );
 
-    // Install again: nothing new written, the recorded previous value is kept.
+    // Install again: nothing new written, the records kept.
     let again = env.install(&[]);
     assert_ok(&again, "second install");
     assert!(
@@ -631,15 +662,71 @@ fn path_injection_through_fake_openclaw_and_systemd_is_written_and_reverted() {
     .unwrap();
     assert_eq!(m["path"], m2["path"]);
 
+    // The user then overrides an agent's list (bypassing occ), and adds an entry of their own.
+    let set = |key: &str, v: &str| {
+        let out = env
+            .cmd(&env.fakes.join("openclaw"))
+            .args(["config", "set", key, v, "--strict-json"])
+            .output()
+            .unwrap();
+        assert_ok(&out, key);
+    };
+    set(
+        "agents.entries.main.tools.exec.pathPrepend",
+        r#"["/usr/local/bin"]"#,
+    );
+    let doc = env.installed(&["doctor", "--json"]);
+    let v: Value = serde_json::from_slice(&doc.stdout).unwrap();
+    let po = v["checks"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .find(|c| c["name"] == "path_order")
+        .cloned()
+        .unwrap();
+    assert_eq!(po["status"], "fail", "{po}");
+    assert!(
+        po["detail"]
+            .as_str()
+            .unwrap()
+            .contains("agents.entries.main.tools.exec.pathPrepend"),
+        "{po}"
+    );
+    assert_eq!(doc.status.code(), Some(1));
+    // Re-running install fixes it, keeping the agent's entry after ours.
+    assert_ok(&env.install(&[]), "install after the override");
+    assert_eq!(
+        oc_config(&env)["agents"]["entries"]["main"]["tools"]["exec"]["pathPrepend"],
+        serde_json::json!([bin, "/usr/local/bin"])
+    );
+    let doc = env.installed(&["doctor"]);
+    assert!(
+        text(&doc.stdout).contains("ok    path_order"),
+        "{}",
+        text(&doc.stdout)
+    );
+    set(
+        "tools.exec.pathPrepend",
+        &serde_json::json!([bin, "/opt/tools/bin", "/home/me/bin"]).to_string(),
+    );
+
     let out = env.installed(&["uninstall"]);
     assert_ok(&out, "occ uninstall");
+    let cfg = oc_config(&env);
     assert_eq!(
-        std::fs::read_to_string(oc.join("tools.exec.pathPrepend")).unwrap(),
-        "[\"/opt/tools/bin\"]\n",
-        "pathPrepend restored"
+        cfg["tools"]["exec"]["pathPrepend"],
+        serde_json::json!(["/opt/tools/bin", "/home/me/bin"]),
+        "only occ's entry goes; the one added since install stays"
+    );
+    assert_eq!(
+        cfg["agents"]["entries"]["ops"]["tools"]["exec"]["pathPrepend"],
+        serde_json::json!(["/usr/local/bin"])
+    );
+    assert_eq!(
+        cfg["agents"]["entries"]["main"]["tools"]["exec"]["pathPrepend"],
+        serde_json::json!(["/usr/local/bin"])
     );
     assert!(!units.join("occ-broker.service").exists());
-    assert!(!units.join("openclaw-gateway.service.d").exists());
     assert!(
         !env.home.join(".config").exists(),
         "dirs occ created are gone"
@@ -651,12 +738,43 @@ fn path_injection_through_fake_openclaw_and_systemd_is_written_and_reverted() {
     );
     assert!(env.broker_pid().is_none_or(|p| !alive(p)));
 
-    // With no previous value, uninstall unsets the key.
-    std::fs::remove_file(oc.join("tools.exec.pathPrepend")).unwrap();
+    // With no previous value and nothing added, uninstall unsets the key.
+    std::fs::write(oc.join("openclaw.json"), "{}").unwrap();
     assert_ok(&env.install(&[]), "install without a previous value");
-    assert!(oc.join("tools.exec.pathPrepend").exists());
+    assert_eq!(
+        oc_config(&env)["tools"]["exec"]["pathPrepend"],
+        serde_json::json!([bin])
+    );
     assert_ok(&env.installed(&["uninstall"]), "uninstall");
-    assert!(!oc.join("tools.exec.pathPrepend").exists(), "key unset");
+    assert!(
+        oc_config(&env)["tools"]["exec"]
+            .get("pathPrepend")
+            .is_none(),
+        "key unset: {}",
+        oc_config(&env)
+    );
+}
+
+/// `occ doctor` reads OpenClaw's config as it is now, never the manifest: with the key unset
+/// after install it fails path_order.
+#[test]
+fn doctor_fails_path_order_when_openclaws_key_was_unset_after_install() {
+    let env = Env::new(NO_SYSTEMD);
+    env.fake("openclaw", FAKE_OPENCLAW);
+    std::fs::create_dir(env.dir.path().join("oc")).unwrap();
+    assert_ok(&env.install(&[]), "occ install");
+    let out = env
+        .cmd(&env.fakes.join("openclaw"))
+        .args(["config", "unset", "tools.exec.pathPrepend"])
+        .output()
+        .unwrap();
+    assert_ok(&out, "unset");
+    let doc = env.installed(&["doctor"]);
+    let s = text(&doc.stdout);
+    assert!(s.contains("FAIL  path_order"), "{s}");
+    assert!(s.contains("tools.exec.pathPrepend): unset"), "{s}");
+    assert_eq!(doc.status.code(), Some(1), "{s}");
+    env.stop_broker();
 }
 
 #[test]

@@ -644,7 +644,9 @@ const LAYOUT: &str = r#"(() => {
 })()"#;
 
 #[test]
-fn scan_compliance_shim_first_in_path_reads_the_gateways_real_environment() {
+/// Only OpenClaw's pathPrepend decides (it goes before the login shell's PATH, which goes
+/// before the gateway's own): a gateway whose own PATH has the shim first is not enough.
+fn scan_compliance_shim_first_in_path_judges_pathprepend_and_finds_the_gateway() {
     use std::os::unix::fs::PermissionsExt;
     let (d, h) = home();
     let shim_dir = h.join("bin");
@@ -665,7 +667,16 @@ fn scan_compliance_shim_first_in_path_reads_the_gateways_real_environment() {
         &ports,
         r#"{"status":"ok","tool":"proc","listening_services":[],"findings":[]}"#,
     );
-    let status_with = |path: String, by_pid: bool| {
+    let status_with = |prepend: &[&Path], path: String, by_pid: bool| {
+        let list: Vec<String> = prepend.iter().map(|p| p.display().to_string()).collect();
+        write(
+            &h.join("openclaw.json"),
+            &serde_json::json!({
+                "gateway": {"bind": "loopback", "auth": {"mode": "token"}},
+                "tools": {"exec": {"pathPrepend": list}},
+            })
+            .to_string(),
+        );
         let mut child = Command::new(&gw)
             .arg("30")
             .env_clear()
@@ -696,13 +707,17 @@ fn scan_compliance_shim_first_in_path_reads_the_gateways_real_environment() {
             .unwrap();
         (c["status"].as_str().unwrap().to_string(), c.to_string())
     };
-    let good = format!("{}:/usr/bin:/bin", shim_dir.display());
-    let bad = format!("{}:{}:/usr/bin", other.display(), shim_dir.display());
-    let (s, c) = status_with(good.clone(), true);
+    let plain = "/usr/bin:/bin".to_string();
+    let shim_first = format!("{}:/usr/bin:/bin", shim_dir.display());
+    let (s, c) = status_with(&[&shim_dir], plain.clone(), true);
     assert_eq!(s, "compliant", "{c}");
-    let (s, c) = status_with(bad, true);
+    assert!(c.contains(&format!("PATH={plain}")), "{c}");
+    let (s, c) = status_with(&[&other, &shim_dir], plain.clone(), true);
+    assert_eq!(s, "violation", "{c}");
+    // The drop-in route: the gateway's own PATH alone does not hold.
+    let (s, c) = status_with(&[], shim_first, true);
     assert_eq!(s, "violation", "{c}");
     // Found without being told the pid: by its comm in /proc.
-    let (s, c) = status_with(good, false);
+    let (s, c) = status_with(&[&shim_dir], plain, false);
     assert_eq!(s, "compliant", "{c}");
 }

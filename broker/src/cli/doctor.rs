@@ -5,8 +5,8 @@ use clap::Args;
 use serde_json::json;
 
 use crate::install::checks;
-use crate::install::manifest::{Manifest, PathInjection};
-use crate::install::{pathinj, tool};
+use crate::install::manifest::Manifest;
+use crate::install::tool;
 
 /// Arguments of `occ doctor`.
 #[derive(Args, Debug)]
@@ -52,24 +52,23 @@ pub fn run(a: DoctorArgs) -> i32 {
         }
     };
     let sc = tool::systemd_user();
-    // The PATH the agent gets from OpenClaw: ask the CLI when it is here, else trust the
-    // manifest's record of what occ set.
-    let prepend = tool::which("openclaw")
-        .and_then(|oc| pathinj::openclaw_get(&oc, pathinj::PATH_KEY))
-        .or_else(|| {
-            manifest.as_ref().and_then(|m| {
-                m.path.iter().find_map(|p| match p {
-                    PathInjection::OpenclawConfig { value, .. } => Some(value.clone()),
-                    _ => None,
-                })
-            })
-        });
-    list.push(checks::path_order(&home, prepend.as_ref()));
+    // The PATH every agent gets, as OpenClaw itself resolves its config; never the manifest.
+    let view = checks::openclaw_exec();
+    list.push(checks::path_order(
+        &home,
+        checks::paths_of(view.as_ref()).as_ref(),
+    ));
+    list.extend(checks::exec_mode(view.as_ref()));
     list.push(checks::openclaw(sc.as_deref()));
     list.push(checks::broker_reachable(&home, manifest.as_ref()));
     list.extend(checks::files(&home, manifest.as_ref()));
     list.push(checks::shim_static(&home));
-    let real = occ_policy::file::load(&security, nix::unistd::geteuid().as_raw(), &|_| None)
+    let loaded = occ_policy::file::load(&security, nix::unistd::geteuid().as_raw(), &|_| None);
+    let require_session_id = loaded
+        .as_ref()
+        .is_ok_and(|c| c.broker.session.require_session_id);
+    list.extend(checks::session_id(view.as_ref(), require_session_id));
+    let real = loaded
         .map(|c| c.broker.real_sudo)
         .unwrap_or_else(|_| std::path::PathBuf::from("/usr/bin/sudo"));
     let real_check = checks::real_sudo(&real);

@@ -3,13 +3,14 @@
 //! warning, never a failure. Checks read and probe; they never change anything.
 
 use std::os::unix::fs::MetadataExt;
-use std::path::Path;
+use std::path::{Path, PathBuf};
 use std::time::Duration;
 
 use serde::Serialize;
 use serde_json::Value;
 
 use occ_policy::file::{FileError, BROKER_CONFIG, COMMAND_POLICY, PROMPT_POLICY};
+use occ_policy::openclaw::{self as oc, AgentPath};
 
 use crate::install::manifest::{FileKind, Manifest};
 use crate::install::{broker, pathinj, tool, unit};
@@ -84,60 +85,164 @@ pub fn any_fail(checks: &[Check]) -> bool {
     checks.iter().any(|c| c.status == Status::Fail)
 }
 
-/// `sudo` resolves to this home's shim in the PATH the agent will use.
-pub fn path_order(home: &Path, prepend: Option<&Value>) -> Check {
+/// OpenClaw's exec settings, read through the `openclaw` CLI on PATH; `None` when there is
+/// no CLI.
+pub fn openclaw_exec() -> Option<Result<pathinj::ExecView, String>> {
+    tool::which("openclaw").map(|cli| pathinj::read_exec(&cli))
+}
+
+/// The pathPrepend part of [`openclaw_exec`].
+pub fn paths_of(
+    view: Option<&Result<pathinj::ExecView, String>>,
+) -> Option<Result<Vec<AgentPath>, String>> {
+    view.map(|r| r.as_ref().map(|v| v.paths.clone()).map_err(Clone::clone))
+}
+
+/// With OpenClaw in front, `session.require_session_id` refuses every agent sudo: OpenClaw's
+/// exec sets no per-session id (2026.9.6 sets `OPENCLAW_SHELL`, `OPENCLAW_GATEWAY_PORT`,
+/// `OPENCLAW_CLI`, `OPENCLAW_PATH_BOOTSTRAPPED` and, from channels, `OPENCLAW_CHANNEL_CONTEXT`,
+/// never `OPENCLAW_TASK_SESSION_ID`). `None` when it does not apply.
+pub fn session_id(
+    view: Option<&Result<pathinj::ExecView, String>>,
+    require_session_id: bool,
+) -> Option<Check> {
+    view?.as_ref().ok()?;
+    require_session_id.then(|| {
+        Check::warn(
+            "session_id",
+            "broker.json sets session.require_session_id, but OpenClaw's exec passes no \
+             session id (OPENCLAW_TASK_SESSION_ID), so every agent sudo is refused",
+            "set session.require_session_id to false in broker.json, or give the gateway \
+             OPENCLAW_TASK_SESSION_ID in its environment (one id for every session it runs)",
+        )
+    })
+}
+
+/// OpenClaw's exec mode, agent by agent, and what it means for `sudo` under occ: only
+/// `full` leaves occ the one gate. Warnings only; occ never changes the mode.
+pub fn exec_mode(view: Option<&Result<pathinj::ExecView, String>>) -> Option<Check> {
+    let v = view?.as_ref().ok()?;
+    let conflicts: Vec<String> = v
+        .modes
+        .iter()
+        .filter_map(|(_, key, mode)| oc::mode_conflict(mode.as_deref(), key))
+        .collect();
+    Some(if conflicts.is_empty() {
+        Check::ok(
+            "openclaw_exec_mode",
+            "OpenClaw's exec mode is full for every agent: OpenClaw asks no one, occ gates sudo",
+        )
+    } else {
+        Check::warn(
+            "openclaw_exec_mode",
+            conflicts.join("; "),
+            "change the mode as shown (occ changes nothing here), then run `occ doctor`",
+        )
+    })
+}
+
+/// `sudo` resolves to this home's shim for every OpenClaw agent: `HOME/bin` is first in each
+/// agent's effective pathPrepend, as OpenClaw itself resolves its config (`agents`, from
+/// [`openclaw_paths`]). Never judged from the manifest.
+pub fn path_order(home: &Path, agents: Option<&Result<Vec<AgentPath>, String>>) -> Check {
     let bin = home.join("bin");
     let shim = bin.join("sudo");
-    let (path, source) = pathinj::agent_path(prepend);
-    let found = tool::which_in("sudo", &path);
-    let same = |p: &Path| {
-        std::fs::canonicalize(p).ok() == std::fs::canonicalize(&shim).ok() && shim.exists()
-    };
-    match found {
+    if !shim.exists() {
+        return Check::fail(
+            "path_order",
+            format!("the shim {} is missing", shim.display()),
+            "run `occ install`",
+        );
+    }
+    let canon = |d: &str| std::fs::canonicalize(d).unwrap_or_else(|_| PathBuf::from(d));
+    let bin_real = canon(&bin.display().to_string());
+    let list =
+        match agents {
+            None => return shell_path_order(&bin, &shim),
+            Some(Err(e)) => return Check::fail(
+                "path_order",
+                format!("cannot read OpenClaw's exec PATH settings: {e}"),
+                "fix OpenClaw's config (`openclaw config validate`), then run `occ doctor` again",
+            ),
+            Some(Ok(list)) => list,
+        };
+    let mut bad = Vec::new();
+    let mut fixes = Vec::new();
+    for a in list {
+        if a.dirs.first().map(|d| canon(d)) == Some(bin_real.clone()) {
+            continue;
+        }
+        let searched = a.dirs.join(":");
+        let sudo = tool::which_in("sudo", &searched)
+            .map(|p| format!("sudo is {} there", p.display()))
+            .unwrap_or_else(|| "no sudo there, so the login shell's PATH decides".into());
+        bad.push(if a.set {
+            format!(
+                "{}: {} first ({sudo})",
+                a.label(),
+                a.dirs.first().map_or("nothing", String::as_str)
+            )
+        } else {
+            format!("{}: unset", a.label())
+        });
+        fixes.push(pathinj::fix_command(&bin, a));
+    }
+    if bad.is_empty() {
+        let keys: Vec<&str> = list.iter().map(|a| a.key.as_str()).collect();
+        return Check::ok(
+            "path_order",
+            format!(
+                "sudo resolves to the shim {} for every OpenClaw agent: {} is first in {}",
+                shim.display(),
+                bin.display(),
+                keys.join(", ")
+            ),
+        );
+    }
+    Check::fail(
+        "path_order",
+        format!(
+            "{} is not first in OpenClaw's exec PATH for {}",
+            bin.display(),
+            bad.join("; ")
+        ),
+        format!("run `occ install` again, or: {}", fixes.join("; ")),
+    )
+}
+
+/// Without OpenClaw's CLI (occ used outside OpenClaw, or the CLI not on PATH): `sudo`
+/// resolves to the shim in this shell's PATH, the environment the agent's commands start
+/// with when the admin added occ's line by hand.
+fn shell_path_order(bin: &Path, shim: &Path) -> Check {
+    let path = std::env::var("PATH").unwrap_or_default();
+    let source = "this shell's PATH (no openclaw CLI on PATH)";
+    let same = |p: &Path| std::fs::canonicalize(p).ok() == std::fs::canonicalize(shim).ok();
+    match tool::which_in("sudo", &path) {
         Some(p) if same(&p) => Check::ok(
             "path_order",
             format!("sudo resolves to the shim {} in {source}", p.display()),
         ),
-        Some(p) => {
-            let has_bin = path.split(':').any(|d| Path::new(d) == bin);
-            if has_bin {
-                Check::fail(
-                    "path_order",
-                    format!(
-                        "sudo resolves to {} before the shim in {source}",
-                        p.display()
-                    ),
-                    format!(
-                        "put {} first: {}",
-                        bin.display(),
-                        pathinj::manual_line(&bin)
-                    ),
-                )
-            } else {
-                Check::warn(
-                    "path_order",
-                    format!(
-                        "{} is not in {source}, so the agent's sudo is {} (not gated)",
-                        bin.display(),
-                        p.display()
-                    ),
-                    format!(
-                        "run `occ install` where OpenClaw is set up, or add to the gateway's \
-                         environment: {}",
-                        pathinj::manual_line(&bin)
-                    ),
-                )
-            }
-        }
-        None if !shim.exists() => Check::fail(
+        Some(p) if path.split(':').any(|d| Path::new(d) == bin) => Check::fail(
             "path_order",
-            format!("the shim {} is missing", shim.display()),
-            "run `occ install`",
+            format!(
+                "sudo resolves to {} before the shim in {source}",
+                p.display()
+            ),
+            format!("put {} first: {}", bin.display(), pathinj::manual_line(bin)),
         ),
-        None => Check::warn(
+        found => Check::warn(
             "path_order",
-            format!("no sudo at all in {source}"),
-            format!("add the shim's directory: {}", pathinj::manual_line(&bin)),
+            format!(
+                "{} is not in {source}, so the agent's sudo is {} (not gated)",
+                bin.display(),
+                found.map_or("not found".into(), |p| p.display().to_string())
+            ),
+            format!(
+                "run `occ install` where the openclaw CLI is on PATH (it sets {}), or add \
+                 to the agent's environment: {}",
+                oc::PATH_KEY,
+                pathinj::manual_line(bin)
+            ),
         ),
     }
 }
@@ -800,6 +905,26 @@ mod tests {
                 && c.detail.contains(COMMAND_POLICY)
                 && c.detail.contains("is a symlink")),
             "{c:?}"
+        );
+    }
+
+    #[test]
+    fn session_id_warns_only_with_openclaw_and_the_requirement() {
+        let view = Ok(pathinj::ExecView {
+            paths: oc::effective(None, None),
+            modes: oc::modes(None, None),
+        });
+        let c = session_id(Some(&view), true).unwrap();
+        assert_eq!(c.status, Status::Warn);
+        assert!(
+            c.detail.contains("every agent sudo is refused"),
+            "{}",
+            c.detail
+        );
+        assert!(session_id(Some(&view), false).is_none());
+        assert!(
+            session_id(None, true).is_none(),
+            "no OpenClaw, no claim about it"
         );
     }
 

@@ -72,7 +72,9 @@ pub enum BrokerStart {
 #[derive(Clone, Debug, PartialEq, Eq, Serialize, Deserialize)]
 #[serde(tag = "kind", rename_all = "snake_case", deny_unknown_fields)]
 pub enum PathInjection {
-    /// `openclaw config set KEY VALUE`; reverted by setting `previous` back (or unsetting).
+    /// `openclaw config set KEY VALUE` (the global pathPrepend or one agent's own list);
+    /// reverted by taking occ's entry (the first of `value`) out of the key as it is then,
+    /// keeping every other entry; unset only when nothing is left and `previous` was unset.
     OpenclawConfig {
         /// The config key.
         key: String,
@@ -81,7 +83,9 @@ pub enum PathInjection {
         /// What occ set.
         value: serde_json::Value,
     },
-    /// A systemd drop-in for the gateway unit (its file is also a `files` entry).
+    /// A systemd drop-in for the gateway unit, written by earlier releases (its file is also
+    /// a `files` entry, so uninstall removes it). occ no longer writes one: OpenClaw puts the
+    /// login shell's PATH before the gateway's, so it never held.
     SystemdDropIn {
         /// The gateway unit.
         unit: String,

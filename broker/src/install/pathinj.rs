@@ -1,37 +1,38 @@
-//! Putting `$OCC_HOME/bin` first in the agent's PATH: OpenClaw's supported route
-//! (`tools.exec.pathPrepend`), a drop-in for the gateway's systemd user unit, or — when
-//! neither exists — the exact line for the admin to add. It also answers "which PATH will the
-//! agent use?" for the checks. It must never guess a PATH for a unit: it reads the unit's
-//! effective environment, because `Environment=` does not expand `$PATH`.
+//! Putting `$OCC_HOME/bin` first in every OpenClaw agent's PATH through the one route that
+//! holds: `tools.exec.pathPrepend`, and every `agents.entries.<id>.tools.exec.pathPrepend`
+//! (an agent's own list replaces the global one). OpenClaw applies these inside the exec
+//! command, after the login shell's PATH is merged, so nothing in the gateway's environment
+//! can win over them (a systemd drop-in for the gateway cannot: the login shell's PATH goes
+//! before the gateway's). Values are always read through the `openclaw` CLI, so profiles,
+//! `OPENCLAW_CONFIG_PATH` and `$include` count; this module never guesses them from a file
+//! or from occ's manifest.
 
-use std::path::{Path, PathBuf};
+use std::path::Path;
 use std::time::Duration;
 
+use occ_policy::openclaw::{self as oc, AgentPath};
 use serde_json::Value;
 
 use crate::install::tool;
 use crate::install::unit;
 
-/// OpenClaw's config key for directories put before PATH in exec runs.
-pub const PATH_KEY: &str = "tools.exec.pathPrepend";
+/// How long one `openclaw config` call may take (the CLI loads its whole config and plugins).
+const CLI_LIMIT: Duration = Duration::from_secs(90);
 
-/// `openclaw config get KEY`: `None` when unset (the CLI exits non-zero or prints nothing).
-pub fn openclaw_get(oc: &Path, key: &str) -> Option<Value> {
-    let ran = tool::run(oc, &["config", "get", key], Duration::from_secs(60)).ok()?;
-    let out = ran.stdout.trim();
-    if !ran.ok() || out.is_empty() || out == "undefined" {
-        return None;
-    }
-    Some(serde_json::from_str(out).unwrap_or_else(|_| Value::String(out.to_string())))
+/// `openclaw config get KEY --json`: `Ok(None)` when the key is unset, `Err` when the CLI
+/// fails for another reason (a broken config must not read as "unset").
+pub fn openclaw_get(cli: &Path, key: &str) -> Result<Option<Value>, String> {
+    let ran = tool::run(cli, &["config", "get", key, "--json"], CLI_LIMIT)?;
+    oc::parse_config_get(key, ran.ok(), &ran.stdout, &ran.stderr)
 }
 
 /// `openclaw config set KEY JSON --strict-json`.
-pub fn openclaw_set(oc: &Path, key: &str, value: &Value) -> Result<(), String> {
+pub fn openclaw_set(cli: &Path, key: &str, value: &Value) -> Result<(), String> {
     let json = value.to_string();
     let ran = tool::run(
-        oc,
+        cli,
         &["config", "set", key, &json, "--strict-json"],
-        Duration::from_secs(60),
+        CLI_LIMIT,
     )?;
     if ran.ok() {
         Ok(())
@@ -44,8 +45,8 @@ pub fn openclaw_set(oc: &Path, key: &str, value: &Value) -> Result<(), String> {
 }
 
 /// `openclaw config unset KEY`.
-pub fn openclaw_unset(oc: &Path, key: &str) -> Result<(), String> {
-    let ran = tool::run(oc, &["config", "unset", key], Duration::from_secs(60))?;
+pub fn openclaw_unset(cli: &Path, key: &str) -> Result<(), String> {
+    let ran = tool::run(cli, &["config", "unset", key], CLI_LIMIT)?;
     if ran.ok() {
         Ok(())
     } else {
@@ -56,14 +57,42 @@ pub fn openclaw_unset(oc: &Path, key: &str) -> Result<(), String> {
     }
 }
 
-/// `bin` first, then whatever the list held before (without `bin`).
-pub fn prepend_value(bin: &Path, previous: Option<&Value>) -> Value {
-    let b = bin.display().to_string();
-    let mut list = vec![Value::String(b.clone())];
-    if let Some(Value::Array(items)) = previous {
-        list.extend(items.iter().filter(|v| v.as_str() != Some(&b)).cloned());
-    }
-    Value::Array(list)
+/// OpenClaw's exec settings as its CLI resolves them, agent by agent.
+#[derive(Debug, Clone)]
+pub struct ExecView {
+    /// Each agent's effective pathPrepend (the global list first).
+    pub paths: Vec<AgentPath>,
+    /// Each agent's exec mode: (agent, key, mode), the global key first.
+    pub modes: Vec<(Option<String>, String, Option<String>)>,
+}
+
+/// Reads `tools.exec.pathPrepend`, `tools.exec.mode` and `agents.entries` through the CLI.
+pub fn read_exec(cli: &Path) -> Result<ExecView, String> {
+    let global = openclaw_get(cli, oc::PATH_KEY)?;
+    let entries = openclaw_get(cli, oc::AGENTS_KEY)?;
+    let mode = openclaw_get(cli, oc::MODE_KEY)?;
+    Ok(ExecView {
+        paths: oc::effective(global.as_ref(), entries.as_ref()),
+        modes: oc::modes(mode.as_ref(), entries.as_ref()),
+    })
+}
+
+/// Every agent's effective pathPrepend as OpenClaw resolves its config.
+pub fn agent_paths(cli: &Path) -> Result<Vec<AgentPath>, String> {
+    let global = openclaw_get(cli, oc::PATH_KEY)?;
+    let entries = openclaw_get(cli, oc::AGENTS_KEY)?;
+    Ok(oc::effective(global.as_ref(), entries.as_ref()))
+}
+
+/// The exact command that puts `bin` first in `a`'s list, keeping its entries after it.
+pub fn fix_command(bin: &Path, a: &AgentPath) -> String {
+    let value = oc::with_first(
+        &bin.display().to_string(),
+        Some(&Value::Array(
+            a.dirs.iter().cloned().map(Value::String).collect(),
+        )),
+    );
+    format!("openclaw config set {} '{value}' --strict-json", a.key)
 }
 
 /// Whether the gateway's user unit exists.
@@ -77,38 +106,6 @@ pub fn gateway_loaded(sc: &Path) -> bool {
     .unwrap_or(false)
 }
 
-/// The gateway's effective PATH: its unit's `Environment=`, else the user manager's
-/// environment, else the secure default.
-pub fn gateway_path(sc: &Path) -> String {
-    let unit_env = tool::run(
-        sc,
-        &["--user", "show", unit::GATEWAY_UNIT, "-p", "Environment"],
-        Duration::from_secs(10),
-    )
-    .ok()
-    .filter(tool::Ran::ok)
-    .and_then(|r| unit::path_of(&unit::parse_environment(&r.stdout)));
-    unit_env
-        .or_else(|| {
-            tool::run(sc, &["--user", "show-environment"], Duration::from_secs(10))
-                .ok()
-                .filter(tool::Ran::ok)
-                .and_then(|r| {
-                    r.stdout
-                        .lines()
-                        .find_map(|l| l.strip_prefix("PATH=").map(str::to_string))
-                })
-        })
-        .unwrap_or_else(|| occ_policy::file::DEFAULT_SECURE_PATH.to_string())
-}
-
-/// The gateway drop-in's path.
-pub fn drop_in_file() -> PathBuf {
-    unit::user_unit_dir()
-        .join(format!("{}.d", unit::GATEWAY_UNIT))
-        .join(unit::DROP_IN)
-}
-
 /// A shell line that puts `bin` first, quoted for sh.
 pub fn manual_line(bin: &Path) -> String {
     let mut q = String::new();
@@ -119,27 +116,4 @@ pub fn manual_line(bin: &Path) -> String {
         q.push(c);
     }
     format!("export PATH=\"{q}:$PATH\"")
-}
-
-/// The PATH the agent will use, and where it comes from: the gateway drop-in, else OpenClaw's
-/// pathPrepend before this process's PATH, else this process's PATH.
-pub fn agent_path(prepend: Option<&Value>) -> (String, String) {
-    let current = std::env::var("PATH").unwrap_or_default();
-    let drop_in = drop_in_file();
-    if let Some(p) = std::fs::read_to_string(&drop_in)
-        .ok()
-        .and_then(|t| unit::drop_in_path(&t))
-    {
-        return (p, format!("the gateway drop-in {}", drop_in.display()));
-    }
-    if let Some(Value::Array(items)) = prepend {
-        let dirs: Vec<&str> = items.iter().filter_map(Value::as_str).collect();
-        if !dirs.is_empty() {
-            return (
-                format!("{}:{current}", dirs.join(":")),
-                format!("OpenClaw's {PATH_KEY} before this shell's PATH"),
-            );
-        }
-    }
-    (current, "this shell's PATH".into())
 }

@@ -5,6 +5,7 @@
 use std::os::unix::fs::PermissionsExt;
 use std::path::{Path, PathBuf};
 
+use occ_policy::openclaw as oc;
 use serde::Serialize;
 
 use occ_scan::compliance::schedule::{self, Backend, Only, RemoveOptions};
@@ -118,29 +119,11 @@ pub fn revert(m: &Manifest, r: &mut Report) -> bool {
     let mut reload = false;
     for inj in m.path.iter().rev() {
         match inj {
-            PathInjection::OpenclawConfig { key, previous, .. } => {
-                let Some(oc) = tool::which("openclaw") else {
-                    r.warnings.push(format!(
-                        "the openclaw CLI is not on PATH; revert {key} by hand: {}",
-                        match previous {
-                            Some(v) => format!("openclaw config set {key} '{v}' --strict-json"),
-                            None => format!("openclaw config unset {key}"),
-                        }
-                    ));
-                    continue;
-                };
-                let done = match previous {
-                    Some(v) => pathinj::openclaw_set(&oc, key, v)
-                        .map(|()| format!("restored openclaw {key} to {v}")),
-                    None => {
-                        pathinj::openclaw_unset(&oc, key).map(|()| format!("unset openclaw {key}"))
-                    }
-                };
-                match done {
-                    Ok(msg) => r.reverted.push(msg),
-                    Err(e) => r.warnings.push(e),
-                }
-            }
+            PathInjection::OpenclawConfig {
+                key,
+                previous,
+                value,
+            } => revert_openclaw(key, previous.is_some(), value, r),
             PathInjection::SystemdDropIn { .. } => reload = true,
             PathInjection::Manual { line } => r.reverted.push(format!(
                 "if you added `{line}` to the agent's environment, remove it"
@@ -227,6 +210,47 @@ pub fn revert(m: &Manifest, r: &mut Report) -> bool {
         }
     }
     reload
+}
+
+/// Takes occ's entry (the first of what it set, `value`) out of OpenClaw's `key` as it is
+/// now, keeping every other entry, including ones added since install; the key goes only
+/// when nothing else is left and it was unset before occ (`was_set`).
+fn revert_openclaw(key: &str, was_set: bool, value: &serde_json::Value, r: &mut Report) {
+    let Some(entry) = value.get(0).and_then(serde_json::Value::as_str) else {
+        r.warnings.push(format!(
+            "the manifest's record of {key} names no occ entry ({value}); check it by hand: \
+             openclaw config get {key}"
+        ));
+        return;
+    };
+    let Some(cli) = tool::which("openclaw") else {
+        r.warnings.push(format!(
+            "the openclaw CLI is not on PATH; take {entry} out of {key} by hand \
+             (`openclaw config get {key}`, then `openclaw config set {key} '<the rest>' \
+             --strict-json`, or `openclaw config unset {key}` when nothing else is left)"
+        ));
+        return;
+    };
+    let current = match pathinj::openclaw_get(&cli, key) {
+        Ok(Some(v)) => v,
+        Ok(None) => return,
+        Err(e) => {
+            r.warnings
+                .push(format!("{e}; take {entry} out of {key} by hand"));
+            return;
+        }
+    };
+    let done = match oc::without(entry, &current, was_set) {
+        None => pathinj::openclaw_unset(&cli, key)
+            .map(|()| format!("unset openclaw {key} (it held only {entry})")),
+        Some(rest) if rest != current => pathinj::openclaw_set(&cli, key, &rest)
+            .map(|()| format!("removed {entry} from openclaw {key}, kept {rest}")),
+        Some(_) => return,
+    };
+    match done {
+        Ok(msg) => r.reverted.push(msg),
+        Err(e) => r.warnings.push(e),
+    }
 }
 
 /// Removes the directories `m` records, deepest first, when empty; a directory that is not

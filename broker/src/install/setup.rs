@@ -6,6 +6,7 @@
 use std::os::unix::fs::{DirBuilderExt, MetadataExt, PermissionsExt};
 use std::path::{Path, PathBuf};
 
+use occ_policy::openclaw as oc;
 use serde::Serialize;
 
 use crate::install::checks::{self, Check, Status};
@@ -377,7 +378,7 @@ pub fn install(opts: &Options) -> Result<Report, String> {
     started?;
     let injected = inject_path(&mut cx, &home, sc.as_deref());
     cx.save(&manifest_file)?;
-    let prepend = injected?;
+    injected?;
     if !had_manifest {
         cx.change(
             "write",
@@ -391,8 +392,9 @@ pub fn install(opts: &Options) -> Result<Report, String> {
             .unwrap_or_else(|_| PathBuf::from("/usr/bin/sudo"));
         let real_check = checks::real_sudo(&real);
         let real_ok = real_check.status != Status::Fail;
+        let view = checks::openclaw_exec();
         cx.report.checks = vec![
-            checks::path_order(&home, prepend.as_ref()),
+            checks::path_order(&home, checks::paths_of(view.as_ref()).as_ref()),
             checks::broker_reachable(&home, Some(&cx.manifest)),
             checks::policy(&security),
             real_check,
@@ -400,6 +402,7 @@ pub fn install(opts: &Options) -> Result<Report, String> {
         if real_ok {
             cx.report.checks.push(checks::sudo_list(&real));
         }
+        cx.report.checks.extend(checks::exec_mode(view.as_ref()));
         cx.report.what_next = what_next(&cx.report.checks, &home);
     }
     Ok(cx.report)
@@ -575,88 +578,27 @@ fn start_broker(
     Ok(())
 }
 
-/// Puts `HOME/bin` first in the agent's PATH (OpenClaw's config, the gateway drop-in, or the
-/// line to add), recording each change in `cx`. Returns what pathPrepend was set to.
-pub(crate) fn inject_path(
-    cx: &mut Ctx,
-    home: &Path,
-    sc: Option<&Path>,
-) -> Result<Option<serde_json::Value>, String> {
+/// Puts `HOME/bin` first in every OpenClaw agent's pathPrepend (the global key, and each
+/// agent's own list, keeping their entries after it), read and written through the
+/// `openclaw` CLI; records each key in `cx`. Without the CLI it changes nothing and says
+/// what to do.
+pub(crate) fn inject_path(cx: &mut Ctx, home: &Path, sc: Option<&Path>) -> Result<(), String> {
     let bin = home.join("bin");
-    let mut injected = false;
-    let mut prepend = None;
-    if let Some(oc) = tool::which("openclaw") {
-        injected = true;
-        let current = pathinj::openclaw_get(&oc, pathinj::PATH_KEY);
-        let value = pathinj::prepend_value(&bin, current.as_ref());
-        if current.as_ref() != Some(&value) {
-            if !cx.dry {
-                pathinj::openclaw_set(&oc, pathinj::PATH_KEY, &value)?;
-            }
-            cx.change(
-                "config",
-                format!("openclaw config set {} '{value}'", pathinj::PATH_KEY),
-                "",
-            );
-        }
-        if !cx.dry {
-            let recorded = cx
-                .manifest
-                .path
-                .iter()
-                .any(|p| matches!(p, PathInjection::OpenclawConfig { .. }));
-            if let Some(PathInjection::OpenclawConfig { value: v, .. }) = cx
-                .manifest
-                .path
-                .iter_mut()
-                .find(|p| matches!(p, PathInjection::OpenclawConfig { .. }))
-            {
-                *v = value.clone();
-            }
-            if !recorded {
-                cx.manifest.path.push(PathInjection::OpenclawConfig {
-                    key: pathinj::PATH_KEY.into(),
-                    previous: current,
-                    value: value.clone(),
-                });
-            }
-        }
-        prepend = Some(value);
-    }
-    if let Some(sc) = sc.filter(|sc| pathinj::gateway_loaded(sc)) {
-        injected = true;
-        let full = unit::prepend(&bin, &pathinj::gateway_path(sc));
-        let file = pathinj::drop_in_file();
-        if let Some(dir) = file.parent() {
-            cx.mkdir(dir)?;
-        }
-        let text = unit::drop_in(&full)?;
-        if cx.put(&file, text.as_bytes(), 0o644, FileKind::Unit)? {
-            if !cx.dry {
-                broker::systemctl(sc, &["daemon-reload"])?;
-            }
-            cx.change("run", format!("{} --user daemon-reload", sc.display()), "");
-            cx.report.next.push(format!(
-                "restart the gateway so its PATH takes effect: systemctl --user restart {}",
-                unit::GATEWAY_UNIT
-            ));
-        }
-        if !cx.dry {
-            cx.manifest
-                .path
-                .retain(|p| !matches!(p, PathInjection::SystemdDropIn { .. }));
-            cx.manifest.path.push(PathInjection::SystemdDropIn {
-                unit: unit::GATEWAY_UNIT.into(),
-                file,
-                path: full,
-            });
-        }
-    }
-    if !injected {
+    let b = bin.display().to_string();
+    let Some(cli) = tool::which("openclaw") else {
         let line = pathinj::manual_line(&bin);
+        let unit_note = if sc.is_some_and(pathinj::gateway_loaded) {
+            format!(" (the {} unit exists)", unit::GATEWAY_UNIT)
+        } else {
+            String::new()
+        };
         cx.report.next.push(format!(
-            "no OpenClaw CLI or gateway user unit found: add this line to the environment the \
-             agent's commands start with (its service file or shell profile): {line}"
+            "no `openclaw` CLI on PATH{unit_note}: put it on PATH and run `occ install` again, \
+             so occ puts {b} first in {} and in every agent's own list (the gateway's own \
+             environment does not hold: OpenClaw puts the login shell's PATH before it). \
+             Without OpenClaw, add this line to the environment the agent's commands start \
+             with: {line}",
+            oc::PATH_KEY
         ));
         if !cx.dry
             && !cx
@@ -667,6 +609,55 @@ pub(crate) fn inject_path(
         {
             cx.manifest.path.push(PathInjection::Manual { line });
         }
+        return Ok(());
+    };
+    for a in pathinj::agent_paths(&cli)? {
+        if let Some(id) = a.agent.as_deref().filter(|id| !oc::plain_id(id)) {
+            cx.report.warnings.push(format!(
+                "OpenClaw agent {id:?} sets its own {} but its id cannot be written as a \
+                 config path; put {b} first in its list by hand",
+                oc::PATH_KEY
+            ));
+            continue;
+        }
+        let current = a.set.then(|| {
+            serde_json::Value::Array(
+                a.dirs
+                    .iter()
+                    .cloned()
+                    .map(serde_json::Value::String)
+                    .collect(),
+            )
+        });
+        let value = oc::with_first(&b, current.as_ref());
+        if current.as_ref() != Some(&value) {
+            if !cx.dry {
+                pathinj::openclaw_set(&cli, &a.key, &value)?;
+            }
+            cx.change(
+                "config",
+                format!("openclaw config set {} '{value}'", a.key),
+                match &a.agent {
+                    Some(id) => format!("agent {id} sets its own list"),
+                    None => String::new(),
+                },
+            );
+        }
+        if cx.dry {
+            continue;
+        }
+        let recorded = cx.manifest.path.iter_mut().find_map(|p| match p {
+            PathInjection::OpenclawConfig { key, value: v, .. } if *key == a.key => Some(v),
+            _ => None,
+        });
+        match recorded {
+            Some(v) => *v = value,
+            None => cx.manifest.path.push(PathInjection::OpenclawConfig {
+                key: a.key.clone(),
+                previous: current,
+                value,
+            }),
+        }
     }
-    Ok(prepend)
+    Ok(())
 }

@@ -1,6 +1,7 @@
-//! systemd user units: the `occ-broker.service` unit, the gateway's PATH drop-in, quoting
-//! for unit files, and reading a unit's effective `Environment=`. Text is rendered here and
-//! written elsewhere, so golden tests can compare it byte for byte.
+//! systemd units: the `occ-broker.service` unit (user and system), and quoting for unit
+//! files. Text is rendered here and written elsewhere, so golden tests can compare it byte
+//! for byte. occ writes no drop-in for the gateway: OpenClaw puts the login shell's PATH
+//! before the gateway's, so only `tools.exec.pathPrepend` holds (see `pathinj`).
 
 use std::path::{Path, PathBuf};
 
@@ -8,8 +9,6 @@ use std::path::{Path, PathBuf};
 pub const BROKER_UNIT: &str = "occ-broker.service";
 /// OpenClaw's gateway unit name.
 pub const GATEWAY_UNIT: &str = "openclaw-gateway.service";
-/// The drop-in file name occ writes for the gateway.
-pub const DROP_IN: &str = "occ.conf";
 
 /// The unit template shipped in `install/`.
 pub const BROKER_TEMPLATE: &str = include_str!("../../../install/occ-broker.service");
@@ -17,8 +16,6 @@ pub const BROKER_TEMPLATE: &str = include_str!("../../../install/occ-broker.serv
 pub const SYSTEM_BROKER_TEMPLATE: &str = include_str!("../../../install/occ-broker-system.service");
 /// Where the system broker's unit goes.
 pub const SYSTEM_UNIT_DIR: &str = "/etc/systemd/system";
-/// The drop-in template shipped in `install/`.
-pub const DROP_IN_TEMPLATE: &str = include_str!("../../../install/openclaw-gateway-occ.conf");
 
 /// `$XDG_CONFIG_HOME/systemd/user`, else `$HOME/.config/systemd/user`.
 pub fn user_unit_dir() -> PathBuf {
@@ -74,93 +71,6 @@ pub fn system_broker_unit(occ_bin: &Path) -> Result<String, String> {
     Ok(SYSTEM_BROKER_TEMPLATE.replace("@OCC_BIN@", &exe))
 }
 
-/// The gateway drop-in that sets the full `path`.
-pub fn drop_in(path: &str) -> Result<String, String> {
-    let env = quote(&format!("PATH={path}"), false)?;
-    Ok(DROP_IN_TEMPLATE.replace("@PATH_ENV@", &env))
-}
-
-/// Splits `systemctl show -p Environment` output (`Environment=A=1 B="x y"`) into
-/// assignments, honouring double quotes and backslash escapes.
-pub fn parse_environment(text: &str) -> Vec<String> {
-    let body = text
-        .lines()
-        .find_map(|l| l.strip_prefix("Environment="))
-        .unwrap_or("");
-    split_words(body)
-}
-
-fn split_words(s: &str) -> Vec<String> {
-    let mut words = Vec::new();
-    let mut cur = String::new();
-    let mut in_word = false;
-    let mut quote: Option<char> = None;
-    let mut chars = s.chars();
-    while let Some(c) = chars.next() {
-        match (quote, c) {
-            (_, '\\') => {
-                if let Some(n) = chars.next() {
-                    cur.push(n);
-                }
-                in_word = true;
-            }
-            (Some(q), c) if c == q => quote = None,
-            (Some(_), c) => cur.push(c),
-            (None, '"' | '\'') => {
-                quote = Some(c);
-                in_word = true;
-            }
-            (None, c) if c.is_whitespace() => {
-                if in_word {
-                    words.push(std::mem::take(&mut cur));
-                    in_word = false;
-                }
-            }
-            (None, c) => {
-                cur.push(c);
-                in_word = true;
-            }
-        }
-    }
-    if in_word {
-        words.push(cur);
-    }
-    words
-}
-
-/// The `PATH=` value among assignments.
-pub fn path_of(assignments: &[String]) -> Option<String> {
-    assignments
-        .iter()
-        .rev()
-        .find_map(|a| a.strip_prefix("PATH=").map(str::to_string))
-}
-
-/// `path` with every copy of `dir` removed and `dir` put first.
-pub fn prepend(dir: &Path, path: &str) -> String {
-    let d = dir.display().to_string();
-    let rest: Vec<&str> = path
-        .split(':')
-        .filter(|p| !p.is_empty() && *p != d && Path::new(p) != dir)
-        .collect();
-    if rest.is_empty() {
-        d
-    } else {
-        format!("{d}:{}", rest.join(":"))
-    }
-}
-
-/// The value of `Environment="PATH=…"` in a drop-in occ wrote.
-pub fn drop_in_path(text: &str) -> Option<String> {
-    text.lines()
-        .filter_map(|l| l.trim().strip_prefix("Environment="))
-        .flat_map(split_words)
-        .collect::<Vec<_>>()
-        .iter()
-        .rev()
-        .find_map(|a| a.strip_prefix("PATH=").map(str::to_string))
-}
-
 #[cfg(test)]
 mod tests {
     use super::*;
@@ -177,24 +87,6 @@ mod tests {
             assert_eq!(quote(v, *exec).as_deref(), Ok(*want), "{v}");
         }
         assert!(quote("a\nb", false).is_err());
-    }
-
-    #[test]
-    fn environment_parsing_finds_path() {
-        let env =
-            parse_environment("Environment=HOME=/h \"NAME=a b\" PATH=/usr/local/bin:/usr/bin\n");
-        assert_eq!(env, ["HOME=/h", "NAME=a b", "PATH=/usr/local/bin:/usr/bin"]);
-        assert_eq!(path_of(&env).as_deref(), Some("/usr/local/bin:/usr/bin"));
-        assert!(path_of(&parse_environment("Environment=\n")).is_none());
-    }
-
-    #[test]
-    fn prepend_is_idempotent() {
-        let d = Path::new("/h/.openclaw/bin");
-        let once = prepend(d, "/usr/bin:/h/.openclaw/bin:/bin");
-        assert_eq!(once, "/h/.openclaw/bin:/usr/bin:/bin");
-        assert_eq!(prepend(d, &once), once);
-        assert_eq!(prepend(d, ""), "/h/.openclaw/bin");
     }
 
     #[test]
@@ -223,14 +115,5 @@ mod tests {
             }
             assert!(text.contains(d), "{d} is not listed as left out");
         }
-    }
-
-    #[test]
-    fn drop_in_round_trips_its_path() {
-        let text = drop_in("/h/.openclaw/bin:/usr/bin").unwrap();
-        assert_eq!(
-            drop_in_path(&text).as_deref(),
-            Some("/h/.openclaw/bin:/usr/bin")
-        );
     }
 }

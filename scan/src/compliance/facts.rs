@@ -164,6 +164,47 @@ pub struct OpenClawCli {
     pub version: Result<String, String>,
     /// When the resolved file was last modified.
     pub modified: Option<SystemTime>,
+    /// The exec PATH settings as the CLI resolves OpenClaw's config (profiles,
+    /// `OPENCLAW_CONFIG_PATH`, `$include`); `None` when not asked.
+    pub exec_path: Option<Result<ExecPathConfig, String>>,
+}
+
+/// `openclaw config get tools.exec.pathPrepend` and `agents.entries`, each `None` when unset.
+#[derive(Debug, Clone, Default)]
+pub struct ExecPathConfig {
+    /// The global `tools.exec.pathPrepend`.
+    pub global: Option<Value>,
+    /// `agents.entries` (agents may set their own pathPrepend, which replaces the global one).
+    pub entries: Option<Value>,
+}
+
+/// How long one `openclaw config get` may take: the CLI loads its config and plugins, which
+/// takes seconds, far more than `--version`.
+const CONFIG_GET_TIMEOUT: Duration = Duration::from_secs(60);
+
+/// Reads the exec PATH settings through the CLI at `path`.
+pub fn probe_exec_path(path: &Path) -> Result<ExecPathConfig, String> {
+    use occ_policy::openclaw as oc;
+    let get = |key: &str| -> Result<Option<Value>, String> {
+        let mut c = Command::new(path);
+        c.args(["config", "get", key, "--json"]);
+        match exec::run(c, None, CONFIG_GET_TIMEOUT) {
+            Ok(o) if o.timed_out => Err(format!(
+                "`openclaw config get {key}` timed out after {CONFIG_GET_TIMEOUT:?}"
+            )),
+            Ok(o) => oc::parse_config_get(
+                key,
+                o.success(),
+                &String::from_utf8_lossy(&o.stdout),
+                &o.stderr_text(),
+            ),
+            Err(e) => Err(e.to_string()),
+        }
+    };
+    Ok(ExecPathConfig {
+        global: get(oc::PATH_KEY)?,
+        entries: get(oc::AGENTS_KEY)?,
+    })
 }
 
 /// Finds the openclaw CLI: `openclaw-bin-path.txt`, PATH, then the usual install paths.
@@ -210,10 +251,12 @@ pub fn probe_openclaw(path: PathBuf, timeout: Duration) -> OpenClawCli {
         .and_then(std::fs::metadata)
         .and_then(|m| m.modified())
         .ok();
+    let exec_path = version.is_ok().then(|| probe_exec_path(&path));
     OpenClawCli {
         path,
         version,
         modified,
+        exec_path,
     }
 }
 

@@ -1,8 +1,10 @@
-//! The broker answers, and `sudo` resolves to occ's shim in the PATH the OpenClaw gateway
-//! really uses (its /proc environ, after `tools.exec.pathPrepend`).
+//! The broker answers, and `sudo` resolves to occ's shim for every OpenClaw agent: occ's bin
+//! is first in each agent's effective `tools.exec.pathPrepend` (an agent's own list replaces
+//! the global one), as OpenClaw's CLI resolves its config.
 
 use std::path::Path;
 
+use occ_policy::openclaw::{self as oc, AgentPath};
 use serde_json::Value;
 
 use super::ctx::Ctx;
@@ -39,6 +41,34 @@ pub(super) fn broker_reachable(c: &Ctx) -> Verdict {
     }
 }
 
+/// Every OpenClaw agent's effective `pathPrepend` (the global list, and each agent's own list
+/// that replaces it), from OpenClaw's own resolution when its CLI answered, else from
+/// openclaw.json as occ-scan reads it; with where it came from.
+fn agent_paths(c: &Ctx) -> (Vec<AgentPath>, String) {
+    let cli = c.host.openclaw.as_ref().and_then(|o| o.exec_path.as_ref());
+    if let Some(Ok(x)) = cli {
+        return (
+            oc::effective(x.global.as_ref(), x.entries.as_ref()),
+            "`openclaw config get`".into(),
+        );
+    }
+    let why_not_cli = match cli {
+        Some(Err(e)) => format!(" (the CLI failed: {e})"),
+        _ => String::new(),
+    };
+    let (global, entries) = match &c.openclaw {
+        Ok(Some(cfg)) => (
+            cfg.pointer("/tools/exec/pathPrepend").cloned(),
+            cfg.pointer("/agents/entries").cloned(),
+        ),
+        _ => (None, None),
+    };
+    (
+        oc::effective(global.as_ref(), entries.as_ref()),
+        format!("openclaw.json{why_not_cli}"),
+    )
+}
+
 pub(super) fn shim_first_in_path(c: &Ctx) -> Verdict {
     let shim = c.paths.shim();
     let Ok(shim_real) = std::fs::canonicalize(&shim) else {
@@ -48,107 +78,76 @@ pub(super) fn shim_first_in_path(c: &Ctx) -> Verdict {
             "install occ",
         );
     };
-    let own = c
-        .host
-        .own_path
-        .as_deref()
-        .map(|p| resolve_sudo(p, &shim_real))
-        .unwrap_or_else(|| "PATH unset".into());
-    // OpenClaw's exec tool puts tools.exec.pathPrepend before the gateway's own PATH.
-    let prepend: Vec<String> = match &c.openclaw {
-        Ok(Some(cfg)) => match cfg.pointer("/tools/exec/pathPrepend") {
-            Some(Value::Array(a)) => a
-                .iter()
-                .filter_map(Value::as_str)
-                .map(String::from)
-                .collect(),
-            Some(Value::String(s)) => s.split(':').map(String::from).collect(),
-            _ => Vec::new(),
+    let shim_dir = shim_real
+        .parent()
+        .map(Path::to_path_buf)
+        .unwrap_or_default();
+    // OpenClaw's exec puts each agent's pathPrepend first, inside the command, after the
+    // login shell's PATH and then the gateway's own. Only the pathPrepend decides: the login
+    // shell's PATH (unseen here) goes before the gateway's.
+    let (agents, source) = agent_paths(c);
+    let tail = match &c.host.gateway {
+        Some(g) => match &g.path_env {
+            Ok(Some(p)) => p.clone(),
+            _ => String::new(),
         },
-        _ => Vec::new(),
+        None => c.host.own_path.clone().unwrap_or_default(),
     };
-    let prepend = prepend.join(":");
-    let Some(g) = &c.host.gateway else {
-        if !prepend.is_empty()
-            && exec::which_in("sudo", std::ffi::OsStr::new(&prepend))
-                .and_then(|f| std::fs::canonicalize(f).ok())
-                .is_some_and(|r| r == shim_real)
-        {
-            return Verdict::partial(
-                "openclaw.json tools.exec.pathPrepend puts the shim first; the gateway is not running to confirm",
-                "the gateway's real environment could not be checked",
-                "start the gateway and run occ-scan again",
+    let mut bad = Vec::new();
+    let mut bypass = false;
+    for a in &agents {
+        let first_is_shim = a
+            .dirs
+            .first()
+            .and_then(|d| std::fs::canonicalize(d).ok())
+            .is_some_and(|d| d == shim_dir);
+        if first_is_shim {
+            continue;
+        }
+        let searched = [a.dirs.join(":"), tail.clone()]
+            .into_iter()
+            .filter(|p| !p.is_empty())
+            .collect::<Vec<_>>()
+            .join(":");
+        let sudo = resolve_sudo(&searched, &shim_real);
+        bypass |= !sudo.ends_with("(the shim)");
+        bad.push(if a.dirs.is_empty() {
+            format!(
+                "{}: no pathPrepend, so the login shell's PATH decides ({sudo} after the gateway's PATH)",
+                a.label()
             )
-            .ev(format!("tools.exec.pathPrepend={prepend}"));
-        }
-        return Verdict::not_assessed(
-            "the OpenClaw gateway is not running, so its PATH cannot be checked",
-        )
-        .ev(format!("occ-scan's own PATH: {own}"));
-    };
-    let gw_path = match &g.path_env {
-        Err(e) => return Verdict::not_assessed(e.clone()),
-        Ok(None) if prepend.is_empty() => {
-            return Verdict::violation(
-                format!("the gateway (pid {}) has no PATH", g.pid),
-                "sudo resolves by the default search path, not to the shim",
-                "set PATH for the gateway with OCC_HOME/bin first",
-            )
-        }
-        Ok(None) => String::new(),
-        Ok(Some(p)) => p.clone(),
-    };
-    let path_owned = match (prepend.is_empty(), gw_path.is_empty()) {
-        (true, _) => gw_path.clone(),
-        (false, true) => prepend.clone(),
-        (false, false) => format!("{prepend}:{gw_path}"),
-    };
-    let path = path_owned.as_str();
-    let first = exec::which_in("sudo", std::ffi::OsStr::new(path));
-    let ev = if prepend.is_empty() {
-        format!("gateway pid {} PATH={gw_path}", g.pid)
-    } else {
-        format!(
-            "gateway pid {} PATH={gw_path}, after tools.exec.pathPrepend={prepend}",
-            g.pid
-        )
-    };
-    match first.and_then(|f| std::fs::canonicalize(&f).ok().map(|r| (f, r))) {
-        Some((f, real)) if real == shim_real => {
-            // A directory searched before the shim's that others can write lets them plant a
-            // sudo that wins.
-            use std::os::unix::fs::MetadataExt;
-            let shim_dir = f.parent().map(Path::to_path_buf).unwrap_or_default();
-            let open: Vec<String> = std::env::split_paths(std::ffi::OsStr::new(path))
-                .take_while(|d| *d != shim_dir)
-                .filter(|d| std::fs::metadata(d).is_ok_and(|m| m.mode() & 0o002 != 0))
-                .map(|d| d.display().to_string())
-                .collect();
-            if open.is_empty() {
-                Verdict::compliant("sudo resolves to occ's shim in the gateway's PATH").ev(ev)
-            } else {
-                Verdict::partial(
-                    format!("the shim is first, but {} precede(s) it and are world-writable", open.join(", ")),
-                    "anyone can plant a sudo that wins over the shim",
-                    "remove world-writable directories from the gateway's PATH, or put OCC_HOME/bin first",
-                )
-                .ev(ev)
-            }
-        }
-        Some((f, _)) => Verdict::violation(
-            format!("sudo resolves to {} in the gateway's PATH", f.display()),
-            "the agent's sudo bypasses occ",
-            "put OCC_HOME/bin first in the gateway's PATH (occ install does this) and restart it",
-        )
-        .ev(ev)
-        .risk(Risk::Critical),
-        None => Verdict::violation(
-            "no sudo on the gateway's PATH",
-            "the shim is not on the agent's PATH",
-            "put OCC_HOME/bin first in the gateway's PATH and restart it",
-        )
-        .ev(ev),
+        } else {
+            format!("{}: {} first ({sudo})", a.label(), a.dirs[0])
+        });
     }
+    let keys: Vec<&str> = agents.iter().map(|a| a.key.as_str()).collect();
+    if !bad.is_empty() {
+        let v = Verdict::violation(
+            format!("occ's shim is not first in OpenClaw's exec PATH for {}", bad.join("; ")),
+            "the agent's sudo may bypass occ",
+            "run `occ install` again: it puts OCC_HOME/bin first in tools.exec.pathPrepend and in every agent's own list",
+        )
+        .ev(format!("read from {source}: {}", keys.join(", ")));
+        return if bypass { v.risk(Risk::Critical) } else { v };
+    }
+    let ev = format!(
+        "{} first in {} (read from {source})",
+        shim_dir.display(),
+        keys.join(", ")
+    );
+    let Some(g) = &c.host.gateway else {
+        return Verdict::partial(
+            "tools.exec.pathPrepend puts the shim first for every agent; the gateway is not running to confirm",
+            "the gateway's real environment could not be checked",
+            "start the gateway and run occ-scan again",
+        )
+        .ev(ev);
+    };
+    if let Err(e) = &g.path_env {
+        return Verdict::not_assessed(e.clone()).ev(ev);
+    }
+    Verdict::compliant("sudo resolves to occ's shim for every OpenClaw agent: its bin is first in each effective pathPrepend")
+        .ev(format!("{ev}; gateway pid {} PATH={tail}", g.pid))
 }
 
 fn resolve_sudo(path: &str, shim_real: &Path) -> String {

@@ -1,0 +1,328 @@
+//! What OpenClaw's exec tool puts first in PATH, agent by agent, read from the two config
+//! values OpenClaw itself resolves: `tools.exec.pathPrepend` and `agents.entries`. An agent's
+//! own `agents.entries.<id>.tools.exec.pathPrepend` replaces the global list (it is not
+//! merged). This module only reads and edits JSON values; it never runs OpenClaw.
+
+use serde_json::Value;
+
+/// The global key: directories OpenClaw puts before PATH in every exec run.
+pub const PATH_KEY: &str = "tools.exec.pathPrepend";
+
+/// The map of configured agents, keyed by agent id.
+pub const AGENTS_KEY: &str = "agents.entries";
+
+/// One agent's effective list.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct AgentPath {
+    /// The agent id; `None` for the global key (every agent without its own list).
+    pub agent: Option<String>,
+    /// The config key the list comes from.
+    pub key: String,
+    /// Whether `key` is set at all.
+    pub set: bool,
+    /// The directories, in order.
+    pub dirs: Vec<String>,
+}
+
+impl AgentPath {
+    /// `agent main (agents.entries.main.tools.exec.pathPrepend)` or `every agent without
+    /// its own list (tools.exec.pathPrepend)`.
+    pub fn label(&self) -> String {
+        match &self.agent {
+            Some(a) => format!("agent {a} ({})", self.key),
+            None => format!("every agent without its own list ({})", self.key),
+        }
+    }
+}
+
+/// `agents.entries.<id>.tools.exec.pathPrepend`.
+pub fn agent_key(id: &str) -> String {
+    format!("{AGENTS_KEY}.{id}.{PATH_KEY}")
+}
+
+/// Whether `id` can be written in a dotted config path as is.
+pub fn plain_id(id: &str) -> bool {
+    !id.is_empty()
+        && id
+            .bytes()
+            .all(|b| b.is_ascii_alphanumeric() || b == b'-' || b == b'_')
+}
+
+/// The directories of a pathPrepend value: an array of strings, or (as older configs and
+/// hand edits have it) one `:`-separated string.
+pub fn dirs_of(v: &Value) -> Vec<String> {
+    match v {
+        Value::Array(a) => a
+            .iter()
+            .filter_map(Value::as_str)
+            .map(str::to_string)
+            .collect(),
+        Value::String(s) => s
+            .split(':')
+            .filter(|d| !d.is_empty())
+            .map(str::to_string)
+            .collect(),
+        _ => Vec::new(),
+    }
+}
+
+/// The global list, then one entry per agent in `entries` that sets its own list (those
+/// without one use the global list, which the first entry stands for).
+pub fn effective(global: Option<&Value>, entries: Option<&Value>) -> Vec<AgentPath> {
+    let mut out = vec![AgentPath {
+        agent: None,
+        key: PATH_KEY.into(),
+        set: global.is_some_and(|v| !v.is_null()),
+        dirs: global.map(dirs_of).unwrap_or_default(),
+    }];
+    if let Some(Value::Object(map)) = entries {
+        for (id, entry) in map {
+            let own = entry.pointer("/tools/exec/pathPrepend");
+            if let Some(v) = own.filter(|v| !v.is_null()) {
+                out.push(AgentPath {
+                    agent: Some(id.clone()),
+                    key: agent_key(id),
+                    set: true,
+                    dirs: dirs_of(v),
+                });
+            }
+        }
+    }
+    out
+}
+
+/// What `openclaw config get KEY --json` answered: `ok` (exit 0) and its output.
+/// `Ok(None)` when the key is unset; `Err` for any other failure, so a broken config never
+/// reads as "unset".
+pub fn parse_config_get(
+    key: &str,
+    ok: bool,
+    stdout: &str,
+    stderr: &str,
+) -> Result<Option<Value>, String> {
+    let out = stdout.trim();
+    let parsed: Option<Value> = serde_json::from_str(out).ok();
+    if ok {
+        return match parsed {
+            Some(v) => Ok(Some(v)),
+            None if out.is_empty() || out == "undefined" => Ok(None),
+            None => Err(format!(
+                "`openclaw config get {key} --json` printed something that is not JSON: {}",
+                out.lines().next().unwrap_or("")
+            )),
+        };
+    }
+    // The CLI's words for an unset key: "Config path is valid but unset: KEY" (older
+    // releases: "Config path not found").
+    let msg = parsed
+        .as_ref()
+        .and_then(|v| v.pointer("/error/message"))
+        .and_then(Value::as_str)
+        .map(str::to_string)
+        .unwrap_or_else(|| {
+            let e = stderr.trim();
+            if e.is_empty() { out } else { e }
+                .lines()
+                .next()
+                .unwrap_or("")
+                .to_string()
+        });
+    let lower = msg.to_ascii_lowercase();
+    if lower.contains("but unset") || lower.contains("path not found") {
+        return Ok(None);
+    }
+    Err(format!("`openclaw config get {key} --json` failed: {msg}"))
+}
+
+/// The global exec mode key (`deny`, `allowlist`, `ask`, `auto`, `full`).
+pub const MODE_KEY: &str = "tools.exec.mode";
+
+/// One agent's effective `tools.exec.mode`: `(agent, key, mode)`, the global key first
+/// (`None` mode when unset: OpenClaw's gateway default is `full`), then each agent that sets
+/// its own.
+pub fn modes(
+    global: Option<&Value>,
+    entries: Option<&Value>,
+) -> Vec<(Option<String>, String, Option<String>)> {
+    let mut out = vec![(
+        None,
+        MODE_KEY.to_string(),
+        global.and_then(Value::as_str).map(str::to_string),
+    )];
+    if let Some(Value::Object(map)) = entries {
+        for (id, entry) in map {
+            if let Some(m) = entry.pointer("/tools/exec/mode").and_then(Value::as_str) {
+                out.push((
+                    Some(id.clone()),
+                    format!("{AGENTS_KEY}.{id}.{MODE_KEY}"),
+                    Some(m.to_string()),
+                ));
+            }
+        }
+    }
+    out
+}
+
+/// What an exec mode means for `sudo` under occ: `None` when it fits (occ is the one gate),
+/// else why it does not and the change that fits.
+pub fn mode_conflict(mode: Option<&str>, key: &str) -> Option<String> {
+    let fix = format!("openclaw config set {key} full");
+    match mode.unwrap_or("full") {
+        "full" => None,
+        "allowlist" => Some(format!(
+            "{key} is allowlist: OpenClaw runs only allowlisted commands and asks no one, and \
+             it treats sudo as a dispatch wrapper, so the agent's sudo is denied by OpenClaw \
+             before occ sees it; to gate sudo with occ: {fix}"
+        )),
+        m @ ("ask" | "auto") => Some(format!(
+            "{key} is {m}: OpenClaw asks a human (or its reviewer) for commands that are not \
+             allowlisted, so every sudo is approved twice, once in OpenClaw and once in occ; \
+             for occ alone to decide: {fix}"
+        )),
+        "deny" => Some(format!(
+            "{key} is deny: OpenClaw runs no exec at all, so nothing reaches occ (a choice, \
+             not a gap)"
+        )),
+        other => Some(format!(
+            "{key} is {other:?}, a mode occ does not know; check `openclaw exec-policy show`"
+        )),
+    }
+}
+
+/// `bin` first, then the entries `previous` held (without `bin`).
+pub fn with_first(bin: &str, previous: Option<&Value>) -> Value {
+    let mut list = vec![Value::String(bin.to_string())];
+    list.extend(
+        previous
+            .map(dirs_of)
+            .unwrap_or_default()
+            .into_iter()
+            .filter(|d| d != bin)
+            .map(Value::String),
+    );
+    Value::Array(list)
+}
+
+/// `current` without `bin`: `None` when nothing else is left and the key was unset before
+/// occ set it (so the key goes), else the remaining list (possibly empty).
+pub fn without(bin: &str, current: &Value, was_set: bool) -> Option<Value> {
+    let rest: Vec<Value> = dirs_of(current)
+        .into_iter()
+        .filter(|d| d != bin)
+        .map(Value::String)
+        .collect();
+    if rest.is_empty() && !was_set {
+        None
+    } else {
+        Some(Value::Array(rest))
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use serde_json::json;
+
+    #[test]
+    fn an_agent_list_replaces_the_global_one_and_others_inherit_it() {
+        let global = json!(["/home/a/.openclaw/bin", "/opt/tools/bin"]);
+        // The shape `openclaw config get agents.entries --json` prints for a real config.
+        let entries = json!({
+            "main": { "workspace": "/home/a/.openclaw/workspace" },
+            "ops": { "tools": { "exec": { "pathPrepend": ["/usr/local/bin"] } } },
+            "web": { "tools": { "exec": { "host": "gateway" } } },
+            "old": { "tools": { "exec": { "pathPrepend": "/a:/b" } } }
+        });
+        let got = effective(Some(&global), Some(&entries));
+        assert_eq!(got.len(), 3, "{got:?}");
+        assert_eq!(got[0].agent, None);
+        assert_eq!(got[0].dirs, ["/home/a/.openclaw/bin", "/opt/tools/bin"]);
+        let ops = got
+            .iter()
+            .find(|a| a.agent.as_deref() == Some("ops"))
+            .unwrap();
+        assert_eq!(ops.key, "agents.entries.ops.tools.exec.pathPrepend");
+        assert_eq!(ops.dirs, ["/usr/local/bin"]);
+        let old = got
+            .iter()
+            .find(|a| a.agent.as_deref() == Some("old"))
+            .unwrap();
+        assert_eq!(old.dirs, ["/a", "/b"]);
+        assert!(!got.iter().any(|a| a.agent.as_deref() == Some("web")));
+    }
+
+    #[test]
+    fn an_unset_global_key_is_reported_unset() {
+        let got = effective(None, None);
+        assert_eq!(got.len(), 1);
+        assert!(!got[0].set);
+        assert!(got[0].dirs.is_empty());
+    }
+
+    #[test]
+    fn with_first_keeps_the_users_entries_after_bin_once() {
+        let prev = json!(["/opt/x", "/bin/occ", "/opt/y"]);
+        assert_eq!(
+            with_first("/bin/occ", Some(&prev)),
+            json!(["/bin/occ", "/opt/x", "/opt/y"])
+        );
+        assert_eq!(with_first("/b", None), json!(["/b"]));
+    }
+
+    #[test]
+    fn without_removes_only_occs_entry() {
+        let cur = json!(["/b", "/usr/local/bin"]);
+        assert_eq!(without("/b", &cur, false), Some(json!(["/usr/local/bin"])));
+        assert_eq!(without("/b", &json!(["/b"]), false), None);
+        assert_eq!(without("/b", &json!(["/b"]), true), Some(json!([])));
+    }
+
+    #[test]
+    fn config_get_answers_are_read_as_openclaw_prints_them() {
+        // OpenClaw 2026.9.6's words, exit 1, for an unset key.
+        let unset = r#"{"ok": false, "error": {"type": "cli_error", "message": "Config path is valid but unset: tools.exec.pathPrepend. The runtime default applies until you set an authored value with openclaw config set tools.exec.pathPrepend <value>."}}"#;
+        assert_eq!(parse_config_get(PATH_KEY, false, unset, ""), Ok(None));
+        assert_eq!(
+            parse_config_get(PATH_KEY, true, "[\n  \"/b\"\n]\n", ""),
+            Ok(Some(json!(["/b"])))
+        );
+        let broken = r#"{"ok": false, "error": {"type": "cli_error", "message": "OpenClaw config is invalid: openclaw.json:5"}}"#;
+        let e = parse_config_get(PATH_KEY, false, broken, "").unwrap_err();
+        assert!(e.contains("config is invalid"), "{e}");
+        assert!(parse_config_get(PATH_KEY, false, "", "boom").is_err());
+        assert!(parse_config_get(PATH_KEY, true, "not json", "").is_err());
+    }
+
+    #[test]
+    fn exec_modes_per_agent_and_what_they_mean_for_sudo() {
+        let entries = json!({
+            "main": {"workspace": "/w"},
+            "ops": {"tools": {"exec": {"mode": "allowlist"}}}
+        });
+        let got = modes(Some(&json!("full")), Some(&entries));
+        assert_eq!(got.len(), 2);
+        assert_eq!(got[1].1, "agents.entries.ops.tools.exec.mode");
+        assert!(mode_conflict(Some("full"), MODE_KEY).is_none());
+        assert!(
+            mode_conflict(None, MODE_KEY).is_none(),
+            "unset is the gateway's full"
+        );
+        let a = mode_conflict(Some("allowlist"), &got[1].1).unwrap();
+        assert!(a.contains("denied by OpenClaw"), "{a}");
+        assert!(a.contains("openclaw config set agents.entries.ops.tools.exec.mode full"));
+        assert!(mode_conflict(Some("ask"), MODE_KEY)
+            .unwrap()
+            .contains("approved twice"));
+        assert!(mode_conflict(Some("auto"), MODE_KEY).is_some());
+        assert!(mode_conflict(Some("deny"), MODE_KEY).is_some());
+    }
+
+    #[test]
+    fn plain_ids_only() {
+        assert!(plain_id("main"));
+        assert!(plain_id("ops-2_x"));
+        assert!(!plain_id("a.b"));
+        assert!(!plain_id(""));
+        assert!(!plain_id("a b"));
+    }
+}
