@@ -514,6 +514,17 @@ const CASES: &[(&str, Status, &str, Setup)] = &[
     (
         "command_policy_enforced",
         Violation,
+        "apt-get with any args: -o APT::Update::Pre-Invoke runs a command",
+        |h, _| {
+            write(
+                &h.sec("command-policy.json"),
+                r#"{"version": 2, "allow": ["/usr/bin/apt-get install *"]}"#,
+            )
+        },
+    ),
+    (
+        "command_policy_enforced",
+        Violation,
         "seed: regex template",
         |h, _| {
             write(

@@ -109,7 +109,7 @@ pub fn good_home() -> Home {
     );
     write(
         &h.sec("command-policy.json"),
-        r#"{"version": 2, "allow": ["/usr/bin/systemctl restart nginx", "/usr/bin/apt-get install *"], "deny": ["/usr/bin/rm"]}"#,
+        r#"{"version": 2, "allow": ["/usr/bin/systemctl restart nginx", "/usr/bin/apt-get install nginx"], "deny": ["/usr/bin/rm"]}"#,
     );
     write(
         &h.sec("prompt-policy.json"),

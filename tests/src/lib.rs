@@ -90,3 +90,11 @@ pub fn system_paths_lock() -> std::sync::MutexGuard<'static, ()> {
     static LOCK: std::sync::Mutex<()> = std::sync::Mutex::new(());
     LOCK.lock().unwrap_or_else(|p| p.into_inner())
 }
+
+/// Serialises the tests that start a process occ-scan takes for the OpenClaw gateway (the real
+/// gateway, or a stand-in named like it) with the tests that look for one in /proc: otherwise a
+/// test could find the other's gateway. Poison is ignored, as for [`system_paths_lock`].
+pub fn gateway_lock() -> std::sync::MutexGuard<'static, ()> {
+    static LOCK: std::sync::Mutex<()> = std::sync::Mutex::new(());
+    LOCK.lock().unwrap_or_else(|p| p.into_inner())
+}

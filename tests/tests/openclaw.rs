@@ -509,6 +509,7 @@ fn pending_id(reply: &str) -> String {
 #[test]
 fn real_openclaw_gateway_exec_sudo_is_gated_and_path_bypasses_are_caught_needs_root() {
     let Some((ids, inst)) = ready() else { return };
+    let _gateway = occ_tests::gateway_lock();
     let started = Instant::now();
     let mut w = World::new(ids, inst);
 

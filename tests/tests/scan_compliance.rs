@@ -647,6 +647,7 @@ const LAYOUT: &str = r#"(() => {
 /// Only OpenClaw's pathPrepend decides (it goes before the login shell's PATH, which goes
 /// before the gateway's own): a gateway whose own PATH has the shim first is not enough.
 fn scan_compliance_shim_first_in_path_judges_pathprepend_and_finds_the_gateway() {
+    let _gateway = occ_tests::gateway_lock();
     use std::os::unix::fs::PermissionsExt;
     let (d, h) = home();
     let shim_dir = h.join("bin");

@@ -100,7 +100,7 @@ pub(super) fn command_policy_enforced(c: &Ctx) -> Verdict {
     if !bad.is_empty() {
         return Verdict::violation(
             format!(
-                "allow rules let shells or interpreters run anything: {}",
+                "allow rules let shells, interpreters or hook-running tools run anything: {}",
                 bad.join(" | ")
             ),
             "one approval of such a rule runs arbitrary code as root",
