@@ -236,11 +236,15 @@ pub(crate) struct PendingLine {
 pub(crate) fn pending_line(out: &Output) -> PendingLine {
     let err = text(&out.stderr);
     assert_eq!(out.status.code(), Some(1), "stderr: {err}");
-    let line = err.lines().last().unwrap_or("");
+    parse_pending_line(err.lines().last().unwrap_or(""))
+}
+
+/// One pending line, checked word for word (id shape, expiry time, the approve hint).
+pub(crate) fn parse_pending_line(line: &str) -> PendingLine {
     let (id, rest) = line
         .strip_prefix("sudo: approval pending (occ #")
         .and_then(|r| r.split_once(", expires "))
-        .unwrap_or_else(|| panic!("not a pending line: {err:?}"));
+        .unwrap_or_else(|| panic!("not a pending line: {line:?}"));
     let expires_at = rest.split(')').next().unwrap_or("");
     let confirm_untrusted = line.ends_with(" --confirm-untrusted");
     let hint = if confirm_untrusted {

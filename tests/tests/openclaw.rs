@@ -494,16 +494,7 @@ fn pending_id(reply: &str) -> String {
         .lines()
         .find(|l| l.starts_with("sudo: approval pending (occ #"))
         .unwrap_or_else(|| panic!("no pending line in the exec result: {reply}"));
-    let id = line
-        .strip_prefix("sudo: approval pending (occ #")
-        .and_then(|r| r.split(')').next())
-        .unwrap()
-        .to_string();
-    assert_eq!(
-        line,
-        format!("sudo: approval pending (occ #{id}): an approver can run: occ approve {id}")
-    );
-    id
+    crate::approval::parse_pending_line(line).id
 }
 
 #[test]
@@ -604,7 +595,7 @@ fn real_openclaw_gateway_exec_sudo_is_gated_and_path_bypasses_are_caught_needs_r
             .any(|r| r["id"] == id.as_str()),
         "{list}"
     );
-    ok(&w.occ(&["approve", &id]), "occ approve");
+    ok(&w.occ(&["approve", "--yes", &id]), "occ approve");
     let reply = w.agent_says("RUN: sudo -n id");
     assert!(
         reply.contains("uid=0(root)"),
