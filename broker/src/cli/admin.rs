@@ -254,25 +254,42 @@ pub fn approvals(a: ApprovalsArgs) -> i32 {
     if a.watch {
         return super::watch::run(a.json);
     }
-    let result = call(&AdminRequest::Approvals);
-    if !a.json {
+    print_list(
+        &AdminRequest::Approvals,
+        a.json,
+        "approvals",
+        "no pending requests",
+        PendingView::text,
+    )
+}
+
+/// Prints the broker's list answer to `req` (`occ approvals`, `occ grants`): typed, refusing
+/// unknown keys, since a field this occ cannot show must not be hidden; `--json` as sent.
+pub(super) fn print_list<T: serde::de::DeserializeOwned>(
+    req: &AdminRequest,
+    json_out: bool,
+    command: &str,
+    empty: &str,
+    text: fn(&T) -> String,
+) -> i32 {
+    let result = call(req);
+    if !json_out {
         if let Ok((true, v)) = &result {
-            // Typed, refusing unknown keys: a field this occ cannot show must not be hidden.
-            if let Err(e) = serde_json::from_value::<Vec<PendingView>>(v.clone()) {
+            if let Err(e) = serde_json::from_value::<Vec<T>>(v.clone()) {
                 eprintln!(
                     "occ: the broker's list has something this occ cannot show ({e}); \
-                     use the occ that matches the running broker, or `occ approvals --json`"
+                     use the occ that matches the running broker, or `occ {command} --json`"
                 );
                 return 2;
             }
         }
     }
-    finish(a.json, result, |v| {
-        let items: Vec<PendingView> = serde_json::from_value(v.clone()).unwrap_or_default();
+    finish(json_out, result, |v| {
+        let items: Vec<T> = serde_json::from_value(v.clone()).unwrap_or_default();
         if items.is_empty() {
-            return "no pending requests\n".into();
+            return format!("{empty}\n");
         }
-        items.iter().map(PendingView::text).collect()
+        items.iter().map(text).collect()
     })
 }
 

@@ -99,25 +99,13 @@ pub fn confirm(question: &str, action: &str) -> Result<bool, String> {
 
 /// Runs `occ grants`.
 pub fn grants(a: GrantsArgs) -> i32 {
-    let result = call(&AdminRequest::Grants);
-    if !a.json {
-        if let Ok((true, v)) = &result {
-            if let Err(e) = serde_json::from_value::<Vec<GrantView>>(v.clone()) {
-                eprintln!(
-                    "occ: the broker's list has something this occ cannot show ({e}); use the \
-                     occ that matches the running broker, or `occ grants --json`"
-                );
-                return 2;
-            }
-        }
-    }
-    finish(a.json, result, |v| {
-        let items: Vec<GrantView> = serde_json::from_value(v.clone()).unwrap_or_default();
-        if items.is_empty() {
-            return "no live grants\n".into();
-        }
-        items.iter().map(GrantView::text).collect()
-    })
+    super::admin::print_list(
+        &AdminRequest::Grants,
+        a.json,
+        "grants",
+        "no live grants",
+        GrantView::text,
+    )
 }
 
 /// Runs `occ revoke`.
