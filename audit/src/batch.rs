@@ -1,14 +1,17 @@
-//! The verifier's pipeline: a reader thread cuts files into batches of whole lines, worker
-//! threads examine each line on its own (`examine`), and the calling thread gets every item
-//! back in file order. A fixed pool of batch buffers bounds memory whatever the files hold; it
-//! must never hand a worker a partial line, nor buffer a line longer than `MAX_LINE`.
+//! The verifier's pipeline: worker threads take turns cutting the files into batches of whole
+//! lines, examine each batch's lines on their own (`examine`), and the calling thread gets
+//! every item back in file order. A fixed pool of batch buffers bounds memory whatever the
+//! files hold; it must never hand a worker a partial line, nor buffer a line longer than
+//! `MAX_LINE`.
 
 use std::collections::BTreeMap;
-use std::io::{self, Read};
-use std::path::{Path, PathBuf};
+use std::fs::File;
+use std::io;
+use std::os::unix::fs::FileExt;
+use std::path::PathBuf;
 use std::sync::atomic::{AtomicBool, Ordering};
 use std::sync::mpsc::{self, Receiver, Sender};
-use std::sync::Mutex;
+use std::sync::{Mutex, MutexGuard};
 
 use crate::canon::Checker;
 use crate::error::{AuditError, Result};
@@ -21,13 +24,14 @@ use crate::MAX_LINE;
 const BUF: usize = 2 << 20;
 
 /// How much is read into a batch at a time: a batch is usually one read, about a thousand
-/// records, small enough to still be in cache when a worker takes it. Only a line longer than
-/// this makes the reader read on into the rest of the buffer (whose pages stay untouched
-/// otherwise).
+/// records. The worker that reads a batch examines it, so the bytes the kernel copies into
+/// the buffer are still in that core's cache when they are parsed and hashed. Only a line
+/// longer than this makes the worker read on into the rest of the buffer (whose pages stay
+/// untouched otherwise).
 const READ: usize = 256 << 10;
 
-/// Batches in flight beyond one per worker: one being filled, one being checked in order, one
-/// finished out of order.
+/// Batches in flight beyond one per worker: one being checked in order, two finished out of
+/// order.
 const SPARE_BATCHES: usize = 3;
 
 /// A batch buffer and the facts its lines gave, reused from batch to batch.
@@ -47,7 +51,7 @@ impl Slot {
     }
 }
 
-/// What the reader found next, in file order.
+/// What the files hold next, in file order.
 #[derive(Debug)]
 pub(crate) enum Item {
     /// Whole newline-terminated lines, examined.
@@ -64,7 +68,7 @@ pub(crate) enum Item {
     Finished,
 }
 
-/// One item of file `file`, after `read` bytes of it were read.
+/// One item of file `file`, after its first `read` bytes were taken.
 #[derive(Debug)]
 pub(crate) struct Job {
     no: u64,
@@ -79,40 +83,43 @@ enum Done {
     Panicked(Box<dyn std::any::Any + Send + 'static>),
 }
 
-/// Reads `files` in order on a reader thread, examines their lines on one worker thread per
-/// core, and hands every item to `each` on the calling thread, in file order. Stops at the
-/// first `Err` from `each` or at a file that cannot be read (its `Item::Failed` is the last
-/// item `each` sees).
+/// Reads `files` in order and examines their lines on one worker thread per core, and hands
+/// every item to `each` on the calling thread, in file order. Stops at the first `Err` from
+/// `each` or at a file that cannot be read (its `Item::Failed` is the last item `each` sees).
 pub(crate) fn in_order(files: &[PathBuf], mut each: impl FnMut(&Job) -> Result<()>) -> Result<()> {
     let workers = std::thread::available_parallelism().map_or(1, |n| n.get());
-    let pool = workers + SPARE_BATCHES;
-    let (job_tx, job_rx) = mpsc::channel::<Job>();
     let (done_tx, done_rx) = mpsc::channel::<Done>();
     let (free_tx, free_rx) = mpsc::channel::<Slot>();
-    let job_rx = Mutex::new(job_rx);
+    for _ in 0..workers + SPARE_BATCHES {
+        // Zeroed pages are mapped lazily: a small log touches little of each buffer.
+        let slot = Slot {
+            buf: vec![0; BUF],
+            len: 0,
+            facts: Facts::default(),
+        };
+        let _ = free_tx.send(slot);
+    }
+    let free_rx = Mutex::new(free_rx);
+    let source = Mutex::new(Source {
+        files,
+        idx: 0,
+        file: None,
+        offset: 0,
+        torn: false,
+        no: 0,
+        ended: false,
+    });
     let stop = AtomicBool::new(false);
     std::thread::scope(|s| {
-        let (job_rx, stop) = (&job_rx, &stop);
-        s.spawn(move || {
-            let mut r = Reader {
-                jobs: job_tx,
-                free: free_rx,
-                spare: None,
-                made: 0,
-                pool,
-                no: 0,
-                stop,
-            };
-            r.all(files);
-        });
         for _ in 0..workers {
             let done = done_tx.clone();
-            s.spawn(move || work(job_rx, &done));
+            let (source, free, stop) = (&source, &free_rx, &stop);
+            s.spawn(move || work(source, free, stop, &done));
         }
         drop(done_tx);
-        // Whatever way this returns, the reader stops at its next read and the channels
+        // Whatever way this returns, the workers stop at their next batch and the channels
         // close, so every thread ends before the scope does.
-        let _stop = StopOnDrop(stop);
+        let _stop = StopOnDrop(&stop);
         let (done_rx, free_tx) = (done_rx, free_tx);
         let mut early: BTreeMap<u64, Job> = BTreeMap::new();
         let mut next = 0u64;
@@ -126,8 +133,8 @@ pub(crate) fn in_order(files: &[PathBuf], mut each: impl FnMut(&Job) -> Result<(
                         continue;
                     }
                     Ok(Done::Panicked(p)) => std::panic::resume_unwind(p),
-                    // The reader ended without `Finished`: it panicked, and the scope
-                    // re-raises that panic.
+                    // Every worker ended without `Finished`: cannot happen unless one
+                    // panicked, which it reported first.
                     Err(_) => return Ok(()),
                 },
             };
@@ -136,7 +143,7 @@ pub(crate) fn in_order(files: &[PathBuf], mut each: impl FnMut(&Job) -> Result<(
             match job.item {
                 Item::Lines(mut slot) => {
                     slot.facts.clear();
-                    // The reader may already be gone after its last file.
+                    // The workers may already be gone after the last file.
                     let _ = free_tx.send(slot);
                 }
                 Item::Failed(e) => return Err(e),
@@ -155,26 +162,56 @@ impl Drop for StopOnDrop<'_> {
     }
 }
 
-fn work(jobs: &Mutex<Receiver<Job>>, done: &Sender<Done>) {
+fn lock<T>(m: &Mutex<T>) -> MutexGuard<'_, T> {
+    m.lock().unwrap_or_else(|e| e.into_inner())
+}
+
+/// One worker: takes a free buffer, has the source fill it with the next whole lines (under
+/// the source's lock, so batches are numbered in file order), then examines them.
+fn work(
+    source: &Mutex<Source<'_>>,
+    free: &Mutex<Receiver<Slot>>,
+    stop: &AtomicBool,
+    done: &Sender<Done>,
+) {
     let mut checker = Checker::new();
+    let mut slot: Option<Slot> = None;
     loop {
-        let job = {
-            let rx = jobs.lock().unwrap_or_else(|e| e.into_inner());
-            match rx.recv() {
-                Ok(j) => j,
+        if stop.load(Ordering::Relaxed) {
+            return;
+        }
+        let mut taken = match slot.take() {
+            Some(s) => s,
+            None => match lock(free).recv() {
+                Ok(s) => s,
+                // The caller stopped listening.
                 Err(_) => return,
-            }
+            },
         };
         let out = std::panic::catch_unwind(std::panic::AssertUnwindSafe(|| {
-            let mut job = job;
-            if let Item::Lines(slot) = &mut job.item {
-                let Slot { buf, len, facts } = slot;
-                examine_batch(&mut checker, &buf[..*len], facts);
-            }
-            job
+            let (no, file, read, next) = lock(source).next(&mut taken)?;
+            let item = match next {
+                Next::Lines => {
+                    let Slot { buf, len, facts } = &mut taken;
+                    examine_batch(&mut checker, &buf[..*len], facts);
+                    Item::Lines(taken)
+                }
+                Next::Other(item) => {
+                    slot = Some(taken);
+                    item
+                }
+            };
+            Some(Job {
+                no,
+                file,
+                read,
+                item,
+            })
         }));
         let out = match out {
-            Ok(job) => Done::Job(job),
+            Ok(Some(job)) => Done::Job(job),
+            // Every file was read and `Finished` was sent.
+            Ok(None) => return,
             Err(p) => Done::Panicked(p),
         };
         if done.send(out).is_err() {
@@ -183,146 +220,125 @@ fn work(jobs: &Mutex<Receiver<Job>>, done: &Sender<Done>) {
     }
 }
 
-struct Reader<'a> {
-    jobs: Sender<Job>,
-    free: Receiver<Slot>,
-    /// A slot kept from the previous file.
-    spare: Option<Slot>,
-    made: usize,
-    pool: usize,
+/// What [`Source::next`] put in the buffer it was given.
+enum Next {
+    /// Whole lines, `buf[..len]`, to be examined.
+    Lines,
+    /// An item without lines; the buffer is left for the next call.
+    Other(Item),
+}
+
+/// Where reading has got to. Each call to `next` takes the next item and its number.
+struct Source<'a> {
+    files: &'a [PathBuf],
+    /// The file being read (or to open next).
+    idx: usize,
+    file: Option<File>,
+    /// The offset in `file` of the first byte not yet given out (the start of a line).
+    offset: u64,
+    /// A torn tail was given out: the file ends there.
+    torn: bool,
     no: u64,
-    stop: &'a AtomicBool,
+    /// `Finished` or `Failed` was given out.
+    ended: bool,
 }
 
-/// Why the reader stops early.
-enum Stop {
-    /// The caller stopped listening.
-    Gone,
-    /// A file could not be read; reported as `Item::Failed`.
-    Failed(AuditError),
-}
-
-impl Reader<'_> {
-    fn all(&mut self, files: &[PathBuf]) {
-        for (idx, path) in files.iter().enumerate() {
-            let read = open_for_reading(path)
-                .map_err(Stop::Failed)
-                .and_then(|f| self.file(idx, path, f));
-            match read {
-                Ok(()) => {}
-                Err(Stop::Gone) => return,
-                Err(Stop::Failed(e)) => {
-                    let _ = self.send(idx, 0, Item::Failed(e));
-                    return;
-                }
-            }
+impl Source<'_> {
+    /// The next item, numbered, with the file it belongs to and how far that file has been
+    /// taken; `None` once `Finished` or `Failed` was given out.
+    fn next(&mut self, slot: &mut Slot) -> Option<(u64, usize, u64, Next)> {
+        if self.ended {
+            return None;
         }
-        let _ = self.send(files.len(), 0, Item::Finished);
-    }
-
-    fn send(&mut self, file: usize, read: u64, item: Item) -> std::result::Result<(), Stop> {
-        let job = Job {
-            no: self.no,
-            file,
-            read,
-            item,
+        let idx = self.idx;
+        let next = match self.take(slot) {
+            Ok(n) => n,
+            Err(e) => Next::Other(Item::Failed(e)),
         };
+        if matches!(next, Next::Other(Item::Failed(_) | Item::Finished)) {
+            self.ended = true;
+        }
+        let no = self.no;
         self.no += 1;
-        self.jobs.send(job).map_err(|_| Stop::Gone)
+        let file = if matches!(next, Next::Other(Item::Finished)) {
+            self.files.len()
+        } else {
+            idx
+        };
+        let read = if matches!(next, Next::Other(Item::Failed(_) | Item::Finished)) {
+            0
+        } else {
+            self.offset
+        };
+        Some((no, file, read, next))
     }
 
-    /// A free slot: the spare, a new one while the pool is not full, else one the caller
-    /// has finished with (waiting for it).
-    fn slot(&mut self) -> std::result::Result<Slot, Stop> {
-        if let Some(s) = self.spare.take() {
-            return Ok(s);
+    fn take(&mut self, slot: &mut Slot) -> Result<Next> {
+        let Some(path) = self.files.get(self.idx) else {
+            return Ok(Next::Other(Item::Finished));
+        };
+        let f = match &self.file {
+            Some(f) => f,
+            None => {
+                self.offset = 0;
+                self.torn = false;
+                self.file.insert(open_for_reading(path)?)
+            }
+        };
+        let read = |buf: &mut [u8], at: u64| read_at(f, buf, at).map_err(|e| AuditError::io(path, "read", e));
+        let mut have = if self.torn {
+            0
+        } else {
+            read(&mut slot.buf[..READ], self.offset)?
+        };
+        if have == 0 {
+            self.file = None;
+            self.idx += 1;
+            return Ok(Next::Other(Item::FileEnd));
         }
-        if self.made < self.pool {
-            self.made += 1;
-            return Ok(Slot {
-                buf: vec![0; BUF],
-                len: 0,
-                facts: Facts::default(),
-            });
-        }
-        self.free.recv().map_err(|_| Stop::Gone)
-    }
-
-    /// Sends one file's items, up to its `FileEnd`.
-    fn file(
-        &mut self,
-        idx: usize,
-        path: &Path,
-        mut f: std::fs::File,
-    ) -> std::result::Result<(), Stop> {
-        let mut slot = self.slot()?;
-        // slot.buf[..have] is read but not sent; slot.buf[..clean] holds no newline.
-        let (mut have, mut clean) = (0usize, 0usize);
-        let mut read = 0u64;
+        // slot.buf[..have] was read at `offset`; slot.buf[..clean] holds no newline.
+        let mut clean = 0;
         loop {
             if let Some(p) = memchr::memrchr(b'\n', &slot.buf[clean..have]) {
-                let end = clean + p + 1;
-                let mut next = self.slot()?;
-                let rest = have - end;
-                next.buf[..rest].copy_from_slice(&slot.buf[end..have]);
-                slot.len = end;
-                self.send(idx, read, Item::Lines(slot))?;
-                slot = next;
-                have = rest;
+                slot.len = clean + p + 1;
+                self.offset += slot.len as u64;
+                return Ok(Next::Lines);
             }
             clean = have;
             if have > MAX_LINE {
                 // An over-long line: count it without keeping it.
                 let mut len = have as u64;
                 loop {
-                    let n = self.read_into(&mut f, &mut slot.buf[..READ], path)?;
-                    read += n as u64;
+                    let n = read(&mut slot.buf[..READ], self.offset + len)?;
                     if n == 0 {
-                        self.spare = Some(slot);
-                        self.send(idx, read, Item::Torn { len })?;
-                        self.send(idx, read, Item::FileEnd)?;
-                        return Ok(());
+                        self.offset += len;
+                        self.torn = true;
+                        return Ok(Next::Other(Item::Torn { len }));
                     }
                     if let Some(p) = memchr::memchr(b'\n', &slot.buf[..n]) {
                         len += p as u64;
-                        self.send(idx, read, Item::TooLong { len })?;
-                        slot.buf.copy_within(p + 1..n, 0);
-                        have = n - p - 1;
-                        clean = 0;
-                        break;
+                        self.offset += len + 1;
+                        return Ok(Next::Other(Item::TooLong { len }));
                     }
                     len += n as u64;
                 }
-                continue;
             }
-            let n = self.read_into(&mut f, &mut slot.buf[have..BUF.min(have + READ)], path)?;
-            read += n as u64;
+            let n = read(&mut slot.buf[have..BUF.min(have + READ)], self.offset + have as u64)?;
             if n == 0 {
-                self.spare = Some(slot);
-                if have > 0 {
-                    self.send(idx, read, Item::Torn { len: have as u64 })?;
-                }
-                self.send(idx, read, Item::FileEnd)?;
-                return Ok(());
+                self.offset += have as u64;
+                self.torn = true;
+                return Ok(Next::Other(Item::Torn { len: have as u64 }));
             }
             have += n;
         }
     }
+}
 
-    fn read_into(
-        &self,
-        f: &mut std::fs::File,
-        buf: &mut [u8],
-        path: &Path,
-    ) -> std::result::Result<usize, Stop> {
-        if self.stop.load(Ordering::Relaxed) {
-            return Err(Stop::Gone);
-        }
-        loop {
-            match f.read(buf) {
-                Err(e) if e.kind() == io::ErrorKind::Interrupted => {}
-                r => return r.map_err(|e| Stop::Failed(AuditError::io(path, "read", e))),
-            }
+fn read_at(f: &File, buf: &mut [u8], at: u64) -> io::Result<usize> {
+    loop {
+        match f.read_at(buf, at) {
+            Err(e) if e.kind() == io::ErrorKind::Interrupted => {}
+            r => return r,
         }
     }
 }
