@@ -285,7 +285,9 @@ impl Source<'_> {
                 self.file.insert(open_for_reading(path)?)
             }
         };
-        let read = |buf: &mut [u8], at: u64| read_at(f, buf, at).map_err(|e| AuditError::io(path, "read", e));
+        let read = |buf: &mut [u8], at: u64| {
+            read_at(f, buf, at).map_err(|e| AuditError::io(path, "read", e))
+        };
         let mut have = if self.torn {
             0
         } else {
@@ -323,7 +325,10 @@ impl Source<'_> {
                     len += n as u64;
                 }
             }
-            let n = read(&mut slot.buf[have..BUF.min(have + READ)], self.offset + have as u64)?;
+            let n = read(
+                &mut slot.buf[have..BUF.min(have + READ)],
+                self.offset + have as u64,
+            )?;
             if n == 0 {
                 self.offset += have as u64;
                 self.torn = true;
