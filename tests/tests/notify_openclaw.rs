@@ -531,5 +531,28 @@ fn notify_openclaw_as_approval_notify_sends_a_pending_request() {
     assert_eq!(sent[0]["exit_status"], 0);
     assert_eq!(sent[0]["notify_argv"][1], "notify-openclaw");
     assert!(wait_events(&h, "notify_failed", 0, Duration::ZERO).is_empty());
+
+    // OpenClaw refuses: its status and reason reach the audit log through the broker.
+    occ_tests::write_exe(
+        fake.path("node"),
+        "#!/bin/sh\necho '{\"ok\":false,\"error\":{\"type\":\"cli_error\",\
+         \"message\":\"Unknown account \\\"approvals\\\" for channel telegram.\"}}'\nexit 1\n",
+    );
+    let id = pending_id(&h.sudo(&["-n", "/usr/bin/id", "-g"], &[]));
+    let failed = wait_events(&h, "notify_failed", 1, Duration::from_secs(20));
+    assert!(!failed.is_empty(), "no notify_failed");
+    assert_eq!(failed[0]["request_id"], id.as_str());
+    assert_eq!(failed[0]["exit_status"], 1, "{}", failed[0]);
+    assert_eq!(
+        failed[0]["error"],
+        format!(
+            "the notifier exited 1: occ notify-openclaw: openclaw message send exited 1: \
+             Unknown account \"approvals\" for channel telegram. (ran {} on {})",
+            openclaw.display(),
+            fake.path("node").display()
+        ),
+        "{}",
+        failed[0]
+    );
     h.verify_intact();
 }

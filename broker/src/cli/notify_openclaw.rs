@@ -51,8 +51,9 @@ pub struct NotifyOpenclawArgs {
     /// a `node` beside the openclaw used, else `node` on PATH).
     #[arg(long, value_name = "PATH")]
     pub node: Option<PathBuf>,
-    /// Seconds openclaw may take before it is killed.
-    #[arg(long, value_name = "SECONDS", default_value_t = 60,
+    /// Seconds openclaw may take before it is killed (under the broker, keep it below
+    /// approval.notify.timeout_seconds, so this error is the one audited).
+    #[arg(long, value_name = "SECONDS", default_value_t = 50,
           value_parser = clap::value_parser!(u64).range(1..=300))]
     pub timeout: u64,
     /// Pass --dry-run to openclaw: it checks the command and sends nothing.
@@ -165,9 +166,11 @@ fn cut(text: &str, max: usize) -> String {
 fn read_stdin() -> Result<Vec<u8>, String> {
     let stdin = std::io::stdin();
     if stdin.is_terminal() {
-        return Err("stdin is a terminal; pipe a pending request into it, e.g. \
-                    occ approvals --json | jq -c '.[0] + {host: \"h\", approve_command: \"occ approve ID\"}'"
-            .into());
+        return Err(
+            "stdin is a terminal; pipe in a pending request as approval.notify gives \
+                    it (to try: the file a `tee` notifier wrote, with --dry-run)"
+                .into(),
+        );
     }
     let mut buf = Vec::new();
     stdin
@@ -299,7 +302,7 @@ fn command(a: &NotifyOpenclawArgs, cli: &Cli, path: &str, message: &str) -> Comm
     c
 }
 
-/// Flags that would make `openclaw message send` do something else, refused before it runs.
+/// Blank values and control characters in the flags, refused before anything runs.
 fn check_args(a: &NotifyOpenclawArgs) -> Result<(), String> {
     for (flag, v) in [
         ("--channel", Some(&a.channel)),
@@ -329,12 +332,14 @@ struct Outcome {
 /// message, openclaw's own exit status when it failed, 2 when nothing could be run.
 pub fn run(a: NotifyOpenclawArgs) -> i32 {
     let o = notify(&a);
-    let error = o.report["error"].as_str().map(str::to_string);
+    let error = o.report["error"].as_str();
+    // On stderr in both forms: the broker audits a failed notifier's stderr.
+    if let Some(e) = error {
+        eprintln!("occ notify-openclaw: {e}");
+    }
     if a.json {
         println!("{}", o.report);
-    } else if let Some(e) = &error {
-        eprintln!("occ notify-openclaw: {e}");
-    } else {
+    } else if error.is_none() {
         let id = o.report["request_id"].as_str().unwrap_or_default();
         if a.dry_run {
             println!("{}", o.report["message"].as_str().unwrap_or_default());
@@ -344,11 +349,6 @@ pub fn run(a: NotifyOpenclawArgs) -> i32 {
             );
         } else {
             println!("sent #{id} to {} {} through openclaw", a.channel, a.target);
-        }
-    }
-    if a.json {
-        if let Some(e) = &error {
-            eprintln!("occ notify-openclaw: {e}");
         }
     }
     o.code
