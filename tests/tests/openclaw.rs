@@ -588,13 +588,33 @@ fn real_openclaw_gateway_exec_sudo_is_gated_and_path_bypasses_are_caught_needs_r
     let pending = w.occ(&["approvals", "--json"]);
     ok(&pending, "occ approvals");
     let list: Value = serde_json::from_slice(&pending.stdout).unwrap();
+    let filed = list
+        .as_array()
+        .unwrap()
+        .iter()
+        .find(|r| r["id"] == id.as_str())
+        .cloned()
+        .unwrap_or_else(|| panic!("{id} not pending: {list}"));
+    // 3. occ's plugin gives the exec command OpenClaw's own session id: the request carries
+    // it, and it is the id OpenClaw keeps the session under.
+    let session = filed["session_id"]
+        .as_str()
+        .unwrap_or_else(|| panic!("no session id reached occ: {filed}"))
+        .to_string();
+    let reply = w.agent_says("RUN: printenv OPENCLAW_TASK_SESSION_ID OPENCLAW_AGENT_ID");
     assert!(
-        list.as_array()
-            .unwrap()
-            .iter()
-            .any(|r| r["id"] == id.as_str()),
-        "{list}"
+        reply.contains(&format!("{session}\nmain")),
+        "the exec environment's session id is the request's: {reply} vs {session}"
     );
+    let sessions = w.openclaw(&["sessions", "--json"]);
+    assert!(
+        text(&sessions.stdout).contains(&session),
+        "OpenClaw knows the session {session}: {}",
+        text(&sessions.stdout)
+    );
+    assert_eq!(filed["source"]["agent"], "main", "{filed}");
+    assert_eq!(filed["untrusted"], false, "a CLI run is no channel message");
+    assert_eq!(w.doctor_check("session_id")["status"], "ok");
     ok(&w.occ(&["approve", "--yes", &id]), "occ approve");
     let reply = w.agent_says("RUN: sudo -n id");
     assert!(
@@ -666,6 +686,12 @@ fn real_openclaw_gateway_exec_sudo_is_gated_and_path_bypasses_are_caught_needs_r
         w.config_get("agents.entries.main.tools.exec.pathPrepend"),
         Some(json!(["/usr/local/bin"]))
     );
+    // The plugin's keys are out and the gateway takes the change: no session id any more.
+    assert_eq!(w.config_get("plugins.load.paths"), None);
+    assert_eq!(w.config_get("plugins.entries.occ-exec-env"), None);
+    std::thread::sleep(Duration::from_secs(2));
+    let reply = w.agent_says("RUN: printenv OPENCLAW_TASK_SESSION_ID || echo no-session-id");
+    assert!(reply.contains("no-session-id"), "{reply}");
 
     // No OpenClaw socket reached anything but 127.0.0.1, and the watch did see the gateway.
     let (seen, outside) = watch.finish();
