@@ -28,6 +28,7 @@ fn request() -> Value {
         "untrusted": true, "runs_arbitrary_code": false, "flags": ["writes_files"],
         "host": "web1", "approve_command": "occ approve k3v9x2qa --confirm-untrusted",
         "statement": "occ-approval-statement v1\n",
+        "source": {"channel": "telegram", "sender": "4711", "chat": "-100999"},
     })
 }
 
@@ -170,6 +171,11 @@ fn notify_openclaw_sends_the_escaped_request_through_openclaw_on_path() {
     assert!(message.contains("(UNTRUSTED SOURCE)"), "{message}");
     assert!(
         message.contains("\n    reason: reload the config\n"),
+        "{message}"
+    );
+    // Where the agent's run came from, as OpenClaw told it: shown, never trusted.
+    assert!(
+        message.contains("\n    asked from: telegram, sender 4711, chat -100999\n"),
         "{message}"
     );
     assert!(
