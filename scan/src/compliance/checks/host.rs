@@ -19,12 +19,17 @@ pub(super) fn secrets_permissions_hardened(c: &Ctx) -> Verdict {
     if let Err(e) = std::fs::metadata(home) {
         return Verdict::not_assessed(format!("{}: {e}", home.display()));
     }
-    // OpenClaw's config and every file it includes, as read; else where the instance says.
-    let mut secrets = match &c.openclaw {
-        Ok(Some(cfg)) => cfg.files.clone(),
-        _ => vec![c
-            .host
-            .openclaw_instance
+    // OpenClaw's config and every file it includes (read for their names when the CLI
+    // resolved the config); else the file where the instance says it is.
+    let mut secrets = match (&c.openclaw, &c.host.openclaw_instance) {
+        (Ok(Some(cfg)), Ok(i)) if cfg.from_cli => {
+            crate::compliance::openclaw::config::read(&cfg.path, &i.include_roots)
+                .ok()
+                .flatten()
+                .map_or_else(|| cfg.files.clone(), |r| r.files)
+        }
+        (Ok(Some(cfg)), _) => cfg.files.clone(),
+        (_, instance) => vec![instance
             .as_ref()
             .map_or_else(|_| c.paths.openclaw_json(), |i| i.config_path.clone())],
     };

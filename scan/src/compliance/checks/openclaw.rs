@@ -335,7 +335,7 @@ pub(super) fn gateway_port(c: &Ctx) -> (u16, String) {
             .and_then(|p| u16::try_from(p).ok())
             .filter(|p| *p > 0)
         {
-            return (p, format!("gateway.port in {}", cfg.source));
+            return (p, "gateway.port".into());
         }
     }
     match instance {
