@@ -83,6 +83,9 @@ pub struct RequestInfo {
     /// The argv each known wrapper really runs, outermost first.
     #[serde(default)]
     pub wraps: Vec<Vec<String>>,
+    /// Where OpenClaw says the run came from (channel, sender, chat, agent, session key).
+    #[serde(default)]
+    pub source: Option<occ_policy::Source>,
 }
 
 impl RequestInfo {
@@ -105,6 +108,7 @@ impl RequestInfo {
             self.peer_uid,
             self.session_id,
             self.untrusted,
+            self.source,
         ]);
         Sha256::digest(shown.to_string().as_bytes()).into()
     }

@@ -59,6 +59,11 @@ pub struct PendingView {
     /// How many approvers must vote (`approval.quorum`; 0 from an older broker means 1).
     #[serde(default)]
     pub quorum: u32,
+    /// Where OpenClaw says the run came from: `channel`, `sender`, `chat` (from
+    /// `OPENCLAW_CHANNEL_CONTEXT`), `agent`, `session_key`, `context_error`; absent fields are
+    /// left out, and the whole is `null` for a run from the CLI.
+    #[serde(default)]
+    pub source: Option<occ_policy::Source>,
 }
 
 impl PendingView {
@@ -92,6 +97,7 @@ impl PendingView {
             view_sha256: occ_base::hex::encode(&i.view_hash()),
             votes: p.votes.iter().map(|v| v.name.clone()).collect(),
             quorum: 1,
+            source: i.source.clone(),
         }
     }
 
@@ -136,6 +142,10 @@ impl PendingView {
         let mut line = |label: &str, text: &str| {
             let _ = writeln!(out, "    {label}: {text}");
         };
+        if let Some(src) = &self.source {
+            // The requester's own environment says so: shown, never trusted.
+            line("asked from", &escape_text(&src.describe()));
+        }
         if let Some(d) = &self.chdir {
             line("chdir (-D)", &escape_text(d));
         }

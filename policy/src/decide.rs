@@ -6,12 +6,13 @@
 use std::collections::BTreeMap;
 use std::path::{Path, PathBuf};
 
-use crate::file::{FileError, PolicyConfig};
+use crate::file::{FileError, PolicyConfig, PromptPolicy};
 use crate::flags::{self, Flags};
 use crate::grammar::{self, Action, PreserveEnv, SudoRequest};
 use crate::grant::{Binding, GrantDigest};
 use crate::options;
 use crate::resolve::{self, Caller, ResolvedCommand, Target};
+use crate::source::Source;
 use crate::wrappers::{self, Unwrapped};
 use crate::writable::{self, Requester};
 
@@ -226,8 +227,11 @@ pub struct Context {
     pub env: BTreeMap<String, String>,
     /// The task session id.
     pub session_id: Option<String>,
-    /// Whether the request comes from an untrusted source.
+    /// Whether the request comes from an untrusted source (`OPENCLAW_UNTRUSTED_SOURCE=1`;
+    /// [`evaluate`] adds channel messages when `prompt-policy.json` says so).
     pub untrusted: bool,
+    /// Where OpenClaw says the run came from (channel, sender, chat, agent, session key).
+    pub source: Option<Source>,
     /// Whether the caller's stdin is a terminal (the shim's isatty in the broker, occ's own
     /// stdin in `occ explain`). `false` unless set: not knowing is treated as "the requester
     /// may be feeding it".
@@ -244,12 +248,14 @@ impl Context {
             .find_map(|k| env.get(*k).filter(|s| !s.is_empty()))
             .cloned();
         let untrusted = env.get("OPENCLAW_UNTRUSTED_SOURCE").map(String::as_str) == Some("1");
+        let source = Source::from_env(&env);
         Context {
             caller,
             cwd,
             env,
             session_id,
             untrusted,
+            source,
             stdin_is_tty: false,
         }
     }
@@ -258,6 +264,14 @@ impl Context {
     pub fn with_stdin_tty(mut self, stdin_is_tty: bool) -> Context {
         self.stdin_is_tty = stdin_is_tty;
         self
+    }
+
+    /// Whether the request counts as untrusted under `prompt`: `OPENCLAW_UNTRUSTED_SOURCE=1`,
+    /// or a run that started from a channel message when `channel_requests_untrusted` is on.
+    pub fn untrusted_under(&self, prompt: &PromptPolicy) -> bool {
+        self.untrusted
+            || (prompt.channel_requests_untrusted
+                && self.source.as_ref().is_some_and(Source::from_channel))
     }
 
     /// Reads one caller variable.
@@ -337,6 +351,7 @@ pub fn evaluate<S: AsRef<str>>(
             return ev;
         }
     };
+    let untrusted = ctx.untrusted_under(&policy.prompt);
     let env_names: Vec<String> = ctx.env.keys().cloned().collect();
     if let Err(r) = options::check(&sudo, &policy.broker, &env_names) {
         ev.outcome = Outcome::deny(r.reason_code, r.message);
@@ -455,7 +470,7 @@ pub fn evaluate<S: AsRef<str>>(
         writes_files,
         requester_writable_input: !requester_writable.is_empty(),
         stdin_from_requester: writes_files && !ctx.stdin_is_tty,
-        untrusted: ctx.untrusted,
+        untrusted,
     };
     let preserved_env: Vec<(String, String)> = match &sudo.preserve_env {
         PreserveEnv::No => Vec::new(),
@@ -506,7 +521,7 @@ pub fn evaluate<S: AsRef<str>>(
         flags: risk,
         requester_writable,
         session_id: ctx.session_id.clone(),
-        untrusted: ctx.untrusted,
+        untrusted,
         binding,
     };
     ev.outcome = decide(&req, policy);

@@ -28,6 +28,7 @@ pub mod openclaw;
 pub mod options;
 pub mod resolve;
 pub mod rule;
+pub mod source;
 pub mod wrappers;
 pub mod writable;
 
@@ -39,4 +40,5 @@ pub use flags::{command_flags, Flags};
 pub use grammar::{parse, Action, PreserveEnv, SudoRequest, UsageError};
 pub use grant::{Binding, GrantDigest};
 pub use resolve::{Caller, ResolveError, ResolvedCommand, Target};
+pub use source::Source;
 pub use writable::{requester_writable, Requester};

@@ -218,10 +218,84 @@ pub fn without(bin: &str, current: &Value, was_set: bool) -> Option<Value> {
     }
 }
 
+/// occ's OpenClaw plugin (`integrations/openclaw/occ-exec-env`): its `resolve_exec_env`
+/// hook gives each exec command the session id, agent and message channel.
+pub const PLUGIN_ID: &str = "occ-exec-env";
+/// The whole plugins section, read in one call.
+pub const PLUGINS_KEY: &str = "plugins";
+/// Extra plugin directories OpenClaw loads.
+pub const PLUGIN_PATHS_KEY: &str = "plugins.load.paths";
+/// OpenClaw's exclusive plugin allowlist (when set and non-empty).
+pub const PLUGIN_ALLOW_KEY: &str = "plugins.allow";
+/// A plugin from `plugins.load.paths` loads in the gateway only once enabled.
+pub const PLUGIN_ENABLED_KEY: &str = "plugins.entries.occ-exec-env.enabled";
+
+/// Why OpenClaw would not load occ's plugin from `dir`, judged from the `plugins` config
+/// value as `openclaw config get plugins --json` prints it; empty when it will.
+pub fn plugin_problems(plugins: Option<&Value>, dir: &str) -> Vec<String> {
+    let empty = Value::Null;
+    let p = plugins.unwrap_or(&empty);
+    let trim = |d: &str| d.trim_end_matches('/').to_string();
+    let list = |v: &Value| -> Vec<String> {
+        v.as_array()
+            .map(|a| a.iter().filter_map(Value::as_str).map(trim).collect())
+            .unwrap_or_default()
+    };
+    let mut out = Vec::new();
+    if p.get("enabled") == Some(&Value::Bool(false)) {
+        out.push("plugins.enabled is false, so OpenClaw loads no plugin".to_string());
+    }
+    if !list(&p["load"]["paths"]).contains(&trim(dir)) {
+        out.push(format!("{PLUGIN_PATHS_KEY} does not list {dir}"));
+    }
+    if p["entries"][PLUGIN_ID]["enabled"] != Value::Bool(true) {
+        out.push(format!("{PLUGIN_ENABLED_KEY} is not true"));
+    }
+    if list(&p["deny"]).iter().any(|d| d == PLUGIN_ID) {
+        out.push(format!("plugins.deny lists {PLUGIN_ID}"));
+    }
+    let allow = list(&p["allow"]);
+    if !allow.is_empty() && !allow.iter().any(|d| d == PLUGIN_ID) {
+        out.push(format!(
+            "{PLUGIN_ALLOW_KEY} is set and does not list {PLUGIN_ID}"
+        ));
+    }
+    out
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;
     use serde_json::json;
+
+    #[test]
+    fn the_plugin_loads_only_when_listed_enabled_and_allowed() {
+        let dir = "/home/a/.openclaw/share/openclaw-plugin/occ-exec-env";
+        // As `openclaw config get plugins --json` prints it after `occ install`.
+        let good = json!({
+            "load": {"paths": ["/opt/other-plugin", format!("{dir}/")]},
+            "entries": {"occ-exec-env": {"enabled": true}, "github": {"enabled": false}}
+        });
+        assert_eq!(plugin_problems(Some(&good), dir), Vec::<String>::new());
+        let mut allowed = good.clone();
+        allowed["allow"] = json!(["github", "occ-exec-env"]);
+        assert!(plugin_problems(Some(&allowed), dir).is_empty());
+
+        let unset = plugin_problems(None, dir);
+        assert_eq!(unset.len(), 2, "{unset:?}");
+        assert!(unset[0].contains("plugins.load.paths does not list"));
+        assert!(unset[1].contains("plugins.entries.occ-exec-env.enabled is not true"));
+
+        let mut off = good.clone();
+        off["enabled"] = json!(false);
+        off["deny"] = json!(["occ-exec-env"]);
+        off["allow"] = json!(["github"]);
+        let p = plugin_problems(Some(&off), dir);
+        assert_eq!(p.len(), 3, "{p:?}");
+        assert!(p[0].contains("plugins.enabled is false"));
+        assert!(p[1].contains("plugins.deny lists occ-exec-env"));
+        assert!(p[2].contains("plugins.allow is set and does not list"));
+    }
 
     #[test]
     fn an_agent_list_replaces_the_global_one_and_others_inherit_it() {

@@ -572,6 +572,90 @@ fn untrusted_request_needs_confirmation() {
     assert!(t.contains(&"untrusted_source_confirmed".to_string()));
 }
 
+/// A run that OpenClaw started from a channel message (its own `OPENCLAW_CHANNEL_CONTEXT`, and
+/// occ's plugin's `OPENCLAW_MESSAGE_CHANNEL`): the approver sees where it came from, escaped;
+/// it counts as untrusted unless prompt-policy.json's `channel_requests_untrusted` is false;
+/// the audit log records it.
+#[test]
+fn channel_message_requests_show_their_source_and_count_as_untrusted() {
+    let Some(ids) = ready() else { return };
+    let h = AgentHome::new(ids);
+    h.write_security(
+        "prompt-policy.json",
+        r#"{"require_confirmation_for_untrusted": true}"#,
+    );
+    let env = [
+        (
+            "OPENCLAW_CHANNEL_CONTEXT",
+            "{\"sender\":{\"id\":\"81\u{202e}23\"},\"chat\":{\"id\":\"-1001234567890\"}}",
+        ),
+        ("OPENCLAW_MESSAGE_CHANNEL", "telegram"),
+        ("OPENCLAW_AGENT_ID", "main"),
+        ("OPENCLAW_TASK_SESSION_ID", "s-chan"),
+    ];
+    let line = pending_line(&h.sudo(&["-n", "/usr/bin/id", "-u"], &env));
+    assert!(line.confirm_untrusted, "a channel message is untrusted");
+    let p = &h.pending()[0];
+    assert_eq!(p["untrusted"], true);
+    assert_eq!(p["source"]["channel"], "telegram");
+    assert_eq!(p["source"]["sender"], "81\u{202e}23");
+    assert_eq!(p["source"]["chat"], "-1001234567890");
+    assert_eq!(p["source"]["agent"], "main");
+    let list = h.occ(&["approvals"]);
+    let shown = text(&list.stdout);
+    assert!(
+        shown.contains("asked from: telegram, sender 81")
+            && shown.contains("chat -1001234567890, agent main"),
+        "{shown}"
+    );
+    assert!(
+        !shown.contains('\u{202e}'),
+        "the override is escaped: {shown}"
+    );
+    let out = h.occ(&["approve", "--yes", &line.id]);
+    assert_eq!(out.status.code(), Some(1), "needs --confirm-untrusted");
+    assert!(h.occ(&["deny", &line.id]).status.success());
+
+    // A run from the CLI (the plugin's variables, no channel) is not untrusted.
+    let cli = [
+        ("OPENCLAW_AGENT_ID", "main"),
+        ("OPENCLAW_SESSION_KEY", "agent:main:main"),
+    ];
+    let line = pending_line(&h.sudo(&["-n", "/usr/bin/id", "-g"], &cli));
+    assert!(!line.confirm_untrusted);
+    let p = h.pending();
+    let p = p.iter().find(|p| p["id"] == line.id.as_str()).unwrap();
+    assert_eq!(p["untrusted"], false);
+    assert_eq!(p["source"]["session_key"], "agent:main:main");
+    assert!(h.occ(&["deny", &line.id]).status.success());
+
+    // prompt-policy.json can say channel messages are not untrusted; the source still shows.
+    h.write_security(
+        "prompt-policy.json",
+        r#"{"require_confirmation_for_untrusted": true, "channel_requests_untrusted": false}"#,
+    );
+    let line = pending_line(&h.sudo(&["-n", "/usr/bin/id", "-n", "-u"], &env));
+    assert!(!line.confirm_untrusted);
+    let p = h.pending();
+    let p = p.iter().find(|p| p["id"] == line.id.as_str()).unwrap();
+    assert_eq!(p["untrusted"], false);
+    assert_eq!(p["source"]["channel"], "telegram");
+    assert!(h.occ(&["deny", &line.id]).status.success());
+
+    h.stop_broker();
+    let events = h.events();
+    let asked: Vec<&Value> = events
+        .iter()
+        .filter(|e| e["event_type"] == "approval_requested")
+        .collect();
+    assert_eq!(asked.len(), 3, "{asked:?}");
+    assert_eq!(asked[0]["source"]["channel"], "telegram");
+    assert_eq!(asked[0]["source"]["chat"], "-1001234567890");
+    assert_eq!(asked[0]["untrusted"], true);
+    assert_eq!(asked[1]["source"]["agent"], "main");
+    assert_eq!(asked[2]["untrusted"], false);
+}
+
 #[test]
 fn token_is_required_when_configured_and_never_logged() {
     let Some(ids) = ready() else { return };

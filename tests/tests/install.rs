@@ -608,6 +608,7 @@ fn path_injection_puts_the_shim_first_for_every_openclaw_agent_and_uninstall_kee
     std::fs::write(
         oc.join("openclaw.json"),
         r#"{"tools": {"exec": {"pathPrepend": ["/opt/tools/bin"]}},
+            "plugins": {"allow": ["github"]},
             "agents": {"entries": {"main": {"workspace": "/w"},
                                    "ops": {"tools": {"exec": {"pathPrepend": ["/usr/local/bin"]}}}}}}"#,
     )
@@ -632,6 +633,26 @@ fn path_injection_puts_the_shim_first_for_every_openclaw_agent_and_uninstall_kee
         cfg["agents"]["entries"]["main"].get("tools").is_none(),
         "an agent that inherits gets no list of its own: {cfg}"
     );
+    // occ's OpenClaw plugin (each exec command's session id): written, listed, enabled, and
+    // added to the allowlist in force.
+    let plugin = env.occ_home().join("share/openclaw-plugin/occ-exec-env");
+    for f in ["package.json", "openclaw.plugin.json", "index.js"] {
+        let m = std::fs::metadata(plugin.join(f)).unwrap();
+        assert_eq!(m.permissions().mode() & 0o777, 0o644, "{f}");
+    }
+    assert!(std::fs::read_to_string(plugin.join("index.js"))
+        .unwrap()
+        .contains("resolve_exec_env"));
+    assert_eq!(
+        cfg["plugins"]["load"]["paths"],
+        serde_json::json!([plugin.display().to_string()])
+    );
+    assert_eq!(cfg["plugins"]["entries"]["occ-exec-env"]["enabled"], true);
+    assert_eq!(
+        cfg["plugins"]["allow"],
+        serde_json::json!(["occ-exec-env", "github"])
+    );
+    assert!(s.contains("ok    session_id"), "{s}");
     // The broker unit, and no drop-in for the gateway (OpenClaw puts the login shell's PATH
     // before the gateway's, so a drop-in never held).
     let unit = std::fs::read_to_string(units.join("occ-broker.service")).unwrap();
@@ -731,6 +752,14 @@ fn path_injection_puts_the_shim_first_for_every_openclaw_agent_and_uninstall_kee
         !env.home.join(".config").exists(),
         "dirs occ created are gone"
     );
+    // The plugin: its keys out, the allowlist as it was, its files gone.
+    assert!(cfg["plugins"]["load"].get("paths").is_none(), "{cfg}");
+    assert!(
+        cfg["plugins"]["entries"].get("occ-exec-env").is_none(),
+        "{cfg}"
+    );
+    assert_eq!(cfg["plugins"]["allow"], serde_json::json!(["github"]));
+    assert!(!plugin.exists());
     let log = env.fake_log();
     assert!(
         log.contains("--user disable --now occ-broker.service"),

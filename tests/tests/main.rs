@@ -14,6 +14,7 @@ mod install;
 mod load;
 mod never_hangs;
 mod notify;
+mod notify_openclaw;
 mod openclaw;
 mod policy_cli;
 mod policy_judges;

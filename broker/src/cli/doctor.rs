@@ -67,7 +67,7 @@ pub fn run(a: DoctorArgs) -> i32 {
     let require_session_id = loaded
         .as_ref()
         .is_ok_and(|c| c.broker.session.require_session_id);
-    list.extend(checks::session_id(view.as_ref(), require_session_id));
+    list.extend(checks::session_id(view.as_ref(), &home, require_session_id));
     let real = loaded
         .map(|c| c.broker.real_sudo)
         .unwrap_or_else(|_| std::path::PathBuf::from("/usr/bin/sudo"));

@@ -149,6 +149,7 @@ pub fn request(p: &PeerCred, i: &RequestInfo, id: Option<&str>) -> Fields {
     );
     f.insert("reason".into(), opt(i.reason.clone()));
     f.insert("untrusted".into(), Value::Bool(i.untrusted));
+    f.insert("source".into(), source(i.source.as_ref()));
     f.insert(
         "runs_arbitrary_code".into(),
         Value::Bool(i.runs_arbitrary_code),
@@ -169,7 +170,27 @@ pub fn pending(p: &Pending) -> Fields {
     f.insert("runargv".into(), strs(&p.info.command));
     f.insert("runuser".into(), s(p.info.runuser.clone()));
     f.insert("untrusted".into(), Value::Bool(p.info.untrusted));
+    f.insert("source".into(), source(p.info.source.as_ref()));
     f
+}
+
+/// Where OpenClaw says a request came from, as its own object (`null` when it says nothing).
+fn source(src: Option<&occ_policy::Source>) -> Value {
+    let Some(src) = src else { return Value::Null };
+    let mut f = Fields::new();
+    for (k, v) in [
+        ("channel", &src.channel),
+        ("sender", &src.sender),
+        ("chat", &src.chat),
+        ("agent", &src.agent),
+        ("session_key", &src.session_key),
+        ("context_error", &src.context_error),
+    ] {
+        if let Some(v) = v {
+            f.insert(k.into(), s(v.clone()));
+        }
+    }
+    Value::Object(f)
 }
 
 /// A grant, as revocations and expiries name it: its request, scope, what is left of it and

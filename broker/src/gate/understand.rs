@@ -80,6 +80,9 @@ pub fn request_info(
     reason: Option<String>,
     kept_env: BTreeMap<String, String>,
 ) -> RequestInfo {
+    // The evaluation's verdict, which adds channel messages when prompt-policy.json says so;
+    // the caller's own flag when the request never got that far.
+    let untrusted = eval.request.as_ref().map_or(ctx.untrusted, |r| r.untrusted);
     let mut info = RequestInfo {
         submituser: ctx.caller.user.clone(),
         peer_uid: peer.uid,
@@ -92,13 +95,14 @@ pub fn request_info(
             .unwrap_or_else(|| "root".into()),
         runcwd: cwd.to_string(),
         reason,
-        untrusted: ctx.untrusted,
+        untrusted,
+        source: ctx.source.clone(),
         ..RequestInfo::default()
     };
     if let Some(r) = &eval.request {
         // Everything the grant binds, so the approver sees all of it, with the risk flags and
         // what the command wraps.
-        info.digest = broker_digest(&r.digest(), ctx.untrusted, &r.flags, &kept_env);
+        info.digest = broker_digest(&r.digest(), untrusted, &r.flags, &kept_env);
         info.command = r.argv.clone();
         info.runuser = r.target.user.clone();
         info.rungroup = r.target.group.clone();

@@ -98,23 +98,50 @@ pub fn paths_of(
     view.map(|r| r.as_ref().map(|v| v.paths.clone()).map_err(Clone::clone))
 }
 
-/// With OpenClaw in front, `session.require_session_id` refuses every agent sudo: OpenClaw's
-/// exec sets no per-session id (2026.9.6 sets `OPENCLAW_SHELL`, `OPENCLAW_GATEWAY_PORT`,
-/// `OPENCLAW_CLI`, `OPENCLAW_PATH_BOOTSTRAPPED` and, from channels, `OPENCLAW_CHANNEL_CONTEXT`,
-/// never `OPENCLAW_TASK_SESSION_ID`). `None` when it does not apply.
+/// Whether OpenClaw gives each exec command a session id: its exec sets none of its own
+/// (2026.9.6 sets `OPENCLAW_SHELL`, `OPENCLAW_GATEWAY_PORT`, `OPENCLAW_CLI`,
+/// `OPENCLAW_PATH_BOOTSTRAPPED` and, from channels, `OPENCLAW_CHANNEL_CONTEXT`), so occ's
+/// plugin (`plugin.rs`) must be written under `home` and loaded by OpenClaw's config. A
+/// failure when `session.require_session_id` is on (every agent sudo would be refused), else
+/// a warning. `None` without OpenClaw.
 pub fn session_id(
     view: Option<&Result<pathinj::ExecView, String>>,
+    home: &Path,
     require_session_id: bool,
 ) -> Option<Check> {
-    view?.as_ref().ok()?;
-    require_session_id.then(|| {
-        Check::warn(
+    let v = view?.as_ref().ok()?;
+    let dir = super::plugin::dir(home);
+    let mut problems = oc::plugin_problems(v.plugins.as_ref(), &dir.display().to_string());
+    if !super::plugin::files_intact(home) {
+        problems.push(format!(
+            "the plugin's files in {} are missing or changed",
+            dir.display()
+        ));
+    }
+    if problems.is_empty() {
+        return Some(Check::ok(
             "session_id",
-            "broker.json sets session.require_session_id, but OpenClaw's exec passes no \
-             session id (OPENCLAW_TASK_SESSION_ID), so every agent sudo is refused",
-            "set session.require_session_id to false in broker.json, or give the gateway \
-             OPENCLAW_TASK_SESSION_ID in its environment (one id for every session it runs)",
-        )
+            format!(
+                "occ's OpenClaw plugin {} is wired: each exec command gets its session id \
+                 (OPENCLAW_TASK_SESSION_ID) and channel",
+                oc::PLUGIN_ID
+            ),
+        ));
+    }
+    let mut detail = format!(
+        "OpenClaw gives exec commands no session id: {}",
+        problems.join("; ")
+    );
+    let fix = "run `occ install` again (it writes, lists and enables the plugin), then check \
+               `openclaw plugins inspect occ-exec-env --runtime`";
+    Some(if require_session_id {
+        detail.push_str(
+            "; broker.json sets session.require_session_id, so every agent sudo is refused",
+        );
+        Check::fail("session_id", detail, fix)
+    } else {
+        detail.push_str("; --session grants cannot be told apart by session");
+        Check::warn("session_id", detail, fix)
     })
 }
 
@@ -909,21 +936,53 @@ mod tests {
     }
 
     #[test]
-    fn session_id_warns_only_with_openclaw_and_the_requirement() {
-        let view = Ok(pathinj::ExecView {
-            paths: oc::effective(None, None),
-            modes: oc::modes(None, None),
-        });
-        let c = session_id(Some(&view), true).unwrap();
-        assert_eq!(c.status, Status::Warn);
+    fn session_id_follows_the_plugin_and_fails_only_when_required() {
+        let d = tempfile::tempdir().unwrap();
+        let home = d.path();
+        let dir = super::super::plugin::dir(home);
+        let view = |plugins: Option<serde_json::Value>| {
+            Ok(pathinj::ExecView {
+                paths: oc::effective(None, None),
+                modes: oc::modes(None, None),
+                plugins,
+            })
+        };
+        // OpenClaw without the plugin.
+        let c = session_id(Some(&view(None)), home, true).unwrap();
+        assert_eq!(c.status, Status::Fail);
         assert!(
             c.detail.contains("every agent sudo is refused"),
             "{}",
             c.detail
         );
-        assert!(session_id(Some(&view), false).is_none());
         assert!(
-            session_id(None, true).is_none(),
+            c.detail.contains("plugins.load.paths does not list"),
+            "{}",
+            c.detail
+        );
+        let c = session_id(Some(&view(None)), home, false).unwrap();
+        assert_eq!(c.status, Status::Warn);
+        // Listed and enabled, but the files are missing.
+        let wired = serde_json::json!({
+            "load": {"paths": [dir.display().to_string()]},
+            "entries": {"occ-exec-env": {"enabled": true}}
+        });
+        let c = session_id(Some(&view(Some(wired.clone()))), home, false).unwrap();
+        assert_eq!(c.status, Status::Warn);
+        assert!(c.detail.contains("missing or changed"), "{}", c.detail);
+        // The shipped files in place: ok.
+        std::fs::create_dir_all(&dir).unwrap();
+        for (name, text) in super::super::plugin::FILES {
+            std::fs::write(dir.join(name), text).unwrap();
+        }
+        let c = session_id(Some(&view(Some(wired.clone()))), home, true).unwrap();
+        assert_eq!(c.status, Status::Ok, "{}", c.detail);
+        // A changed file is not the shipped plugin.
+        std::fs::write(dir.join("index.js"), "export default {}").unwrap();
+        let c = session_id(Some(&view(Some(wired))), home, false).unwrap();
+        assert_eq!(c.status, Status::Warn);
+        assert!(
+            session_id(None, home, true).is_none(),
             "no OpenClaw, no claim about it"
         );
     }

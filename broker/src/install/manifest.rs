@@ -21,6 +21,8 @@ pub enum FileKind {
     Unit,
     /// A manual page or shell completion script: removed.
     Doc,
+    /// A file of occ's OpenClaw plugin (`occ-exec-env`): removed.
+    Plugin,
 }
 
 /// One file occ wrote.
@@ -82,6 +84,12 @@ pub enum PathInjection {
         previous: Option<serde_json::Value>,
         /// What occ set.
         value: serde_json::Value,
+    },
+    /// `openclaw config set KEY …` on a key occ owns whole (`plugins.entries.occ-exec-env`);
+    /// reverted by `openclaw config unset KEY`.
+    OpenclawOwned {
+        /// The config key.
+        key: String,
     },
     /// A systemd drop-in for the gateway unit, written by earlier releases (its file is also
     /// a `files` entry, so uninstall removes it). occ no longer writes one: OpenClaw puts the

@@ -10,6 +10,7 @@ pub mod checks;
 pub mod docs;
 pub mod manifest;
 pub mod pathinj;
+pub mod plugin;
 pub mod remove;
 pub mod setup;
 pub mod system;

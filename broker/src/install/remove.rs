@@ -124,6 +124,7 @@ pub fn revert(m: &Manifest, r: &mut Report) -> bool {
                 previous,
                 value,
             } => revert_openclaw(key, previous.is_some(), value, r),
+            PathInjection::OpenclawOwned { key } => unset_openclaw(key, r),
             PathInjection::SystemdDropIn { .. } => reload = true,
             PathInjection::Manual { line } => r.reverted.push(format!(
                 "if you added `{line}` to the agent's environment, remove it"
@@ -250,6 +251,24 @@ fn revert_openclaw(key: &str, was_set: bool, value: &serde_json::Value, r: &mut 
     match done {
         Ok(msg) => r.reverted.push(msg),
         Err(e) => r.warnings.push(e),
+    }
+}
+
+/// Unsets an OpenClaw key occ owns whole.
+fn unset_openclaw(key: &str, r: &mut Report) {
+    let Some(cli) = tool::which("openclaw") else {
+        r.warnings.push(format!(
+            "the openclaw CLI is not on PATH; remove {key} by hand (`openclaw config unset {key}`)"
+        ));
+        return;
+    };
+    match pathinj::openclaw_get(&cli, key) {
+        Ok(None) => {}
+        Ok(Some(_)) => match pathinj::openclaw_unset(&cli, key) {
+            Ok(()) => r.reverted.push(format!("unset openclaw {key}")),
+            Err(e) => r.warnings.push(e),
+        },
+        Err(e) => r.warnings.push(format!("{e}; remove {key} by hand")),
     }
 }
 

@@ -387,7 +387,11 @@ pub fn install(opts: &Options) -> Result<Report, String> {
         );
     }
     if !cx.dry {
-        let real = occ_policy::file::load(&security, nix::unistd::geteuid().as_raw(), &|_| None)
+        let loaded = occ_policy::file::load(&security, nix::unistd::geteuid().as_raw(), &|_| None);
+        let require_session_id = loaded
+            .as_ref()
+            .is_ok_and(|c| c.broker.session.require_session_id);
+        let real = loaded
             .map(|c| c.broker.real_sudo)
             .unwrap_or_else(|_| PathBuf::from("/usr/bin/sudo"));
         let real_check = checks::real_sudo(&real);
@@ -403,6 +407,9 @@ pub fn install(opts: &Options) -> Result<Report, String> {
             cx.report.checks.push(checks::sudo_list(&real));
         }
         cx.report.checks.extend(checks::exec_mode(view.as_ref()));
+        cx.report
+            .checks
+            .extend(checks::session_id(view.as_ref(), &home, require_session_id));
         cx.report.what_next = what_next(&cx.report.checks, &home);
     }
     Ok(cx.report)
@@ -580,8 +587,9 @@ fn start_broker(
 
 /// Puts `HOME/bin` first in every OpenClaw agent's pathPrepend (the global key, and each
 /// agent's own list, keeping their entries after it), read and written through the
-/// `openclaw` CLI; records each key in `cx`. Without the CLI it changes nothing and says
-/// what to do.
+/// `openclaw` CLI, then installs occ's OpenClaw plugin (`plugin.rs`: each exec command's
+/// session id); records each key in `cx`. Without the CLI it changes nothing and says what
+/// to do.
 pub(crate) fn inject_path(cx: &mut Ctx, home: &Path, sc: Option<&Path>) -> Result<(), String> {
     let bin = home.join("bin");
     let b = bin.display().to_string();
@@ -643,21 +651,35 @@ pub(crate) fn inject_path(cx: &mut Ctx, home: &Path, sc: Option<&Path>) -> Resul
                 },
             );
         }
-        if cx.dry {
-            continue;
-        }
-        let recorded = cx.manifest.path.iter_mut().find_map(|p| match p {
-            PathInjection::OpenclawConfig { key, value: v, .. } if *key == a.key => Some(v),
-            _ => None,
-        });
-        match recorded {
-            Some(v) => *v = value,
-            None => cx.manifest.path.push(PathInjection::OpenclawConfig {
-                key: a.key.clone(),
-                previous: current,
-                value,
-            }),
-        }
+        record_openclaw_list(cx, &a.key, current, value);
     }
-    Ok(())
+    super::plugin::install(cx, home, &cli)
+}
+
+/// Records that occ set the OpenClaw list `key` to `value` (occ's entry first), keeping the
+/// value it had before occ first touched it (`previous`), so uninstall takes out only occ's
+/// entry. Nothing is recorded in a dry run.
+pub(crate) fn record_openclaw_list(
+    cx: &mut Ctx,
+    key: &str,
+    previous: Option<serde_json::Value>,
+    value: serde_json::Value,
+) {
+    if cx.dry {
+        return;
+    }
+    let recorded = cx.manifest.path.iter_mut().find_map(|p| match p {
+        PathInjection::OpenclawConfig {
+            key: k, value: v, ..
+        } if k == key => Some(v),
+        _ => None,
+    });
+    match recorded {
+        Some(v) => *v = value,
+        None => cx.manifest.path.push(PathInjection::OpenclawConfig {
+            key: key.to_string(),
+            previous,
+            value,
+        }),
+    }
 }

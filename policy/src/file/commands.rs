@@ -13,6 +13,10 @@ pub struct PromptPolicy {
     /// Untrusted-source requests need `--confirm-untrusted` from the approver.
     #[serde(default = "yes")]
     pub require_confirmation_for_untrusted: bool,
+    /// A run that started from a channel message (OpenClaw's `OPENCLAW_CHANNEL_CONTEXT`, or
+    /// the channel occ's OpenClaw plugin names) counts as an untrusted source.
+    #[serde(default = "yes")]
+    pub channel_requests_untrusted: bool,
 }
 
 fn yes() -> bool {
@@ -23,6 +27,7 @@ impl Default for PromptPolicy {
     fn default() -> Self {
         PromptPolicy {
             require_confirmation_for_untrusted: true,
+            channel_requests_untrusted: true,
         }
     }
 }
