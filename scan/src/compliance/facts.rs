@@ -1,7 +1,8 @@
 //! Evidence about the host that is not in occ's own files: the OpenClaw gateway process and its
-//! real environment, the agent user's uid and groups, setuid privilege tools, the openclaw CLI,
-//! the broker's answer, and the port and egress scan reports. Probes record what they could
-//! not see instead of guessing.
+//! real environment, which OpenClaw instance is judged, the agent user's uid and groups, setuid
+//! privilege tools, the openclaw CLI and what it answers (asked through `openclaw::cli`), the
+//! broker's answer, and the port and egress scan reports. Probes record what they could not see
+//! instead of guessing.
 
 use std::path::{Path, PathBuf};
 use std::process::Command;
