@@ -20,6 +20,7 @@ mod policy_cli;
 mod policy_judges;
 mod scan_cli;
 mod scan_compliance;
+mod scan_openclaw;
 mod shim_differential;
 mod shim_transport;
 mod signed;

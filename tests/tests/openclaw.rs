@@ -48,7 +48,8 @@ pub(crate) struct Install {
     pub(crate) node_bin: PathBuf,
 }
 
-/// OpenClaw and Node as `.ci/run` installs them, or why not.
+/// OpenClaw and Node as `.ci/run` installs them, or why not (the one finder: every test of
+/// the real CLI uses it).
 pub(crate) fn find_install() -> Result<Install, String> {
     let dir = openclaw_dir();
     let i = Install {
@@ -102,7 +103,7 @@ fn ready() -> Option<((u32, u32), Install)> {
 }
 
 /// A free TCP port on 127.0.0.1 (bound, read, released).
-fn free_port() -> u16 {
+pub(crate) fn free_port() -> u16 {
     TcpListener::bind("127.0.0.1:0")
         .unwrap()
         .local_addr()
