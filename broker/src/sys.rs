@@ -479,3 +479,26 @@ pub fn become_user_on_exec(
         });
     }
 }
+
+/// Makes `cmd`'s child get SIGKILL when this process dies (`PR_SET_PDEATHSIG`), so a helper
+/// outlives neither us nor whoever kills us: `occ notify-openclaw` killed at the broker's
+/// notifier deadline takes its `openclaw` (in a process group of its own) with it. The child
+/// refuses to start when we are already gone.
+pub fn die_with_parent(cmd: &mut std::process::Command) {
+    use std::os::unix::process::CommandExt;
+    let parent = std::process::id() as libc::pid_t;
+    // SAFETY: the closure runs in the forked child before exec and makes only
+    // async-signal-safe system calls (prctl, getppid) on plain integers copied before the fork.
+    unsafe {
+        cmd.pre_exec(move || {
+            if libc::prctl(libc::PR_SET_PDEATHSIG, libc::SIGKILL, 0, 0, 0) != 0 {
+                return Err(io::Error::last_os_error());
+            }
+            // We died between the fork and the prctl: nobody waits for this child any more.
+            if libc::getppid() != parent {
+                return Err(io::Error::from_raw_os_error(libc::ESRCH));
+            }
+            Ok(())
+        });
+    }
+}

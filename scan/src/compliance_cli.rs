@@ -37,10 +37,12 @@ pub struct AssessArgs {
     /// Treat this pid as the OpenClaw gateway instead of searching /proc.
     #[arg(long, value_name = "PID")]
     pub gateway_pid: Option<u32>,
-    /// Do not run the openclaw CLI (update_hygiene is then not assessed).
+    /// Do not run the openclaw CLI: OpenClaw's config is then read from its files, its
+    /// security audit and backup record are not read, and update_hygiene is not assessed.
     #[arg(long)]
     pub skip_openclaw: bool,
-    /// Timeout for each child process (openclaw --version, occ status), in seconds.
+    /// Timeout for each quick child process (openclaw --version, occ status), in seconds;
+    /// OpenClaw's config, security audit and status have their own deadlines (60-120 s).
     #[arg(long, value_name = "SECS", default_value_t = 5)]
     pub child_timeout: u64,
 }

@@ -132,6 +132,13 @@ pub enum ScanError {
         /// How to fix it.
         fix: String,
     },
+    /// An environment variable cannot be used (`OPENCLAW_PROFILE`, `OPENCLAW_STATE_DIR`, …);
+    /// the message names it and the fix.
+    #[error("{message}")]
+    Environment {
+        /// What is wrong with which variable, and the fix.
+        message: String,
+    },
     /// Another cycle holds the lock.
     #[error("{path}: another occ-scan cycle is running (fix: wait for it, or remove a stale lock holder)")]
     Locked {

@@ -9,9 +9,32 @@ use occ_scan::compliance::checks::CHECKS;
 use occ_scan::compliance::facts::{BrokerProbe, ExecPathConfig, PrivTool};
 use occ_scan::compliance::model::NetReport;
 use occ_scan::compliance::model::Status::{self, Compliant, NotAssessed, Partial, Violation};
+use occ_scan::compliance::openclaw::{backups, security_audit};
 use serde_json::json;
 
 use crate::compliance_support::*;
+
+/// OpenClaw 2026.9.6's audit of a config whose telegram account `work` is open (the real
+/// output, details shortened).
+pub const AUDIT_OPEN_ACCOUNT: &str = r#"{"ts": 1796617118861, "summary": {"critical": 3, "warn": 2, "info": 1},
+ "findings": [
+  {"checkId": "summary.attack_surface", "severity": "info", "title": "Attack surface summary", "detail": "groups: open=0, allowlist=2"},
+  {"checkId": "gateway.trusted_proxies_missing", "severity": "warn", "title": "Reverse proxy headers are not trusted",
+   "detail": "gateway.bind is loopback and gateway.trustedProxies is empty.", "remediation": "Set gateway.trustedProxies to your proxy IPs or keep the Control UI local-only."},
+  {"checkId": "security.exposure.open_groups_with_elevated", "severity": "critical", "title": "Open group/DM policy with elevated tools enabled",
+   "detail": "Found inbound policy=\"open\" at:\n- channels.telegram.accounts.work.groupPolicy\n- channels.telegram.accounts.work.dmPolicy\nWith tools.elevated enabled, a prompt injection in those conversations can become a high-impact incident.",
+   "remediation": "Set each listed group/DM policy to \"allowlist\" and keep elevated allowlists extremely tight."},
+  {"checkId": "security.exposure.open_groups_with_runtime_or_fs", "severity": "critical", "title": "Open group/DM policy with runtime/filesystem tools exposed",
+   "detail": "Found inbound policy=\"open\" at:\n- channels.telegram.accounts.work.groupPolicy\n- channels.telegram.accounts.work.dmPolicy"},
+  {"checkId": "security.exposure.open_groups_with_control_plane_tools", "severity": "critical", "title": "Open group/DM policy with control-plane tools exposed",
+   "detail": "Found inbound policy=\"open\" at:\n- channels.telegram.accounts.work.groupPolicy\n- channels.telegram.accounts.work.dmPolicy"},
+  {"checkId": "security.trust_model.multi_user_heuristic", "severity": "warn", "title": "Potential multi-user setup detected (personal-assistant model warning)", "detail": "Heuristic signals"}
+ ], "secretDiagnostics": []}"#;
+
+/// An audit whose only critical finding is a world-readable config.
+const AUDIT_FS_CRITICAL: &str = r#"{"summary": {"critical": 1, "warn": 0, "info": 0}, "findings": [
+  {"checkId": "fs.config.perms_world_readable", "severity": "critical", "title": "Config file is world-readable",
+   "detail": "/home/a/.openclaw/openclaw.json mode=644", "remediation": "chmod 600 /home/a/.openclaw/openclaw.json"}]}"#;
 
 type Setup = fn(&Home, &mut occ_scan::compliance::facts::Host);
 
@@ -30,6 +53,27 @@ fn set_exec_path(
             global: Some(global),
             entries,
         }));
+    }
+}
+
+/// What `openclaw security audit --json` answered.
+fn set_audit(host: &mut occ_scan::compliance::facts::Host, text: &str) {
+    if let Some(o) = host.openclaw.as_mut() {
+        o.security_audit = Some(security_audit::parse(text));
+    }
+}
+
+/// OpenClaw's backup record (`openclaw status --json`): one successful archive, `days` old.
+fn set_backups(host: &mut occ_scan::compliance::facts::Host, archive: &std::path::Path, days: u64) {
+    let at = SystemTime::now() - Duration::from_secs(86_400 * days);
+    let ms = at
+        .duration_since(std::time::UNIX_EPOCH)
+        .unwrap()
+        .as_millis();
+    let text = json!({"backups": {"latestOk": {"id": "1", "createdAt": ms as u64,
+        "archivePath": archive.display().to_string(), "status": "ok", "kind": "archive"}}});
+    if let Some(o) = host.openclaw.as_mut() {
+        o.backups = Some(backups::parse_status(&text.to_string()));
     }
 }
 
@@ -182,6 +226,40 @@ const CASES: &[(&str, Status, &str, Setup)] = &[
     ),
     (
         "open_ports_approved",
+        Compliant,
+        "OpenClaw's gateway on its own port, on loopback",
+        |_, host| {
+            host.ports = ports_ok(
+                json!([]),
+                json!([{"type": "unapproved-port", "address": "127.0.0.1", "port": 18789, "protocol": "tcp", "pid": 4242, "comm": "openclaw-gatewa"},
+                       {"type": "unapproved-port", "address": "::1", "port": 18789, "protocol": "tcp", "pid": 4242, "comm": "openclaw-gatewa"}]),
+            )
+        },
+    ),
+    (
+        "open_ports_approved",
+        Partial,
+        "another process on the gateway's port",
+        |_, host| {
+            host.ports = ports_ok(
+                json!([]),
+                json!([{"type": "unapproved-port", "address": "127.0.0.1", "port": 18789, "protocol": "tcp", "pid": 99, "comm": "python3"}]),
+            )
+        },
+    ),
+    (
+        "open_ports_approved",
+        Violation,
+        "the gateway's port on every interface",
+        |_, host| {
+            host.ports = ports_ok(
+                json!([]),
+                json!([{"type": "unapproved-port", "address": "0.0.0.0", "port": 18789, "protocol": "tcp", "pid": 4242, "comm": "openclaw-gatewa"}]),
+            )
+        },
+    ),
+    (
+        "open_ports_approved",
         NotAssessed,
         "seed: lsof missing, scan failed",
         |_, host| {
@@ -248,6 +326,46 @@ const CASES: &[(&str, Status, &str, Setup)] = &[
         "no openclaw.json",
         |h, _| std::fs::remove_file(h.paths.openclaw_json()).unwrap(),
     ),
+    (
+        "channel_allowlist_configured",
+        Compliant,
+        "channels.defaults and modelByChannel are not channels",
+        |h, _| {
+            write(
+                &h.paths.openclaw_json(),
+                r#"{channels: {defaults: {groupPolicy: "allowlist"}, modelByChannel: {telegram: {"-100": "openai/gpt-5.4-mini"}}}}"#,
+            )
+        },
+    ),
+    (
+        "channel_allowlist_configured",
+        Violation,
+        "issue 17: one account opens DMs under a closed channel",
+        |h, _| {
+            write(
+                &h.paths.openclaw_json(),
+                r#"{channels: {telegram: {dmPolicy: "allowlist", allowFrom: ["123"],
+                    accounts: {home: {}, work: {dmPolicy: "open", allowFrom: ["*"]}}}}}"#,
+            )
+        },
+    ),
+    (
+        "channel_allowlist_configured",
+        Violation,
+        "OpenClaw's own audit: a critical finding",
+        |_, host| set_audit(host, AUDIT_OPEN_ACCOUNT),
+    ),
+    (
+        "channel_allowlist_configured",
+        NotAssessed,
+        "an $include that cannot be read",
+        |h, _| {
+            write(
+                &h.paths.openclaw_json(),
+                r#"{channels: {$include: "./channels.json5"}}"#,
+            )
+        },
+    ),
     // group_mentions_required
     ("group_mentions_required", Compliant, "good", |_, _| {}),
     (
@@ -277,6 +395,29 @@ const CASES: &[(&str, Status, &str, Setup)] = &[
         NotAssessed,
         "openclaw.json not JSON5",
         |h, _| write(&h.paths.openclaw_json(), "{ gateway: "),
+    ),
+    (
+        "group_mentions_required",
+        Violation,
+        "an account's own groups replace the channel's",
+        |h, _| {
+            write(
+                &h.paths.openclaw_json(),
+                r#"{channels: {telegram: {groups: {"-1": {requireMention: true}},
+                    accounts: {work: {groups: {"-2": {requireMention: false}}}}}}}"#,
+            )
+        },
+    ),
+    (
+        "group_mentions_required",
+        Compliant,
+        "unset requireMention is OpenClaw's default: required",
+        |h, _| {
+            write(
+                &h.paths.openclaw_json(),
+                r#"{channels: {telegram: {groups: {"-1": {}}, accounts: {a: {}, b: {groups: {"-2": {topics: {"9": {}}}}}}}}}"#,
+            )
+        },
     ),
     // gateway_loopback_only
     ("gateway_loopback_only", Compliant, "good", |_, _| {}),
@@ -314,8 +455,43 @@ const CASES: &[(&str, Status, &str, Setup)] = &[
         "no openclaw.json",
         |h, _| std::fs::remove_file(h.paths.openclaw_json()).unwrap(),
     ),
+    (
+        "gateway_loopback_only",
+        Violation,
+        "the gateway's OPENCLAW_GATEWAY_PORT listens on 0.0.0.0",
+        |_, host| {
+            if let Some(g) = host.gateway.as_mut() {
+                g.env.insert("OPENCLAW_GATEWAY_PORT".into(), "19999".into());
+            }
+            host.ports = ports_ok(
+                json!([{"address": "127.0.0.1", "port": 18789, "protocol": "tcp"},
+                       {"address": "0.0.0.0", "port": 19999, "protocol": "tcp"}]),
+                json!([]),
+            )
+        },
+    ),
     // secrets_permissions_hardened
     ("secrets_permissions_hardened", Compliant, "good", |_, _| {}),
+    (
+        "secrets_permissions_hardened",
+        Violation,
+        "an included OpenClaw file is world-readable",
+        |h, _| {
+            write(
+                &h.paths.openclaw_json(),
+                r#"{channels: {$include: "./channels.json5"}}"#,
+            );
+            let inc = h.path("channels.json5");
+            write(&inc, r#"{telegram: {allowFrom: ["1"]}}"#);
+            chmod(&inc, 0o644);
+        },
+    ),
+    (
+        "secrets_permissions_hardened",
+        Violation,
+        "OpenClaw's own audit: its config is world-readable",
+        |_, host| set_audit(host, AUDIT_FS_CRITICAL),
+    ),
     (
         "secrets_permissions_hardened",
         Partial,
@@ -431,6 +607,54 @@ const CASES: &[(&str, Status, &str, Setup)] = &[
         Violation,
         "seed: one empty file",
         |h, _| write(&h.path("backups/occ-2026.tar"), ""),
+    ),
+    (
+        "backup_configured",
+        Compliant,
+        "OpenClaw's recorded archive",
+        |h, host| {
+            std::fs::remove_dir_all(h.path("backups")).unwrap();
+            let a = h
+                .dir
+                .path()
+                .join("Backups/2026-12-07T04-19-41.166+00-00-openclaw-backup.tar.gz");
+            write(&a, "archive");
+            set_backups(host, &a, 0);
+        },
+    ),
+    (
+        "backup_configured",
+        Compliant,
+        "an OpenClaw archive by its name in the home",
+        |h, _| {
+            std::fs::remove_dir_all(h.path("backups")).unwrap();
+            write(
+                &h.dir
+                    .path()
+                    .join("user home/2026-12-07T04-19-30.822+00-00-openclaw-backup.tar.gz"),
+                "archive",
+            );
+        },
+    ),
+    (
+        "backup_configured",
+        Violation,
+        "OpenClaw's recorded archive is gone",
+        |h, host| {
+            std::fs::remove_dir_all(h.path("backups")).unwrap();
+            set_backups(host, &h.dir.path().join("gone-openclaw-backup.tar.gz"), 0);
+        },
+    ),
+    (
+        "backup_configured",
+        Partial,
+        "OpenClaw's recorded archive is 20 days old",
+        |h, host| {
+            std::fs::remove_dir_all(h.path("backups")).unwrap();
+            let a = h.dir.path().join("Backups/old-openclaw-backup.tar.gz");
+            write(&a, "archive");
+            set_backups(host, &a, 20);
+        },
     ),
     (
         "backup_configured",

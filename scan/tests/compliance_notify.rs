@@ -47,6 +47,7 @@ fn setup(code: i32) -> Setup {
         state: dir.path().join("state.json"),
         cmd: Some(argv.clone()),
         allowlist: Some(format!("[{argv}]")),
+        allowlist_file: None,
         timeout: Duration::from_secs(5),
     };
     let out = dir.path().join("delivered.txt");
@@ -419,6 +420,23 @@ fn cli_config_file_wins_over_the_environment() {
         !file_out.exists() && !env_out.exists(),
         "a refused notifier ran"
     );
+
+    // The file's allowlist wins and does not list the environment's command: the refusal
+    // names the file, not the environment variable.
+    let c = Cli::new();
+    let (other, other_out) = c.notifier("other");
+    c.config(
+        &json!({"allowlist": [[other.display().to_string()]]}),
+        0o600,
+    );
+    let (code, stdout, stderr) = c.run(false, &env_notifier(&env_n));
+    assert_eq!(code, 2, "{stdout}{stderr}");
+    assert!(
+        stderr.contains("is not in the allowlist in") && stderr.contains("notify.json"),
+        "{stderr}"
+    );
+    assert!(!stderr.contains("is not in OPENCLAW_VIOLATION"), "{stderr}");
+    assert!(!env_out.exists() && !other_out.exists());
 }
 
 /// notify.json goes through occ's trusted-file opener: writable by others, it is refused with

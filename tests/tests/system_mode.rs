@@ -11,4 +11,4 @@ mod quorum;
 mod replays;
 mod run;
 mod signed;
-mod world;
+pub(crate) mod world;

@@ -11,6 +11,7 @@ pub mod doctor;
 pub mod explain;
 pub mod grants;
 pub mod install;
+pub mod notify_openclaw;
 pub mod policy;
 pub mod sign;
 pub mod watch;
@@ -45,6 +46,9 @@ pub enum Command {
     Grants(grants::GrantsArgs),
     /// End grants: one (by request id), one task session's, or all.
     Revoke(grants::RevokeArgs),
+    /// Send a pending request (JSON on stdin, as approval.notify gives it) to a chat through
+    /// `openclaw message send`.
+    NotifyOpenclaw(notify_openclaw::NotifyOpenclawArgs),
     /// Show whether the broker is up, its pid, mode, and sessions with their grants.
     Status(admin::StatusArgs),
     /// Drop grants: one task session's, or all.
@@ -97,6 +101,7 @@ pub fn run(cli: Cli) -> i32 {
         Command::Sign(a) => sign::sign(a),
         Command::Grants(a) => grants::grants(a),
         Command::Revoke(a) => grants::revoke(a),
+        Command::NotifyOpenclaw(a) => notify_openclaw::run(a),
         Command::Status(a) => admin::status(a),
         Command::Drop(a) => admin::drop_grants(a),
         Command::Token(a) => admin::token(a),

@@ -45,7 +45,7 @@ pub fn run(args: PolicyArgs) -> i32 {
 fn check(as_json: bool) -> i32 {
     let dir = crate::paths::security_dir();
     let reader = nix::unistd::geteuid().as_raw();
-    let result = file::load(&dir, reader, &|k| std::env::var(k).ok());
+    let result = file::load_user(&dir, reader, &|k| std::env::var(k).ok());
     let files: Vec<(PathBuf, bool)> = [
         file::BROKER_CONFIG,
         file::COMMAND_POLICY,

@@ -176,14 +176,7 @@ impl Gate {
     ) -> Result<PolicyConfig, Vec<FileError>> {
         match self.layout.mode {
             Mode::User => {
-                let cfg = load_policy(&self.layout.config_dir, self.uid, caller_env)?;
-                let file = self.layout.config_dir.join(occ_policy::file::BROKER_CONFIG);
-                let errs = cfg.broker.user_mode_problems(&file);
-                if errs.is_empty() {
-                    Ok(cfg)
-                } else {
-                    Err(errs)
-                }
+                occ_policy::file::load_user(&self.layout.config_dir, self.uid, caller_env)
             }
             Mode::System => {
                 let loaded = self.loaded.lock().unwrap_or_else(|p| p.into_inner());

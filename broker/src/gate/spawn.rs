@@ -374,9 +374,14 @@ fn with_stdio(mut spec: SpawnSpec, stdio: [Option<OwnedFd>; 3]) -> Result<SpawnS
 fn abandon(child: &sys::Spawned) -> Option<(i32, i32)> {
     let _ = child.signal_group(libc::SIGHUP);
     let deadline = Instant::now() + ABANDON_GRACE;
-    while Instant::now() < deadline {
+    // Checked once more after the deadline: a broker thread that slept past it (a loaded
+    // machine) must not SIGKILL a command that already died of the SIGHUP.
+    loop {
         if let Ok(Some(st)) = child.try_wait() {
             return Some(st);
+        }
+        if Instant::now() >= deadline {
+            break;
         }
         std::thread::sleep(Duration::from_millis(20));
     }

@@ -648,7 +648,7 @@ pub fn audit_seal(security: &Path) -> Check {
 /// The policy files load as the broker would load them.
 pub fn policy(security: &Path) -> Check {
     let uid = nix::unistd::geteuid().as_raw();
-    match occ_policy::file::load(security, uid, &|_| None) {
+    match occ_policy::file::load_user(security, uid, &|_| None) {
         Ok(_) => Check::ok(
             "policy",
             format!("the policy files in {} parse", security.display()),

@@ -384,3 +384,22 @@ pub fn load(
         Err(errs)
     }
 }
+
+/// [`load`] for a user-mode broker: what a user-mode broker refuses on top
+/// ([`BrokerConfig::user_mode_problems`]: a quorum above 1) is an error too. The user-mode
+/// broker, `occ doctor` and `occ policy check` all judge through this one function.
+pub fn load_user(
+    security_dir: &Path,
+    reader_uid: u32,
+    caller_env: &dyn Fn(&str) -> Option<String>,
+) -> Result<PolicyConfig, Vec<FileError>> {
+    let cfg = load(security_dir, reader_uid, caller_env)?;
+    let errs = cfg
+        .broker
+        .user_mode_problems(&security_dir.join(BROKER_CONFIG));
+    if errs.is_empty() {
+        Ok(cfg)
+    } else {
+        Err(errs)
+    }
+}

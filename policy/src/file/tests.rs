@@ -535,3 +535,26 @@ fn tls_files_are_checked_when_broker_json_loads_naming_the_key() {
     }
     drop(cert);
 }
+
+#[test]
+fn a_user_mode_load_refuses_a_quorum_a_system_load_accepts() {
+    use std::os::unix::fs::PermissionsExt;
+    let d = tempfile::tempdir().expect("tempdir");
+    let uid = nix::unistd::geteuid().as_raw();
+    let b = d.path().join(BROKER_CONFIG);
+    std::fs::write(&b, r#"{"approval": {"quorum": 2}}"#).expect("write");
+    std::fs::set_permissions(&b, std::fs::Permissions::from_mode(0o600)).expect("chmod");
+    assert!(
+        load(d.path(), uid, &|_| None).is_ok(),
+        "valid for a system broker"
+    );
+    let errs = load_user(d.path(), uid, &|_| None).expect_err("a user-mode quorum");
+    assert_eq!(errs.len(), 1, "{errs:?}");
+    let msg = errs[0].to_string();
+    assert!(
+        msg.contains("approval.quorum") && msg.contains("system mode"),
+        "{msg}"
+    );
+    std::fs::write(&b, r#"{"approval": {"quorum": 1}}"#).expect("write");
+    assert!(load_user(d.path(), uid, &|_| None).is_ok());
+}

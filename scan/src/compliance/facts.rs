@@ -1,7 +1,8 @@
 //! Evidence about the host that is not in occ's own files: the OpenClaw gateway process and its
-//! real environment, the agent user's uid and groups, setuid privilege tools, the openclaw CLI,
-//! the broker's answer, and the port and egress scan reports. Probes record what they could
-//! not see instead of guessing.
+//! real environment, which OpenClaw instance is judged, the agent user's uid and groups, setuid
+//! privilege tools, the openclaw CLI and what it answers (asked through `openclaw::cli`), the
+//! broker's answer, and the port and egress scan reports. Probes record what they could not see
+//! instead of guessing.
 
 use std::path::{Path, PathBuf};
 use std::process::Command;
@@ -10,6 +11,10 @@ use std::time::{Duration, SystemTime};
 use serde_json::Value;
 
 use super::model::NetReport;
+use super::openclaw::backups::Record as BackupRecord;
+use super::openclaw::cli::{Cli, CliConfig};
+use super::openclaw::instance::{self, EnvVars, Instance};
+use super::openclaw::security_audit::SecurityAudit;
 use crate::exec;
 use crate::paths::Paths;
 
@@ -24,6 +29,10 @@ pub struct GatewayProc {
     pub comm: String,
     /// PATH from `/proc/<pid>/environ`: `Ok(None)` when unset, `Err` when unreadable.
     pub path_env: Result<Option<String>, String>,
+    /// The variables that say which OpenClaw it runs (`OPENCLAW_CONFIG_PATH`,
+    /// `OPENCLAW_STATE_DIR`, `OPENCLAW_PROFILE`, `OPENCLAW_GATEWAY_PORT`, `HOME`, …), from the
+    /// same environ (empty when unreadable).
+    pub env: EnvVars,
 }
 
 /// Whether a process looks like the OpenClaw gateway: comm `openclaw-gatewa[y]`, or argv with
@@ -60,11 +69,22 @@ pub fn read_proc(proc_root: &Path, pid: u32) -> Option<GatewayProc> {
                 .and_then(|l| l.split_whitespace().nth(1))
                 .and_then(|u| u.parse().ok())
         });
-    let path_env = match std::fs::read(dir.join("environ")) {
-        Ok(bytes) => Ok(bytes
+    let environ = std::fs::read(dir.join("environ"));
+    let var = |bytes: &[u8], key: &str| {
+        bytes
             .split(|b| *b == 0)
-            .find_map(|kv| kv.strip_prefix(b"PATH="))
-            .map(|v| String::from_utf8_lossy(v).into_owned())),
+            .find_map(|kv| kv.strip_prefix(key.as_bytes())?.strip_prefix(b"="))
+            .map(|v| String::from_utf8_lossy(v).into_owned())
+    };
+    let env: EnvVars = match &environ {
+        Ok(bytes) => instance::ENV_KEYS
+            .iter()
+            .filter_map(|k| var(bytes, k).map(|v| (k.to_string(), v)))
+            .collect(),
+        Err(_) => EnvVars::new(),
+    };
+    let path_env = match &environ {
+        Ok(bytes) => Ok(var(bytes, "PATH")),
         Err(e) => Err(format!(
             "cannot read /proc/{pid}/environ: {e} (run occ-scan as the gateway's user or root)"
         )),
@@ -74,6 +94,7 @@ pub fn read_proc(proc_root: &Path, pid: u32) -> Option<GatewayProc> {
         uid,
         comm,
         path_env,
+        env,
     })
 }
 
@@ -155,7 +176,8 @@ pub fn find_priv_tools(dirs: &[PathBuf]) -> Vec<PrivTool> {
     out
 }
 
-/// The installed openclaw CLI.
+/// The installed openclaw CLI, and what it answered. Each answer is `None` when not asked
+/// (the CLI does not report its version), `Err` when the CLI failed.
 #[derive(Debug, Clone)]
 pub struct OpenClawCli {
     /// Where it is.
@@ -165,8 +187,29 @@ pub struct OpenClawCli {
     /// When the resolved file was last modified.
     pub modified: Option<SystemTime>,
     /// The exec PATH settings as the CLI resolves OpenClaw's config (profiles,
-    /// `OPENCLAW_CONFIG_PATH`, `$include`); `None` when not asked.
+    /// `OPENCLAW_CONFIG_PATH`, `$include`).
     pub exec_path: Option<Result<ExecPathConfig, String>>,
+    /// `openclaw config file` and `config get channels|gateway --json`.
+    pub config: Option<Result<CliConfig, String>>,
+    /// `openclaw security audit --json`.
+    pub security_audit: Option<Result<SecurityAudit, String>>,
+    /// The backup record in `openclaw status --json`.
+    pub backups: Option<Result<BackupRecord, String>>,
+}
+
+impl OpenClawCli {
+    /// A CLI found at `path` that has not been asked anything yet.
+    pub fn unasked(path: PathBuf, version: Result<String, String>) -> OpenClawCli {
+        OpenClawCli {
+            path,
+            version,
+            modified: None,
+            exec_path: None,
+            config: None,
+            security_audit: None,
+            backups: None,
+        }
+    }
 }
 
 /// `openclaw config get tools.exec.pathPrepend` and `agents.entries`, each `None` when unset.
@@ -178,32 +221,12 @@ pub struct ExecPathConfig {
     pub entries: Option<Value>,
 }
 
-/// How long one `openclaw config get` may take: the CLI loads its config and plugins, which
-/// takes seconds, far more than `--version`.
-const CONFIG_GET_TIMEOUT: Duration = Duration::from_secs(60);
-
-/// Reads the exec PATH settings through the CLI at `path`.
-pub fn probe_exec_path(path: &Path) -> Result<ExecPathConfig, String> {
+/// Reads the exec PATH settings through the CLI.
+pub fn probe_exec_path(cli: &Cli) -> Result<ExecPathConfig, String> {
     use occ_policy::openclaw as oc;
-    let get = |key: &str| -> Result<Option<Value>, String> {
-        let mut c = Command::new(path);
-        c.args(["config", "get", key, "--json"]);
-        match exec::run(c, None, CONFIG_GET_TIMEOUT) {
-            Ok(o) if o.timed_out => Err(format!(
-                "`openclaw config get {key}` timed out after {CONFIG_GET_TIMEOUT:?}"
-            )),
-            Ok(o) => oc::parse_config_get(
-                key,
-                o.success(),
-                &String::from_utf8_lossy(&o.stdout),
-                &o.stderr_text(),
-            ),
-            Err(e) => Err(e.to_string()),
-        }
-    };
     Ok(ExecPathConfig {
-        global: get(oc::PATH_KEY)?,
-        entries: get(oc::AGENTS_KEY)?,
+        global: cli.get(oc::PATH_KEY)?,
+        entries: cli.get(oc::AGENTS_KEY)?,
     })
 }
 
@@ -226,10 +249,21 @@ pub fn find_openclaw(paths: &Paths) -> Option<PathBuf> {
         .find(|p| exec::is_executable_file(p))
 }
 
-/// Runs `openclaw --version` with a timeout and stats the resolved file.
-pub fn probe_openclaw(path: PathBuf, timeout: Duration) -> OpenClawCli {
+/// Runs `openclaw --version` with a timeout and stats the resolved file; when it answers, asks
+/// it about `instance` (exec PATH, config, security audit, backups) at once, each on its own
+/// thread with its own deadline.
+pub fn probe_openclaw(
+    path: PathBuf,
+    timeout: Duration,
+    instance: &Result<Instance, String>,
+) -> OpenClawCli {
     let mut c = Command::new(&path);
     c.arg("--version");
+    if let Ok(i) = instance {
+        for (k, v) in &i.cli_env {
+            c.env(k, v);
+        }
+    }
     let version = match exec::run(c, None, timeout) {
         Ok(o) if o.success() => {
             let v = String::from_utf8_lossy(&o.stdout).trim().to_string();
@@ -251,13 +285,49 @@ pub fn probe_openclaw(path: PathBuf, timeout: Duration) -> OpenClawCli {
         .and_then(std::fs::metadata)
         .and_then(|m| m.modified())
         .ok();
-    let exec_path = version.is_ok().then(|| probe_exec_path(&path));
-    OpenClawCli {
-        path,
-        version,
-        modified,
-        exec_path,
+    let mut out = OpenClawCli::unasked(path, version);
+    out.modified = modified;
+    if out.version.is_err() {
+        return out;
     }
+    let instance = match instance {
+        Ok(i) => i,
+        Err(e) => {
+            out.exec_path = Some(Err(e.clone()));
+            out.config = Some(Err(e.clone()));
+            out.security_audit = Some(Err(e.clone()));
+            out.backups = Some(Err(e.clone()));
+            return out;
+        }
+    };
+    let cli = Cli {
+        path: &out.path,
+        instance,
+    };
+    let (exec_path, config, audit, backups) = std::thread::scope(|s| {
+        let exec_path = s.spawn(|| probe_exec_path(&cli));
+        let config = s.spawn(|| cli.config());
+        let audit = s.spawn(|| cli.security_audit());
+        let backups = s.spawn(|| cli.backups());
+        let joined = |what: &str| format!("the thread asking the openclaw CLI for {what} panicked");
+        (
+            exec_path
+                .join()
+                .unwrap_or_else(|_| Err(joined("the exec PATH"))),
+            config.join().unwrap_or_else(|_| Err(joined("its config"))),
+            audit
+                .join()
+                .unwrap_or_else(|_| Err(joined("its security audit"))),
+            backups
+                .join()
+                .unwrap_or_else(|_| Err(joined("its backups"))),
+        )
+    });
+    out.exec_path = Some(exec_path);
+    out.config = Some(config);
+    out.security_audit = Some(audit);
+    out.backups = Some(backups);
+    out
 }
 
 /// What the broker said to `occ status --json`.
@@ -411,7 +481,10 @@ pub struct Host {
     pub gateway: Option<GatewayProc>,
     /// Setuid tools on the system directories.
     pub priv_tools: Vec<PrivTool>,
-    /// The openclaw CLI, when found.
+    /// Which OpenClaw is judged (its config file and state directory), or why that cannot be
+    /// told.
+    pub openclaw_instance: Result<Instance, String>,
+    /// The openclaw CLI, when found (and not skipped).
     pub openclaw: Option<OpenClawCli>,
     /// The broker's answer.
     pub broker: BrokerProbe,
@@ -456,14 +529,21 @@ impl Host {
             None => find_gateway(proc_root),
         };
         let dirs: Vec<PathBuf> = SYSTEM_DIRS.iter().map(PathBuf::from).collect();
+        let openclaw_instance = instance::resolve(
+            &instance::own_env(),
+            gateway.as_ref().map(|g| (g.pid, &g.env)),
+            &paths.home,
+            &std::env::current_dir().unwrap_or_else(|_| PathBuf::from("/")),
+        );
         let openclaw = if opts.skip_openclaw {
             None
         } else {
-            find_openclaw(paths).map(|p| probe_openclaw(p, opts.child_timeout))
+            find_openclaw(paths).map(|p| probe_openclaw(p, opts.child_timeout, &openclaw_instance))
         };
         Host {
             agent: Agent::current(),
             gateway,
+            openclaw_instance,
             priv_tools: find_priv_tools(&dirs),
             openclaw,
             broker: probe_broker(paths, opts.child_timeout),

@@ -1,6 +1,7 @@
 //! Strict readers for the files the checks judge: the policy files (through occ-policy, exactly
-//! as the broker loads them), the monitoring files, the install manifest, the legacy env file
-//! and OpenClaw's JSON5 openclaw.json. Readers only parse; the checks decide what a value means.
+//! as the broker loads them), the monitoring files, the install manifest and the legacy env
+//! file (OpenClaw's openclaw.json is read in `openclaw::config`). Readers only parse; the checks
+//! decide what a value means.
 
 use std::collections::BTreeMap;
 use std::path::{Path, PathBuf};
@@ -261,21 +262,6 @@ pub fn env_file(path: &Path) -> Result<Option<BTreeMap<String, String>>, ScanErr
         out.insert(k.trim().to_string(), v.to_string());
     }
     Ok(Some(out))
-}
-
-/// OpenClaw's openclaw.json, parsed as JSON5 (comments, trailing commas, unquoted keys).
-pub fn openclaw_config(path: &Path) -> Result<Option<Value>, ScanError> {
-    let Some(text) = read_optional(path)? else {
-        return Ok(None);
-    };
-    json5::from_str::<Value>(&text).map(Some).map_err(|e| {
-        ScanError::invalid(
-            path,
-            "(JSON5)",
-            e.to_string(),
-            "fix the syntax; `openclaw doctor` shows where",
-        )
-    })
 }
 
 /// Whether a real file name is a shell, interpreter or code-running wrapper: the catalogue's

@@ -4,8 +4,8 @@
 //! failure as "compliant".
 //!
 //! One assessment, in order: `files` (occ's files; the policy files through occ-policy, as the
-//! broker loads them), `facts` (host probes) and `netscan` (the port and egress scans) gather
-//! evidence; `checks` judges it, one verdict per entry of `checks::CHECKS`; `report` merges
+//! broker loads them), `facts` (host probes), `openclaw` (OpenClaw as its CLI and its files
+//! say it is) and `netscan` (the port and egress scans) gather evidence; `checks` judges it, one verdict per entry of `checks::CHECKS`; `report` merges
 //! the verdicts with `map` and `state` into a `model::Assessment`, which `dashboard` and `prom`
 //! render. `audit` verifies the audit log; `util` holds writes, dates and digests. The model
 //! imports no other module here, and no module imports one that imports it back.
@@ -20,6 +20,7 @@ pub mod map;
 pub mod model;
 pub mod netscan;
 pub mod notify;
+pub mod openclaw;
 pub mod preflight;
 pub mod prom;
 pub mod report;

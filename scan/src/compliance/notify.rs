@@ -68,6 +68,8 @@ pub struct NotifyOptions {
     pub cmd: Option<String>,
     /// Allowlist text (from `OPENCLAW_VIOLATION_NOTIFY_ALLOWLIST`).
     pub allowlist: Option<String>,
+    /// The file the allowlist came from (`security/notify.json`); `None`: the environment.
+    pub allowlist_file: Option<PathBuf>,
     /// Notifier timeout.
     pub timeout: Duration,
 }
@@ -195,6 +197,7 @@ impl NotifyOptions {
                 .unwrap_or_else(|| paths.security_file("violation-notify-state.json")),
             cmd: nonempty(CMD_ENV),
             allowlist: nonempty(ALLOWLIST_ENV),
+            allowlist_file: None,
             timeout: Duration::from_secs(10),
         }
     }
@@ -220,6 +223,7 @@ impl NotifyOptions {
         }
         if let Some(allow) = &c.allowlist {
             o.allowlist = Some(argv_json(allow));
+            o.allowlist_file = Some(file.clone());
             src.allowlist = "file";
         }
         if let Some(st) = c.state {
@@ -451,7 +455,7 @@ pub fn message(
     m
 }
 
-fn refuse(message: impl Into<String>, fix: &str) -> ScanError {
+fn refuse(message: impl Into<String>, fix: impl Into<String>) -> ScanError {
     ScanError::NotifierRefused {
         message: message.into(),
         fix: fix.into(),
@@ -490,26 +494,44 @@ pub fn parse_argv(cmd: &str) -> Result<Vec<String>, ScanError> {
 /// Validates a notifier: exact argv in the allowlist, then occ's one notifier rule
 /// ([`occ_policy::notifier`], as the broker's `approval.notify`): absolute argv[0] that
 /// canonicalises to an executable regular file which is not a shell or interpreter.
-pub fn validate(argv: &[String], allowlist: Option<&str>) -> Result<Notifier, ScanError> {
+/// `from` names where the allowlist came from (`None`: the environment variable), so a
+/// refusal sends the admin to the right place.
+pub fn validate(
+    argv: &[String],
+    allowlist: Option<&str>,
+    from: Option<&Path>,
+) -> Result<Notifier, ScanError> {
     if argv.is_empty() {
         return Err(refuse("empty argv", "name the notifier's absolute path"));
     }
-    let allow = allowlist.map(str::trim).filter(|a| !a.is_empty()).ok_or_else(|| {
-        refuse(
-            format!("{ALLOWLIST_ENV} is not set"),
-            "set it to a JSON array holding the exact argv, e.g. [[\"/usr/bin/logger\",\"-t\",\"occ\"]]",
-        )
-    })?;
+    let place = match from {
+        Some(f) => format!("the allowlist in {}", f.display()),
+        None => ALLOWLIST_ENV.to_string(),
+    };
+    let allow = allowlist
+        .map(str::trim)
+        .filter(|a| !a.is_empty())
+        .ok_or_else(|| {
+            refuse(
+                format!("{ALLOWLIST_ENV} is not set and security/{CONFIG_FILE} has no allowlist"),
+                format!(
+                    "set \"allowlist\" in security/{CONFIG_FILE} (or {ALLOWLIST_ENV}) to a JSON \
+                 array holding the exact argv, e.g. [[\"/usr/bin/logger\",\"-t\",\"occ\"]]"
+                ),
+            )
+        })?;
     let lists: Vec<Vec<String>> = serde_json::from_str(allow).map_err(|_| {
         refuse(
-            format!("{ALLOWLIST_ENV} is not a JSON array of argv arrays (the comma form is no longer accepted)"),
+            format!(
+                "{place} is not a JSON array of argv arrays (the comma form is no longer accepted)"
+            ),
             "write [[\"/usr/bin/logger\",\"-t\",\"occ\"]]",
         )
     })?;
     if !lists.iter().any(|l| l.as_slice() == argv) {
         return Err(refuse(
-            format!("argv {argv:?} is not in {ALLOWLIST_ENV}"),
-            "add this exact argv (every argument) to the allowlist",
+            format!("argv {argv:?} is not in {place}"),
+            format!("add this exact argv (every argument) to {place}"),
         ));
     }
     Notifier::check(argv, &CodeRunners::builtin()).map_err(|e| refuse(e.to_string(), e.fix()))
@@ -576,7 +598,11 @@ pub fn notify(opts: &NotifyOptions, now: SystemTime) -> Result<NotifyOutcome, Sc
         }
         Some(cmd) => {
             let checked = parse_argv(cmd).and_then(|argv| {
-                let notifier = validate(&argv, opts.allowlist.as_deref())?;
+                let notifier = validate(
+                    &argv,
+                    opts.allowlist.as_deref(),
+                    opts.allowlist_file.as_deref(),
+                )?;
                 Ok((argv, notifier))
             });
             match checked {

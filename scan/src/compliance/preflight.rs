@@ -90,12 +90,25 @@ pub fn preflight(paths: &Paths) -> (Value, bool) {
     };
     note(files::approved_ports(&paths.security_file("approved_ports.json")).map(|_| ()));
     note(files::egress_allowlist(&paths.security_file("egress_allowlist.json")).map(|_| ()));
-    note(files::openclaw_config(&paths.openclaw_json()).map(|_| ()));
+    // OpenClaw's config, where occ-scan's environment says it is, with its includes.
+    let instance = super::openclaw::instance::resolve(
+        &super::openclaw::instance::own_env(),
+        None,
+        &paths.home,
+        &std::env::current_dir().unwrap_or_else(|_| "/".into()),
+    );
+    let openclaw_json = instance
+        .as_ref()
+        .map_or_else(|_| paths.openclaw_json(), |i| i.config_path.clone());
+    note(match &instance {
+        Ok(i) => super::openclaw::config::read(&i.config_path, &i.include_roots).map(|_| ()),
+        Err(e) => Err(crate::error::ScanError::Environment { message: e.clone() }),
+    });
     if !invalid.is_empty() {
         critical.push("invalid_policy_files");
     }
     let optional = [
-        paths.openclaw_json(),
+        openclaw_json.clone(),
         paths.home.join("env"),
         paths.security_file("prompt-policy.json"),
         paths.security_file("broker.json"),
@@ -144,7 +157,7 @@ pub fn preflight(paths: &Paths) -> (Value, bool) {
         "optional_files": {"missing_optional": missing_optional},
         "permissions": {
             "env": mode_entry(&paths.home.join("env")),
-            "openclaw_json": mode_entry(&paths.openclaw_json()),
+            "openclaw_json": mode_entry(&openclaw_json),
             "openclaw_dir": mode_entry(&paths.home),
         },
         "next_steps": [

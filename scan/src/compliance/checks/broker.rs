@@ -11,6 +11,7 @@ use super::ctx::Ctx;
 use super::verdict::Verdict;
 use crate::compliance::facts::BrokerProbe;
 use crate::compliance::model::Risk;
+use crate::compliance::openclaw;
 use crate::exec;
 
 pub(super) fn broker_reachable(c: &Ctx) -> Verdict {
@@ -53,19 +54,39 @@ fn agent_paths(c: &Ctx) -> (Vec<AgentPath>, String) {
         );
     }
     let why_not_cli = match cli {
-        Some(Err(e)) => format!(" (the CLI failed: {e})"),
-        _ => String::new(),
+        Some(Err(e)) => format!("the CLI failed: {e}"),
+        _ => super::ctx::why_not_cli(c.host),
     };
-    let (global, entries) = match &c.openclaw {
+    // The config as occ-scan reads it (with its includes); the CLI's config view holds only
+    // the keys other checks asked for, so read the file when that is what was loaded.
+    let file = match &c.openclaw {
+        Ok(Some(cfg)) if !cfg.from_cli => Ok(Some(cfg.value.clone())),
+        _ => match &c.host.openclaw_instance {
+            Ok(i) => openclaw::config::read(&i.config_path, &i.include_roots)
+                .map(|r| r.map(|r| r.value))
+                .map_err(|e| e.to_string()),
+            Err(e) => Err(e.clone()),
+        },
+    };
+    let (global, entries) = match &file {
         Ok(Some(cfg)) => (
             cfg.pointer("/tools/exec/pathPrepend").cloned(),
             cfg.pointer("/agents/entries").cloned(),
         ),
         _ => (None, None),
     };
+    let path = c.host.openclaw_instance.as_ref().map_or_else(
+        |_| "openclaw.json".to_string(),
+        |i| i.config_path.display().to_string(),
+    );
+    let unread = match &file {
+        Err(e) => format!("; it cannot be read: {e}"),
+        Ok(None) => "; it does not exist".into(),
+        Ok(Some(_)) => String::new(),
+    };
     (
         oc::effective(global.as_ref(), entries.as_ref()),
-        format!("openclaw.json{why_not_cli}"),
+        format!("{path} ({why_not_cli}){unread}"),
     )
 }
 

@@ -7,12 +7,12 @@ use std::time::SystemTime;
 use occ_policy::file::{Module, StackEntry};
 use occ_policy::rule::ListKind;
 use occ_policy::{BrokerConfig, CommandPolicy};
-use serde_json::Value;
 
 use super::verdict::Verdict;
 use crate::compliance::audit::AuditOutcome;
 use crate::compliance::facts::Host;
 use crate::compliance::files::{self, EgressRule, PolicyFiles};
+use crate::compliance::openclaw::{self, OcConfig};
 use crate::error::ScanError;
 use crate::paths::Paths;
 
@@ -34,8 +34,8 @@ pub struct Ctx<'a> {
     pub(super) policy: PolicyFiles,
     /// `security/egress_allowlist.json`.
     pub(super) egress_rules: Loaded<Vec<EgressRule>>,
-    /// OpenClaw's `openclaw.json`.
-    pub(super) openclaw: Loaded<Value>,
+    /// OpenClaw's config: as its CLI resolves it, else `openclaw.json` read by occ-scan.
+    pub(super) openclaw: Loaded<OcConfig>,
     /// The legacy `env` file.
     pub(super) env: Loaded<std::collections::BTreeMap<String, String>>,
     /// What the broker's own loader (occ-policy) refuses in `security/`, as it would read it.
@@ -58,7 +58,14 @@ impl<'a> Ctx<'a> {
             audit,
             policy: PolicyFiles::load(paths, reader),
             egress_rules: files::egress_allowlist(&paths.security_file("egress_allowlist.json")),
-            openclaw: files::openclaw_config(&paths.openclaw_json()),
+            openclaw: match &host.openclaw_instance {
+                Ok(i) => openclaw::load(
+                    host.openclaw.as_ref().and_then(|o| o.config.as_ref()),
+                    &why_not_cli(host),
+                    i,
+                ),
+                Err(e) => Err(ScanError::Environment { message: e.clone() }),
+            },
             env: files::env_file(&paths.home.join("env")),
             broker_refuses: occ_policy::load(&paths.security(), reader, &|_| None)
                 .err()
@@ -67,6 +74,17 @@ impl<'a> Ctx<'a> {
                 .map(ToString::to_string)
                 .collect(),
         }
+    }
+}
+
+/// Why the `openclaw` CLI gave no answer, for the evidence of a check that reads the files.
+pub(super) fn why_not_cli(host: &Host) -> String {
+    match &host.openclaw {
+        None => "the openclaw CLI was not found, or --skip-openclaw".into(),
+        Some(o) => match &o.version {
+            Err(e) => format!("the openclaw CLI does not answer: {e}"),
+            Ok(_) => "the openclaw CLI was not asked".into(),
+        },
     }
 }
 

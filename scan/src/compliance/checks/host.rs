@@ -1,13 +1,16 @@
-//! Files and the host: private modes and owners for secrets and the policy files (judged as
-//! the broker judges them), no other privilege path for the agent, backups and updates.
+//! Files and the host: private modes and owners for secrets, OpenClaw's config (and its
+//! includes) and the policy files (judged as the broker judges them), no other privilege path
+//! for the agent, backups (occ's and OpenClaw's own archives) and updates.
 
 use std::path::Path;
 use std::time::{Duration, SystemTime};
 
 use occ_policy::FileError;
 
-use super::ctx::Ctx;
+use super::ctx::{why_not_cli, Ctx};
+use super::openclaw;
 use super::verdict::Verdict;
+use crate::compliance::openclaw::backups;
 use crate::compliance::util;
 
 pub(super) fn secrets_permissions_hardened(c: &Ctx) -> Verdict {
@@ -16,12 +19,25 @@ pub(super) fn secrets_permissions_hardened(c: &Ctx) -> Verdict {
     if let Err(e) = std::fs::metadata(home) {
         return Verdict::not_assessed(format!("{}: {e}", home.display()));
     }
-    let secrets = [
-        c.paths.openclaw_json(),
+    // OpenClaw's config and every file it includes (read for their names when the CLI
+    // resolved the config); else the file where the instance says it is.
+    let mut secrets = match (&c.openclaw, &c.host.openclaw_instance) {
+        (Ok(Some(cfg)), Ok(i)) if cfg.from_cli => {
+            crate::compliance::openclaw::config::read(&cfg.path, &i.include_roots)
+                .ok()
+                .flatten()
+                .map_or_else(|| cfg.files.clone(), |r| r.files)
+        }
+        (Ok(Some(cfg)), _) => cfg.files.clone(),
+        (_, instance) => vec![instance
+            .as_ref()
+            .map_or_else(|_| c.paths.openclaw_json(), |i| i.config_path.clone())],
+    };
+    secrets.extend([
         home.join("env"),
         c.paths.security_file("audit-seal.key"),
         c.paths.security_file("broker.json"),
-    ];
+    ]);
     let dirs = [home.clone(), c.paths.security(), home.join("credentials")];
     let mut bad_secret = Vec::new();
     let mut bad_dir = Vec::new();
@@ -67,6 +83,14 @@ pub(super) fn secrets_permissions_hardened(c: &Ctx) -> Verdict {
              command-policy.json and prompt-policy.json"
                 .into(),
         );
+    }
+    // OpenClaw's own audit of its state directory, config, includes and credentials.
+    let (oc_ev, oc_critical) = openclaw::file_findings(c);
+    ev.extend(oc_ev);
+    if let Some(ids) = oc_critical {
+        bad_secret.push(format!(
+            "OpenClaw's own files (openclaw security audit: {ids})"
+        ));
     }
     if !bad_secret.is_empty() {
         return Verdict::violation(
@@ -178,51 +202,160 @@ fn newest_backup(dir: &Path, depth: u8) -> std::io::Result<(u32, Option<SystemTi
     Ok((count, newest))
 }
 
-pub(super) fn backup_configured(c: &Ctx) -> Verdict {
-    let dirs: Vec<_> = ["backups", "backup"]
-        .iter()
-        .map(|d| c.paths.home.join(d))
-        .filter(|d| d.exists())
-        .collect();
-    if dirs.is_empty() {
-        return Verdict::violation(
-            "no backups/ directory",
-            "occ's configuration and audit log cannot be restored",
-            "back up OCC_HOME into OCC_HOME/backups regularly",
-        );
-    }
-    let mut count = 0;
-    let mut newest = None;
-    for d in &dirs {
-        match newest_backup(d, 2) {
-            Ok((n, t)) => {
-                count += n;
-                newest = newest.max(t);
-            }
-            Err(e) => return Verdict::not_assessed(format!("{}: {e}", d.display())),
+/// The newest backup found, and where it was found.
+struct Found {
+    path: std::path::PathBuf,
+    at: SystemTime,
+    how: String,
+}
+
+/// OpenClaw's own record of its newest successful backup (`openclaw status --json`), when it
+/// still exists on disk.
+fn recorded(c: &Ctx, ev: &mut Vec<String>) -> Option<Found> {
+    let rec = match c.host.openclaw.as_ref().and_then(|o| o.backups.as_ref()) {
+        Some(Ok(r)) => r,
+        Some(Err(e)) => {
+            ev.push(format!("OpenClaw's backup record not read ({e})"));
+            return None;
+        }
+        None => {
+            ev.push(format!(
+                "OpenClaw's backup record not read ({})",
+                why_not_cli(c.host)
+            ));
+            return None;
+        }
+    };
+    if let Some(l) = rec.latest.as_ref().filter(|l| l.status != "ok") {
+        let newer = rec
+            .latest_ok
+            .as_ref()
+            .is_none_or(|ok| l.created_at > ok.created_at);
+        if newer {
+            ev.push(format!(
+                "OpenClaw's newest backup attempt failed ({}): {}",
+                util::rfc3339(l.time()),
+                l.error.as_deref().unwrap_or("no reason recorded")
+            ));
         }
     }
-    let Some(newest) = newest.filter(|_| count > 0) else {
-        return Verdict::violation(
-            "the backups directory holds no non-empty file",
-            "there is nothing to restore",
-            "write real backups into OCC_HOME/backups",
-        );
+    let Some(ok) = &rec.latest_ok else {
+        ev.push("OpenClaw records no successful backup".into());
+        return None;
     };
-    let age_days = c.now.duration_since(newest).unwrap_or_default().as_secs() / 86_400;
-    let ev = format!(
-        "{count} non-empty backup file(s), newest {age_days} day(s) old ({})",
-        util::rfc3339(newest)
+    let Some(path) = ok.archive_path.as_deref().map(std::path::PathBuf::from) else {
+        ev.push("OpenClaw's newest backup record names no path".into());
+        return None;
+    };
+    match std::fs::metadata(&path) {
+        Ok(m) if m.is_dir() || m.len() > 0 => Some(Found {
+            how: format!(
+                "OpenClaw's backup record ({} backup)",
+                ok.kind.as_deref().unwrap_or("archive")
+            ),
+            path,
+            at: ok.time(),
+        }),
+        Ok(_) => {
+            ev.push(format!(
+                "OpenClaw's recorded backup {} is empty",
+                path.display()
+            ));
+            None
+        }
+        Err(e) => {
+            ev.push(format!(
+                "OpenClaw's recorded backup {} is gone: {e}",
+                path.display()
+            ));
+            None
+        }
+    }
+}
+
+pub(super) fn backup_configured(c: &Ctx) -> Verdict {
+    let mut ev = Vec::new();
+    let mut unreadable: Vec<String> = Vec::new();
+    let mut found: Vec<Found> = recorded(c, &mut ev).into_iter().collect();
+    // OpenClaw's archives by name, where `openclaw backup create` writes without --output.
+    let home = c
+        .host
+        .openclaw_instance
+        .as_ref()
+        .ok()
+        .and_then(|i| i.home.clone());
+    match home.as_deref().map(backups::default_dirs) {
+        Some(dirs) => match backups::newest_archive(&dirs) {
+            Ok(Some(a)) => found.push(Found {
+                how: "an OpenClaw archive found by its name".into(),
+                path: a.path,
+                at: a.modified,
+            }),
+            Ok(None) => ev.push(format!(
+                "no *{} in {}",
+                backups::ARCHIVE_SUFFIX,
+                dirs.iter()
+                    .map(|d| d.display().to_string())
+                    .collect::<Vec<_>>()
+                    .join(", ")
+            )),
+            Err(e) => unreadable.push(e),
+        },
+        None => ev.push("OpenClaw's home is unknown (no HOME): archives not looked for".into()),
+    }
+    // occ's own backups directory.
+    for d in ["backups", "backup"].iter().map(|d| c.paths.home.join(d)) {
+        if !d.exists() {
+            continue;
+        }
+        match newest_backup(&d, 2) {
+            Ok((n, Some(t))) if n > 0 => found.push(Found {
+                how: format!("{n} non-empty file(s) in occ's {}", d.display()),
+                path: d.clone(),
+                at: t,
+            }),
+            Ok(_) => ev.push(format!("{} holds no non-empty file", d.display())),
+            Err(e) => unreadable.push(format!("{}: {e}", d.display())),
+        }
+    }
+    let Some(newest) = found.into_iter().max_by_key(|f| f.at) else {
+        if let Some(e) = unreadable.first() {
+            return Verdict::not_assessed(e.clone()).evs(ev);
+        }
+        return Verdict::violation(
+            "no backup found",
+            "neither OpenClaw's state nor occ's configuration and audit log can be restored",
+            "run `openclaw backup create --output ~/Backups --verify` (outside the state \
+             directory) regularly, or schedule `openclaw backup enable`; keep copies of \
+             OCC_HOME too",
+        )
+        .evs(ev);
+    };
+    let age_days = c
+        .now
+        .duration_since(newest.at)
+        .unwrap_or_default()
+        .as_secs()
+        / 86_400;
+    ev.insert(
+        0,
+        format!(
+            "newest: {}, {age_days} day(s) old ({}), from {}",
+            newest.path.display(),
+            util::rfc3339(newest.at),
+            newest.how
+        ),
     );
+    ev.extend(unreadable);
     if age_days > 7 {
         return Verdict::partial(
             format!("newest backup is {age_days} days old"),
             "backups are stale",
-            "schedule a backup at least weekly",
+            "schedule a backup at least weekly (`openclaw backup enable`)",
         )
-        .ev(ev);
+        .evs(ev);
     }
-    Verdict::compliant("a recent backup exists").ev(ev)
+    Verdict::compliant("a recent backup exists").evs(ev)
 }
 
 pub(super) fn update_hygiene(c: &Ctx) -> Verdict {

@@ -61,20 +61,57 @@ fn scan_ev(r: &NetReport, what: &str) -> Vec<String> {
     ev
 }
 
+/// Whether a listener is the OpenClaw gateway's own, on its configured port: TCP on loopback,
+/// owned by the running gateway (its pid) or a process named like it. An unknown owner is
+/// never taken for the gateway.
+fn is_gateway_listener(c: &Ctx, f: &NetRow, port: u16) -> bool {
+    let owner_is_gateway = match (f.pid, &c.host.gateway) {
+        (Some(pid), Some(g)) if pid == u64::from(g.pid) => true,
+        _ => f
+            .comm
+            .as_deref()
+            .is_some_and(|comm| comm.starts_with("openclaw-gatew")),
+    };
+    f.port == Some(port.into())
+        && f.protocol.as_deref() == Some("tcp")
+        && row_is_loopback(f)
+        && owner_is_gateway
+}
+
 pub(super) fn open_ports_approved(c: &Ctx) -> Verdict {
     let r = &c.host.ports;
     if let Some(v) = net_failed(r) {
         return v;
     }
-    let unapproved = r.findings_of("unapproved-port");
+    // OpenClaw's gateway listening on its own configured port, on loopback, is approved by
+    // OpenClaw's config; gateway_loopback_only judges its bind and auth.
+    let (port, port_from) = super::openclaw::gateway_port(c);
+    let (gateway, unapproved): (Vec<&NetRow>, Vec<&NetRow>) = r
+        .findings_of("unapproved-port")
+        .into_iter()
+        .partition(|f| is_gateway_listener(c, f, port));
     let keys: BTreeSet<String> = unapproved.iter().map(|f| sock_key(f)).collect();
     let public = unapproved.iter().any(|f| !row_is_loopback(f));
-    let ev = scan_ev(r, "port");
+    let mut ev = scan_ev(r, "port");
+    if !gateway.is_empty() {
+        let socks: BTreeSet<String> = gateway.iter().map(|f| sock_key(f)).collect();
+        ev.push(format!(
+            "approved as OpenClaw's gateway port {port} ({port_from}): {}",
+            socks.into_iter().collect::<Vec<_>>().join(", ")
+        ));
+    }
     if keys.is_empty() {
-        return Verdict::compliant(format!(
-            "all {} listening sockets are in approved_ports.json",
-            r.listeners().len()
-        ))
+        return Verdict::compliant(if gateway.is_empty() {
+            format!(
+                "all {} listening sockets are in approved_ports.json",
+                r.listeners().len()
+            )
+        } else {
+            format!(
+                "all {} listening sockets are in approved_ports.json or are OpenClaw's gateway on its port",
+                r.listeners().len()
+            )
+        })
         .evs(ev);
     }
     let list: Vec<String> = keys.iter().take(10).cloned().collect();
