@@ -219,7 +219,15 @@ unsafe fn child(
         let mut empty: libc::sigset_t = std::mem::zeroed();
         libc::sigemptyset(&mut empty);
         libc::sigprocmask(libc::SIG_SETMASK, &empty, std::ptr::null_mut());
-        libc::signal(libc::SIGPIPE, libc::SIG_DFL);
+        // Every disposition back to its default: an ignored signal survives exec, and a
+        // broker started with SIGHUP ignored (under `nohup`, by some init scripts) must not
+        // hand that to the command, which would then outlive its hang-up. Signals this
+        // kernel does not have, and SIGKILL/SIGSTOP, fail harmlessly with EINVAL.
+        let mut dfl: libc::sigaction = std::mem::zeroed();
+        dfl.sa_sigaction = libc::SIG_DFL;
+        for sig in 1..65 {
+            libc::sigaction(sig, &dfl, std::ptr::null_mut());
+        }
         // sudo's default umask for the command, not the broker's private 0077.
         libc::umask(0o022);
         if libc::setsid() < 0 {

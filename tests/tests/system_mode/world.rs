@@ -233,11 +233,15 @@ impl World {
         }
     }
 
-    /// Starts `occ broker --system --foreground` without waiting for it.
+    /// Starts `occ broker --system --foreground` without waiting for it, under `nohup`: the
+    /// broker starts with SIGHUP ignored, as some init scripts start daemons, so every test
+    /// also proves that it still reloads on SIGHUP and that approved commands get the default
+    /// dispositions (a hung-up command dies of SIGHUP, not of the SIGKILL after the grace).
     pub fn spawn_broker(&mut self) {
         assert!(self.broker.is_none(), "the broker is already running");
         let log = self.broker_log.reopen().unwrap();
-        let child = Command::new(occ_tests::bin("occ"))
+        let child = Command::new("/usr/bin/nohup")
+            .arg(occ_tests::bin("occ"))
             .args(["broker", "--system", "--foreground"])
             .env_clear()
             .env("PATH", "/usr/sbin:/usr/bin:/sbin:/bin")
