@@ -373,15 +373,8 @@ fn notify_openclaw_killed_takes_openclaw_with_it() {
 /// come back.
 #[test]
 fn notify_openclaw_argv_is_accepted_by_the_real_openclaw_cli() {
-    let inst = match crate::openclaw::find_install() {
-        Ok(i) => i,
-        Err(e) => {
-            occ_tests::skip(&format!(
-                "needs OpenClaw {}: {e}",
-                crate::openclaw::OPENCLAW_VERSION
-            ));
-            return;
-        }
+    let Some(inst) = crate::openclaw::install_or_skip() else {
+        return;
     };
     let home = tempfile::tempdir().unwrap();
     let profile_dir = home.path().join(".openclaw-occnotify");

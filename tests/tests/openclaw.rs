@@ -81,15 +81,16 @@ pub(crate) fn find_install() -> Result<Install, String> {
     Ok(i)
 }
 
+/// [`find_install`], or `None` after a SKIP (a failure under `OCC_REQUIRE_FULL_TESTS=1`).
+pub(crate) fn install_or_skip() -> Option<Install> {
+    find_install()
+        .map_err(|e| occ_tests::skip(&format!("needs OpenClaw {OPENCLAW_VERSION}: {e}")))
+        .ok()
+}
+
 fn ready() -> Option<((u32, u32), Install)> {
     let ids = crate::approval::ready()?;
-    let inst = match find_install() {
-        Ok(i) => i,
-        Err(e) => {
-            occ_tests::skip(&format!("needs OpenClaw {OPENCLAW_VERSION}: {e}"));
-            return None;
-        }
-    };
+    let inst = install_or_skip()?;
     for tool in ["python3", "ss"] {
         if !["/usr/bin", "/bin", "/usr/sbin", "/sbin"]
             .iter()

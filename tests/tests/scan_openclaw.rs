@@ -171,15 +171,8 @@ fn scan_openclaw_config_path_includes_accounts_backups_and_the_gateway_port() {
 /// The real CLI: `openclaw backup create`, then occ-scan with the CLI on PATH.
 #[test]
 fn scan_openclaw_cites_the_real_security_audit_and_backup_record() {
-    let inst = match crate::openclaw::find_install() {
-        Ok(i) => i,
-        Err(e) => {
-            occ_tests::skip(&format!(
-                "needs OpenClaw {}: {e}",
-                crate::openclaw::OPENCLAW_VERSION
-            ));
-            return;
-        }
+    let Some(inst) = crate::openclaw::install_or_skip() else {
+        return;
     };
     let d = tempfile::tempdir().unwrap();
     let home = d.path().join("home");
