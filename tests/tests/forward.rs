@@ -25,22 +25,43 @@ pub(crate) fn free_port() -> u16 {
     l.local_addr().unwrap().port()
 }
 
-/// The real sudo_logsrvd on 127.0.0.1, writing its JSON event log into a temp dir.
+/// The real sudo_logsrvd on 127.0.0.1, writing its JSON event log into a temp dir: Debian
+/// bookworm's from the host, or (for TLS, which bookworm's lacks) Debian trixie's in a
+/// debootstrapped root, run with `chroot`.
 pub(crate) struct Logsrvd {
     dir: tempfile::TempDir,
+    /// The root sudo_logsrvd runs in (`chroot`), when it is not the host's.
+    root: Option<PathBuf>,
     pub(crate) port: u16,
     child: Option<Child>,
 }
 
-/// The `sudo_logsrvd.conf` docs/audit.md shows: plain TCP on 127.0.0.1, JSON event log with exits.
-fn logsrvd_conf(dir: &Path, port: u16) -> String {
+/// The `sudo_logsrvd.conf` docs/audit.md shows: plain TCP on 127.0.0.1, JSON event log with
+/// exits. `dir` is the server's own view of its directory; `tls` the `[server]` lines that make
+/// it a TLS listener.
+fn logsrvd_conf(dir: &Path, port: u16, tls: Option<&str>) -> String {
+    let (suffix, tls) = match tls {
+        Some(lines) => ("(tls)", lines),
+        None => ("", ""),
+    };
     format!(
-        "[server]\nlisten_address = 127.0.0.1:{port}\nserver_log = {d}/server.log\npid_file =\n\n\
+        "[server]\nlisten_address = 127.0.0.1:{port}{suffix}\n{tls}server_log = {d}/server.log\n\
+         pid_file =\n\n\
          [iolog]\niolog_dir = {d}/io\n\n\
          [eventlog]\nlog_type = logfile\nlog_format = json\nlog_exit = true\n\n\
          [logfile]\npath = {d}/events.json\n",
         d = dir.display()
     )
+}
+
+/// A TLS listener's identity and client check, as files under `pki` named `{cert}.pem`,
+/// `{cert}.key` and `{ca}.pem`.
+pub(crate) struct TlsServer<'a> {
+    pub pki: &'a Path,
+    pub cert: &'a str,
+    pub ca: &'a str,
+    /// `tls_checkpeer`: demand a client certificate signed by `ca`.
+    pub checkpeer: bool,
 }
 
 impl Logsrvd {
@@ -49,11 +70,46 @@ impl Logsrvd {
         let port = free_port();
         std::fs::write(
             dir.path().join("sudo_logsrvd.conf"),
-            logsrvd_conf(dir.path(), port),
+            logsrvd_conf(dir.path(), port, None),
         )
         .unwrap();
+        Logsrvd::run(dir, None, port)
+    }
+
+    /// sudo_logsrvd from the Debian root `root`, listening with TLS. Its directory and a copy
+    /// of the certificates it uses live inside that root.
+    pub(crate) fn start_tls(root: &Path, tls: &TlsServer<'_>) -> Logsrvd {
+        let dir = tempfile::Builder::new()
+            .prefix("occ-logsrvd")
+            .tempdir_in(root.join("tmp"))
+            .unwrap();
+        let inside = Path::new("/tmp").join(dir.path().file_name().unwrap());
+        for (from, to) in [
+            (format!("{}.pem", tls.cert), "server.pem"),
+            (format!("{}.key", tls.cert), "server.key"),
+            (format!("{}.pem", tls.ca), "ca.pem"),
+        ] {
+            std::fs::copy(tls.pki.join(from), dir.path().join(to)).unwrap();
+        }
+        let lines = format!(
+            "tls_cert = {d}/server.pem\ntls_key = {d}/server.key\ntls_cacert = {d}/ca.pem\n\
+             tls_checkpeer = {}\n",
+            tls.checkpeer,
+            d = inside.display()
+        );
+        let port = free_port();
+        std::fs::write(
+            dir.path().join("sudo_logsrvd.conf"),
+            logsrvd_conf(&inside, port, Some(&lines)),
+        )
+        .unwrap();
+        Logsrvd::run(dir, Some(root.to_path_buf()), port)
+    }
+
+    fn run(dir: tempfile::TempDir, root: Option<PathBuf>, port: u16) -> Logsrvd {
         let mut s = Logsrvd {
             dir,
+            root,
             port,
             child: None,
         };
@@ -62,18 +118,39 @@ impl Logsrvd {
     }
 
     pub(crate) fn restart(&mut self) {
-        let child = Command::new(LOGSRVD)
-            .arg("-n")
-            .arg("-f")
-            .arg(self.dir.path().join("sudo_logsrvd.conf"))
+        let conf = self.dir.path().join("sudo_logsrvd.conf");
+        let mut cmd = match &self.root {
+            Some(root) => {
+                let mut c = Command::new("chroot");
+                c.arg(root).arg(LOGSRVD).arg("-n").arg("-f").arg(
+                    Path::new("/tmp")
+                        .join(self.dir.path().file_name().unwrap())
+                        .join("sudo_logsrvd.conf"),
+                );
+                c
+            }
+            None => {
+                let mut c = Command::new(LOGSRVD);
+                c.arg("-n").arg("-f").arg(&conf);
+                c
+            }
+        };
+        let child = cmd
             .stdin(Stdio::null())
             .stdout(Stdio::null())
-            .stderr(Stdio::null())
+            .stderr(Stdio::piped())
             .spawn()
             .expect("start sudo_logsrvd");
         self.child = Some(child);
         let deadline = Instant::now() + Duration::from_secs(10);
         while TcpStream::connect(("127.0.0.1", self.port)).is_err() {
+            if let Some(Ok(Some(st))) = self.child.as_mut().map(Child::try_wait) {
+                let mut err = String::new();
+                if let Some(mut e) = self.child.take().and_then(|mut c| c.stderr.take()) {
+                    let _ = e.read_to_string(&mut err);
+                }
+                panic!("sudo_logsrvd exited ({st}): {err}");
+            }
             assert!(Instant::now() < deadline, "sudo_logsrvd did not listen");
             std::thread::sleep(Duration::from_millis(50));
         }

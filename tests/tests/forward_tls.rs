@@ -1,19 +1,18 @@
 //! TLS to sudo_logsrvd end to end, on 127.0.0.1 only. Debian bookworm's sudo_logsrvd is built
-//! without TLS (a `listen_address = …(tls)` line stops it with "TLS not supported"), so the
-//! real `/usr/sbin/sudo_logsrvd` listens on plain TCP behind socat's OpenSSL listener, which
-//! demands a client certificate from our CA, as `tls_checkpeer = true` does. Certificates are
-//! made with `openssl` at test time. Needs root, the occ-agent user, sudo_logsrvd, openssl and
-//! socat.
+//! without TLS (a `listen_address = …(tls)` line stops it with "TLS not supported"); Debian
+//! trixie's is built with OpenSSL, so the tests run that one, from a debootstrapped trixie root
+//! under `chroot`, with `listen_address = …(tls)` and `tls_checkpeer = true`. Certificates are
+//! made with `openssl` at test time. Needs root, the occ-agent user, openssl and that root.
 
-use std::net::TcpStream;
 use std::os::unix::fs::PermissionsExt;
-use std::process::{Child, Command, Stdio};
+use std::path::PathBuf;
+use std::process::{Command, Stdio};
 use std::time::{Duration, Instant};
 
 use serde_json::Value;
 
 use crate::approval::{pending_id, ready, text, AgentHome};
-use crate::forward::{free_port, have_logsrvd, status, wait_for, Logsrvd, POLICY};
+use crate::forward::{status, wait_for, Logsrvd, TlsServer, LOGSRVD, POLICY};
 
 /// A test CA, a second unrelated CA, and certificates for 127.0.0.1 (IP SAN) from each.
 struct Pki {
@@ -39,7 +38,19 @@ impl Pki {
         ];
         for ca in ["ca", "rogue-ca"] {
             p.openssl(
-                &[&["req", "-x509"], &ec[..], &["-days", "2", "-subj"]],
+                &[
+                    &["req", "-x509"],
+                    &ec[..],
+                    // OpenSSL 3 (trixie's sudo_logsrvd checks its own chain at start) wants
+                    // a CA's key usage stated.
+                    &[
+                        "-addext",
+                        "basicConstraints=critical,CA:TRUE",
+                        "-addext",
+                        "keyUsage=critical,keyCertSign,cRLSign",
+                    ],
+                    &["-days", "2", "-subj"],
+                ],
                 &[
                     &format!("/CN=occ test {ca}"),
                     "-keyout",
@@ -59,7 +70,7 @@ impl Pki {
                 &ext,
                 format!(
                     "basicConstraints=CA:FALSE\nsubjectAltName=IP:127.0.0.1\n\
-                     extendedKeyUsage={usage}\n"
+                     keyUsage=critical,digitalSignature\nextendedKeyUsage={usage}\n"
                 ),
             )
             .unwrap();
@@ -113,60 +124,29 @@ impl Pki {
     }
 }
 
-/// socat's OpenSSL listener on 127.0.0.1 in front of a plain sudo_logsrvd: it presents
-/// `cert`, requires a client certificate signed by the test CA, and relays each connection.
-struct TlsFront {
-    port: u16,
-    child: Child,
-}
-
-impl TlsFront {
-    fn start(pki: &Pki, cert: &str, backend: u16) -> TlsFront {
-        let port = free_port();
-        let child = Command::new("socat")
-            .arg(format!(
-                "OPENSSL-LISTEN:{port},bind=127.0.0.1,reuseaddr,fork,cert={},key={},cafile={},\
-                 verify=1",
-                pki.path(&format!("{cert}.pem")),
-                pki.path(&format!("{cert}.key")),
-                pki.path("ca.pem"),
-            ))
-            .arg(format!("TCP:127.0.0.1:{backend}"))
-            .stdin(Stdio::null())
-            .stdout(Stdio::null())
-            .stderr(Stdio::null())
-            .spawn()
-            .expect("start socat");
-        let deadline = Instant::now() + Duration::from_secs(10);
-        while TcpStream::connect(("127.0.0.1", port)).is_err() {
-            assert!(Instant::now() < deadline, "socat did not listen");
-            std::thread::sleep(Duration::from_millis(50));
-        }
-        TlsFront { port, child }
-    }
-}
-
-impl Drop for TlsFront {
-    fn drop(&mut self) {
-        let _ = self.child.kill();
-        let _ = self.child.wait();
-    }
-}
-
-fn have_tls_tools() -> bool {
+/// Where the tests find a sudo_logsrvd built with OpenSSL: `$OCC_TLS_LOGSRVD_ROOT`, or
+/// `/opt/occ-ci/trixie`, a Debian trixie root (`.ci/run` makes it with debootstrap).
+fn tls_root() -> Option<PathBuf> {
+    let root = std::env::var_os("OCC_TLS_LOGSRVD_ROOT")
+        .map_or_else(|| PathBuf::from("/opt/occ-ci/trixie"), PathBuf::from);
     let found = |p: &str| {
         Command::new(p)
-            .arg("-V")
+            .arg("version")
             .stdout(Stdio::null())
             .stderr(Stdio::null())
             .status()
             .is_ok()
     };
-    if found("socat") && found("openssl") {
-        return true;
+    if root.join(LOGSRVD.trim_start_matches('/')).is_file() && found("openssl") {
+        return Some(root);
     }
-    occ_tests::skip("needs socat and openssl (Debian packages socat, openssl)");
-    false
+    occ_tests::skip(&format!(
+        "needs openssl and a Debian root with a TLS-capable sudo_logsrvd at {} (make one with \
+         `debootstrap --variant=minbase --include=sudo trixie {}`, or set OCC_TLS_LOGSRVD_ROOT)",
+        root.display(),
+        root.display()
+    ));
+    None
 }
 
 /// A `logsrvd` forwarder entry with TLS to `port`, trusting `ca` (and with the test client
@@ -190,19 +170,24 @@ fn tls_entry(pki: &Pki, port: u16, client: bool) -> String {
 #[test]
 fn forwards_to_real_sudo_logsrvd_over_tls_with_a_client_certificate() {
     let Some(ids) = ready() else { return };
-    if !have_logsrvd() || !have_tls_tools() {
-        return;
-    }
+    let Some(root) = tls_root() else { return };
     let pki = Pki::new(ids);
-    let server = Logsrvd::start();
-    let front = TlsFront::start(&pki, "server", server.port);
+    let server = Logsrvd::start_tls(
+        &root,
+        &TlsServer {
+            pki: pki.dir.path(),
+            cert: "server",
+            ca: "ca",
+            checkpeer: true,
+        },
+    );
     let h = AgentHome::new(ids);
     h.write_security("command-policy.json", POLICY);
     h.write_security(
         "broker.json",
         &format!(
             r#"{{"audit": {{"forward": [{}]}}}}"#,
-            tls_entry(&pki, front.port, true)
+            tls_entry(&pki, server.port, true)
         ),
     );
     let id = pending_id(&h.sudo(&["-n", "/usr/bin/id", "-u"], &[]));
@@ -277,7 +262,7 @@ fn forwards_to_real_sudo_logsrvd_over_tls_with_a_client_certificate() {
     let fw = &st["audit"]["forward"][0];
     assert_eq!(
         fw["name"],
-        format!("logsrvd 127.0.0.1:{}/tls", front.port),
+        format!("logsrvd 127.0.0.1:{}/tls", server.port),
         "{st}"
     );
     assert_eq!(fw["state"], "connected", "{st}");
@@ -287,15 +272,28 @@ fn forwards_to_real_sudo_logsrvd_over_tls_with_a_client_certificate() {
 #[test]
 fn tls_forwarder_never_delivers_to_a_server_from_another_ca_or_without_a_client_cert() {
     let Some(ids) = ready() else { return };
-    if !have_logsrvd() || !have_tls_tools() {
-        return;
-    }
+    let Some(root) = tls_root() else { return };
     let pki = Pki::new(ids);
-    let server = Logsrvd::start();
     // [0]: the server presents a certificate for 127.0.0.1 from another CA.
-    let rogue = TlsFront::start(&pki, "rogue-server", server.port);
+    let rogue = Logsrvd::start_tls(
+        &root,
+        &TlsServer {
+            pki: pki.dir.path(),
+            cert: "rogue-server",
+            ca: "rogue-ca",
+            checkpeer: false,
+        },
+    );
     // [1]: the right server, which demands a client certificate we do not give.
-    let strict = TlsFront::start(&pki, "server", server.port);
+    let strict = Logsrvd::start_tls(
+        &root,
+        &TlsServer {
+            pki: pki.dir.path(),
+            cert: "server",
+            ca: "ca",
+            checkpeer: true,
+        },
+    );
     let h = AgentHome::new(ids);
     h.write_security("command-policy.json", POLICY);
     h.write_security(
@@ -357,5 +355,7 @@ fn tls_forwarder_never_delivers_to_a_server_from_another_ca_or_without_a_client_
         )),
         "{plain}"
     );
-    assert!(server.records().is_empty(), "{:?}", server.records());
+    for server in [&rogue, &strict] {
+        assert!(server.records().is_empty(), "{:?}", server.records());
+    }
 }
