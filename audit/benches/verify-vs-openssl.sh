@@ -2,7 +2,8 @@
 # `occ audit verify` (every check: canonical form, chain hashes, links, seq, head) against one
 # `openssl dgst -sha256` pass over the same 200,000-event log, in one hyperfine run. The log is
 # written once through the real writer (`examples/bench_log.rs`) and kept in
-# target/occ-verify-bench/. Both read the file from the page cache.
+# target/occ-verify-bench/. Both read the file from the page cache, dropped and read back in
+# first so every run starts from the same state.
 # Usage: audit/benches/verify-vs-openssl.sh [EVENTS] [RUNS]
 set -euo pipefail
 cd "$(dirname "$0")/../.."
@@ -23,6 +24,10 @@ if [ ! -f "$dir/complete" ]; then
   target/release/examples/bench_log "$events" "$log"
   touch "$dir/complete"
 fi
+# The same page-cache state for both tools and every run of this script: the log is dropped
+# from the cache and read back in (as after a reboot), not left as the writer cached it.
+dd if="$log" iflag=nocache count=0 status=none
+cat "$log" > /dev/null
 echo "log: $log, $(wc -l < "$log") events, $(stat -c %s "$log") bytes; $(nproc) cores"
 target/release/occ audit verify --log "$log"
 echo "load before: $(uptime)"

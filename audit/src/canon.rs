@@ -429,12 +429,18 @@ struct Strict<'a, 'm> {
     members: &'m mut Vec<Member>,
 }
 
+#[cfg(any(not(target_arch = "x86_64"), test))]
 const LO: u64 = 0x0101_0101_0101_0101;
+#[cfg(any(not(target_arch = "x86_64"), test))]
 const HI: u64 = 0x8080_8080_8080_8080;
+
+#[cfg(not(target_arch = "x86_64"))]
+use plain_prefix_portable as plain_prefix;
 
 /// Marks (high bit per byte) the bytes of `x` that end a plain run: `"`, `\`, below 0x20, or
 /// 0x7f and above. Borrows can mark bytes *after* a real one, never before, so the lowest
 /// mark is exact.
+#[cfg(any(not(target_arch = "x86_64"), test))]
 #[inline]
 fn specials(x: u64) -> u64 {
     let q = x ^ (LO * u64::from(b'"'));
@@ -447,11 +453,44 @@ fn specials(x: u64) -> u64 {
 }
 
 /// Length of the leading run of bytes a canonical string holds as they are (printable ASCII
-/// other than `"` and `\`). The first 16 bytes eight at a time (keys and most values end
-/// there); past them, `memchr2` finds the next quote or backslash and one branch-free pass
-/// checks the bytes before it.
+/// other than `"` and `\\`). Sixteen bytes at a time with SSE2 (in every x86_64 CPU): one
+/// compare per kind of special byte, a movemask, and the lowest marked byte ends the run. The
+/// bytes past the last whole 16 go one at a time; `s` is the rest of the line, so that is only
+/// its last few bytes.
+#[cfg(target_arch = "x86_64")]
 #[inline]
 fn plain_prefix(s: &[u8]) -> usize {
+    use safe_arch::{
+        bitor_m128i, cmp_eq_mask_i8_m128i, cmp_lt_mask_i8_m128i, m128i, move_mask_i8_m128i,
+        set_splat_i8_m128i,
+    };
+    let is = |v: m128i, c: u8| cmp_eq_mask_i8_m128i(v, set_splat_i8_m128i(c as i8));
+    let mut i = 0;
+    while let Some(chunk) = s.get(i..i + 16) {
+        let mut w = [0u8; 16];
+        w.copy_from_slice(chunk);
+        let v = m128i::from(w);
+        // Signed: below 0x20, and 0x80 and above (negative), in one compare.
+        let control_or_high = cmp_lt_mask_i8_m128i(v, set_splat_i8_m128i(0x20));
+        let special = bitor_m128i(
+            bitor_m128i(is(v, b'"'), is(v, b'\\')),
+            bitor_m128i(control_or_high, is(v, 0x7f)),
+        );
+        let m = move_mask_i8_m128i(special);
+        if m != 0 {
+            return i + m.trailing_zeros() as usize;
+        }
+        i += 16;
+    }
+    i + plain_prefix_bytewise(&s[i..])
+}
+
+/// [`plain_prefix`] without SIMD: the first 16 bytes eight at a time (keys and most values end
+/// there); past them, `memchr2` finds the next quote or backslash and one branch-free pass
+/// checks the bytes before it.
+#[cfg(any(not(target_arch = "x86_64"), test))]
+#[inline]
+fn plain_prefix_portable(s: &[u8]) -> usize {
     let mut i = 0;
     while let Some(chunk) = s.get(i..i + 8) {
         let mut w = [0u8; 8];
@@ -474,6 +513,7 @@ fn plain_prefix_bytewise(s: &[u8]) -> usize {
         .unwrap_or(s.len())
 }
 
+#[cfg(any(not(target_arch = "x86_64"), test))]
 fn long_plain_prefix(s: &[u8]) -> usize {
     let end = memchr::memchr2(b'"', b'\\', s).unwrap_or(s.len());
     let run = &s[..end];
@@ -1033,27 +1073,48 @@ mod tests {
         nan_invalid: r#"{"a": NaN}"# => Err(LineError::Invalid(_)),
     }
 
+    type RunFinder = fn(&[u8]) -> usize;
+
+    /// The run finder in use (SSE2 on x86_64) and the portable one, which must agree.
+    const PREFIXES: [(&str, RunFinder); 2] = [
+        ("plain_prefix", plain_prefix),
+        ("plain_prefix_portable", plain_prefix_portable),
+    ];
+
     #[test]
     fn plain_prefix_stops_at_every_special_byte() {
+        for (name, plain_prefix) in PREFIXES {
+            stops_at_every_special_byte(name, plain_prefix);
+        }
+    }
+
+    fn stops_at_every_special_byte(name: &str, plain_prefix: RunFinder) {
         for special in
             (0u8..=255).filter(|c| !(0x20..0x7f).contains(c) || *c == b'"' || *c == b'\\')
         {
             for at in 0..20 {
                 let mut s = vec![b'a'; 24];
                 s[at] = special;
-                assert_eq!(plain_prefix(&s), at, "byte {special:#x} at {at}");
+                assert_eq!(plain_prefix(&s), at, "{name}: byte {special:#x} at {at}");
             }
         }
-        assert_eq!(plain_prefix(&[b'~'; 19]), 19);
+        assert_eq!(plain_prefix(&[b'~'; 19]), 19, "{name}");
+        assert_eq!(plain_prefix(&[b' '; 33]), 33, "{name}");
     }
 
     #[test]
     fn plain_prefix_finds_the_first_special_byte_in_long_runs() {
+        for (name, plain_prefix) in PREFIXES {
+            first_special_byte_in_long_runs(name, plain_prefix);
+        }
+    }
+
+    fn first_special_byte_in_long_runs(name: &str, plain_prefix: RunFinder) {
         let specials: Vec<u8> = (0u8..=255)
             .filter(|c| !(0x20..0x7f).contains(c) || *c == b'"' || *c == b'\\')
             .collect();
         for len in [16, 17, 40, 64, 200] {
-            assert_eq!(plain_prefix(&vec![b'~'; len]), len);
+            assert_eq!(plain_prefix(&vec![b'~'; len]), len, "{name}");
             for at in 0..len {
                 for &first in &specials {
                     // The first special byte ends the run, whatever follows it: a quote or
@@ -1062,7 +1123,11 @@ mod tests {
                         let mut s = vec![b'a'; len + 3];
                         s[at] = first;
                         s[(at + 1 + at % 3).min(len + 2)] = second;
-                        assert_eq!(plain_prefix(&s), at, "{first:#x} at {at}, len {len}");
+                        assert_eq!(
+                            plain_prefix(&s),
+                            at,
+                            "{name}: {first:#x} at {at}, len {len}"
+                        );
                     }
                 }
             }
