@@ -806,3 +806,130 @@ fn spooled_events_survive_a_broker_restart_and_all_arrive_once_in_order() {
     assert_eq!(got, carried);
     assert_eq!(spooled(&h), 0);
 }
+
+/// A sudoers drop-in, checked with `visudo -cf`, removed when dropped.
+struct SudoersDropIn(PathBuf);
+
+impl SudoersDropIn {
+    fn new(name: &str, body: &str) -> SudoersDropIn {
+        let path = Path::new("/etc/sudoers.d").join(name);
+        std::fs::write(&path, body).unwrap();
+        std::fs::set_permissions(&path, std::fs::Permissions::from_mode(0o440)).unwrap();
+        let guard = SudoersDropIn(path);
+        let out = Command::new("visudo")
+            .arg("-cf")
+            .arg(&guard.0)
+            .output()
+            .expect("run visudo");
+        assert!(out.status.success(), "visudo: {}", text(&out.stderr));
+        guard
+    }
+}
+
+impl Drop for SudoersDropIn {
+    fn drop(&mut self) {
+        let _ = std::fs::remove_file(&self.0);
+    }
+}
+
+#[test]
+fn common_fields_match_what_the_real_sudo_sends_for_the_same_command() {
+    let Some(ids) = ready() else { return };
+    if !have_logsrvd() {
+        return;
+    }
+    // The command runs as a user no other test runs the real sudo as, so the log_servers line
+    // below, scoped to it, touches no other test's sudo.
+    let target = crate::system_mode::world::ensure_user("occ-systarget");
+    let server = Logsrvd::start();
+    let h = AgentHome::new(ids);
+    h.write_security("command-policy.json", POLICY);
+    h.write_security(
+        "broker.json",
+        &format!(
+            r#"{{"audit": {{"forward": [{{"type": "logsrvd", "address": "127.0.0.1:{}"}}]}}}}"#,
+            server.port
+        ),
+    );
+    let argv = ["-n", "-u", "occ-systarget", "/usr/bin/id", "-u"];
+    let id = pending_id(&h.sudo(&argv, &[]));
+    assert!(h.occ(&["approve", "--yes", &id]).status.success());
+    let ran = h.sudo(&argv, &[]);
+    assert_eq!(
+        text(&ran.stdout),
+        format!("{}\n", target.uid),
+        "{}",
+        text(&ran.stderr)
+    );
+    let accepts = |server: &Logsrvd| -> Vec<serde_json::Map<String, Value>> {
+        server
+            .records()
+            .into_iter()
+            .filter(|(k, _)| k == "accept")
+            .map(|(_, r)| r)
+            .collect()
+    };
+    wait_for(15, "occ's exec_start at sudo_logsrvd", || {
+        accepts(&server)
+            .iter()
+            .any(|r| r.get("occ_event") == Some(&Value::from("exec_start")))
+    });
+
+    // The real sudo, for the same command from the same directory, logging to the same server.
+    let drop_in = SudoersDropIn::new(
+        &format!("occ-test-log-servers-{}", server.port),
+        &format!(
+            "Defaults>occ-systarget log_servers=127.0.0.1:{}\n",
+            server.port
+        ),
+    );
+    let real = h
+        .cmd(Path::new("/usr/bin/sudo"))
+        .args(argv)
+        .output()
+        .unwrap();
+    drop(drop_in);
+    assert_eq!(
+        text(&real.stdout),
+        format!("{}\n", target.uid),
+        "{}",
+        text(&real.stderr)
+    );
+    wait_for(15, "the real sudo's accept at sudo_logsrvd", || {
+        accepts(&server)
+            .iter()
+            .any(|r| !r.contains_key("occ_event"))
+    });
+    let recs = accepts(&server);
+    let occ = recs
+        .iter()
+        .find(|r| r.get("occ_event") == Some(&Value::from("exec_start")))
+        .unwrap();
+    let sudo = recs.iter().find(|r| !r.contains_key("occ_event")).unwrap();
+    // Per-session fields the server or the moment gives; everything else both carry must agree.
+    let own = ["uuid", "server_time", "submit_time", "peeraddr"];
+    let common: Vec<&String> = occ
+        .keys()
+        .filter(|k| sudo.contains_key(*k) && !own.contains(&k.as_str()))
+        .collect();
+    for k in &common {
+        assert_eq!(occ[*k], sudo[*k], "{k}: occ {occ:?}\nsudo {sudo:?}");
+    }
+    for k in [
+        "command",
+        "runargv",
+        "runcwd",
+        "runuid",
+        "runuser",
+        "submitcwd",
+        "submithost",
+        "submituser",
+    ] {
+        assert!(
+            common.iter().any(|c| c.as_str() == k),
+            "{k} is not in both: occ {occ:?}\nsudo {sudo:?}"
+        );
+    }
+    assert_eq!(sudo["runuser"], "occ-systarget");
+    assert_eq!(sudo["runargv"], serde_json::json!(["/usr/bin/id", "-u"]));
+}

@@ -79,7 +79,7 @@ pub fn lookup(name: &str) -> Option<User> {
 }
 
 /// The user `name`, created (with a home) when missing, as `.ci/run` does.
-fn ensure_user(name: &str) -> User {
+pub(crate) fn ensure_user(name: &str) -> User {
     if lookup(name).is_none() {
         let out = Command::new("/usr/sbin/useradd")
             .args(["--create-home", "--shell", "/bin/sh", name])
