@@ -28,3 +28,4 @@ mod sudo_differential;
 mod system_install;
 mod system_mode;
 mod token;
+mod tree;
