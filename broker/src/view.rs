@@ -67,8 +67,10 @@ pub struct PendingView {
 }
 
 impl PendingView {
-    /// The view of `p` at `now_ms`.
-    pub fn of(p: &Pending, now_ms: u64) -> PendingView {
+    /// The view of `p` at `now_ms`, where `quorum` approvers must vote (`approval.quorum`;
+    /// 1 in user mode). Every view (the list, the notifier's message, a watcher's event) is
+    /// made here, so all of them say the same.
+    pub fn of(p: &Pending, now_ms: u64, quorum: u32) -> PendingView {
         let expires = UNIX_EPOCH + Duration::from_millis(p.expires_ms);
         let i = &p.info;
         PendingView {
@@ -96,7 +98,7 @@ impl PendingView {
             requester_writable: i.requester_writable.clone(),
             view_sha256: occ_base::hex::encode(&i.view_hash()),
             votes: p.votes.iter().map(|v| v.name.clone()).collect(),
-            quorum: 1,
+            quorum,
             source: i.source.clone(),
         }
     }
@@ -111,7 +113,7 @@ impl PendingView {
             votes: Vec::new(),
             terms: None,
         };
-        PendingView::of(&p, 0)
+        PendingView::of(&p, 0, 1)
     }
 
     /// `runuser`, with `:group` when the request names one.

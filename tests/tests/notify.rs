@@ -341,7 +341,7 @@ fn root_broker_refuses_root_missing_or_absent_notify_user() {
 }
 
 /// Reads lines from a child's stdout on a thread, so every wait has a deadline.
-fn lines_of(child: &mut Child) -> mpsc::Receiver<String> {
+pub(crate) fn lines_of(child: &mut Child) -> mpsc::Receiver<String> {
     let (tx, rx) = mpsc::channel();
     let out = child.stdout.take().unwrap();
     std::thread::spawn(move || {
@@ -354,7 +354,7 @@ fn lines_of(child: &mut Child) -> mpsc::Receiver<String> {
     rx
 }
 
-fn next_json(rx: &mpsc::Receiver<String>, deadline: Instant) -> Value {
+pub(crate) fn next_json(rx: &mpsc::Receiver<String>, deadline: Instant) -> Value {
     let left = deadline.saturating_duration_since(Instant::now());
     let l = rx
         .recv_timeout(left)

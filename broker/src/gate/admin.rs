@@ -567,11 +567,7 @@ impl Gate {
         let st = self.store();
         let items: Vec<Json> = st
             .pending()
-            .map(|p| {
-                let mut v = PendingView::of(p, now);
-                v.quorum = quorum;
-                serde_json::to_value(v).unwrap_or(Json::Null)
-            })
+            .map(|p| serde_json::to_value(PendingView::of(p, now, quorum)).unwrap_or(Json::Null))
             .collect();
         Json::Array(items)
     }

@@ -42,8 +42,8 @@ pub struct Notifications {
 /// What the notifier reads on stdin: the request as one entry of `occ approvals --json`, plus
 /// `host`, `approve_command` and `statement` (the approval statement for one run, to sign), as one line of JSON (no line of it can start with a mailer's
 /// `~` escape).
-pub fn message(p: &Pending, now: u64, host: &str) -> Vec<u8> {
-    let mut v = serde_json::to_value(PendingView::of(p, now)).unwrap_or(Json::Null);
+pub fn message(p: &Pending, now: u64, quorum: u32, host: &str) -> Vec<u8> {
+    let mut v = serde_json::to_value(PendingView::of(p, now, quorum)).unwrap_or(Json::Null);
     if let Json::Object(m) = &mut v {
         m.insert("host".into(), Json::String(host.into()));
         m.insert("approve_command".into(), Json::String(approve_command(p)));
@@ -100,7 +100,7 @@ impl Gate {
         }
         let job = Job {
             id: p.id.clone(),
-            message: message(p, now_ms(), &crate::forward::hostname()),
+            message: message(p, now_ms(), self.quorum(), &crate::forward::hostname()),
             attempt: 1,
             due: Instant::now(),
         };

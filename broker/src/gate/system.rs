@@ -27,6 +27,17 @@ impl super::Core {
         self.layout.mode == Mode::System
     }
 
+    /// `approval.quorum` as the system broker's loaded configuration says (what the watch
+    /// thread shows watchers); 1 in user mode, or while no configuration is loaded (approving
+    /// then refuses on the broken policy anyway).
+    pub(super) fn loaded_quorum(&self) -> u32 {
+        if !self.system() {
+            return 1;
+        }
+        let loaded = self.loaded.lock().unwrap_or_else(|p| p.into_inner());
+        loaded.as_ref().map_or(1, |cfg| cfg.broker.approval.quorum)
+    }
+
     /// System mode: writes pending requests, grants and sessions to `/var/lib/occ`, so a
     /// restart (or a crash) loses none of them. Called after every change.
     pub(super) fn persist(&self) {

@@ -172,6 +172,7 @@ impl super::Core {
         let mut store = self.store();
         loop {
             let now = now_ms();
+            let quorum = self.loaded_quorum();
             let mut events = Vec::new();
             {
                 let mut st = self.watchers.lock();
@@ -196,7 +197,8 @@ impl super::Core {
                     let e = json!({
                         "event": "added",
                         "id": p.id,
-                        "request": serde_json::to_value(PendingView::of(p, now)).unwrap_or(Json::Null),
+                        "request": serde_json::to_value(PendingView::of(p, now, quorum))
+                            .unwrap_or(Json::Null),
                         "approve_command": super::notify::approve_command(p),
                     });
                     st.known.insert(p.id.clone(), e.clone());

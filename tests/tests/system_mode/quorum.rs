@@ -102,3 +102,66 @@ fn system_quorum_deny_from_either_approver_ends_the_request() {
     assert!(events_of("approval_granted").is_empty());
     assert!(events_of("exec_start").is_empty());
 }
+
+/// Every view of a pending request says the same quorum: the list, the notifier's message and
+/// a watcher's event all carry `"quorum": 2`, and the watcher sees the first vote.
+#[test]
+fn system_quorum_is_in_the_notifiers_message_and_the_watchers_events() {
+    use std::os::unix::fs::PermissionsExt;
+    use std::process::Stdio;
+    use std::time::{Duration, Instant};
+
+    use crate::notify::{lines_of, next_json};
+
+    // The notifier runs as the approver and appends each message to a file it can write.
+    let dir = tempfile::Builder::new()
+        .prefix("occ-quorum-notify")
+        .tempdir()
+        .unwrap();
+    std::fs::set_permissions(dir.path(), std::fs::Permissions::from_mode(0o1777)).unwrap();
+    let sink = dir.path().join("messages.jsonl");
+    let sink_arg = sink.display().to_string();
+    let Some(w) = World::started_with(&[], |b| {
+        b["approvers"] = json!([APPROVER, OTHER]);
+        b["approval"]["quorum"] = json!(2);
+        b["approval"]["notify"] = json!({
+            "argv": ["/usr/bin/tee", "-a", sink_arg],
+            "user": APPROVER,
+            "timeout_seconds": 10,
+        });
+    }) else {
+        return;
+    };
+    let mut c = w.occ_cmd(&w.other);
+    c.args(["approvals", "--watch", "--json"])
+        .stdout(Stdio::piped())
+        .stderr(Stdio::piped());
+    let mut watch = c.spawn().unwrap();
+    let rx = lines_of(&mut watch);
+    let deadline = Instant::now() + Duration::from_secs(20);
+    assert_eq!(next_json(&rx, deadline)["event"], "watching");
+
+    let id = pending_id(&w.sudo(&w.agent, &["-n", "/usr/bin/id", "-u"], &[]));
+    let added = next_json(&rx, deadline);
+    assert_eq!(
+        (added["event"].as_str(), added["id"].as_str()),
+        (Some("added"), Some(id.as_str()))
+    );
+    assert_eq!(added["request"]["quorum"], 2, "{added}");
+    assert_eq!(w.approvals()[0]["quorum"], 2);
+
+    let message: Value = loop {
+        if let Some(line) = std::fs::read_to_string(&sink)
+            .ok()
+            .and_then(|t| t.lines().next().map(str::to_owned))
+        {
+            break serde_json::from_str(&line).unwrap();
+        }
+        assert!(Instant::now() < deadline, "the notifier wrote nothing");
+        std::thread::sleep(Duration::from_millis(50));
+    };
+    assert_eq!(message["id"], id.as_str());
+    assert_eq!(message["quorum"], 2, "{message}");
+    let _ = watch.kill();
+    let _ = watch.wait();
+}

@@ -319,6 +319,11 @@ impl World {
         c.output().unwrap()
     }
 
+    /// `occ` (the root-owned copy approvers must run) as `u`, not yet started.
+    pub fn occ_cmd(&self, u: &User) -> Command {
+        self.as_user(u, &self.occ)
+    }
+
     /// `occ ARGS` as `u`.
     pub fn occ(&self, u: &User, args: &[&str]) -> Output {
         self.as_user(u, &self.occ).args(args).output().unwrap()
