@@ -145,6 +145,37 @@ fn two_distinct_signers_make_a_quorum_and_signatures_are_the_only_way() {
     );
     assert_eq!(granted[0]["grant_terms"], "--uses 2", "{}", granted[0]);
     assert_eq!(events_of("approval_vote").len(), 2);
+    // Each signer's vote is re-checked from the log, not only the one the grant names.
+    let out = w.occ_root(&["audit", "approvals", "--verify", "--json"]);
+    assert!(
+        out.status.success(),
+        "{}{}",
+        text(&out.stdout),
+        text(&out.stderr)
+    );
+    let votes: Vec<serde_json::Value> = text(&out.stdout)
+        .lines()
+        .map(|l| serde_json::from_str(l).unwrap())
+        .filter(|v: &serde_json::Value| v["decision"] == "vote")
+        .collect();
+    let signers: Vec<(&str, &str)> = votes
+        .iter()
+        .map(|v| {
+            (
+                v["signer_principal"].as_str().unwrap_or("-"),
+                v["result"].as_str().unwrap_or("-"),
+            )
+        })
+        .collect();
+    assert_eq!(
+        signers,
+        [
+            (w.approver.name.as_str(), "verified"),
+            (w.other.name.as_str(), "verified")
+        ],
+        "{}",
+        text(&out.stdout)
+    );
     for _ in 0..2 {
         let ran = w.sudo(&w.agent, &id_u, &[]);
         assert_eq!(text(&ran.stdout), "0\n", "{}", text(&ran.stderr));

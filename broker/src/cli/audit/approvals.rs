@@ -1,5 +1,6 @@
 //! `occ audit approvals [--verify]`: one line per decision in the log (`approval_granted`,
-//! `approval_denied`), and with `--verify` every signed one re-checked: the SSHSIG over the
+//! `approval_denied`, and each `approval_vote` of a quorum, whose signatures are stored only
+//! there), and with `--verify` every signed one re-checked: the SSHSIG over the
 //! recorded statement, in namespace `occ-approval`, by a key `allowed_signers` lets sign at
 //! the time of the event, for the principal and request the event names. The same check can
 //! be made with stock `ssh-keygen -Y verify` on the statement and signature cut from the log.
@@ -16,7 +17,8 @@ use crate::signed::{self, AllowedSigners};
 
 #[derive(Args, Debug)]
 pub struct ApprovalsArgs {
-    /// Re-check every signed approval and denial against allowed_signers (exit 1 if one fails).
+    /// Re-check every signed approval, quorum vote and denial against allowed_signers (exit 1
+    /// if one fails).
     #[arg(long)]
     pub verify: bool,
     /// The allowed_signers file to check against (default: the broker's: /etc/occ in system
@@ -106,6 +108,7 @@ pub(super) fn approvals(a: ApprovalsArgs) -> Res {
         let decision = match ev["event_type"].as_str() {
             Some("approval_granted") => ev["grant_scope"].as_str().unwrap_or("once"),
             Some("approval_denied") => "denied",
+            Some("approval_vote") => "vote",
             _ => continue,
         };
         let (result, detail) = check(&ev, signers.as_ref());
