@@ -32,7 +32,7 @@ pub fn probe(home: &Path) -> Probe {
         Ok(s) => s,
         Err(e) => return Probe::Down(format!("{}: {e}", sock.display())),
     };
-    let body = serde_json::to_vec(&serde_json::json!({"op": "status"})).unwrap_or_default();
+    let body = serde_json::to_vec(&crate::gate::admin::AdminRequest::Status).unwrap_or_default();
     if occ_proto::write_frame(&stream, &Frame::Admin { body }, &[]).is_err() {
         return Probe::Up { status: None };
     }
