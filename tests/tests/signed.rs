@@ -351,3 +351,78 @@ fn doctor_signers(h: &AgentHome) -> Value {
         .cloned()
         .unwrap_or_else(|| panic!("no allowed_signers check: {v}"))
 }
+
+/// `occ sign STATEMENT -f KEY` makes the bundle `--signature -` takes; a bare signature file
+/// `X.sig` passed as `--signature FILE` takes its statement from `X` beside it; a key that
+/// `allowed_signers` does not list at all is refused like one listed for another namespace.
+#[test]
+fn occ_sign_bundles_a_sig_file_finds_its_statement_and_an_unlisted_key_is_refused() {
+    let Some(ids) = ready() else { return };
+    let Some(s) = Signer::new() else { return };
+    let h = AgentHome::new(ids);
+    let alice = s.keygen("alice");
+    let mallory = s.keygen("mallory");
+    let _carol = s.keygen("carol");
+    allowed_signers(&h, &alice, &mallory);
+    // `occ sign` on the approver's machine: root here, with the key in its own directory.
+    let occ_sign = |stmt_file: &Path| {
+        let out = Command::new(h.home.join("bin/occ"))
+            .arg("sign")
+            .arg(stmt_file)
+            .arg("-f")
+            .arg(s.path("alice"))
+            .output()
+            .unwrap();
+        assert!(out.status.success(), "{}", text(&out.stderr));
+        text(&out.stdout)
+    };
+
+    // The bundle on stdout, relayed as `--signature -`.
+    let id = pending_id(&h.sudo(&["-n", "/usr/bin/id", "-u"], &[]));
+    let file = s.path("first");
+    std::fs::write(&file, statement(&h, &id, "once")).unwrap();
+    let bundle = occ_sign(&file);
+    assert!(
+        bundle.starts_with("occ-approval-statement v1\n")
+            && bundle.contains("-----BEGIN SSH SIGNATURE-----"),
+        "{bundle}"
+    );
+    let ok = submit(&h, "approve", &id, &bundle);
+    assert!(ok.status.success(), "{}", text(&ok.stderr));
+    let run = h.sudo(&["-n", "/usr/bin/id", "-u"], &[]);
+    assert_eq!(text(&run.stdout), "0\n", "{}", text(&run.stderr));
+
+    // `--signature X.sig`: the statement is read from X (both handed to the agent's side).
+    let id = pending_id(&h.sudo(&["-n", "/usr/bin/id", "-g"], &[]));
+    let file = s.path("second");
+    std::fs::write(&file, statement(&h, &id, "once")).unwrap();
+    occ_sign(&file);
+    let shared = tempfile::tempdir().unwrap();
+    std::fs::set_permissions(shared.path(), std::fs::Permissions::from_mode(0o755)).unwrap();
+    for name in ["second", "second.sig"] {
+        let to = shared.path().join(name);
+        std::fs::copy(s.path(name), &to).unwrap();
+        std::fs::set_permissions(&to, std::fs::Permissions::from_mode(0o644)).unwrap();
+    }
+    let sig = shared.path().join("second.sig");
+    let ok = h.occ(&["approve", &id, "--signature", &sig.display().to_string()]);
+    assert!(ok.status.success(), "{}", text(&ok.stderr));
+    assert!(
+        text(&ok.stdout).contains(&format!("signed: approved #{id} (once)")),
+        "{}",
+        text(&ok.stdout)
+    );
+    let run = h.sudo(&["-n", "/usr/bin/id", "-g"], &[]);
+    assert_eq!(text(&run.stdout), "0\n", "{}", text(&run.stderr));
+
+    // Carol's key is in no line of allowed_signers.
+    let id = pending_id(&h.sudo(&["-n", "/usr/bin/true"], &[]));
+    let stmt = statement(&h, &id, "once");
+    let by_carol = s.sign("carol", "occ-approval", &stmt);
+    refused_with(
+        &h,
+        &submit(&h, "approve", &id, &format!("{stmt}{by_carol}")),
+        "signer_not_allowed",
+    );
+    assert_eq!(h.pending().len(), 1, "nothing was decided");
+}

@@ -78,6 +78,28 @@ fn the_agent_relays_an_approvers_signature_but_its_own_key_cannot_approve() {
     );
     let ran = w.sudo(&w.agent, &id_u, &[]);
     assert_eq!(text(&ran.stdout), "0\n", "{}", text(&ran.stderr));
+
+    // allowed_signers owned by anyone but root steers nothing: the same good signature on a
+    // new request is refused, naming the file.
+    let signers = std::path::Path::new(super::world::CONFIG_DIR).join("allowed_signers");
+    std::os::unix::fs::chown(&signers, Some(w.approver.uid), Some(w.approver.gid)).unwrap();
+    let id = pending_id(&w.sudo(&w.agent, &["-n", "/usr/bin/id", "-g"], &[]));
+    let out = w.occ(&w.approver, &["approvals", "--statement", &id]);
+    assert!(out.status.success(), "{}", text(&out.stderr));
+    let stmt = text(&out.stdout);
+    let good = s.sign("approver", "occ-approval", &stmt);
+    let out = w.occ_with_stdin(
+        &w.agent,
+        &["approve", &id, "--signature", "-"],
+        &format!("{stmt}{good}"),
+    );
+    assert_eq!(out.status.code(), Some(1), "{}", text(&out.stderr));
+    let err = text(&out.stderr);
+    assert!(
+        err.contains("(signers_unreadable)") && err.contains("/etc/occ/allowed_signers"),
+        "{err}"
+    );
+    assert_eq!(w.approvals().len(), 1, "still pending");
     w.verify_intact(&[]);
 }
 
