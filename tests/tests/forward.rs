@@ -933,3 +933,58 @@ fn common_fields_match_what_the_real_sudo_sends_for_the_same_command() {
     assert_eq!(sudo["runuser"], "occ-systarget");
     assert_eq!(sudo["runargv"], serde_json::json!(["/usr/bin/id", "-u"]));
 }
+
+/// sudo_logsrvd is killed in the middle of 500 requests and started again 100 requests later:
+/// every one of the 500 rejects arrives, in the order of the local log (delivery is at least
+/// once, so a record the server stored just before it died may come twice, never out of order).
+#[test]
+fn kill_sudo_logsrvd_in_the_middle_of_500_requests_and_all_500_arrive_in_order() {
+    let Some(ids) = ready() else { return };
+    if !have_logsrvd() {
+        return;
+    }
+    let mut server = Logsrvd::start();
+    let h = AgentHome::new(ids);
+    h.write_security("command-policy.json", POLICY);
+    h.write_security(
+        "broker.json",
+        &format!(
+            r#"{{"audit": {{"fsync": "batch", "forward": [{{"type": "logsrvd", "address": "127.0.0.1:{}"}}]}}}}"#,
+            server.port
+        ),
+    );
+    for i in 0..500 {
+        if i == 250 {
+            server.kill();
+        }
+        if i == 350 {
+            server.restart();
+        }
+        let out = h.sudo(&["-n", "/usr/bin/rm", &format!("/nonexistent-{i}")], &[]);
+        assert_eq!(out.status.code(), Some(1), "{}", text(&out.stderr));
+    }
+    let local: Vec<Value> = h
+        .events()
+        .into_iter()
+        .filter(|e| e["event_type"] == "policy_block")
+        .map(|e| e["seq"].clone())
+        .collect();
+    assert_eq!(local.len(), 500);
+    let rejects = |server: &Logsrvd| -> Vec<Value> {
+        let mut seqs: Vec<Value> = server
+            .records()
+            .into_iter()
+            .filter(|(k, _)| k == "reject")
+            .map(|(_, r)| r.get("occ_seq").cloned().unwrap_or(Value::Null))
+            .collect();
+        // At least once: a copy sent again right after its first lands next to it.
+        seqs.dedup();
+        seqs
+    };
+    wait_for(120, "500 rejects at sudo_logsrvd", || {
+        rejects(&server).len() >= 500
+    });
+    assert_eq!(rejects(&server), local);
+    let st = status(&h);
+    assert_eq!(st["audit"]["forward"][0]["backlog"], 0, "{st}");
+}
