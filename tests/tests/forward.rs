@@ -988,3 +988,80 @@ fn kill_sudo_logsrvd_in_the_middle_of_500_requests_and_all_500_arrive_in_order()
     let st = status(&h);
     assert_eq!(st["audit"]["forward"][0]["backlog"], 0, "{st}");
 }
+
+/// The `sudo_logsrvd.conf` the README shows, as it is written there (only its port and the
+/// event log's path moved to free ones), runs the real sudo_logsrvd and receives occ's records.
+#[test]
+fn the_readmes_sudo_logsrvd_conf_runs_and_receives_occs_records() {
+    let Some(ids) = ready() else { return };
+    if !have_logsrvd() {
+        return;
+    }
+    let readme =
+        std::fs::read_to_string(Path::new(env!("CARGO_MANIFEST_DIR")).join("../README.md"))
+            .unwrap();
+    let after = readme
+        .split("A `sudo_logsrvd.conf` that works with it")
+        .nth(1)
+        .expect("the README's sudo_logsrvd.conf paragraph");
+    let conf = after
+        .split("```ini\n")
+        .nth(1)
+        .and_then(|b| b.split("```").next())
+        .expect("an ini block after it");
+    assert!(
+        conf.contains("listen_address = 127.0.0.1:30343\n"),
+        "{conf}"
+    );
+    assert!(
+        conf.contains("path = /var/log/sudo_logsrvd/events.json\n"),
+        "{conf}"
+    );
+    let dir = tempfile::tempdir().unwrap();
+    let port = free_port();
+    let events = dir.path().join("events.json");
+    let conf = conf
+        .replace("127.0.0.1:30343", &format!("127.0.0.1:{port}"))
+        .replace(
+            "/var/log/sudo_logsrvd/events.json",
+            &events.display().to_string(),
+        );
+    let conf_file = dir.path().join("sudo_logsrvd.conf");
+    std::fs::write(&conf_file, conf).unwrap();
+    let mut child = Command::new(LOGSRVD)
+        .arg("-n")
+        .arg("-f")
+        .arg(&conf_file)
+        .stdin(Stdio::null())
+        .stdout(Stdio::null())
+        .stderr(Stdio::null())
+        .spawn()
+        .unwrap();
+    struct Kill<'a>(&'a mut Child);
+    impl Drop for Kill<'_> {
+        fn drop(&mut self) {
+            let _ = self.0.kill();
+            let _ = self.0.wait();
+        }
+    }
+    let _kill = Kill(&mut child);
+    wait_for(10, "sudo_logsrvd to listen", || {
+        TcpStream::connect(("127.0.0.1", port)).is_ok()
+    });
+    let h = AgentHome::new(ids);
+    h.write_security("command-policy.json", POLICY);
+    h.write_security(
+        "broker.json",
+        &format!(
+            r#"{{"audit": {{"forward": [{{"type": "logsrvd", "address": "127.0.0.1:{port}"}}]}}}}"#
+        ),
+    );
+    let out = h.sudo(&["-n", "/usr/bin/rm", "/nonexistent"], &[]);
+    assert_eq!(out.status.code(), Some(1), "{}", text(&out.stderr));
+    wait_for(15, "the reject in events.json", || {
+        std::fs::read(&events)
+            .ok()
+            .and_then(|b| occ_audit::witness::logsrvd_records(&b).ok())
+            .is_some_and(|r| r.iter().any(|(k, _)| k == "reject"))
+    });
+}
