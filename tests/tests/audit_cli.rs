@@ -73,7 +73,14 @@ fn audit_init_verify_and_json_shape() {
     let out = ok(&h.occ(&["audit", "init"]));
     assert!(out.contains("initialised"), "{out}");
     assert!(ok(&h.occ(&["audit", "init"])).contains("already initialised"));
-    assert!(ok(&h.occ(&["audit", "verify"])).starts_with("intact: 1 event in 1 file"));
+    let out = ok(&h.occ(&["audit", "verify"]));
+    assert!(out.starts_with("intact: 1 event in 1 file"), "{out}");
+    // The one file it read is named, as every file of a longer history is.
+    assert!(
+        out.lines()
+            .any(|l| l.starts_with("  read ") && l.ends_with("/privileged-audit.jsonl")),
+        "{out}"
+    );
 
     let o = h.occ(&["audit", "verify", "--json"]);
     assert_eq!(code(&o), Some(0));

@@ -348,10 +348,8 @@ fn print_report(out: &mut impl Write, r: &Report) -> std::io::Result<()> {
             plural(r.events, "event")
         )?;
     }
-    if nfiles > 1 {
-        for f in &r.files {
-            writeln!(out, "  read {}", escape(f.as_os_str().as_encoded_bytes()))?;
-        }
+    for f in &r.files {
+        writeln!(out, "  read {}", escape(f.as_os_str().as_encoded_bytes()))?;
     }
     Ok(())
 }
