@@ -108,6 +108,10 @@ pub struct Grant {
     pub runuser: String,
     #[serde(default)]
     pub submituser: String,
+    /// Who approved it: the approver's user (or signer principal), every voter's under a
+    /// quorum, in vote order. Runs under the grant name them (`exec_start`'s `approver`).
+    #[serde(default, skip_serializing_if = "Vec::is_empty")]
+    pub approvers: Vec<String>,
 }
 
 /// Why an approval was refused.
@@ -359,6 +363,11 @@ impl Store {
             .remove(id)
             .ok_or_else(|| ApproveError::UnknownId(id.to_string()))?;
         let limited = terms.scope == Scope::Limited;
+        let approvers: Vec<String> = if quorum > 1 {
+            p.votes.iter().map(|v| v.name.clone()).collect()
+        } else {
+            vec![voter.name.clone()]
+        };
         let grant = Grant {
             digest: p.info.digest,
             view: p.info.view_hash(),
@@ -375,6 +384,7 @@ impl Store {
             command: p.info.command.clone(),
             runuser: p.info.runuser.clone(),
             submituser: p.info.submituser.clone(),
+            approvers: approvers.into_iter().filter(|n| !n.is_empty()).collect(),
         };
         if let Some(s) = &grant.session_id {
             self.sessions.insert(s.clone(), now_ms);

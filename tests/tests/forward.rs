@@ -285,6 +285,9 @@ fn forwards_accept_reject_and_exit_to_real_sudo_logsrvd_and_drains_after_a_resta
     assert_eq!(r["command"], start["command"]);
     assert_eq!(r["runcwd"], start["runcwd"]);
     assert_eq!(r["occ_grant_scope"], start["grant_scope"]);
+    // Who approved the run, on the run's own record.
+    assert_eq!(start["approver"], "occ-agent", "{start}");
+    assert_eq!(r["occ_approver"], "occ-agent");
     assert!(r["submithost"].as_str().is_some_and(|h| !h.is_empty()));
     // exec_finish: an accept, then the exit in the same session (one uuid).
     let (n, kind, r) = by_seq(&finish);

@@ -81,6 +81,11 @@ impl Gate {
                     "grant_scope".into(),
                     opt(taken.as_ref().map(|g| g.scope.as_str())),
                 );
+                // Who approved what runs (sudo_logsrvd's accept record carries it as
+                // `occ_approver`).
+                if let Some(g) = taken.as_ref().filter(|g| !g.approvers.is_empty()) {
+                    fields.insert("approver".into(), s(g.approvers.join(", ")));
+                }
                 self.exec(conn, fields, u, cfg, taken);
             }
         }

@@ -77,7 +77,15 @@ fn system_quorum_needs_two_distinct_approvers_and_audits_each_vote() {
     let granted = events_of("approval_granted");
     assert_eq!(granted.len(), 1);
     assert_eq!(granted[0]["approvers"], json!([APPROVER, OTHER]));
-    assert_eq!(events_of("exec_start").len(), 1);
+    let started = events_of("exec_start");
+    assert_eq!(started.len(), 1);
+    // The run names both approvers.
+    assert_eq!(
+        started[0]["approver"],
+        format!("{APPROVER}, {OTHER}"),
+        "{}",
+        started[0]
+    );
     w.verify_intact(&[]);
 }
 
