@@ -101,6 +101,8 @@ pub struct Request {
     pub stdio_passed: [bool; 3],
     /// The caller's terminal name (`/dev/pts/3`), if any of its stdio is a terminal.
     pub tty: Option<Vec<u8>>,
+    /// That terminal's size, (columns, lines), when it has one (sudo logs both).
+    pub winsize: Option<(u16, u16)>,
 }
 
 impl Request {

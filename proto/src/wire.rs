@@ -24,12 +24,14 @@ pub fn encode(frame: &Frame) -> Result<Vec<u8>, Error> {
             });
             w.u8(bits(r.isatty));
             w.u8(bits(r.stdio_passed));
-            match &r.tty {
-                None => w.u8(0),
-                Some(t) => {
-                    w.u8(1);
-                    w.bytes(t);
-                }
+            // Bit 0: a terminal name follows; bit 1: its size follows.
+            w.u8(u8::from(r.tty.is_some()) | u8::from(r.winsize.is_some()) << 1);
+            if let Some(t) = &r.tty {
+                w.bytes(t);
+            }
+            if let Some((columns, lines)) = r.winsize {
+                w.u16(columns);
+                w.u16(lines);
             }
         }
         Frame::Pending {
@@ -156,10 +158,17 @@ pub fn decode_payload(kind: FrameType, payload: &[u8]) -> Result<Frame, Error> {
             })?;
             let isatty = unbits(r.u8()?, "isatty flags")?;
             let stdio_passed = unbits(r.u8()?, "stdio flags")?;
-            let tty = match r.u8()? {
+            let present = r.u8()?;
+            if present > 0b11 {
+                return Err(Error::Malformed("tty presence flag"));
+            }
+            let tty = match present & 1 {
                 0 => None,
-                1 => Some(r.c_bytes("tty name")?),
-                _ => return Err(Error::Malformed("tty presence flag")),
+                _ => Some(r.c_bytes("tty name")?),
+            };
+            let winsize = match present & 2 {
+                0 => None,
+                _ => Some((r.u16()?, r.u16()?)),
             };
             Frame::Request(Request {
                 argv,
@@ -168,6 +177,7 @@ pub fn decode_payload(kind: FrameType, payload: &[u8]) -> Result<Frame, Error> {
                 isatty,
                 stdio_passed,
                 tty,
+                winsize,
             })
         }
         FrameType::Pending | FrameType::Waiting => {
@@ -314,6 +324,9 @@ impl Writer {
     fn u8(&mut self, v: u8) {
         self.buf.push(v);
     }
+    fn u16(&mut self, v: u16) {
+        self.buf.extend_from_slice(&v.to_be_bytes());
+    }
     fn u32(&mut self, v: u32) {
         self.buf.extend_from_slice(&v.to_be_bytes());
     }
@@ -354,6 +367,10 @@ impl<'a> Reader<'a> {
     }
     fn u8(&mut self) -> Result<u8, Error> {
         Ok(self.take(1)?[0])
+    }
+    fn u16(&mut self) -> Result<u16, Error> {
+        let b = self.take(2)?;
+        Ok(u16::from_be_bytes([b[0], b[1]]))
     }
     fn u32(&mut self) -> Result<u32, Error> {
         let b = self.take(4)?;

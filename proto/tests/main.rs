@@ -21,6 +21,7 @@ fn sample_request() -> Request {
         isatty: [true, false, true],
         stdio_passed: [true, true, true],
         tty: Some(b"/dev/pts/3".to_vec()),
+        winsize: Some((101, 37)),
     }
 }
 
@@ -36,6 +37,15 @@ fn all_frames() -> Vec<Frame> {
     vec![
         Frame::Request(sample_request()),
         Frame::Request(Request::default()),
+        // A size without a name, and a name without a size: each flag stands alone.
+        Frame::Request(Request {
+            tty: None,
+            ..sample_request()
+        }),
+        Frame::Request(Request {
+            winsize: None,
+            ..sample_request()
+        }),
         Frame::Pending {
             id: "ab12cd34".into(),
             expires_at: "2025-01-31T12:30:00Z".into(),
@@ -424,4 +434,17 @@ fn tempfile_in_tmp() -> std::fs::File {
         .unwrap();
     let _ = std::fs::remove_file(&path);
     f
+}
+
+#[test]
+fn a_tty_presence_flag_past_name_and_size_is_refused() {
+    let mut bytes = encode(&Frame::Request(Request::default())).unwrap();
+    // The last payload byte of an empty request is the terminal presence flags.
+    let last = bytes.len() - 1;
+    assert_eq!(bytes[last], 0);
+    bytes[last] = 0b100;
+    assert!(matches!(
+        decode(&bytes),
+        Err(Error::Malformed("tty presence flag"))
+    ));
 }

@@ -114,9 +114,9 @@ fn converse(stream: UnixStream, argv: Vec<Vec<u8>>, system: bool, deadline: Inst
     // The broker waits for a human only for a caller with a terminal (and without -n, which
     // only the broker parses); for any other the first-answer bound is the whole bound.
     let interactive = req.isatty.iter().any(|t| *t);
-    req.tty = (0..3)
-        .find(|i| req.isatty[*i])
-        .and_then(|i| sys::ttyname(i as i32));
+    let terminal = (0..3).find(|i| req.isatty[*i]).map(|i| i as i32);
+    req.tty = terminal.and_then(sys::ttyname);
+    req.winsize = terminal.and_then(sys::winsize);
     // A broker that refuses at once (busy, wrong uid) may close before reading the request;
     // its answer is still worth reading, so a failed send is reported only if none came.
     let send_error = match write_frame_by(&stream, &Frame::Request(req), &[], Some(deadline)) {

@@ -155,6 +155,19 @@ pub fn ttyname(fd: RawFd) -> Option<Vec<u8>> {
     Some(name.to_bytes().to_vec())
 }
 
+/// The size of the terminal on `fd`, (columns, lines), when it has one set.
+pub fn winsize(fd: RawFd) -> Option<(u16, u16)> {
+    let mut ws = libc::winsize {
+        ws_row: 0,
+        ws_col: 0,
+        ws_xpixel: 0,
+        ws_ypixel: 0,
+    };
+    // SAFETY: TIOCGWINSZ writes one `winsize` into the struct passed by pointer.
+    let rc = unsafe { libc::ioctl(fd, libc::TIOCGWINSZ, &mut ws) };
+    (rc == 0 && ws.ws_col > 0 && ws.ws_row > 0).then_some((ws.ws_col, ws.ws_row))
+}
+
 /// What the broker's single-instance lock says.
 #[derive(Debug, PartialEq, Eq)]
 pub enum LockState {

@@ -1068,3 +1068,60 @@ fn the_readmes_sudo_logsrvd_conf_runs_and_receives_occs_records() {
             .is_some_and(|r| r.iter().any(|(k, _)| k == "reject"))
     });
 }
+
+/// A request typed on a terminal carries sudo's `ttyname`, `columns` and `lines` (and the
+/// caller's `submitcwd`) into the audit log and to sudo_logsrvd.
+#[test]
+fn a_request_from_a_terminal_carries_ttyname_columns_and_lines_to_sudo_logsrvd() {
+    let Some(ids) = ready() else { return };
+    if !have_logsrvd() {
+        return;
+    }
+    let server = Logsrvd::start();
+    let h = AgentHome::new(ids);
+    h.write_security("command-policy.json", POLICY);
+    h.write_security(
+        "broker.json",
+        &format!(
+            r#"{{"audit": {{"forward": [{{"type": "logsrvd", "address": "127.0.0.1:{}"}}]}}}}"#,
+            server.port
+        ),
+    );
+    // script(1) gives the shim a pseudo-terminal; stty sets its size first.
+    let out = h
+        .cmd(Path::new("/usr/bin/script"))
+        .args([
+            "-qec",
+            "stty cols 101 rows 37; sudo -n /usr/bin/rm /nonexistent",
+            "/dev/null",
+        ])
+        .output()
+        .unwrap();
+    assert!(
+        text(&out.stdout).contains("(occ: policy_block)"),
+        "{}{}",
+        text(&out.stdout),
+        text(&out.stderr)
+    );
+    let block = h
+        .events()
+        .into_iter()
+        .find(|e| e["event_type"] == "policy_block")
+        .expect("the block");
+    let tty = block["ttyname"].as_str().unwrap_or_default().to_string();
+    assert!(tty.starts_with("/dev/pts/"), "{block}");
+    assert_eq!(
+        (&block["columns"], &block["lines"]),
+        (&serde_json::json!(101), &serde_json::json!(37))
+    );
+    assert_eq!(block["submitcwd"], h.home.display().to_string());
+    wait_for(15, "the reject at sudo_logsrvd", || {
+        server.records().iter().any(|(k, _)| k == "reject")
+    });
+    let recs = server.records();
+    let (_, r) = recs.iter().find(|(k, _)| k == "reject").unwrap();
+    assert_eq!(r["ttyname"], tty.as_str(), "{r:?}");
+    assert_eq!(r["columns"], 101, "{r:?}");
+    assert_eq!(r["lines"], 37, "{r:?}");
+    assert_eq!(r["submitcwd"], h.home.display().to_string());
+}

@@ -314,7 +314,11 @@ fn info_messages(ev: &Json) -> Vec<InfoMessage> {
         Some(ev["submituser"].as_str().unwrap_or("unknown")),
     );
     str_key("submithost", Some(&hostname()));
-    str_key("submitcwd", ev["runcwd"].as_str());
+    // Events from before `submitcwd` was recorded name only where the command ran.
+    str_key(
+        "submitcwd",
+        ev["submitcwd"].as_str().or_else(|| ev["runcwd"].as_str()),
+    );
     str_key("command", Some(&command));
     str_key("runcwd", ev["runcwd"].as_str());
     str_key("runuser", ev["runuser"].as_str());

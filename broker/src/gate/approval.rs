@@ -6,7 +6,7 @@ use std::time::Duration;
 
 use occ_policy::file::{Channel, PolicyConfig};
 
-use super::events::{self, opt, s, Event};
+use super::events::{opt, s, Event};
 use super::refusal::Refusal;
 use super::tty::{TtyAnswer, TtyPrompt};
 use super::understand::Understood;
@@ -27,7 +27,7 @@ impl Gate {
         cfg: &PolicyConfig,
     ) {
         if let Err(e) = stack::check(&cfg.broker.approval.stack) {
-            let f = events::request(peer, &u.info, None);
+            let f = u.fields(peer, None);
             self.refuse(conn, f, Event::PolicyBlock, Refusal::PolicyInvalid, &e);
             return;
         }
@@ -36,7 +36,7 @@ impl Gate {
         let outcome = stack::evaluate(&cfg.broker.approval.stack, |m| {
             self.run_module(m, conn, peer, u, cfg, &mut request_id, &mut taken)
         });
-        let mut fields = events::request(peer, &u.info, request_id.as_deref());
+        let mut fields = u.fields(peer, request_id.as_deref());
         match outcome {
             stack::Outcome::Pending { id } => {
                 let (expires_ms, untrusted) = self
@@ -168,7 +168,7 @@ impl Gate {
         // An approver denied this very request (same digest, view and caller) within its
         // window: the caller learns the denial instead of filing it again.
         if let Some((msg, denied_id)) = self.denial_answer(&u.info) {
-            let mut f = events::request(peer, &u.info, None);
+            let mut f = u.fields(peer, None);
             f.insert("denied_request_id".into(), s(denied_id));
             f.insert("reason_code".into(), s(Refusal::ApprovalDenied.code()));
             f.insert("message".into(), s(msg.clone()));
@@ -205,7 +205,7 @@ impl Gate {
         };
         if new {
             self.persist();
-            let f = events::request(peer, &u.info, Some(&id));
+            let f = u.fields(peer, Some(&id));
             if self.audit(Event::ApprovalRequested, f).is_err() {
                 let mut st = self.store();
                 let _ = st.deny(&id, Some("audit write failed".into()));

@@ -159,6 +159,16 @@ pub fn request(p: &PeerCred, i: &RequestInfo, id: Option<&str>) -> Fields {
     f
 }
 
+/// The caller's terminal: `ttyname` (null without one), and `columns` and `lines` when its
+/// size is known, named as sudo names them.
+pub fn terminal(f: &mut Fields, ttyname: Option<&str>, winsize: Option<(u16, u16)>) {
+    f.insert("ttyname".into(), opt(ttyname));
+    if let Some((columns, lines)) = winsize {
+        f.insert("columns".into(), int(columns));
+        f.insert("lines".into(), int(lines));
+    }
+}
+
 /// A pending request, as approvals and expiries name it.
 pub fn pending(p: &Pending) -> Fields {
     let mut f = Fields::new();

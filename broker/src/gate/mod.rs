@@ -293,15 +293,8 @@ impl Gate {
                 return;
             }
         };
-        let mut f = events::request(&peer, &u.info, None);
+        let mut f = u.fields(&peer, None);
         f.insert("submit_argv".into(), strs(&u.raw_argv));
-        f.insert(
-            "ttyname".into(),
-            opt(req
-                .tty
-                .as_ref()
-                .map(|t| String::from_utf8_lossy(t).into_owned())),
-        );
         if let Err(e) = self.audit(Event::RequestReceived, f) {
             let _ = conn.refuse(&format!("refusing: {e}"), Refusal::AuditFailed.code());
             return;
@@ -309,7 +302,7 @@ impl Gate {
         let outcome = &u.eval.outcome;
         match outcome.decision {
             Decision::Deny => {
-                let mut f = events::request(&peer, &u.info, None);
+                let mut f = u.fields(&peer, None);
                 f.insert("rule".into(), opt(outcome.rule.clone()));
                 // Usage errors and unknown commands or users are answered as sudo answers
                 // them: its text on stderr, exit 1.
@@ -355,18 +348,18 @@ impl Gate {
                     Ok(c) => c,
                     Err(errs) => {
                         let msg = errs.first().map(|e| e.to_string()).unwrap_or_default();
-                        let f = events::request(&peer, &u.info, None);
+                        let f = u.fields(&peer, None);
                         self.refuse(conn, f, Event::PolicyBlock, Refusal::PolicyInvalid, &msg);
                         return;
                     }
                 };
                 if let Some((reason, msg)) = &u.exe_error {
-                    let f = events::request(&peer, &u.info, None);
+                    let f = u.fields(&peer, None);
                     self.refuse(conn, f, Event::PolicyBlock, *reason, msg);
                     return;
                 }
                 if u.script {
-                    let f = events::request(&peer, &u.info, None);
+                    let f = u.fields(&peer, None);
                     let msg = format!(
                         "{} is a #! script; the system broker runs approved files by descriptor, \
                          so ask for its interpreter with the script as an argument \

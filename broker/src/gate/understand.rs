@@ -23,11 +23,27 @@ pub(super) struct Understood {
     pub info: RequestInfo,
     pub raw_argv: Vec<String>,
     pub tty: bool,
+    /// The caller's terminal (`/dev/pts/3`) and its size (columns, lines), as sudo logs them.
+    pub ttyname: Option<String>,
+    pub winsize: Option<(u16, u16)>,
+    /// Where the caller was (sudo's `submitcwd`; `runcwd` differs with `-D` or `-i`).
+    pub submitcwd: String,
     /// System mode: the approved file, opened and checked at resolution, and whether it is a
     /// `#!` script; or why it could not be opened.
     pub exe: Option<OwnedFd>,
     pub script: bool,
     pub exe_error: Option<(Refusal, String)>,
+}
+
+impl Understood {
+    /// The fields every event about this request carries: the request as the broker resolved
+    /// it, and the caller's terminal.
+    pub fn fields(&self, peer: &PeerCred, id: Option<&str>) -> events::Fields {
+        let mut f = events::request(peer, &self.info, id);
+        events::terminal(&mut f, self.ttyname.as_deref(), self.winsize);
+        f.insert("submitcwd".into(), events::s(self.submitcwd.clone()));
+        f
+    }
 }
 
 /// The broker's digest: the policy's grant digest, bound also to whether the request came
@@ -180,6 +196,12 @@ impl Gate {
             info,
             raw_argv,
             tty: req.isatty.iter().any(|t| *t),
+            ttyname: req
+                .tty
+                .as_ref()
+                .map(|t| String::from_utf8_lossy(t).into_owned()),
+            winsize: req.winsize,
+            submitcwd: String::from_utf8_lossy(&req.cwd).into_owned(),
             exe,
             script,
             exe_error,
