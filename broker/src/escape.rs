@@ -232,11 +232,11 @@ pub fn escape_raw(b: &[u8]) -> String {
     s
 }
 
-/// Prints an argv as a JSON array of escaped strings, so word boundaries are unambiguous:
-/// `["rm", "-rf", "a b"]`. Escapes are JSON's (`\u001b`; characters outside the BMP as a
-/// surrogate pair), for the same characters as [`escape_text`]; a mixed-script word is
-/// followed by [`MIXED_SCRIPT`] inside its string.
-pub fn argv_json(argv: &[String]) -> String {
+/// Prints an argv as a bracketed list of quoted strings, so word boundaries are unambiguous:
+/// `["rm", "-rf", "a b"]`. Quotes and backslashes are backslashed; the characters
+/// [`escape_text`] escapes are shown the same way, as `\u{…}` (one code point each, whatever
+/// plane); a mixed-script word is followed by [`MIXED_SCRIPT`] inside its string.
+pub fn argv_list(argv: &[String]) -> String {
     let mut out = String::from("[");
     for (i, a) in argv.iter().enumerate() {
         if i > 0 {
@@ -258,10 +258,7 @@ pub fn argv_json(argv: &[String]) -> String {
                 '\t' => out.push_str("\\t"),
                 '\r' => out.push_str("\\r"),
                 c if escaped => {
-                    let mut units = [0u16; 2];
-                    for u in c.encode_utf16(&mut units) {
-                        let _ = write!(out, "\\u{:04x}", u);
-                    }
+                    let _ = write!(out, "\\u{{{:04x}}}", c as u32);
                 }
                 c => out.push(c),
             }
@@ -351,15 +348,9 @@ mod tests {
                 format!("a\\u{{{hex}}}b"),
                 "U+{cp:04X} in text"
             );
-            let mut units = [0u16; 2];
-            let json: String = c
-                .encode_utf16(&mut units)
-                .iter()
-                .map(|u| format!("\\u{u:04x}"))
-                .collect();
             assert_eq!(
-                argv_json(&[format!("a{c}b")]),
-                format!("[\"a{json}b\"]"),
+                argv_list(&[format!("a{c}b")]),
+                format!("[\"a\\u{{{hex}}}b\"]"),
                 "U+{cp:04X} in argv"
             );
         }
@@ -392,13 +383,17 @@ mod tests {
     }
 
     #[test]
-    fn argv_json_marks_mixed_script_and_escapes_outside_the_bmp_as_surrogates() {
+    fn argv_list_marks_mixed_script_and_escapes_any_plane_as_one_code_point() {
         let argv = vec!["/usr/bin/cat".to_string(), "/etc/p\u{430}sswd".to_string()];
         assert_eq!(
-            argv_json(&argv),
+            argv_list(&argv),
             "[\"/usr/bin/cat\", \"/etc/p\u{430}sswd\u{26a0}mixed-script\"]"
         );
-        assert_eq!(argv_json(&["\u{e0041}".into()]), r#"["\udb40\udc41"]"#);
+        assert_eq!(argv_list(&["\u{e0041}".into()]), r#"["\u{e0041}"]"#);
+        assert_eq!(
+            argv_list(&["a\u{1b}[2J\u{202e}\"\\".into()]),
+            r#"["a\u{001b}[2J\u{202e}\"\\"]"#
+        );
         assert!(has_mixed_script("p\u{430}sswd"));
         assert!(!has_mixed_script("passwd"));
     }
@@ -410,15 +405,18 @@ mod tests {
     }
 
     #[test]
-    fn argv_json_keeps_word_boundaries() {
+    fn argv_list_keeps_word_boundaries() {
         let argv = vec!["rm".to_string(), "a b".to_string(), "\"q\"".to_string()];
-        assert_eq!(argv_json(&argv), r#"["rm", "a b", "\"q\""]"#);
+        assert_eq!(argv_list(&argv), r#"["rm", "a b", "\"q\""]"#);
     }
 
     #[test]
-    fn argv_json_escapes_spoofing_characters() {
+    fn argv_list_escapes_spoofing_characters() {
         let argv = vec!["echo".to_string(), "\u{1b}]0;x\u{7}\u{202e}".to_string()];
-        assert_eq!(argv_json(&argv), r#"["echo", "\u001b]0;x\u0007\u202e"]"#);
+        assert_eq!(
+            argv_list(&argv),
+            r#"["echo", "\u{001b}]0;x\u{0007}\u{202e}"]"#
+        );
     }
 
     #[test]

@@ -10,7 +10,7 @@ use std::time::{Duration, UNIX_EPOCH};
 
 use serde::{Deserialize, Serialize};
 
-use crate::escape::{argv_json, escape_text, MIXED_SCRIPT};
+use crate::escape::{argv_list, escape_text, MIXED_SCRIPT};
 use crate::session::{Grant, Pending, RequestInfo, Scope};
 
 /// One pending request as approvers see it. The keys DESIGN.md documents come first; the
@@ -183,14 +183,14 @@ impl PendingView {
             line("stdin", "the requester supplies the content on stdin");
         }
         for w in &self.wraps {
-            line("wraps, really runs", &argv_json(w));
+            line("wraps, really runs", &argv_list(w));
         }
         if !self.requester_writable.is_empty() {
             line(
                 "WARNING",
                 &format!(
                     "what runs can change after approval: the requester can write {}",
-                    argv_json(&self.requester_writable)
+                    argv_list(&self.requester_writable)
                 ),
             );
         }
@@ -225,7 +225,7 @@ impl PendingView {
         let mut out = format!(
             "{}\n    command: {}\n    cwd: {}\n{}",
             self.header(),
-            argv_json(&self.command),
+            argv_list(&self.command),
             escape_text(&self.runcwd),
             self.extras()
         );
@@ -296,7 +296,7 @@ impl GrantView {
             escape_text(self.session_id.as_deref().unwrap_or("-")),
             escape_text(&self.submituser),
             escape_text(&self.runuser),
-            argv_json(&self.command),
+            argv_list(&self.command),
         )
     }
 }
@@ -383,8 +383,8 @@ mod tests {
         }
         // As text: id, submituser, user and group, session, cwd, chdir, three env lines of
         // name and value, flag, reason. As argv: command, wraps, writable paths.
-        assert_eq!(t.matches("\\u{001b}").count(), 15, "{t}");
-        assert_eq!(t.matches("\\u001b").count(), 3, "{t}");
+        assert_eq!(t.matches("\\u{001b}").count(), 18, "{t}");
+        assert!(!t.contains("\\u001b"), "{t}");
     }
 
     #[test]

@@ -804,7 +804,7 @@ fn spoofing_text_is_shown_escaped_to_the_approver() {
         );
     }
     assert!(
-        shown.contains("\\u001b[2J\\u202egpj.exe\\nAPPROVED"),
+        shown.contains("\\u{001b}[2J\\u{202e}gpj.exe\\nAPPROVED"),
         "{shown}"
     );
     assert!(

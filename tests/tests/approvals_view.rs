@@ -191,7 +191,7 @@ fn a_spoofing_argument_is_escaped_and_marked_in_the_list() {
     pending_id(&h.sudo(&["-n", "/usr/bin/cat", arg], &[]));
     let shown = text(&h.occ(&["approvals"]).stdout);
     assert!(
-        shown.contains("    command: [\"/usr/bin/cat\", \"/etc/p\u{430}sswd⚠mixed-script\\udb40\\udc41\\u3164\"]"),
+        shown.contains("    command: [\"/usr/bin/cat\", \"/etc/p\u{430}sswd⚠mixed-script\\u{e0041}\\u{3164}\"]"),
         "{shown}"
     );
     assert!(

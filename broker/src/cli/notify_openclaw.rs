@@ -469,7 +469,7 @@ mod tests {
         for want in [
             "occ: approval needed on web1 for #ab12cd34\n",
             "#ab12cd34  agent → root  age 1s  pid 7  session -\n",
-            "    command: [\"/usr/bin/id\", \"-u\\u202e\"]\n",
+            "    command: [\"/usr/bin/id\", \"-u\\u{202e}\"]\n",
             "    flags: writes_files\n",
             "expires: 2026-12-07T04:30:00Z\n",
             "approve, as an approver on web1: occ approve ab12cd34\n",

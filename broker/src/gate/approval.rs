@@ -238,7 +238,7 @@ impl Gate {
                     &format!(
                         "{}occ: run {} as {} in {}? [y/N] ",
                         view.extras(),
-                        crate::escape::argv_json(&u.info.command),
+                        crate::escape::argv_list(&u.info.command),
                         view.target(),
                         escape_text(&u.info.runcwd)
                     ),

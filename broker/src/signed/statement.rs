@@ -5,7 +5,7 @@
 
 use std::time::{Duration, UNIX_EPOCH};
 
-use crate::escape::{argv_json, escape_text};
+use crate::escape::{argv_list, escape_text};
 use crate::session::Pending;
 
 /// The format line every statement starts with.
@@ -137,7 +137,7 @@ pub fn build(p: &Pending, host: &str, asked: &Asked) -> String {
         id = escape_text(&p.id),
         digest = occ_base::hex::encode(&i.digest),
         view = occ_base::hex::encode(&i.view_hash()),
-        command = argv_json(&i.command),
+        command = argv_list(&i.command),
         cwd = escape_text(&i.runcwd),
         requester = escape_text(&i.submituser),
         uid = i.peer_uid,
