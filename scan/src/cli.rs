@@ -322,8 +322,8 @@ fn run_sockets(a: SocketsArgs, json: bool) -> Result<i32, ScanError> {
 
 /// `~/x` → `$HOME/x`, as the seed did.
 fn expand(p: &Path) -> PathBuf {
-    match (p.strip_prefix("~"), std::env::var_os("HOME")) {
-        (Ok(rest), Some(home)) => PathBuf::from(home).join(rest),
+    match (p.strip_prefix("~"), crate::paths::user_home()) {
+        (Ok(rest), Some(home)) => home.join(rest),
         _ => p.to_path_buf(),
     }
 }

@@ -13,6 +13,20 @@ pub struct Paths {
     pub home: PathBuf,
 }
 
+/// The user's home directory: `$HOME` when set and non-empty, else this user's entry in the
+/// password database. The one home resolver of occ-scan.
+pub fn user_home() -> Option<PathBuf> {
+    std::env::var_os("HOME")
+        .filter(|h| !h.is_empty())
+        .map(PathBuf::from)
+        .or_else(|| {
+            nix::unistd::User::from_uid(nix::unistd::getuid())
+                .ok()
+                .flatten()
+                .map(|u| u.dir)
+        })
+}
+
 impl Paths {
     /// `$OCC_HOME` when set and non-empty, else `.openclaw` in `$HOME` or, without one, in
     /// this user's home directory from the password database.
@@ -20,15 +34,7 @@ impl Paths {
         if let Some(h) = std::env::var_os("OCC_HOME").filter(|h| !h.is_empty()) {
             return Ok(Paths::at(h));
         }
-        std::env::var_os("HOME")
-            .filter(|h| !h.is_empty())
-            .map(PathBuf::from)
-            .or_else(|| {
-                nix::unistd::User::from_uid(nix::unistd::getuid())
-                    .ok()
-                    .flatten()
-                    .map(|u| u.dir)
-            })
+        user_home()
             .map(|home| Paths::at(home.join(".openclaw")))
             .ok_or(ScanError::NoHome)
     }

@@ -241,7 +241,7 @@ pub fn find_openclaw(paths: &Paths) -> Option<PathBuf> {
     if let Some(p) = exec::which("openclaw") {
         return Some(p);
     }
-    let home = std::env::var_os("HOME").map(PathBuf::from);
+    let home = crate::paths::user_home();
     ["/opt/homebrew/bin/openclaw", "/usr/local/bin/openclaw"]
         .iter()
         .map(PathBuf::from)

@@ -364,14 +364,13 @@ fn user_unit_dir() -> PathBuf {
     let cfg = std::env::var_os("XDG_CONFIG_HOME")
         .filter(|v| !v.is_empty())
         .map(PathBuf::from)
-        .or_else(|| std::env::var_os("HOME").map(|h| PathBuf::from(h).join(".config")))
+        .or_else(|| crate::paths::user_home().map(|h| h.join(".config")))
         .unwrap_or_else(|| PathBuf::from(".config"));
     cfg.join("systemd").join("user")
 }
 
 fn launch_agents_dir() -> PathBuf {
-    std::env::var_os("HOME")
-        .map(PathBuf::from)
+    crate::paths::user_home()
         .unwrap_or_default()
         .join("Library/LaunchAgents")
 }
