@@ -555,6 +555,7 @@ fn scan_compliance_dashboard_in_headless_chromium() {
         // Counts on the status legend add up to the checks; three dated ticks at least.
         assert_eq!(v["statusTotal"], CHECKS, "{at}: {v}");
         assert!(v["ticks"].as_u64().unwrap() >= 3, "{at}: {v}");
+        assert_eq!(v["overlapping"], serde_json::json!([]), "{at}: {v}");
         assert_eq!(
             v["cards"],
             width < 600,
@@ -605,7 +606,7 @@ fn days_ago(n: u64) -> String {
 const LAYOUT: &str = r#"(() => {
   const d = document.documentElement;
   const out = {scrollWidth: d.scrollWidth, innerWidth: innerWidth, charts: [], clipped: [],
-    tiny: [], overflowing: [], statusTotal: 0, ticks: 0,
+    tiny: [], overflowing: [], statusTotal: 0, ticks: 0, overlapping: [],
     background: getComputedStyle(document.body).backgroundColor,
     cards: getComputedStyle(document.querySelector('table td')).display === 'grid'};
   for (const el of document.querySelectorAll('body *')) {
@@ -639,7 +640,14 @@ const LAYOUT: &str = r#"(() => {
   }
   for (const b of document.querySelectorAll('#status-chart ul.legend b'))
     out.statusTotal += parseInt(b.textContent, 10);
-  out.ticks = document.querySelectorAll('#history-chart .tick').length;
+  const ticks = [...document.querySelectorAll('#history-chart .tick')];
+  out.ticks = ticks.length;
+  // Dated ticks side by side must not touch: each ends before the next begins.
+  for (let i = 1; i < ticks.length; i++) {
+    const a = ticks[i - 1].getBoundingClientRect(), b = ticks[i].getBoundingClientRect();
+    if (a.right > b.left - 2)
+      out.overlapping.push(ticks[i - 1].textContent + ' / ' + ticks[i].textContent);
+  }
   return JSON.stringify(out);
 })()"#;
 
