@@ -140,6 +140,12 @@ fn failing_notifier_keeps_state_and_retries() {
         o.error.as_deref().unwrap_or_default().contains("exited 3"),
         "{o:?}"
     );
+    // The line says what happened and what to do about it.
+    let line = o.headline();
+    assert!(
+        line.starts_with("notify: failed: ") && line.contains("; fix: run the notifier by hand"),
+        "{line}"
+    );
     let st = state(&s);
     assert!(
         st.violations.is_empty(),

@@ -295,6 +295,14 @@ impl NotifyOutcome {
                 "notify: nothing new to deliver ({} failing check(s), each already delivered)",
                 self.current
             ),
+            "failed" => format!(
+                "notify: failed: {} (attempt {}; the findings stay pending and are retried on \
+                 the next run); fix: run the notifier by hand with a message on stdin to see \
+                 why (`occ-scan notify --json` prints the message it sends), or raise \
+                 timeout_secs in security/notify.json if it timed out",
+                self.error.as_deref().unwrap_or("unknown error"),
+                self.failed_attempts
+            ),
             other => format!(
                 "notify: {other}: {} (attempt {}; the findings stay pending and are retried on \
                  the next run)",
