@@ -405,3 +405,49 @@ fn explain_sees_every_spelling_and_wrapper_of_the_templates_denials() {
     let (_, v) = explain_json(home.path(), &["env", "-S", "$CMD"]);
     assert_eq!(v["runs_arbitrary_code"], true, "{v}");
 }
+
+/// Problems found after parsing come with the rest: each file a forwarder names that cannot be
+/// read, and what a user-mode broker refuses (a quorum), next to another file's errors.
+#[test]
+fn policy_check_reports_named_files_and_user_mode_problems_alongside_the_others() {
+    let home = tempfile::tempdir().expect("home");
+    let sec = home.path().join("security");
+    std::fs::create_dir_all(&sec).expect("mkdir");
+    let files = [
+        (
+            "command-policy.json",
+            r#"{"version": 2, "allow": ["ls ** x"]}"#,
+        ),
+        (
+            "broker.json",
+            r#"{"approval": {"quorum": 2}, "audit": {"forward": [
+                {"type": "logsrvd", "address": "127.0.0.1:30344", "tls": true, "ca": "/nonexistent/ca.pem"},
+                {"type": "logsrvd", "address": "127.0.0.1:30345", "tls": true, "ca": "/nonexistent/ca2.pem"}]}}"#,
+        ),
+    ];
+    for (name, text) in files {
+        let p = sec.join(name);
+        std::fs::write(&p, text).expect("write");
+        std::fs::set_permissions(&p, std::fs::Permissions::from_mode(0o600)).expect("chmod");
+    }
+    let out = occ(home.path(), &["policy", "check", "--json"]);
+    assert_eq!(out.status.code(), Some(1));
+    let v: Value = serde_json::from_slice(&out.stdout).expect("json");
+    let mut paths: Vec<&str> = v["problems"]
+        .as_array()
+        .expect("problems")
+        .iter()
+        .map(|p| p["path"].as_str().unwrap_or("-"))
+        .collect();
+    paths.sort_unstable();
+    assert_eq!(
+        paths,
+        [
+            "allow[0]",
+            "approval.quorum",
+            "audit.forward[0].ca",
+            "audit.forward[1].ca"
+        ],
+        "{v}"
+    );
+}

@@ -843,7 +843,8 @@ impl BrokerConfig {
         read_checked(file, reader_uid)?
             .map(|text| {
                 let c = BrokerConfig::parse(file, &text)?;
-                c.check_files(file, reader_uid)?;
+                c.check_files(file, reader_uid)
+                    .map_err(|mut e| e.remove(0))?;
                 Ok(c)
             })
             .transpose()
@@ -852,16 +853,26 @@ impl BrokerConfig {
     /// Checks that every file this config names can be read by `reader_uid` as the broker
     /// will read it (the forwarders' TLS files, [`read_tls_file`]), and that the notifier is
     /// one the broker may run, as a user it may run it as ([`NotifyConfig::runner`]).
-    pub fn check_files(&self, file: &Path, reader_uid: u32) -> Result<(), FileError> {
+    /// Every problem is reported (never an empty list).
+    pub fn check_files(&self, file: &Path, reader_uid: u32) -> Result<(), Vec<FileError>> {
+        let mut errs = Vec::new();
         if let Some(n) = &self.approval.notify {
-            n.runner(file, reader_uid)?;
+            if let Err(e) = n.runner(file, reader_uid) {
+                errs.push(e);
+            }
         }
         for (i, f) in self.audit.forward.iter().enumerate() {
             for (which, path) in f.tls_files() {
                 let at = format!("audit.forward[{i}].{}", which.key());
-                read_tls_file(file, &at, which, path, reader_uid)?;
+                if let Err(e) = read_tls_file(file, &at, which, path, reader_uid) {
+                    errs.push(e);
+                }
             }
         }
-        Ok(())
+        if errs.is_empty() {
+            Ok(())
+        } else {
+            Err(errs)
+        }
     }
 }

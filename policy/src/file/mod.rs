@@ -323,11 +323,7 @@ pub fn load(
     let bfile = security_dir.join(BROKER_CONFIG);
     let mut broker = match read_checked(&bfile, reader_uid) {
         Ok(Some(text)) => BrokerConfig::parse_all(&bfile, &text)
-            .and_then(|c| {
-                c.check_files(&bfile, reader_uid)
-                    .map(|()| c)
-                    .map_err(|e| vec![e])
-            })
+            .and_then(|c| c.check_files(&bfile, reader_uid).map(|()| c))
             .unwrap_or_else(|e| {
                 errs.extend(e);
                 BrokerConfig::default()
@@ -393,13 +389,25 @@ pub fn load_user(
     reader_uid: u32,
     caller_env: &dyn Fn(&str) -> Option<String>,
 ) -> Result<PolicyConfig, Vec<FileError>> {
-    let cfg = load(security_dir, reader_uid, caller_env)?;
-    let errs = cfg
-        .broker
-        .user_mode_problems(&security_dir.join(BROKER_CONFIG));
-    if errs.is_empty() {
-        Ok(cfg)
-    } else {
-        Err(errs)
+    let bfile = security_dir.join(BROKER_CONFIG);
+    match load(security_dir, reader_uid, caller_env) {
+        Ok(cfg) => {
+            let errs = cfg.broker.user_mode_problems(&bfile);
+            if errs.is_empty() {
+                Ok(cfg)
+            } else {
+                Err(errs)
+            }
+        }
+        Err(mut errs) => {
+            // Every problem at once: a broker.json that parses is judged for user mode too,
+            // whatever else is wrong.
+            if let Ok(Some(text)) = read_checked(&bfile, reader_uid) {
+                if let Ok(b) = BrokerConfig::parse_all(&bfile, &text) {
+                    errs.extend(b.user_mode_problems(&bfile));
+                }
+            }
+            Err(errs)
+        }
     }
 }
