@@ -507,3 +507,89 @@ fn root_broker_runs_the_notifier_as_its_user() {
         let _ = Command::new("kill").args(["-TERM", pid.trim()]).status();
     }
 }
+
+/// A request that expires leaves the watch with reason `expired` (the broker's own sweep,
+/// no request needed to notice it).
+#[test]
+fn watch_sees_a_request_expire() {
+    let Some(ids) = ready() else { return };
+    let h = AgentHome::with_test_clock(ids);
+    // The request starts the broker (the shim starts one on demand); the watch sees it first.
+    let id = pending_id(&h.sudo(&["-n", "/usr/bin/id", "-u"], &[]));
+    let mut c = h.cmd(&h.home.join("bin/occ"));
+    c.args(["approvals", "--watch", "--json"])
+        .stdout(Stdio::piped())
+        .stderr(Stdio::piped());
+    let mut watch = c.spawn().unwrap();
+    let rx = lines_of(&mut watch);
+    let deadline = Instant::now() + Duration::from_secs(20);
+    let first = next_json(&rx, deadline);
+    assert_eq!(
+        (first["event"].as_str(), first["id"].as_str()),
+        (Some("added"), Some(id.as_str())),
+        "{first}"
+    );
+    assert_eq!(next_json(&rx, deadline)["event"], "watching");
+    h.advance_minutes(31);
+    let e = next_json(&rx, deadline);
+    assert_eq!(
+        e,
+        serde_json::json!({"event": "removed", "id": id, "reason": "expired"})
+    );
+    let _ = watch.kill();
+    let _ = watch.wait();
+}
+
+/// On a terminal, `occ approvals --watch` rings the bell for each new request (never for the
+/// ones already pending when it starts); piped, it never does.
+#[test]
+fn watch_rings_the_bell_on_a_terminal_for_new_requests_only() {
+    let Some(ids) = ready() else { return };
+    let h = AgentHome::new(ids);
+    let first = pending_id(&h.sudo(&["-n", "/usr/bin/id", "-g"], &[]));
+    // script(1) gives the watch a terminal for its stdout.
+    let mut c = h.cmd(Path::new("/usr/bin/script"));
+    c.args(["-qfec", "occ approvals --watch", "/dev/null"])
+        .stdout(Stdio::piped())
+        .stderr(Stdio::piped());
+    let mut watch = c.spawn().unwrap();
+    let mut out = watch.stdout.take().unwrap();
+    let (tx, rx) = mpsc::channel::<Vec<u8>>();
+    std::thread::spawn(move || {
+        let mut buf = [0u8; 4096];
+        while let Ok(n) = out.read(&mut buf) {
+            if n == 0 || tx.send(buf[..n].to_vec()).is_err() {
+                break;
+            }
+        }
+    });
+    let deadline = Instant::now() + Duration::from_secs(20);
+    let mut seen = Vec::new();
+    let until = |want: &str, seen: &mut Vec<u8>| {
+        while !String::from_utf8_lossy(seen).contains(want) {
+            let left = deadline.saturating_duration_since(Instant::now());
+            match rx.recv_timeout(left) {
+                Ok(b) => seen.extend(b),
+                Err(_) => panic!("no {want:?} in {:?}", String::from_utf8_lossy(seen)),
+            }
+        }
+    };
+    until("watching the queue", &mut seen);
+    assert!(
+        !seen.contains(&0x07),
+        "a request pending at the start rang: {:?}",
+        String::from_utf8_lossy(&seen)
+    );
+    assert!(String::from_utf8_lossy(&seen).contains(&first));
+    let id = pending_id(&h.sudo(&["-n", "/usr/bin/id", "-u"], &[]));
+    until(&format!("approve: occ approve {id}"), &mut seen);
+    let text = String::from_utf8_lossy(&seen).into_owned();
+    let at = text.find(&format!("#{id}")).unwrap();
+    assert_eq!(
+        text[..at].chars().last(),
+        Some('\u{7}'),
+        "the new request's block starts with the bell: {text:?}"
+    );
+    let _ = watch.kill();
+    let _ = watch.wait();
+}
