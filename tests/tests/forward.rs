@@ -1125,3 +1125,50 @@ fn a_request_from_a_terminal_carries_ttyname_columns_and_lines_to_sudo_logsrvd()
     assert_eq!(r["lines"], 37, "{r:?}");
     assert_eq!(r["submitcwd"], h.home.display().to_string());
 }
+
+/// An approval that expires is a reject at sudo_logsrvd (`approval_expired`), and a refused
+/// request's `NAME=value` assignments are its `runenv`.
+#[test]
+fn an_expired_approval_is_a_reject_and_assignments_are_runenv() {
+    let Some(ids) = ready() else { return };
+    if !have_logsrvd() {
+        return;
+    }
+    let server = Logsrvd::start();
+    let h = AgentHome::with_test_clock(ids);
+    h.write_security("command-policy.json", POLICY);
+    h.write_security(
+        "broker.json",
+        &format!(
+            r#"{{"audit": {{"forward": [{{"type": "logsrvd", "address": "127.0.0.1:{}"}}]}}}}"#,
+            server.port
+        ),
+    );
+    let id = pending_id(&h.sudo(&["-n", "/usr/bin/id", "-u"], &[]));
+    h.advance_minutes(31);
+    let blocked = h.sudo(&["-n", "FOO=bar", "/usr/bin/rm", "/nonexistent"], &[]);
+    assert_eq!(blocked.status.code(), Some(1), "{}", text(&blocked.stderr));
+    let rejected = |event: &str| {
+        server
+            .records()
+            .into_iter()
+            .find(|(k, r)| k == "reject" && r.get("occ_event") == Some(&Value::from(event)))
+            .map(|(_, r)| r)
+    };
+    // Every event of a request names the requester's uid, the expiry too.
+    let local = h
+        .events()
+        .into_iter()
+        .find(|e| e["event_type"] == "approval_expired")
+        .expect("approval_expired");
+    assert_eq!(local["peer_uid"], ids.0, "{local}");
+    assert_eq!(local["runuser"], "root", "{local}");
+    wait_for(20, "both rejects at sudo_logsrvd", || {
+        rejected("approval_expired").is_some() && rejected("policy_block").is_some()
+    });
+    let expired = rejected("approval_expired").unwrap();
+    assert_eq!(expired["occ_request_id"], id.as_str(), "{expired:?}");
+    assert_eq!(expired["runargv"], serde_json::json!(["/usr/bin/id", "-u"]));
+    let block = rejected("policy_block").unwrap();
+    assert_eq!(block["runenv"], serde_json::json!(["FOO=bar"]), "{block:?}");
+}

@@ -174,11 +174,24 @@ pub fn pending(p: &Pending) -> Fields {
     let mut f = Fields::new();
     f.insert("request_id".into(), s(p.id.clone()));
     f.insert("submituser".into(), s(p.info.submituser.clone()));
+    f.insert("peer_uid".into(), int(p.info.peer_uid));
     f.insert("peer_pid".into(), int(p.info.peer_pid));
     f.insert("session_id".into(), opt(p.info.session_id.clone()));
     f.insert("command".into(), opt(p.info.command.first().cloned()));
     f.insert("runargv".into(), strs(&p.info.command));
     f.insert("runuser".into(), s(p.info.runuser.clone()));
+    f.insert("rungroup".into(), opt(p.info.rungroup.clone()));
+    f.insert("runcwd".into(), s(p.info.runcwd.clone()));
+    f.insert(
+        "runenv".into(),
+        Value::Array(
+            p.info
+                .env
+                .iter()
+                .map(|(k, v)| s(format!("{k}={v}")))
+                .collect(),
+        ),
+    );
     f.insert("untrusted".into(), Value::Bool(p.info.untrusted));
     f.insert("source".into(), source(p.info.source.as_ref()));
     f
@@ -226,12 +239,8 @@ pub fn grant(g: &Grant) -> Fields {
 
 /// A pending request that expired, with the fields the expiry sweep records.
 pub fn expired(p: &Pending) -> Fields {
-    let mut f = Fields::new();
-    f.insert("request_id".into(), s(p.id.clone()));
-    f.insert("submituser".into(), s(p.info.submituser.clone()));
-    f.insert("peer_pid".into(), int(p.info.peer_pid));
-    f.insert("runargv".into(), strs(&p.info.command));
-    f.insert("session_id".into(), opt(p.info.session_id.clone()));
+    let mut f = pending(p);
+    f.insert("reason_code".into(), s("approval_expired"));
     f
 }
 
