@@ -1348,3 +1348,45 @@ fn install_puts_man_pages_and_completions_where_man_and_the_shells_look_and_unin
     );
     assert!(mine.is_file(), "the user's own completion was kept");
 }
+
+/// `occ doctor` verifies the whole chain: an edit in a rotated archive, with the current file
+/// intact, fails `audit_log` and names the archive.
+#[test]
+fn doctor_fails_on_a_tampered_rotated_archive() {
+    let env = Env::new(NO_SYSTEMD);
+    assert_ok(&env.install(&[]), "occ install");
+    let h = env.occ_home();
+    env.stop_broker();
+    assert_ok(&env.installed(&["audit", "rotate"]), "occ audit rotate");
+    let archive = std::fs::read_dir(h.join("security"))
+        .unwrap()
+        .map(|e| e.unwrap().path())
+        .find(|p| {
+            let name = p.file_name().unwrap().to_string_lossy().into_owned();
+            name.starts_with("privileged-audit-") && name.ends_with(".jsonl")
+        })
+        .expect("the rotated archive");
+    let doc = env.installed(&["doctor"]);
+    assert!(
+        text(&doc.stdout).contains("ok    audit_log:"),
+        "{}",
+        text(&doc.stdout)
+    );
+    let body = std::fs::read_to_string(&archive).unwrap();
+    std::fs::write(
+        &archive,
+        body.replacen("broker_started", "broker_startex", 1),
+    )
+    .unwrap();
+    let doc = env.installed(&["doctor"]);
+    assert_eq!(doc.status.code(), Some(1), "{}", text(&doc.stdout));
+    let line = text(&doc.stdout)
+        .lines()
+        .find(|l| l.starts_with("FAIL  audit_log:"))
+        .map(str::to_owned)
+        .unwrap_or_else(|| panic!("no failing audit_log in\n{}", text(&doc.stdout)));
+    assert!(
+        line.contains(&archive.file_name().unwrap().to_string_lossy().into_owned()),
+        "{line}"
+    );
+}
