@@ -212,7 +212,8 @@ fn converse(stream: UnixStream, argv: Vec<Vec<u8>>, system: bool, deadline: Inst
 
 /// The caller's variables the broker may look at: `OPENCLAW_*`, and the ones broker.json's
 /// `env_keep` may keep for a system-mode command: sudo's checked terminal, locale and time-zone
-/// set (`TERM`, `COLORTERM`, `LANG`, `LANGUAGE`, `LINGUAS`, `LC_*`, `TZ`) and `NO_COLOR`. The
+/// set (`TERM`, `COLORTERM`, `LANG`, `LANGUAGE`, `LINGUAS`, `LC_*`, `TZ`), `NO_COLOR`, and
+/// `DISPLAY`, `XAUTHORITY` and `KRB5CCNAME` (kept only when env_keep names them exactly). The
 /// broker passes on only those env_keep names, with safe values; nothing else leaves the shim.
 fn forwarded_env() -> Vec<(Vec<u8>, Vec<u8>)> {
     const KEEPABLE: &[&[u8]] = &[
@@ -223,6 +224,10 @@ fn forwarded_env() -> Vec<(Vec<u8>, Vec<u8>)> {
         b"LANGUAGE",
         b"LINGUAS",
         b"TZ",
+        // Kept only when the system broker's env_keep names them exactly.
+        b"DISPLAY",
+        b"XAUTHORITY",
+        b"KRB5CCNAME",
     ];
     std::env::vars_os()
         .filter_map(|(k, v)| {

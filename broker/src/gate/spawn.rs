@@ -50,9 +50,6 @@ fn never_passed(name: &str) -> bool {
         "RUBYOPT",
         "NODE_OPTIONS",
         "JAVA_TOOL_OPTIONS",
-        "XAUTHORITY",
-        "KRB5CCNAME",
-        "DISPLAY",
     ];
     const PREFIX: &[&str] = &["LD_", "BASH_FUNC_", "MALLOC_", "DYLD_", "_RLD"];
     EXACT.contains(&name) || PREFIX.iter().any(|p| name.starts_with(p))
@@ -66,7 +63,7 @@ pub fn safe_value(name: &str, value: &str) -> bool {
         "TZ" => safe_tz(value),
         "TERM" | "COLORTERM" | "LANG" | "LANGUAGE" | "LINGUAS" => !value.contains(['/', '%']),
         n if n.starts_with("LC_") => !value.contains(['/', '%']),
-        n => !never_passed(n),
+        n => !never_passed(n) && !kept_only_by_name(n),
     }
 }
 
@@ -81,16 +78,30 @@ fn safe_tz(value: &str) -> bool {
         && tz.len() < 4096
 }
 
+/// Variables that point a command at the caller's own session (an X display and its cookie, a
+/// Kerberos ticket cache): never passed unless `env_keep` names them exactly, not by a pattern.
+fn kept_only_by_name(name: &str) -> bool {
+    matches!(name, "DISPLAY" | "XAUTHORITY" | "KRB5CCNAME")
+}
+
 /// The caller's forwarded variables that broker.json's `env_keep` keeps (TERM, LANG and LC_*
 /// by default), with safe values: what the command will see of the caller's environment,
-/// bound into the grant's digest.
+/// bound into the grant's digest. The shim forwards only TERM, COLORTERM, NO_COLOR, LANG,
+/// LANGUAGE, LINGUAS, LC_*, TZ, DISPLAY, XAUTHORITY, KRB5CCNAME and OPENCLAW_*, so `env_keep`
+/// chooses among those.
 pub fn kept_env(
     caller_env: &BTreeMap<String, String>,
     env_keep: &[String],
 ) -> BTreeMap<String, String> {
     caller_env
         .iter()
-        .filter(|(k, v)| name_listed(env_keep, k) && safe_value(k, v))
+        .filter(|(k, v)| {
+            if kept_only_by_name(k) {
+                env_keep.iter().any(|p| p == *k)
+            } else {
+                name_listed(env_keep, k) && safe_value(k, v)
+            }
+        })
         .map(|(k, v)| (k.clone(), v.clone()))
         .collect()
 }
@@ -126,7 +137,7 @@ pub fn environment(
     env.insert("SUDO_UID".into(), caller.uid.to_string());
     env.insert("SUDO_GID".into(), caller.gid.to_string());
     env.retain(|k, _| {
-        let bad = never_passed(k);
+        let bad = never_passed(k) || (kept_only_by_name(k) && !u.info.kept_env.contains_key(k));
         if bad {
             dropped.push(k.clone());
         }
@@ -453,5 +464,36 @@ mod tests {
         let long = "A".repeat(4096);
         assert!(!safe_value("TZ", &long), "PATH_MAX or longer");
         assert!(safe_value("TZ", &long[..4095]));
+    }
+
+    #[test]
+    fn display_xauthority_and_krb5ccname_are_kept_only_when_env_keep_names_them() {
+        use super::kept_env;
+        let caller: std::collections::BTreeMap<String, String> = [
+            ("DISPLAY", ":0"),
+            ("XAUTHORITY", "/home/a/.Xauthority"),
+            ("KRB5CCNAME", "FILE:/tmp/krb5cc_1001"),
+            ("LANG", "C.UTF-8"),
+        ]
+        .iter()
+        .map(|(k, v)| (k.to_string(), v.to_string()))
+        .collect();
+        let keep = |names: &[&str]| -> Vec<String> {
+            kept_env(
+                &caller,
+                &names.iter().map(|n| n.to_string()).collect::<Vec<_>>(),
+            )
+            .into_keys()
+            .collect()
+        };
+        // The default list and a pattern that would match them keep none of the three.
+        assert_eq!(keep(&["TERM", "LANG", "LC_*"]), ["LANG"]);
+        assert_eq!(keep(&["*"]), ["LANG"]);
+        assert_eq!(keep(&["DISP*", "XAUTH*", "KRB5*"]), Vec::<String>::new());
+        // Named exactly, each is kept.
+        assert_eq!(
+            keep(&["DISPLAY", "XAUTHORITY", "KRB5CCNAME"]),
+            ["DISPLAY", "KRB5CCNAME", "XAUTHORITY"]
+        );
     }
 }

@@ -48,7 +48,7 @@ const ENV_DIFFERENCES: Differences = &[
         "DISPLAY",
         Keeps::Sudo,
         "points a root command at the requester's X server: a GUI run as root would take input \
-         the agent can forge",
+         the agent can forge (kept only when broker.json's env_keep names it exactly)",
     ),
     (
         "XAUTHORITY",
@@ -72,7 +72,8 @@ const ENV_DIFFERENCES: Differences = &[
         Keeps::Sudo,
         "cosmetic; each variable the shim forwards is one more requester-chosen input to root's \
          command, and it forwards only what env_keep may keep (OPENCLAW_*, terminal, locale, \
-         time zone, NO_COLOR)",
+         time zone, NO_COLOR, and DISPLAY, XAUTHORITY and KRB5CCNAME for an env_keep that names \
+         them)",
     ),
     ("LS_COLORS", Keeps::Sudo, "cosmetic, as HOSTNAME"),
     ("COLORS", Keeps::Sudo, "cosmetic, as HOSTNAME"),
