@@ -593,3 +593,102 @@ fn watch_rings_the_bell_on_a_terminal_for_new_requests_only() {
     let _ = watch.kill();
     let _ = watch.wait();
 }
+
+/// The README's mail notifier, as written there (`/usr/bin/mail -s … ops@example.org`), with
+/// Debian's bsd-mailx and msmtp as the system's sendmail, delivers the request to an SMTP
+/// server on 127.0.0.1 (a sink this test runs; msmtp's system config points there).
+#[test]
+fn the_mail_notifier_delivers_the_request_over_smtp() {
+    use std::io::Write as _;
+    let Some(ids) = ready() else { return };
+    if !Path::new("/usr/bin/mail").exists() || !Path::new("/usr/bin/msmtp").exists() {
+        occ_tests::skip("needs /usr/bin/mail and msmtp (Debian packages bsd-mailx, msmtp-mta)");
+        return;
+    }
+    let listener = std::net::TcpListener::bind("127.0.0.1:0").unwrap();
+    let port = listener.local_addr().unwrap().port();
+    struct Rc;
+    impl Drop for Rc {
+        fn drop(&mut self) {
+            let _ = std::fs::remove_file("/etc/msmtprc");
+        }
+    }
+    let _rc = Rc;
+    std::fs::write(
+        "/etc/msmtprc",
+        format!(
+            "account default\nhost 127.0.0.1\nport {port}\nfrom occ@localhost\nauth off\n\
+             tls off\n"
+        ),
+    )
+    .unwrap();
+    std::fs::set_permissions("/etc/msmtprc", std::fs::Permissions::from_mode(0o644)).unwrap();
+    // A minimal SMTP server: one session, the message's DATA sent back on a channel.
+    let (tx, rx) = mpsc::channel::<String>();
+    std::thread::spawn(move || {
+        let Ok((stream, _)) = listener.accept() else {
+            return;
+        };
+        let mut w = stream.try_clone().unwrap();
+        let mut r = BufReader::new(stream);
+        let _ = w.write_all(b"220 localhost ESMTP test\r\n");
+        let mut data = String::new();
+        let mut in_data = false;
+        let mut line = String::new();
+        while r.read_line(&mut line).unwrap_or(0) > 0 {
+            if in_data {
+                if line == ".\r\n" {
+                    in_data = false;
+                    let _ = w.write_all(b"250 queued\r\n");
+                } else {
+                    data.push_str(&line);
+                }
+            } else {
+                let verb = line.get(..4).unwrap_or("").to_ascii_uppercase();
+                let reply: &[u8] = match verb.as_str() {
+                    "EHLO" => b"250-localhost\r\n250 8BITMIME\r\n",
+                    "DATA" => {
+                        in_data = true;
+                        b"354 go on\r\n"
+                    }
+                    "QUIT" => {
+                        let _ = w.write_all(b"221 bye\r\n");
+                        break;
+                    }
+                    _ => b"250 ok\r\n",
+                };
+                let _ = w.write_all(reply);
+            }
+            line.clear();
+        }
+        let _ = tx.send(data);
+    });
+    let h = AgentHome::new(ids);
+    notify_config(
+        &h,
+        &[
+            "/usr/bin/mail",
+            "-s",
+            "occ: approval pending",
+            "ops@example.org",
+        ],
+        20,
+    );
+    let id = pending_id(&h.sudo(&["-n", "/usr/bin/id", "-u"], &[]));
+    let data = rx
+        .recv_timeout(Duration::from_secs(20))
+        .unwrap_or_else(|_| {
+            panic!(
+                "no mail: {:?}",
+                wait_events(&h, "notify_failed", 1, Duration::ZERO)
+            )
+        });
+    assert!(data.contains("Subject: occ: approval pending"), "{data}");
+    assert!(data.contains("ops@example.org"), "{data}");
+    assert!(
+        data.contains(&format!("\"approve_command\":\"occ approve {id}\"")),
+        "{data}"
+    );
+    let sent = wait_events(&h, "notify_sent", 1, Duration::from_secs(10));
+    assert_eq!(sent.len(), 1, "{sent:?}");
+}
