@@ -1172,3 +1172,89 @@ fn an_expired_approval_is_a_reject_and_assignments_are_runenv() {
     let block = rejected("policy_block").unwrap();
     assert_eq!(block["runenv"], serde_json::json!(["FOO=bar"]), "{block:?}");
 }
+
+/// A record sudo_logsrvd refuses (here one whose spool copy lost its `runuser`, which the
+/// server requires) is tried three times, then skipped and put on record as `forward_refused`;
+/// the events after it still arrive, so one bad record never stalls the spool.
+#[test]
+fn a_record_the_server_refuses_is_skipped_on_record_and_the_rest_arrive() {
+    let Some(ids) = ready() else { return };
+    if !have_logsrvd() {
+        return;
+    }
+    let mut server = Logsrvd::start();
+    let h = AgentHome::new(ids);
+    h.write_security("command-policy.json", POLICY);
+    h.write_security(
+        "broker.json",
+        &format!(
+            r#"{{"audit": {{"forward": [{{"type": "logsrvd", "address": "127.0.0.1:{}"}}]}}}}"#,
+            server.port
+        ),
+    );
+    server.kill();
+    let out = h.sudo(&["-n", "/usr/bin/rm", "/refused"], &[]);
+    assert_eq!(out.status.code(), Some(1), "{}", text(&out.stderr));
+    h.stop_broker();
+    let seq = h
+        .events()
+        .iter()
+        .find(|e| e["event_type"] == "policy_block")
+        .map(|e| e["seq"].as_u64().unwrap())
+        .expect("the block");
+    let spool = std::fs::read_dir(h.home.join("security/spool"))
+        .unwrap()
+        .map(|e| e.unwrap().path())
+        .find(|p| {
+            p.file_name()
+                .unwrap()
+                .to_string_lossy()
+                .starts_with("logsrvd-")
+        })
+        .expect("the logsrvd spool");
+    let copy = spool.join(format!("{seq:020}.json"));
+    let mut ev: Value = serde_json::from_slice(&std::fs::read(&copy).unwrap()).unwrap();
+    ev.as_object_mut().unwrap().remove("runuser");
+    std::fs::write(&copy, serde_json::to_vec(&ev).unwrap()).unwrap();
+
+    server.restart();
+    let out = h.sudo(&["-n", "/usr/bin/rm", "/after"], &[]);
+    assert_eq!(out.status.code(), Some(1), "{}", text(&out.stderr));
+    wait_for(20, "the reject after the refused record", || {
+        server.records().iter().any(|(k, r)| {
+            k == "reject" && r.get("runargv") == Some(&serde_json::json!(["/usr/bin/rm", "/after"]))
+        })
+    });
+    assert!(
+        !server
+            .records()
+            .iter()
+            .any(|(_, r)| r.get("occ_seq") == Some(&Value::from(seq))),
+        "the refused record was stored after all"
+    );
+    wait_for(10, "forward_refused on record", || {
+        h.events()
+            .iter()
+            .any(|e| e["event_type"] == "forward_refused")
+    });
+    let refused = h
+        .events()
+        .into_iter()
+        .find(|e| e["event_type"] == "forward_refused")
+        .unwrap();
+    assert_eq!(refused["refused_seq"], seq, "{refused}");
+    assert!(
+        refused["error"]
+            .as_str()
+            .unwrap_or_default()
+            .contains("server error"),
+        "{refused}"
+    );
+    assert!(
+        refused["forwarder"]
+            .as_str()
+            .unwrap_or_default()
+            .starts_with("logsrvd 127.0.0.1:"),
+        "{refused}"
+    );
+}

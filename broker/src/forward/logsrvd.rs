@@ -11,7 +11,7 @@ use occ_audit::witness::{logsrvd_message, LogsrvdMessage};
 use serde_json::Value as Json;
 
 use super::tls::{HalfClose, TlsClient, TlsFiles};
-use super::{hostname, Transport};
+use super::{hostname, SendError, Transport};
 
 /// The server must accept messages up to 2 MiB (sudo_logsrv.proto(5)); we never send more.
 const MESSAGE_MAX: usize = 2 << 20;
@@ -197,7 +197,7 @@ impl Logsrvd {
 }
 
 impl Transport for Logsrvd {
-    fn send(&mut self, ev: &Json) -> Result<(), String> {
+    fn send(&mut self, ev: &Json) -> Result<(), SendError> {
         let Some(messages) = messages_for(ev) else {
             // Not a command event: sudo_logsrvd has no record for it.
             return Ok(());
@@ -207,7 +207,7 @@ impl Transport for Logsrvd {
         };
         if client.is_none() {
             let uid = nix::unistd::geteuid().as_raw();
-            *client = Some(TlsClient::new(&self.address, files, uid)?);
+            *client = Some(TlsClient::new(&self.address, files, uid).map_err(SendError::Retry)?);
         }
         let sent = session(&self.address, client.as_ref(), &messages);
         if sent.is_err() {
@@ -402,7 +402,7 @@ pub fn session(
     address: &str,
     tls: Option<&TlsClient>,
     messages: &[ClientMessage],
-) -> Result<(), String> {
+) -> Result<(), SendError> {
     let mut last = format!("{address}: no address");
     let addrs = address
         .to_socket_addrs()
@@ -417,15 +417,17 @@ pub fn session(
             Err(e) => last = format!("connect {a}: {e}"),
         }
     }
-    let s = stream.ok_or(last)?;
+    let s = stream.ok_or(SendError::Retry(last))?;
     s.set_read_timeout(Some(IO_TIMEOUT))
         .and_then(|()| s.set_write_timeout(Some(IO_TIMEOUT)))
-        .map_err(|e| e.to_string())?;
+        .map_err(|e| SendError::Retry(e.to_string()))?;
     let _ = s.set_nodelay(true);
     match tls {
         None => converse(address, s, messages),
-        Some(t) => converse(address, t.connect(address, s)?, messages)
-            .map_err(|e| format!("TLS session with {address}: {e}")),
+        Some(t) => converse(address, t.connect(address, s)?, messages).map_err(|e| match e {
+            SendError::Retry(e) => SendError::Retry(format!("TLS session with {address}: {e}")),
+            SendError::Refused(e) => SendError::Refused(format!("TLS session with {address}: {e}")),
+        }),
     }
 }
 
@@ -435,7 +437,7 @@ fn converse(
     address: &str,
     mut s: impl HalfClose,
     messages: &[ClientMessage],
-) -> Result<(), String> {
+) -> Result<(), SendError> {
     let hello = ClientMessage {
         r#type: Some(C::HelloMsg(ClientHello {
             client_id: format!("occ {}", env!("CARGO_PKG_VERSION")),
@@ -447,13 +449,17 @@ fn converse(
             r#type: Some(S::Hello(h)),
         }) => {
             if !h.redirect.is_empty() {
-                return Err(format!(
+                return Err(SendError::Retry(format!(
                     "{address} redirects to {}; point audit.forward at it",
                     h.redirect
-                ));
+                )));
             }
         }
-        other => return Err(format!("{address}: expected ServerHello, got {other:?}")),
+        other => {
+            return Err(SendError::Retry(format!(
+                "{address}: expected ServerHello, got {other:?}"
+            )))
+        }
     }
     for m in messages {
         write_message(&mut s, m)?;
@@ -466,13 +472,13 @@ fn converse(
             Ok(None) => return Ok(()),
             Ok(Some(ServerMessage {
                 r#type: Some(S::Error(e)),
-            })) => return Err(format!("{address}: server error: {e}")),
+            })) => return Err(SendError::Refused(format!("{address}: server error: {e}"))),
             Ok(Some(ServerMessage {
                 r#type: Some(S::Abort(e)),
-            })) => return Err(format!("{address}: server abort: {e}")),
+            })) => return Err(SendError::Retry(format!("{address}: server abort: {e}"))),
             Ok(Some(_)) => continue,
             // A reset means the server dropped data unread: send the event again.
-            Err(e) => return Err(e),
+            Err(e) => return Err(SendError::Retry(e)),
         }
     }
 }

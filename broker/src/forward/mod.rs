@@ -39,7 +39,45 @@ const ACK_SYNC_EVERY: u32 = 64;
 /// A way to deliver one event. `Ok` means the destination has it (as far as its protocol can
 /// say); `Err` means try again later.
 trait Transport: Send {
-    fn send(&mut self, ev: &Json) -> Result<(), String>;
+    fn send(&mut self, ev: &Json) -> Result<(), SendError>;
+}
+
+/// Why a send failed.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub enum SendError {
+    /// The destination could not be reached, or the session broke: send it again later.
+    Retry(String),
+    /// The destination read the record and refused it (sudo_logsrvd's `ServerMessage.error`):
+    /// the same record gets the same answer, so after [`REFUSALS_BEFORE_SKIP`] in a row it is
+    /// put on record as `forward_refused` and the events after it go on.
+    Refused(String),
+}
+
+impl From<String> for SendError {
+    fn from(e: String) -> Self {
+        SendError::Retry(e)
+    }
+}
+
+impl std::fmt::Display for SendError {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        match self {
+            SendError::Retry(e) | SendError::Refused(e) => f.write_str(e),
+        }
+    }
+}
+
+/// Refusals of one record in a row before it is skipped (a refusal that came from a server
+/// that was restarting gets a second chance).
+const REFUSALS_BEFORE_SKIP: u32 = 3;
+
+/// A record a destination refused, skipped so the ones after it go on: put on record as
+/// `forward_refused` (the local log still holds the event).
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct Refused {
+    pub forwarder: String,
+    pub seq: u64,
+    pub error: String,
 }
 
 /// This host's name, as `submithost` and the syslog HOSTNAME.
@@ -160,6 +198,11 @@ impl Forwarders {
         }
     }
 
+    /// Records the destinations refused and that were skipped, ready to be put on record.
+    pub fn take_refused(&self) -> Vec<Refused> {
+        self.lock().iter().flat_map(|f| f.take_refused()).collect()
+    }
+
     /// Overflows ready to be put on record: each forwarder that dropped events and whose spool
     /// has room again (so the `forward_overflow` event itself gets through).
     pub fn take_overflows(&self) -> Vec<Overflow> {
@@ -229,6 +272,8 @@ struct Spool {
     state: &'static str,
     last_error: Option<String>,
     last_error_at: Option<String>,
+    /// Records skipped after the destination refused them, not yet on record.
+    refused: Vec<Refused>,
 }
 
 impl Forwarder {
@@ -400,6 +445,10 @@ impl Forwarder {
             .map_err(|e| format!("fsync {}: {e}", self.dir.display()))
     }
 
+    fn take_refused(&self) -> Vec<Refused> {
+        std::mem::take(&mut self.lock().refused)
+    }
+
     fn take_overflow(&self) -> Option<Overflow> {
         let mut sp = self.lock();
         let cap = self.cap.load(Ordering::SeqCst);
@@ -463,6 +512,8 @@ impl Forwarder {
     fn run(&self, mut transport: Box<dyn Transport>, durable_next: &AtomicU64) {
         let mut backoff = FIRST_BACKOFF;
         let mut unsynced_acks = 0u32;
+        // (seq, refusals in a row) of the record at the head of the queue.
+        let mut refusals: (u64, u32) = (u64::MAX, 0);
         loop {
             let next = {
                 let mut sp = self.lock();
@@ -504,6 +555,34 @@ impl Forwarder {
                 }
             };
             let mut sp = self.lock();
+            let result = match result {
+                Err(SendError::Refused(e)) => {
+                    refusals = if refusals.0 == next {
+                        (next, refusals.1 + 1)
+                    } else {
+                        (next, 1)
+                    };
+                    if refusals.1 >= REFUSALS_BEFORE_SKIP {
+                        tracing::error!(
+                            "audit forwarder {}: seq {next} refused {} times, skipped: {e}",
+                            self.label,
+                            refusals.1
+                        );
+                        sp.refused.push(Refused {
+                            forwarder: self.label.clone(),
+                            seq: next,
+                            error: e.clone(),
+                        });
+                        sp.last_error = Some(format!("seq {next} skipped: {e}"));
+                        sp.last_error_at = Some(occ_audit::now_rfc3339());
+                        Ok(())
+                    } else {
+                        Err(e)
+                    }
+                }
+                Err(SendError::Retry(e)) => Err(e),
+                Ok(()) => Ok(()),
+            };
             match result {
                 Ok(()) => {
                     let _ = std::fs::remove_file(&path);

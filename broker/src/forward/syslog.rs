@@ -13,7 +13,7 @@ use occ_audit::witness::{logsrvd_message, LogsrvdMessage, SD_ID};
 use occ_policy::file::SyslogProtocol;
 use serde_json::Value as Json;
 
-use super::{hostname, Transport};
+use super::{hostname, SendError, Transport};
 
 /// authpriv (10), as sudo logs.
 const FACILITY_AUTHPRIV: u8 = 10;
@@ -99,7 +99,13 @@ impl Syslog {
 }
 
 impl Transport for Syslog {
-    fn send(&mut self, ev: &Json) -> Result<(), String> {
+    fn send(&mut self, ev: &Json) -> Result<(), SendError> {
+        self.send_event(ev).map_err(SendError::Retry)
+    }
+}
+
+impl Syslog {
+    fn send_event(&mut self, ev: &Json) -> Result<(), String> {
         if let Some(path) = &self.socket {
             let msg = format_5424(ev, DATAGRAM_MAX);
             let s = UnixDatagram::unbound().map_err(|e| e.to_string())?;

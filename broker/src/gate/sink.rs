@@ -120,6 +120,15 @@ impl Core {
             );
             let _ = self.audit(Event::ForwardOverflow, f);
         }
+        // Records a destination refused and the forwarder skipped, so the ones after them go
+        // on: the local log holds the event; this says which copy is missing there, and why.
+        for r in self.forward.take_refused() {
+            let mut f = Fields::new();
+            f.insert("forwarder".into(), Value::Str(r.forwarder));
+            f.insert("refused_seq".into(), super::events::int(r.seq));
+            f.insert("error".into(), Value::Str(r.error));
+            let _ = self.audit(Event::ForwardRefused, f);
+        }
     }
 
     /// With `audit.fsync: always`, makes every appended event durable: called before each
