@@ -137,26 +137,64 @@ pub fn parse_config_get(
 /// The global exec mode key (`deny`, `allowlist`, `ask`, `auto`, `full`).
 pub const MODE_KEY: &str = "tools.exec.mode";
 
-/// One agent's effective `tools.exec.mode`: `(agent, key, mode)`, the global key first
-/// (`None` mode when unset: OpenClaw's gateway default is `full`), then each agent that sets
-/// its own.
-pub fn modes(
-    global: Option<&Value>,
-    entries: Option<&Value>,
-) -> Vec<(Option<String>, String, Option<String>)> {
-    let mut out = vec![(
-        None,
-        MODE_KEY.to_string(),
-        global.and_then(Value::as_str).map(str::to_string),
-    )];
+/// The global exec settings: `mode`, or `security` and `ask` (what `openclaw exec-policy set`
+/// writes when no mode fits), and `pathPrepend`.
+pub const EXEC_KEY: &str = "tools.exec";
+
+/// One agent's effective exec mode.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct ExecMode {
+    /// The agent id; `None` for the global settings.
+    pub agent: Option<String>,
+    /// The mode key, where a fix goes (`tools.exec.mode`, `agents.entries.ID.tools.exec.mode`).
+    pub key: String,
+    /// The mode, `None` when nothing is set (OpenClaw's gateway default is `full`).
+    pub mode: Option<String>,
+    /// When `mode` is not set but `security`/`ask` are: what they say, as OpenClaw reads them.
+    pub derived_from: Option<String>,
+}
+
+/// The mode a `tools.exec` object stands for, as OpenClaw resolves it: its `mode`, else the
+/// mode its `security` and `ask` make (`deny` for security deny; `allowlist` for allowlist
+/// without asking; `full` for full unless it always asks; else `ask`), with what they said.
+fn mode_of(exec: &Value) -> Option<(String, Option<String>)> {
+    if let Some(m) = exec.get("mode").and_then(Value::as_str) {
+        return Some((m.to_string(), None));
+    }
+    let security = exec.get("security").and_then(Value::as_str);
+    let ask = exec.get("ask").and_then(Value::as_str);
+    if security.is_none() && ask.is_none() {
+        return None;
+    }
+    let (s, a) = (security.unwrap_or("full"), ask.unwrap_or("off"));
+    let mode = match (s, a) {
+        ("deny", _) => "deny",
+        ("allowlist", "off") => "allowlist",
+        ("full", a) if a != "always" => "full",
+        _ => "ask",
+    };
+    Some((mode.to_string(), Some(format!("security {s}, ask {a}"))))
+}
+
+/// Each agent's effective exec mode from the global `tools.exec` object and
+/// `agents.entries`: the global settings first, then each agent that sets its own.
+pub fn modes(global_exec: Option<&Value>, entries: Option<&Value>) -> Vec<ExecMode> {
+    let (mode, derived_from) = global_exec.and_then(mode_of).unzip();
+    let mut out = vec![ExecMode {
+        agent: None,
+        key: MODE_KEY.to_string(),
+        mode,
+        derived_from: derived_from.flatten(),
+    }];
     if let Some(Value::Object(map)) = entries {
         for (id, entry) in map {
-            if let Some(m) = entry.pointer("/tools/exec/mode").and_then(Value::as_str) {
-                out.push((
-                    Some(id.clone()),
-                    format!("{AGENTS_KEY}.{id}.{MODE_KEY}"),
-                    Some(m.to_string()),
-                ));
+            if let Some((m, from)) = entry.pointer("/tools/exec").and_then(mode_of) {
+                out.push(ExecMode {
+                    agent: Some(id.clone()),
+                    key: format!("{AGENTS_KEY}.{id}.{MODE_KEY}"),
+                    mode: Some(m),
+                    derived_from: from,
+                });
             }
         }
     }
@@ -165,9 +203,15 @@ pub fn modes(
 
 /// What an exec mode means for `sudo` under occ: `None` when it fits (occ is the one gate),
 /// else why it does not and the change that fits.
-pub fn mode_conflict(mode: Option<&str>, key: &str) -> Option<String> {
-    let fix = format!("openclaw config set {key} full");
-    match mode.unwrap_or("full") {
+pub fn mode_conflict(m: &ExecMode) -> Option<String> {
+    let key = match &m.derived_from {
+        // tools.exec.mode unset, security allowlist and ask off: "tools.exec (security
+        // allowlist, ask off)".
+        Some(from) => format!("{} ({from})", m.key.strip_suffix(".mode").unwrap_or(&m.key)),
+        None => m.key.clone(),
+    };
+    let fix = format!("openclaw config set {} full", m.key);
+    match m.mode.as_deref().unwrap_or("full") {
         "full" => None,
         "allowlist" => Some(format!(
             "{key} is allowlist: OpenClaw runs only allowlisted commands and asks no one, and \
@@ -373,22 +417,70 @@ mod tests {
             "main": {"workspace": "/w"},
             "ops": {"tools": {"exec": {"mode": "allowlist"}}}
         });
-        let got = modes(Some(&json!("full")), Some(&entries));
+        let got = modes(Some(&json!({"mode": "full"})), Some(&entries));
         assert_eq!(got.len(), 2);
-        assert_eq!(got[1].1, "agents.entries.ops.tools.exec.mode");
-        assert!(mode_conflict(Some("full"), MODE_KEY).is_none());
+        assert_eq!(got[1].key, "agents.entries.ops.tools.exec.mode");
+        let m = |mode: Option<&str>| ExecMode {
+            agent: None,
+            key: MODE_KEY.into(),
+            mode: mode.map(str::to_string),
+            derived_from: None,
+        };
+        assert!(mode_conflict(&m(Some("full"))).is_none());
         assert!(
-            mode_conflict(None, MODE_KEY).is_none(),
+            mode_conflict(&m(None)).is_none(),
             "unset is the gateway's full"
         );
-        let a = mode_conflict(Some("allowlist"), &got[1].1).unwrap();
+        let a = mode_conflict(&got[1]).unwrap();
         assert!(a.contains("denied by OpenClaw"), "{a}");
         assert!(a.contains("openclaw config set agents.entries.ops.tools.exec.mode full"));
-        assert!(mode_conflict(Some("ask"), MODE_KEY)
+        assert!(mode_conflict(&m(Some("ask")))
             .unwrap()
             .contains("approved twice"));
-        assert!(mode_conflict(Some("auto"), MODE_KEY).is_some());
-        assert!(mode_conflict(Some("deny"), MODE_KEY).is_some());
+        assert!(mode_conflict(&m(Some("auto"))).is_some());
+        assert!(mode_conflict(&m(Some("deny"))).is_some());
+    }
+
+    /// `openclaw exec-policy set` writes `security` and `ask` without a mode when no mode fits
+    /// exactly; OpenClaw then reads the mode from them, and so does occ.
+    #[test]
+    fn security_and_ask_without_a_mode_count_as_openclaw_reads_them() {
+        let read = |exec: Value| modes(Some(&exec), None).remove(0);
+        for (exec, want) in [
+            (json!({"security": "deny"}), "deny"),
+            (json!({"security": "allowlist", "ask": "off"}), "allowlist"),
+            (json!({"security": "allowlist", "ask": "on-miss"}), "ask"),
+            (json!({"security": "full", "ask": "on-miss"}), "full"),
+            (json!({"security": "full", "ask": "always"}), "ask"),
+            (json!({"ask": "always"}), "ask"),
+            (json!({"security": "full"}), "full"),
+        ] {
+            let got = read(exec.clone());
+            assert_eq!(got.mode.as_deref(), Some(want), "{exec}");
+            assert!(got.derived_from.is_some(), "{exec}");
+        }
+        assert_eq!(read(json!({"pathPrepend": ["/x"]})).mode, None);
+        let allow = read(json!({"security": "allowlist", "ask": "off"}));
+        let why = mode_conflict(&allow).unwrap();
+        assert!(
+            why.starts_with("tools.exec (security allowlist, ask off) is allowlist"),
+            "{why}"
+        );
+        assert!(
+            why.contains("openclaw config set tools.exec.mode full"),
+            "{why}"
+        );
+        // A mode, when set, wins over security and ask, as in OpenClaw.
+        let both = read(json!({"mode": "full", "security": "deny"}));
+        assert_eq!(
+            (both.mode.as_deref(), both.derived_from),
+            (Some("full"), None)
+        );
+        // An agent's own security/ask count for that agent.
+        let entries = json!({"ops": {"tools": {"exec": {"security": "allowlist", "ask": "off"}}}});
+        let got = modes(None, Some(&entries));
+        assert_eq!(got[1].mode.as_deref(), Some("allowlist"));
+        assert_eq!(got[1].key, "agents.entries.ops.tools.exec.mode");
     }
 
     #[test]

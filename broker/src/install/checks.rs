@@ -154,11 +154,7 @@ pub fn session_id(
 /// `full` leaves occ the one gate. Warnings only; occ never changes the mode.
 pub fn exec_mode(view: Option<&Result<pathinj::ExecView, String>>) -> Option<Check> {
     let v = view?.as_ref().ok()?;
-    let conflicts: Vec<String> = v
-        .modes
-        .iter()
-        .filter_map(|(_, key, mode)| oc::mode_conflict(mode.as_deref(), key))
-        .collect();
+    let conflicts: Vec<String> = v.modes.iter().filter_map(oc::mode_conflict).collect();
     Some(if conflicts.is_empty() {
         Check::ok(
             "openclaw_exec_mode",

@@ -62,18 +62,18 @@ pub fn openclaw_unset(cli: &Path, key: &str) -> Result<(), String> {
 pub struct ExecView {
     /// Each agent's effective pathPrepend (the global list first).
     pub paths: Vec<AgentPath>,
-    /// Each agent's exec mode: (agent, key, mode), the global key first.
-    pub modes: Vec<(Option<String>, String, Option<String>)>,
+    /// Each agent's exec mode, the global settings first.
+    pub modes: Vec<oc::ExecMode>,
     /// The `plugins` section (`None` when unset), to judge whether occ's plugin loads.
     pub plugins: Option<Value>,
 }
 
-/// Reads `tools.exec.pathPrepend`, `tools.exec.mode`, `agents.entries` and `plugins` through
-/// the CLI.
+/// Reads `tools.exec.pathPrepend`, `tools.exec` (its mode, or its security and ask),
+/// `agents.entries` and `plugins` through the CLI.
 pub fn read_exec(cli: &Path) -> Result<ExecView, String> {
     let global = openclaw_get(cli, oc::PATH_KEY)?;
     let entries = openclaw_get(cli, oc::AGENTS_KEY)?;
-    let mode = openclaw_get(cli, oc::MODE_KEY)?;
+    let mode = openclaw_get(cli, oc::EXEC_KEY)?;
     let plugins = openclaw_get(cli, oc::PLUGINS_KEY)?;
     Ok(ExecView {
         paths: oc::effective(global.as_ref(), entries.as_ref()),
