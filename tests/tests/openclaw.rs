@@ -789,3 +789,45 @@ fn real_openclaw_gateway_in_system_mode_the_agents_own_approve_is_refused_needs_
         "the approved request runs as root: {reply}"
     );
 }
+
+/// The real OpenClaw CLI, no gateway: an agent in the legacy `agents.list` roster with its own
+/// pathPrepend, and exec `security`/`ask` without a `mode`, are read as OpenClaw itself reads
+/// them (its `config get agents.entries` includes the legacy roster): `occ install` puts the
+/// shim first for that agent too, and `occ doctor` names what the exec settings mean.
+#[test]
+fn real_openclaw_cli_legacy_agent_list_and_security_ask_are_read_as_openclaw_reads_them_needs_root()
+{
+    let Some((ids, inst)) = ready() else { return };
+    let w = World::new(ids, inst);
+    w.write_openclaw_config(Value::Null);
+    let file = w.occ_home().join("openclaw.json");
+    let mut cfg: Value = serde_json::from_slice(&std::fs::read(&file).unwrap()).unwrap();
+    cfg["agents"]["list"] =
+        json!([{"id": "ops", "tools": {"exec": {"pathPrepend": ["/usr/local/bin"]}}}]);
+    let exec = cfg["tools"]["exec"].as_object_mut().unwrap();
+    exec.remove("mode");
+    exec.insert("security".into(), json!("allowlist"));
+    exec.insert("ask".into(), json!("off"));
+    std::fs::write(&file, cfg.to_string()).unwrap();
+    assert_eq!(
+        w.config_get("agents.entries"),
+        Some(json!({"ops": {"tools": {"exec": {"pathPrepend": ["/usr/local/bin"]}}}})),
+        "OpenClaw reads the legacy roster as agents.entries"
+    );
+    ok(&w.install(), "occ install");
+    let bin = w.bin();
+    assert_eq!(
+        w.config_get("agents.entries.ops.tools.exec.pathPrepend"),
+        Some(json!([bin, "/usr/local/bin"]))
+    );
+    let po = w.doctor_path_order();
+    assert_eq!(po["status"], "ok", "{po}");
+    let em = w.doctor_check("openclaw_exec_mode");
+    assert_eq!(em["status"], "warn", "{em}");
+    let detail = em["detail"].as_str().unwrap();
+    assert!(
+        detail.contains("tools.exec (security allowlist, ask off) is allowlist")
+            && detail.contains("openclaw config set tools.exec.mode full"),
+        "{em}"
+    );
+}
