@@ -757,6 +757,7 @@ fn real_openclaw_gateway_in_system_mode_the_agents_own_approve_is_refused_needs_
     w.start_model();
     // The system install's shim is in the agent's real home; pathPrepend puts it first.
     w.write_openclaw_config(json!({"pathPrepend": [agent.bin().display().to_string()]}));
+    let watch = SocketWatch::start(w.inst.node_bin.join("node"));
     w.start_gateway();
 
     let reply = w.agent_says("RUN: sudo -n /usr/bin/id -u");
@@ -787,6 +788,18 @@ fn real_openclaw_gateway_in_system_mode_the_agents_own_approve_is_refused_needs_
     assert!(
         reply.lines().any(|l| l.trim() == "0"),
         "the approved request runs as root: {reply}"
+    );
+    // Here too, no OpenClaw socket reached anything but 127.0.0.1.
+    let (seen, outside) = watch.finish();
+    let listen = format!("127.0.0.1:{} ", w.gateway_port);
+    assert!(
+        seen.iter().any(|l| l.contains(&listen)),
+        "ss never showed the gateway's port {}: {seen:?}",
+        w.gateway_port
+    );
+    assert!(
+        outside.is_empty(),
+        "OpenClaw sockets not on loopback: {outside:#?}"
     );
 }
 
