@@ -299,3 +299,47 @@ fn system_script_is_refused_and_its_interpreter_can_be_asked_for_instead() {
         text(&ran.stderr)
     );
 }
+
+/// What the broker's child sets up before the approved file runs, seen from inside it: a new
+/// session and process group of its own, nothing but descriptors 0-2, and for a target other
+/// than root an empty bounding and ambient capability set and `no_new_privs`, so a setuid file
+/// it runs gains nothing. Also `-g` (the group) and an approved `NAME=value` reach it.
+#[test]
+fn system_command_runs_in_its_own_session_with_only_stdio_and_no_privileges_to_regain() {
+    let Some(w) = World::started(&[]) else { return };
+    let probe = world::install_root_exe(occ_tests::bin("occ-argv-probe"), "argv-probe");
+    let probe = probe.to_str().unwrap();
+    let run = |args: &[&str]| -> Value {
+        let id = pending_id(&w.sudo(&w.agent, args, &[]));
+        w.approve(&id, &[]);
+        let ran = w.sudo(&w.agent, args, &[]);
+        assert_eq!(ran.status.code(), Some(0), "{}", text(&ran.stderr));
+        serde_json::from_slice(&ran.stdout).unwrap_or_else(|e| panic!("{e}: {}", text(&ran.stdout)))
+    };
+    let target = w.target.clone();
+    for (what, args) in [
+        ("root", vec!["-n", probe]),
+        ("-u", vec!["-n", "-u", TARGET, probe]),
+        (
+            "-g",
+            vec!["-n", "-u", TARGET, "-g", TARGET, "OCC_PROBE=set", probe],
+        ),
+    ] {
+        let p = run(&args);
+        assert_eq!(p["sid"], p["pid"], "{what}: a session of its own: {p}");
+        assert_eq!(p["pgid"], p["pid"], "{what}: its own process group: {p}");
+        assert_eq!(p["fds"], json!([0, 1, 2]), "{what}: only stdio: {p}");
+        if what == "root" {
+            assert_eq!(p["uid"], 0, "{p}");
+            continue;
+        }
+        assert_eq!(p["uid"], target.uid, "{what}: {p}");
+        assert_eq!(p["cap_bnd"], "0000000000000000", "{what}: {p}");
+        assert_eq!(p["cap_amb"], "0000000000000000", "{what}: {p}");
+        assert_eq!(p["no_new_privs"], "1", "{what}: {p}");
+        if what == "-g" {
+            assert_eq!(p["gid"], target.gid, "{p}");
+            assert_eq!(p["env"]["OCC_PROBE"], "set", "{p}");
+        }
+    }
+}
