@@ -168,3 +168,26 @@ fn the_original_regex_template_is_refused() {
         "{msg}"
     );
 }
+
+/// The limits an admin gets without writing any (DESIGN: 64 request connections and 32 pending
+/// requests per uid, 256 KiB per request, 16 admin connections per uid), from the default and
+/// from a broker.json that names only another section.
+#[test]
+fn default_limits_are_the_documented_ones() {
+    let want = (64, 32, 256 * 1024, 16);
+    let of = |l: &occ_policy::file::LimitsConfig| {
+        (
+            l.connections_per_uid,
+            l.pending_per_uid,
+            l.request_bytes,
+            l.admin_connections_per_uid,
+        )
+    };
+    assert_eq!(of(&occ_policy::file::BrokerConfig::default().limits), want);
+    let parsed = occ_policy::file::BrokerConfig::parse(
+        std::path::Path::new("broker.json"),
+        r#"{"approval": {"quorum": 1}}"#,
+    )
+    .unwrap();
+    assert_eq!(of(&parsed.limits), want);
+}

@@ -190,3 +190,90 @@ fn system_shim_with_the_system_broker_down_refuses_and_starts_no_broker() {
     );
     assert!(!std::path::Path::new(world::REQUEST_SOCKET).exists());
 }
+
+/// An approver must run the `occ` root installed: a copy the approver can change is refused,
+/// whoever runs it, and approves nothing.
+#[test]
+fn system_approver_running_an_occ_copy_it_can_change_is_refused() {
+    let Some(w) = World::started(&[]) else { return };
+    let id = pending_id(&w.sudo(&w.agent, &["-n", "/usr/bin/id", "-u"], &[]));
+    let copy = w.approver.home.join("occ-copy");
+    occ_tests::copy_exe(occ_tests::bin("occ"), &copy);
+    std::os::unix::fs::chown(&copy, Some(w.approver.uid), Some(w.approver.gid)).unwrap();
+    let out = w
+        .as_user(&w.approver, &copy)
+        .args(["approve", "--yes", &id])
+        .output()
+        .unwrap();
+    let _ = std::fs::remove_file(&copy);
+    assert_eq!(out.status.code(), Some(1), "{}", text(&out.stdout));
+    let err = text(&out.stderr);
+    assert!(
+        err.contains("which someone other than root can change")
+            && err.contains("approve with the root-installed occ"),
+        "{err}"
+    );
+    assert_eq!(w.approvals().len(), 1, "still pending");
+    // The installed one works.
+    w.approve(&id, &[]);
+}
+
+/// Only root sets or clears the approval token in system mode, and both are audited.
+#[test]
+fn system_root_sets_and_clears_the_token_and_both_are_audited() {
+    let Some(w) = World::started(&[]) else { return };
+    let set = w.occ_root(&["token", "set", "--generate", "--json"]);
+    assert!(set.status.success(), "{}", text(&set.stderr));
+    let token = serde_json::from_slice::<Value>(&set.stdout).unwrap()["token"]
+        .as_str()
+        .expect("the generated token, printed once")
+        .to_string();
+    assert_eq!(events_of("token_set").len(), 1);
+    // Clearing it wants the current one, root or not.
+    let mut clear = std::process::Command::new(occ_tests::bin("occ"));
+    clear
+        .args(["token", "clear"])
+        .env_clear()
+        .env("HOME", "/root")
+        .env("PATH", "/usr/sbin:/usr/bin:/sbin:/bin")
+        .current_dir("/")
+        .stdin(std::process::Stdio::piped())
+        .stdout(std::process::Stdio::piped())
+        .stderr(std::process::Stdio::piped());
+    let mut child = clear.spawn().unwrap();
+    {
+        use std::io::Write as _;
+        let mut stdin = child.stdin.take().unwrap();
+        writeln!(stdin, "{token}").unwrap();
+    }
+    let cleared = child.wait_with_output().unwrap();
+    assert!(cleared.status.success(), "{}", text(&cleared.stderr));
+    let ev = events_of("token_cleared");
+    assert_eq!(ev.len(), 1, "{ev:?}");
+    assert_eq!(ev[0]["approver_uid"], 0, "{}", ev[0]);
+    // The approver cannot clear it (there is nothing to clear now; setting is refused too).
+    let by_approver = w.occ(&w.approver, &["token", "set", "--generate"]);
+    assert_ne!(
+        by_approver.status.code(),
+        Some(0),
+        "{}",
+        text(&by_approver.stdout)
+    );
+    assert_eq!(events_of("token_set").len(), 1, "nothing more was set");
+}
+
+/// `occ status` says which broker answered: the system one, in text and JSON.
+#[test]
+fn system_occ_status_says_system_mode() {
+    let Some(w) = World::started(&[]) else { return };
+    let out = w.occ(&w.approver, &["status"]);
+    assert!(out.status.success(), "{}", text(&out.stderr));
+    assert!(
+        text(&out.stdout).contains("system mode"),
+        "{}",
+        text(&out.stdout)
+    );
+    let out = w.occ(&w.approver, &["status", "--json"]);
+    let v: Value = serde_json::from_slice(&out.stdout).unwrap();
+    assert_eq!(v["mode"], "system", "{v}");
+}

@@ -308,3 +308,20 @@ fn system_pending_request_survives_a_restart_and_is_approved_after_it() {
     assert!(w.approvals().is_empty());
     w.verify_intact(&[]);
 }
+
+/// Every policy file is checked when the broker starts: a broker.json the agent could change
+/// (owned by it) refuses every request naming the file and the fix, and runs nothing.
+#[test]
+fn system_broker_started_with_an_unsafe_config_refuses_every_request() {
+    let Some(mut w) = World::new(&[]) else { return };
+    let b = std::path::Path::new(world::BROKER_JSON);
+    std::os::unix::fs::chown(b, Some(w.agent.uid), Some(w.agent.gid)).unwrap();
+    w.spawn_broker();
+    std::thread::sleep(std::time::Duration::from_millis(500));
+    let out = w.sudo(&w.agent, &["-n", "/usr/bin/id", "-u"], &[]);
+    assert_eq!(out.status.code(), Some(1), "{}", text(&out.stdout));
+    let err = text(&out.stderr);
+    assert!(err.contains(world::BROKER_JSON), "{err}");
+    assert!(out.stdout.is_empty(), "nothing ran");
+    std::os::unix::fs::chown(b, Some(0), Some(0)).unwrap();
+}

@@ -343,3 +343,24 @@ fn system_command_runs_in_its_own_session_with_only_stdio_and_no_privileges_to_r
         }
     }
 }
+
+/// The caller's kept variables are part of what was approved: the same command with another
+/// `LANG` (kept by the default env_keep) is a new request, and the approved one runs with the
+/// approved value.
+#[test]
+fn system_kept_variables_are_bound_into_the_grant() {
+    let Some(w) = World::started(&[]) else { return };
+    let probe = world::install_root_exe(occ_tests::bin("occ-argv-probe"), "argv-probe");
+    let args = ["-n", probe.to_str().unwrap()];
+    let c = [("LANG", "C")];
+    let id = pending_id(&w.sudo(&w.agent, &args, &c));
+    w.approve(&id, &[]);
+    // Another LANG: not what was approved, a new pending request; the grant is not spent.
+    let other = w.sudo(&w.agent, &args, &[("LANG", "C.UTF-8")]);
+    assert_ne!(pending_id(&other), id);
+    assert!(other.stdout.is_empty(), "nothing ran");
+    let ran = w.sudo(&w.agent, &args, &c);
+    assert_eq!(ran.status.code(), Some(0), "{}", text(&ran.stderr));
+    let p: Value = serde_json::from_slice(&ran.stdout).unwrap();
+    assert_eq!(p["env"]["LANG"], "C", "{p}");
+}
