@@ -94,6 +94,31 @@ fn system_stdio_exit_status_and_signals_pass_through_the_broker() {
     assert_eq!(text(&out.stderr), "err\n");
     assert_eq!(out.status.code(), Some(7));
 
+    // The same through -u: the target's command gets the caller's stdio and its exit status.
+    let as_target = [
+        "-n",
+        "-u",
+        TARGET,
+        "/bin/sh",
+        "-c",
+        "cat; id -u; echo err >&2; exit 5",
+    ];
+    let id = pending_id(&w.sudo(&w.agent, &as_target, &[]));
+    w.approve(&id, &[]);
+    let mut child = w
+        .as_user(&w.agent, w.agent.shim())
+        .args(as_target)
+        .stdin(Stdio::piped())
+        .stdout(Stdio::piped())
+        .stderr(Stdio::piped())
+        .spawn()
+        .unwrap();
+    child.stdin.take().unwrap().write_all(b"hello\n").unwrap();
+    let out = child.wait_with_output().unwrap();
+    assert_eq!(text(&out.stdout), format!("hello\n{}\n", w.target.uid));
+    assert_eq!(text(&out.stderr), "err\n");
+    assert_eq!(out.status.code(), Some(5));
+
     let sleep = ["-n", "/usr/bin/sleep", "30"];
     let id = pending_id(&w.sudo(&w.agent, &sleep, &[]));
     w.approve(&id, &[]);
