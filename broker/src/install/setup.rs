@@ -435,7 +435,20 @@ pub fn what_next(list: &[Check], home: &Path) -> Vec<String> {
             occ.display()
         ));
     }
+    let real_sudo = list.iter().find(|c| c.name == "real_sudo");
     match status("sudo_n_l") {
+        // The real sudo itself is unusable: say that, not what its rules would allow.
+        _ if real_sudo.is_some_and(|c| c.status == Status::Fail) => {
+            let c = real_sudo.expect("checked above");
+            v.push(format!(
+                "No approved command can run yet: the real sudo is not usable ({}){}",
+                c.detail,
+                c.fix
+                    .as_deref()
+                    .map(|f| format!("; fix: {f}"))
+                    .unwrap_or_default()
+            ));
+        }
         Some(Status::Ok) => v.push(
             "Approved commands run through the real sudo with -n: only those its sudoers \
              rules allow without a password (`sudo -n -l` lists them); any other is refused \

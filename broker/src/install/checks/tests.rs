@@ -141,3 +141,32 @@ fn lines_name_the_status_and_the_fix() {
     ]));
     assert!(!any_fail(&[Check::warn("a", "b", "c")]));
 }
+
+/// "What next" says what the checks found: an unusable real sudo is named as such (with its
+/// fix), never as a password prompt, and sudoers lines are offered only when sudo asks for one.
+#[test]
+fn what_next_names_an_unusable_real_sudo_not_a_password() {
+    let home = std::path::Path::new("/home/a/.openclaw");
+    let broken = [
+        Check::ok("path_order", "shim first"),
+        Check::fail(
+            "real_sudo",
+            "/opt/sudo is not setuid root",
+            "set real_sudo to /usr/bin/sudo",
+        ),
+    ];
+    let text = crate::install::setup::what_next(&broken, home).join("\n");
+    assert!(
+        text.contains("the real sudo is not usable (/opt/sudo is not setuid root); fix: set real_sudo to /usr/bin/sudo"),
+        "{text}"
+    );
+    assert!(!text.contains("asks for a password"), "{text}");
+    assert!(!text.contains("NOPASSWD"), "{text}");
+    let password = [
+        Check::ok("path_order", "shim first"),
+        Check::ok("real_sudo", "/usr/bin/sudo is setuid root"),
+        Check::fail("sudo_n_l", "a password is required", "add a rule"),
+    ];
+    let text = crate::install::setup::what_next(&password, home).join("\n");
+    assert!(text.contains("asks for a password"), "{text}");
+}
