@@ -891,7 +891,6 @@ fn common_fields_match_what_the_real_sudo_sends_for_the_same_command() {
         .args(argv)
         .output()
         .unwrap();
-    drop(drop_in);
     assert_eq!(
         text(&real.stdout),
         format!("{}\n", target.uid),
@@ -935,6 +934,58 @@ fn common_fields_match_what_the_real_sudo_sends_for_the_same_command() {
     }
     assert_eq!(sudo["runuser"], "occ-systarget");
     assert_eq!(sudo["runargv"], serde_json::json!(["/usr/bin/id", "-u"]));
+
+    // (The real sudo sends no exit record without I/O logging, so exits are not compared.)
+
+    // A refusal: occ's denial and the real sudo's own refusal of a command its rules do not
+    // allow (whoami) are both rejects with the same command fields; only the reason's words
+    // differ.
+    let refused = ["-n", "-u", "occ-systarget", "/usr/bin/whoami"];
+    let id = pending_id(&h.sudo(&refused, &[]));
+    assert!(h.occ(&["deny", &id]).status.success());
+    let real = h
+        .cmd(Path::new("/usr/bin/sudo"))
+        .args(refused)
+        .output()
+        .unwrap();
+    drop(drop_in);
+    assert_ne!(real.status.code(), Some(0), "{}", text(&real.stdout));
+    let rejects = |server: &Logsrvd| -> Vec<serde_json::Map<String, Value>> {
+        server
+            .records()
+            .into_iter()
+            .filter(|(k, _)| k == "reject")
+            .map(|(_, r)| r)
+            .collect()
+    };
+    wait_for(15, "both rejects", || {
+        let r = rejects(&server);
+        r.iter().any(|r| r.contains_key("occ_event"))
+            && r.iter().any(|r| !r.contains_key("occ_event"))
+    });
+    let recs = rejects(&server);
+    let occ = recs.iter().find(|r| r.contains_key("occ_event")).unwrap();
+    let sudo = recs.iter().find(|r| !r.contains_key("occ_event")).unwrap();
+    let common: Vec<&String> = occ
+        .keys()
+        .filter(|k| sudo.contains_key(*k) && !own.contains(&k.as_str()) && *k != "reason")
+        .collect();
+    for k in &common {
+        assert_eq!(occ[*k], sudo[*k], "{k}: occ {occ:?}\nsudo {sudo:?}");
+    }
+    for k in [
+        "command",
+        "runargv",
+        "runuser",
+        "submituser",
+        "submithost",
+        "reason",
+    ] {
+        assert!(
+            occ.contains_key(k) && sudo.contains_key(k),
+            "{k} is not in both: occ {occ:?}\nsudo {sudo:?}"
+        );
+    }
 }
 
 /// sudo_logsrvd is killed in the middle of 500 requests and started again 100 requests later:
