@@ -1288,9 +1288,21 @@ fn audit_integrity_verifies_the_whole_rotated_chain_and_resumes_only_over_unchan
         matches!(o, AuditOutcome::Intact { new_events: 1, .. }),
         "{o:?}"
     );
-    // A rewritten archive (same length) is noticed, and the full verifier names the break.
+    // A rewritten archive (same length, same inode) whose mtime was set back, as its owner
+    // can (`touch -r`), is still noticed: the kernel moved its ctime.
+    let mtime = std::fs::metadata(&archive).unwrap().modified().unwrap();
     let text = std::fs::read_to_string(&archive).unwrap();
     std::fs::write(&archive, text.replacen("agent", "agenX", 1)).unwrap();
+    std::fs::File::options()
+        .write(true)
+        .open(&archive)
+        .unwrap()
+        .set_modified(mtime)
+        .unwrap();
+    assert_eq!(
+        std::fs::metadata(&archive).unwrap().modified().unwrap(),
+        mtime
+    );
     let (o, _) = verify(&h.paths, cp2.as_ref());
     assert!(matches!(o, AuditOutcome::Broken { .. }), "{o:?}");
 }

@@ -58,6 +58,12 @@ pub struct ArchiveMark {
     pub ino: u64,
     /// Its modification time (seconds and nanoseconds).
     pub mtime: (i64, i64),
+    /// Its inode change time (seconds and nanoseconds): an owner can set the mtime back after
+    /// editing the file in place (`touch -r`), but any write or `touch` moves the ctime, which
+    /// only the kernel sets. A mark from before this field (zero) never matches: the next
+    /// check verifies the whole chain once.
+    #[serde(default)]
+    pub ctime: (i64, i64),
 }
 
 impl ArchiveMark {
@@ -70,6 +76,7 @@ impl ArchiveMark {
             len: m.len(),
             ino: m.ino(),
             mtime: (m.mtime(), m.mtime_nsec()),
+            ctime: (m.ctime(), m.ctime_nsec()),
         })
     }
 }
