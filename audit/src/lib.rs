@@ -43,7 +43,7 @@ pub use head::Head;
 pub use history::{history, verify_history, History};
 pub use rotate::Rotated;
 pub use seal::SealKey;
-pub use verify::{open_for_reading, verify_files, Break, Reason, Report, VerifyOptions};
+pub use verify::{open_for_reading, verify_files, After, Break, Reason, Report, VerifyOptions};
 
 /// The longest record (line, without its newline) the writer writes and the verifier reads.
 /// Longer lines are reported as `invalid_json` and skipped without being buffered.

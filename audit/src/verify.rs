@@ -110,6 +110,22 @@ pub struct VerifyOptions {
     pub head: Option<Head>,
     /// How many breaks to keep in the report (the count stays exact). Default 10,000.
     pub max_breaks: usize,
+    /// Where the chain stands before the first of the files, when the files before it were
+    /// verified earlier and are unchanged since: the first file must then continue that chain
+    /// as a rotated file does (its rotation link and seq). Seals are not checked past such a
+    /// start (the key's ratchet position is unknown), so it is for key-less checks only.
+    pub after: Option<After>,
+}
+
+/// The end of a chain verified earlier: its last file's name, last seq and chain hash.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct After {
+    pub file: String,
+    pub seq: u64,
+    /// 64 lowercase hex digits.
+    pub chain_hash: [u8; 64],
+    /// Whether sealing had begun: then every record after it must carry a seal.
+    pub sealed: bool,
 }
 
 impl Default for VerifyOptions {
@@ -118,6 +134,7 @@ impl Default for VerifyOptions {
             key: None,
             head: None,
             max_breaks: 10_000,
+            after: None,
         }
     }
 }
@@ -158,6 +175,8 @@ struct State {
     head_seen: Option<bool>,
     first_ts: Vec<u8>,
     last_ts: Vec<u8>,
+    /// The first file continues a chain verified earlier ([`VerifyOptions::after`]).
+    continues: bool,
 }
 
 /// Verifies `files` in order as one chain (the archives of a rotated log first, the current
@@ -189,7 +208,16 @@ pub fn verify_files(
         head_seen: None,
         first_ts: Vec::new(),
         last_ts: Vec::new(),
+        continues: false,
     };
+    if let Some(a) = opts.after {
+        st.prev = Prev::Hash(a.chain_hash);
+        st.last_seq = Some(a.seq);
+        st.prev_file_end = Some((a.file, Some(a.seq), Prev::Hash(a.chain_hash)));
+        st.sealing = a.sealed;
+        st.report.sealed = a.sealed;
+        st.continues = true;
+    }
     let mut done_before: u64 = 0;
     let mut line_no: u64 = 0;
     let mut last_progress = 0u64;
@@ -393,7 +421,7 @@ impl State {
                         .into(),
                 );
             }
-            if idx > 0 {
+            if idx > 0 || self.continues {
                 // Rare (once per file): parse the line again for its prev_file_* members.
                 let line = at(c.line);
                 let mut checker = std::mem::take(&mut self.checker);

@@ -282,3 +282,63 @@ fn breaks_are_capped_but_counted() {
     // readable record after one.
     assert_eq!(r.breaks_total, 50);
 }
+
+/// A file verified after an earlier-verified archive (`VerifyOptions::after`) must continue
+/// that chain exactly as a rotation does: the right archive name, last seq and chain hash; any
+/// other start is a break, never a quiet pass.
+#[test]
+fn the_current_file_alone_continues_the_chain_it_is_told_of() {
+    let log = Log::new();
+    log.fill(3);
+    let rot = log.writer().rotate().expect("rotate");
+    log.fill(2);
+    let last: serde_json::Value =
+        serde_json::from_slice(crate::util::lines(&rot.archive).last().unwrap()).unwrap();
+    let hash: [u8; 64] = last["chain_hash"]
+        .as_str()
+        .unwrap()
+        .as_bytes()
+        .try_into()
+        .unwrap();
+    let name = rot
+        .archive
+        .file_name()
+        .unwrap()
+        .to_string_lossy()
+        .into_owned();
+    let after = |file: &str, seq: u64, chain_hash: [u8; 64]| {
+        occ_audit::verify_files(
+            std::slice::from_ref(&log.path),
+            VerifyOptions {
+                after: Some(occ_audit::After {
+                    file: file.to_string(),
+                    seq,
+                    chain_hash,
+                    sealed: false,
+                }),
+                ..VerifyOptions::default()
+            },
+            &mut |_| {},
+        )
+        .expect("readable")
+    };
+    let seq = last["seq"].as_u64().unwrap();
+    let ok = after(&name, seq, hash);
+    assert!(ok.intact(), "{:?}", ok.breaks);
+    assert_eq!(ok.events, 3, "the rotation genesis and the two after it");
+    // Told of another hash, another seq or another file: the first record does not link.
+    let mut other = hash;
+    other[0] = if other[0] == b'a' { b'b' } else { b'a' };
+    assert_eq!(
+        reasons(&after(&name, seq, other)),
+        ["rotation_link_mismatch"]
+    );
+    assert_eq!(
+        reasons(&after(&name, seq + 1, hash)),
+        ["rotation_link_mismatch", "seq_gap"]
+    );
+    assert_eq!(
+        reasons(&after("privileged-audit-other.jsonl", seq, hash)),
+        ["rotation_link_mismatch"]
+    );
+}

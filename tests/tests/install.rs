@@ -1372,12 +1372,28 @@ fn doctor_fails_on_a_tampered_rotated_archive() {
         "{}",
         text(&doc.stdout)
     );
+    // The next doctor resumes: the current file checked, the unchanged archive not again.
+    let doc = env.installed(&["doctor"]);
+    assert!(
+        text(&doc.stdout).contains("1 archive(s) unchanged since the whole chain was verified"),
+        "{}",
+        text(&doc.stdout)
+    );
+    // An edit in place, its mtime set back as the owner can: the ctime moved, so the whole
+    // chain is verified again and the break is found.
+    let mtime = std::fs::metadata(&archive).unwrap().modified().unwrap();
     let body = std::fs::read_to_string(&archive).unwrap();
     std::fs::write(
         &archive,
         body.replacen("broker_started", "broker_startex", 1),
     )
     .unwrap();
+    std::fs::File::options()
+        .write(true)
+        .open(&archive)
+        .unwrap()
+        .set_modified(mtime)
+        .unwrap();
     let doc = env.installed(&["doctor"]);
     assert_eq!(doc.status.code(), Some(1), "{}", text(&doc.stdout));
     let line = text(&doc.stdout)

@@ -77,7 +77,10 @@ pub fn run(a: DoctorArgs) -> i32 {
     if real_ok {
         list.push(checks::sudo_list(&real));
     }
-    list.push(checks::audit_log(&security));
+    list.push(checks::audit_log(
+        &security,
+        &home.join("run").join(checks::AUDIT_CHECKPOINT),
+    ));
     list.push(checks::audit_seal(&security));
     list.push(checks::policy(&security));
     list.push(checks::allowed_signers(&security));

@@ -15,9 +15,11 @@ use occ_policy::openclaw::{self as oc, AgentPath};
 use crate::install::manifest::{FileKind, Manifest};
 use crate::install::{broker, pathinj, tool, unit};
 
+mod audit;
 mod sudo;
 #[cfg(test)]
 mod tests;
+pub use audit::{audit_log, AUDIT_CHECKPOINT};
 pub use sudo::{real_sudo, sudo_list, sudoers_template};
 
 /// A check's result.
@@ -422,62 +424,6 @@ pub fn files(home: &Path, manifest: Option<&Manifest>) -> Vec<Check> {
         out.push(Check::fail("files", what, fix));
     }
     out
-}
-
-/// The audit log verifies (a missing log is fine: the broker creates it).
-pub fn audit_log(security: &Path) -> Check {
-    let log = security.join("privileged-audit.jsonl");
-    if std::fs::symlink_metadata(&log).is_err() {
-        return Check::ok(
-            "audit_log",
-            format!(
-                "no audit log yet at {} (the broker creates it)",
-                log.display()
-            ),
-        );
-    }
-    let head = match occ_audit::Head::read(&crate::paths::head_for(&log)) {
-        Ok(h) => h,
-        Err(e) => return Check::fail("audit_log", e.to_string(), "occ audit verify --json"),
-    };
-    let opts = occ_audit::VerifyOptions {
-        head,
-        ..occ_audit::VerifyOptions::default()
-    };
-    // The whole chain: every archive the rotation links lead back to, then the current file.
-    match occ_audit::verify_history(&log, opts, &mut |_| {}) {
-        Ok(r) if r.intact() => Check::ok(
-            "audit_log",
-            format!(
-                "{} verifies ({} events in {} file(s))",
-                log.display(),
-                r.events,
-                r.files.len()
-            ),
-        ),
-        Ok(r) => Check::fail(
-            "audit_log",
-            format!(
-                "{} has {} break(s){}",
-                log.display(),
-                r.breaks_total,
-                r.breaks
-                    .first()
-                    .map(|b| format!(
-                        ", first in {} line {}: {}",
-                        b.file.display(),
-                        b.line,
-                        b.reason
-                    ))
-                    .unwrap_or_default()
-            ),
-            format!(
-                "investigate with `occ audit verify --log {}`",
-                log.display()
-            ),
-        ),
-        Err(e) => Check::fail("audit_log", e.to_string(), "occ audit verify"),
-    }
 }
 
 /// `audit.seal: true` in broker.json needs a sealed log, or the broker refuses every request.

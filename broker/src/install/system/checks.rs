@@ -66,7 +66,10 @@ pub fn run() -> Vec<Check> {
         return list;
     }
     list.push(policy(Path::new(SYSTEM_CONFIG_DIR)));
-    list.push(audit_log(Path::new(SYSTEM_LOG_DIR)));
+    list.push(audit_log(
+        Path::new(SYSTEM_LOG_DIR),
+        &Path::new(crate::layout::SYSTEM_STATE_DIR).join(crate::install::checks::AUDIT_CHECKPOINT),
+    ));
     let manifest = Manifest::load_as(Path::new(super::MANIFEST), 0);
     list.push(service(&manifest));
     if let Ok(Some(m)) = &manifest {
