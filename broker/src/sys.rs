@@ -400,6 +400,14 @@ pub fn peer_pidfd(
         // SAFETY: the kernel returned a new pidfd that nothing else owns.
         return Ok(unsafe { std::os::fd::OwnedFd::from_raw_fd(fd) });
     }
+    pidfd_started_by(pid, accepted_ticks)
+}
+
+/// `pidfd_open(pid)`, accepted only for a process that started no later than
+/// `accepted_ticks` and is still running once its pidfd is open: a pid recycled by a process
+/// that started after the connection was accepted is refused.
+fn pidfd_started_by(pid: i32, accepted_ticks: u64) -> io::Result<std::os::fd::OwnedFd> {
+    use std::os::fd::FromRawFd;
     // SAFETY: pidfd_open takes a pid and flags and returns a new descriptor or -1.
     let rc = unsafe { libc::syscall(libc::SYS_pidfd_open, pid, 0) };
     if rc < 0 {
@@ -508,5 +516,34 @@ pub fn die_with_parent(cmd: &mut std::process::Command) {
             }
             Ok(())
         });
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::{pidfd_started_by, process_start_ticks};
+
+    /// The fallback without SO_PEERPIDFD: a process that started after the connection was
+    /// accepted (what a recycled pid is) is refused; the one that started before is taken.
+    #[test]
+    fn a_pid_that_started_after_the_connection_is_never_taken_for_the_caller() {
+        let mut child = std::process::Command::new("sleep")
+            .arg("30")
+            .spawn()
+            .expect("spawn sleep");
+        let pid = child.id() as i32;
+        let started = process_start_ticks(pid).expect("its start time");
+        // Accepted the tick before it started: this pid now belongs to someone else.
+        let e = pidfd_started_by(pid, started.saturating_sub(1)).unwrap_err();
+        assert!(
+            e.to_string()
+                .contains("started after the connection was accepted"),
+            "{e}"
+        );
+        assert!(pidfd_started_by(pid, started).is_ok());
+        let _ = child.kill();
+        let _ = child.wait();
+        // Gone: no pidfd for it at all.
+        assert!(pidfd_started_by(pid, u64::MAX).is_err());
     }
 }
