@@ -1079,8 +1079,8 @@ const CASES: &[(&str, Status, &str, Setup)] = &[
     ("system_mode_boundary", Compliant, "good", |_, _| {}),
     (
         "system_mode_boundary",
-        Partial,
-        "nothing answers the socket (fails closed)",
+        Violation,
+        "nothing answers the socket (no root service; every sudo fails closed)",
         |_, host| host.system.broker = BrokerSeen::Silent("no such socket".into()),
     ),
     (
@@ -1128,9 +1128,15 @@ const CASES: &[(&str, Status, &str, Setup)] = &[
     ),
     (
         "system_mode_boundary",
-        NotAssessed,
-        "sudo rights unlisted (not root)",
+        Partial,
+        "sudo rights unlisted (not root): it holds where it could be checked",
         |_, host| host.system.agents[0].sudo = SudoSeen::Unknown("needs root".into()),
+    ),
+    (
+        "system_mode_boundary",
+        NotAssessed,
+        "system mode not installed",
+        |_, host| host.system.installed = false,
     ),
 ];
 

@@ -560,8 +560,15 @@ fn system_install_doctor_each_breach_and_uninstall_needs_root() {
     );
     let sb = scan_boundary(scratch.path());
     assert_eq!(
-        sb["status"], "partial",
-        "a stopped broker fails closed: {sb:#}"
+        sb["status"], "violation",
+        "no root service answers (every sudo fails closed meanwhile): {sb:#}"
+    );
+    assert!(
+        sb["gap"]
+            .as_str()
+            .unwrap_or_default()
+            .contains("fails closed"),
+        "{sb:#}"
     );
     assert_ok(&run(OCC, &["broker", "--system"]), "restart the broker");
     assert_doctor_passes("broker restarted");

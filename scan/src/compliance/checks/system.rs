@@ -1,7 +1,8 @@
 //! System mode's boundary (`system_mode_boundary`), judged by `occ_policy::boundary` exactly as
 //! `occ doctor --system` judges it; this file only turns the judgement into a verdict. The
 //! facts come from `facts::probe_system`. Without root occ-scan cannot read /etc/occ or list
-//! another user's sudo rights, and says `not_assessed`.
+//! another user's sudo rights: `not_assessed` when nothing could be checked, `partial` when
+//! the boundary holds as far as it could be.
 
 use occ_policy::boundary::{self, Area, BrokerSeen, Holds};
 
@@ -18,7 +19,7 @@ pub(super) fn system_mode_boundary(c: &Ctx) -> Verdict {
             f.paths.config_dir.display()
         ));
     }
-    let mut holds = Vec::new();
+    let mut holds: Vec<String> = Vec::new();
     let mut breaches = Vec::new();
     let mut unknown = Vec::new();
     for j in boundary::judge(f) {
@@ -34,9 +35,19 @@ pub(super) fn system_mode_boundary(c: &Ctx) -> Verdict {
         .chain(unknown.iter().cloned())
         .chain(holds)
         .collect();
+    let held = evidence.len() - breaches.len() - unknown.len();
     let Some((area, first)) = breaches.first() else {
         if !unknown.is_empty() {
-            return Verdict::not_assessed(unknown.join("; ")).evs(evidence);
+            // Nothing could be checked: not assessed. Some of it: it holds that far.
+            if held == 0 {
+                return Verdict::not_assessed(unknown.join("; ")).evs(evidence);
+            }
+            return Verdict::partial(
+                unknown.join("; "),
+                "the boundary holds where it could be checked, but not all of it could be",
+                "run occ-scan as root, which reads /etc/occ and every agent's sudo rights",
+            )
+            .evs(evidence);
         }
         return Verdict::compliant(
             "system mode holds: the agent has no sudo rights and is no approver, the broker's \
@@ -45,14 +56,16 @@ pub(super) fn system_mode_boundary(c: &Ctx) -> Verdict {
         .evs(evidence);
     };
     let fixes: Vec<&str> = breaches.iter().map(|(_, b)| b.fix.as_str()).collect();
-    // A broker that is down fails closed: the agent gets no root that way. Any other breach
-    // is a way around the boundary.
+    // A broker that is down fails closed (the agent gets no root that way), but the root
+    // service the boundary needs is not there: a violation like any other breach, its gap
+    // saying which kind.
     let only_down = matches!(f.broker, BrokerSeen::Silent(_))
         && breaches.iter().all(|(a, _)| *a == Area::Broker);
     if only_down {
-        return Verdict::partial(
+        return Verdict::violation(
             first.problem.clone(),
-            "the boundary holds, but no broker answers, so every agent sudo fails",
+            "no root broker answers: every agent sudo fails closed, and nothing can be \
+             approved until it is started",
             &fixes.join("; "),
         )
         .evs(evidence);
