@@ -165,7 +165,7 @@ fn notify_openclaw_sends_the_escaped_request_through_openclaw_on_path() {
         &message,
         "k3v9x2qa",
         "web1",
-        r#"["/usr/bin/systemctl", "restart", "nginx\u202e"]"#,
+        r#"["/usr/bin/systemctl", "restart", "nginx\u{202e}"]"#,
         "occ approve k3v9x2qa --confirm-untrusted",
     );
     assert!(message.contains("(UNTRUSTED SOURCE)"), "{message}");
