@@ -214,6 +214,17 @@ pub(crate) fn wait_for(secs: u64, what: &str, mut cond: impl FnMut() -> bool) {
 /// A request the policy refuses at once (`policy_block`, a reject for sudo_logsrvd).
 pub(crate) const POLICY: &str = r#"{"version": 2, "deny": ["/usr/bin/rm"]}"#;
 
+/// The test policy (rm denied) and a broker.json forwarding to sudo_logsrvd on `port`.
+fn forward_to_logsrvd(h: &AgentHome, port: u16) {
+    h.write_security("command-policy.json", POLICY);
+    h.write_security(
+        "broker.json",
+        &format!(
+            r#"{{"audit": {{"forward": [{{"type": "logsrvd", "address": "127.0.0.1:{port}"}}]}}}}"#
+        ),
+    );
+}
+
 #[test]
 fn forwards_accept_reject_and_exit_to_real_sudo_logsrvd_and_drains_after_a_restart() {
     let Some(ids) = ready() else { return };
@@ -222,14 +233,7 @@ fn forwards_accept_reject_and_exit_to_real_sudo_logsrvd_and_drains_after_a_resta
     }
     let mut server = Logsrvd::start();
     let h = AgentHome::new(ids);
-    h.write_security("command-policy.json", POLICY);
-    h.write_security(
-        "broker.json",
-        &format!(
-            r#"{{"audit": {{"forward": [{{"type": "logsrvd", "address": "127.0.0.1:{}"}}]}}}}"#,
-            server.port
-        ),
-    );
+    forward_to_logsrvd(&h, server.port);
 
     // A run (accept, then accept + exit), a denial and a policy block (rejects).
     let id = pending_id(&h.sudo(&["-n", "/usr/bin/id", "-u"], &[]));
@@ -727,14 +731,7 @@ fn spooled_events_survive_a_broker_restart_and_all_arrive_once_in_order() {
     let mut server = Logsrvd::start();
     server.kill();
     let h = AgentHome::new(ids);
-    h.write_security("command-policy.json", POLICY);
-    h.write_security(
-        "broker.json",
-        &format!(
-            r#"{{"audit": {{"forward": [{{"type": "logsrvd", "address": "127.0.0.1:{}"}}]}}}}"#,
-            server.port
-        ),
-    );
+    forward_to_logsrvd(&h, server.port);
     // The server is down: a run and ten blocks wait in the spool.
     let id = pending_id(&h.sudo(&["-n", "/usr/bin/id", "-u"], &[]));
     assert!(h.occ(&["approve", "--yes", &id]).status.success());
@@ -846,14 +843,7 @@ fn common_fields_match_what_the_real_sudo_sends_for_the_same_command() {
     let target = crate::system_mode::world::ensure_user("occ-systarget");
     let server = Logsrvd::start();
     let h = AgentHome::new(ids);
-    h.write_security("command-policy.json", POLICY);
-    h.write_security(
-        "broker.json",
-        &format!(
-            r#"{{"audit": {{"forward": [{{"type": "logsrvd", "address": "127.0.0.1:{}"}}]}}}}"#,
-            server.port
-        ),
-    );
+    forward_to_logsrvd(&h, server.port);
     let argv = ["-n", "-u", "occ-systarget", "/usr/bin/id", "-u"];
     let id = pending_id(&h.sudo(&argv, &[]));
     assert!(h.occ(&["approve", "--yes", &id]).status.success());
@@ -1103,13 +1093,7 @@ fn the_readmes_sudo_logsrvd_conf_runs_and_receives_occs_records() {
         TcpStream::connect(("127.0.0.1", port)).is_ok()
     });
     let h = AgentHome::new(ids);
-    h.write_security("command-policy.json", POLICY);
-    h.write_security(
-        "broker.json",
-        &format!(
-            r#"{{"audit": {{"forward": [{{"type": "logsrvd", "address": "127.0.0.1:{port}"}}]}}}}"#
-        ),
-    );
+    forward_to_logsrvd(&h, port);
     let out = h.sudo(&["-n", "/usr/bin/rm", "/nonexistent"], &[]);
     assert_eq!(out.status.code(), Some(1), "{}", text(&out.stderr));
     wait_for(15, "the reject in events.json", || {
@@ -1130,14 +1114,7 @@ fn a_request_from_a_terminal_carries_ttyname_columns_and_lines_to_sudo_logsrvd()
     }
     let server = Logsrvd::start();
     let h = AgentHome::new(ids);
-    h.write_security("command-policy.json", POLICY);
-    h.write_security(
-        "broker.json",
-        &format!(
-            r#"{{"audit": {{"forward": [{{"type": "logsrvd", "address": "127.0.0.1:{}"}}]}}}}"#,
-            server.port
-        ),
-    );
+    forward_to_logsrvd(&h, server.port);
     // script(1) gives the shim a pseudo-terminal; stty sets its size first.
     let out = h
         .cmd(Path::new("/usr/bin/script"))
@@ -1187,14 +1164,7 @@ fn an_expired_approval_is_a_reject_and_assignments_are_runenv() {
     }
     let server = Logsrvd::start();
     let h = AgentHome::with_test_clock(ids);
-    h.write_security("command-policy.json", POLICY);
-    h.write_security(
-        "broker.json",
-        &format!(
-            r#"{{"audit": {{"forward": [{{"type": "logsrvd", "address": "127.0.0.1:{}"}}]}}}}"#,
-            server.port
-        ),
-    );
+    forward_to_logsrvd(&h, server.port);
     let id = pending_id(&h.sudo(&["-n", "/usr/bin/id", "-u"], &[]));
     h.advance_minutes(31);
     let blocked = h.sudo(&["-n", "FOO=bar", "/usr/bin/rm", "/nonexistent"], &[]);
@@ -1235,14 +1205,7 @@ fn a_record_the_server_refuses_is_skipped_on_record_and_the_rest_arrive() {
     }
     let mut server = Logsrvd::start();
     let h = AgentHome::new(ids);
-    h.write_security("command-policy.json", POLICY);
-    h.write_security(
-        "broker.json",
-        &format!(
-            r#"{{"audit": {{"forward": [{{"type": "logsrvd", "address": "127.0.0.1:{}"}}]}}}}"#,
-            server.port
-        ),
-    );
+    forward_to_logsrvd(&h, server.port);
     server.kill();
     let out = h.sudo(&["-n", "/usr/bin/rm", "/refused"], &[]);
     assert_eq!(out.status.code(), Some(1), "{}", text(&out.stderr));

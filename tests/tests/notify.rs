@@ -342,6 +342,17 @@ fn root_broker_refuses_root_missing_or_absent_notify_user() {
 }
 
 /// Reads lines from a child's stdout on a thread, so every wait has a deadline.
+/// `occ approvals --watch --json` from `occ` (a command for the occ to run, as some user):
+/// the child, its lines as they come, and a 20 s deadline to read them by.
+pub(crate) fn watch_json(mut occ: Command) -> (Child, mpsc::Receiver<String>, Instant) {
+    occ.args(["approvals", "--watch", "--json"])
+        .stdout(Stdio::piped())
+        .stderr(Stdio::piped());
+    let mut watch = occ.spawn().unwrap();
+    let rx = lines_of(&mut watch);
+    (watch, rx, Instant::now() + Duration::from_secs(20))
+}
+
 pub(crate) fn lines_of(child: &mut Child) -> mpsc::Receiver<String> {
     let (tx, rx) = mpsc::channel();
     let out = child.stdout.take().unwrap();
@@ -372,13 +383,7 @@ fn watch_sees_a_request_arrive_and_leave() {
     // A broker first (the shim starts one on demand; the watch needs one running).
     let _ = h.occ(&["status"]);
     let first = pending_id(&h.sudo(&["-n", "/usr/bin/id", "-g"], &[]));
-    let mut c = h.cmd(&h.home.join("bin/occ"));
-    c.args(["approvals", "--watch", "--json"])
-        .stdout(Stdio::piped())
-        .stderr(Stdio::piped());
-    let mut watch = c.spawn().unwrap();
-    let rx = lines_of(&mut watch);
-    let deadline = Instant::now() + Duration::from_secs(20);
+    let (mut watch, rx, deadline) = watch_json(h.cmd(&h.home.join("bin/occ")));
     let e = next_json(&rx, deadline);
     assert_eq!(
         (e["event"].as_str(), e["id"].as_str()),
@@ -516,13 +521,7 @@ fn watch_sees_a_request_expire() {
     let h = AgentHome::with_test_clock(ids);
     // The request starts the broker (the shim starts one on demand); the watch sees it first.
     let id = pending_id(&h.sudo(&["-n", "/usr/bin/id", "-u"], &[]));
-    let mut c = h.cmd(&h.home.join("bin/occ"));
-    c.args(["approvals", "--watch", "--json"])
-        .stdout(Stdio::piped())
-        .stderr(Stdio::piped());
-    let mut watch = c.spawn().unwrap();
-    let rx = lines_of(&mut watch);
-    let deadline = Instant::now() + Duration::from_secs(20);
+    let (mut watch, rx, deadline) = watch_json(h.cmd(&h.home.join("bin/occ")));
     let first = next_json(&rx, deadline);
     assert_eq!(
         (first["event"].as_str(), first["id"].as_str()),

@@ -573,6 +573,21 @@ impl SocketWatch {
     }
 
     /// (every OpenClaw socket line seen, the ones not loopback-only).
+    /// Stops the watch: it must have seen the gateway listen on 127.0.0.1:`gateway_port`, and
+    /// no OpenClaw socket anywhere but on loopback.
+    fn assert_loopback_only(self, gateway_port: u16) {
+        let (seen, outside) = self.finish();
+        let listen = format!("127.0.0.1:{gateway_port} ");
+        assert!(
+            seen.iter().any(|l| l.contains(&listen)),
+            "ss never showed the gateway's port {gateway_port}: {seen:?}"
+        );
+        assert!(
+            outside.is_empty(),
+            "OpenClaw sockets not on loopback: {outside:#?}"
+        );
+    }
+
     fn finish(mut self) -> (Vec<String>, Vec<String>) {
         self.stop.store(true, Ordering::Relaxed);
         if let Some(t) = self.thread.take() {
@@ -724,17 +739,7 @@ fn real_openclaw_gateway_exec_sudo_is_gated_and_path_bypasses_are_caught_needs_r
     assert!(reply.contains("no-session-id"), "{reply}");
 
     // No OpenClaw socket reached anything but 127.0.0.1, and the watch did see the gateway.
-    let (seen, outside) = watch.finish();
-    let listen = format!("127.0.0.1:{} ", w.gateway_port);
-    assert!(
-        seen.iter().any(|l| l.contains(&listen)),
-        "ss never showed the gateway's port {}: {seen:?}",
-        w.gateway_port
-    );
-    assert!(
-        outside.is_empty(),
-        "OpenClaw sockets not on loopback: {outside:#?}"
-    );
+    watch.assert_loopback_only(w.gateway_port);
     eprintln!(
         "openclaw integration: gateway up after {gateway_up:?}, whole test {:?}",
         started.elapsed()
@@ -790,17 +795,7 @@ fn real_openclaw_gateway_in_system_mode_the_agents_own_approve_is_refused_needs_
         "the approved request runs as root: {reply}"
     );
     // Here too, no OpenClaw socket reached anything but 127.0.0.1.
-    let (seen, outside) = watch.finish();
-    let listen = format!("127.0.0.1:{} ", w.gateway_port);
-    assert!(
-        seen.iter().any(|l| l.contains(&listen)),
-        "ss never showed the gateway's port {}: {seen:?}",
-        w.gateway_port
-    );
-    assert!(
-        outside.is_empty(),
-        "OpenClaw sockets not on loopback: {outside:#?}"
-    );
+    watch.assert_loopback_only(w.gateway_port);
 }
 
 /// The real OpenClaw CLI, no gateway: an agent in the legacy `agents.list` roster with its own

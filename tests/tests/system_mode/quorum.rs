@@ -116,10 +116,9 @@ fn system_quorum_deny_from_either_approver_ends_the_request() {
 #[test]
 fn system_quorum_is_in_the_notifiers_message_and_the_watchers_events() {
     use std::os::unix::fs::PermissionsExt;
-    use std::process::Stdio;
     use std::time::{Duration, Instant};
 
-    use crate::notify::{lines_of, next_json};
+    use crate::notify::{next_json, watch_json};
 
     // The notifier runs as the approver and appends each message to a file it can write.
     let dir = tempfile::Builder::new()
@@ -140,13 +139,7 @@ fn system_quorum_is_in_the_notifiers_message_and_the_watchers_events() {
     }) else {
         return;
     };
-    let mut c = w.occ_cmd(&w.other);
-    c.args(["approvals", "--watch", "--json"])
-        .stdout(Stdio::piped())
-        .stderr(Stdio::piped());
-    let mut watch = c.spawn().unwrap();
-    let rx = lines_of(&mut watch);
-    let deadline = Instant::now() + Duration::from_secs(20);
+    let (mut watch, rx, deadline) = watch_json(w.occ_cmd(&w.other));
     assert_eq!(next_json(&rx, deadline)["event"], "watching");
 
     let id = pending_id(&w.sudo(&w.agent, &["-n", "/usr/bin/id", "-u"], &[]));
