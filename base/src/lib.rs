@@ -7,4 +7,5 @@
 pub mod atomic;
 pub mod child;
 pub mod hex;
+pub mod home;
 pub mod trusted;

@@ -12,16 +12,7 @@ pub fn occ_home() -> PathBuf {
 
 /// The user's home: `$HOME`, else the password database's entry, else `/`.
 pub fn user_home() -> PathBuf {
-    std::env::var_os("HOME")
-        .filter(|h| !h.is_empty())
-        .map(PathBuf::from)
-        .or_else(|| {
-            nix::unistd::User::from_uid(nix::unistd::getuid())
-                .ok()
-                .flatten()
-                .map(|u| u.dir)
-        })
-        .unwrap_or_else(|| PathBuf::from("/"))
+    occ_base::home::user_home().unwrap_or_else(|| PathBuf::from("/"))
 }
 
 /// `$OCC_HOME/security`.

@@ -13,19 +13,8 @@ pub struct Paths {
     pub home: PathBuf,
 }
 
-/// The user's home directory: `$HOME` when set and non-empty, else this user's entry in the
-/// password database. The one home resolver of occ-scan.
-pub fn user_home() -> Option<PathBuf> {
-    std::env::var_os("HOME")
-        .filter(|h| !h.is_empty())
-        .map(PathBuf::from)
-        .or_else(|| {
-            nix::unistd::User::from_uid(nix::unistd::getuid())
-                .ok()
-                .flatten()
-                .map(|u| u.dir)
-        })
-}
+/// The user's home directory (occ-base's one home resolver, shared with occ).
+pub use occ_base::home::user_home;
 
 impl Paths {
     /// `$OCC_HOME` when set and non-empty, else `.openclaw` in `$HOME` or, without one, in
